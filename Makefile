@@ -1,0 +1,79 @@
+# Meridian developer commands. `make run` and `make test` are the two the README promises.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEMPLATES := template.yaml $(wildcard stacks/*.yaml) $(wildcard hotpath/template.yaml)
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup test lint typecheck cfn pytest run demo drill bench bench-engine bench-wire bench-api \
+        bench-pipeline build lock openapi clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/lock.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Meridian needs $(PYTHON) on PATH" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	@# Source folders on the venv's path: the layer, the matching node, the local platform, each function.
+	@printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)/hotpath" "$(CURDIR)/local" "$(CURDIR)" \
+	  "import sys, glob; sys.path.extend(sorted(glob.glob('$(CURDIR)/functions/*/')))" \
+	  > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/meridian-dev.pth
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy layers/shared/meridian hotpath/meridian_hotpath local functions bench tests
+
+cfn: setup
+	$(BIN)/cfn-lint $(TEMPLATES)
+	$(BIN)/sam validate --lint --template-file template.yaml --region $(AWS_DEFAULT_REGION)
+	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation --config-file .checkov.yaml \
+	  $(addprefix -f ,$(TEMPLATES))
+
+pytest: setup
+	$(BIN)/pytest -n 2 tests
+
+test: lint typecheck cfn pytest
+
+run: setup
+	$(PY) -m meridian_local run
+
+demo: setup
+	$(PY) -m meridian_local run --demo
+
+drill: setup
+	$(PY) -m meridian_local drill
+
+build: setup
+	$(BIN)/sam build --template-file template.yaml
+
+bench: bench-engine bench-wire bench-api bench-pipeline
+
+bench-engine: setup
+	$(PY) bench/engine_bench.py
+
+bench-wire: setup
+	$(PY) bench/wire_bench.py
+
+bench-api: setup
+	$(PY) bench/api_bench.py
+
+bench-pipeline: setup
+	$(PY) bench/pipeline_bench.py
+
+openapi: setup
+	$(PY) -m orders_api.openapi_export docs/api/openapi.json
+
+lock:
+	$(BIN)/pip freeze --exclude-editable > requirements/lock.txt
+
+clean:
+	rm -rf .aws-sam build bench/results .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Meridian shared layer: domain model, wire protocol, hot-path client, events and configuration."""

@@ -1,0 +1,372 @@
+"""Binary wire protocol between the Lambdas and the matching node.
+
+Every frame is length-prefixed and fixed-layout, little-endian::
+
+    u32 length          bytes that follow this field (header rest + body)
+    u8  version         PROTOCOL_VERSION
+    u8  type            MessageType
+    u16 flags           Flag bits (LAST marks the final frame answering a request)
+    u64 request_id      chosen by the client, echoed on every frame of the answer
+    ... body            fixed layout per type (see ``_LAYOUTS``)
+
+Decoding reads straight out of the caller's buffer (``struct.unpack_from`` on a memoryview), so a
+stream of frames is parsed without slicing copies. Any malformed input raises ``ProtocolError``
+and nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from enum import IntEnum, IntFlag
+from typing import Any, NamedTuple
+
+from meridian.domain import (
+    ACCOUNT_LEN,
+    CLIENT_ORDER_ID_LEN,
+    SYMBOL_LEN,
+    CancelReason,
+    OrderStatus,
+    OrderType,
+    RejectReason,
+    Side,
+    TimeInForce,
+)
+
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct("<IBBHQ")
+HEADER_SIZE = HEADER.size  # 16
+LENGTH_SIZE = 4
+MAX_FRAME_SIZE = 512
+
+
+class ProtocolError(Exception):
+    """A frame that cannot be decoded; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class MessageType(IntEnum):
+    NEW_ORDER = 1
+    CANCEL = 2
+    REPLACE = 3
+    HEARTBEAT = 4
+    SNAPSHOT_REQUEST = 5
+    ADMIN = 6
+    ACK = 20
+    REJECT = 21
+    FILL = 22
+    CANCEL_ACK = 23
+    SNAPSHOT = 24
+    ADMIN_ACK = 25
+    PROTOCOL_REJECT = 26
+
+
+class Flag(IntFlag):
+    NONE = 0
+    LAST = 1
+    DUPLICATE = 2
+    REPLACED = 4
+
+
+class AdminAction(IntEnum):
+    HALT = 1
+    RESUME = 2
+    END_OF_DAY = 3
+
+
+class ProtocolRejectCode(IntEnum):
+    MALFORMED = 1
+    UNSUPPORTED_VERSION = 2
+    UNKNOWN_TYPE = 3
+    BAD_LENGTH = 4
+    BAD_FIELD = 5
+    NOT_A_REQUEST = 6
+
+
+ORDER_FLAG_POST_ONLY = 0x01
+ORDER_FLAG_STP_SHIFT = 1
+ORDER_FLAG_STP_MASK = 0x06
+
+
+# ---- messages: request_id first, then the body fields in wire order -------------------------
+
+
+class NewOrder(NamedTuple):
+    request_id: int
+    client_order_id: str
+    account: str
+    symbol: str
+    side: int
+    order_type: int
+    time_in_force: int
+    order_flags: int
+    quantity: int
+    price: int
+
+
+class Cancel(NamedTuple):
+    request_id: int
+    account: str
+    symbol: str
+    order_id: int
+
+
+class Replace(NamedTuple):
+    request_id: int
+    account: str
+    symbol: str
+    order_id: int
+    quantity: int
+    price: int
+
+
+class Heartbeat(NamedTuple):
+    request_id: int
+    timestamp_ns: int
+
+
+class SnapshotRequest(NamedTuple):
+    request_id: int
+    symbol: str
+
+
+class Admin(NamedTuple):
+    request_id: int
+    symbol: str
+    action: int
+
+
+class Ack(NamedTuple):
+    request_id: int
+    seq: int
+    order_id: int
+    client_order_id: str
+    account: str
+    symbol: str
+    side: int
+    status: int
+    quantity: int
+    leaves_quantity: int
+    filled_quantity: int
+    price: int
+
+
+class Reject(NamedTuple):
+    request_id: int
+    seq: int
+    order_id: int
+    client_order_id: str
+    symbol: str
+    reason: int
+
+
+class Fill(NamedTuple):
+    """One trade, both sides: the aggressor's and the resting order's."""
+
+    request_id: int
+    seq: int
+    trade_id: int
+    symbol: str
+    price: int
+    quantity: int
+    aggressor_side: int
+    buy_order_id: int
+    sell_order_id: int
+    buy_account: str
+    sell_account: str
+    buy_client_order_id: str
+    sell_client_order_id: str
+    buy_leaves_quantity: int
+    sell_leaves_quantity: int
+
+
+class CancelAck(NamedTuple):
+    request_id: int
+    seq: int
+    order_id: int
+    client_order_id: str
+    account: str
+    symbol: str
+    reason: int
+    cancelled_quantity: int
+
+
+class Snapshot(NamedTuple):
+    request_id: int
+    seq: int
+    checksum: int
+
+
+class AdminAck(NamedTuple):
+    request_id: int
+    seq: int
+    symbol: str
+    action: int
+
+
+class ProtocolReject(NamedTuple):
+    request_id: int
+    code: int
+
+
+Message = (
+    NewOrder | Cancel | Replace | Heartbeat | SnapshotRequest | Admin
+    | Ack | Reject | Fill | CancelAck | Snapshot | AdminAck | ProtocolReject
+)
+REQUEST_TYPES = (NewOrder, Cancel, Replace, Heartbeat, SnapshotRequest, Admin)
+
+_S, _A, _C = f"{SYMBOL_LEN}s", f"{ACCOUNT_LEN}s", f"{CLIENT_ORDER_ID_LEN}s"
+
+
+def _members(enum: type[IntEnum]) -> frozenset[int]:
+    return frozenset(int(m) for m in enum)
+
+
+_SIDES, _TYPES, _TIFS = _members(Side), _members(OrderType), _members(TimeInForce)
+_STATUSES, _REJECTS = _members(OrderStatus), _members(RejectReason)
+_CANCELS, _ACTIONS, _PREJECTS = _members(CancelReason), _members(AdminAction), _members(ProtocolRejectCode)
+
+
+class _Layout(NamedTuple):
+    cls: Any
+    body: struct.Struct
+    strings: tuple[tuple[int, int], ...]  # (field index in the body, width in bytes)
+    enums: tuple[tuple[int, frozenset[int]], ...]  # (field index in the body, allowed values)
+
+
+_FIELD_CODE = re.compile(r"(\d*)([a-wyzA-Z?])")  # every struct code except pad bytes "x"
+
+
+def _layout(cls: Any, fmt: str, enums: tuple[tuple[str, frozenset[int]], ...] = ()) -> _Layout:
+    fields = cls._fields[1:]
+    codes = _FIELD_CODE.findall(re.sub(r"\d*x", "", fmt))
+    if len(codes) != len(fields):
+        raise AssertionError(f"layout of {cls.__name__} does not match its fields")
+    strings = tuple((i, int(width)) for i, (width, code) in enumerate(codes) if code == "s")
+    index = {name: i for i, name in enumerate(fields)}
+    return _Layout(cls, struct.Struct("<" + fmt), strings,
+                   tuple((index[n], allowed) for n, allowed in enums))
+
+
+_LAYOUTS: dict[int, _Layout] = {
+    MessageType.NEW_ORDER: _layout(
+        NewOrder, f"{_C}{_A}{_S}BBBBqq",
+        (("side", _SIDES), ("order_type", _TYPES), ("time_in_force", _TIFS)),
+    ),
+    MessageType.CANCEL: _layout(Cancel, f"{_A}{_S}Q"),
+    MessageType.REPLACE: _layout(Replace, f"{_A}{_S}Qqq"),
+    MessageType.HEARTBEAT: _layout(Heartbeat, "Q"),
+    MessageType.SNAPSHOT_REQUEST: _layout(SnapshotRequest, _S),
+    MessageType.ADMIN: _layout(Admin, f"{_S}B7x", (("action", _ACTIONS),)),
+    MessageType.ACK: _layout(
+        Ack, f"QQ{_C}{_A}{_S}BB6xqqqq", (("side", _SIDES), ("status", _STATUSES)),
+    ),
+    MessageType.REJECT: _layout(Reject, f"QQ{_C}{_S}H6x", (("reason", _REJECTS),)),
+    MessageType.FILL: _layout(
+        Fill, f"QQ{_S}qqB7xQQ{_A}{_A}{_C}{_C}qq", (("aggressor_side", _SIDES),),
+    ),
+    MessageType.CANCEL_ACK: _layout(
+        CancelAck, f"QQ{_C}{_A}{_S}B7xq", (("reason", _CANCELS),),
+    ),
+    MessageType.SNAPSHOT: _layout(Snapshot, "QQ"),
+    MessageType.ADMIN_ACK: _layout(AdminAck, f"Q{_S}B7x", (("action", _ACTIONS),)),
+    MessageType.PROTOCOL_REJECT: _layout(ProtocolReject, "H6x", (("code", _PREJECTS),)),
+}
+_TYPE_OF: dict[type, int] = {layout.cls: t for t, layout in _LAYOUTS.items()}
+FRAME_SIZES: dict[int, int] = {t: HEADER_SIZE + lay.body.size for t, lay in _LAYOUTS.items()}
+
+
+def message_type(message: Message) -> int:
+    return _TYPE_OF[type(message)]
+
+
+def _encode_str(value: str, width: int) -> bytes:
+    raw = value.encode("ascii")
+    if len(raw) > width or b"\0" in raw:
+        raise ProtocolError("bad_field", f"string {value!r} does not fit {width} bytes")
+    return raw
+
+
+def encode(message: Message, flags: int = 0) -> bytes:
+    """Encode one message into a complete frame."""
+    try:
+        mtype = _TYPE_OF[type(message)]
+    except KeyError:
+        raise ProtocolError("unknown_type", type(message).__name__) from None
+    layout = _LAYOUTS[mtype]
+    values = list(message[1:])
+    for i, width in layout.strings:
+        values[i] = _encode_str(values[i], width)
+    try:
+        body = layout.body.pack(*values)
+    except struct.error as exc:
+        raise ProtocolError("bad_field", str(exc)) from None
+    header = HEADER.pack(HEADER_SIZE - LENGTH_SIZE + len(body), PROTOCOL_VERSION, mtype, flags,
+                         message[0])
+    return header + body
+
+
+def _decode_str(raw: bytes) -> str:
+    text = raw.rstrip(b"\0")
+    if b"\0" in text:
+        raise ProtocolError("bad_field", "embedded NUL in string field")
+    try:
+        return text.decode("ascii")
+    except UnicodeDecodeError:
+        raise ProtocolError("bad_field", "non-ASCII string field") from None
+
+
+def frame_length(buf: bytes | bytearray | memoryview, offset: int = 0) -> int:
+    """Total size of the frame starting at ``offset`` (validated against the maximum)."""
+    if len(buf) - offset < LENGTH_SIZE:
+        raise ProtocolError("truncated", "shorter than the length prefix")
+    (length,) = struct.unpack_from("<I", buf, offset)
+    total = length + LENGTH_SIZE
+    if total > MAX_FRAME_SIZE:
+        raise ProtocolError("oversize", f"{total} bytes > {MAX_FRAME_SIZE}")
+    if total < HEADER_SIZE:
+        raise ProtocolError("bad_length", f"{total} bytes is shorter than a header")
+    return total
+
+
+def decode(buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Message, int, int]:
+    """Decode the frame at ``offset``; return ``(message, flags, frame_size)``."""
+    total = frame_length(buf, offset)
+    if len(buf) - offset < total:
+        raise ProtocolError("truncated", f"need {total} bytes, have {len(buf) - offset}")
+    _, version, mtype, flags, request_id = HEADER.unpack_from(buf, offset)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError("unsupported_version", str(version))
+    layout = _LAYOUTS.get(mtype)
+    if layout is None:
+        raise ProtocolError("unknown_type", str(mtype))
+    if total != HEADER_SIZE + layout.body.size:
+        raise ProtocolError("bad_length", f"type {mtype} is {HEADER_SIZE + layout.body.size} bytes, got {total}")
+    values: list[Any] = list(layout.body.unpack_from(buf, offset + HEADER_SIZE))
+    for i, _ in layout.strings:
+        values[i] = _decode_str(values[i])
+    for i, allowed in layout.enums:
+        if values[i] not in allowed:
+            raise ProtocolError("bad_enum", f"{layout.cls._fields[i + 1]}={values[i]}")
+    return layout.cls(request_id, *values), flags, total
+
+
+def decode_stream(buf: bytes | bytearray | memoryview) -> tuple[list[tuple[Message, int]], int]:
+    """Decode every complete frame in ``buf``; return them and the number of bytes consumed."""
+    view = memoryview(buf)
+    frames: list[tuple[Message, int]] = []
+    offset = 0
+    end = len(view)
+    while end - offset >= LENGTH_SIZE:
+        total = frame_length(view, offset)
+        if end - offset < total:
+            break
+        message, flags, _ = decode(view, offset)
+        frames.append((message, flags))
+        offset += total
+    return frames, offset
+
