@@ -36,6 +36,7 @@ from meridian.domain import (
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct("<IBBHQ")
 HEADER_SIZE = HEADER.size  # 16
+_LENGTH = struct.Struct("<I")
 LENGTH_SIZE = 4
 MAX_FRAME_SIZE = 512
 
@@ -214,8 +215,19 @@ class ProtocolReject(NamedTuple):
 
 
 Message = (
-    NewOrder | Cancel | Replace | Heartbeat | SnapshotRequest | Admin
-    | Ack | Reject | Fill | CancelAck | Snapshot | AdminAck | ProtocolReject
+    NewOrder
+    | Cancel
+    | Replace
+    | Heartbeat
+    | SnapshotRequest
+    | Admin
+    | Ack
+    | Reject
+    | Fill
+    | CancelAck
+    | Snapshot
+    | AdminAck
+    | ProtocolReject
 )
 REQUEST_TYPES = (NewOrder, Cancel, Replace, Heartbeat, SnapshotRequest, Admin)
 
@@ -248,13 +260,13 @@ def _layout(cls: Any, fmt: str, enums: tuple[tuple[str, frozenset[int]], ...] = 
         raise AssertionError(f"layout of {cls.__name__} does not match its fields")
     strings = tuple((i, int(width)) for i, (width, code) in enumerate(codes) if code == "s")
     index = {name: i for i, name in enumerate(fields)}
-    return _Layout(cls, struct.Struct("<" + fmt), strings,
-                   tuple((index[n], allowed) for n, allowed in enums))
+    return _Layout(cls, struct.Struct("<" + fmt), strings, tuple((index[n], allowed) for n, allowed in enums))
 
 
 _LAYOUTS: dict[int, _Layout] = {
     MessageType.NEW_ORDER: _layout(
-        NewOrder, f"{_C}{_A}{_S}BBBBqq",
+        NewOrder,
+        f"{_C}{_A}{_S}BBBBqq",
         (("side", _SIDES), ("order_type", _TYPES), ("time_in_force", _TIFS)),
     ),
     MessageType.CANCEL: _layout(Cancel, f"{_A}{_S}Q"),
@@ -263,14 +275,20 @@ _LAYOUTS: dict[int, _Layout] = {
     MessageType.SNAPSHOT_REQUEST: _layout(SnapshotRequest, _S),
     MessageType.ADMIN: _layout(Admin, f"{_S}B7x", (("action", _ACTIONS),)),
     MessageType.ACK: _layout(
-        Ack, f"QQ{_C}{_A}{_S}BB6xqqqq", (("side", _SIDES), ("status", _STATUSES)),
+        Ack,
+        f"QQ{_C}{_A}{_S}BB6xqqqq",
+        (("side", _SIDES), ("status", _STATUSES)),
     ),
     MessageType.REJECT: _layout(Reject, f"QQ{_C}{_S}H6x", (("reason", _REJECTS),)),
     MessageType.FILL: _layout(
-        Fill, f"QQ{_S}qqB7xQQ{_A}{_A}{_C}{_C}qq", (("aggressor_side", _SIDES),),
+        Fill,
+        f"QQ{_S}qqB7xQQ{_A}{_A}{_C}{_C}qq",
+        (("aggressor_side", _SIDES),),
     ),
     MessageType.CANCEL_ACK: _layout(
-        CancelAck, f"QQ{_C}{_A}{_S}B7xq", (("reason", _CANCELS),),
+        CancelAck,
+        f"QQ{_C}{_A}{_S}B7xq",
+        (("reason", _CANCELS),),
     ),
     MessageType.SNAPSHOT: _layout(Snapshot, "QQ"),
     MessageType.ADMIN_ACK: _layout(AdminAck, f"Q{_S}B7x", (("action", _ACTIONS),)),
@@ -298,15 +316,14 @@ def encode(message: Message, flags: int = 0) -> bytes:
     except KeyError:
         raise ProtocolError("unknown_type", type(message).__name__) from None
     layout = _LAYOUTS[mtype]
-    values = list(message[1:])
+    values: list[Any] = list(message[1:])
     for i, width in layout.strings:
-        values[i] = _encode_str(values[i], width)
+        values[i] = _encode_str(str(values[i]), width)
     try:
         body = layout.body.pack(*values)
     except struct.error as exc:
         raise ProtocolError("bad_field", str(exc)) from None
-    header = HEADER.pack(HEADER_SIZE - LENGTH_SIZE + len(body), PROTOCOL_VERSION, mtype, flags,
-                         message[0])
+    header = HEADER.pack(HEADER_SIZE - LENGTH_SIZE + len(body), PROTOCOL_VERSION, mtype, flags, message[0])
     return header + body
 
 
@@ -324,7 +341,7 @@ def frame_length(buf: bytes | bytearray | memoryview, offset: int = 0) -> int:
     """Total size of the frame starting at ``offset`` (validated against the maximum)."""
     if len(buf) - offset < LENGTH_SIZE:
         raise ProtocolError("truncated", "shorter than the length prefix")
-    (length,) = struct.unpack_from("<I", buf, offset)
+    length: int = _LENGTH.unpack_from(buf, offset)[0]
     total = length + LENGTH_SIZE
     if total > MAX_FRAME_SIZE:
         raise ProtocolError("oversize", f"{total} bytes > {MAX_FRAME_SIZE}")
@@ -345,7 +362,8 @@ def decode(buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Messag
     if layout is None:
         raise ProtocolError("unknown_type", str(mtype))
     if total != HEADER_SIZE + layout.body.size:
-        raise ProtocolError("bad_length", f"type {mtype} is {HEADER_SIZE + layout.body.size} bytes, got {total}")
+        expected = HEADER_SIZE + layout.body.size
+        raise ProtocolError("bad_length", f"type {mtype} is {expected} bytes, got {total}")
     values: list[Any] = list(layout.body.unpack_from(buf, offset + HEADER_SIZE))
     for i, _ in layout.strings:
         values[i] = _decode_str(values[i])
@@ -369,4 +387,3 @@ def decode_stream(buf: bytes | bytearray | memoryview) -> tuple[list[tuple[Messa
         frames.append((message, flags))
         offset += total
     return frames, offset
-
