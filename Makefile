@@ -20,7 +20,7 @@ $(STAMP): requirements/lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/lock.txt
 	@# Source folders on the venv's path: the layer, the matching node, the local platform, each function.
-	@printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)/hotpath" "$(CURDIR)/local" "$(CURDIR)" \
+	@printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)/hotpath" "$(CURDIR)/local" "$(CURDIR)/clients" "$(CURDIR)" \
 	  "import sys, glob; sys.path.extend(sorted(glob.glob('$(CURDIR)/functions/*/')))" \
 	  > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/meridian-dev.pth
 	touch $@
