@@ -321,9 +321,11 @@ def encode(message: Message, flags: int = 0) -> bytes:
         values[i] = _encode_str(str(values[i]), width)
     try:
         body = layout.body.pack(*values)
+        header = HEADER.pack(
+            HEADER_SIZE - LENGTH_SIZE + len(body), PROTOCOL_VERSION, mtype, flags, message[0]
+        )
     except struct.error as exc:
         raise ProtocolError("bad_field", str(exc)) from None
-    header = HEADER.pack(HEADER_SIZE - LENGTH_SIZE + len(body), PROTOCOL_VERSION, mtype, flags, message[0])
     return header + body
 
 
