@@ -1,0 +1,1 @@
+"""The local platform behind `make run`: moto server, PostgreSQL, the matching node, the API."""

@@ -1,0 +1,103 @@
+"""Read Meridian's SAM templates the way CloudFormation would: parse, inline local files, transform.
+
+Used by the local platform (to provision what the template declares) and by the template tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+from samcli.yamlhelper import yaml_parse
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ROOT_TEMPLATE = REPO_ROOT / "template.yaml"
+LOCAL_ARTIFACT_BUCKET = "meridian-local-artifacts"
+
+
+class _AnyManagedPolicy(dict[str, str]):
+    """Managed-policy lookup for offline transforms: every AWS managed policy name maps to its ARN."""
+
+    def get(self, key: str, default: Any = None) -> str:
+        return f"arn:aws:iam::aws:policy/{key}"
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str)
+
+    def __getitem__(self, key: str) -> str:
+        return self.get(key)
+
+
+def load(path: Path | str = ROOT_TEMPLATE) -> dict[str, Any]:
+    """Parse a template, understanding the short intrinsic forms (!Ref, !Sub, ...)."""
+    parsed: dict[str, Any] = yaml_parse(Path(path).read_text())
+    return parsed
+
+
+def _read_local(base: Path, location: str) -> Any:
+    path = (base / location).resolve()
+    text = path.read_text()
+    return json.loads(text) if path.suffix == ".json" else yaml_parse(text)
+
+
+def _is_local(uri: Any) -> bool:
+    return isinstance(uri, str) and not uri.startswith("s3://")
+
+
+def inline_local_files(template: dict[str, Any], base: Path = REPO_ROOT) -> dict[str, Any]:
+    """What `sam build`/`sam package` do to local paths, without uploading anything.
+
+    State machine definitions and API definitions are inlined (their content matters locally);
+    code locations become S3 URIs in a local artifact bucket (the code itself runs in-process).
+    """
+    out = copy.deepcopy(template)
+    globals_function = out.get("Globals", {}).get("Function", {})
+    if _is_local(globals_function.get("CodeUri")):
+        globals_function["CodeUri"] = f"s3://{LOCAL_ARTIFACT_BUCKET}/{globals_function['CodeUri']}"
+    for resource in out.get("Resources", {}).values():
+        kind, props = resource.get("Type"), resource.setdefault("Properties", {})
+        if kind == "AWS::Serverless::Function" and _is_local(props.get("CodeUri")):
+            props["CodeUri"] = f"s3://{LOCAL_ARTIFACT_BUCKET}/{props['CodeUri']}"
+        elif kind == "AWS::Serverless::LayerVersion" and _is_local(props.get("ContentUri")):
+            props["ContentUri"] = f"s3://{LOCAL_ARTIFACT_BUCKET}/{props['ContentUri']}"
+        elif kind == "AWS::Serverless::StateMachine" and _is_local(props.get("DefinitionUri")):
+            props["Definition"] = _read_local(base, props.pop("DefinitionUri"))
+        elif kind in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi"):
+            if _is_local(props.get("DefinitionUri")):
+                props["DefinitionBody"] = _read_local(base, props.pop("DefinitionUri"))
+            body = props.get("DefinitionBody")
+            if isinstance(body, dict) and "Fn::Transform" in body:
+                params = body["Fn::Transform"].get("Parameters", {})
+                if _is_local(params.get("Location")):
+                    props["DefinitionBody"] = _read_local(base, params["Location"])
+        elif kind in ("AWS::Serverless::Application",) and _is_local(props.get("Location")):
+            props["Location"] = f"s3://{LOCAL_ARTIFACT_BUCKET}/{props['Location']}"
+    return out
+
+
+def transform(
+    template: dict[str, Any], parameters: dict[str, str] | None = None, region: str = "us-east-1"
+) -> dict[str, Any]:
+    """Apply the SAM transform (aws-sam-translator) offline; returns plain CloudFormation."""
+    if "Transform" not in template:
+        return copy.deepcopy(template)
+    session = boto3.session.Session(region_name=region)
+    translator = Translator(managed_policy_map=None, sam_parser=Parser(), plugins=[], boto_session=session)
+    translated: dict[str, Any] = translator.translate(
+        sam_template=copy.deepcopy(template),
+        parameter_values=dict(parameters or {}),
+        get_managed_policy_map=_AnyManagedPolicy,
+    )
+    return translated
+
+
+def load_transformed(
+    path: Path | str = ROOT_TEMPLATE, parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    path = Path(path)
+    return transform(inline_local_files(load(path), path.parent), parameters)
