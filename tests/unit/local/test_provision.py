@@ -132,7 +132,8 @@ def template(tmp_path: Path) -> Path:
 
 
 def client(service: str, endpoint: str) -> Any:
-    return boto3.client(
+    make: Any = boto3.client
+    return make(
         service,
         endpoint_url=endpoint,
         region_name="us-east-1",
