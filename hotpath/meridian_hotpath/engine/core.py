@@ -1,0 +1,598 @@
+"""The matching engine: price-time priority books for many instruments, with no I/O, clock or randomness.
+
+Answer conventions (what ``process`` returns for each request, in order):
+
+* New order: an ``Ack`` with status NEW and ``leaves == quantity``, then one ``Fill`` per trade in
+  match order, then at most one ``CancelAck`` for the order's remainder (IOC_REMAINDER, NO_LIQUIDITY
+  for a market order, FOK_UNFILLED with no fill, SELF_TRADE). A resting order that self-trade
+  prevention removes gets its own ``CancelAck`` (SELF_TRADE) at the point of the match sequence where
+  it was removed. An invalid order gets one ``Reject`` and no order id.
+* A new order whose (account, client_order_id) was seen before creates nothing: the answer is an
+  ``Ack`` describing the existing order now and ``last_flags`` is ``Flag.DUPLICATE``.
+* Replace: ``quantity`` is the new leaves quantity, ``price`` the new limit price. The answer is an
+  ``Ack`` with the order after the change (``quantity`` = filled + new leaves), then fills and
+  cancels as for a new order; ``last_flags`` is ``Flag.REPLACED``. Reducing the leaves at the same
+  price keeps time priority; anything else moves the order to the back of its (new) level.
+* Cancel: a ``CancelAck`` (USER). Cancels are accepted while trading is halted.
+* Admin: HALT/RESUME a symbol, or with symbol "" the whole engine (RESUME "" also lifts every
+  symbol's own halt); END_OF_DAY cancels DAY orders (a ``CancelAck`` each, by symbol then order
+  id) then answers ``AdminAck``.
+
+Checks on a new order, in order: duplicate, UNKNOWN_SYMBOL, INVALID_ORDER (side, type, time in
+force or flags out of range), TRADING_HALTED, INVALID_QUANTITY, LOT_SIZE, then for limits
+INVALID_PRICE, TICK_SIZE, PRICE_BAND, then post-only rules (INVALID_ORDER on a market, IOC or FOK
+order; POST_ONLY_WOULD_CROSS).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Iterable
+from typing import Final
+
+from meridian.domain import MAX_PRICE, Instrument
+from meridian.protocol import (
+    Ack,
+    Admin,
+    AdminAck,
+    Cancel,
+    CancelAck,
+    Fill,
+    Message,
+    NewOrder,
+    Reject,
+    Replace,
+)
+from meridian_hotpath.engine.book import (
+    BUY,
+    DAY,
+    FOK,
+    GTC,
+    IOC,
+    LIMIT,
+    MARKET,
+    SELL,
+    STATUS_NEW,
+    Book,
+    Order,
+    OrderView,
+    order_status,
+    order_view,
+)
+from meridian_hotpath.engine.state import (
+    BookRecord,
+    EngineState,
+    OrderRecord,
+    book_checksum,
+    decode_snapshot,
+    encode_snapshot,
+    engine_checksum,
+)
+
+# Wire values, spelled as literals so that mypyc folds them (tests pin them to the protocol's enums).
+POST_ONLY: Final = 0x01
+STP_SHIFT: Final = 1
+STP_MASK: Final = 0x06
+KNOWN_ORDER_FLAGS: Final = 0x07
+STP_CANCEL_NEWEST: Final = 0
+STP_CANCEL_OLDEST: Final = 1
+STP_ALLOW: Final = 3
+FLAG_DUPLICATE: Final = 2
+FLAG_REPLACED: Final = 4
+UNKNOWN_SYMBOL: Final = 1
+INVALID_QUANTITY: Final = 2
+LOT_SIZE: Final = 3
+TICK_SIZE: Final = 4
+PRICE_BAND: Final = 5
+POST_ONLY_WOULD_CROSS: Final = 6
+INVALID_PRICE: Final = 7
+UNKNOWN_ORDER: Final = 9
+NOT_ORDER_OWNER: Final = 10
+TRADING_HALTED: Final = 11
+INVALID_ORDER: Final = 12
+REPLACE_NOT_ALLOWED: Final = 13
+CANCEL_USER: Final = 1
+CANCEL_IOC_REMAINDER: Final = 2
+CANCEL_FOK_UNFILLED: Final = 3
+CANCEL_SELF_TRADE: Final = 4
+CANCEL_END_OF_DAY: Final = 5
+CANCEL_NO_LIQUIDITY: Final = 6
+ADMIN_HALT: Final = 1
+ADMIN_RESUME: Final = 2
+ADMIN_END_OF_DAY: Final = 3
+ANY_PRICE_KEY: Final = -MAX_PRICE - 1  # every key is >= this: a market order crosses every level
+
+_new = tuple.__new__  # builds a message NamedTuple without running its Python-level __new__
+
+Request = NewOrder | Cancel | Replace | Admin
+
+
+def _reject(
+    request_id: int, seq: int, order_id: int, client_order_id: str, symbol: str, reason: int
+) -> Reject:
+    return Reject(request_id, seq, order_id, client_order_id, symbol, reason)
+
+
+def _cancel_ack(request_id: int, seq: int, order: Order, reason: int, quantity: int) -> CancelAck:
+    return CancelAck(
+        request_id, seq, order.order_id, order.client_order_id, order.account, order.symbol, reason, quantity
+    )
+
+
+def _ack(request_id: int, seq: int, order: Order) -> Ack:
+    return Ack(
+        request_id, seq, order.order_id, order.client_order_id, order.account, order.symbol, order.side,
+        order_status(order), order.quantity, order.leaves, order.filled, order.price,
+    )  # fmt: skip
+
+
+def _fok_fillable(
+    levels: dict[int, deque[Order]], keys: list[int], limit_key: int, quantity: int, account: str, stp: int
+) -> bool:
+    """Whether matching would fill ``quantity`` entirely, walking the book exactly as matching does."""
+    available = 0
+    for key in reversed(keys):
+        if key < limit_key:
+            return False
+        for resting in levels[key]:
+            if stp != STP_ALLOW and resting.account == account:
+                if stp == STP_CANCEL_OLDEST:
+                    continue
+                return False
+            available += resting.leaves
+            if available >= quantity:
+                return True
+    return False
+
+
+def _record(order: Order) -> OrderRecord:
+    return OrderRecord(
+        order.order_id, order.client_order_id, order.account, order.symbol, order.side, order.order_type,
+        order.time_in_force, order.flags, order.price, order.quantity, order.leaves, order.filled,
+        order.cancelled,
+    )  # fmt: skip
+
+
+def _order_id(order: Order) -> int:
+    return order.order_id
+
+
+def _unlink(book: Book, order: Order) -> None:
+    """Take a resting order out of its level (its leaves are the caller's business)."""
+    if order.side == BUY:
+        levels, keys, key = book.bid_levels, book.bid_keys, order.price
+    else:
+        levels, keys, key = book.ask_levels, book.ask_keys, -order.price
+    queue = levels[key]
+    if len(queue) == 1:
+        del levels[key]
+        del keys[bisect_left(keys, key)]
+    else:
+        queue.remove(order)
+
+
+def _rest(book: Book, order: Order) -> None:
+    """Put an order at the back of its price level."""
+    if order.side == BUY:
+        levels, keys, key = book.bid_levels, book.bid_keys, order.price
+    else:
+        levels, keys, key = book.ask_levels, book.ask_keys, -order.price
+    queue = levels.get(key)
+    if queue is None:
+        levels[key] = deque((order,))
+        insort(keys, key)
+    else:
+        queue.append(order)
+
+
+class MatchingEngine:
+    """Single-writer matching engine; see the module docstring for what each request answers."""
+
+    def __init__(self, instruments: Iterable[Instrument]) -> None:
+        self.instruments: dict[str, Instrument] = {}
+        self._books: dict[str, Book] = {}
+        for instrument in instruments:
+            if instrument.symbol in self._books:
+                raise ValueError(f"instrument {instrument.symbol} given twice")
+            self.instruments[instrument.symbol] = instrument
+            self._books[instrument.symbol] = Book(instrument)
+        self.seq = 0
+        self.last_flags = 0  # protocol Flag bits (DUPLICATE, REPLACED) for the answer just returned
+        self.trade_id = 0  # id of the last trade
+        self.global_halt = False
+        self._orders: list[Order] = []  # every order ever accepted; order id n is at index n - 1
+        self._client_orders: dict[tuple[str, str], Order] = {}
+
+    # ---- requests ------------------------------------------------------------------------------
+
+    def process(self, request: Request) -> list[Message]:
+        """Apply one request and return its answer (never empty, every message stamped ``seq``)."""
+        seq = self.seq + 1
+        self.seq = seq
+        self.last_flags = 0
+        if type(request) is NewOrder:
+            return self._new_order(request, seq)
+        if type(request) is Cancel:
+            return self._cancel(request, seq)
+        if type(request) is Replace:
+            return self._replace(request, seq)
+        return self._admin(request, seq)
+
+    @property
+    def last_was_duplicate(self) -> bool:
+        return bool(self.last_flags & FLAG_DUPLICATE)
+
+    @property
+    def last_was_replace(self) -> bool:
+        return bool(self.last_flags & FLAG_REPLACED)
+
+    def _new_order(self, request: NewOrder, seq: int) -> list[Message]:
+        rid, coid, account, symbol, side, order_type, tif, flags, quantity, price = request
+        if coid:
+            existing = self._client_orders.get((account, coid))
+            if existing is not None:
+                self.last_flags = FLAG_DUPLICATE
+                return [_ack(rid, seq, existing)]
+        book = self._books.get(symbol)
+        if book is None:
+            return [_reject(rid, seq, 0, coid, symbol, UNKNOWN_SYMBOL)]
+        if side == BUY:
+            opposite_keys = book.ask_keys
+            limit_key = -price
+        else:
+            opposite_keys = book.bid_keys
+            limit_key = price
+        reason = 0
+        if (
+            (side != BUY and side != SELL)
+            or (order_type != LIMIT and order_type != MARKET)
+            or tif < GTC
+            or tif > DAY
+            or flags & ~KNOWN_ORDER_FLAGS
+        ):
+            reason = INVALID_ORDER
+        elif not book.trading:
+            reason = TRADING_HALTED
+        elif quantity <= 0 or quantity > book.max_quantity:
+            reason = INVALID_QUANTITY
+        elif quantity % book.lot_size:
+            reason = LOT_SIZE
+        elif order_type == MARKET:
+            price = 0
+            limit_key = ANY_PRICE_KEY
+            if flags & POST_ONLY:
+                reason = INVALID_ORDER
+        elif price <= 0:
+            reason = INVALID_PRICE
+        elif price % book.tick_size:
+            reason = TICK_SIZE
+        elif price < book.band_low or price > book.band_high:
+            reason = PRICE_BAND
+        elif flags & POST_ONLY:
+            if tif in (IOC, FOK):
+                reason = INVALID_ORDER
+            elif opposite_keys and opposite_keys[-1] >= limit_key:
+                reason = POST_ONLY_WOULD_CROSS
+        if reason:
+            return [_reject(rid, seq, 0, coid, symbol, reason)]
+
+        orders = self._orders
+        order_id = len(orders) + 1
+        order = Order(order_id, coid, account, symbol, side, order_type, tif, flags, price, quantity)
+        orders.append(order)
+        if coid:
+            self._client_orders[(account, coid)] = order
+        out: list[Message] = [
+            _new(
+                Ack,
+                (rid, seq, order_id, coid, account, symbol, side, STATUS_NEW, quantity, quantity, 0, price),
+            )
+        ]
+        if (opposite_keys and opposite_keys[-1] >= limit_key) or order_type == MARKET or tif in (IOC, FOK):
+            self._execute(book, order, limit_key, rid, seq, out)
+            return out
+        # The common case, inline: a limit order that does not cross joins the back of its level.
+        if side == BUY:
+            levels, keys, key = book.bid_levels, book.bid_keys, price
+        else:
+            levels, keys, key = book.ask_levels, book.ask_keys, -price
+        queue = levels.get(key)
+        if queue is None:
+            levels[key] = deque((order,))
+            insort(keys, key)
+        else:
+            queue.append(order)
+        return out
+
+    def _execute(
+        self, book: Book, order: Order, limit_key: int, rid: int, seq: int, out: list[Message]
+    ) -> None:
+        """Match an incoming (or repriced) order, then rest or cancel what is left of it."""
+        side = order.side
+        if side == BUY:
+            levels, keys, sign = book.ask_levels, book.ask_keys, -1
+        else:
+            levels, keys, sign = book.bid_levels, book.bid_keys, 1
+        account = order.account
+        stp = (order.flags & STP_MASK) >> STP_SHIFT
+        remaining = order.leaves
+        if order.time_in_force == FOK and not _fok_fillable(levels, keys, limit_key, remaining, account, stp):
+            order.leaves = 0
+            order.cancelled += remaining
+            out.append(_cancel_ack(rid, seq, order, CANCEL_FOK_UNFILLED, remaining))
+            return
+        order_id = order.order_id
+        coid = order.client_order_id
+        symbol = book.symbol
+        trade_id = self.trade_id
+        self_trade = False
+        last_price = 0
+        while keys:
+            key = keys[-1]
+            if key < limit_key:
+                break
+            queue = levels[key]
+            price = key * sign
+            while queue:
+                resting = queue[0]
+                if stp != STP_ALLOW and resting.account == account:
+                    if stp != STP_CANCEL_NEWEST:  # CANCEL_OLDEST or CANCEL_BOTH: the resting order goes
+                        queue.popleft()
+                        out.append(_cancel_ack(rid, seq, resting, CANCEL_SELF_TRADE, resting.leaves))
+                        resting.cancelled += resting.leaves
+                        resting.leaves = 0
+                    if stp != STP_CANCEL_OLDEST:  # CANCEL_NEWEST or CANCEL_BOTH: the incoming one stops
+                        self_trade = True
+                        break
+                    continue
+                resting_leaves = resting.leaves
+                if resting_leaves <= remaining:
+                    quantity = resting_leaves
+                    queue.popleft()
+                else:
+                    quantity = remaining
+                resting_leaves -= quantity
+                resting.leaves = resting_leaves
+                resting.filled += quantity
+                remaining -= quantity
+                trade_id += 1
+                last_price = price
+                if side == BUY:
+                    fill = (
+                        rid, seq, trade_id, symbol, price, quantity, BUY, order_id, resting.order_id,
+                        account, resting.account, coid, resting.client_order_id, remaining, resting_leaves,
+                    )  # fmt: skip
+                else:
+                    fill = (
+                        rid, seq, trade_id, symbol, price, quantity, SELL, resting.order_id, order_id,
+                        resting.account, account, resting.client_order_id, coid, resting_leaves, remaining,
+                    )  # fmt: skip
+                out.append(_new(Fill, fill))
+                if not remaining:
+                    break
+            if not queue:
+                del levels[key]
+                keys.pop()
+            if not remaining or self_trade:
+                break
+        if trade_id != self.trade_id:
+            order.filled += order.leaves - remaining
+            self.trade_id = trade_id
+            book.set_last_price(last_price)
+        order.leaves = remaining
+        if not remaining:
+            return
+        if self_trade:
+            reason = CANCEL_SELF_TRADE
+        elif order.order_type == MARKET:
+            reason = CANCEL_NO_LIQUIDITY
+        elif order.time_in_force == IOC or order.time_in_force == FOK:
+            reason = CANCEL_IOC_REMAINDER
+        else:
+            _rest(book, order)
+            return
+        order.leaves = 0
+        order.cancelled += remaining
+        out.append(_cancel_ack(rid, seq, order, reason, remaining))
+
+    def _owned_order(
+        self, rid: int, seq: int, account: str, symbol: str, order_id: int, not_live: int
+    ) -> Order | Reject:
+        """The live order a cancel or replace names, or the Reject that answers it."""
+        orders = self._orders
+        if order_id <= 0 or order_id > len(orders):
+            return _reject(rid, seq, order_id, "", symbol, UNKNOWN_ORDER)
+        order = orders[order_id - 1]
+        if symbol and symbol != order.symbol:
+            return _reject(rid, seq, order_id, "", symbol, UNKNOWN_ORDER)
+        if order.account != account:
+            return _reject(rid, seq, order_id, "", symbol, NOT_ORDER_OWNER)
+        if order.leaves == 0:
+            return _reject(rid, seq, order_id, order.client_order_id, symbol, not_live)
+        return order
+
+    def _cancel(self, request: Cancel, seq: int) -> list[Message]:
+        rid, account, symbol, order_id = request
+        order = self._owned_order(rid, seq, account, symbol, order_id, UNKNOWN_ORDER)
+        if isinstance(order, Reject):
+            return [order]
+        _unlink(self._books[order.symbol], order)
+        quantity = order.leaves
+        order.leaves = 0
+        order.cancelled += quantity
+        return [_cancel_ack(rid, seq, order, CANCEL_USER, quantity)]
+
+    def _replace(self, request: Replace, seq: int) -> list[Message]:
+        rid, account, symbol, order_id, quantity, price = request
+        order = self._owned_order(rid, seq, account, symbol, order_id, REPLACE_NOT_ALLOWED)
+        if isinstance(order, Reject):
+            return [order]
+        book = self._books[order.symbol]
+        if order.side == BUY:
+            opposite_keys, match_key = book.ask_keys, -price
+        else:
+            opposite_keys, match_key = book.bid_keys, price
+        reason = 0
+        if not book.trading:
+            reason = TRADING_HALTED
+        elif quantity <= 0 or quantity > book.max_quantity:
+            reason = INVALID_QUANTITY
+        elif quantity % book.lot_size:
+            reason = LOT_SIZE
+        elif price <= 0:
+            reason = INVALID_PRICE
+        elif price % book.tick_size:
+            reason = TICK_SIZE
+        elif price != order.price and (price < book.band_low or price > book.band_high):
+            reason = PRICE_BAND
+        elif order.flags & POST_ONLY and opposite_keys and opposite_keys[-1] >= match_key:
+            reason = POST_ONLY_WOULD_CROSS
+        if reason:
+            return [_reject(rid, seq, order_id, order.client_order_id, symbol, reason)]
+        self.last_flags = FLAG_REPLACED
+        keeps_priority = price == order.price and quantity <= order.leaves
+        if not keeps_priority:
+            _unlink(book, order)
+        order.quantity += quantity - order.leaves
+        order.leaves = quantity
+        order.price = price
+        out: list[Message] = [_ack(rid, seq, order)]
+        if keeps_priority:
+            return out
+        if opposite_keys and opposite_keys[-1] >= match_key:
+            self._execute(book, order, match_key, rid, seq, out)
+        else:
+            _rest(book, order)
+        return out
+
+    def _admin(self, request: object, seq: int) -> list[Message]:
+        if type(request) is not Admin:  # not a state-changing request: answered, never raised
+            request_id = getattr(request, "request_id", 0)
+            return [_reject(request_id if type(request_id) is int else 0, seq, 0, "", "", INVALID_ORDER)]
+        rid, symbol, action = request
+        if symbol and symbol not in self._books:
+            return [_reject(rid, seq, 0, "", symbol, UNKNOWN_SYMBOL)]
+        books = [self._books[symbol]] if symbol else [self._books[s] for s in sorted(self._books)]
+        out: list[Message] = []
+        if action in (ADMIN_HALT, ADMIN_RESUME):
+            halt = action == ADMIN_HALT
+            if not symbol:
+                self.global_halt = halt
+            for book in books:
+                if symbol or not halt:
+                    book.halted = halt
+                book.trading = not (book.halted or self.global_halt)
+        elif action == ADMIN_END_OF_DAY:
+            for book in books:
+                day_orders = [order for order in book.resting_orders() if order.time_in_force == DAY]
+                for order in sorted(day_orders, key=_order_id):
+                    _unlink(book, order)
+                    out.append(_cancel_ack(rid, seq, order, CANCEL_END_OF_DAY, order.leaves))
+                    order.cancelled += order.leaves
+                    order.leaves = 0
+        else:
+            return [_reject(rid, seq, 0, "", symbol, INVALID_ORDER)]
+        out.append(AdminAck(rid, seq, symbol, action))
+        return out
+
+    # ---- queries -------------------------------------------------------------------------------
+
+    def top_of_book(self, symbol: str) -> tuple[int, int, int, int]:
+        """(bid price, bid quantity, ask price, ask quantity); zeros for an empty side."""
+        book = self._books[symbol]
+        bid_px = bid_qty = ask_px = ask_qty = 0
+        if book.bid_keys:
+            bid_px = book.bid_keys[-1]
+            bid_qty = sum(o.leaves for o in book.bid_levels[bid_px])
+        if book.ask_keys:
+            ask_px = -book.ask_keys[-1]
+            ask_qty = sum(o.leaves for o in book.ask_levels[-ask_px])
+        return bid_px, bid_qty, ask_px, ask_qty
+
+    def depth(self, symbol: str, levels: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The best ``levels`` levels of each side as (price, total quantity), best first."""
+        book = self._books[symbol]
+        bids = [(px, sum(o.leaves for o in q)) for px, q in book.side_levels(BUY)[:levels]]
+        asks = [(px, sum(o.leaves for o in q)) for px, q in book.side_levels(SELL)[:levels]]
+        return bids, asks
+
+    def order_status(self, order_id: int) -> OrderView | None:
+        if 0 < order_id <= len(self._orders):
+            return order_view(self._orders[order_id - 1])
+        return None
+
+    def find_client_order(self, account: str, client_order_id: str) -> int | None:
+        order = self._client_orders.get((account, client_order_id))
+        return None if order is None else order.order_id
+
+    # ---- state ---------------------------------------------------------------------------------
+
+    def book_checksums(self) -> dict[str, int]:
+        return {
+            symbol: book_checksum(
+                symbol, book.halted, book.last_price, [_record(order) for order in book.resting_orders()]
+            )
+            for symbol, book in sorted(self._books.items())
+        }
+
+    def checksum(self) -> int:
+        """u64 over every book's resting orders and trading state plus the engine's counters."""
+        return engine_checksum(
+            self.seq, len(self._orders), self.trade_id, self.global_halt, self.book_checksums()
+        )
+
+    def snapshot(self) -> bytes:
+        """Canonical bytes of the whole state; ``restore`` is its exact inverse."""
+        books = [
+            BookRecord(
+                symbol,
+                book.halted,
+                book.last_price,
+                [order.order_id for _, queue in book.side_levels(BUY) for order in queue],
+                [order.order_id for _, queue in book.side_levels(SELL) for order in queue],
+            )
+            for symbol, book in self._books.items()
+        ]
+        state = EngineState(
+            list(self.instruments.values()),
+            self.seq,
+            self.trade_id,
+            self.global_halt,
+            books,
+            [_record(order) for order in self._orders],
+            self.checksum(),
+        )
+        return encode_snapshot(state)
+
+    @classmethod
+    def restore(cls, data: bytes) -> MatchingEngine:
+        """The engine ``snapshot`` described; ValueError if ``data`` is malformed or inconsistent."""
+        state = decode_snapshot(data)
+        engine = cls(state.instruments)
+        engine.seq = state.seq
+        engine.trade_id = state.trade_id
+        engine.global_halt = state.global_halt
+        for expected_id, record in enumerate(state.orders, 1):
+            if record.order_id != expected_id or record.symbol not in engine._books:
+                raise ValueError(f"snapshot order {record.order_id} is out of place")
+            order = Order(*record[:10])
+            order.leaves, order.filled, order.cancelled = record.leaves, record.filled, record.cancelled
+            engine._orders.append(order)
+            if order.client_order_id:
+                engine._client_orders[(order.account, order.client_order_id)] = order
+        resting = 0
+        for book_record in state.books:
+            book = engine._books[book_record.symbol]
+            book.halted = book_record.halted
+            book.trading = not (book.halted or engine.global_halt)
+            book.set_last_price(book_record.last_price)
+            for order_id in book_record.bids + book_record.asks:
+                _rest(book, engine._orders[order_id - 1])
+                resting += 1
+        if (
+            resting != sum(1 for order in engine._orders if order.leaves > 0)
+            or engine.checksum() != state.checksum
+        ):
+            raise ValueError("snapshot state does not match its checksum")
+        return engine

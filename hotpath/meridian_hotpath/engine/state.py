@@ -1,0 +1,103 @@
+"""Canonical forms of engine state: checksums and the snapshot encoding.
+
+Both engines (the fast one and the reference model) describe their state with the records below,
+so equal states give equal checksums whatever the data structures behind them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any, NamedTuple
+
+from meridian.domain import Instrument
+
+SNAPSHOT_FORMAT = "meridian-engine-snapshot"
+SNAPSHOT_VERSION = 1
+
+
+class OrderRecord(NamedTuple):
+    order_id: int
+    client_order_id: str
+    account: str
+    symbol: str
+    side: int
+    order_type: int
+    time_in_force: int
+    order_flags: int
+    price: int
+    quantity: int
+    leaves: int
+    filled: int
+    cancelled: int
+
+
+class BookRecord(NamedTuple):
+    symbol: str
+    halted: bool
+    last_price: int
+    bids: list[int]  # resting order ids, best price first, time priority within a price
+    asks: list[int]
+
+
+class EngineState(NamedTuple):
+    instruments: list[Instrument]
+    seq: int
+    trade_id: int
+    global_halt: bool
+    books: list[BookRecord]
+    orders: list[OrderRecord]  # every order ever accepted, by order id
+    checksum: int
+
+
+def _digest(value: object) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(value).encode(), digest_size=8).digest(), "little")
+
+
+def book_checksum(symbol: str, halted: bool, last_price: int, resting: list[OrderRecord]) -> int:
+    """u64 over one book: its trading state and its resting orders, bids then asks, in priority order."""
+    return _digest((symbol, halted, last_price, [tuple(record) for record in resting]))
+
+
+def engine_checksum(
+    seq: int, order_count: int, trade_id: int, global_halt: bool, book_checksums: dict[str, int]
+) -> int:
+    """u64 over the engine's counters and every book's checksum."""
+    return _digest((seq, order_count, trade_id, global_halt, sorted(book_checksums.items())))
+
+
+def encode_snapshot(state: EngineState) -> bytes:
+    document = {
+        "format": SNAPSHOT_FORMAT,
+        "version": SNAPSHOT_VERSION,
+        "instruments": [dataclasses.astuple(instrument) for instrument in state.instruments],
+        "seq": state.seq,
+        "trade_id": state.trade_id,
+        "global_halt": state.global_halt,
+        "books": [list(book) for book in state.books],
+        "orders": [list(order) for order in state.orders],
+        "checksum": state.checksum,
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_snapshot(data: bytes) -> EngineState:
+    """The state in ``data``; ValueError when it is not a snapshot this engine can read."""
+    try:
+        document: Any = json.loads(data)
+        if document.get("format") != SNAPSHOT_FORMAT or document.get("version") != SNAPSHOT_VERSION:
+            raise ValueError("not a version 1 matching engine snapshot")
+        return EngineState(
+            instruments=[Instrument(*fields) for fields in document["instruments"]],
+            seq=int(document["seq"]),
+            trade_id=int(document["trade_id"]),
+            global_halt=bool(document["global_halt"]),
+            books=[
+                BookRecord(str(s), bool(h), int(p), list(b), list(a)) for s, h, p, b, a in document["books"]
+            ],
+            orders=[OrderRecord(*fields) for fields in document["orders"]],
+            checksum=int(document["checksum"]),
+        )
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed engine snapshot: {exc!r}") from None
