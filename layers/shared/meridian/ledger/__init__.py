@@ -1,0 +1,32 @@
+"""The trade ledger in PostgreSQL: schema migrations, the idempotent writer, positions, reads."""
+
+from meridian.ledger.migrate import MigrationError, MigrationReport, latest_version, migrate
+from meridian.ledger.positions import Fill, Position, apply_fill, rebuild_positions
+from meridian.ledger.queries import (
+    InvalidCursorError,
+    PositionRow,
+    TradePage,
+    TradeRow,
+    positions,
+    trades,
+)
+from meridian.ledger.writer import rebuild_from_history, record_trade
+
+__all__ = [
+    "Fill",
+    "InvalidCursorError",
+    "MigrationError",
+    "MigrationReport",
+    "Position",
+    "PositionRow",
+    "TradePage",
+    "TradeRow",
+    "apply_fill",
+    "latest_version",
+    "migrate",
+    "positions",
+    "rebuild_from_history",
+    "rebuild_positions",
+    "record_trade",
+    "trades",
+]

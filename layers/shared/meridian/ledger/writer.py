@@ -1,0 +1,121 @@
+"""The idempotent trade writer: one trade and both positions it moves, in one transaction.
+
+The trade row is inserted with ``ON CONFLICT (execution_id) DO NOTHING``; only when that insert
+happened are the positions updated, so a redelivered trade changes nothing. Position rows are
+locked in (account, symbol) order, so two trades between the same accounts in opposite
+directions cannot deadlock each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+
+from meridian.events import TradeExecuted
+from meridian.ledger.positions import Fill, Position, apply_fill, rebuild_positions, trade_fills
+
+_INSERT_TRADE = """
+INSERT INTO trades (
+    execution_id, event_id, symbol, price, quantity, aggressor_side, buy_order_id, sell_order_id,
+    buy_account, sell_account, buy_client_order_id, sell_client_order_id, node_seq, occurred_at
+) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (execution_id) DO NOTHING
+RETURNING ledger_seq
+"""
+
+_ENSURE_POSITIONS = """
+INSERT INTO positions (account, symbol)
+SELECT account, symbol FROM unnest(%s::text[], %s::text[]) AS k(account, symbol)
+ORDER BY account, symbol
+ON CONFLICT (account, symbol) DO NOTHING
+"""
+
+# LockRows runs above the sort, so rows are locked in (account, symbol) order.
+_LOCK_POSITIONS = """
+SELECT p.account, p.symbol, p.quantity, p.cost_basis, p.realised_pnl, p.trade_count
+FROM positions p
+JOIN unnest(%s::text[], %s::text[]) AS k(account, symbol) USING (account, symbol)
+ORDER BY p.account, p.symbol
+FOR UPDATE OF p
+"""
+
+_UPDATE_POSITION = """
+UPDATE positions
+SET quantity = %s, cost_basis = %s, average_price = %s, realised_pnl = %s, trade_count = %s,
+    last_ledger_seq = %s, updated_at = now()
+WHERE account = %s AND symbol = %s
+"""
+
+
+def record_trade(conn: psycopg.Connection[Any], trade: TradeExecuted) -> bool:
+    """Record ``trade`` and move both positions; False (and no change) if it was already recorded."""
+    with conn.transaction():
+        row = conn.execute(
+            _INSERT_TRADE,
+            (
+                trade.execution_id,
+                trade.event_id,
+                trade.symbol,
+                trade.price,
+                trade.quantity,
+                trade.aggressor_side,
+                trade.buy_order_id,
+                trade.sell_order_id,
+                trade.buy_account,
+                trade.sell_account,
+                trade.buy_client_order_id,
+                trade.sell_client_order_id,
+                trade.node_seq,
+                trade.occurred_at,
+            ),
+        ).fetchone()
+        if row is None:
+            return False
+        ledger_seq = int(row[0])
+        fills = trade_fills(trade.symbol, trade.price, trade.quantity, trade.buy_account, trade.sell_account)
+        keys = sorted({(fill.account, fill.symbol) for fill in fills})
+        accounts, symbols = [k[0] for k in keys], [k[1] for k in keys]
+        conn.execute(_ENSURE_POSITIONS, (accounts, symbols))
+        current = {
+            (account, symbol): Position(int(quantity), cost, realised, int(count))
+            for account, symbol, quantity, cost, realised, count in conn.execute(
+                _LOCK_POSITIONS, (accounts, symbols)
+            )
+        }
+        for fill in fills:
+            key = (fill.account, fill.symbol)
+            current[key] = apply_fill(current[key], fill.quantity, fill.price)
+        with conn.cursor() as cur:
+            cur.executemany(
+                _UPDATE_POSITION,
+                [
+                    (
+                        p.quantity,
+                        p.cost_basis,
+                        p.average_price,
+                        p.realised_pnl,
+                        p.trade_count,
+                        ledger_seq,
+                        account,
+                        symbol,
+                    )
+                    for (account, symbol), p in sorted(current.items())
+                ],
+            )
+        return True
+
+
+def fills_in_ledger_order(conn: psycopg.Connection[Any]) -> Iterable[Fill]:
+    """Every fill the ledger has recorded, in the order it applied them."""
+    rows = conn.execute(
+        "SELECT symbol, price, quantity, buy_account, sell_account FROM trades ORDER BY ledger_seq"
+    )
+    for symbol, price, quantity, buy_account, sell_account in rows:
+        yield from trade_fills(symbol, price, int(quantity), buy_account, sell_account)
+
+
+def rebuild_from_history(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], Position]:
+    """Positions recomputed from the trade history alone (the check on the incremental ones)."""
+    return rebuild_positions(fills_in_ledger_order(conn))

@@ -1,0 +1,68 @@
+"""PostgreSQL for tests: one embedded server per test session (pgserver), or ``DATABASE_URL``.
+
+``postgres_url`` is the server; ``fresh_database_url`` is a new, empty database on it per test, so
+tests never see each other's rows (and pytest-xdist workers never share one).
+Register with ``pytest_plugins = ["tests.pg"]`` in the root conftest.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from meridian.ledger import migrate
+
+
+def database_url(server_url: str, dbname: str) -> str:
+    """``server_url`` pointing at database ``dbname`` instead."""
+    params: dict[str, Any] = conninfo_to_dict(server_url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
+def create_database(server_url: str, prefix: str = "t") -> str:
+    """Create a uniquely named database on the server and return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    return database_url(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server URL: ``DATABASE_URL`` when set, else an embedded server for the session."""
+    external = os.environ.get("DATABASE_URL", "").strip()
+    if external:
+        yield external
+        return
+    from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
+
+    server = get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    yield str(server.get_uri())
+
+
+@pytest.fixture
+def fresh_database_url(postgres_url: str) -> str:
+    """An empty database of its own for one test."""
+    return create_database(postgres_url)
+
+
+@pytest.fixture
+def ledger_database_url(fresh_database_url: str) -> str:
+    """A database of its own with every ledger migration applied."""
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        migrate(conn)
+    return fresh_database_url
+
+
+@pytest.fixture
+def ledger_conn(ledger_database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to a migrated database of its own."""
+    with psycopg.connect(ledger_database_url, autocommit=True) as conn:
+        yield conn
