@@ -1,0 +1,5 @@
+import sys
+
+from meridian_hotpath.cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""Run a matching node: recover, listen, serve until SIGTERM/SIGINT, shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TextIO
+
+from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
+from meridian_hotpath.marketdata import KinesisSink, MarketDataPublisher, MarketDataSink
+from meridian_hotpath.metrics import NodeMetrics, start_metrics_server
+from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY, MatchingNode
+from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
+from meridian_hotpath.server import DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
+from meridian_hotpath.snapshot import SnapshotStore
+
+try:
+    import uvloop
+
+    _LOOP_FACTORY: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+except ImportError:  # the standard loop serves where uvloop is not installed
+    _LOOP_FACTORY = None
+
+log = logging.getLogger(__name__)
+
+STARTUP_PREFIX = "meridian-hotpath ready"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    metrics_port: int | None = None
+    instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+    kinesis_stream: str | None = None
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
+
+
+def load_instruments(path: Path) -> tuple[Instrument, ...]:
+    """A JSON list of objects with Instrument's fields; raises ValueError when it is not one."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read instruments from {path}: {exc}") from None
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{path} must hold a non-empty JSON list of instruments")
+    names = {field.name for field in fields(Instrument)}
+    instruments = []
+    for item in raw:
+        if not isinstance(item, dict) or not set(item) <= names or "symbol" not in item:
+            raise ValueError(f"bad instrument {item!r}: fields are {sorted(names)}")
+        try:
+            instruments.append(Instrument(**item))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"bad instrument {item!r}: {exc}") from None
+    if len({instrument.symbol for instrument in instruments}) != len(instruments):
+        raise ValueError(f"{path} lists a symbol twice")
+    return tuple(instruments)
+
+
+def startup_line(host: str, port: int, metrics_port: int | None, seq: int) -> str:
+    metrics = "off" if metrics_port is None else str(metrics_port)
+    return f"{STARTUP_PREFIX} host={host} port={port} metrics_port={metrics} seq={seq}"
+
+
+def _sink_for(config: NodeConfig) -> MarketDataSink | None:
+    return None if config.kinesis_stream is None else KinesisSink(config.kinesis_stream)
+
+
+class RunningNode:
+    """A started node: recovered engine, journal, TCP server, metrics endpoint, publisher."""
+
+    def __init__(self, config: NodeConfig, sink: MarketDataSink | None = None) -> None:
+        self.config = config
+        self._sink = sink
+        self.stopped = asyncio.Event()
+        self.failure: BaseException | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        engine, self.recovery = recover(config.data_dir, config.instruments, repair=True)
+        for line in self.recovery.lines():
+            log.info("%s", line)
+        configured = {instrument.symbol for instrument in config.instruments}
+        if set(engine.instruments) != configured:
+            log.warning(
+                "recovered instruments %s differ from configured %s",
+                sorted(engine.instruments),
+                sorted(configured),
+            )
+        store = SnapshotStore(snapshot_dir(config.data_dir))
+        for stray in store.remove_stray_temporaries():
+            log.info("removed unfinished snapshot %s", stray.name)
+        self.metrics = metrics = NodeMetrics()
+        journal = JournalWriter(
+            journal_dir(config.data_dir), engine.seq + 1, config.segment_bytes, metrics.observe_commit
+        )
+        sink = self._sink or _sink_for(config)
+        self.publisher = MarketDataPublisher(sink) if sink is not None else None
+        self.node = MatchingNode(
+            engine, journal, store, metrics, self.publisher, config.snapshot_every, self._fatal
+        )
+        metrics.state.details["recovered_seq"] = str(self.recovery.seq)
+        self.server = MatchingServer(self.node, config.write_buffer_high)
+        self.port = await self.server.start(config.host, config.port)
+        self._metrics_server: asyncio.AbstractServer | None = None
+        self.metrics_port: int | None = None
+        if config.metrics_port is not None:
+            self._metrics_server = await start_metrics_server(metrics, config.host, config.metrics_port)
+            self.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
+        if self.publisher is not None:
+            self.publisher.start()
+
+    def startup_line(self) -> str:
+        return startup_line(self.config.host, self.port, self.metrics_port, self.recovery.seq)
+
+    def _fatal(self, exc: BaseException) -> None:
+        self.failure = exc
+        self.stopped.set()
+
+    async def shutdown(self) -> None:
+        """Stop reading, commit, write the final snapshot, flush answers and market data."""
+        log.info("shutting down at seq %d", self.node.engine.seq)
+        self.server.stop_accepting()
+        await self.node.close()
+        await self.server.close_connections()
+        if self.publisher is not None:
+            await self.publisher.close()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+
+
+async def serve(config: NodeConfig, announce: Callable[[str], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or a fatal failure); return the process exit code."""
+    loop = asyncio.get_running_loop()
+    running = RunningNode(config)
+    await running.start()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, running.stopped.set)
+    (announce or _print_flush)(running.startup_line())
+    try:
+        await running.stopped.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await running.shutdown()
+    return 1 if running.failure is not None else 0
+
+
+def _print_flush(line: str, stream: TextIO = sys.stdout) -> None:
+    print(line, file=stream, flush=True)
+
+
+def run(coroutine: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed, else on the standard loop."""
+    with asyncio.Runner(loop_factory=_LOOP_FACTORY) as runner:
+        return runner.run(coroutine)

@@ -1,0 +1,140 @@
+"""``python -m meridian_hotpath serve | verify | replay``.
+
+Exit codes: 0 success, 1 corruption or a node that stopped on a failure, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian_hotpath.app import NodeConfig, load_instruments, run, serve
+from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalCorruptError
+from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY
+from meridian_hotpath.recovery import RecoveryError, engine_checksum, recover, verify
+
+EXIT_OK, EXIT_CORRUPT, EXIT_USAGE = 0, 1, 2
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m meridian_hotpath", description="Meridian matching node")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--data-dir", type=Path, required=True, help="journal and snapshots live here")
+        sub.add_argument("--instruments", type=Path, help="JSON list of instruments (default: built-in set)")
+
+    serve_cmd = commands.add_parser("serve", help="run the matching node")
+    common(serve_cmd)
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=_port, required=True, help="0 picks a free port")
+    serve_cmd.add_argument("--metrics-port", type=_port, help="HTTP port for /metrics and /healthz")
+    serve_cmd.add_argument("--snapshot-every", type=_positive, default=DEFAULT_SNAPSHOT_EVERY)
+    serve_cmd.add_argument("--kinesis-stream", help="publish trades and top of book to this stream")
+    serve_cmd.add_argument(
+        "--segment-bytes", type=_positive, default=DEFAULT_SEGMENT_BYTES, help=argparse.SUPPRESS
+    )
+
+    verify_cmd = commands.add_parser("verify", help="check every journal record and snapshot")
+    common(verify_cmd)
+
+    replay_cmd = commands.add_parser("replay", help="rebuild the state as of a seq and print its checksums")
+    common(replay_cmd)
+    replay_cmd.add_argument("--to-seq", type=_non_negative, required=True)
+    return parser
+
+
+def _print_checksums(seq: int, checksum: int, books: dict[str, int]) -> None:
+    print(f"seq {seq} checksum {checksum}")
+    for symbol, value in sorted(books.items()):
+        print(f"book {symbol} {value}")
+
+
+def _verify(data_dir: Path, instruments: tuple[Instrument, ...]) -> int:
+    report = verify(data_dir, instruments)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for problem in report.problems:
+        print(f"corrupt: {problem}", file=sys.stderr)
+    print(f"last good seq {report.last_good_seq}; {report.snapshots_checked} snapshots checked")
+    _print_checksums(report.last_good_seq, report.checksum, report.book_checksums)
+    return EXIT_CORRUPT if report.problems else EXIT_OK
+
+
+def _replay(data_dir: Path, instruments: tuple[Instrument, ...], to_seq: int) -> int:
+    try:
+        engine, report = recover(data_dir, instruments, to_seq=to_seq)
+    except (JournalCorruptError, RecoveryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CORRUPT
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    _print_checksums(engine.seq, engine_checksum(engine), engine.book_checksums())
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 with a message on stderr for bad arguments
+    instruments = DEFAULT_INSTRUMENTS
+    if args.instruments is not None:
+        try:
+            instruments = load_instruments(args.instruments)
+        except ValueError as exc:
+            parser.error(str(exc))
+    data_dir: Path = args.data_dir
+    if args.command != "serve" and not data_dir.is_dir():
+        parser.error(f"data dir {data_dir} does not exist")
+    if data_dir.exists() and not data_dir.is_dir():
+        parser.error(f"data dir {data_dir} is not a directory")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if args.command == "verify":
+        return _verify(data_dir, instruments)
+    if args.command == "replay":
+        return _replay(data_dir, instruments, args.to_seq)
+    config = NodeConfig(
+        data_dir=data_dir,
+        host=args.host,
+        port=args.port,
+        metrics_port=args.metrics_port,
+        instruments=instruments,
+        snapshot_every=args.snapshot_every,
+        kinesis_stream=args.kinesis_stream,
+        segment_bytes=args.segment_bytes,
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return run(serve(config))
+    except (JournalCorruptError, RecoveryError) as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return EXIT_CORRUPT
+    except OSError as exc:  # the port is taken, the data dir is not writable...
+        print(f"cannot serve: {exc}", file=sys.stderr)
+        return EXIT_CORRUPT

@@ -1,0 +1,184 @@
+"""The matching node's TCP server: many connections, pipelined requests, one engine.
+
+Connections are ``asyncio.Protocol`` objects: ``data_received`` decodes every complete frame in
+the bytes just read and hands each request to the node, so a client may keep many requests in
+flight (answers carry its request ids). Back-pressure is per connection: when a client stops
+reading its answers and the transport's write buffer passes its high-water mark, the server stops
+reading that client's requests until the buffer drains; other clients are unaffected. A malformed
+frame is answered with ``ProtocolReject`` and that connection alone is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import cast
+
+from meridian.protocol import (
+    HEADER,
+    HEADER_SIZE,
+    LENGTH_SIZE,
+    REQUEST_TYPES,
+    Flag,
+    ProtocolError,
+    ProtocolReject,
+    ProtocolRejectCode,
+    decode,
+    encode,
+    frame_length,
+)
+from meridian_hotpath.node import MatchingNode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WRITE_BUFFER_HIGH = 256 * 1024
+
+_REJECT_CODES = {
+    "oversize": ProtocolRejectCode.BAD_LENGTH,
+    "bad_length": ProtocolRejectCode.BAD_LENGTH,
+    "unsupported_version": ProtocolRejectCode.UNSUPPORTED_VERSION,
+    "unknown_type": ProtocolRejectCode.UNKNOWN_TYPE,
+    "bad_field": ProtocolRejectCode.BAD_FIELD,
+    "bad_enum": ProtocolRejectCode.BAD_FIELD,
+}
+
+
+def reject_code(error: ProtocolError) -> ProtocolRejectCode:
+    return _REJECT_CODES.get(error.reason, ProtocolRejectCode.MALFORMED)
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: MatchingServer) -> None:
+        self._server = server
+        self._node = server.node
+        self._transport: asyncio.Transport | None = None
+        self._leftover = b""  # the start of a frame whose rest has not arrived yet
+        self.closing = False
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports only quack like one
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=self._server.write_buffer_high)
+        self._server.connection_opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self._server.connection_closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        received_ns = time.perf_counter_ns()
+        if self._leftover:
+            data = self._leftover + data
+            self._leftover = b""
+        end = len(data)
+        offset = 0
+        handle = self._node.handle
+        while end - offset >= LENGTH_SIZE and not self.closing:
+            try:
+                total = frame_length(data, offset)
+                if end - offset < total:
+                    break
+                message, _, _ = decode(data, offset)
+            except ProtocolError as error:
+                request_id = HEADER.unpack_from(data, offset)[4] if end - offset >= HEADER_SIZE else 0
+                self.reject_and_close(request_id, reject_code(error))
+                return
+            if not isinstance(message, REQUEST_TYPES):
+                self.reject_and_close(message.request_id, ProtocolRejectCode.NOT_A_REQUEST)
+                return
+            handle(message, data[offset : offset + total], self, received_ns)
+            offset += total
+        if offset < end and not self.closing:
+            self._leftover = data[offset:]
+
+    def send(self, data: bytes) -> None:
+        if not self.closing and self._transport is not None:
+            self._transport.write(data)
+
+    def reject_and_close(self, request_id: int, code: ProtocolRejectCode) -> None:
+        if self.closing or self._transport is None:
+            return
+        self._node.commit()  # answers to this client's earlier requests leave first
+        self._transport.write(encode(ProtocolReject(request_id, code), Flag.LAST))
+        self.closing = True
+        self._transport.close()  # flushes the write buffer, then closes
+        self._node.metrics.protocol_rejects.labels(code.name.lower()).inc()
+        log.info("protocol reject %s for request %d; connection closed", code.name, request_id)
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its requests until it catches up.
+        self.paused = True
+        self._node.metrics.backpressure_pauses.inc()
+        if self._transport is not None and not self.closing:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self._transport is not None and not self.closing:
+            self._transport.resume_reading()
+
+    def stop_reading(self) -> None:
+        if self._transport is not None and not self.closing:
+            self._transport.pause_reading()
+
+    def close(self) -> None:
+        self.closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+
+class MatchingServer:
+    def __init__(self, node: MatchingNode, write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH) -> None:
+        self.node = node
+        self.write_buffer_high = write_buffer_high
+        self.connections: set[ClientConnection] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+
+    @property
+    def paused_connections(self) -> int:
+        return sum(1 for connection in self.connections if connection.paused)
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; return the bound port (``port`` 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: ClientConnection(self), host, port, backlog=1024)
+        self._server = server
+        bound: int = server.sockets[0].getsockname()[1]
+        return bound
+
+    def connection_opened(self, connection: ClientConnection) -> None:
+        self.connections.add(connection)
+        self._all_closed.clear()
+        self.node.metrics.connections.set(len(self.connections))
+        self.node.metrics.connections_accepted.inc()
+
+    def connection_closed(self, connection: ClientConnection) -> None:
+        self.connections.discard(connection)
+        self.node.metrics.connections.set(len(self.connections))
+        if not self.connections:
+            self._all_closed.set()
+
+    def stop_accepting(self) -> None:
+        """Stop accepting and reading requests; answers already owed still go out."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.stop_reading()
+
+    async def close_connections(self, drain_timeout: float = 2.0) -> None:
+        for connection in list(self.connections):
+            connection.close()  # each transport flushes its buffered answers before closing
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), drain_timeout)
+        except TimeoutError:
+            log.warning("%d connections did not drain before shutdown", len(self.connections))
+        if self._server is not None:
+            await self._server.wait_closed()
