@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,9 +42,11 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
+    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset; harmless here
+        warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
 
-    server = get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+        server = get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
     yield str(server.get_uri())
 
 

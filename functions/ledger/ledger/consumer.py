@@ -1,0 +1,45 @@
+"""One queued trade event -> one idempotent ledger transaction."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from meridian import db
+from meridian.consumers import PoisonMessageError, expect, parse_queued_event
+from meridian.events import TradeExecuted
+from meridian.ledger import record_trade
+
+logger = Logger(child=True)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
+
+
+def record_trade_message(record: SQSRecord) -> bool:
+    """Record the trade in ``record``; True if it was new, False if it was already recorded."""
+    try:
+        trade = expect(parse_queued_event(record.body), TradeExecuted)
+    except PoisonMessageError as exc:
+        logger.warning(
+            "poison message: reported as failed, reaches the DLQ after its last receive",
+            extra={"message_id": record.message_id, "reason": exc.reason, "receives": _receives(record)},
+        )
+        raise
+    try:
+        recorded = record_trade(db.shared_connection(), trade)
+    except psycopg.OperationalError:
+        db.reset_shared_connection()  # the connection may be dead; the retry gets a new one
+        raise
+    metrics.add_metric(
+        name="TradesRecorded" if recorded else "DuplicateTrades", unit=MetricUnit.Count, value=1
+    )
+    if not recorded:
+        logger.info("trade already recorded", extra={"execution_id": trade.execution_id})
+    return recorded
+
+
+def _receives(record: SQSRecord) -> str:
+    return str(record.attributes.approximate_receive_count)
