@@ -1,0 +1,30 @@
+"""The resolver: routes, error mapping, validation and the measuring middleware, wired once."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from orders_api import errors
+from orders_api.observability import measure
+from orders_api.routes import admin, orders, portfolio
+
+TITLE = "Meridian Order API"
+VERSION = "1.0.0"
+
+
+def create_app() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.configure_openapi(
+        title=TITLE,
+        version=VERSION,
+        description="Orders, positions, trades and market data of the Meridian trading platform. "
+        "Every request is signed with AWS SigV4 by an IAM role of its user type.",
+    )
+    for router in (orders.router, portfolio.router, admin.router):
+        app.include_router(router)
+    app.use(middlewares=[measure])
+    errors.install(app)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Storage and outside systems behind small interfaces: the logic never sees boto3 or SQL."""

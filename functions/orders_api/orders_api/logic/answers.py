@@ -1,0 +1,196 @@
+"""What a matching node's answer means for the API: the order's new state, fills, events, and the
+resting orders of other requests that it touched. Pure: no I/O, the clock is passed in.
+
+Execution ids are ``<node>-<trade id>``: trade ids are per node, so the node's id makes them unique
+across the fleet (a symbol alone would not, once symbols move between nodes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from meridian.domain import CancelReason, Instrument, OrderStatus, RejectReason, Side
+from meridian.events import (
+    EventDetail,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    OrderReplaced,
+    TradeExecuted,
+)
+from meridian.protocol import Ack, CancelAck, Fill, Reject
+from orders_api.dal.hotpath import NodeAnswer
+from orders_api.dal.interfaces import FillUpdate
+from orders_api.models import FillOut, OrderStatusName
+from orders_api.records import OrderRecord, order_id_for
+
+
+@dataclass(slots=True)
+class Outcome:
+    record: OrderRecord
+    fills: list[FillOut] = field(default_factory=list)
+    events: list[EventDetail] = field(default_factory=list)
+    others: list[FillUpdate] = field(default_factory=list)
+    rejected: RejectReason | None = None
+
+
+def execution_id(node: str, trade_id: int) -> str:
+    return f"{node}-{trade_id}"
+
+
+def _settled_status(record: OrderRecord) -> OrderStatusName:
+    if record.status in ("CANCELLED", "REJECTED"):
+        return record.status
+    if record.leaves_quantity == 0 and record.filled_quantity > 0:
+        return "FILLED"
+    return "PARTIALLY_FILLED" if record.filled_quantity > 0 else "NEW"
+
+
+def _accepted(record: OrderRecord, instrument: Instrument, seq: int, at: datetime) -> OrderAccepted:
+    return OrderAccepted(
+        event_id=f"{record.order_id}:accepted",
+        occurred_at=at,
+        order_id=record.order_id,
+        client_order_id=record.client_order_id,
+        account=record.account,
+        symbol=record.symbol,
+        side=record.side,
+        order_type=record.type,
+        time_in_force=record.time_in_force,
+        quantity=record.quantity,
+        price=None if record.price_ticks is None else instrument.to_price(record.price_ticks),
+        status=record.status,
+        node_seq=seq,
+    )
+
+
+def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, at: datetime) -> Outcome:
+    """Apply every frame of ``answer`` (to a new order, a replace or a cancel of ``record``)."""
+    out = Outcome(record)
+    mine = record.node_order_id
+    for message in answer.messages:
+        if isinstance(message, Reject):
+            out.rejected = RejectReason(message.reason)
+            if record.status == "UNCONFIRMED" or mine is None:  # a new order: it never existed
+                out.record = out.record.evolve(
+                    status="REJECTED", reject_reason=out.rejected.name, last_seq=message.seq, updated_at=at
+                )
+                out.events.append(_rejected_event(out.record, out.rejected, at))
+            return out
+        if isinstance(message, Ack):
+            mine = message.order_id
+            out.record = out.record.evolve(
+                node=answer.node,
+                node_order_id=message.order_id,
+                quantity=message.quantity,
+                leaves_quantity=message.leaves_quantity,
+                filled_quantity=message.filled_quantity,
+                price_ticks=out.record.price_ticks if out.record.type == "MARKET" else message.price,
+                status=OrderStatus(message.status).name,
+                last_seq=message.seq,
+                updated_at=at,
+            )
+            if answer.replaced:
+                out.events.append(_replaced_event(out.record, instrument, message.seq, at))
+            else:
+                out.events.append(_accepted(out.record, instrument, message.seq, at))
+        elif isinstance(message, Fill):
+            _apply_fill(out, message, mine, answer.node, instrument, at)
+        elif isinstance(message, CancelAck):
+            _apply_cancel(out, message, mine, at)
+    out.record = out.record.evolve(status=_settled_status(out.record))
+    return out
+
+
+def _apply_fill(
+    out: Outcome, fill: Fill, mine: int | None, node: str, instrument: Instrument, at: datetime
+) -> None:
+    exec_id = execution_id(node, fill.trade_id)
+    price = instrument.to_price(fill.price)
+    buy_id = order_id_for(fill.buy_account, fill.buy_client_order_id)
+    sell_id = order_id_for(fill.sell_account, fill.sell_client_order_id)
+    for side, node_order_id, leaves, order_id in (
+        (Side.BUY, fill.buy_order_id, fill.buy_leaves_quantity, buy_id),
+        (Side.SELL, fill.sell_order_id, fill.sell_leaves_quantity, sell_id),
+    ):
+        if node_order_id == mine:
+            record = out.record
+            out.record = record.evolve(
+                leaves_quantity=leaves,
+                filled_quantity=record.filled_quantity + fill.quantity,
+                last_seq=fill.seq,
+                updated_at=at,
+            )
+            liquidity = "TAKER" if fill.aggressor_side == side else "MAKER"
+            out.fills.append(
+                FillOut(execution_id=exec_id, price=str(price), quantity=fill.quantity, liquidity=liquidity)
+            )
+        else:
+            out.others.append(FillUpdate(order_id=order_id, leaves_quantity=leaves, seq=fill.seq))
+    out.events.append(
+        TradeExecuted(
+            event_id=exec_id,
+            occurred_at=at,
+            execution_id=exec_id,
+            symbol=fill.symbol,
+            price=price,
+            quantity=fill.quantity,
+            aggressor_side=Side(fill.aggressor_side).name,
+            buy_order_id=buy_id,
+            sell_order_id=sell_id,
+            buy_account=fill.buy_account,
+            sell_account=fill.sell_account,
+            buy_client_order_id=fill.buy_client_order_id,
+            sell_client_order_id=fill.sell_client_order_id,
+            node_seq=fill.seq,
+        )
+    )
+
+
+def _apply_cancel(out: Outcome, cancel: CancelAck, mine: int | None, at: datetime) -> None:
+    order_id = order_id_for(cancel.account, cancel.client_order_id)
+    if cancel.order_id == mine:
+        out.record = out.record.evolve(
+            status="CANCELLED", leaves_quantity=0, last_seq=cancel.seq, updated_at=at
+        )
+    else:  # a resting order removed by self-trade prevention
+        out.others.append(FillUpdate(order_id=order_id, leaves_quantity=0, seq=cancel.seq, cancelled=True))
+    out.events.append(
+        OrderCancelled(
+            event_id=f"{order_id}:cancelled:{cancel.seq}",
+            occurred_at=at,
+            order_id=order_id,
+            client_order_id=cancel.client_order_id,
+            account=cancel.account,
+            symbol=cancel.symbol,
+            cancelled_quantity=cancel.cancelled_quantity,
+            reason=CancelReason(cancel.reason).name,
+            node_seq=cancel.seq,
+        )
+    )
+
+
+def _replaced_event(record: OrderRecord, instrument: Instrument, seq: int, at: datetime) -> OrderReplaced:
+    return OrderReplaced(
+        event_id=f"{record.order_id}:replaced:{seq}",
+        occurred_at=at,
+        order_id=record.order_id,
+        client_order_id=record.client_order_id,
+        account=record.account,
+        symbol=record.symbol,
+        quantity=record.quantity,
+        price=None if record.price_ticks is None else instrument.to_price(record.price_ticks),
+        node_seq=seq,
+    )
+
+
+def _rejected_event(record: OrderRecord, reason: RejectReason, at: datetime) -> OrderRejected:
+    return OrderRejected(
+        event_id=f"{record.order_id}:rejected",
+        occurred_at=at,
+        client_order_id=record.client_order_id,
+        account=record.account,
+        symbol=record.symbol,
+        reason=reason.name,
+    )

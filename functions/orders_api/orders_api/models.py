@@ -1,0 +1,225 @@
+"""Pydantic models at the API's edges: request bodies, answers, errors, and the stored order record.
+
+Prices cross the API as decimal strings in currency units ("190.00") and are kept inside as integer
+ticks of the instrument (``Instrument.to_ticks``); quantities are integers in lots of one unit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from meridian.domain import MAX_QUANTITY
+
+SideName = Literal["BUY", "SELL"]
+OrderTypeName = Literal["LIMIT", "MARKET"]
+TimeInForceName = Literal["GTC", "IOC", "FOK", "DAY"]
+SelfTradePreventionName = Literal["CANCEL_NEWEST", "CANCEL_OLDEST", "CANCEL_BOTH", "ALLOW"]
+OrderStatusName = Literal[
+    "NEW", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "PENDING_APPROVAL", "EXPIRED", "UNCONFIRMED"
+]
+UserType = Literal["trader", "risk_officer", "compliance_officer", "operator"]
+
+PriceText = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9]{1,12}(\.[0-9]{1,8})?$",
+        description="Decimal price in currency units, on the instrument's tick grid",
+        examples=["190.00"],
+    ),
+]
+ClientOrderId = Annotated[
+    str, Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9._:-]+$", examples=["my-order-0001"])
+]
+SymbolName = Annotated[str, Field(min_length=1, max_length=8, pattern=r"^[A-Z0-9]+$", examples=["AAPL"])]
+Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- requests ---------------------------------------------------------------------------------
+
+
+class OrderRequest(_Strict):
+    """A new order. LIMIT orders carry a price; MARKET orders must not."""
+
+    symbol: SymbolName
+    side: SideName
+    type: OrderTypeName = "LIMIT"
+    time_in_force: TimeInForceName = "GTC"
+    quantity: Quantity
+    price: PriceText | None = None
+    client_order_id: ClientOrderId | None = Field(
+        default=None, description="Your id for the order; a retry with the same id never makes a second order"
+    )
+    post_only: bool = False
+    self_trade_prevention: SelfTradePreventionName = "CANCEL_NEWEST"
+
+    @model_validator(mode="after")
+    def _price_matches_type(self) -> OrderRequest:
+        if self.type == "LIMIT" and self.price is None:
+            raise ValueError("a LIMIT order needs a price")
+        if self.type == "MARKET" and self.price is not None:
+            raise ValueError("a MARKET order takes no price")
+        if self.type == "MARKET" and self.post_only:
+            raise ValueError("a MARKET order cannot be post-only")
+        return self
+
+
+class ReplaceRequest(_Strict):
+    """New quantity and/or price for a resting order."""
+
+    quantity: Quantity | None = None
+    price: PriceText | None = None
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> ReplaceRequest:
+        if self.quantity is None and self.price is None:
+            raise ValueError("give a new quantity, a new price, or both")
+        return self
+
+
+class ApprovalRequest(_Strict):
+    decision: Literal["APPROVE", "REJECT"]
+    comment: str = Field(default="", max_length=500)
+
+
+class TradingControlRequest(_Strict):
+    """Halt or resume one symbol, or every symbol when ``symbol`` is absent."""
+
+    symbol: SymbolName | None = None
+    reason: str = Field(default="", max_length=200)
+
+
+# ---- answers ----------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(default_factory=list)
+    type: str = ""
+    msg: str = ""
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer: a machine-readable code, a sentence, and field-level details."""
+
+    error: str = Field(examples=["MAX_NOTIONAL"])
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+    order_id: str | None = Field(
+        default=None, description="The order the error is about, when one was recorded"
+    )
+
+
+class FillOut(BaseModel):
+    execution_id: str
+    price: str
+    quantity: int
+    liquidity: Literal["MAKER", "TAKER"]
+
+
+class Approval(BaseModel):
+    decision: Literal["APPROVE", "REJECT"]
+    actor: str
+    comment: str = ""
+    decided_at: datetime
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    client_order_id: str
+    account: str
+    symbol: str
+    side: SideName
+    type: OrderTypeName
+    time_in_force: TimeInForceName
+    quantity: int
+    price: str | None = None
+    status: OrderStatusName
+    filled_quantity: int = 0
+    leaves_quantity: int = 0
+    reject_reason: str | None = None
+    approval: Approval | None = None
+    created_at: datetime
+    updated_at: datetime
+    fills: list[FillOut] = Field(default_factory=list, description="Fills made by this request")
+
+
+class OrderList(BaseModel):
+    orders: list[OrderOut]
+    next_token: str | None = Field(default=None, description="Pass back as next_token for the next page")
+
+
+class PositionOut(BaseModel):
+    account: str
+    symbol: str
+    quantity: int
+    average_price: str | None = None
+    realized_pnl: str | None = None
+    updated_at: datetime | None = None
+
+
+class PositionList(BaseModel):
+    positions: list[PositionOut]
+
+
+class TradeOut(BaseModel):
+    execution_id: str
+    symbol: str
+    price: str
+    quantity: int
+    buy_account: str
+    sell_account: str
+    buy_order_id: str
+    sell_order_id: str
+    aggressor_side: SideName
+    occurred_at: datetime
+
+
+class TradeList(BaseModel):
+    trades: list[TradeOut]
+    next_token: str | None = None
+
+
+class BookLevel(BaseModel):
+    price: str
+    quantity: int
+
+
+class LastTrade(BaseModel):
+    price: str
+    quantity: int
+    execution_id: str
+    occurred_at: str
+
+
+class MarketDataOut(BaseModel):
+    symbol: str
+    bid_price: str | None = None
+    bid_quantity: int | None = None
+    ask_price: str | None = None
+    ask_quantity: int | None = None
+    bids: list[BookLevel] = Field(default_factory=list)
+    asks: list[BookLevel] = Field(default_factory=list)
+    last_trades: list[LastTrade] = Field(default_factory=list)
+    node_seq: int | None = None
+    updated_at: str | None = None
+
+
+class TradingControlOut(BaseModel):
+    scope: str = Field(description="GLOBAL or the symbol")
+    halted: bool
+    actor: str
+    reason: str = ""
+    node_acknowledged: bool = Field(description="False when the matching node could not be told; retry")
+    updated_at: datetime
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    matching_node: Literal["up", "down", "unknown"]

@@ -1,0 +1,93 @@
+"""The order as the API stores it, and its rendering as an ``OrderOut``."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from meridian.domain import Instrument
+from orders_api.models import (
+    Approval,
+    FillOut,
+    OrderOut,
+    OrderStatusName,
+    OrderTypeName,
+    SideName,
+    TimeInForceName,
+)
+
+OPEN_STATUSES: frozenset[str] = frozenset({"NEW", "PARTIALLY_FILLED", "PENDING_APPROVAL", "UNCONFIRMED"})
+LIVE_ON_NODE: frozenset[str] = frozenset({"NEW", "PARTIALLY_FILLED"})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def order_id_for(account: str, client_order_id: str) -> str:
+    """The order id is derived from (account, client order id), so every retry names the same order
+    and the node's fills, which carry both, find the order without an index."""
+    digest = hashlib.sha256(f"{account}\0{client_order_id}".encode()).hexdigest()
+    return f"ord_{digest[:24]}"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    order_id: str
+    account: str
+    client_order_id: str
+    symbol: str
+    side: SideName
+    type: OrderTypeName
+    time_in_force: TimeInForceName
+    quantity: int
+    price_ticks: int | None
+    status: OrderStatusName
+    created_at: datetime
+    updated_at: datetime
+    order_flags: int = 0
+    filled_quantity: int = 0
+    leaves_quantity: int = 0
+    node: str | None = None
+    node_order_id: int | None = None
+    last_seq: int = 0
+    reject_reason: str | None = None
+    approval: Approval | None = None
+    submitted_by: str = ""
+    fills: tuple[FillOut, ...] = field(default=())
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def evolve(self, **changes: Any) -> OrderRecord:
+        return replace(self, **changes)
+
+    def same_order_as(self, other: OrderRecord) -> bool:
+        """Whether two submissions with one client order id ask for the same order."""
+        keys = ("symbol", "side", "type", "time_in_force", "quantity", "price_ticks", "order_flags")
+        return all(getattr(self, k) == getattr(other, k) for k in keys)
+
+    def to_out(self, instrument: Instrument) -> OrderOut:
+        price = None if self.price_ticks is None else str(instrument.to_price(self.price_ticks))
+        return OrderOut(
+            order_id=self.order_id,
+            client_order_id=self.client_order_id,
+            account=self.account,
+            symbol=self.symbol,
+            side=self.side,
+            type=self.type,
+            time_in_force=self.time_in_force,
+            quantity=self.quantity,
+            price=price,
+            status=self.status,
+            filled_quantity=self.filled_quantity,
+            leaves_quantity=self.leaves_quantity,
+            reject_reason=self.reject_reason,
+            approval=self.approval,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            fills=list(self.fills),
+        )

@@ -1,0 +1,1 @@
+"""Route declarations: each handler parses, authorises through the logic, and answers a model."""

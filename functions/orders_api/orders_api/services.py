@@ -1,0 +1,103 @@
+"""The container's long-lived collaborators, built on first use (not at import: cold start).
+
+Tests and the local platform replace them with ``use(...)``; ``reset()`` forgets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from orders_api.config import Settings, settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
+    from orders_api.dal.hotpath import MatchingGateway
+    from orders_api.dal.interfaces import (
+        EventPublisher,
+        LedgerReader,
+        MarketDataReader,
+        OrderStore,
+        ReferenceStore,
+    )
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    orders: OrderStore
+    reference: ReferenceStore
+    market_data: MarketDataReader
+    ledger: LedgerReader
+    events: EventPublisher
+    gateway: MatchingGateway
+    idempotency: BasePersistenceLayer
+    instruments: Mapping[str, Instrument]
+
+
+def default_instruments() -> dict[str, Instrument]:
+    return {instrument.symbol: instrument for instrument in DEFAULT_INSTRUMENTS}
+
+
+def build(config: Settings | None = None) -> Services:
+    """Wire the AWS and PostgreSQL implementations from the environment."""
+    # Deferred imports: boto3 and psycopg load here, on the first request, not at import.
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
+
+    from meridian import db  # noqa: PLC0415
+    from orders_api.aws import client  # noqa: PLC0415
+    from orders_api.dal.dynamo_orders import DynamoOrderStore  # noqa: PLC0415
+    from orders_api.dal.dynamo_reference import DynamoReferenceStore  # noqa: PLC0415
+    from orders_api.dal.eventbridge import EventBridgePublisher  # noqa: PLC0415
+    from orders_api.dal.ledger import PostgresLedgerReader  # noqa: PLC0415
+    from orders_api.dal.market_data import DynamoMarketDataReader  # noqa: PLC0415
+
+    s = config or settings()
+    dynamodb = client("dynamodb")
+    return Services(
+        settings=s,
+        orders=DynamoOrderStore(dynamodb, s.orders_table),
+        reference=DynamoReferenceStore(
+            dynamodb, s.principals_table, s.risk_limits_table, s.trading_controls_table
+        ),
+        market_data=DynamoMarketDataReader(dynamodb, s.market_data_table),
+        ledger=PostgresLedgerReader(db.shared_connection),
+        events=EventBridgePublisher(
+            client("events"), s.event_bus_name, client("sqs") if s.events_dlq_url else None, s.events_dlq_url
+        ),
+        gateway=_gateway(s),
+        idempotency=DynamoDBPersistenceLayer(table_name=s.idempotency_table, boto3_client=dynamodb),
+        instruments=default_instruments(),
+    )
+
+
+def _gateway(s: Settings) -> MatchingGateway:
+    from meridian.routing import Router, RoutingError, provider_from_environment  # noqa: PLC0415
+    from orders_api.dal.hotpath import HotpathGateway, UnroutedGateway  # noqa: PLC0415
+
+    try:
+        return HotpathGateway(Router(provider_from_environment(), timeout=s.hotpath_timeout_ms / 1000))
+    except RoutingError as exc:
+        return UnroutedGateway(str(exc))
+
+
+_current: Services | None = None
+
+
+def current() -> Services:
+    global _current
+    if _current is None:
+        _current = build()
+    return _current
+
+
+def use(services: Services | None) -> None:
+    global _current
+    _current = services
+
+
+def reset() -> None:
+    use(None)

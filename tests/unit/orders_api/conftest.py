@@ -1,0 +1,70 @@
+"""Fixtures of the order API unit tests: moto in-process, the real matching engine, the handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from orders_api import aws, config, services
+from orders_api.config import Settings
+
+from meridian_local.orders_api_fixtures import EngineGateway, load_handler, local_services
+from tests.unit.orders_api.harness import Answer, call, new_gateway, seed
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "Meridian",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    config.settings.cache_clear()
+    aws.reset_clients()
+    yield
+    config.settings.cache_clear()
+    aws.reset_clients()
+    services.reset()
+
+
+@pytest.fixture
+def settings(aws_env: None) -> Settings:
+    return Settings(large_order_notional=1_000_000, default_max_open_orders=50)
+
+
+@pytest.fixture
+def clients(aws_env: None, settings: Settings) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        made = {name: aws.client(name) for name in ("dynamodb", "events", "sqs")}
+        seed(made, settings)
+        yield made
+
+
+@pytest.fixture
+def gateway() -> EngineGateway:
+    return new_gateway()
+
+
+@pytest.fixture
+def svc(clients: dict[str, Any], settings: Settings, gateway: EngineGateway) -> services.Services:
+    built = local_services(settings, clients, gateway)
+    services.use(built)
+    return built
+
+
+@pytest.fixture
+def api(svc: services.Services) -> Callable[..., Answer]:
+    handler = load_handler()
+
+    def request(method: str, path: str, **kwargs: Any) -> Answer:
+        return call(handler, method, path, **kwargs)
+
+    return request
