@@ -8,6 +8,7 @@ Register with ``pytest_plugins = ["tests.pg"]`` in the root conftest.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ def create_database(server_url: str, prefix: str = "t") -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """A PostgreSQL server URL: ``DATABASE_URL`` when set, else an embedded server for the session."""
     external = os.environ.get("DATABASE_URL", "").strip()
     if external:
@@ -46,7 +47,9 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         warnings.simplefilter("ignore")
         from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
 
-        server = get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+        # Not under pytest's basetemp: concurrent pytest runs reset its permissions to 0700, which
+        # locks out the unprivileged user PostgreSQL runs as when the tests run as root.
+        server = get_server(tempfile.mkdtemp(prefix="meridian-pg-"), cleanup_mode="delete")
     yield str(server.get_uri())
 
 
