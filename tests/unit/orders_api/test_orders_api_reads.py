@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -107,7 +107,7 @@ def trade(n: int, buyer: str, seller: str) -> TradeExecuted:
 
 
 @pytest.fixture
-def ledger(ledger_conn: psycopg.Connection[Any], svc: Services) -> Iterator[psycopg.Connection[Any]]:
+def ledger(ledger_conn: psycopg.Connection[Any], svc: Services) -> psycopg.Connection[Any]:
     for n in range(1, 6):
         record_trade(ledger_conn, trade(n, ACCOUNT_A, ACCOUNT_B))
     record_trade(ledger_conn, trade(6, "ACC-C", ACCOUNT_B))
