@@ -44,6 +44,7 @@ class NodeConfig:
     kinesis_stream: str | None = None
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
+    socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
 
 
 def load_instruments(path: Path) -> tuple[Instrument, ...]:
@@ -111,7 +112,7 @@ class RunningNode:
             engine, journal, store, metrics, self.publisher, config.snapshot_every, self._fatal
         )
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
-        self.server = MatchingServer(self.node, config.write_buffer_high)
+        self.server = MatchingServer(self.node, config.write_buffer_high, config.socket_send_buffer)
         self.port = await self.server.start(config.host, config.port)
         self._metrics_server: asyncio.AbstractServer | None = None
         self.metrics_port: int | None = None

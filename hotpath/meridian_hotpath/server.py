@@ -64,6 +64,8 @@ class ClientConnection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._server.socket_send_buffer is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._server.socket_send_buffer)
         transport.set_write_buffer_limits(high=self._server.write_buffer_high)
         self._server.connection_opened(self)
 
@@ -134,9 +136,15 @@ class ClientConnection(asyncio.Protocol):
 
 
 class MatchingServer:
-    def __init__(self, node: MatchingNode, write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH) -> None:
+    def __init__(
+        self,
+        node: MatchingNode,
+        write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH,
+        socket_send_buffer: int | None = None,
+    ) -> None:
         self.node = node
         self.write_buffer_high = write_buffer_high
+        self.socket_send_buffer = socket_send_buffer  # SO_SNDBUF per connection; None: the kernel's
         self.connections: set[ClientConnection] = set()
         self._server: asyncio.AbstractServer | None = None
         self._all_closed = asyncio.Event()

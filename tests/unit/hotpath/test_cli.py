@@ -1,0 +1,118 @@
+"""Command line: exit codes and what verify/replay print."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from meridian_hotpath.app import load_instruments
+from meridian_hotpath.cli import main
+from meridian_hotpath.journal import segment_paths
+from meridian_hotpath.orderflow import synthetic_flow
+from meridian_hotpath.recovery import journal_dir
+from tests.unit.hotpath.datadir import build_data_dir, fresh_engine
+
+Capture = pytest.CaptureFixture[str]
+INPUTS = list(synthetic_flow(seed=11, count=120))
+
+
+def exit_code(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+def test_verify_prints_last_good_seq_and_book_checksums(tmp_path: Path, capsys: Capture) -> None:
+    build_data_dir(tmp_path, INPUTS, snapshot_at={60})
+    assert exit_code(["verify", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "last good seq 120; 1 snapshots checked" in out
+    for symbol, checksum in fresh_engine(INPUTS).book_checksums().items():
+        assert f"book {symbol} {checksum}" in out
+
+
+def test_verify_exits_1_on_corruption(tmp_path: Path, capsys: Capture) -> None:
+    build_data_dir(tmp_path, INPUTS)
+    segment = segment_paths(journal_dir(tmp_path))[0]
+    data = bytearray(segment.read_bytes())
+    data[100] ^= 0x10
+    segment.write_bytes(bytes(data))
+    assert exit_code(["verify", "--data-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "corrupt: journal corrupt at seq" in captured.err
+    assert "last good seq" in captured.out
+
+
+def test_replay_prints_the_checksums_at_the_seq(tmp_path: Path, capsys: Capture) -> None:
+    build_data_dir(tmp_path, INPUTS, snapshot_at={50})
+    assert exit_code(["replay", "--data-dir", str(tmp_path), "--to-seq", "77"]) == 0
+    reference = fresh_engine(INPUTS[:77])
+    out = capsys.readouterr().out
+    assert f"seq 77 checksum {reference.checksum()}" in out
+    assert f"book AAPL {reference.book_checksums()['AAPL']}" in out
+
+
+def test_replay_beyond_the_journal_exits_1(tmp_path: Path, capsys: Capture) -> None:
+    build_data_dir(tmp_path, INPUTS)
+    assert exit_code(["replay", "--data-dir", str(tmp_path), "--to-seq", "121"]) == 1
+    assert "journal ends at seq 120" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["launch"],
+        ["serve", "--data-dir", "{tmp}"],  # no port
+        ["serve", "--data-dir", "{tmp}", "--port", "70000"],
+        ["serve", "--data-dir", "{tmp}", "--port", "0", "--snapshot-every", "0"],
+        ["serve", "--data-dir", "{tmp}", "--port", "0", "--instruments", "{tmp}/missing.json"],
+        ["serve", "--data-dir", "{tmp}", "--port", "0", "--instruments", "{tmp}/bad.json"],
+        ["verify", "--data-dir", "{tmp}/nowhere"],
+        ["replay", "--data-dir", "{tmp}", "--to-seq", "-1"],
+        ["replay", "--data-dir", "{tmp}"],
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(tmp_path: Path, argv: list[str], capsys: Capture) -> None:
+    (tmp_path / "bad.json").write_text(json.dumps([{"symbol": "AAPL", "tick": 1}]))
+    assert exit_code([arg.format(tmp=tmp_path) for arg in argv]) == 2
+    assert capsys.readouterr().err.strip()
+
+
+def test_instruments_file_lists_instrument_fields(tmp_path: Path) -> None:
+    path = tmp_path / "instruments.json"
+    path.write_text(
+        json.dumps([{"symbol": "TSLA", "tick_size": 5, "reference_price": 25000}, {"symbol": "NVDA"}])
+    )
+    instruments = load_instruments(path)
+    assert [i.symbol for i in instruments] == ["TSLA", "NVDA"]
+    assert instruments[0].tick_size == 5
+    path.write_text(json.dumps([{"symbol": "TSLA"}, {"symbol": "TSLA"}]))
+    with pytest.raises(ValueError, match="twice"):
+        load_instruments(path)
+
+
+def test_module_entry_point_exits_2_on_bad_arguments() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "meridian_hotpath", "serve", "--port", "x"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+
+
+def test_serve_refuses_to_start_on_mid_journal_corruption(tmp_path: Path, capsys: Capture) -> None:
+    build_data_dir(tmp_path, INPUTS)
+    segment = segment_paths(journal_dir(tmp_path))[0]
+    data = bytearray(segment.read_bytes())
+    data[100] ^= 0x10
+    segment.write_bytes(bytes(data))
+    assert exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 1
+    assert "refusing to start: journal corrupt at seq" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""The metrics endpoint: Prometheus exposition and the health check."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from meridian.client import HotpathClient
+from meridian.domain import Side
+from meridian_hotpath.metrics import LatencyReservoir
+from tests.unit.hotpath.conftest import StartNode
+from tests.unit.hotpath.node_thread import WAIT, NodeThread
+
+
+def get(node: NodeThread, path: str) -> tuple[int, str, str]:
+    url = f"http://127.0.0.1:{node.node.metrics_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=WAIT) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_reservoir_quantiles_cover_the_most_recent_window() -> None:
+    reservoir = LatencyReservoir(size=1000)
+    for value in range(5000):  # only the last 1000 (4000..4999) remain
+        reservoir.add(value)
+    quantiles = reservoir.quantiles()
+    assert quantiles["p50"] == 4500
+    assert quantiles["p99"] == 4990
+    assert quantiles["p999"] == 4999
+    assert LatencyReservoir().quantiles() == {}
+
+
+def test_metrics_endpoint_exposes_rates_latencies_commits_depth_and_connections(
+    start_node: StartNode,
+) -> None:
+    node = start_node()
+    client = HotpathClient("127.0.0.1", node.port)
+    client.submit("r1", "a", "AAPL", Side.BUY, 5, 18990)
+    client.submit("r2", "a", "AAPL", Side.SELL, 5, 19010)
+    client.submit("r3", "a", "AAPL", Side.SELL, 5, 19020)
+    client.submit("r3", "a", "AAPL", Side.SELL, 5, 19020)  # duplicate
+    client.submit("r4", "a", "NOPE", Side.SELL, 5, 19020)  # unknown symbol
+    client.heartbeat()
+    status, content_type, text = get(node, "/metrics")
+    assert status == 200
+    assert content_type.startswith("text/plain")
+    found = samples(text)
+    assert found[("meridian_requests_total", (("outcome", "accepted"), ("type", "new_order")))] == 3
+    assert found[("meridian_requests_total", (("outcome", "duplicate"), ("type", "new_order")))] == 1
+    assert found[("meridian_requests_total", (("outcome", "rejected"), ("type", "new_order")))] == 1
+    assert found[("meridian_requests_total", (("outcome", "accepted"), ("type", "heartbeat")))] == 1
+    assert found[("meridian_request_latency_seconds_count", (("type", "new_order"),))] == 5
+    assert ("meridian_request_latency_seconds_bucket", (("le", "5e-06"), ("type", "new_order"))) in found
+    assert ("meridian_request_latency_seconds_bucket", (("le", "0.01"), ("type", "new_order"))) in found
+    assert found[("meridian_journal_fsync_seconds_count", ())] == 5
+    assert found[("meridian_journal_batch_records_count", ())] == 5
+    assert found[("meridian_book_depth_levels", (("side", "bid"), ("symbol", "AAPL")))] == 1
+    assert found[("meridian_book_depth_levels", (("side", "ask"), ("symbol", "AAPL")))] == 2
+    assert found[("meridian_book_depth_levels", (("side", "ask"), ("symbol", "MSFT")))] == 0
+    assert found[("meridian_connections", ())] == 1
+    assert found[("meridian_engine_seq", ())] == 5
+    for quantile in ("p50", "p99", "p999"):
+        assert found[("meridian_request_latency_quantile_seconds", (("quantile", quantile),))] > 0
+
+
+def test_healthz_reports_status_seq_and_symbols(start_node: StartNode) -> None:
+    node = start_node()
+    HotpathClient("127.0.0.1", node.port).submit("h1", "a", "MSFT", Side.BUY, 1, 42000)
+    status, content_type, text = get(node, "/healthz")
+    assert (status, content_type) == (200, "application/json")
+    health = json.loads(text)
+    assert health["status"] == "ok"
+    assert health["seq"] == 1
+    assert health["symbols"] == ["AAPL", "BTCUSD", "ESZ6", "MSFT"]
+
+
+@pytest.mark.parametrize("path", ["/", "/metricsx", "/healthz/extra"])
+def test_unknown_paths_are_not_found(start_node: StartNode, path: str) -> None:
+    assert get(start_node(), path)[0] == 404
