@@ -6,5 +6,6 @@ obviously-correct model of the same rules that the tests hold it against.
 
 from meridian_hotpath.engine.book import OrderView
 from meridian_hotpath.engine.core import MatchingEngine
+from meridian_hotpath.engine.reference import ReferenceEngine
 
-__all__ = ["MatchingEngine", "OrderView"]
+__all__ = ["MatchingEngine", "OrderView", "ReferenceEngine"]

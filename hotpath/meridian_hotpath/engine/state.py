@@ -51,20 +51,22 @@ class EngineState(NamedTuple):
     checksum: int
 
 
-def _digest(value: object) -> int:
-    return int.from_bytes(hashlib.blake2b(repr(value).encode(), digest_size=8).digest(), "little")
+def _digest(rows: list[tuple[int | str, ...]]) -> int:
+    """u64 (BLAKE2b) over rows of ints and strings; an IntEnum member counts as its value."""
+    text = "\x1e".join("\x1f".join(v if isinstance(v, str) else str(int(v)) for v in row) for row in rows)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 def book_checksum(symbol: str, halted: bool, last_price: int, resting: list[OrderRecord]) -> int:
     """u64 over one book: its trading state and its resting orders, bids then asks, in priority order."""
-    return _digest((symbol, halted, last_price, [tuple(record) for record in resting]))
+    return _digest([(symbol, int(halted), last_price), *resting])
 
 
 def engine_checksum(
     seq: int, order_count: int, trade_id: int, global_halt: bool, book_checksums: dict[str, int]
 ) -> int:
     """u64 over the engine's counters and every book's checksum."""
-    return _digest((seq, order_count, trade_id, global_halt, sorted(book_checksums.items())))
+    return _digest([(seq, order_count, trade_id, int(global_halt)), *sorted(book_checksums.items())])
 
 
 def encode_snapshot(state: EngineState) -> bytes:

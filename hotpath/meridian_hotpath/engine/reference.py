@@ -1,0 +1,364 @@
+"""ReferenceEngine: a slow, obviously-correct model of MatchingEngine's rules, for tests only.
+
+Every order lives in one dict; a book is whatever orders have leaves left, sorted by (price, time)
+each time it is needed. No levels, no keys, no caches: if the two engines ever disagree, this one
+is the easier to believe. The rules it models are written down in ``core``'s module docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from meridian.domain import (
+    CancelReason,
+    Instrument,
+    OrderStatus,
+    OrderType,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+from meridian.protocol import (
+    ORDER_FLAG_POST_ONLY,
+    ORDER_FLAG_STP_MASK,
+    ORDER_FLAG_STP_SHIFT,
+    Ack,
+    Admin,
+    AdminAck,
+    AdminAction,
+    Cancel,
+    CancelAck,
+    Fill,
+    Flag,
+    Message,
+    NewOrder,
+    Reject,
+    Replace,
+)
+from meridian_hotpath.engine.book import OrderView
+from meridian_hotpath.engine.state import OrderRecord, book_checksum, engine_checksum
+
+
+@dataclass
+class RefOrder:
+    order_id: int
+    client_order_id: str
+    account: str
+    symbol: str
+    side: int
+    order_type: int
+    time_in_force: int
+    flags: int
+    price: int
+    quantity: int
+    leaves: int
+    filled: int = 0
+    cancelled: int = 0
+    arrival: int = 0  # time priority: larger is later
+
+    def status(self) -> int:
+        if self.leaves > 0:
+            return OrderStatus.PARTIALLY_FILLED if self.filled else OrderStatus.NEW
+        return OrderStatus.CANCELLED if self.cancelled else OrderStatus.FILLED
+
+    def record(self) -> OrderRecord:
+        return OrderRecord(
+            self.order_id, self.client_order_id, self.account, self.symbol, self.side, self.order_type,
+            self.time_in_force, self.flags, self.price, self.quantity, self.leaves, self.filled,
+            self.cancelled,
+        )  # fmt: skip
+
+
+class ReferenceEngine:
+    def __init__(self, instruments: Iterable[Instrument]) -> None:
+        self.instruments = {instrument.symbol: instrument for instrument in instruments}
+        self.seq = 0
+        self.last_flags = 0
+        self.orders: dict[int, RefOrder] = {}
+        self.trade_id = 0
+        self.clock = 0
+        self.global_halt = False
+        self.halted: set[str] = set()
+        self.last_price: dict[str, int] = dict.fromkeys(self.instruments, 0)
+
+    # ---- the book, recomputed -----------------------------------------------------------------
+
+    def resting(self, symbol: str, side: int) -> list[RefOrder]:
+        """Resting orders of one side, best first: by price (high bids, low asks), then arrival."""
+        live = [o for o in self.orders.values() if o.symbol == symbol and o.side == side and o.leaves > 0]
+        if side == Side.BUY:
+            return sorted(live, key=lambda o: (-o.price, o.arrival))
+        return sorted(live, key=lambda o: (o.price, o.arrival))
+
+    def crosses(self, side: int, limit: int | None, resting_price: int) -> bool:
+        if limit is None:  # market
+            return True
+        return resting_price <= limit if side == Side.BUY else resting_price >= limit
+
+    def rest(self, order: RefOrder) -> None:
+        self.clock += 1
+        order.arrival = self.clock
+
+    def trading(self, symbol: str) -> bool:
+        return not self.global_halt and symbol not in self.halted
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    def process(self, request: NewOrder | Cancel | Replace | Admin) -> list[Message]:
+        self.seq += 1
+        self.last_flags = 0
+        if isinstance(request, NewOrder):
+            return self.new_order(request)
+        if isinstance(request, Cancel):
+            return self.cancel(request)
+        if isinstance(request, Replace):
+            return self.replace(request)
+        return self.admin(request)
+
+    def reject(self, request_id: int, order_id: int, coid: str, symbol: str, reason: int) -> list[Message]:
+        return [Reject(request_id, self.seq, order_id, coid, symbol, reason)]
+
+    def ack(self, request_id: int, order: RefOrder) -> Ack:
+        return Ack(
+            request_id, self.seq, order.order_id, order.client_order_id, order.account, order.symbol,
+            order.side, order.status(), order.quantity, order.leaves, order.filled, order.price,
+        )  # fmt: skip
+
+    def cancel_ack(self, request_id: int, order: RefOrder, reason: int) -> CancelAck:
+        quantity = order.leaves
+        order.cancelled += quantity
+        order.leaves = 0
+        return CancelAck(
+            request_id, self.seq, order.order_id, order.client_order_id, order.account, order.symbol,
+            reason, quantity,
+        )  # fmt: skip
+
+    def new_order_problem(self, r: NewOrder) -> int | None:
+        instrument = self.instruments[r.symbol]
+        if (
+            r.side not in (Side.BUY, Side.SELL)
+            or r.order_type not in (OrderType.LIMIT, OrderType.MARKET)
+            or r.time_in_force not in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.DAY)
+            or r.order_flags & ~(ORDER_FLAG_POST_ONLY | ORDER_FLAG_STP_MASK)
+        ):
+            return RejectReason.INVALID_ORDER
+        if not self.trading(r.symbol):
+            return RejectReason.TRADING_HALTED
+        if r.quantity <= 0 or r.quantity > instrument.max_order_quantity:
+            return RejectReason.INVALID_QUANTITY
+        if r.quantity % instrument.lot_size != 0:
+            return RejectReason.LOT_SIZE
+        post_only = bool(r.order_flags & ORDER_FLAG_POST_ONLY)
+        if r.order_type == OrderType.MARKET:
+            return RejectReason.INVALID_ORDER if post_only else None
+        if r.price <= 0:
+            return RejectReason.INVALID_PRICE
+        if r.price % instrument.tick_size != 0:
+            return RejectReason.TICK_SIZE
+        low, high = instrument.band(self.last_price[r.symbol] or instrument.reference_price)
+        if not low <= r.price <= high:
+            return RejectReason.PRICE_BAND
+        if post_only and r.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+            return RejectReason.INVALID_ORDER
+        if post_only and self.would_cross(r.symbol, r.side, r.price):
+            return RejectReason.POST_ONLY_WOULD_CROSS
+        return None
+
+    def would_cross(self, symbol: str, side: int, price: int) -> bool:
+        opposite = self.resting(symbol, Side.SELL if side == Side.BUY else Side.BUY)
+        return bool(opposite) and self.crosses(side, price, opposite[0].price)
+
+    def new_order(self, r: NewOrder) -> list[Message]:
+        key = (r.account, r.client_order_id)
+        existing = [
+            o for o in self.orders.values() if r.client_order_id and (o.account, o.client_order_id) == key
+        ]
+        if existing:
+            self.last_flags = Flag.DUPLICATE
+            return [self.ack(r.request_id, existing[0])]
+        if r.symbol not in self.instruments:
+            return self.reject(r.request_id, 0, r.client_order_id, r.symbol, RejectReason.UNKNOWN_SYMBOL)
+        problem = self.new_order_problem(r)
+        if problem is not None:
+            return self.reject(r.request_id, 0, r.client_order_id, r.symbol, problem)
+        market = r.order_type == OrderType.MARKET
+        order = RefOrder(
+            len(self.orders) + 1, r.client_order_id, r.account, r.symbol, r.side, r.order_type,
+            r.time_in_force, r.order_flags, 0 if market else r.price, r.quantity, r.quantity,
+        )  # fmt: skip
+        self.orders[order.order_id] = order
+        out: list[Message] = [self.ack(r.request_id, order)]
+        self.match(r.request_id, order, out)
+        return out
+
+    def fillable(self, order: RefOrder, stp: int) -> bool:
+        """FOK: would matching fill the whole order? Walks the book as ``match`` would."""
+        available = 0
+        limit = None if order.order_type == OrderType.MARKET else order.price
+        for resting in self.resting(order.symbol, Side.SELL if order.side == Side.BUY else Side.BUY):
+            if not self.crosses(order.side, limit, resting.price):
+                break
+            if resting.account == order.account and stp != SelfTradePrevention.ALLOW:
+                if stp == SelfTradePrevention.CANCEL_OLDEST:
+                    continue
+                break
+            available += resting.leaves
+        return available >= order.leaves
+
+    def match(self, request_id: int, order: RefOrder, out: list[Message]) -> None:
+        stp = (order.flags & ORDER_FLAG_STP_MASK) >> ORDER_FLAG_STP_SHIFT
+        if order.time_in_force == TimeInForce.FOK and not self.fillable(order, stp):
+            out.append(self.cancel_ack(request_id, order, CancelReason.FOK_UNFILLED))
+            return
+        limit = None if order.order_type == OrderType.MARKET else order.price
+        stopped_by_self_trade = False
+        while order.leaves > 0 and not stopped_by_self_trade:
+            opposite = self.resting(order.symbol, Side.SELL if order.side == Side.BUY else Side.BUY)
+            if not opposite or not self.crosses(order.side, limit, opposite[0].price):
+                break
+            resting = opposite[0]
+            if resting.account == order.account and stp != SelfTradePrevention.ALLOW:
+                if stp in (SelfTradePrevention.CANCEL_OLDEST, SelfTradePrevention.CANCEL_BOTH):
+                    out.append(self.cancel_ack(request_id, resting, CancelReason.SELF_TRADE))
+                if stp in (SelfTradePrevention.CANCEL_NEWEST, SelfTradePrevention.CANCEL_BOTH):
+                    stopped_by_self_trade = True
+                continue
+            quantity = min(order.leaves, resting.leaves)
+            for o in (order, resting):
+                o.leaves -= quantity
+                o.filled += quantity
+            self.trade_id += 1
+            self.last_price[order.symbol] = resting.price
+            buy, sell = (order, resting) if order.side == Side.BUY else (resting, order)
+            fill = Fill(
+                request_id, self.seq, self.trade_id, order.symbol, resting.price, quantity, order.side,
+                buy.order_id, sell.order_id, buy.account, sell.account, buy.client_order_id,
+                sell.client_order_id, buy.leaves, sell.leaves,
+            )  # fmt: skip
+            out.append(fill)
+        if order.leaves == 0:
+            return
+        if stopped_by_self_trade:
+            out.append(self.cancel_ack(request_id, order, CancelReason.SELF_TRADE))
+        elif order.order_type == OrderType.MARKET:
+            out.append(self.cancel_ack(request_id, order, CancelReason.NO_LIQUIDITY))
+        elif order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+            out.append(self.cancel_ack(request_id, order, CancelReason.IOC_REMAINDER))
+        else:
+            self.rest(order)
+
+    def target(self, r: Cancel | Replace, not_live: int) -> RefOrder | list[Message]:
+        """The live order a cancel or replace names, or the Reject that answers the request."""
+        order = self.orders.get(r.order_id)
+        if order is None or (r.symbol and r.symbol != order.symbol):
+            return self.reject(r.request_id, r.order_id, "", r.symbol, RejectReason.UNKNOWN_ORDER)
+        if order.account != r.account:
+            return self.reject(r.request_id, r.order_id, "", r.symbol, RejectReason.NOT_ORDER_OWNER)
+        if order.leaves == 0:
+            return self.reject(r.request_id, r.order_id, order.client_order_id, r.symbol, not_live)
+        return order
+
+    def cancel(self, r: Cancel) -> list[Message]:
+        order = self.target(r, RejectReason.UNKNOWN_ORDER)
+        if isinstance(order, list):
+            return order
+        return [self.cancel_ack(r.request_id, order, CancelReason.USER)]
+
+    def replace(self, r: Replace) -> list[Message]:
+        order = self.target(r, RejectReason.REPLACE_NOT_ALLOWED)
+        if isinstance(order, list):
+            return order
+        instrument = self.instruments[order.symbol]
+        low, high = instrument.band(self.last_price[order.symbol] or instrument.reference_price)
+        problem: int | None = None
+        if not self.trading(order.symbol):
+            problem = RejectReason.TRADING_HALTED
+        elif r.quantity <= 0 or r.quantity > instrument.max_order_quantity:
+            problem = RejectReason.INVALID_QUANTITY
+        elif r.quantity % instrument.lot_size:
+            problem = RejectReason.LOT_SIZE
+        elif r.price <= 0:
+            problem = RejectReason.INVALID_PRICE
+        elif r.price % instrument.tick_size:
+            problem = RejectReason.TICK_SIZE
+        elif r.price != order.price and not low <= r.price <= high:
+            problem = RejectReason.PRICE_BAND
+        elif order.flags & ORDER_FLAG_POST_ONLY and self.would_cross(order.symbol, order.side, r.price):
+            problem = RejectReason.POST_ONLY_WOULD_CROSS
+        if problem is not None:
+            return self.reject(r.request_id, r.order_id, order.client_order_id, r.symbol, problem)
+        self.last_flags = Flag.REPLACED
+        keeps_priority = r.price == order.price and r.quantity <= order.leaves
+        order.quantity = order.filled + order.cancelled + r.quantity
+        order.leaves = r.quantity
+        order.price = r.price
+        out: list[Message] = [self.ack(r.request_id, order)]
+        if not keeps_priority:
+            self.match(r.request_id, order, out)
+        return out
+
+    def admin(self, r: Admin) -> list[Message]:
+        if r.symbol and r.symbol not in self.instruments:
+            return self.reject(r.request_id, 0, "", r.symbol, RejectReason.UNKNOWN_SYMBOL)
+        symbols = [r.symbol] if r.symbol else sorted(self.instruments)
+        out: list[Message] = []
+        if r.action == AdminAction.HALT:
+            if r.symbol:
+                self.halted.add(r.symbol)
+            else:
+                self.global_halt = True
+        elif r.action == AdminAction.RESUME:
+            if r.symbol:
+                self.halted.discard(r.symbol)
+            else:
+                self.global_halt = False
+                self.halted.clear()
+        elif r.action == AdminAction.END_OF_DAY:
+            for symbol in symbols:
+                for order in sorted(self.orders.values(), key=lambda o: o.order_id):
+                    if order.symbol == symbol and order.leaves > 0 and order.time_in_force == TimeInForce.DAY:
+                        out.append(self.cancel_ack(r.request_id, order, CancelReason.END_OF_DAY))
+        else:
+            return self.reject(r.request_id, 0, "", r.symbol, RejectReason.INVALID_ORDER)
+        out.append(AdminAck(r.request_id, self.seq, r.symbol, r.action))
+        return out
+
+    # ---- queries -----------------------------------------------------------------------------
+
+    def top_of_book(self, symbol: str) -> tuple[int, int, int, int]:
+        bids, asks = self.depth(symbol, 1)
+        bid_px, bid_qty = bids[0] if bids else (0, 0)
+        ask_px, ask_qty = asks[0] if asks else (0, 0)
+        return bid_px, bid_qty, ask_px, ask_qty
+
+    def depth(self, symbol: str, levels: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        sides = []
+        for side in (Side.BUY, Side.SELL):
+            totals: dict[int, int] = {}
+            for order in self.resting(symbol, side):
+                totals[order.price] = totals.get(order.price, 0) + order.leaves
+            sides.append(list(totals.items())[:levels])
+        return sides[0], sides[1]
+
+    def order_status(self, order_id: int) -> OrderView | None:
+        o = self.orders.get(order_id)
+        if o is None:
+            return None
+        return OrderView(*o.record(), o.status())
+
+    def book_checksums(self) -> dict[str, int]:
+        return {
+            symbol: book_checksum(
+                symbol,
+                symbol in self.halted,
+                self.last_price[symbol],
+                [o.record() for side in (Side.BUY, Side.SELL) for o in self.resting(symbol, side)],
+            )
+            for symbol in sorted(self.instruments)
+        }
+
+    def checksum(self) -> int:
+        books = self.book_checksums()
+        return engine_checksum(self.seq, len(self.orders), self.trade_id, self.global_halt, books)

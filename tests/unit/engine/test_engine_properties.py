@@ -1,0 +1,100 @@
+"""Properties of the matching engine over random request streams, checked against the reference model."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from meridian.protocol import Fill, Message, encode
+from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
+from tests.unit.engine.engine_streams import INSTRUMENTS, Request, concretize, request_streams
+
+PROPERTY_SETTINGS = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+
+
+def encoded(messages: list[Message]) -> list[bytes]:
+    return [encode(message) for message in messages]
+
+
+def run(engine: MatchingEngine, stream: list[Request]) -> list[list[Message]]:
+    return [engine.process(request) for request in stream]
+
+
+def assert_not_crossed(engine: MatchingEngine) -> None:
+    for symbol in engine.instruments:
+        bid, bid_qty, ask, ask_qty = engine.top_of_book(symbol)
+        assert (bid == 0) == (bid_qty == 0)
+        assert (ask == 0) == (ask_qty == 0)
+        assert bid == 0 or ask == 0 or bid < ask, f"{symbol} crossed: {bid} >= {ask}"
+
+
+@PROPERTY_SETTINGS
+@given(request_streams())
+def test_engine_matches_reference_model_request_by_request(raw: list[Request]) -> None:
+    stream = concretize(raw)
+    engine, reference = MatchingEngine(INSTRUMENTS), ReferenceEngine(INSTRUMENTS)
+    for request in stream:
+        got, want = engine.process(request), reference.process(request)
+        assert got == want, f"answers differ for {request}"
+        assert [type(m) for m in got] == [type(m) for m in want]
+        assert encoded(got) == encoded(want)
+        assert got
+        assert all(m.seq == engine.seq and m.request_id == request.request_id for m in got)
+        assert engine.last_flags == reference.last_flags
+        assert engine.seq == reference.seq
+        for symbol in engine.instruments:
+            assert engine.top_of_book(symbol) == reference.top_of_book(symbol)
+            assert engine.depth(symbol, 3) == reference.depth(symbol, 3)
+        assert engine.book_checksums() == reference.book_checksums()
+        assert engine.checksum() == reference.checksum()
+
+
+@PROPERTY_SETTINGS
+@given(request_streams())
+def test_book_never_crosses_and_quantities_are_conserved(raw: list[Request]) -> None:
+    stream = concretize(raw)
+    engine = MatchingEngine(INSTRUMENTS)
+    filled_by_fills: dict[int, int] = {}
+    for request in stream:
+        for message in engine.process(request):
+            if isinstance(message, Fill):
+                for order_id in (message.buy_order_id, message.sell_order_id):
+                    filled_by_fills[order_id] = filled_by_fills.get(order_id, 0) + message.quantity
+        assert_not_crossed(engine)
+    order_id = 1
+    while (view := engine.order_status(order_id)) is not None:
+        assert view.quantity == view.filled_quantity + view.leaves_quantity + view.cancelled_quantity
+        assert min(view.filled_quantity, view.leaves_quantity, view.cancelled_quantity) >= 0
+        assert view.filled_quantity == filled_by_fills.get(order_id, 0)
+        order_id += 1
+
+
+@PROPERTY_SETTINGS
+@given(request_streams(), st.data())
+def test_snapshot_and_restore_mid_stream_changes_nothing(raw: list[Request], data: st.DataObject) -> None:
+    stream = concretize(raw)
+    cut = data.draw(st.integers(0, len(stream)))
+    straight = MatchingEngine(INSTRUMENTS)
+    expected = run(straight, stream)
+    first = MatchingEngine(INSTRUMENTS)
+    head = run(first, stream[:cut])
+    snapshot = first.snapshot()
+    restored = MatchingEngine.restore(snapshot)
+    assert restored.checksum() == first.checksum()
+    assert restored.snapshot() == snapshot
+    tail = run(restored, stream[cut:])
+    assert [encoded(m) for m in head + tail] == [encoded(m) for m in expected]
+    assert restored.checksum() == straight.checksum()
+    assert restored.snapshot() == straight.snapshot()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(request_streams())
+def test_same_requests_give_byte_identical_answers_and_state(raw: list[Request]) -> None:
+    stream = concretize(raw)
+    one, two = MatchingEngine(INSTRUMENTS), MatchingEngine(INSTRUMENTS)
+    assert [encoded(m) for m in run(one, stream)] == [encoded(m) for m in run(two, stream)]
+    assert one.checksum() == two.checksum()
+    assert one.snapshot() == two.snapshot()
