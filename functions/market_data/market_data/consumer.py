@@ -1,0 +1,102 @@
+"""One Kinesis batch -> the fewest DynamoDB writes that leave the MarketData table current.
+
+Every record is decoded on its own (a poison record fails alone); top-of-book updates collapse
+to the newest per symbol, trades are de-duplicated by key. After the batch is read, everything
+is written at once; items that could not be written are reported by the sequence number of the
+first record behind them, so Lambda resumes the shard from there (writes are idempotent).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import EventType
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+from meridian.consumers import PoisonMessageError, process_batch
+
+from .items import book_item, trade_item
+from .records import BookTop, decode
+from .writer import MarketDataWriter, Pending, WriteReport
+
+logger = Logger(child=True)
+DEFAULT_TRADE_TTL_DAYS = 7
+
+
+def trade_ttl_seconds() -> int:
+    return int(os.environ.get("TRADE_TTL_DAYS", DEFAULT_TRADE_TTL_DAYS)) * 86_400
+
+
+class MarketDataBatch:
+    """What one invocation will write: trade items, and the newest book per symbol."""
+
+    def __init__(self, trade_ttl_s: int) -> None:
+        self.trade_ttl_s = trade_ttl_s
+        self.records = 0
+        self._trades: dict[tuple[str, int, int], Pending] = {}
+        self._books: dict[str, tuple[BookTop, str]] = {}
+
+    def add(self, record: KinesisStreamRecord) -> None:
+        """The batch processor's record handler."""
+        payload = record.kinesis
+        sequence_number = payload.sequence_number
+        try:
+            update = decode(payload.data_as_bytes())
+        except PoisonMessageError as exc:
+            logger.warning(
+                "poison record: reported as failed, goes to the on-failure destination when retries end",
+                extra={"sequence_number": sequence_number, "reason": exc.reason},
+            )
+            raise
+        self.records += 1
+        if isinstance(update, BookTop):
+            held = self._books.get(update.symbol)
+            if held is None:
+                self._books[update.symbol] = (update, sequence_number)
+            elif update.seq >= held[0].seq:  # keep the first sequence number: a retry resumes there
+                self._books[update.symbol] = (update, held[1])
+            return
+        key = (update.symbol, update.seq, update.trade_id)
+        if key not in self._trades:
+            self._trades[key] = Pending(trade_item(update, self.trade_ttl_s), sequence_number)
+
+    def trades(self) -> list[Pending]:
+        return list(self._trades.values())
+
+    def books(self) -> list[Pending]:
+        return [Pending(book_item(book), first) for book, first in self._books.values()]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    response: PartialItemFailureResponse
+    records: int
+    report: WriteReport
+
+
+def consume(event: dict[str, Any], context: Any, writer: MarketDataWriter, trade_ttl_s: int) -> BatchOutcome:
+    batch = MarketDataBatch(trade_ttl_s)
+    response = process_batch(event, context, batch.add, EventType.KinesisDataStreams)
+    report = writer.write(batch.trades(), batch.books())
+    failures = {str(item["itemIdentifier"]) for item in response["batchItemFailures"]}
+    if report.failed:
+        logger.error("market data items unwritten after retries", extra={"items": len(report.failed)})
+        failures.update(pending.sequence_number for pending in report.failed)
+    ordered: list[PartialItemFailures] = [{"itemIdentifier": s} for s in sorted(failures, key=int)]
+    return BatchOutcome({"batchItemFailures": ordered}, batch.records, report)
+
+
+_writer: MarketDataWriter | None = None
+
+
+def writer_from_env() -> MarketDataWriter:
+    """The container's writer on ``MARKET_DATA_TABLE`` (created on first use, then reused)."""
+    global _writer  # one client per Lambda container
+    if _writer is None:
+        _writer = MarketDataWriter(boto3.client("dynamodb"), os.environ["MARKET_DATA_TABLE"])
+    return _writer

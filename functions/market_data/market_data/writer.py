@@ -1,0 +1,166 @@
+"""Batched, retried writes to the MarketData table.
+
+Trades go out through ``BatchWriteItem`` in chunks of 25 (their keys are unique per trade, so a
+replay rewrites the same item); ``UnprocessedItems`` are retried with exponential backoff and
+jitter. A book is written with a conditional ``PutItem`` (``node_seq`` must grow), so a replayed or
+reordered batch can never put an older book over a newer one. What still fails is returned, with
+the Kinesis sequence numbers behind it, for the caller to report.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
+
+BATCH_WRITE_LIMIT = 25
+Item = dict[str, Any]
+
+
+class DynamoDBClient(Protocol):
+    """The two low-level DynamoDB calls the writer makes (boto3's client, or a counting fake)."""
+
+    def batch_write_item(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An item to write and the first Kinesis sequence number behind it (where a retry resumes)."""
+
+    item: Item
+    sequence_number: str
+
+
+@dataclass(slots=True)
+class WriteReport:
+    batch_calls: int = 0
+    put_calls: int = 0
+    items_written: int = 0
+    stale_books_skipped: int = 0
+    failed: list[Pending] = field(default_factory=list)
+
+    def merge(self, other: WriteReport) -> None:
+        self.batch_calls += other.batch_calls
+        self.put_calls += other.put_calls
+        self.items_written += other.items_written
+        self.stale_books_skipped += other.stale_books_skipped
+        self.failed += other.failed
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 6
+    base_delay_s: float = 0.05
+    max_delay_s: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
+
+class MarketDataWriter:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        retry: RetryPolicy | None = None,
+        concurrency: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client, self.table_name = client, table_name
+        self.retry = retry or RetryPolicy()
+        self.concurrency = concurrency or int(os.environ.get("MARKET_DATA_WRITE_CONCURRENCY", "8"))
+        self._sleep = sleep
+
+    def write(self, trades: Sequence[Pending], books: Sequence[Pending]) -> WriteReport:
+        """Write every trade (batched) and book (conditional); report calls and what failed."""
+        chunks = [trades[i : i + BATCH_WRITE_LIMIT] for i in range(0, len(trades), BATCH_WRITE_LIMIT)]
+        report = WriteReport()
+        if len(chunks) + len(books) <= 1 or self.concurrency <= 1:
+            results = [self._write_chunk(c) for c in chunks] + [self._put_book(b) for b in books]
+        else:  # each call waits on the network: overlap them
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                results = list(pool.map(self._write_chunk, chunks)) + list(pool.map(self._put_book, books))
+        for result in results:
+            report.merge(result)
+        return report
+
+    def _write_chunk(self, chunk: Sequence[Pending]) -> WriteReport:
+        report = WriteReport()
+        by_key = {(p.item["pk"]["S"], p.item["sk"]["S"]): p for p in chunk}
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": p.item}} for p in chunk]
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                response = self.client.batch_write_item(RequestItems={self.table_name: requests})
+            except Exception as exc:
+                if not _retryable(exc):
+                    raise
+                unprocessed = requests
+            else:
+                unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            report.batch_calls += 1
+            report.items_written += len(requests) - len(unprocessed)
+            requests = unprocessed
+            if not requests:
+                return report
+            if attempt < self.retry.attempts:
+                self._sleep(self.retry.delay(attempt))
+        for request in requests:
+            item = request["PutRequest"]["Item"]
+            report.failed.append(by_key[(item["pk"]["S"], item["sk"]["S"])])
+        return report
+
+    def _put_book(self, book: Pending) -> WriteReport:
+        report = WriteReport()
+        for attempt in range(1, self.retry.attempts + 1):
+            report.put_calls += 1
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=book.item,
+                    ConditionExpression="attribute_not_exists(node_seq) OR node_seq < :seq",
+                    ExpressionAttributeValues={":seq": book.item["node_seq"]},
+                )
+            except Exception as exc:
+                if _error_code(exc) == "ConditionalCheckFailedException":
+                    report.stale_books_skipped += 1  # the table already holds this book or a newer one
+                    return report
+                if not _retryable(exc):
+                    raise
+                if attempt < self.retry.attempts:
+                    self._sleep(self.retry.delay(attempt))
+                continue
+            report.items_written += 1
+            return report
+        report.failed.append(book)
+        return report
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+_RETRYABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+
+
+def _retryable(exc: Exception) -> bool:
+    """Throttling, server and connection errors are retried; a bad request or a missing table is not."""
+    return _error_code(exc) in _RETRYABLE or isinstance(exc, (HTTPClientError, BotoConnectionError))

@@ -1,0 +1,68 @@
+"""A DynamoDB client stand-in that keeps items in memory and counts calls and items.
+
+It implements the two calls the market-data writer makes, with DynamoDB's rules that matter to
+it: at most 25 requests and no duplicate keys per ``BatchWriteItem``, and the ``node_seq``
+condition on ``PutItem``. ``throttle`` makes chosen calls return (part of) their requests as
+``UnprocessedItems``, as DynamoDB does under throttling. Used by the unit tests and the benchmark
+to measure handler logic without network time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Item = dict[str, Any]
+
+
+class ConditionalCheckFailedError(Exception):
+    """Shaped like botocore's ClientError for ConditionalCheckFailedException."""
+
+    def __init__(self) -> None:
+        super().__init__("The conditional request failed")
+        self.response = {
+            "Error": {"Code": "ConditionalCheckFailedException", "Message": "conditional failed"}
+        }
+
+
+@dataclass
+class CountingDynamoDB:
+    items: dict[tuple[str, str], Item] = field(default_factory=dict)
+    batch_write_calls: int = 0
+    put_item_calls: int = 0
+    items_sent: int = 0
+    throttle: Callable[[int, list[dict[str, Any]]], int] | None = None  # (call no, requests) -> n unprocessed
+
+    def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
+        self.batch_write_calls += 1
+        (table, requests), *rest = kwargs["RequestItems"].items()
+        if rest or not 1 <= len(requests) <= 25:
+            raise ValueError("BatchWriteItem takes 1-25 requests for one table here")
+        keys = [(r["PutRequest"]["Item"]["pk"]["S"], r["PutRequest"]["Item"]["sk"]["S"]) for r in requests]
+        if len(set(keys)) != len(keys):
+            raise ValueError("Provided list of item keys contains duplicates")
+        self.items_sent += len(requests)
+        unprocessed_count = self.throttle(self.batch_write_calls, requests) if self.throttle else 0
+        cut = len(requests) - unprocessed_count
+        done, unprocessed = requests[:cut], requests[cut:]
+        for request, key in zip(done, keys, strict=False):
+            self.items[key] = request["PutRequest"]["Item"]
+        return {"UnprocessedItems": {table: unprocessed} if unprocessed else {}}
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]:
+        self.put_item_calls += 1
+        self.items_sent += 1
+        item = kwargs["Item"]
+        key = (item["pk"]["S"], item["sk"]["S"])
+        held_seq = int(self.items.get(key, {}).get("node_seq", {"N": "-1"})["N"])
+        if "ConditionExpression" in kwargs and held_seq >= int(
+            kwargs["ExpressionAttributeValues"][":seq"]["N"]
+        ):
+            raise ConditionalCheckFailedError()
+        self.items[key] = item
+        return {}
+
+    @property
+    def calls(self) -> int:
+        return self.batch_write_calls + self.put_item_calls

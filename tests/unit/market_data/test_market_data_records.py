@@ -1,0 +1,104 @@
+"""Decoding the node's market-data records and turning them into MarketData items."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from market_data.items import book_item, price_text, trade_item, trade_sort_key
+from market_data.records import BookTop, TradePrint, decode
+
+from meridian.consumers import PoisonMessageError
+from meridian.protocol import Fill
+from meridian_hotpath.marketdata import top_of_book_record, trade_record
+
+T0 = 1_772_461_800_123_456_789
+
+
+def test_decodes_what_the_node_publishes() -> None:
+    fill = Fill(1, 77, 9, "AAPL", 19025, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0)
+    trade = decode(trade_record(fill, T0).to_json())
+    assert trade == TradePrint("AAPL", 77, 9, "9", 19025, 100, "BUY", T0, 2)
+    top = decode(top_of_book_record("MSFT", 78, (42000, 10, 42010, 3), T0).to_json())
+    assert top == BookTop("MSFT", 78, 42000, 10, 42010, 3, ((42000, 10),), ((42010, 3),), T0, 2)
+
+
+def test_optional_scale_execution_id_and_depth() -> None:
+    payload = {
+        "type": "top_of_book",
+        "symbol": "NEW1",
+        "seq": 1,
+        "bid_price": 5,
+        "bid_quantity": 1,
+        "ask_price": 0,
+        "ask_quantity": 0,
+        "bids": [[5, 1], [4, 7]],
+        "timestamp_ns": T0,
+        "price_scale": 0,
+    }
+    book = decode(json.dumps(payload).encode())
+    assert isinstance(book, BookTop)
+    assert (book.bids, book.asks, book.price_scale) == (((5, 1), (4, 7)), (), 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"type": "trade"}', "no symbol"),
+        (b'{"type": "depth", "symbol": "AAPL"}', "unknown record type"),
+        (
+            b'{"type": "trade", "symbol": "ZZZ", "seq": 1, "trade_id": 1, "price": 1, "quantity": 1, '
+            b'"aggressor_side": 1, "timestamp_ns": 1}',
+            "unknown instrument",
+        ),
+        (
+            b'{"type": "trade", "symbol": "AAPL", "seq": 1, "trade_id": 1, "price": 1.5, "quantity": 1, '
+            b'"aggressor_side": 1, "timestamp_ns": 1}',
+            "'price'",
+        ),
+        (
+            b'{"type": "trade", "symbol": "AAPL", "seq": 1, "trade_id": 1, "price": 1, "quantity": 1, '
+            b'"aggressor_side": 3, "timestamp_ns": 1}',
+            "aggressor_side",
+        ),
+        (b'{"type": "top_of_book", "symbol": "AAPL", "seq": -1}', "non-negative integer"),
+        (
+            b'{"type": "top_of_book", "symbol": "AAPL", "seq": 1, "bid_price": 1, "bid_quantity": 1, '
+            b'"ask_price": 1, "ask_quantity": 1, "timestamp_ns": 1, "asks": [[1]]}',
+            "asks",
+        ),
+    ],
+)
+def test_poison_records_say_why(data: bytes, reason: str) -> None:
+    with pytest.raises(PoisonMessageError, match=reason):
+        decode(data)
+
+
+@pytest.mark.parametrize(
+    ("units", "scale", "text"), [(19025, 2, "190.25"), (5, 2, "0.05"), (600000, 2, "6000.00"), (7, 0, "7")]
+)
+def test_prices_are_exact_decimal_strings(units: int, scale: int, text: str) -> None:
+    assert price_text(units, scale) == text
+
+
+def test_trade_item_keys_sort_by_sequence_then_trade() -> None:
+    trade = TradePrint("AAPL", 77, 9, "9", 19025, 100, "SELL", T0, 2)
+    item: dict[str, Any] = trade_item(trade, ttl_s=3600)
+    assert item["pk"] == {"S": "SYMBOL#AAPL"}
+    assert item["sk"] == {"S": trade_sort_key(77, 9)}
+    assert trade_sort_key(77, 10) > trade_sort_key(77, 9)
+    assert trade_sort_key(78, 1) > trade_sort_key(77, 10)
+    assert item["price"] == {"N": "190.25"}
+    assert item["expires_at"] == {"N": str(T0 // 1_000_000_000 + 3600)}
+    assert item["occurred_at"]["S"] == "2026-03-02T14:30:00.123456+00:00"
+
+
+def test_book_item_marks_an_empty_side_null() -> None:
+    item = book_item(BookTop("MSFT", 5, 0, 0, 42010, 3, (), ((42010, 3),), T0, 2))
+    assert item["bid_price"] == {"NULL": True}
+    assert item["asks"] == {"L": [{"L": [{"N": "420.10"}, {"N": "3"}]}]}
+    assert item["bids"] == {"L": []}
+    assert item["node_seq"] == {"N": "5"}
