@@ -1,0 +1,115 @@
+"""Start a matching node as a child process and read its startup line (local runs, drills, benches)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from meridian_hotpath.app import STARTUP_PREFIX
+
+_STARTUP = re.compile(
+    re.escape(STARTUP_PREFIX)
+    + r" host=(?P<host>\S+) port=(?P<port>\d+) metrics_port=(?P<metrics>\d+|off) seq=(?P<seq>\d+)"
+)
+
+
+class NodeStartError(Exception):
+    """The node exited or stayed silent instead of announcing itself."""
+
+
+@dataclass
+class NodeProcess:
+    process: subprocess.Popen[str]
+    host: str
+    port: int
+    metrics_port: int | None
+    seq: int  # the seq it recovered on startup
+    log_path: Path
+
+    @classmethod
+    def start(
+        cls,
+        data_dir: Path,
+        *extra_args: str,
+        log_path: Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> NodeProcess:
+        """``python -m meridian_hotpath serve --port 0 --data-dir DATA_DIR [extra args]``."""
+        log_path = log_path or data_dir.with_name(data_dir.name + ".log")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "meridian_hotpath",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+        ]
+        with open(log_path, "a") as log:
+            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [*command, *extra_args],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env={**os.environ, **(env or {})},
+            )
+        assert process.stdout is not None
+        line = _read_line(process.stdout, timeout)
+        match = _STARTUP.search(line)
+        if match is None:
+            process.kill()
+            process.wait()
+            raise NodeStartError(f"node did not start (exit {process.returncode}); see {log_path}: {line!r}")
+        metrics = match["metrics"]
+        return cls(
+            process,
+            match["host"],
+            int(match["port"]),
+            None if metrics == "off" else int(metrics),
+            int(match["seq"]),
+            log_path,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no final snapshot; what is durable is what the journal fsynced."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM: graceful shutdown; return the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def __enter__(self) -> NodeProcess:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self.process.poll() is None:
+            self.kill()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def _read_line(stream: IO[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return ""
+        ready, _, _ = select.select([stream], [], [], remaining)
+        if ready:
+            return stream.readline()  # the node prints its startup line whole, with a flush
