@@ -1,0 +1,352 @@
+"""The local platform: every moving part of Meridian on one machine, wired as in AWS.
+
+``LocalPlatform.start`` brings up, with one progress line per step: moto server (the AWS endpoint,
+running state machines and the real Lambda handlers in-process), PostgreSQL, the resources
+``template.yaml`` declares, the ledger migrations (through the template's custom resource), the
+matching node, event delivery (SQS and Kinesis event source mappings, Firehose from Kinesis) and
+the REST API serving the real ``orders_api`` handler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from meridian_hotpath.process import NodeProcess
+from meridian_local import custom_resources
+from meridian_local.lambda_adapter import HandlerRegistry, template_functions
+from meridian_local.moto_server import MotoServer
+from meridian_local.pollers import KinesisPoller, Poller, PollingThread, SqsPoller, sqs_destination
+from meridian_local.preflight import InstanceLock, check_ports
+from meridian_local.provision import Provisioner, Stack
+from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
+
+HOST = "127.0.0.1"
+Say = Callable[[str], None]
+
+
+@dataclass
+class PlatformConfig:
+    state_dir: Path = REPO_ROOT / ".local-platform"
+    api_port: int = int(os.environ.get("MERIDIAN_API_PORT", "3000"))
+    aws_port: int = int(os.environ.get("MERIDIAN_AWS_PORT", "4566"))
+    node_port: int = int(os.environ.get("MERIDIAN_NODE_PORT", "9001"))
+    metrics_port: int = int(os.environ.get("MERIDIAN_METRICS_PORT", "9101"))
+    database_url: str = os.environ.get("DATABASE_URL", "")
+    template: Path = ROOT_TEMPLATE
+    environment: str = "dev"
+
+
+@dataclass
+class Endpoints:
+    aws: str = ""
+    api: str = ""
+    database_url: str = ""
+    node: str = ""
+    metrics: str = ""
+
+
+@dataclass
+class LocalPlatform:
+    config: PlatformConfig = field(default_factory=PlatformConfig)
+    say: Say = print
+    endpoints: Endpoints = field(default_factory=Endpoints)
+    stack: Stack | None = None
+    _lock: InstanceLock | None = None
+    _moto: MotoServer | None = None
+    _pg: Any = None
+    _node: NodeProcess | None = None
+    _pollers: PollingThread | None = None
+    _api: Any = None
+    _steps: int = 0
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> float:
+        """Start everything; return the seconds it took. On failure, stop what started and raise."""
+        started = time.perf_counter()
+        self._lock = InstanceLock(self.config.state_dir / "run.lock")
+        self._lock.acquire()
+        try:
+            check_ports(
+                HOST,
+                {
+                    "REST API": (self.config.api_port, "MERIDIAN_API_PORT"),
+                    "AWS endpoint": (self.config.aws_port, "MERIDIAN_AWS_PORT"),
+                    "matching node": (self.config.node_port, "MERIDIAN_NODE_PORT"),
+                    "node metrics": (self.config.metrics_port, "MERIDIAN_METRICS_PORT"),
+                },
+            )
+            self._fresh_state()
+            with self._step("AWS endpoint (moto server)"):
+                self._start_moto()
+            with self._step("PostgreSQL"):
+                self._start_postgres()
+            with self._step("resources declared in template.yaml"):
+                self._provision()
+            with self._step("custom resources (ledger migrations)"):
+                self._run_custom_resources()
+            with self._step("matching node"):
+                self._start_node()
+            with self._step("event delivery (SQS, Kinesis, Firehose)"):
+                self._start_delivery()
+            with self._step("REST API"):
+                self._start_api()
+        except BaseException:
+            self.stop()
+            raise
+        return time.perf_counter() - started
+
+    def stop(self) -> None:
+        for action in (self._stop_api, self._stop_delivery, self._stop_node, self._stop_moto, self._stop_pg):
+            try:
+                action()
+            except Exception as exc:  # keep stopping the rest
+                self.say(f"  (while stopping: {exc!r})")
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        self._steps += 1
+        began = time.perf_counter()
+        self.say(f"[{self._steps}/7] {name} ...")
+        yield
+        self.say(
+            f"[{self._steps}/7] {name}: ready in {time.perf_counter() - began:.1f} s {self._detail(name)}"
+        )
+
+    def _detail(self, name: str) -> str:
+        e = self.endpoints
+        details = {
+            "AWS endpoint (moto server)": e.aws,
+            "PostgreSQL": e.database_url.split("?")[0],
+            "matching node": f"{e.node} (metrics {e.metrics})",
+            "REST API": f"{e.api} (Swagger UI {e.api}/docs)",
+        }
+        if name.startswith("resources") and self.stack is not None:
+            created = sum(len(s.created) for s in self.stack.all_stacks())
+            skipped = sum(len(s.skipped) for s in self.stack.all_stacks())
+            return f"({created} created; {skipped} need real AWS and are skipped: VPC, fleet, WAF, ...)"
+        return f"({details[name]})" if details.get(name) else ""
+
+    def _fresh_state(self) -> None:
+        # moto keeps nothing between runs, so the node's journal and the database start empty too.
+        for leftover in ("node", "node.log"):
+            path = self.config.state_dir / leftover
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+    # ---- components -----------------------------------------------------------------------------
+
+    def _start_moto(self) -> None:
+        sources = template_functions(self.config.template)
+        self._moto = MotoServer(
+            port=self.config.aws_port,
+            host=HOST,
+            template=self.config.template,
+            registry=HandlerRegistry(sources),
+        ).start()
+        self.endpoints.aws = self._moto.endpoint_url
+        os.environ["AWS_ENDPOINT_URL"] = self._moto.endpoint_url
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+    def _stop_moto(self) -> None:
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def _start_postgres(self) -> None:
+        if self.config.database_url:
+            self.endpoints.database_url = self.config.database_url
+            return
+        from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
+
+        pgdata = self.config.state_dir / "pgdata"
+        if pgdata.exists():
+            shutil.rmtree(pgdata)
+        self._pg = get_server(pgdata, cleanup_mode="stop")
+        self.endpoints.database_url = str(self._pg.get_uri())
+
+    def _stop_pg(self) -> None:
+        if self._pg is not None:
+            self._pg.cleanup()
+            self._pg = None
+
+    def _client(self, service: str) -> Any:
+        make: Any = boto3.client
+        return make(service, endpoint_url=self.endpoints.aws, region_name="us-east-1")
+
+    def _provision(self) -> None:
+        provisioner = Provisioner(self.endpoints.aws)
+        self.stack = provisioner.provision(self.config.template, {"Environment": self.config.environment})
+        node_address = f"{HOST}:{self.config.node_port}"
+        local_overrides = {
+            "DATABASE_URL": self.endpoints.database_url,
+            "MERIDIAN_ROUTES": json.dumps({"default": node_address}),
+            "MERIDIAN_ROUTES_PARAMETER": "",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_ENDPOINT_URL": self.endpoints.aws,
+        }
+        lambda_client = self._client("lambda")
+        for stack in self.stack.all_stacks():
+            for function in stack.functions.values():
+                function.environment.update(local_overrides)
+                lambda_client.update_function_configuration(
+                    FunctionName=function.name, Environment={"Variables": function.environment}
+                )
+
+    def _run_custom_resources(self) -> None:
+        assert self.stack is not None
+        lambda_client = self._client("lambda")
+        for stack in self.stack.all_stacks():
+            for resource in stack.custom_resources:
+                custom_resources.create(lambda_client, resource, f"local/{stack.name}")
+
+    def _market_data_stream(self) -> str | None:
+        assert self.stack is not None
+        streams = [
+            s.refs[lid]
+            for s in self.stack.all_stacks()
+            for lid, kind in s.created.items()
+            if kind == "AWS::Kinesis::Stream"
+        ]
+        return streams[0] if streams else None
+
+    def _start_node(self) -> None:
+        data_dir = self.config.state_dir / "node"
+        args = [
+            "--port",
+            str(self.config.node_port),
+            "--metrics-port",
+            str(self.config.metrics_port),
+            "--host",
+            HOST,
+        ]
+        stream = self._market_data_stream()
+        if stream:
+            args += ["--kinesis-stream", stream]
+        env = {
+            "AWS_ENDPOINT_URL": self.endpoints.aws,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        self._node = NodeProcess.start(data_dir, *args, log_path=self.config.state_dir / "node.log", env=env)
+        self.endpoints.node = f"{self._node.host}:{self._node.port}"
+        self.endpoints.metrics = f"http://{self._node.host}:{self._node.metrics_port}/metrics"
+
+    def _stop_node(self) -> None:
+        if self._node is not None:
+            self._node.terminate()
+            self._node = None
+
+    def invoker(self, function_name: str) -> Callable[[dict[str, Any], Any], Any]:
+        """Call a function through the Lambda endpoint, as an event source mapping does."""
+        lambda_client = self._client("lambda")
+
+        def invoke(event: dict[str, Any], context: Any = None) -> Any:
+            result = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
+            payload = json.loads(result["Payload"].read() or b"null")
+            if result.get("FunctionError"):
+                raise RuntimeError(f"{function_name} failed: {payload}")
+            return payload
+
+        return invoke
+
+    def _start_delivery(self) -> None:
+        assert self.stack is not None
+        sqs, kinesis, firehose = self._client("sqs"), self._client("kinesis"), self._client("firehose")
+        pollers: list[Poller] = []
+        queue_urls = {
+            s.attributes[(lid, "Arn")]: s.refs[lid]
+            for s in self.stack.all_stacks()
+            for lid, kind in s.created.items()
+            if kind == "AWS::SQS::Queue"
+        }
+        for stack in self.stack.all_stacks():
+            for mapping in stack.mappings:
+                invoke = self.invoker(mapping.function)
+                if mapping.source_arn in queue_urls:
+                    pollers.append(
+                        SqsPoller(
+                            sqs,
+                            queue_urls[mapping.source_arn],
+                            invoke,
+                            batch_size=min(mapping.batch_size, 10),
+                            report_batch_item_failures=mapping.report_batch_item_failures,
+                            retry_visibility_s=1,
+                            function_name=mapping.function,
+                        )
+                    )
+                elif ":kinesis:" in mapping.source_arn:
+                    on_failure = queue_urls.get(mapping.on_failure_arn or "")
+                    pollers.append(
+                        KinesisPoller(
+                            kinesis,
+                            mapping.source_arn.rsplit("/", 1)[-1],
+                            invoke,
+                            batch_size=mapping.batch_size,
+                            function_name=mapping.function,
+                            on_failure=sqs_destination(sqs, on_failure) if on_failure else None,
+                        )
+                    )
+            for hose in stack.firehoses:
+                if hose.source_stream_arn:
+                    pollers.append(
+                        KinesisPoller(
+                            kinesis,
+                            hose.source_stream_arn.rsplit("/", 1)[-1],
+                            _firehose_forwarder(firehose, hose.name),
+                            batch_size=500,
+                            function_name=f"firehose:{hose.name}",
+                        )
+                    )
+        self._pollers = PollingThread(pollers, idle_sleep_s=0.1)
+        self._pollers.start()
+
+    def _stop_delivery(self) -> None:
+        if self._pollers is not None:
+            self._pollers.stop()
+            self._pollers = None
+
+    def _start_api(self) -> None:
+        from meridian_local.api_server import ApiServer  # noqa: PLC0415 - needs the provisioned stack
+
+        assert self.stack is not None
+        self._api = ApiServer(self, HOST, self.config.api_port).start()
+        self.endpoints.api = f"http://{HOST}:{self.config.api_port}"
+
+    def _stop_api(self) -> None:
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+
+
+def _firehose_forwarder(firehose: Any, delivery_stream: str) -> Callable[[dict[str, Any], Any], Any]:
+    """What a Kinesis-sourced delivery stream does: read the stream, deliver the records."""
+    import base64  # noqa: PLC0415
+
+    def forward(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        records = [{"Data": base64.b64decode(r["kinesis"]["data"])} for r in event["Records"]]
+        for start in range(0, len(records), 500):
+            response = firehose.put_record_batch(
+                DeliveryStreamName=delivery_stream, Records=records[start : start + 500]
+            )
+            if response.get("FailedPutCount"):
+                raise RuntimeError(f"firehose {delivery_stream}: {response['FailedPutCount']} records failed")
+        return {"batchItemFailures": []}
+
+    return forward
