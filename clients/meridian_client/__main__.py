@@ -1,0 +1,3 @@
+from meridian_client.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""API Gateway for the order API on this machine: a WSGI app in front of the real handler.
+
+Each HTTP request is checked like API Gateway's IAM authorization (SigV4, against a local
+credentials file), turned into a REST proxy event (v1) whose ``requestContext.identity.userArn``
+is the signer's principal, and handed to ``functions/orders_api/app.py``'s ``lambda_handler``
+in-process. ``/openapi.json`` serves the API's document and ``/docs`` Swagger UI, from the assets
+Powertools ships (nothing is fetched from the network).
+
+    python -m meridian_local.apigw --port 3000 --credentials local/.state/credentials.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from meridian_local.apigw_events import proxy_event
+from meridian_local.lambda_events import LocalLambdaContext
+from meridian_local.sigv4 import LocalCredential, SignatureError, load_credentials, verify
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+REGION = "us-east-1"
+_STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    403: "Forbidden",
+    404: "Not Found",
+}
+
+
+def swagger_assets() -> Path | None:
+    """The Swagger UI bundle that Powertools ships, when installed."""
+    try:
+        import aws_lambda_powertools.event_handler.openapi.swagger_ui as swagger  # noqa: PLC0415
+    except ImportError:
+        return None
+    folder = Path(swagger.__file__).parent
+    return folder if (folder / "swagger-ui-bundle.min.js").exists() else None
+
+
+def docs_page(assets: Path | None) -> str:
+    if assets is None:
+        return (
+            "<!DOCTYPE html><html><body><h1>Meridian Order API</h1><p>Swagger UI is not installed here. "
+            "The OpenAPI document is at <a href='/openapi.json'>/openapi.json</a> "
+            "(also docs/api/openapi.json in the repository): open it in any OpenAPI viewer.</p></body></html>"
+        )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Meridian Order API</title>"
+        "<link rel='stylesheet' href='/docs/swagger-ui.min.css'></head><body><div id='swagger-ui'></div>"
+        "<script src='/docs/swagger-ui-bundle.min.js'></script><script>"
+        "window.ui = SwaggerUIBundle({url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true});"
+        "</script></body></html>"
+    )
+
+
+class ApiGateway:
+    """The WSGI app: SigV4 check, proxy event, handler, response."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        credentials: Mapping[str, LocalCredential],
+        openapi: Callable[[], Mapping[str, Any]],
+        region: str = REGION,
+    ) -> None:
+        self.handler = handler
+        self.credentials = dict(credentials)
+        self.openapi = openapi
+        self.region = region
+        self.assets = swagger_assets()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if environ["REQUEST_METHOD"] == "GET" and path in ("/docs", "/docs/", "/openapi.json"):
+            if path == "/openapi.json":
+                return self._send(
+                    start_response, 200, json.dumps(self.openapi()).encode(), "application/json"
+                )
+            return self._send(
+                start_response, 200, docs_page(self.assets).encode(), "text/html; charset=utf-8"
+            )
+        if environ["REQUEST_METHOD"] == "GET" and path.startswith("/docs/") and self.assets is not None:
+            return self._asset(start_response, path.removeprefix("/docs/"))
+        return self._invoke(environ, start_response)
+
+    def _asset(self, start_response: StartResponse, name: str) -> Iterable[bytes]:
+        kinds = {"swagger-ui-bundle.min.js": "text/javascript", "swagger-ui.min.css": "text/css"}
+        if name not in kinds or self.assets is None:
+            return self._error(start_response, 404, "ROUTE_NOT_FOUND", "no such document")
+        return self._send(start_response, 200, (self.assets / name).read_bytes(), kinds[name])
+
+    def _invoke(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = [
+            (key[5:].replace("_", "-").title(), str(value))
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        ]
+        if environ.get("CONTENT_TYPE"):
+            headers.append(("Content-Type", environ["CONTENT_TYPE"]))
+        if environ.get("CONTENT_LENGTH"):
+            headers.append(("Content-Length", environ["CONTENT_LENGTH"]))
+        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+        url = f"{environ['wsgi.url_scheme']}://{environ.get('HTTP_HOST', 'localhost')}{raw_uri}"
+        try:
+            access_key, principal = verify(
+                environ["REQUEST_METHOD"], url, dict(headers), body, self.credentials, self.region
+            )
+        except SignatureError as exc:
+            return self._error(start_response, 403, exc.code, exc.message)
+        event = proxy_event(
+            environ["REQUEST_METHOD"],
+            environ.get("PATH_INFO") or "/",
+            user_arn=principal,
+            body=body or None,
+            headers=headers,
+            query=environ.get("QUERY_STRING", ""),
+            source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
+            access_key=access_key,
+        )
+        result = self.handler(event, LocalLambdaContext(function_name="OrdersApiFunction"))
+        payload = (result.get("body") or "").encode()
+        out_headers = dict(result.get("headers") or {})
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            out_headers[name] = ", ".join(values)
+        status = int(result.get("statusCode", 502))
+        return self._send(
+            start_response, status, payload, out_headers.pop("Content-Type", "application/json"), out_headers
+        )
+
+    def _error(self, start_response: StartResponse, status: int, code: str, message: str) -> Iterable[bytes]:
+        body: dict[str, Any] = {"error": code, "message": message, "details": [], "order_id": None}
+        return self._send(start_response, status, json.dumps(body).encode(), "application/json")
+
+    @staticmethod
+    def _send(
+        start_response: StartResponse,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterable[bytes]:
+        reason = _STATUS_TEXT.get(status, "")
+        all_headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
+        all_headers += [(k, v) for k, v in (headers or {}).items() if k.lower() != "content-length"]
+        start_response(f"{status} {reason}".strip(), all_headers)
+        return [payload]
+
+
+def serve_in_thread(app: ApiGateway, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
+    """Serve ``app`` from a daemon thread; ``server.port`` is the bound port, ``shutdown()`` stops it."""
+    server = make_server(host, port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name="apigw", daemon=True).start()
+    return server
+
+
+def default_app(credentials_file: Path) -> ApiGateway:
+    """The real handler over the environment's AWS endpoint (moto server under ``make run``)."""
+    from orders_api.openapi_export import document  # noqa: PLC0415
+
+    from meridian_local.orders_api_fixtures import load_handler  # noqa: PLC0415
+
+    return ApiGateway(load_handler(), load_credentials(credentials_file), document)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m meridian_local.apigw", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--credentials", type=Path, required=True, help="local SigV4 credentials (JSON)")
+    args = parser.parse_args(argv)
+    server = make_server(args.host, args.port, default_app(args.credentials), threaded=True)
+    print(f"order API on http://{args.host}:{server.port} (docs at /docs)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
