@@ -1,0 +1,28 @@
+"""SurveillanceFunction: SQS (SurveillanceQueue) -> compliance rules, findings, ComplianceAlerts."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from surveillance.handler import surveil_message
+
+from meridian.consumers import process_batch
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    metrics.add_metric(
+        name="SurveillanceMessages", unit=MetricUnit.Count, value=len(event.get("Records", []))
+    )
+    return process_batch(event, context, surveil_message)

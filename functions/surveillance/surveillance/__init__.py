@@ -1,0 +1,1 @@
+"""Trade surveillance: compliance rules over the lifecycle event stream, findings and alerts."""
