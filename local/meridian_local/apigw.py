@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from meridian_local.apigw_events import proxy_event
 from meridian_local.lambda_events import LocalLambdaContext
@@ -159,9 +159,14 @@ class ApiGateway:
         return [payload]
 
 
+class QuietRequestHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Tests and benchmarks send thousands of requests: no line per request."""
+
+
 def serve_in_thread(app: ApiGateway, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
     """Serve ``app`` from a daemon thread; ``server.port`` is the bound port, ``shutdown()`` stops it."""
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
     threading.Thread(target=server.serve_forever, name="apigw", daemon=True).start()
     return server
 

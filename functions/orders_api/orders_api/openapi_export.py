@@ -16,11 +16,11 @@ from orders_api.api import app
 
 DEFAULT_PATH = Path("docs/api/openapi.json")
 SECURITY_SCHEME = "sigv4"
-INTEGRATION_URI = (
-    "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${OrdersApiFunctionAliaslive}/invocations"
-)
+_LAMBDA_PATH = "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+INTEGRATION_URI = _LAMBDA_PATH + "${OrdersApiFunctionAliaslive}/invocations"
 _ERROR_TEMPLATE = (
-    '{"error":"$context.error.responseType","message":$context.error.messageString,"details":[],"order_id":null}'
+    '{"error":"$context.error.responseType","message":$context.error.messageString,'
+    + '"details":[],"order_id":null}'
 )
 
 

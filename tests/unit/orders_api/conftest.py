@@ -6,12 +6,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from botocore.credentials import Credentials
+from meridian_client import MeridianClient
 from moto import mock_aws
 from orders_api import aws, config, services
 from orders_api.config import Settings
+from orders_api.openapi_export import document
 
+from meridian_local.apigw import ApiGateway, serve_in_thread
 from meridian_local.orders_api_fixtures import EngineGateway, load_handler, local_services
-from tests.unit.orders_api.harness import Answer, call, new_gateway, seed
+from meridian_local.sigv4 import LocalCredential
+from tests.unit.orders_api.harness import ACCESS_KEYS, Answer, call, key_for, new_gateway, secret_for, seed
 
 
 @pytest.fixture
@@ -68,3 +73,21 @@ def api(svc: services.Services) -> Callable[..., Answer]:
         return call(handler, method, path, **kwargs)
 
     return request
+
+
+@pytest.fixture
+def local_api(svc: services.Services) -> Iterator[str]:
+    """The order API behind the local API Gateway, over HTTP on a free loopback port."""
+    credentials = {key: LocalCredential(secret_for(key), who) for key, who in ACCESS_KEYS.items()}
+    server = serve_in_thread(ApiGateway(load_handler(), credentials, document))
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def client_for(local_api: str) -> Callable[[str], MeridianClient]:
+    def make(principal: str) -> MeridianClient:
+        key = key_for(principal)
+        return MeridianClient(local_api, Credentials(key, secret_for(key)))
+
+    return make

@@ -73,3 +73,20 @@ def call(
 
 def new_gateway() -> EngineGateway:
     return EngineGateway(node="node-1")
+
+
+ACCESS_KEYS = {
+    "AKIDTRADERA000000001": TRADER_A,
+    "AKIDTRADERB000000002": TRADER_B,
+    "AKIDRISK000000000003": RISK,
+    "AKIDCOMPLIANCE000004": COMPLIANCE,
+    "AKIDOPERATOR00000005": OPERATOR,
+}
+
+
+def secret_for(access_key: str) -> str:
+    return f"secret-of-{access_key.lower()}"
+
+
+def key_for(principal: str) -> str:
+    return next(key for key, who in ACCESS_KEYS.items() if who == principal)
