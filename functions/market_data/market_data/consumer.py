@@ -62,7 +62,7 @@ class MarketDataBatch:
                 self._books[update.symbol] = (update, held[1])
             return
         key = (update.symbol, update.seq, update.trade_id)
-        if key not in self._trades:
+        if key not in self._trades or update.from_event:  # the event's id matches the ledger's
             self._trades[key] = Pending(trade_item(update, self.trade_ttl_s), sequence_number)
 
     def trades(self) -> list[Pending]:

@@ -8,17 +8,31 @@ Each Kinesis record is one JSON object with integer price units::
 
 Optional fields: ``price_scale`` (else the instrument's), ``execution_id`` (else ``trade_id``),
 ``bids``/``asks`` depth as ``[[price, quantity], ...]`` (else the top level alone). A price of 0
-means an empty side. Anything else is a poison record, rejected with its reason.
+means an empty side.
+
+The stream also carries ``trade.executed.v1`` lifecycle events (an EventBridge rule puts them
+there, durable even when a node's in-memory publisher lost its queue). They become the same tape
+print as the node's own record: ``node_seq`` is the sequence number and the trade id is the
+suffix of the order API's execution id ``<node>-<trade_id>``, so both land on one item.
+Anything else is a poison record, rejected with its reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pydantic import ValidationError
 
 from meridian.consumers import PoisonMessageError
 from meridian.domain import DEFAULT_INSTRUMENTS
+from meridian.events import TradeExecuted
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 PRICE_SCALES: dict[str, int] = {i.symbol: i.price_scale for i in DEFAULT_INSTRUMENTS}
 _SIDES = {1: "BUY", 2: "SELL", "BUY": "BUY", "SELL": "SELL"}
@@ -36,6 +50,7 @@ class TradePrint:
     aggressor_side: str
     timestamp_ns: int
     price_scale: int
+    from_event: bool = False  # carries the ledger's execution id
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +105,8 @@ def decode(data: bytes) -> TradePrint | BookTop:
         raise PoisonMessageError(f"record is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise PoisonMessageError("record is not a JSON object")
+    if "detail-type" in payload:
+        return _from_event(payload)
     symbol = payload.get("symbol")
     if not isinstance(symbol, str) or not symbol:
         raise PoisonMessageError(f"record has no symbol: {symbol!r}")
@@ -131,3 +148,38 @@ def decode(data: bytes) -> TradePrint | BookTop:
             _scale(payload, symbol),
         )
     raise PoisonMessageError(f"unknown record type {kind!r}")
+
+
+def _from_event(envelope: dict[str, Any]) -> TradePrint:
+    if envelope["detail-type"] != TradeExecuted.detail_type:
+        raise PoisonMessageError(f"lifecycle event {envelope['detail-type']!r} does not belong on the stream")
+    try:
+        trade = TradeExecuted.model_validate(envelope.get("detail"))
+    except ValidationError as exc:
+        raise PoisonMessageError(
+            f"trade.executed.v1 failed its schema: {exc.error_count()} error(s)"
+        ) from None
+    prefix, _, suffix = trade.execution_id.rpartition("-")
+    trade_id = int(suffix) if prefix and suffix.isdigit() else _stable_id(trade.execution_id)
+    scale = PRICE_SCALES.get(trade.symbol, max(0, -int(trade.price.as_tuple().exponent)))
+    units = trade.price.scaleb(scale)
+    if units != units.to_integral_value():
+        raise PoisonMessageError(f"price {trade.price} has more than {scale} decimal places")
+    at_us = (trade.occurred_at - _EPOCH) // _MICROSECOND
+    return TradePrint(
+        trade.symbol,
+        trade.node_seq,
+        trade_id,
+        trade.execution_id,
+        int(units),
+        trade.quantity,
+        trade.aggressor_side,
+        at_us * 1000,
+        scale,
+        from_event=True,
+    )
+
+
+def _stable_id(execution_id: str) -> int:
+    """A trade id for an execution id not of the ``<node>-<n>`` form (stable across retries)."""
+    return int.from_bytes(hashlib.blake2b(execution_id.encode(), digest_size=8).digest(), "big")

@@ -12,6 +12,8 @@ from market_data.records import BookTop, TradePrint, decode
 from meridian.consumers import PoisonMessageError
 from meridian.protocol import Fill
 from meridian_hotpath.marketdata import top_of_book_record, trade_record
+from meridian_local.lambda_events import eventbridge_event
+from tests.pipeline_factories import accepted, trade
 
 T0 = 1_772_461_800_123_456_789
 
@@ -102,3 +104,27 @@ def test_book_item_marks_an_empty_side_null() -> None:
     assert item["asks"] == {"L": [{"L": [{"N": "420.10"}, {"N": "3"}]}]}
     assert item["bids"] == {"L": []}
     assert item["node_seq"] == {"N": "5"}
+
+
+def test_a_trade_event_on_the_stream_becomes_the_same_print_as_the_nodes_record() -> None:
+    event = eventbridge_event(trade("local-1-9", price="190.25", quantity=100, node_seq=77))
+    print_ = decode(json.dumps(event).encode())
+    assert isinstance(print_, TradePrint)
+    assert (print_.seq, print_.trade_id, print_.execution_id, print_.price, print_.price_scale) == (
+        77,
+        9,
+        "local-1-9",
+        19025,
+        2,
+    )
+    assert print_.from_event
+    node = decode(
+        trade_record(Fill(1, 77, 9, "AAPL", 19025, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0), T0).to_json()
+    )
+    assert isinstance(node, TradePrint)
+    assert trade_item(node, 60)["sk"] == trade_item(print_, 60)["sk"]
+
+
+def test_other_lifecycle_events_do_not_belong_on_the_stream() -> None:
+    with pytest.raises(PoisonMessageError, match="does not belong"):
+        decode(json.dumps(eventbridge_event(accepted("A"))).encode())

@@ -11,7 +11,8 @@ from market_data.consumer import consume
 from market_data.writer import MarketDataWriter, RetryPolicy
 
 from meridian_local.counting_dynamodb import CountingDynamoDB
-from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
+from meridian_local.lambda_events import LocalLambdaContext, eventbridge_event, kinesis_event
+from tests.pipeline_factories import trade
 
 TTL = 86_400
 T0 = 1_772_461_800_000_000_000
@@ -145,3 +146,13 @@ def test_any_batching_and_replay_leaves_the_newest_book(
     for symbol in {s for s, _ in stream}:
         newest = max(seq for s, seq in stream if s == symbol)
         assert fake.items[(f"SYMBOL#{symbol}", "BOOK")]["node_seq"] == {"N": str(newest)}
+
+
+def test_the_nodes_print_and_the_trade_event_make_one_tape_item() -> None:
+    event = eventbridge_event(trade("local-1-5", price="190.05", node_seq=12))
+    fake = CountingDynamoDB()
+    outcome = consume(kinesis_event([print_("AAPL", 12, 5), event]), None, writer(fake), TTL)
+    assert failed_sequences(outcome.response) == []
+    [item] = [v for k, v in fake.items.items() if k[1].startswith("TRADE#")]
+    assert item["execution_id"] == {"S": "local-1-5"}
+    assert item["price"] == {"N": "190.05"}
