@@ -17,10 +17,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 
 from meridian.domain import RejectReason
 from orders_api.models import ErrorDetail, ErrorResponse
@@ -61,6 +57,13 @@ class NotFoundError(ApiError):
 
 class ConflictError(ApiError):
     status = HTTPStatus.CONFLICT
+
+
+class RequestInProgressError(ConflictError):
+    """The first request with this idempotency key has not finished: retry shortly."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message, headers={"Retry-After": "1"})
 
 
 class UnprocessableError(ApiError):
@@ -139,16 +142,6 @@ def install(app: APIGatewayRestResolver) -> None:
     @on(RouteNotFoundError)
     def _no_route(exc: RouteNotFoundError) -> Response[Any]:
         return error_response(404, "ROUTE_NOT_FOUND", "no such route")
-
-    @on(IdempotencyAlreadyInProgressError)
-    def _in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
-        message = "a request with this idempotency key is still in progress; retry shortly"
-        return error_response(409, "REQUEST_IN_PROGRESS", message, headers={"Retry-After": "1"})
-
-    @on(IdempotencyValidationError)
-    def _key_reused(exc: IdempotencyValidationError) -> Response[Any]:
-        message = "this idempotency key was first used with a different order"
-        return error_response(422, "IDEMPOTENCY_KEY_REUSED", message)
 
     @on(Exception)
     def _unexpected(exc: Exception) -> Response[Any]:

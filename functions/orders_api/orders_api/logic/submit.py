@@ -18,10 +18,8 @@ import hashlib
 import uuid
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
@@ -33,7 +31,12 @@ from orders_api.auth import Action, Caller
 from orders_api.config import settings
 from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
 from orders_api.dal.interfaces import RiskLimits
-from orders_api.errors import ConflictError, ServiceUnavailableError
+from orders_api.errors import (
+    ConflictError,
+    RequestInProgressError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
 from orders_api.logic.answers import interpret
 from orders_api.logic.common import (
     check_quantity,
@@ -45,6 +48,10 @@ from orders_api.logic.common import (
 from orders_api.models import ErrorResponse, OrderOut, OrderRequest
 from orders_api.records import OrderRecord, order_id_for, utc_now
 from orders_api.services import Services
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 
 class SubmitAnswer(BaseModel):
@@ -60,12 +67,17 @@ def _mark_replayed(response: Any, idempotent_data: DataRecord) -> Any:
     return {**response, "replayed": True} if isinstance(response, dict) else response
 
 
-IDEMPOTENCY = IdempotencyConfig(
-    event_key_jmespath="[account, key]",
-    payload_validation_jmespath="order",
-    expires_after_seconds=settings().idempotency_ttl_seconds,
-    response_hook=_mark_replayed,
-)
+@cache
+def idempotency_config() -> IdempotencyConfig:
+    # Powertools' idempotency package imports boto3: loaded on the first keyed order, not at import.
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig  # noqa: PLC0415
+
+    return IdempotencyConfig(
+        event_key_jmespath="[account, key]",
+        payload_validation_jmespath="order",
+        expires_after_seconds=settings().idempotency_ttl_seconds,
+        response_hook=_mark_replayed,
+    )
 
 
 def submit_order(
@@ -75,19 +87,38 @@ def submit_order(
     key = key or request.client_order_id
     if key is None:
         return _submit(services=services, caller=caller, request=request, key=None)
-    if context is not None:
-        IDEMPOTENCY.register_lambda_context(context)  # in-progress records expire with the invocation
-    submission = {"account": caller.account, "key": key, "order": request.model_dump(mode="json")}
-    stored = _idempotent(services)(
-        submission=submission, services=services, caller=caller, request=request, key=key
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415 - boto3 behind it
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
     )
+
+    if context is not None:
+        idempotency_config().register_lambda_context(context)  # in-progress records expire with the call
+    submission = {"account": caller.account, "key": key, "order": request.model_dump(mode="json")}
+    try:
+        stored = _idempotent(services)(
+            submission=submission, services=services, caller=caller, request=request, key=key
+        )
+    except IdempotencyAlreadyInProgressError:
+        raise RequestInProgressError(
+            "REQUEST_IN_PROGRESS", "a request with this idempotency key is still in progress; retry shortly"
+        ) from None
+    except IdempotencyValidationError:
+        raise UnprocessableError(
+            "IDEMPOTENCY_KEY_REUSED", "this idempotency key was first used with a different order"
+        ) from None
     return SubmitAnswer.model_validate(stored)
 
 
 @cache
 def _idempotent_for(persistence: Any) -> Any:
+    from aws_lambda_powertools.utilities.idempotency import idempotent_function  # noqa: PLC0415
+
     return idempotent_function(
-        _submit_json, data_keyword_argument="submission", persistence_store=persistence, config=IDEMPOTENCY
+        _submit_json,
+        data_keyword_argument="submission",
+        persistence_store=persistence,
+        config=idempotency_config(),
     )
 
 

@@ -1,0 +1,175 @@
+"""Order API benchmark: POST /orders latency through the real handler, and cold import per function.
+
+1. A live matching node (``python -m meridian_hotpath serve`` on loopback) and moto in-process for
+   DynamoDB and EventBridge; ``BENCH_API_N`` (default 2000) POST /orders through the handler after a
+   warm-up, each timed on its own. Baseline in the same run: the same requests against the engine
+   in-process (no socket), which shows what the network hop to the node costs.
+2. Each function folder under functions/: a fresh ``python -c "import app"`` subprocess per run,
+   timing the import inside the interpreter (median of ``BENCH_IMPORT_RUNS``, default 5). Target
+   <= 250 ms.
+
+Writes bench/results/api.json (post_orders_p50_ms, post_orders_p99_ms, cold_import_ms per function).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "api.json"
+IMPORT_TARGET_MS = 250.0
+_IMPORT_PROBE = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
+
+for name, value in {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}.items():
+    os.environ[name] = value
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from moto import mock_aws  # noqa: E402
+from orders_api import aws, services  # noqa: E402
+from orders_api.config import Settings  # noqa: E402
+from orders_api.dal.hotpath import HotpathGateway, MatchingGateway  # noqa: E402
+
+from meridian.routing import Router, RouteTable, StaticRoutes  # noqa: E402
+from meridian_local.apigw_events import proxy_event  # noqa: E402
+from meridian_local.lambda_events import LocalLambdaContext  # noqa: E402
+from meridian_local.matching_node import start_node  # noqa: E402
+from meridian_local.orders_api_fixtures import (  # noqa: E402
+    EngineGateway,
+    create_tables,
+    load_handler,
+    local_services,
+    register_principal,
+    role_session_arn,
+)
+
+TRADERS = [(role_session_arn("meridian-trader", f"bench{i}"), f"BENCH-{i}") for i in range(2)]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def order_events(n: int, run: str) -> list[dict[str, Any]]:
+    """Alternating buyers and sellers around 190.00: about half the orders trade."""
+    events = []
+    for i in range(n):
+        principal, _ = TRADERS[i % 2]
+        side = "BUY" if i % 2 == 0 else "SELL"
+        price = f"{190 + (i % 5 - 2) * 0.05:.2f}"
+        body = {
+            "symbol": "AAPL",
+            "side": side,
+            "quantity": 1 + i % 7,
+            "price": price,
+            "client_order_id": f"{run}-{i}",
+        }
+        headers = {"Content-Type": "application/json"}
+        events.append(
+            proxy_event("POST", "/orders", user_arn=principal, body=json.dumps(body), headers=headers)
+        )
+    return events
+
+
+def time_orders(handler: Callable[..., dict[str, Any]], events: list[dict[str, Any]]) -> list[float]:
+    """Time each call; the EMF metric line each invocation prints goes to /dev/null, as it costs."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        return _time_orders(handler, events)
+
+
+def _time_orders(handler: Callable[..., dict[str, Any]], events: list[dict[str, Any]]) -> list[float]:
+    samples = []
+    for event in events:
+        started = time.perf_counter_ns()
+        response = handler(event, LocalLambdaContext(function_name="bench"))
+        samples.append((time.perf_counter_ns() - started) / 1e6)
+        if response["statusCode"] >= 500:
+            raise RuntimeError(f"POST /orders failed: {response['body']}")
+    return samples
+
+
+def latency(gateway: MatchingGateway, n: int, run: str) -> list[float]:
+    settings = Settings(large_order_notional=10**9, default_max_open_orders=10**6, default_max_notional=10**9)
+    aws.reset_clients()
+    with mock_aws():
+        clients = {name: aws.client(name) for name in ("dynamodb", "events", "sqs")}
+        create_tables(clients["dynamodb"], settings)
+        clients["events"].create_event_bus(Name=settings.event_bus_name)
+        for principal, account in TRADERS:
+            register_principal(clients["dynamodb"], settings, principal, "trader", account)
+        services.use(local_services(settings, clients, gateway))
+        handler = load_handler()
+        time_orders(handler, order_events(min(200, n), f"{run}w"))  # warm-up: connections, caches
+        return time_orders(handler, order_events(n, run))
+
+
+def cold_imports(runs: int) -> dict[str, float]:
+    results = {}
+    for folder in sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()):
+        samples = []
+        for _ in range(runs):
+            done = subprocess.run(
+                [sys.executable, "-c", _IMPORT_PROBE], cwd=folder, capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                print(f"{folder.name}: import failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
+                break
+            samples.append(float(done.stdout.strip().splitlines()[-1]))
+        if samples:
+            results[folder.name] = round(statistics.median(samples), 1)
+    return results
+
+
+def main() -> int:
+    n = int(os.environ.get("BENCH_API_N", "2000"))
+    runs = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
+    with tempfile.TemporaryDirectory() as data_dir:
+        node = start_node(Path(data_dir) / "node")
+        try:
+            router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
+            live = latency(HotpathGateway(router), n, "live")
+        finally:
+            node.stop()
+    in_process = latency(EngineGateway(), n, "inproc")
+    imports = cold_imports(runs)
+    result = {
+        "post_orders_n": n,
+        "post_orders_p50_ms": round(percentile(live, 50), 3),
+        "post_orders_p99_ms": round(percentile(live, 99), 3),
+        "baseline_in_process_engine_p50_ms": round(percentile(in_process, 50), 3),
+        "baseline_in_process_engine_p99_ms": round(percentile(in_process, 99), 3),
+        "cold_import_ms": imports,
+        "cold_import_target_ms": IMPORT_TARGET_MS,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'measure':<44}{'value':>12}")
+    print(f"{'POST /orders p50 (live node), ms':<44}{result['post_orders_p50_ms']:>12}")
+    print(f"{'POST /orders p99 (live node), ms':<44}{result['post_orders_p99_ms']:>12}")
+    print(f"{'baseline p50 (engine in-process), ms':<44}{result['baseline_in_process_engine_p50_ms']:>12}")
+    print(f"{'baseline p99 (engine in-process), ms':<44}{result['baseline_in_process_engine_p99_ms']:>12}")
+    for function, ms in imports.items():
+        verdict = "ok" if ms <= IMPORT_TARGET_MS else "OVER TARGET"
+        print(f"{'cold import ' + function + ', ms':<44}{ms:>12}  {verdict}")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
