@@ -63,7 +63,7 @@ TRADERS = [(role_session_arn("meridian-trader", f"bench{i}"), f"BENCH-{i}") for 
 
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def order_events(n: int, run: str) -> list[dict[str, Any]]:
