@@ -1,0 +1,126 @@
+"""The first step: which order this execution is about, loaded and checked against its instrument.
+
+An execution starts either from the ``order.pending_approval.v1`` event (an EventBridge rule targets
+the state machine) or directly with ``{"order_id": ...}``. Either way the order is read from the
+order API's table, so the flow acts on what the API stored, never on a copy in the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+
+from .models import FlowOrder
+
+PENDING_SUFFIX = ":pending_approval"
+INSTRUMENTS: dict[str, Instrument] = {i.symbol: i for i in DEFAULT_INSTRUMENTS}
+
+
+class OrderInvalidError(ValueError):
+    """The order cannot go to the matching node; ``reason`` is a RejectReason name."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+class OrderNotFoundError(LookupError):
+    """The order the execution names is not in the order table."""
+
+
+class OrderNotPendingError(RuntimeError):
+    """The order is no longer awaiting approval (cancelled, already decided)."""
+
+
+class OrderReader(Protocol):
+    def get(self, order_id: str) -> Mapping[str, Any] | None: ...
+
+
+def order_id_of(start_input: Mapping[str, Any]) -> str:
+    """The order id from a direct start input or an ``order.pending_approval.v1`` event."""
+    direct = start_input.get("order_id")
+    if isinstance(direct, str) and direct:
+        return direct
+    detail = start_input.get("detail")
+    if isinstance(detail, Mapping):
+        if isinstance(detail.get("order_id"), str) and detail["order_id"]:
+            return str(detail["order_id"])
+        event_id = detail.get("event_id")
+        # The order API names this event "<order id>:pending_approval".
+        if isinstance(event_id, str) and event_id.endswith(PENDING_SUFFIX):
+            return event_id.removesuffix(PENDING_SUFFIX)
+    raise OrderInvalidError(
+        "INVALID_ORDER", "the input names no order (order_id, or a pending-approval event)"
+    )
+
+
+def check_instrument_rules(order: FlowOrder, instruments: Mapping[str, Instrument] = INSTRUMENTS) -> None:
+    instrument = instruments.get(order.symbol)
+    if instrument is None:
+        raise OrderInvalidError("UNKNOWN_SYMBOL", f"{order.symbol} is not traded")
+    if order.quantity % instrument.lot_size:
+        raise OrderInvalidError(
+            "LOT_SIZE", f"quantity {order.quantity} is not a multiple of {instrument.lot_size}"
+        )
+    if order.quantity > instrument.max_order_quantity:
+        raise OrderInvalidError(
+            "INVALID_QUANTITY", f"quantity {order.quantity} is above the instrument's maximum"
+        )
+    if order.type == "LIMIT":
+        if not order.price_ticks:
+            raise OrderInvalidError("INVALID_PRICE", "a limit order needs a price")
+        if order.price_ticks % instrument.tick_size:
+            raise OrderInvalidError(
+                "TICK_SIZE", f"price {order.price_ticks} is off the {instrument.tick_size} grid"
+            )
+        low, high = instrument.band(instrument.reference_price)
+        if not low <= order.price_ticks <= high:
+            raise OrderInvalidError("PRICE_BAND", f"price {order.price_ticks} is outside [{low}, {high}]")
+
+
+def load_pending(start_input: Mapping[str, Any], orders: OrderReader) -> FlowOrder:
+    """The order the execution is about, as stored; it must still await approval."""
+    order_id = order_id_of(start_input)
+    stored = orders.get(order_id)
+    if stored is None:
+        raise OrderNotFoundError(f"order {order_id} is not in the order table")
+    order = FlowOrder.model_validate(dict(stored))
+    if order.status != "PENDING_APPROVAL":
+        raise OrderNotPendingError(f"order {order_id} is {order.status}, not PENDING_APPROVAL")
+    return order
+
+
+def intake(start_input: Mapping[str, Any], orders: OrderReader) -> dict[str, Any]:
+    """The step's answer: the order, and whether it can be routed (a reason when it cannot)."""
+    order = load_pending(start_input, orders)
+    try:
+        check_instrument_rules(order)
+    except OrderInvalidError as exc:
+        return {"order": order.model_dump(), "valid": False, "reason": exc.reason, "message": str(exc)}
+    return {"order": order.model_dump(), "valid": True, "reason": "", "message": ""}
+
+
+class DynamoOrderReader:
+    """The order API's Orders table (key ``order_id``)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    def get(self, order_id: str) -> Mapping[str, Any] | None:
+        from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415 - boto3 is in the runtime
+
+        answer = self._db.get_item(
+            TableName=self._table, Key={"order_id": {"S": order_id}}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        if not item:
+            return None
+        deserializer = TypeDeserializer()
+        values = {k: deserializer.deserialize(v) for k, v in item.items()}
+        return {k: int(v) if k in _INTEGER_FIELDS and v is not None else v for k, v in values.items()}
+
+
+_INTEGER_FIELDS = frozenset({"quantity", "price_ticks", "order_flags", "filled_quantity", "leaves_quantity"})

@@ -1,0 +1,74 @@
+"""The data the order-flow state machine carries between its steps."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from meridian.domain import ACCOUNT_LEN, CLIENT_ORDER_ID_LEN, SYMBOL_LEN
+
+SideName = Literal["BUY", "SELL"]
+OrderTypeName = Literal["LIMIT", "MARKET"]
+TimeInForceName = Literal["GTC", "IOC", "FOK", "DAY"]
+Decision = Literal["APPROVE", "REJECT"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class FlowOrder(_Frozen):
+    """An order held for approval, as the order API stored it (prices in integer ticks)."""
+
+    order_id: str = Field(min_length=1, max_length=64)
+    client_order_id: str = Field(min_length=1, max_length=CLIENT_ORDER_ID_LEN)
+    account: str = Field(min_length=1, max_length=ACCOUNT_LEN)
+    symbol: str = Field(min_length=1, max_length=SYMBOL_LEN)
+    side: SideName
+    type: OrderTypeName = "LIMIT"
+    time_in_force: TimeInForceName = "GTC"
+    quantity: int = Field(gt=0)
+    price_ticks: int | None = Field(default=None, ge=0)
+    order_flags: int = Field(default=0, ge=0)
+    status: str = "PENDING_APPROVAL"
+    submitted_by: str = ""
+    created_at: str = ""
+
+
+class RiskAssessment(_Frozen):
+    notional: Decimal
+    reasons: list[str]
+
+
+class ApprovalOutcome(_Frozen):
+    """What the compliance officer decided; the state machine's output of the approval step."""
+
+    order_id: str
+    decision: Decision
+    reviewer: str
+    comment: str = ""
+    decided_at: str
+
+
+class RecordUpdate(_Frozen):
+    """The order's new state after the node answered (written by the state machine)."""
+
+    status: str
+    node: str
+    node_order_id: int
+    filled_quantity: int
+    leaves_quantity: int
+    last_seq: int
+    price_ticks: int | None
+    open: bool
+
+
+class CounterpartyUpdate(_Frozen):
+    """A resting order of another request that a fill or self-trade cancel touched."""
+
+    order_id: str
+    leaves_quantity: int
+    seq: int
+    status: Literal["PARTIALLY_FILLED", "FILLED", "CANCELLED"]

@@ -1,0 +1,45 @@
+"""The runbook functions' environment, parsed into a typed model on every invocation."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    """Every variable the runbook functions read (names in upper case)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    compliance_archive_bucket: str = ""
+    compliance_archive_prefix: str = ""
+    compliance_kms_key_arn: str = ""
+    engine_archive_bucket: str = ""
+    engine_archive_prefixes: str = Field(
+        default="", description="one archive prefix per matching node, comma separated"
+    )
+    primary_meridian_routes: str = Field(
+        default="", description="route table JSON of the old primary's nodes"
+    )
+    rto_target_seconds: float = 30.0
+
+    @property
+    def node_prefixes(self) -> list[str]:
+        return [p.strip() for p in self.engine_archive_prefixes.split(",") if p.strip()]
+
+
+def settings() -> Settings:
+    """Read on every invocation: never stale when one process hosts several functions."""
+    env = {name: os.environ[name.upper()] for name in Settings.model_fields if name.upper() in os.environ}
+    return Settings.model_validate(env)
+
+
+def primary_database_environment() -> dict[str, str] | None:
+    """``PRIMARY_DATABASE_URL`` / ``PRIMARY_DB_*`` as the unprefixed names ``meridian.db`` reads."""
+    prefixed = {
+        k.removeprefix("PRIMARY_"): v
+        for k, v in os.environ.items()
+        if k.startswith(("PRIMARY_DATABASE_URL", "PRIMARY_DB_"))
+    }
+    return prefixed or None
