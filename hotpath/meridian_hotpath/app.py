@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian_hotpath.gc_pacing import GcPacing
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
 from meridian_hotpath.marketdata import KinesisSink, MarketDataPublisher, MarketDataSink
-from meridian_hotpath.metrics import NodeMetrics, start_metrics_server
+from meridian_hotpath.metrics import NodeMetrics
+from meridian_hotpath.metrics_http import start_metrics_server
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY, MatchingNode
 from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
 from meridian_hotpath.server import DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
@@ -45,6 +47,7 @@ class NodeConfig:
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
+    pace_gc: bool = False  # process-wide setting: the command line turns it on, in-process tests don't
 
 
 def load_instruments(path: Path) -> tuple[Instrument, ...]:
@@ -108,8 +111,18 @@ class RunningNode:
         )
         sink = self._sink or _sink_for(config)
         self.publisher = MarketDataPublisher(sink) if sink is not None else None
+        self._gc_pacing = GcPacing() if config.pace_gc else None
+        if self._gc_pacing is not None:
+            self._gc_pacing.start()
         self.node = MatchingNode(
-            engine, journal, store, metrics, self.publisher, config.snapshot_every, self._fatal
+            engine,
+            journal,
+            store,
+            metrics,
+            self.publisher,
+            config.snapshot_every,
+            self._fatal,
+            self._gc_pacing,
         )
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
         self.server = MatchingServer(self.node, config.write_buffer_high, config.socket_send_buffer)
@@ -139,6 +152,8 @@ class RunningNode:
             await self.publisher.close()
         if self._metrics_server is not None:
             self._metrics_server.close()
+        if self._gc_pacing is not None:
+            self._gc_pacing.stop()
 
 
 async def serve(config: NodeConfig, announce: Callable[[str], None] | None = None) -> int:

@@ -128,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         snapshot_every=args.snapshot_every,
         kinesis_stream=args.kinesis_stream,
         segment_bytes=args.segment_bytes,
+        pace_gc=True,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -223,8 +223,25 @@ def truncate_torn_tail(tail: TornTail) -> None:
     fsync_directory(tail.segment.parent)
 
 
+@dataclass(frozen=True, slots=True)
+class SealedBatch:
+    """Records taken out of the writer's buffer, ready for one write and one fdatasync."""
+
+    data: bytes
+    first_seq: int
+    last_seq: int
+
+    @property
+    def records(self) -> int:
+        return self.last_seq - self.first_seq + 1
+
+
 class JournalWriter:
-    """Appends records in batches; ``commit`` makes the batch durable with a single fdatasync."""
+    """Appends records in batches; a batch becomes durable with a single write and fdatasync.
+
+    ``append`` and ``seal`` run on the caller's thread; ``write`` may run on another (the node's
+    journal thread), one batch at a time and in seal order. ``commit`` does both in one go.
+    """
 
     def __init__(
         self,
@@ -239,6 +256,7 @@ class JournalWriter:
         self._on_sync = on_sync  # (seconds spent in fdatasync, records in the batch)
         self._buffer = bytearray()
         self._pending = 0
+        self._durable_seq = next_seq - 1
         directory.mkdir(parents=True, exist_ok=True)
         paths = segment_paths(directory)
         self._fd = -1
@@ -254,7 +272,7 @@ class JournalWriter:
 
     @property
     def durable_seq(self) -> int:
-        return self.next_seq - 1 - self._pending
+        return self._durable_seq
 
     def append(self, seq: int, frame: bytes) -> None:
         if seq != self.next_seq:
@@ -263,27 +281,39 @@ class JournalWriter:
         self._pending += 1
         self.next_seq += 1
 
-    def commit(self) -> int:
-        """Write and fdatasync the pending batch; return how many records it held."""
+    def seal(self) -> SealedBatch | None:
+        """Take the buffered records as a batch (None when there are none)."""
         if not self._pending:
-            return 0
+            return None
+        batch = SealedBatch(bytes(self._buffer), self.next_seq - self._pending, self.next_seq - 1)
+        self._buffer.clear()
+        self._pending = 0
+        return batch
+
+    def write(self, batch: SealedBatch) -> float:
+        """Write ``batch`` and fdatasync it; return the seconds the fdatasync took."""
         if self._size >= self.segment_bytes:
-            self._rotate(self.next_seq - self._pending)
-        view = memoryview(self._buffer)
+            self._rotate(batch.first_seq)
+        view = memoryview(batch.data)
         written = 0
         while written < len(view):
             written += os.write(self._fd, view[written:])
-        view.release()
         started = time.perf_counter()
         os.fdatasync(self._fd)
         elapsed = time.perf_counter() - started
-        committed = self._pending
-        self._size += len(self._buffer)
-        self._buffer.clear()
-        self._pending = 0
+        self._size += len(batch.data)
+        self._durable_seq = batch.last_seq
+        return elapsed
+
+    def commit(self) -> int:
+        """Seal and write the pending records on this thread; return how many there were."""
+        batch = self.seal()
+        if batch is None:
+            return 0
+        elapsed = self.write(batch)
         if self._on_sync is not None:
-            self._on_sync(elapsed, committed)
-        return committed
+            self._on_sync(elapsed, batch.records)
+        return batch.records
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -1,32 +1,23 @@
-"""Node metrics in a Prometheus registry, and the small HTTP endpoint that serves them.
+"""Node metrics, exposed through a prometheus_client registry.
 
-Counters and histograms are updated on the event loop as requests are answered. Values that are
-cheap to read but expensive to push on every order (book depth, latency quantiles, market-data
-backlog) are computed at scrape time by a collector. The HTTP endpoint runs on the node's own
-event loop, so a scrape reads engine state from the engine's thread, never concurrently with it.
+The per-request metrics (request counts, latency histograms, commit histograms) are plain Python
+counters updated on the event loop thread, their only writer, and turned into metric families at
+scrape time by a collector: prometheus_client's own Counter and Histogram take a lock and resolve
+labels on every update, which cost more than the rest of the request's bookkeeping. Values that
+are cheap to read but expensive to push (book depth, latency quantiles, market-data backlog) are
+also read at scrape time. Rare events (rejects, pauses, snapshots, connections) use the library's
+metrics directly.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import logging
-from collections.abc import Callable, Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-log = logging.getLogger(__name__)
 
 # Round trips inside the node run from a few microseconds (heartbeat) to milliseconds (fsync on a
 # slow disk); buckets are finer where the alarm thresholds live.
@@ -62,6 +53,32 @@ class LatencyReservoir:
         return {name: ordered[min(last, int(q * len(ordered)))] for name, q in QUANTILES}
 
 
+class LoopHistogram:
+    """A histogram written by one thread only: no lock, one bisect per observation."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # le is inclusive, hence bisect_left
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        buckets, running = [], 0
+        for bound, count in zip((*map(_bound_label, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            buckets.append((bound, float(running)))
+        return buckets
+
+
+def _bound_label(bound: float) -> str:
+    return repr(float(bound))  # the exposition format's spelling, e.g. 5e-06, 0.0001, 1.0
+
+
 @dataclass(slots=True)
 class NodeState:
     """Read at scrape time; the node fills these callables in once it exists."""
@@ -74,67 +91,19 @@ class NodeState:
     details: dict[str, str] = field(default_factory=dict)
 
 
-class _StateCollector(Collector):
-    def __init__(self, state: NodeState, latency: LatencyReservoir) -> None:
-        self._state = state
-        self._latency = latency
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        seq = GaugeMetricFamily("meridian_engine_seq", "State-changing inputs processed")
-        seq.add_metric([], self._state.seq())
-        yield seq
-        depth = GaugeMetricFamily(
-            "meridian_book_depth_levels", "Price levels in the book", labels=["symbol", "side"]
-        )
-        for symbol, (bids, asks) in sorted(self._state.depth().items()):
-            depth.add_metric([symbol, "bid"], bids)
-            depth.add_metric([symbol, "ask"], asks)
-        yield depth
-        quantiles = GaugeMetricFamily(
-            "meridian_request_latency_quantile_seconds",
-            "Request received -> answer written, over the most recent requests",
-            labels=["quantile"],
-        )
-        for name, value in self._latency.quantiles().items():
-            quantiles.add_metric([name], value)
-        yield quantiles
-        for name, value in sorted(self._state.extra_gauges().items()):
-            gauge = GaugeMetricFamily(name, name.replace("_", " "))
-            gauge.add_metric([], value)
-            yield gauge
-
-
-class NodeMetrics:
+class NodeMetrics(Collector):
     def __init__(
         self, registry: CollectorRegistry | None = None, reservoir_size: int = DEFAULT_RESERVOIR
     ) -> None:
         self.registry = registry or CollectorRegistry()
         self.state = NodeState()
         self.latency_reservoir = LatencyReservoir(reservoir_size)
+        self.requests: dict[tuple[str, str], int] = {}  # (type, outcome) -> answered
+        self.trades: dict[str, int] = {}  # symbol -> trades
+        self.latency: dict[str, LoopHistogram] = {}  # request type -> received -> answer written
+        self.fsync_latency = LoopHistogram(LATENCY_BUCKETS)
+        self.batch_size = LoopHistogram(BATCH_BUCKETS)
         r = self.registry
-        self.requests = Counter(
-            "meridian_requests",
-            "Requests answered, by message type and outcome",
-            ["type", "outcome"],
-            registry=r,
-        )
-        self.trades = Counter("meridian_trades", "Trades executed", ["symbol"], registry=r)
-        self.latency = Histogram(
-            "meridian_request_latency_seconds",
-            "Request received -> answer written",
-            ["type"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.fsync_latency = Histogram(
-            "meridian_journal_fsync_seconds",
-            "Journal fdatasync per batch",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batch_size = Histogram(
-            "meridian_journal_batch_records", "Records per group commit", buckets=BATCH_BUCKETS, registry=r
-        )
         self.connections = Gauge("meridian_connections", "Open client connections", registry=r)
         self.connections_accepted = Counter(
             "meridian_connections_accepted", "Client connections accepted", registry=r
@@ -148,15 +117,74 @@ class NodeMetrics:
             registry=r,
         )
         self.snapshots = Counter("meridian_snapshots", "Snapshots written", ["outcome"], registry=r)
-        r.register(_StateCollector(self.state, self.latency_reservoir))
+        r.register(self)
+
+    # ---- updates (event loop thread) -------------------------------------------------------------
+
+    def count_request(self, request_type: str, outcome: str) -> None:
+        key = (request_type, outcome)
+        self.requests[key] = self.requests.get(key, 0) + 1
+
+    def count_trade(self, symbol: str) -> None:
+        self.trades[symbol] = self.trades.get(symbol, 0) + 1
 
     def observe_latency(self, request_type: str, seconds: float) -> None:
-        self.latency.labels(request_type).observe(seconds)
+        histogram = self.latency.get(request_type)
+        if histogram is None:
+            histogram = self.latency[request_type] = LoopHistogram(LATENCY_BUCKETS)
+        histogram.observe(seconds)
         self.latency_reservoir.add(seconds)
 
     def observe_commit(self, fsync_seconds: float, records: int) -> None:
         self.fsync_latency.observe(fsync_seconds)
         self.batch_size.observe(records)
+
+    # ---- scrape ----------------------------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "meridian_requests", "Requests answered, by message type and outcome", labels=["type", "outcome"]
+        )
+        for (request_type, outcome), count in sorted(self.requests.items()):
+            requests.add_metric([request_type, outcome], count)
+        yield requests
+        trades = CounterMetricFamily("meridian_trades", "Trades executed", labels=["symbol"])
+        for symbol, count in sorted(self.trades.items()):
+            trades.add_metric([symbol], count)
+        yield trades
+        latency = HistogramMetricFamily(
+            "meridian_request_latency_seconds", "Request received -> answer written", labels=["type"]
+        )
+        for request_type, histogram in sorted(self.latency.items()):
+            latency.add_metric([request_type], histogram.cumulative(), histogram.total)
+        yield latency
+        yield _histogram("meridian_journal_fsync_seconds", "Journal fdatasync per batch", self.fsync_latency)
+        yield _histogram("meridian_journal_batch_records", "Records per group commit", self.batch_size)
+        yield from self._state_families()
+
+    def _state_families(self) -> Iterator[Metric]:
+        seq = GaugeMetricFamily("meridian_engine_seq", "State-changing inputs processed")
+        seq.add_metric([], self.state.seq())
+        yield seq
+        depth = GaugeMetricFamily(
+            "meridian_book_depth_levels", "Price levels in the book", labels=["symbol", "side"]
+        )
+        for symbol, (bids, asks) in sorted(self.state.depth().items()):
+            depth.add_metric([symbol, "bid"], bids)
+            depth.add_metric([symbol, "ask"], asks)
+        yield depth
+        quantiles = GaugeMetricFamily(
+            "meridian_request_latency_quantile_seconds",
+            "Request received -> answer written, over the most recent requests",
+            labels=["quantile"],
+        )
+        for name, value in self.latency_reservoir.quantiles().items():
+            quantiles.add_metric([name], value)
+        yield quantiles
+        for name, value in sorted(self.state.extra_gauges().items()):
+            gauge = GaugeMetricFamily(name, name.replace("_", " "))
+            gauge.add_metric([], value)
+            yield gauge
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -172,42 +200,7 @@ class NodeMetrics:
         return healthy, body
 
 
-_MAX_REQUEST_HEAD = 8192
-
-
-async def _answer_http(
-    metrics: NodeMetrics, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
-        writer.close()
-        return
-    request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-    method, path = [*request_line, "", ""][:2]
-    path = path.split("?", 1)[0]
-    if method != "GET":
-        status, content_type, body = "405 Method Not Allowed", "text/plain", b"method not allowed\n"
-    elif path == "/metrics":
-        status, content_type, body = "200 OK", CONTENT_TYPE_LATEST, metrics.exposition()
-    elif path == "/healthz":
-        healthy, health = metrics.health()
-        status = "200 OK" if healthy else "503 Service Unavailable"
-        content_type, body = "application/json", json.dumps(health).encode()
-    else:
-        status, content_type, body = "404 Not Found", "text/plain", b"not found\n"
-    writer.write(
-        f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n".encode()
-        + body
-    )
-    with contextlib.suppress(ConnectionError):
-        await writer.drain()
-    writer.close()
-
-
-async def start_metrics_server(metrics: NodeMetrics, host: str, port: int) -> asyncio.Server:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _answer_http(metrics, reader, writer)
-
-    return await asyncio.start_server(handle, host, port, limit=_MAX_REQUEST_HEAD)
+def _histogram(name: str, documentation: str, histogram: LoopHistogram) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation)
+    family.add_metric([], histogram.cumulative(), histogram.total)
+    return family

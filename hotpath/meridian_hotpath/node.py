@@ -1,11 +1,10 @@
-"""The matching node's request path: engine, group commit, answers, snapshots and market data.
+"""The matching node's request path: engine, answers, snapshots and market data.
 
 Everything here runs on the event loop thread, the engine's single writer. A state-changing
-request is matched as soon as its frame is decoded; its journal record and its answer wait in the
-current batch. The batch is committed once per loop iteration (``call_soon`` after the reads of
-that iteration): one write and one fdatasync for every input that arrived together, and only then
-are the answers written to their connections and the market data handed to the publisher. No
-answer ever describes state the journal could lose.
+request is matched as soon as its frame is decoded; its answer then waits in the group committer
+(``commit.py``) until the input's journal record is durable, and only then is it written to its
+connection and its market data handed to the publisher. No answer ever describes state the
+journal could lose. Heartbeats touch no state and are answered at once.
 """
 
 from __future__ import annotations
@@ -15,25 +14,29 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
 
 from meridian.domain import RejectReason
 from meridian.protocol import (
     Ack,
     Admin,
     AdminAck,
+    Cancel,
     CancelAck,
     Fill,
     Flag,
     Heartbeat,
     Message,
+    NewOrder,
     ProtocolRejectCode,
     Reject,
+    Replace,
     Snapshot,
     SnapshotRequest,
     encode,
 )
+from meridian_hotpath.commit import AnswerChannel, Batch, GroupCommitter
 from meridian_hotpath.engine import MatchingEngine
+from meridian_hotpath.gc_pacing import GcPacing
 from meridian_hotpath.journal import JournalWriter, StateChange
 from meridian_hotpath.marketdata import (
     MarketDataPublisher,
@@ -48,22 +51,18 @@ from meridian_hotpath.snapshot import CHECKSUM_MASK, SnapshotStore
 log = logging.getLogger(__name__)
 
 DEFAULT_SNAPSHOT_EVERY = 100_000
-TYPE_LABELS = {
-    "NewOrder": "new_order",
-    "Cancel": "cancel",
-    "Replace": "replace",
-    "Admin": "admin",
-    "Heartbeat": "heartbeat",
-    "SnapshotRequest": "snapshot_request",
+TYPE_LABELS: dict[type, str] = {NewOrder: "new_order", Cancel: "cancel", Replace: "replace", Admin: "admin"}
+# Plain ints: IntFlag arithmetic runs Python-level __or__/__and__, a measurable share of a request.
+LAST = int(Flag.LAST)
+DUPLICATE = int(Flag.DUPLICATE)
+_OUTCOMES: dict[type, str] = {
+    Ack: "accepted",
+    AdminAck: "accepted",
+    Reject: "rejected",
+    CancelAck: "cancelled",
 }
 
-
-class AnswerChannel(Protocol):
-    """Where a request's answer goes: a client connection."""
-
-    def send(self, data: bytes) -> None: ...
-
-    def reject_and_close(self, request_id: int, code: ProtocolRejectCode) -> None: ...
+__all__ = ["AnswerChannel", "MatchingNode", "encode_answer"]
 
 
 class EngineFailedError(Exception):
@@ -72,23 +71,18 @@ class EngineFailedError(Exception):
 
 def encode_answer(outputs: list[Message], flags: int) -> bytes:
     """All frames of one answer; ``flags`` go on every frame, LAST on the final one."""
+    if len(outputs) == 1:
+        return encode(outputs[0], flags | LAST)
     last = len(outputs) - 1
     return b"".join(
-        encode(message, flags | Flag.LAST if i == last else flags) for i, message in enumerate(outputs)
+        encode(message, flags | LAST if i == last else flags) for i, message in enumerate(outputs)
     )
 
 
 def outcome_of(outputs: list[Message], flags: int) -> str:
-    first = outputs[0]
-    if flags & Flag.DUPLICATE:
+    if flags & DUPLICATE:
         return "duplicate"
-    if isinstance(first, Reject):
-        return "rejected"
-    if isinstance(first, Ack | AdminAck):
-        return "accepted"
-    if isinstance(first, CancelAck):
-        return "cancelled"
-    return "other"
+    return _OUTCOMES.get(type(outputs[0]), "other")
 
 
 class MatchingNode:
@@ -101,6 +95,7 @@ class MatchingNode:
         publisher: MarketDataPublisher | None = None,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         on_fatal: Callable[[BaseException], None] | None = None,
+        gc_pacing: GcPacing | None = None,
     ) -> None:
         self.engine = engine
         self.journal = journal
@@ -109,13 +104,11 @@ class MatchingNode:
         self.publisher = publisher
         self.snapshot_every = snapshot_every
         self._on_fatal = on_fatal
+        self._gc_pacing = gc_pacing
         self._loop = asyncio.get_running_loop()
-        self._answers: dict[AnswerChannel, list[bytes]] = {}
-        self._received: list[tuple[str, int]] = []  # (type label, received ns) per answer in the batch
-        self._market_data: list[MarketDataRecord] = []
-        self._commit_scheduled = False
+        self.committer = GroupCommitter(journal, self._released, self._fail)
         self._last_snapshot_seq = engine.seq
-        self._snapshot_in_flight: asyncio.Future[object] | None = None
+        self._snapshot_in_flight: asyncio.Task[None] | None = None
         self._snapshot_writer = ThreadPoolExecutor(1, thread_name_prefix="snapshot-writer")
         self._tops = {symbol: engine.top_of_book(symbol) for symbol in engine.instruments}
         self._background: set[asyncio.Task[None]] = set()
@@ -129,13 +122,17 @@ class MatchingNode:
         if self.failed:
             return
         if isinstance(request, Heartbeat):
-            channel.send(encode(request, Flag.LAST))
-            self.metrics.requests.labels("heartbeat", "accepted").inc()
+            channel.send(encode(request, LAST))
+            self.metrics.count_request("heartbeat", "accepted")
             self.metrics.observe_latency("heartbeat", (time.perf_counter_ns() - received_ns) / 1e9)
         elif isinstance(request, SnapshotRequest):
             self._snapshot_requested(request, channel, received_ns)
         else:
             self._process(request, frame, channel, received_ns)  # type: ignore[arg-type]
+
+    def after_answers(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once every answer owed so far has been written (e.g. before a close)."""
+        self.committer.after_answers(action)
 
     def _process(self, request: StateChange, frame: bytes, channel: AnswerChannel, received_ns: int) -> None:
         engine = self.engine
@@ -151,27 +148,19 @@ class MatchingNode:
             self._fail(EngineFailedError(f"engine raised at seq {engine.seq}: {exc!r}"))
             return
         flags = engine.last_flags
-        self.journal.append(engine.seq, frame)
-        answer = encode_answer(outputs, flags)
-        pending = self._answers.get(channel)
-        if pending is None:
-            self._answers[channel] = [answer]
-        else:
-            pending.append(answer)
-        label = TYPE_LABELS[type(request).__name__]
-        self._received.append((label, received_ns))
-        self.metrics.requests.labels(label, outcome_of(outputs, flags)).inc()
+        label = TYPE_LABELS[type(request)]
+        self.committer.add(engine.seq, frame, channel, encode_answer(outputs, flags), label, received_ns)
+        self.metrics.count_request(label, outcome_of(outputs, flags))
         if self.publisher is not None:
-            self._stage_market_data(request, outputs)
-        if not self._commit_scheduled:
-            self._commit_scheduled = True
-            self._loop.call_soon(self.commit)
+            self._stage_market_data(request, outputs, self.committer.open.market_data)
 
-    def _stage_market_data(self, request: StateChange, outputs: list[Message]) -> None:
+    def _stage_market_data(
+        self, request: StateChange, outputs: list[Message], staged: list[MarketDataRecord]
+    ) -> None:
         now = time.time_ns()
         for message in outputs:
             if isinstance(message, Fill):
-                self._market_data.append(trade_record(message, now))
+                staged.append(trade_record(message, now))
         symbols = (
             self.engine.instruments
             if isinstance(request, Admin) and not request.symbol
@@ -183,92 +172,81 @@ class MatchingNode:
             top = self.engine.top_of_book(symbol)
             if top != self._tops[symbol]:
                 self._tops[symbol] = top
-                self._market_data.append(top_of_book_record(symbol, self.engine.seq, top, now))
+                staged.append(top_of_book_record(symbol, self.engine.seq, top, now))
 
-    # ---- group commit --------------------------------------------------------------------------
-
-    def commit(self) -> None:
-        """Make the batch durable, then release its answers and market data."""
-        self._commit_scheduled = False
-        if not self.journal.pending:
-            return
-        try:
-            self.journal.commit()
-        except OSError as exc:
-            # The batch's fate on disk is unknown; answering would risk acknowledging lost orders.
-            self._fail(exc)
-            return
-        answers, self._answers = self._answers, {}
-        for channel, frames in answers.items():
-            channel.send(frames[0] if len(frames) == 1 else b"".join(frames))
+    def _released(self, batch: Batch, fsync_seconds: float) -> None:
+        """A batch is durable and its answers are out: bookkeeping, market data, maintenance."""
         now = time.perf_counter_ns()
-        for label, received_ns in self._received:
-            self.metrics.observe_latency(label, (now - received_ns) / 1e9)
-        self._received.clear()
-        if self._market_data:
+        observe = self.metrics.observe_latency
+        for label, received_ns in batch.received:
+            observe(label, (now - received_ns) / 1e9)
+        self.metrics.observe_commit(fsync_seconds, batch.records)
+        if batch.market_data:
             assert self.publisher is not None
-            self.publisher.publish(self._market_data)
-            for record in self._market_data:
+            self.publisher.publish(batch.market_data)
+            for record in batch.market_data:
                 if record.is_trade:
-                    self.metrics.trades.labels(record.symbol).inc()
-            self._market_data = []
-        if (
-            self.engine.seq - self._last_snapshot_seq >= self.snapshot_every
-            and self._snapshot_in_flight is None
-        ):
+                    self.metrics.count_trade(record.symbol)
+        durable = self.journal.durable_seq
+        if durable - self._last_snapshot_seq >= self.snapshot_every and self._snapshot_in_flight is None:
             self._start_snapshot()
+        if self._gc_pacing is not None:
+            self._gc_pacing.after_commit(batch.records)  # the answers already left: the pause delays no one
 
     # ---- snapshots -----------------------------------------------------------------------------
 
-    def _start_snapshot(self) -> asyncio.Future[object]:
-        """Capture the state now (on the loop) and write it from the snapshot thread."""
-        self.commit()  # a snapshot never covers inputs the journal could still lose
+    def _start_snapshot(self) -> asyncio.Task[None]:
+        """Capture the state now (on the loop); write it once the journal covers it."""
         seq, checksum, payload = self.engine.seq, engine_checksum(self.engine), self.engine.snapshot()
-        future: asyncio.Future[object] = self._loop.run_in_executor(
-            self._snapshot_writer, self.snapshots.write, seq, checksum, payload
-        )
-        self._snapshot_in_flight = future
+        durable = self.committer.durable(seq)
 
-        def done(finished: asyncio.Future[object]) -> None:
-            if self._snapshot_in_flight is finished:
-                self._snapshot_in_flight = None
-            if finished.cancelled() or finished.exception() is not None:
-                log.error(
-                    "snapshot at seq %d failed: %r",
-                    seq,
-                    None if finished.cancelled() else finished.exception(),
+        async def write() -> None:
+            await durable  # a snapshot never covers inputs the journal could still lose
+            try:
+                await self._loop.run_in_executor(
+                    self._snapshot_writer, self.snapshots.write, seq, checksum, payload
                 )
+            except Exception:
+                log.exception("snapshot at seq %d failed", seq)
                 self.metrics.snapshots.labels("failed").inc()
-            else:
-                self._last_snapshot_seq = max(self._last_snapshot_seq, seq)
-                self.metrics.snapshots.labels("written").inc()
+                raise
+            self._last_snapshot_seq = max(self._last_snapshot_seq, seq)
+            self.metrics.snapshots.labels("written").inc()
 
-        future.add_done_callback(done)
-        return future
+        task = self._loop.create_task(write())
+        self._snapshot_in_flight = task
+
+        def finished(done: asyncio.Task[None]) -> None:
+            if self._snapshot_in_flight is done:
+                self._snapshot_in_flight = None
+            if not done.cancelled():
+                done.exception()  # retrieved: the failure is logged and counted above
+
+        task.add_done_callback(finished)
+        return task
 
     def _snapshot_requested(self, request: SnapshotRequest, channel: AnswerChannel, received_ns: int) -> None:
         symbol = request.symbol
         if symbol and symbol not in self.engine.instruments:
             reject = Reject(request.request_id, self.engine.seq, 0, "", symbol, RejectReason.UNKNOWN_SYMBOL)
-            channel.send(encode(reject, Flag.LAST))
-            self.metrics.requests.labels("snapshot_request", "rejected").inc()
+            channel.send(encode(reject, LAST))
+            self.metrics.count_request("snapshot_request", "rejected")
             return
         written = self._start_snapshot()
-        seq = self.engine.seq
         checksum = self.engine.book_checksums()[symbol] if symbol else engine_checksum(self.engine)
-        answer = Snapshot(request.request_id, seq, checksum & CHECKSUM_MASK)
+        answer = Snapshot(request.request_id, self.engine.seq, checksum & CHECKSUM_MASK)
 
-        async def answer_when_durable() -> None:
+        async def answer_when_written() -> None:
             try:
-                await written
+                await asyncio.shield(written)
             except Exception:
                 channel.reject_and_close(request.request_id, ProtocolRejectCode.MALFORMED)
                 return
-            channel.send(encode(answer, Flag.LAST))
-            self.metrics.requests.labels("snapshot_request", "accepted").inc()
+            channel.send(encode(answer, LAST))
+            self.metrics.count_request("snapshot_request", "accepted")
             self.metrics.observe_latency("snapshot_request", (time.perf_counter_ns() - received_ns) / 1e9)
 
-        task = self._loop.create_task(answer_when_durable())
+        task = self._loop.create_task(answer_when_written())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -277,24 +255,23 @@ class MatchingNode:
     def _fail(self, exc: BaseException) -> None:
         log.critical("matching node stopping: %r", exc)
         self.failed = True
-        self._answers.clear()
-        self._received.clear()
-        self._market_data = []
         if self._on_fatal is not None:
             self._on_fatal(exc)
 
     async def close(self) -> None:
         """Commit what is pending, write a final snapshot, close the journal."""
         if not self.failed:
-            self.commit()
+            await self.committer.drain()
             if self._snapshot_in_flight is not None:
                 await asyncio.wait([self._snapshot_in_flight])
-            if self.engine.seq > self._last_snapshot_seq:
+            if not self.failed and self.engine.seq > self._last_snapshot_seq:
                 await asyncio.wait([self._start_snapshot()])
         if self._background:
             await asyncio.wait(self._background, timeout=5)
+        self.committer.close()
         self._snapshot_writer.shutdown(wait=True)
-        self.journal.close()
+        if not self.failed:
+            self.journal.close()
 
     def _bind_metrics(self) -> None:
         state = self.metrics.state

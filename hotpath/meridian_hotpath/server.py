@@ -29,11 +29,15 @@ from meridian.protocol import (
     encode,
     frame_length,
 )
+from meridian_hotpath.journal import STATE_CHANGE_TYPES
 from meridian_hotpath.node import MatchingNode
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WRITE_BUFFER_HIGH = 256 * 1024
+# A client may have this many requests awaiting their fsync before its reading pauses: the bound on
+# what one client can make the node hold while the disk is slow.
+DEFAULT_MAX_OWED = 4096
 
 _REJECT_CODES = {
     "oversize": ProtocolRejectCode.BAD_LENGTH,
@@ -55,8 +59,11 @@ class ClientConnection(asyncio.Protocol):
         self._node = server.node
         self._transport: asyncio.Transport | None = None
         self._leftover = b""  # the start of a frame whose rest has not arrived yet
-        self.closing = False
-        self.paused = False
+        self.closing = False  # no further requests from this client are processed
+        self.lost = False  # the connection is gone: answers to it are dropped
+        self.paused = False  # the client is not reading its answers
+        self.owed = 0  # requests handed to the node whose answers wait for their fsync
+        self._reading = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's transports only quack like one
@@ -70,7 +77,7 @@ class ClientConnection(asyncio.Protocol):
         self._server.connection_opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closing = True
+        self.closing = self.lost = True
         self._server.connection_closed(self)
 
     def data_received(self, data: bytes) -> None:
@@ -94,44 +101,75 @@ class ClientConnection(asyncio.Protocol):
             if not isinstance(message, REQUEST_TYPES):
                 self.reject_and_close(message.request_id, ProtocolRejectCode.NOT_A_REQUEST)
                 return
+            if type(message) in STATE_CHANGE_TYPES:
+                self.owed += 1
             handle(message, data[offset : offset + total], self, received_ns)
             offset += total
         if offset < end and not self.closing:
             self._leftover = data[offset:]
+        if self.owed >= self._server.max_owed:
+            self._update_reading()
+
+    @property
+    def reading_paused(self) -> bool:
+        return not self._reading
+
+    def _update_reading(self) -> None:
+        """Read only while the client reads its answers and does not owe too many."""
+        transport = self._transport
+        if transport is None or self.closing:
+            return
+        should_read = not self.paused and self.owed < self._server.max_owed
+        if should_read and not self._reading:
+            transport.resume_reading()
+        elif not should_read and self._reading:
+            transport.pause_reading()
+        self._reading = should_read
 
     def send(self, data: bytes) -> None:
-        if not self.closing and self._transport is not None:
+        if not self.lost and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
+    def released(self, answers: int) -> None:
+        self.owed -= answers
+        if not self._reading:
+            self._update_reading()
+
     def reject_and_close(self, request_id: int, code: ProtocolRejectCode) -> None:
-        if self.closing or self._transport is None:
+        transport = self._transport
+        if self.closing or transport is None:
             return
-        self._node.commit()  # answers to this client's earlier requests leave first
-        self._transport.write(encode(ProtocolReject(request_id, code), Flag.LAST))
         self.closing = True
-        self._transport.close()  # flushes the write buffer, then closes
+        transport.pause_reading()
         self._node.metrics.protocol_rejects.labels(code.name.lower()).inc()
-        log.info("protocol reject %s for request %d; connection closed", code.name, request_id)
+        log.info("protocol reject %s for request %d; closing the connection", code.name, request_id)
+
+        def reject() -> None:
+            # After the answers to this client's earlier requests, which wait for their fsync.
+            if not self.lost:
+                transport.write(encode(ProtocolReject(request_id, code), Flag.LAST))
+                transport.close()  # flushes the write buffer, then closes
+
+        self._node.after_answers(reject)
 
     def pause_writing(self) -> None:
         # The client is not reading its answers: stop reading its requests until it catches up.
         self.paused = True
         self._node.metrics.backpressure_pauses.inc()
-        if self._transport is not None and not self.closing:
-            self._transport.pause_reading()
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
-        if self._transport is not None and not self.closing:
-            self._transport.resume_reading()
+        self._update_reading()
 
     def stop_reading(self) -> None:
         if self._transport is not None and not self.closing:
             self._transport.pause_reading()
+            self._reading = False
 
     def close(self) -> None:
         self.closing = True
-        if self._transport is not None:
+        if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
 
 
@@ -141,8 +179,10 @@ class MatchingServer:
         node: MatchingNode,
         write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH,
         socket_send_buffer: int | None = None,
+        max_owed: int = DEFAULT_MAX_OWED,
     ) -> None:
         self.node = node
+        self.max_owed = max_owed
         self.write_buffer_high = write_buffer_high
         self.socket_send_buffer = socket_send_buffer  # SO_SNDBUF per connection; None: the kernel's
         self.connections: set[ClientConnection] = set()
@@ -152,7 +192,7 @@ class MatchingServer:
 
     @property
     def paused_connections(self) -> int:
-        return sum(1 for connection in self.connections if connection.paused)
+        return sum(1 for connection in self.connections if connection.reading_paused)
 
     async def start(self, host: str, port: int) -> int:
         """Listen; return the bound port (``port`` 0 picks a free one)."""
