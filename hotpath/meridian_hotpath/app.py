@@ -20,7 +20,7 @@ from meridian_hotpath.metrics import NodeMetrics
 from meridian_hotpath.metrics_http import start_metrics_server
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY, MatchingNode
 from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
-from meridian_hotpath.server import DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
+from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
 from meridian_hotpath.snapshot import SnapshotStore
 
 try:
@@ -47,6 +47,7 @@ class NodeConfig:
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
+    max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their fsync
     pace_gc: bool = False  # process-wide setting: the command line turns it on, in-process tests don't
 
 
@@ -125,7 +126,9 @@ class RunningNode:
             self._gc_pacing,
         )
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
-        self.server = MatchingServer(self.node, config.write_buffer_high, config.socket_send_buffer)
+        self.server = MatchingServer(
+            self.node, config.write_buffer_high, config.socket_send_buffer, config.max_owed
+        )
         self.port = await self.server.start(config.host, config.port)
         self._metrics_server: asyncio.AbstractServer | None = None
         self.metrics_port: int | None = None

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from meridian.protocol import Message, decode_stream, encode
+from meridian.protocol import Flag, Message, decode_stream, encode
 from meridian_hotpath.app import NodeConfig, RunningNode, run
 from meridian_hotpath.marketdata import MarketDataSink
 
@@ -97,6 +97,21 @@ class RawConnection:
                 break
             self.buffer += chunk
         return frames
+
+    def read_answers(self, request_ids: set[int]) -> set[int]:
+        """Read until every request in ``request_ids`` has its LAST frame; return those answered."""
+        answered: set[int] = set()
+        while not request_ids <= answered:
+            decoded, consumed = decode_stream(self.buffer)
+            self.buffer = self.buffer[consumed:]
+            answered |= {message.request_id for message, flags in decoded if flags & Flag.LAST}
+            if request_ids <= answered:
+                break
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                break
+            self.buffer += chunk
+        return answered
 
     def at_eof(self) -> bool:
         """Whether the node closed the connection (after whatever it sent first)."""

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meridian.client import HotpathClient
 from meridian.domain import Side
-from meridian_hotpath.metrics import LatencyReservoir
+from meridian_hotpath.metrics import LatencyReservoir, LoopHistogram
 from tests.unit.hotpath.conftest import StartNode
 from tests.unit.hotpath.node_thread import WAIT, NodeThread
 
@@ -91,3 +91,11 @@ def test_healthz_reports_status_seq_and_symbols(start_node: StartNode) -> None:
 @pytest.mark.parametrize("path", ["/", "/metricsx", "/healthz/extra"])
 def test_unknown_paths_are_not_found(start_node: StartNode, path: str) -> None:
     assert get(start_node(), path)[0] == 404
+
+
+def test_loop_histogram_buckets_are_cumulative_and_le_inclusive() -> None:
+    histogram = LoopHistogram((1e-5, 1e-4, 1e-3))
+    for value in (5e-6, 1e-5, 5e-5, 2e-3):
+        histogram.observe(value)
+    assert histogram.cumulative() == [("1e-05", 2.0), ("0.0001", 3.0), ("0.001", 3.0), ("+Inf", 4.0)]
+    assert histogram.total == pytest.approx(5e-6 + 1e-5 + 5e-5 + 2e-3)
