@@ -108,6 +108,8 @@ class Resolver:
                 return self.condition(arg)
             if key == "Fn::Select":
                 index, items = self.resolve(arg)
+                if not isinstance(items, list) or not -len(items) <= int(index) < len(items):
+                    return f"local-unresolved-Fn::Select-{index}"  # e.g. over a placeholder's parts
                 return items[int(index)]
             if key == "Fn::Split":
                 sep, text = self.resolve(arg)
@@ -119,7 +121,10 @@ class Resolver:
                 return base64.b64encode(str(self.resolve(arg)).encode()).decode()
             if key == "Fn::ToJsonString":
                 return json.dumps(self.resolve(arg))
-            if key in ("Fn::ImportValue", "Fn::Cidr", "Fn::FindInMap", "Fn::Transform"):
+            if key == "Fn::Cidr":
+                _, count, _ = self.resolve(arg)
+                return [f"local-unresolved-cidr-{i}" for i in range(int(count))]
+            if key in ("Fn::ImportValue", "Fn::FindInMap", "Fn::Transform"):
                 return f"local-unresolved-{key}"
         return {k: v for k, v in ((k, self.resolve(v)) for k, v in node.items()) if v is not NO_VALUE}
 

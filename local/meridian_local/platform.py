@@ -27,7 +27,7 @@ from meridian_local.lambda_adapter import HandlerRegistry, template_functions
 from meridian_local.moto_server import MotoServer
 from meridian_local.pollers import KinesisPoller, Poller, PollingThread, SqsPoller, sqs_destination
 from meridian_local.preflight import InstanceLock, check_ports
-from meridian_local.provision import Provisioner, Stack
+from meridian_local.provision import LocalFunction, Provisioner, Stack
 from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
 
 HOST = "127.0.0.1"
@@ -185,9 +185,18 @@ class LocalPlatform:
             self._pg.cleanup()
             self._pg = None
 
-    def _client(self, service: str) -> Any:
+    def client(self, service: str) -> Any:
         make: Any = boto3.client
         return make(service, endpoint_url=self.endpoints.aws, region_name="us-east-1")
+
+    def function(self, logical_id: str) -> LocalFunction:
+        """The provisioned function declared as ``logical_id`` in the template."""
+        assert self.stack is not None
+        for stack in self.stack.all_stacks():
+            for function in stack.functions.values():
+                if function.logical_id == logical_id:
+                    return function
+        raise LookupError(f"template.yaml declares no function {logical_id}")
 
     def _provision(self) -> None:
         provisioner = Provisioner(self.endpoints.aws)
@@ -200,7 +209,7 @@ class LocalPlatform:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "AWS_ENDPOINT_URL": self.endpoints.aws,
         }
-        lambda_client = self._client("lambda")
+        lambda_client = self.client("lambda")
         for stack in self.stack.all_stacks():
             for function in stack.functions.values():
                 function.environment.update(local_overrides)
@@ -210,7 +219,7 @@ class LocalPlatform:
 
     def _run_custom_resources(self) -> None:
         assert self.stack is not None
-        lambda_client = self._client("lambda")
+        lambda_client = self.client("lambda")
         for stack in self.stack.all_stacks():
             for resource in stack.custom_resources:
                 custom_resources.create(lambda_client, resource, f"local/{stack.name}")
@@ -255,7 +264,7 @@ class LocalPlatform:
 
     def invoker(self, function_name: str) -> Callable[[dict[str, Any], Any], Any]:
         """Call a function through the Lambda endpoint, as an event source mapping does."""
-        lambda_client = self._client("lambda")
+        lambda_client = self.client("lambda")
 
         def invoke(event: dict[str, Any], context: Any = None) -> Any:
             result = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
@@ -268,7 +277,7 @@ class LocalPlatform:
 
     def _start_delivery(self) -> None:
         assert self.stack is not None
-        sqs, kinesis, firehose = self._client("sqs"), self._client("kinesis"), self._client("firehose")
+        sqs, kinesis, firehose = self.client("sqs"), self.client("kinesis"), self.client("firehose")
         pollers: list[Poller] = []
         queue_urls = {
             s.attributes[(lid, "Arn")]: s.refs[lid]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from samcli.lib.cfn_language_extensions.sam_integration import expand_language_extensions as _expand
 from samcli.yamlhelper import yaml_parse
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
@@ -96,8 +97,32 @@ def transform(
     return translated
 
 
+def expand_language_extensions(
+    template: dict[str, Any], parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Expand ``AWS::LanguageExtensions`` (Fn::ForEach, ...) as CloudFormation does first."""
+    if "AWS::LanguageExtensions" not in _as_list(template.get("Transform")):
+        return template
+    values = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", **(parameters or {})}
+    result = _expand(template, values, enabled=True)
+    expanded: dict[str, Any] = result.expanded_template
+    transforms = [t for t in _as_list(expanded.get("Transform")) if t != "AWS::LanguageExtensions"]
+    if transforms:
+        expanded["Transform"] = transforms
+    else:
+        expanded.pop("Transform", None)
+    return expanded
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def load_transformed(
     path: Path | str = ROOT_TEMPLATE, parameters: dict[str, str] | None = None
 ) -> dict[str, Any]:
     path = Path(path)
-    return transform(inline_local_files(load(path), path.parent), parameters)
+    expanded = expand_language_extensions(load(path), parameters)
+    return transform(inline_local_files(expanded, path.parent), parameters)

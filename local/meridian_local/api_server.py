@@ -1,0 +1,101 @@
+"""The REST API on http://127.0.0.1:3000: the local API Gateway in front of the real order function.
+
+Requests are SigV4-checked against ``<state_dir>/credentials.json`` (written here with one
+principal per user type, so the demo and the CLI can sign), turned into REST proxy events and sent
+to the order function through the Lambda endpoint, as API Gateway's Lambda proxy integration does.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.serving import BaseWSGIServer
+
+from meridian_local.apigw import ApiGateway, serve_in_thread
+from meridian_local.sigv4 import load_credentials
+
+if TYPE_CHECKING:
+    from meridian_local.platform import LocalPlatform
+
+ACCOUNT_ID = "123456789012"
+ORDERS_FUNCTION = "OrdersApiFunction"
+
+
+@dataclass(frozen=True)
+class LocalUser:
+    name: str
+    role: str  # the IAM role the user assumes: the template names them meridian-<type>-<environment>
+    user_type: str
+    account: str | None
+
+    @property
+    def principal(self) -> str:
+        return f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{self.role}/{self.name}"
+
+
+LOCAL_USERS = (
+    LocalUser("alice", "meridian-trader-dev", "trader", "ACC-ALICE"),
+    LocalUser("bob", "meridian-trader-dev", "trader", "ACC-BOB"),
+    LocalUser("rita", "meridian-risk-officer-dev", "risk_officer", None),
+    LocalUser("carl", "meridian-compliance-officer-dev", "compliance_officer", None),
+    LocalUser("otto", "meridian-operator-dev", "operator", None),
+)
+
+
+def write_credentials(path: Path) -> dict[str, dict[str, str]]:
+    """A fresh access key per local user; returns user name -> {access_key, secret, principal}."""
+    keys = {
+        user.name: {
+            "access_key": f"AKIALOCAL{user.name.upper():0<11}"[:20],
+            "secret": secrets.token_urlsafe(30),
+            "principal": user.principal,
+        }
+        for user in LOCAL_USERS
+    }
+    document = {
+        "access_keys": {
+            k["access_key"]: {"secret": k["secret"], "principal": k["principal"]} for k in keys.values()
+        },
+        "users": keys,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2))
+    path.chmod(0o600)
+    return keys
+
+
+class ApiServer:
+    def __init__(self, platform: LocalPlatform, host: str, port: int) -> None:
+        self.platform, self.host, self.port = platform, host, port
+        self.credentials_path = platform.config.state_dir / "credentials.json"
+        self._server: BaseWSGIServer | None = None
+
+    def start(self) -> ApiServer:
+        from orders_api.openapi_export import document  # noqa: PLC0415 - the function's own package
+
+        function = self.platform.function(ORDERS_FUNCTION)
+        write_credentials(self.credentials_path)
+        self._register_principals(function.environment)
+        app = ApiGateway(
+            self.platform.invoker(function.name), load_credentials(self.credentials_path), document
+        )
+        self._server = serve_in_thread(app, self.host, self.port)
+        return self
+
+    def _register_principals(self, environment: dict[str, str]) -> None:
+        dynamodb = self.platform.client("dynamodb")
+        for user in LOCAL_USERS:
+            item: dict[str, Any] = {"principal": {"S": user.principal}, "user_type": {"S": user.user_type}}
+            if user.account:
+                item["account"] = {"S": user.account}
+            dynamodb.put_item(TableName=environment["PRINCIPALS_TABLE"], Item=item)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
