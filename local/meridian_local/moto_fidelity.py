@@ -4,6 +4,8 @@
   ``sdk_integrations``.
 * A promoted RDS read replica no longer reports ``ReadReplicaSourceDBInstanceIdentifier`` (moto
   keeps it), which is how a runbook sees that the promotion finished.
+* ``SendTaskFailure`` passes its ``cause`` on to the waiting task (moto drops it), so a rejection's
+  reason reaches the state machine's Catch and its Fail state.
 """
 
 from __future__ import annotations
@@ -24,12 +26,30 @@ def _promote_and_detach(original: Any) -> Any:
     return promote_read_replica
 
 
+def _send_task_failure(self: Any) -> Any:
+    from moto.core.responses import EmptyResult  # noqa: PLC0415
+
+    backend: Any = self.stepfunction_backend
+    task_token, error, cause = (
+        self._get_param("taskToken"),
+        self._get_param("error"),
+        self._get_param("cause"),
+    )
+    if backend.send_task_failure.__code__.co_argcount > 3:  # the executing (parser) backend takes a cause
+        backend.send_task_failure(task_token, error=error, cause=cause)
+    else:
+        backend.send_task_failure(task_token, error=error)
+    return EmptyResult()
+
+
 def install() -> None:
     global _installed
     sdk_integrations.install()
     if _installed:
         return
     from moto.rds.models import RDSBackend  # noqa: PLC0415
+    from moto.stepfunctions.responses import StepFunctionResponse  # noqa: PLC0415
 
+    StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
     RDSBackend.promote_read_replica = _promote_and_detach(RDSBackend.promote_read_replica)  # type: ignore[method-assign]
     _installed = True

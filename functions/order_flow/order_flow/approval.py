@@ -150,8 +150,7 @@ def submit_decision(
     pending = store.get(order_id)
     if pending is None:
         raise ApprovalNotFoundError(f"no approval was requested for order {order_id}")
-    if pending.status != PENDING:
-        raise ApprovalAlreadyDecidedError(f"the approval of order {order_id} is {pending.status}")
+    _require_pending(pending)
     if reviewer in (pending.submitted_by, pending.account):
         raise SelfApprovalError(f"{reviewer} submitted order {order_id} and cannot decide on it")
     at = now or utc_now()
@@ -183,14 +182,22 @@ def extend_review(order_id: str, *, store: ApprovalStore | None = None, sfn: Any
     pending = store.get(order_id)
     if pending is None:
         raise ApprovalNotFoundError(f"no approval was requested for order {order_id}")
-    if pending.status != PENDING:
-        raise ApprovalAlreadyDecidedError(f"the approval of order {order_id} is {pending.status}")
+    _require_pending(pending)
     try:
         (sfn or _client("stepfunctions")).send_task_heartbeat(taskToken=pending.task_token)
     except Exception as exc:
         if _error_code(exc) in _GONE:
             raise ApprovalExpiredError(f"the approval of order {order_id} expired") from exc
         raise
+
+
+def _require_pending(pending: PendingApproval) -> None:
+    if pending.status == EXPIRED:
+        raise ApprovalExpiredError(
+            f"the approval of order {pending.order_id} expired: the order was rejected"
+        )
+    if pending.status != PENDING:
+        raise ApprovalAlreadyDecidedError(f"the approval of order {pending.order_id} is {pending.status}")
 
 
 def _error_code(exc: Exception) -> str:

@@ -196,8 +196,9 @@ def interpret(order: FlowOrder, node: str, messages: list[Message], at: datetime
 
 
 def record_values(order: FlowOrder, record: RecordUpdate, at: datetime) -> dict[str, Any]:
-    """ExpressionAttributeValues for the Orders table update the state machine makes."""
-    return {
+    """ExpressionAttributeValues for the Orders table update the state machine makes (an open order
+    stays in the account's open-order index, so only then is ``:account`` used)."""
+    values = {
         ":status": {"S": record.status},
         ":node": {"S": record.node},
         ":node_order_id": {"N": str(record.node_order_id)},
@@ -206,8 +207,10 @@ def record_values(order: FlowOrder, record: RecordUpdate, at: datetime) -> dict[
         ":seq": {"N": str(record.last_seq)},
         ":updated_at": {"S": at.isoformat()},
         ":pending": {"S": "PENDING_APPROVAL"},
-        ":account": {"S": order.account},
     }
+    if record.open:
+        values[":account"] = {"S": order.account}
+    return values
 
 
 _COUNTERPARTY_EXPRESSIONS = {

@@ -1,0 +1,168 @@
+"""Stand up the runbooks exactly as template.yaml declares them, in moto server.
+
+The template is the source: each state machine's definition file and DefinitionSubstitutions, each
+function's handler, code and environment, each table's keys. Intrinsics are resolved against the
+resources created here; every stack gets its own ``Environment`` name, so tests never share a table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from meridian_local import lambda_adapter
+from meridian_local.intrinsics import Resolver, references
+from meridian_local.moto_server import MotoServer
+
+REPO = Path(__file__).resolve().parents[3]
+ACCOUNT = "123456789012"
+TABLES = ("OrdersTable", "TradingControlsTable", "OrderApprovalsTable")
+TOPICS = ("ComplianceApprovalsTopic", "OrderFlowNotificationsTopic", "RunbookNotificationsTopic")
+_stack_numbers = itertools.count(1)
+
+
+@dataclass
+class RunbookStack:
+    moto: MotoServer
+    region: str
+    environment: str
+    refs: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], Any] = field(default_factory=dict)
+    state_machines: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        make: Any = boto3.client
+        return make(service, region_name=region or self.region, endpoint_url=self.moto.endpoint_url)
+
+    # ---- executions --------------------------------------------------------------------------
+
+    def start(self, logical_id: str, payload: Mapping[str, Any], name: str | None = None) -> str:
+        args: dict[str, Any] = {
+            "stateMachineArn": self.state_machines[logical_id],
+            "input": json.dumps(payload),
+        }
+        if name:
+            args["name"] = name
+        return str(self.client("stepfunctions").start_execution(**args)["executionArn"])
+
+    def wait(self, execution_arn: str, timeout: float = 60.0) -> dict[str, Any]:
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.05)
+        raise TimeoutError(f"{execution_arn} still running after {timeout} s")
+
+    def run(self, logical_id: str, payload: Mapping[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        return self.wait(self.start(logical_id, payload), timeout)
+
+    def states_entered(self, execution_arn: str) -> list[str]:
+        events = self.client("stepfunctions").get_execution_history(
+            executionArn=execution_arn, maxResults=1000
+        )
+        return [
+            e["stateEnteredEventDetails"]["name"] for e in events["events"] if "stateEnteredEventDetails" in e
+        ]
+
+
+def _template() -> dict[str, Any]:
+    return lambda_adapter.read_template(REPO / "template.yaml")
+
+
+def _runbook_resources(template: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::StateMachine"
+    }
+
+
+def build(
+    moto: MotoServer,
+    region: str = "us-east-1",
+    parameters: Mapping[str, Any] | None = None,
+    environment: Mapping[str, Mapping[str, str]] | None = None,
+) -> RunbookStack:
+    """Create the runbooks' tables, topics, bus, functions and state machines; ``environment``
+    adds (or overrides) variables per function logical id (a DATABASE_URL, MERIDIAN_ROUTES ...)."""
+    template = _template()
+    stack = RunbookStack(moto, region, f"t{next(_stack_numbers)}")
+    params = {k: v.get("Default", "") for k, v in template["Parameters"].items()}
+    params.update({"Environment": stack.environment, "EventBusName": f"meridian-trading-{stack.environment}"})
+    params.update(parameters or {})
+    stack.parameters = params
+    resolver = Resolver(params, template.get("Conditions", {}), stack.refs, stack.attributes, region, ACCOUNT)
+    resources = template["Resources"]
+    dynamodb = stack.client("dynamodb")
+    for logical_id in TABLES:
+        props = resolver.resolve(resources[logical_id]["Properties"])
+        args = {k: props[k] for k in ("TableName", "KeySchema", "AttributeDefinitions") if k in props}
+        if props.get("GlobalSecondaryIndexes"):
+            args["GlobalSecondaryIndexes"] = [
+                {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
+                for index in props["GlobalSecondaryIndexes"]
+            ]
+        created = dynamodb.create_table(BillingMode="PAY_PER_REQUEST", **args)["TableDescription"]
+        stack.refs[logical_id] = props["TableName"]
+        stack.attributes[(logical_id, "Arn")] = created["TableArn"]
+    sns = stack.client("sns")
+    for logical_id in TOPICS:
+        props = resolver.resolve(resources[logical_id]["Properties"])
+        arn = sns.create_topic(Name=props["TopicName"])["TopicArn"]
+        stack.refs[logical_id] = arn
+        stack.attributes[(logical_id, "TopicName")] = props["TopicName"]
+    stack.client("events").create_event_bus(Name=params["EventBusName"])
+    stack.refs["OrdersApi"] = "local-api"
+    _create_functions(stack, template, resolver, environment or {})
+    for logical_id, resource in _runbook_resources(template).items():
+        props = resource["Properties"]
+        definition = (REPO / props["DefinitionUri"]).read_text()
+        for key, value in resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
+            definition = definition.replace("${" + key + "}", str(value))
+        name = str(resolver.resolve(props["Name"]))
+        arn = stack.client("stepfunctions").create_state_machine(
+            name=name, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}"
+        )["stateMachineArn"]
+        stack.state_machines[logical_id] = arn
+    return stack
+
+
+def _create_functions(
+    stack: RunbookStack,
+    template: Mapping[str, Any],
+    resolver: Resolver,
+    environment: Mapping[str, Mapping[str, str]],
+) -> None:
+    sources = lambda_adapter.functions_in(template, REPO)
+    wanted = {
+        logical_id
+        for resource in _runbook_resources(template).values()
+        for logical_id in references(resource["Properties"].get("DefinitionSubstitutions", {}))
+        if logical_id in sources
+    }
+    role = lambda_adapter.ensure_lambda_role(stack.client("iam"))
+    functions = {}
+    for logical_id in sorted(wanted):
+        source = sources[logical_id]
+        variables = {
+            k: str(v)
+            for k, v in resolver.resolve(dict(source.environment)).items()
+            if not str(v).startswith("local-unprovisioned")
+        }
+        variables.update(environment.get(logical_id, {}))
+        functions[f"{stack.environment}-{logical_id}"] = (source, variables)
+    arns = lambda_adapter.create_functions(stack.client("lambda"), role, functions)
+    for name, arn in arns.items():
+        logical_id = name.split("-", 1)[1]
+        stack.refs[logical_id] = name
+        stack.attributes[(logical_id, "Arn")] = arn
