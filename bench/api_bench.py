@@ -1,7 +1,8 @@
 """Order API benchmark: POST /orders latency through the real handler, and cold import per function.
 
 1. A live matching node (``python -m meridian_hotpath serve`` on loopback) and moto in-process for
-   DynamoDB and EventBridge; ``BENCH_API_N`` (default 2000) POST /orders through the handler after a
+   DynamoDB and EventBridge; ``BENCH_API_N`` (default 500: moto's in-process DynamoDB slows as its
+   tables grow, so runs stay short) POST /orders through the handler after a
    warm-up, each timed on its own. Baseline in the same run: the same requests against the engine
    in-process (no socket), which shows what the network hop to the node costs.
 2. Each function folder under functions/: a fresh ``python -c "import app"`` subprocess per run,
@@ -137,7 +138,7 @@ def cold_imports(runs: int) -> dict[str, float]:
 
 
 def main() -> int:
-    n = int(os.environ.get("BENCH_API_N", "2000"))
+    n = int(os.environ.get("BENCH_API_N", "500"))
     runs = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
     with tempfile.TemporaryDirectory() as data_dir:
         node = start_node(Path(data_dir) / "node")
