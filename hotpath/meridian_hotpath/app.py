@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
-from meridian_hotpath.gc_pacing import GcPacing
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
 from meridian_hotpath.marketdata import KinesisSink, MarketDataPublisher, MarketDataSink
 from meridian_hotpath.metrics import NodeMetrics
 from meridian_hotpath.metrics_http import start_metrics_server
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY, MatchingNode
 from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
+from meridian_hotpath.runtime_tuning import RuntimeTuning
 from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
 from meridian_hotpath.snapshot import SnapshotStore
 
@@ -48,7 +48,7 @@ class NodeConfig:
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
     max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their fsync
-    pace_gc: bool = False  # process-wide setting: the command line turns it on, in-process tests don't
+    tune_runtime: bool = False  # process-wide GC and GIL settings: the command line sets it, tests don't
 
 
 def load_instruments(path: Path) -> tuple[Instrument, ...]:
@@ -112,9 +112,9 @@ class RunningNode:
         )
         sink = self._sink or _sink_for(config)
         self.publisher = MarketDataPublisher(sink) if sink is not None else None
-        self._gc_pacing = GcPacing() if config.pace_gc else None
-        if self._gc_pacing is not None:
-            self._gc_pacing.start()
+        self._tuning = RuntimeTuning() if config.tune_runtime else None
+        if self._tuning is not None:
+            self._tuning.start()
         self.node = MatchingNode(
             engine,
             journal,
@@ -123,7 +123,7 @@ class RunningNode:
             self.publisher,
             config.snapshot_every,
             self._fatal,
-            self._gc_pacing,
+            None if self._tuning is None else self._tuning.gc,
         )
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
         self.server = MatchingServer(
@@ -155,8 +155,8 @@ class RunningNode:
             await self.publisher.close()
         if self._metrics_server is not None:
             self._metrics_server.close()
-        if self._gc_pacing is not None:
-            self._gc_pacing.stop()
+        if self._tuning is not None:
+            self._tuning.stop()
 
 
 async def serve(config: NodeConfig, announce: Callable[[str], None] | None = None) -> int:

@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         snapshot_every=args.snapshot_every,
         kinesis_stream=args.kinesis_stream,
         segment_bytes=args.segment_bytes,
-        pace_gc=True,
+        tune_runtime=True,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -36,7 +36,6 @@ from meridian.protocol import (
 )
 from meridian_hotpath.commit import AnswerChannel, Batch, GroupCommitter
 from meridian_hotpath.engine import MatchingEngine
-from meridian_hotpath.gc_pacing import GcPacing
 from meridian_hotpath.journal import JournalWriter, StateChange
 from meridian_hotpath.marketdata import (
     MarketDataPublisher,
@@ -46,6 +45,7 @@ from meridian_hotpath.marketdata import (
 )
 from meridian_hotpath.metrics import NodeMetrics
 from meridian_hotpath.recovery import engine_checksum
+from meridian_hotpath.runtime_tuning import GcPacing
 from meridian_hotpath.snapshot import CHECKSUM_MASK, SnapshotStore
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,14 @@
-"""Paced garbage collection: recovered state frozen, escalation only at the node's chosen moments."""
+"""Runtime tuning: a short GIL switch interval; paced garbage collection."""
 
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from meridian_hotpath.gc_pacing import GcPacing
+from meridian_hotpath.runtime_tuning import SWITCH_INTERVAL, GcPacing, RuntimeTuning
 
 
 @pytest.fixture
@@ -35,3 +36,13 @@ def test_survivors_are_collected_and_frozen_every_n_records(pacing: GcPacing) ->
     assert gc.get_freeze_count() == frozen  # not yet
     pacing.after_commit(1)
     assert gc.get_freeze_count() >= frozen + len(survivors)
+
+
+def test_runtime_tuning_is_undone_on_stop() -> None:
+    interval = sys.getswitchinterval()
+    tuning = RuntimeTuning()
+    tuning.start()
+    assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+    tuning.stop()
+    assert sys.getswitchinterval() == interval
+    assert gc.get_freeze_count() == 0
