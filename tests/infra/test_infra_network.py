@@ -1,0 +1,200 @@
+"""stacks/network.yaml: the core infrastructure layer and hybrid connectivity of the seed."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from tests.infra.templates import load, properties, resources
+
+NETWORK = load("stacks/network.yaml")
+TIERS = ("Public", "Private", "Hotpath", "Data")
+INTERFACE_ENDPOINTS = {
+    "execute-api",
+    "kinesis-streams",
+    "events",
+    "sqs",
+    "sns",
+    "kms",
+    "states",
+    "secretsmanager",
+    "monitoring",
+    "logs",
+    "xray",
+    "ssm",
+}
+
+
+def _default(parameter: str) -> Any:
+    return NETWORK["Parameters"][parameter]["Default"]
+
+
+def _subnet_cidr(subnet: str) -> ipaddress.IPv4Network:
+    """Evaluate ``!Select [i, !Cidr [!Ref VpcCidr, count, bits]]`` with the default VPC range."""
+    index, cidr = properties(NETWORK, subnet)["CidrBlock"]["Fn::Select"]
+    vpc, _count, host_bits = cidr["Fn::Cidr"]
+    assert vpc == {"Ref": "VpcCidr"}
+    blocks = list(ipaddress.ip_network(_default("VpcCidr")).subnets(new_prefix=32 - int(host_bits)))
+    return blocks[int(index)]
+
+
+def _az_index(subnet: str) -> int:
+    return int(properties(NETWORK, subnet)["AvailabilityZone"]["Fn::Select"][0])
+
+
+def test_vpc_is_10_0_0_0_16_with_dns() -> None:
+    vpc = properties(NETWORK, "Vpc")
+    assert vpc["CidrBlock"] == {"Ref": "VpcCidr"}
+    assert _default("VpcCidr") == "10.0.0.0/16"
+    assert vpc["EnableDnsSupport"] is True
+    assert vpc["EnableDnsHostnames"] is True
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_each_tier_has_a_subnet_in_each_of_two_azs(tier: str) -> None:
+    assert {_az_index(f"{tier}SubnetA"), _az_index(f"{tier}SubnetB")} == {0, 1}
+
+
+def test_subnets_are_distinct_blocks_of_the_vpc() -> None:
+    vpc = ipaddress.ip_network(_default("VpcCidr"))
+    cidrs = [_subnet_cidr(name) for name in resources(NETWORK, "AWS::EC2::Subnet")]
+    assert len(cidrs) == 8
+    assert all(c.subnet_of(vpc) for c in cidrs)
+    assert len(set(cidrs)) == len(cidrs)
+    assert str(_subnet_cidr("PrivateSubnetA")) == "10.0.32.0/20"
+
+
+def test_internet_gateway_serves_the_public_subnets_only() -> None:
+    assert properties(NETWORK, "InternetGatewayAttachment")["InternetGatewayId"] == {"Ref": "InternetGateway"}
+    igw_routes = [r for r in resources(NETWORK, "AWS::EC2::Route").values() if "GatewayId" in r["Properties"]]
+    assert [r["Properties"]["RouteTableId"] for r in igw_routes] == [{"Ref": "PublicRouteTable"}]
+    for subnet in ("PublicSubnetA", "PublicSubnetB"):
+        assert properties(NETWORK, subnet)["MapPublicIpOnLaunch"] is False
+
+
+def test_two_nat_gateways_one_per_az_each_serving_its_az() -> None:
+    nats = resources(NETWORK, "AWS::EC2::NatGateway")
+    assert len(nats) == 2
+    subnets = [n["Properties"]["SubnetId"]["Ref"] for n in nats.values()]
+    assert sorted(subnets) == ["PublicSubnetA", "PublicSubnetB"]
+    assert {_az_index(s) for s in subnets} == {0, 1}
+    for az in ("A", "B"):
+        route = properties(NETWORK, f"PrivateDefaultRoute{az}")
+        assert route["NatGatewayId"] == {"Ref": f"NatGateway{az}"}
+        assert route["RouteTableId"] == {"Ref": f"PrivateRouteTable{az}"}
+
+
+def test_data_tier_has_no_route_out() -> None:
+    routes = [r["Properties"]["RouteTableId"] for r in resources(NETWORK, "AWS::EC2::Route").values()]
+    assert {"Ref": "DataRouteTable"} not in routes
+
+
+def test_transit_gateway_with_the_vpc_attached() -> None:
+    assert resources(NETWORK, "AWS::EC2::TransitGateway")
+    attachment = properties(NETWORK, "TransitGatewayVpcAttachment")
+    assert attachment["TransitGatewayId"] == {"Ref": "TransitGateway"}
+    assert attachment["VpcId"] == {"Ref": "Vpc"}
+    assert len(attachment["SubnetIds"]) == 2
+
+
+def test_gateway_endpoints_for_s3_and_dynamodb_on_every_private_route_table() -> None:
+    gateways = {
+        p["ServiceName"]["Fn::Sub"].rsplit(".", 1)[-1]: p
+        for p in (e["Properties"] for e in resources(NETWORK, "AWS::EC2::VPCEndpoint").values())
+        if p["VpcEndpointType"] == "Gateway"
+    }
+    assert set(gateways) == {"s3", "dynamodb"}
+    for endpoint in gateways.values():
+        tables = {t["Ref"] for t in endpoint["RouteTableIds"]}
+        assert tables == {"PrivateRouteTableA", "PrivateRouteTableB", "DataRouteTable"}
+
+
+def test_interface_endpoints_with_private_dns_and_their_security_group() -> None:
+    interfaces = [
+        e["Properties"]
+        for e in resources(NETWORK, "AWS::EC2::VPCEndpoint").values()
+        if e["Properties"]["VpcEndpointType"] == "Interface"
+    ]
+    services = {e["ServiceName"]["Fn::Sub"].split("${AWS::Region}.", 1)[1] for e in interfaces}
+    assert services == INTERFACE_ENDPOINTS
+    for endpoint in interfaces:
+        assert endpoint["PrivateDnsEnabled"] is True
+        assert endpoint["SecurityGroupIds"] == [{"Ref": "EndpointSecurityGroup"}]
+        assert endpoint["SubnetIds"] == [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}]
+    ingress = properties(NETWORK, "EndpointSecurityGroup")["SecurityGroupIngress"]
+    assert [(r["FromPort"], r["ToPort"], r["CidrIp"]) for r in ingress] == [(443, 443, {"Ref": "VpcCidr"})]
+
+
+def test_network_acls_per_tier_keep_ssh_and_rdp_closed() -> None:
+    acls = resources(NETWORK, "AWS::EC2::NetworkAcl")
+    assert set(acls) == {f"{tier}NetworkAcl" for tier in TIERS}
+    associations = {
+        a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["NetworkAclId"]["Ref"]
+        for a in resources(NETWORK, "AWS::EC2::SubnetNetworkAclAssociation").values()
+    }
+    for tier in TIERS:
+        for az in ("A", "B"):
+            assert associations[f"{tier}Subnet{az}"] == f"{tier}NetworkAcl"
+    for entry in (e["Properties"] for e in resources(NETWORK, "AWS::EC2::NetworkAclEntry").values()):
+        if entry.get("Egress") or entry["RuleAction"] != "allow" or entry["CidrBlock"] != "0.0.0.0/0":
+            continue
+        low, high = entry["PortRange"]["From"], entry["PortRange"]["To"]
+        assert not low <= 22 <= high, entry
+        assert not low <= 3389 <= high, entry
+
+
+def test_vpc_flow_logs_capture_all_traffic_into_an_encrypted_log_group() -> None:
+    flow = properties(NETWORK, "VpcFlowLog")
+    assert flow["ResourceId"] == {"Ref": "Vpc"}
+    assert flow["TrafficType"] == "ALL"
+    assert flow["LogDestinationType"] == "cloud-watch-logs"
+    group = properties(NETWORK, "FlowLogGroup")
+    assert group["KmsKeyId"] == {"Fn::GetAtt": ["NetworkLogsKey", "Arn"]}
+    assert group["RetentionInDays"]
+
+
+def test_site_to_site_ipsec_vpn_from_parameters() -> None:
+    gateway = NETWORK["Resources"]["CustomerGateway"]
+    assert gateway["Condition"] == "HasCustomerGateway"
+    assert gateway["Properties"]["IpAddress"] == {"Ref": "CustomerGatewayIp"}
+    assert gateway["Properties"]["BgpAsn"] == {"Ref": "CustomerGatewayBgpAsn"}
+    assert properties(NETWORK, "VpnGatewayAttachment")["VpnGatewayId"] == {"Ref": "VpnGateway"}
+    vpn = properties(NETWORK, "VpnConnection")
+    assert vpn["Type"] == "ipsec.1"
+    assert vpn["VpnGatewayId"] == {"Ref": "VpnGateway"}
+    assert vpn["StaticRoutesOnly"] is False  # BGP
+    tunnels = vpn["VpnTunnelOptionsSpecifications"]
+    assert len(tunnels) == 2
+    assert {t["TunnelInsideCidr"]["Ref"] for t in tunnels} == {"VpnTunnel1InsideCidr", "VpnTunnel2InsideCidr"}
+    assert all(t["IKEVersions"] == [{"Value": "ikev2"}] for t in tunnels)
+
+
+def test_direct_connect_ready_virtual_private_gateway() -> None:
+    assert properties(NETWORK, "VpnRoutePropagation")["VpnGatewayId"] == {"Ref": "VpnGateway"}
+    association = NETWORK["Resources"]["DirectConnectGatewayAssociation"]
+    assert association["Condition"] == "HasDirectConnectGateway"
+    assert NETWORK["Conditions"]["HasDirectConnectGateway"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "DirectConnectGatewayId"}, ""]}]
+    }
+    assert association["Properties"]["AssociatedGatewayId"] == {"Ref": "VpnGateway"}
+    assert _default("DirectConnectGatewayId") == ""
+
+
+def test_outputs_are_the_stacks_interface() -> None:
+    assert {
+        "VpcId",
+        "VpcCidr",
+        "PublicSubnetIds",
+        "PrivateSubnetIds",
+        "HotpathSubnetIds",
+        "DataSubnetIds",
+        "PrivateRouteTableIds",
+        "PublicRouteTableId",
+        "DataRouteTableId",
+        "EndpointSecurityGroupId",
+        "TransitGatewayId",
+        "VpnGatewayId",
+    } <= set(NETWORK["Outputs"])
+    assert NETWORK["Outputs"]["PrivateSubnetIds"]["Value"]["Fn::Join"][0] == ","
