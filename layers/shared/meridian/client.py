@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import select
 import socket
 import threading
 import time
@@ -119,12 +118,16 @@ class _Connection:
         self.frames: dict[int, list[tuple[Message, int]]] = {}
 
     def looks_alive(self) -> bool:
-        """A pooled socket the node closed meanwhile reads as EOF; checking costs one poll."""
+        """A pooled socket the node closed meanwhile reads as EOF; checking costs one syscall."""
+        self.sock.settimeout(0)  # non-blocking for this peek; send and receive set their own timeouts
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
-            return False
-        return not readable  # nothing is owed on an idle connection: readable means EOF or reset
+            peeked = self.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return True  # nothing to read: the idle connection is still open
+        except OSError:
+            return False  # reset
+        del peeked  # EOF, or bytes nobody asked for: either way, not reusable
+        return False
 
     def send(self, data: bytes, deadline: float) -> None:
         self.sock.settimeout(max(deadline - time.monotonic(), 1e-3))
