@@ -163,9 +163,10 @@ class ClientConnection(asyncio.Protocol):
         self._update_reading()
 
     def stop_reading(self) -> None:
+        """Shutdown: no more requests from this client; answers already owed still go out."""
         if self._transport is not None and not self.closing:
             self._transport.pause_reading()
-            self._reading = False
+        self.closing = True
 
     def close(self) -> None:
         self.closing = True
