@@ -24,7 +24,7 @@ from meridian_local.moto_server import MotoServer
 REPO = Path(__file__).resolve().parents[3]
 ACCOUNT = "123456789012"
 TABLES = ("OrdersTable", "TradingControlsTable", "OrderApprovalsTable")
-TOPICS = ("ComplianceApprovalsTopic", "OrderFlowNotificationsTopic", "RunbookNotificationsTopic")
+TOPICS = ("ComplianceApprovalsTopic", "OrderFlowNotificationsTopic", "RunbookNotificationsTopic", "ComplianceAlertsTopic")
 _stack_numbers = itertools.count(1)
 
 
@@ -92,15 +92,23 @@ def build(
     region: str = "us-east-1",
     parameters: Mapping[str, Any] | None = None,
     environment: Mapping[str, Mapping[str, str]] | None = None,
+    outputs: Mapping[str, Any] | None = None,
 ) -> RunbookStack:
-    """Create the runbooks' tables, topics, bus, functions and state machines; ``environment``
-    adds (or overrides) variables per function logical id (a DATABASE_URL, MERIDIAN_ROUTES ...)."""
+    """Create the runbooks' tables, topics, bus, functions and state machines.
+
+    ``environment`` adds (or overrides) variables per function logical id (a DATABASE_URL,
+    MERIDIAN_ROUTES ...); ``outputs`` stands in for the nested stacks' outputs the section reads
+    (``"DataStack.DbInstanceIdentifier": ...``).
+    """
     template = _template()
     stack = RunbookStack(moto, region, f"t{next(_stack_numbers)}")
     params = {k: v.get("Default", "") for k, v in template["Parameters"].items()}
     params.update({"Environment": stack.environment, "EventBusName": f"meridian-trading-{stack.environment}"})
     params.update(parameters or {})
     stack.parameters = params
+    for name, value in (outputs or {}).items():
+        nested, output = name.split(".", 1)
+        stack.attributes[(nested, f"Outputs.{output}")] = value
     resolver = Resolver(params, template.get("Conditions", {}), stack.refs, stack.attributes, region, ACCOUNT)
     resources = template["Resources"]
     dynamodb = stack.client("dynamodb")
