@@ -36,7 +36,7 @@ def _subnet_cidr(subnet: str) -> ipaddress.IPv4Network:
     index, cidr = properties(NETWORK, subnet)["CidrBlock"]["Fn::Select"]
     vpc, _count, host_bits = cidr["Fn::Cidr"]
     assert vpc == {"Ref": "VpcCidr"}
-    blocks = list(ipaddress.ip_network(_default("VpcCidr")).subnets(new_prefix=32 - int(host_bits)))
+    blocks = list(ipaddress.IPv4Network(_default("VpcCidr")).subnets(new_prefix=32 - int(host_bits)))
     return blocks[int(index)]
 
 
@@ -58,7 +58,7 @@ def test_each_tier_has_a_subnet_in_each_of_two_azs(tier: str) -> None:
 
 
 def test_subnets_are_distinct_blocks_of_the_vpc() -> None:
-    vpc = ipaddress.ip_network(_default("VpcCidr"))
+    vpc = ipaddress.IPv4Network(_default("VpcCidr"))
     cidrs = [_subnet_cidr(name) for name in resources(NETWORK, "AWS::EC2::Subnet")]
     assert len(cidrs) == 8
     assert all(c.subnet_of(vpc) for c in cidrs)

@@ -1,0 +1,128 @@
+"""stacks/security.yaml: KMS keys per data class, tier security groups, WAF, CloudTrail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.infra.templates import as_list, load, properties, resources
+
+SECURITY = load("stacks/security.yaml")
+DATA_CLASS_KEYS = ("TradingDataKey", "MarketDataKey", "ComplianceKey", "LogsKey")
+
+
+def _key_statements(key: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = properties(SECURITY, key)["KeyPolicy"]["Statement"]
+    return statements
+
+
+def _service_principals(key: str) -> set[str]:
+    found = set()
+    for statement in _key_statements(key):
+        for service in as_list(statement.get("Principal", {}).get("Service")):
+            found.add(service["Fn::Sub"] if isinstance(service, dict) else service)
+    return found
+
+
+def test_a_rotating_customer_managed_key_per_data_class() -> None:
+    keys = resources(SECURITY, "AWS::KMS::Key")
+    assert set(DATA_CLASS_KEYS) <= set(keys)
+    for key in DATA_CLASS_KEYS:
+        assert keys[key]["Properties"]["EnableKeyRotation"] is True
+        assert keys[key]["DeletionPolicy"] == "Retain"
+    aliases = {a["Properties"]["TargetKeyId"]["Ref"] for a in resources(SECURITY, "AWS::KMS::Alias").values()}
+    assert aliases == set(DATA_CLASS_KEYS)
+
+
+def test_key_policies_let_the_services_use_the_keys() -> None:
+    assert "logs.${AWS::Region}.amazonaws.com" in _service_principals("LogsKey")
+    assert "cloudwatch.amazonaws.com" in _service_principals("LogsKey")  # alarms -> encrypted alert topic
+    assert "cloudtrail.amazonaws.com" in _service_principals("ComplianceKey")
+    assert {"events.amazonaws.com", "sns.amazonaws.com"} <= _service_principals("TradingDataKey")
+    assert "firehose.amazonaws.com" in _service_principals("MarketDataKey")
+    autoscaling = [
+        s
+        for s in _key_statements("TradingDataKey")
+        if "AWSServiceRoleForAutoScaling" in str(s.get("Principal", {}).get("AWS", ""))
+    ]
+    assert any(s["Action"] == "kms:CreateGrant" for s in autoscaling), (
+        "encrypted EBS for Auto Scaling launches"
+    )
+
+
+def test_service_statements_are_scoped_to_this_account() -> None:
+    for key in DATA_CLASS_KEYS:
+        for statement in _key_statements(key):
+            if statement.get("Sid") == "ServicesDeliveringToEncryptedQueuesAndTopics":
+                assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {
+                    "Ref": "AWS::AccountId"
+                }
+
+
+def test_security_groups_per_tier() -> None:
+    groups = resources(SECURITY, "AWS::EC2::SecurityGroup")
+    assert {
+        "TradingEngineSecurityGroup",
+        "MarketDataSecurityGroup",
+        "ComplianceSecurityGroup",
+        "LambdaSecurityGroup",
+        "MonitoringSecurityGroup",
+    } == set(groups)
+    assert "SecurityGroupIngress" not in groups["LambdaSecurityGroup"]["Properties"]
+    engine_ingress = groups["TradingEngineSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert {(r["FromPort"], r["SourceSecurityGroupId"]["Ref"]) for r in engine_ingress} == {
+        (9001, "LambdaSecurityGroup"),
+        (9101, "MonitoringSecurityGroup"),
+    }
+
+
+def test_waf_web_acl_with_managed_rule_groups_and_a_rate_rule() -> None:
+    acl = properties(SECURITY, "OrderApiWebAcl")
+    assert acl["Scope"] == "REGIONAL"
+    assert acl["DefaultAction"] == {"Allow": {}}
+    managed = {
+        r["Statement"]["ManagedRuleGroupStatement"]["Name"]
+        for r in acl["Rules"]
+        if "ManagedRuleGroupStatement" in r["Statement"]
+    }
+    assert managed == {
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesSQLiRuleSet",
+        "AWSManagedRulesAmazonIpReputationList",
+    }
+    (rate,) = [r for r in acl["Rules"] if "RateBasedStatement" in r["Statement"]]
+    assert rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    assert rate["Statement"]["RateBasedStatement"]["Limit"] == {"Ref": "WafRateLimitPerIp"}
+    assert len({r["Priority"] for r in acl["Rules"]}) == len(acl["Rules"])
+    logging = properties(SECURITY, "OrderApiWebAclLogging")
+    assert {"SingleHeader": {"Name": "authorization"}} in logging["RedactedFields"]
+
+
+def test_cloudtrail_multi_region_validated_and_encrypted() -> None:
+    trail = properties(SECURITY, "AuditTrail")
+    assert trail["IsMultiRegionTrail"] is True
+    assert trail["EnableLogFileValidation"] is True
+    assert trail["IncludeGlobalServiceEvents"] is True
+    assert trail["IsLogging"] is True
+    assert trail["KMSKeyId"] == {"Fn::GetAtt": ["ComplianceKey", "Arn"]}
+    assert trail["S3BucketName"] == {"Ref": "CloudTrailBucket"}
+    assert trail["CloudWatchLogsLogGroupArn"]
+
+
+def test_cloudtrail_bucket_is_immutable_and_access_logged() -> None:
+    bucket = properties(SECURITY, "CloudTrailBucket")
+    assert bucket["ObjectLockEnabled"] is True
+    assert bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"] == {
+        "Fn::If": ["IsProd", "COMPLIANCE", "GOVERNANCE"]
+    }
+    assert bucket["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "AccessLogsBucket"}
+    statements = properties(SECURITY, "CloudTrailBucketPolicy")["PolicyDocument"]["Statement"]
+    writes = [s for s in statements if s.get("Sid") == "CloudTrailWrite"]
+    assert writes[0]["Condition"]["StringEquals"]["aws:SourceArn"]
+
+
+def test_access_log_bucket_accepts_s3_and_alb_logs_only() -> None:
+    statements = properties(SECURITY, "AccessLogsBucketPolicy")["PolicyDocument"]["Statement"]
+    allowed = {s["Sid"] for s in statements if s["Effect"] == "Allow"}
+    assert allowed == {"S3ServerAccessLogDelivery", "LoadBalancerAccessLogDelivery"}
