@@ -44,10 +44,10 @@ pytest: setup
 test: lint typecheck cfn pytest
 
 run: setup
-	$(PY) -m meridian_local run
+	$(PY) -m meridian_local run $(if $(DEMO),--demo,)
 
 demo: setup
-	$(PY) -m meridian_local run --demo
+	$(PY) -m meridian_local demo
 
 drill: setup
 	$(PY) -m meridian_local drill

@@ -1,20 +1,50 @@
-"""``python -m meridian_local run | demo | drill``: the local platform's command line (`make run`)."""
+"""``python -m meridian_local run [--demo] | demo``: the local platform's command line (`make run`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
 from types import FrameType
 
-from meridian_local.platform import LocalPlatform, PlatformConfig
-from meridian_local.preflight import PreflightError
+from meridian_local.demo import run_demo
+from meridian_local.platform import Endpoints, LocalPlatform, PlatformConfig
+from meridian_local.preflight import InstanceLock, PreflightError
 
-EXIT_USAGE = 2  # bad arguments or a platform that cannot start here
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _demo(platform: LocalPlatform, endpoints: Endpoints) -> int:
+    result = run_demo(
+        endpoints.api, endpoints.aws, endpoints.database_url, endpoints.metrics, platform.credentials_file
+    )
+    traded = len({f["execution_id"] for f in result.fills})
+    if not traded or not result.positions:
+        print("demo: the trades did not reach the ledger", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _start(platform: LocalPlatform) -> bool:
+    print("Starting Meridian locally (no AWS account, no Docker) ...", flush=True)
+    try:
+        seconds = platform.start()
+    except PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    e = platform.endpoints
+    print(f"Meridian is up in {seconds:.1f} s.", flush=True)
+    print(f"  REST API      {e.api}   (Swagger UI: {e.api}/docs)")
+    print(f"  AWS endpoint  {e.aws}   (aws --endpoint-url {e.aws} ...)")
+    print(f"  node          {e.node}   (metrics: {e.metrics})")
+    print(f"  PostgreSQL    {e.database_url}")
+    print(f"  sign requests with the keys in {platform.credentials_file}", flush=True)
+    return True
+
+
+def _run(demo: bool) -> int:
     platform = LocalPlatform(PlatformConfig())
     stopping = threading.Event()
 
@@ -23,30 +53,36 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print("Starting Meridian locally (no AWS account, no Docker) ...", flush=True)
-    try:
-        seconds = platform.start()
-    except PreflightError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not _start(platform):
         return EXIT_USAGE
-    e = platform.endpoints
-    print(f"Meridian is up in {seconds:.1f} s.", flush=True)
-    print(f"  REST API      {e.api}   (Swagger UI: {e.api}/docs)")
-    print(f"  AWS endpoint  {e.aws}   (aws --endpoint-url {e.aws} ...)")
-    print(f"  node          {e.node}   (metrics: {e.metrics})")
-    print(f"  PostgreSQL    {e.database_url}")
-    print("Try `make demo` in another terminal. Ctrl-C stops everything.", flush=True)
     try:
-        if args.demo:
-            from meridian_local.demo import run_demo  # noqa: PLC0415 - only for the demo
-
-            run_demo(platform)
+        if demo:
+            _demo(platform, platform.endpoints)
+        print("Try `make demo` in another terminal. Ctrl-C stops everything.", flush=True)
         stopping.wait()
     finally:
         print("Stopping Meridian ...", flush=True)
         platform.stop()
         print("Stopped.", flush=True)
-    return 0
+    return EXIT_OK
+
+
+def _demo_command() -> int:
+    """Drive the running platform, or start one for the demo and stop it afterwards."""
+    platform = LocalPlatform(PlatformConfig())
+    if (
+        InstanceLock(platform.config.state_dir / "run.lock").holder() is not None
+        and platform.endpoints_file.exists()
+    ):
+        endpoints = Endpoints(**json.loads(platform.endpoints_file.read_text()))
+        print(f"Driving the running platform at {endpoints.api}", flush=True)
+        return _demo(platform, endpoints)
+    if not _start(platform):
+        return EXIT_USAGE
+    try:
+        return _demo(platform, platform.endpoints)
+    finally:
+        platform.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="start the whole platform and keep it running until Ctrl-C")
     run.add_argument("--demo", action="store_true", help="drive a short trading session once it is up")
+    commands.add_parser("demo", help="drive a short trading session (starting the platform if needed)")
     args = parser.parse_args(argv)
-    return _run(args)
+    if args.command == "demo":
+        return _demo_command()
+    return _run(args.demo)
 
 
 if __name__ == "__main__":

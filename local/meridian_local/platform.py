@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from meridian_local.moto_server import MotoServer
 from meridian_local.pollers import KinesisPoller, Poller, PollingThread, SqsPoller, sqs_destination
 from meridian_local.preflight import InstanceLock, check_ports
 from meridian_local.provision import LocalFunction, Provisioner, Stack
+from meridian_local.rule_targets import forwarder
 from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
 
 HOST = "127.0.0.1"
@@ -104,7 +105,17 @@ class LocalPlatform:
         except BaseException:
             self.stop()
             raise
+        self.endpoints_file.write_text(json.dumps(asdict(self.endpoints), indent=2))
         return time.perf_counter() - started
+
+    @property
+    def endpoints_file(self) -> Path:
+        """Where a running platform tells other commands (``make demo``) how to reach it."""
+        return self.config.state_dir / "endpoints.json"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.config.state_dir / "credentials.json"
 
     def stop(self) -> None:
         for action in (self._stop_api, self._stop_delivery, self._stop_node, self._stop_moto, self._stop_pg):
@@ -112,6 +123,7 @@ class LocalPlatform:
                 action()
             except Exception as exc:  # keep stopping the rest
                 self.say(f"  (while stopping: {exc!r})")
+        self.endpoints_file.unlink(missing_ok=True)
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -207,6 +219,9 @@ class LocalPlatform:
             "MERIDIAN_ROUTES": json.dumps({"default": node_address}),
             "MERIDIAN_ROUTES_PARAMETER": "",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # No CloudWatch here: keep EMF documents and INFO logs off the console the demo prints to.
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
             "AWS_ENDPOINT_URL": self.endpoints.aws,
         }
         lambda_client = self.client("lambda")
@@ -312,6 +327,16 @@ class LocalPlatform:
                             on_failure=sqs_destination(sqs, on_failure) if on_failure else None,
                         )
                     )
+            for bridge in stack.bridges:
+                pollers.append(
+                    SqsPoller(
+                        sqs,
+                        bridge.queue_url,
+                        forwarder(bridge.target, self.client),
+                        retry_visibility_s=1,
+                        function_name=f"rule:{bridge.rule}",
+                    )
+                )
             for hose in stack.firehoses:
                 if hose.source_stream_arn:
                     pollers.append(

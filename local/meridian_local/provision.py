@@ -61,6 +61,20 @@ class Firehose:
 
 
 @dataclass
+class RuleBridge:
+    """A rule target moto cannot deliver to (Kinesis, Step Functions, Lambda, SNS): the rule sends to
+    ``queue_url`` instead and the local platform forwards each event to ``target``."""
+
+    rule: str
+    queue_url: str
+    target: dict[str, Any]
+
+
+# moto's EventBridge delivers to these target services itself.
+MOTO_RULE_TARGETS = ("sqs", "logs", "events")
+
+
+@dataclass
 class Stack:
     """What was provisioned: physical ids, attributes, functions and wiring the pollers need."""
 
@@ -74,6 +88,7 @@ class Stack:
     mappings: list[EventSourceMapping] = field(default_factory=list)
     custom_resources: list[CustomResource] = field(default_factory=list)
     firehoses: list[Firehose] = field(default_factory=list)
+    bridges: list[RuleBridge] = field(default_factory=list)
     nested: dict[str, Stack] = field(default_factory=dict)
 
     def all_stacks(self) -> list[Stack]:
@@ -329,24 +344,17 @@ class Provisioner:
         if "ScheduleExpression" in p:
             args["ScheduleExpression"] = p["ScheduleExpression"]
         arn = self.client("events").put_rule(**args)["RuleArn"]
-        targets = [
-            {
-                k: v
-                for k, v in t.items()
-                if k
-                in (
-                    "Id",
-                    "Arn",
-                    "Input",
-                    "InputPath",
-                    "InputTransformer",
-                    "SqsParameters",
-                    "KinesisParameters",
-                    "RoleArn",
-                )
-            }
-            for t in p.get("Targets", [])
-        ]
+        keep = ("Id", "Arn", "Input", "InputPath", "InputTransformer", "SqsParameters", "RoleArn")
+        targets = []
+        for target in p.get("Targets", []):
+            if str(target["Arn"]).split(":")[2] in MOTO_RULE_TARGETS:
+                targets.append({k: v for k, v in target.items() if k in keep})
+                continue
+            bridge = self.client("sqs").create_queue(QueueName=f"{name}-{target['Id']}-bridge"[:80])[
+                "QueueUrl"
+            ]
+            stack.bridges.append(RuleBridge(name, bridge, target))
+            targets.append({"Id": target["Id"], "Arn": self._arn("sqs", bridge.rsplit("/", 1)[-1])})
         if targets:
             self.client("events").put_targets(Rule=name, EventBusName=bus, Targets=targets)
         stack.refs[lid] = name

@@ -1,0 +1,232 @@
+"""`make demo`: a short trading session from two accounts through the public REST API.
+
+Alice and Bob trade AAPL and MSFT (resting orders, crossing orders, a cancel, a replace, an IOC and
+an idempotent retry). The demo then waits for the post-trade pipeline and prints the fills, the
+positions the ledger wrote to PostgreSQL, the market data in DynamoDB, the surveillance findings,
+the Firehose archive in S3, and the latency percentiles (the API round trip measured here, and the
+node's own order->ack figures from its metrics endpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+from botocore.credentials import Credentials
+from meridian_client.api import ApiError, MeridianClient
+from meridian_client.table import render
+from prometheus_client.parser import text_string_to_metric_families
+
+from meridian.ledger import queries
+
+Say = Callable[[str], None]
+FINDINGS_QUERY = (
+    "SELECT rule, severity, account, symbol, summary FROM surveillance_findings ORDER BY detected_at"
+)
+
+
+@dataclass
+class DemoResult:
+    orders: int = 0
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    api_latency_ms: list[float] = field(default_factory=list)
+    ledger_trades: int = 0
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    market_data: dict[str, Any] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    archive_objects: int = 0
+    node_latency_us: dict[str, float] = field(default_factory=dict)
+
+
+def _client(api_url: str, credentials_file: Path, user: str) -> MeridianClient:
+    keys = json.loads(credentials_file.read_text())["users"][user]
+    return MeridianClient(api_url, Credentials(keys["access_key"], keys["secret"]))
+
+
+class Session:
+    def __init__(self, api_url: str, credentials_file: Path, say: Say) -> None:
+        self.alice = _client(api_url, credentials_file, "alice")
+        self.bob = _client(api_url, credentials_file, "bob")
+        self.say = say
+        self.result = DemoResult()
+
+    def order(
+        self,
+        who: MeridianClient,
+        name: str,
+        symbol: str,
+        side: str,
+        qty: int,
+        price: str | None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        began = time.perf_counter()
+        try:
+            order = who.submit_order(symbol, side, qty, price, **options)
+        except ApiError as exc:
+            label = f"  {name:<5} {side:<4} {qty:>4} {symbol:<5} @ {price or 'MKT':>7}"
+            self.say(f"{label}  -> {exc.status} {exc.code}")
+            return {}
+        self.result.api_latency_ms.append((time.perf_counter() - began) * 1000)
+        self.result.orders += 1
+        for fill in order.get("fills", []):
+            self.result.fills.append({"account": order["account"], "symbol": symbol, "side": side, **fill})
+        self.say(
+            f"  {name:<5} {side:<4} {qty:>4} {symbol:<5} @ {price or 'MKT':>7}  -> {order['status']:<16} "
+            f"filled {order['filled_quantity']:>4}  order {order['order_id']}"
+        )
+        return order
+
+    def trade(self) -> None:
+        a, b = self.alice, self.bob
+        self.order(a, "alice", "AAPL", "BUY", 100, "189.90")
+        self.order(a, "alice", "AAPL", "BUY", 50, "189.95")
+        resting = self.order(b, "bob", "AAPL", "SELL", 80, "190.10")
+        self.order(b, "bob", "AAPL", "SELL", 120, "189.90")  # crosses both of alice's bids
+        self.order(a, "alice", "AAPL", "BUY", 30, "190.10")  # lifts part of bob's offer
+        if resting:
+            replaced = b.replace_order(resting["order_id"], quantity=20, price="190.10")
+            self.say(
+                f"  bob   replace {resting['order_id']} -> {replaced['leaves_quantity']} left (priority kept)"
+            )
+        self.order(a, "alice", "MSFT", "BUY", 40, "419.50")
+        cancel_me = self.order(a, "alice", "MSFT", "BUY", 10, "418.00")
+        if cancel_me:
+            cancelled = a.cancel_order(cancel_me["order_id"])
+            self.say(f"  alice cancel {cancel_me['order_id']} -> {cancelled['status']}")
+        key = f"demo-{uuid.uuid4().hex[:12]}"
+        first = self.order(b, "bob", "MSFT", "SELL", 25, "419.50", idempotency_key=key)
+        retry = b.submit_order("MSFT", "SELL", 25, "419.50", idempotency_key=key)
+        same = bool(first) and retry["order_id"] == first["order_id"]
+        outcome = "the same order, no second trade" if same else "A DIFFERENT ORDER"
+        self.say(f"  bob   retry with the same Idempotency-Key -> order {retry['order_id']} ({outcome})")
+        self.order(b, "bob", "MSFT", "SELL", 30, "419.00", time_in_force="IOC")
+        self.quote_and_pull(b, "bob", count=40)
+
+    def quote_and_pull(self, who: MeridianClient, name: str, count: int) -> None:
+        """Quotes placed and pulled at once: the pattern the cancel-ratio surveillance rule exists for."""
+        for i in range(count):
+            quote = who.submit_order("AAPL", "SELL", 10, f"{195 + i / 100:.2f}")
+            who.cancel_order(quote["order_id"])
+        self.say(f"  {name:<5} placed and pulled {count} AAPL quotes (a high cancel ratio)")
+
+
+def _node_latency(metrics_url: str) -> dict[str, float]:
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:  # noqa: S310 - loopback metrics
+        text = response.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "meridian_request_latency_quantile_seconds":
+            for sample in family.samples:
+                out[sample.labels["quantile"]] = sample.value * 1e6  # labelled p50, p99, p99.9
+    return out
+
+
+def _wait_for_ledger(database_url: str, expected: int, deadline_s: float = 30.0) -> list[Any]:
+    end = time.monotonic() + deadline_s
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            count = conn.execute("SELECT count(*) FROM trades").fetchone()
+            if (count and count[0] >= expected) or time.monotonic() > end:
+                return queries.positions(conn, None)
+            time.sleep(0.2)
+
+
+def _findings(database_url: str, deadline_s: float = 15.0) -> list[dict[str, Any]]:
+    end = time.monotonic() + deadline_s
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            rows = conn.execute(FINDINGS_QUERY).fetchall()
+            if rows or time.monotonic() > end:
+                break
+            time.sleep(0.3)
+    return [dict(zip(("rule", "severity", "account", "symbol", "summary"), r, strict=True)) for r in rows]
+
+
+def _archive_objects(aws_url: str, deadline_s: float = 10.0) -> int:
+    make: Any = boto3.client
+    s3 = make("s3", endpoint_url=aws_url, region_name="us-east-1")
+    end = time.monotonic() + deadline_s
+    while True:
+        total = 0
+        for bucket in s3.list_buckets()["Buckets"]:
+            if "archive" in bucket["Name"]:
+                total += s3.list_objects_v2(Bucket=bucket["Name"]).get("KeyCount", 0)
+        if total or time.monotonic() > end:
+            return total
+        time.sleep(0.5)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_demo(
+    api_url: str, aws_url: str, database_url: str, metrics_url: str, credentials_file: Path, say: Say = print
+) -> DemoResult:
+    say("\n== Trading session: alice and bob through the REST API ==")
+    session = Session(api_url, credentials_file, say)
+    session.trade()
+    result = session.result
+    trades = len({f["execution_id"] for f in result.fills})
+
+    say("\n== Fills ==")
+    say(render(result.fills, ["account", "symbol", "side", "price", "quantity", "liquidity", "execution_id"]))
+
+    say(f"\n== Positions (PostgreSQL ledger; waiting for {trades} trades) ==")
+    rows = _wait_for_ledger(database_url, trades)
+    result.positions = [
+        {
+            "account": r.account,
+            "symbol": r.symbol,
+            "quantity": r.quantity,
+            "average_price": r.average_price,
+            "realised_pnl": r.realised_pnl,
+        }
+        for r in rows
+    ]
+    say(render(result.positions, ["account", "symbol", "quantity", "average_price", "realised_pnl"]))
+
+    say("\n== Market data (DynamoDB via GET /marketdata) ==")
+    for symbol in ("AAPL", "MSFT"):
+        data = session.alice.market_data(symbol)
+        result.market_data[symbol] = data
+        say(
+            f"  {symbol}: bid {data.get('bid_price')} x {data.get('bid_quantity')}  "
+            f"ask {data.get('ask_price')} x {data.get('ask_quantity')}  "
+            f"last trades {len(data.get('last_trades') or data.get('trades') or [])}"
+        )
+
+    say("\n== Surveillance findings ==")
+    result.findings = _findings(database_url)
+    say(render(result.findings, ["rule", "severity", "account", "symbol", "summary"]))
+
+    result.archive_objects = _archive_objects(aws_url)
+    say(f"\n== Firehose archive in S3: {result.archive_objects} object(s) ==")
+
+    result.node_latency_us = _node_latency(metrics_url)
+    lat = result.api_latency_ms
+    say("\n== Latency ==")
+    mean = statistics.fmean(lat) if lat else 0.0
+    say(
+        f"  POST /orders round trip (local API Gateway + Lambda + node): p50 {_pct(lat, 0.5):.1f} ms  "
+        f"p99 {_pct(lat, 0.99):.1f} ms  mean {mean:.1f} ms over {len(lat)} orders"
+    )
+    node = result.node_latency_us
+    say(
+        "  matching node order->ack (journal fsync included): "
+        + "  ".join(f"{k} {v:.0f} us" for k, v in sorted(node.items()))
+    )
+    return result

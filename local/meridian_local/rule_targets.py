@@ -1,0 +1,68 @@
+"""Deliver EventBridge rule targets that moto cannot (Kinesis, Step Functions, Lambda, SNS).
+
+The provisioner points such a target at a bridge queue; this forwards each event from that queue
+to the real target with the target's own settings (Input, InputPath, Kinesis partition key path),
+reporting per-record failures so a failed delivery is retried and never lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+Clients = Callable[[str], Any]
+
+
+def json_path(document: Any, path: str) -> Any:
+    """The value at a simple JSONPath (``$``, ``$.detail.symbol``) in ``document``."""
+    if path in ("", "$"):
+        return document
+    value = document
+    for part in path.removeprefix("$.").split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(f"{path} not found in the event")
+        value = value[part]
+    return value
+
+
+def _payload(target: dict[str, Any], event: dict[str, Any]) -> Any:
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        return json_path(event, target["InputPath"])
+    return event
+
+
+def deliver(target: dict[str, Any], event: dict[str, Any], client: Clients) -> None:
+    arn = str(target["Arn"])
+    service = arn.split(":")[2]
+    body = json.dumps(_payload(target, event))
+    if service == "kinesis":
+        key_path = target.get("KinesisParameters", {}).get("PartitionKeyPath")
+        key = str(json_path(event, key_path)) if key_path else event.get("id", "0")
+        client("kinesis").put_record(StreamARN=arn, Data=body.encode(), PartitionKey=key)
+    elif service == "states":
+        client("stepfunctions").start_execution(stateMachineArn=arn, input=body)
+    elif service == "lambda":
+        client("lambda").invoke(FunctionName=arn, InvocationType="Event", Payload=body.encode())
+    elif service == "sns":
+        client("sns").publish(TopicArn=arn, Message=body)
+    else:
+        raise ValueError(f"no local delivery for rule targets of service {service!r}")
+
+
+def forwarder(target: dict[str, Any], client: Clients) -> Handler:
+    """An SQS batch handler (partial batch responses) delivering each event to ``target``."""
+
+    def forward(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        failures = []
+        for record in event["Records"]:
+            try:
+                deliver(target, json.loads(record["body"]), client)
+            except Exception:
+                failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
+
+    return forward
