@@ -71,7 +71,7 @@ def write_credentials(path: Path) -> dict[str, dict[str, str]]:
 class ApiServer:
     def __init__(self, platform: LocalPlatform, host: str, port: int) -> None:
         self.platform, self.host, self.port = platform, host, port
-        self.credentials_path = platform.config.state_dir / "credentials.json"
+        self.credentials_path = platform.credentials_file
         self._server: BaseWSGIServer | None = None
 
     def start(self) -> ApiServer:
