@@ -1,0 +1,142 @@
+"""stacks/observability.yaml and observability/: Prometheus, Grafana, CloudWatch (<1 ms alarms),
+X-Ray."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from tests.infra.templates import ROOT, load, properties, resource
+
+OBSERVABILITY = load("stacks/observability.yaml")
+DASHBOARD = json.loads((ROOT / "observability/grafana/meridian-dashboard.json").read_text())
+PROMETHEUS = yaml.safe_load((ROOT / "observability/prometheus/prometheus.yml").read_text())
+
+
+def _expressions() -> list[str]:
+    return [target["expr"] for panel in DASHBOARD["panels"] for target in panel.get("targets", [])]
+
+
+def _container(task: str) -> dict[str, Any]:
+    (container,) = properties(OBSERVABILITY, task)["ContainerDefinitions"]
+    found: dict[str, Any] = container
+    return found
+
+
+def _environment(task: str) -> dict[str, Any]:
+    return {e["Name"]: e["Value"] for e in _container(task)["Environment"]}
+
+
+def test_sub_millisecond_p99_latency_alarm() -> None:
+    alarm = properties(OBSERVABILITY, "OrderLatencyP99Alarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Meridian/Hotpath", "OrderLatencyP99")
+    assert alarm["Unit"] == "Microseconds"
+    assert alarm["Threshold"] == {"Ref": "LatencyThresholdMicroseconds"}
+    assert OBSERVABILITY["Parameters"]["LatencyThresholdMicroseconds"]["Default"] == 1000  # 1 ms
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["AlarmActions"]
+
+
+def test_an_alarm_for_every_dead_letter_queue_named_by_the_root() -> None:
+    loop = OBSERVABILITY["Resources"]["Fn::ForEach::DeadLetterQueueAlarms"]
+    identifier, collection, body = loop
+    assert collection == {"Ref": "DeadLetterQueueNames"}
+    assert OBSERVABILITY["Parameters"]["DeadLetterQueueNames"]["Type"] == "CommaDelimitedList"
+    alarm = body[f"DeadLetterQueueAlarm&{{{identifier}}}"]
+    assert alarm["Condition"] == "HasDeadLetterQueues"
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert props["Dimensions"] == [{"Name": "QueueName", "Value": {"Ref": identifier}}]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_alert_topic_from_a_parameter_or_an_encrypted_one_of_our_own() -> None:
+    assert OBSERVABILITY["Parameters"]["AlertTopicArn"]["Default"] == ""
+    topic = resource(OBSERVABILITY, "AlertTopic")
+    assert topic["Condition"] == "CreatesAlertTopic"
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Ref": "LogsKeyArn"}
+
+
+def test_cloudwatch_dashboard_shows_latency_against_the_objective() -> None:
+    body = properties(OBSERVABILITY, "OperationsDashboard")["DashboardBody"]["Fn::Sub"][0]
+    assert '"OrderLatencyP99"' in body
+    assert "${LatencyThresholdMicroseconds}" in body
+
+
+def test_xray_group_and_sampling_rule() -> None:
+    group = properties(OBSERVABILITY, "TracingGroup")
+    assert group["FilterExpression"] == 'annotation.Service = "meridian"'
+    rule = properties(OBSERVABILITY, "OrderTracingRule")["SamplingRule"]
+    assert 0 < rule["FixedRate"] <= 1
+    assert rule["URLPath"] == "/orders*"
+
+
+def test_prometheus_and_grafana_keep_their_data_on_encrypted_efs() -> None:
+    for task, access_point in (
+        ("PrometheusTaskDefinition", "PrometheusAccessPointId"),
+        ("GrafanaTaskDefinition", "GrafanaAccessPointId"),
+    ):
+        (efs,) = [v for v in properties(OBSERVABILITY, task)["Volumes"] if "EFSVolumeConfiguration" in v]
+        config = efs["EFSVolumeConfiguration"]
+        assert config["TransitEncryption"] == "ENABLED"
+        assert config["AuthorizationConfig"] == {"AccessPointId": {"Ref": access_point}, "IAM": "ENABLED"}
+    for service in ("PrometheusService", "GrafanaService"):
+        deployment = properties(OBSERVABILITY, service)["DeploymentConfiguration"]
+        assert deployment["MaximumPercent"] == 100  # a single writer on the EFS data
+
+
+def test_monitoring_tasks_carry_the_repository_configuration() -> None:
+    prometheus = _environment("PrometheusTaskDefinition")["PROMETHEUS_CONFIG"]
+    assert prometheus == (ROOT / "observability/prometheus/prometheus.yml").read_text()
+    grafana = _environment("GrafanaTaskDefinition")
+    assert json.loads(grafana["MERIDIAN_DASHBOARD"]) == DASHBOARD
+    assert "__PROMETHEUS_URL__" in grafana["GRAFANA_DATASOURCES"]
+
+
+def test_prometheus_scrapes_the_matching_nodes_metrics_port() -> None:
+    jobs = {job["job_name"]: job for job in PROMETHEUS["scrape_configs"]}
+    nodes = jobs["matching-nodes"]["ec2_sd_configs"][0]
+    assert nodes["port"] == 9101
+    assert {"name": "tag:meridian:role", "values": ["matching-node"]} in nodes["filters"]
+    assert jobs["engine-tasks"]["dns_sd_configs"][0]["port"] == 9101
+    placeholders = set(
+        re.findall(r"__[A-Z_]+__", (ROOT / "observability/prometheus/prometheus.yml").read_text())
+    )
+    command = _container("PrometheusTaskDefinition")["Command"][0]
+    assert all(p in command for p in placeholders), "the task fills in every placeholder"
+
+
+def test_grafana_dashboard_has_p99_latency_fsync_and_order_rate_panels() -> None:
+    expressions = _expressions()
+    assert any(
+        "histogram_quantile(0.99" in e and "meridian_request_latency_seconds_bucket" in e for e in expressions
+    )
+    assert any(
+        "histogram_quantile(0.99" in e and "meridian_journal_fsync_seconds_bucket" in e for e in expressions
+    )
+    assert any("rate(meridian_requests_total" in e for e in expressions)
+    datasources = {p["datasource"]["uid"] for p in DASHBOARD["panels"]}
+    provisioned = yaml.safe_load((ROOT / "observability/grafana/provisioning/datasources.yaml").read_text())
+    assert datasources == {d["uid"] for d in provisioned["datasources"]}
+    assert len({p["id"] for p in DASHBOARD["panels"]}) == len(DASHBOARD["panels"])
+
+
+def test_dashboard_queries_only_metrics_the_node_exports() -> None:
+    from meridian_hotpath.metrics import NodeMetrics  # noqa: PLC0415 - the node package, imported late
+
+    exported = set()
+    for line in NodeMetrics().exposition().decode().splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            exported |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"} if kind == "histogram" else {name}
+    used = {m for e in _expressions() for m in re.findall(r"\bmeridian_[a-z_]+", e)}
+    assert used <= exported, used - exported
+
+
+def test_outputs_for_the_dr_stack_and_operators() -> None:
+    assert {"AlertTopicArn", "HotpathHealthAlarmName", "DashboardName", "OrderLatencyAlarmName"} <= set(
+        OBSERVABILITY["Outputs"]
+    )
