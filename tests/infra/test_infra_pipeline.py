@@ -1,0 +1,110 @@
+"""stacks/pipeline.yaml and buildspec.yml: CodeCommit, CodeBuild, CodePipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.infra.templates import ROOT, ROOT_TEMPLATE, as_list, load, properties, resource
+
+PIPELINE = load("stacks/pipeline.yaml")
+BUILDSPEC = yaml.safe_load((ROOT / "buildspec.yml").read_text())
+
+
+def _commands() -> list[str]:
+    return [c for phase in BUILDSPEC["phases"].values() for c in phase.get("commands", [])]
+
+
+def _actions() -> list[dict[str, Any]]:
+    actions = []
+    for stage in properties(PIPELINE, "Pipeline")["Stages"]:
+        for action in stage["Actions"]:
+            actions.extend(a for a in ([action] if "Fn::If" not in action else action["Fn::If"][1:]))
+    return actions
+
+
+def test_codecommit_repository_encrypted_unless_a_connection_is_used() -> None:
+    repository = resource(PIPELINE, "Repository")
+    assert repository["Condition"] == "UsesCodeCommit"
+    assert repository["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["PipelineKey", "Arn"]}
+
+
+def test_codebuild_runs_the_repository_buildspec_with_encrypted_artifacts() -> None:
+    project = properties(PIPELINE, "BuildProject")
+    assert project["Source"] == {"Type": "CODEPIPELINE", "BuildSpec": "buildspec.yml"}
+    assert project["EncryptionKey"] == {"Fn::GetAtt": ["PipelineKey", "Arn"]}
+    assert project["Environment"]["PrivilegedMode"] is False
+
+
+def test_pipeline_stages_source_test_staging_approval_production() -> None:
+    pipeline = properties(PIPELINE, "Pipeline")
+    assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Test", "Staging", "Approval", "Production"]
+    providers = [a["ActionTypeId"]["Provider"] for a in _actions()]
+    assert providers == [
+        "CodeCommit",
+        "CodeStarSourceConnection",
+        "CodeBuild",
+        "CloudFormation",
+        "Manual",
+        "CloudFormation",
+    ]
+    deploys = [a["Configuration"] for a in _actions() if a["ActionTypeId"]["Provider"] == "CloudFormation"]
+    assert [d["StackName"]["Ref"] for d in deploys] == ["StagingStackName", "ProductionStackName"]
+    assert all(d["RoleArn"] == {"Fn::GetAtt": ["DeployRole", "Arn"]} for d in deploys)
+    assert pipeline["ArtifactStore"]["EncryptionKey"] == {
+        "Type": "KMS",
+        "Id": {"Fn::GetAtt": ["PipelineKey", "Arn"]},
+    }
+
+
+def test_pipeline_and_build_roles_are_scoped_to_their_resources() -> None:
+    for role in ("PipelineRole", "BuildRole", "SourceChangeRole"):
+        for policy in properties(PIPELINE, role)["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                for concrete in as_list(statement.get("Fn::If", [None, statement])[1]):
+                    assert "*" not in as_list(concrete.get("Resource")), (role, concrete)
+    trust = properties(PIPELINE, "DeployRole")["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "cloudformation.amazonaws.com"}
+
+
+def test_buildspec_runs_make_test_then_sam_build_then_sam_package() -> None:
+    commands = _commands()
+    order = [
+        next(i for i, c in enumerate(commands) if re.search(pattern, c))
+        for pattern in (r"^make test$", r"^make build$", r"sam package")
+    ]
+    assert order == sorted(order)
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^build:.*\n\t.*sam build --template-file template.yaml", makefile, re.MULTILINE)
+    assert set(BUILDSPEC["artifacts"]["files"]) == {
+        "packaged.yaml",
+        "deploy/staging.json",
+        "deploy/prod.json",
+    }
+
+
+def test_buildspec_writes_stage_parameters_the_root_template_accepts(tmp_path: Path) -> None:
+    (post_build,) = BUILDSPEC["phases"]["post_build"]["commands"]
+    shutil.copy(ROOT / "samconfig.toml", tmp_path / "samconfig.toml")
+    environment = {
+        **os.environ,
+        "NODE_RELEASE_URI": "s3://artifacts/releases/meridian-node-abc.tar.gz",
+        "ARTIFACT_KEY_ARN": "arn:aws:kms:us-east-1:111122223333:key/example",
+        "CODEBUILD_RESOLVED_SOURCE_VERSION": "abc",
+    }
+    script = post_build.replace("python3.11 -", f"{sys.executable} -", 1)
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, env=environment, check=True)
+    accepted = set(load(ROOT_TEMPLATE)["Parameters"])
+    for stage in ("staging", "prod"):
+        config = json.loads((tmp_path / "deploy" / f"{stage}.json").read_text())
+        assert config["Parameters"]["Environment"] == stage
+        assert config["Parameters"]["HotpathReleaseS3Uri"] == environment["NODE_RELEASE_URI"]
+        assert set(config["Parameters"]) <= accepted, set(config["Parameters"]) - accepted
