@@ -152,17 +152,23 @@ def node_counters(metrics_port: int) -> dict[str, float]:
     """The node's own journal counters: commits (fsyncs), seconds in fsync, records committed."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    values = {
-        s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    values = {s.name: s.value for s in samples if not s.labels}
+    inside = {  # the node's own received -> answer written, over its most recent 10k requests
+        f"node_{s.labels['quantile']}_us": round(s.value * 1e6, 1)
+        for s in samples
+        if s.name == "meridian_request_latency_quantile_seconds"
     }
     return {
         "commits": values.get("meridian_journal_fsync_seconds_count", 0.0),
         "fsync_seconds": values.get("meridian_journal_fsync_seconds_sum", 0.0),
         "records": values.get("meridian_journal_batch_records_sum", 0.0),
+        **inside,
     }
 
 
 def journal_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    inside = {key: value for key, value in after.items() if key.startswith("node_")}
     commits = after["commits"] - before["commits"]
     if not commits:
         return {"journal_commits": 0, "records_per_commit": 0.0, "fsync_mean_us": 0.0}
@@ -170,6 +176,7 @@ def journal_figures(before: dict[str, float], after: dict[str, float]) -> dict[s
         "journal_commits": int(commits),
         "records_per_commit": round((after["records"] - before["records"]) / commits, 1),
         "fsync_mean_us": round((after["fsync_seconds"] - before["fsync_seconds"]) / commits * 1e6, 1),
+        **inside,
     }
 
 
@@ -179,6 +186,7 @@ def main() -> int:
     orders = int(os.environ.get("BENCH_WIRE_ORDERS", "100000"))
     window = int(os.environ.get("BENCH_WIRE_WINDOW", "256"))
     out_path = Path(os.environ.get("BENCH_OUT", str(ROOT / "bench" / "results" / "wire.json")))
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="wire-bench-", dir=os.environ.get("BENCH_WIRE_DIR")) as tmp:
         data_dir = Path(tmp) / "node"
         with NodeProcess.start(data_dir, "--metrics-port", "0", "--snapshot-every", "10000000") as node:
@@ -208,6 +216,7 @@ def main() -> int:
         "heartbeat_10k": heartbeat,
         "rate": rate,
         "journal_dir": tmp,
+        "load_average_1m": load_before,  # the machine's own load: these figures are only as quiet as it
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=2) + "\n")
@@ -216,7 +225,8 @@ def main() -> int:
 
 
 COLUMNS = (("p50 us", "p50_us"), ("p99 us", "p99_us"), ("p99.9 us", "p999_us"), ("orders/s", "orders_per_s"),
-           ("records/fsync", "records_per_commit"), ("fsync us", "fsync_mean_us"))  # fmt: skip
+           ("records/fsync", "records_per_commit"), ("fsync us", "fsync_mean_us"),
+           ("node p50 us", "node_p50_us"), ("node p99 us", "node_p99_us"))  # fmt: skip
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -227,6 +237,8 @@ def print_table(results: dict[str, Any]) -> None:
         "orders, pipelined": saturation,
     }
     print(f"wire round trips over loopback; journal in {results['journal_dir']}, fdatasync per batch")
+    cpus = os.cpu_count()
+    print(f"load average before the run: {results['load_average_1m']} ({cpus} CPUs, shared)")
     print(f"{'run':<26}" + "".join(f"{title:>15}" for title, _ in COLUMNS))
     for name, row in rows.items():
         print(f"{name:<26}" + "".join(f"{row.get(key, ''):>15}" for _, key in COLUMNS))
