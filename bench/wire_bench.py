@@ -167,6 +167,12 @@ def node_counters(metrics_port: int) -> dict[str, float]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): load-independent cost."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def journal_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     inside = {key: value for key, value in after.items() if key.startswith("node_")}
     commits = after["commits"] - before["commits"]
@@ -198,7 +204,9 @@ def main() -> int:
             before = node_counters(node.metrics_port)
             offered = summary(paced(node.port, stream, rate, seconds))
             after_offered = node_counters(node.metrics_port)
+            cpu_before = cpu_seconds(node.process.pid)
             round_trips, elapsed = pipelined(node.port, stream, orders, window)
+            node_cpu = cpu_seconds(node.process.pid) - cpu_before
             after_saturation = node_counters(node.metrics_port)
             node.terminate()
     offered |= journal_figures(before, after_offered)
@@ -208,6 +216,7 @@ def main() -> int:
         "p99_us": percentile_us(round_trips, 0.99),
         "window": window,
         "count": len(round_trips),
+        "node_cpu_us_per_order": round(node_cpu / len(round_trips) * 1e6, 1),
         **journal_figures(after_offered, after_saturation),
     }
     results = {
@@ -226,7 +235,8 @@ def main() -> int:
 
 COLUMNS = (("p50 us", "p50_us"), ("p99 us", "p99_us"), ("p99.9 us", "p999_us"), ("orders/s", "orders_per_s"),
            ("records/fsync", "records_per_commit"), ("fsync us", "fsync_mean_us"),
-           ("node p50 us", "node_p50_us"), ("node p99 us", "node_p99_us"))  # fmt: skip
+           ("node p50 us", "node_p50_us"), ("node p99 us", "node_p99_us"),
+           ("cpu us/order", "node_cpu_us_per_order"))  # fmt: skip
 
 
 def print_table(results: dict[str, Any]) -> None:
