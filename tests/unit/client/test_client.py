@@ -108,11 +108,10 @@ def test_connection_refused_is_unavailable() -> None:
 
 def test_no_answer_in_time_is_a_timeout_and_the_connection_is_not_reused(stub_factory: StubFactory) -> None:
     stub = stub_factory(lambda message, index: None if index == 0 else echo(message, index))
-    node = client(stub, timeout=0.2)
     with pytest.raises(HotpathTimeoutError) as caught:
-        node.heartbeat()
+        client(stub, timeout=0.2).heartbeat()
     assert isinstance(caught.value, HotpathUnavailable)  # the API answers 503 for both
-    node.heartbeat()  # a fresh connection: the late answer of the first cannot be mistaken
+    client(stub).heartbeat()  # a fresh connection: the late answer of the first cannot be mistaken
     assert stub.connections == 2
 
 
