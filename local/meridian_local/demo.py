@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psycopg
 from botocore.credentials import Credentials
 from meridian_client.api import ApiError, MeridianClient
@@ -27,6 +26,7 @@ from meridian_client.table import render
 from prometheus_client.parser import text_string_to_metric_families
 
 from meridian.ledger import queries
+from meridian_local.aws import aws_client
 
 Say = Callable[[str], None]
 FINDINGS_QUERY = (
@@ -153,8 +153,7 @@ def _findings(database_url: str, deadline_s: float = 15.0) -> list[dict[str, Any
 
 
 def _archive_objects(aws_url: str, deadline_s: float = 10.0) -> int:
-    make: Any = boto3.client
-    s3 = make("s3", endpoint_url=aws_url, region_name="us-east-1")
+    s3 = aws_client("s3", aws_url)
     end = time.monotonic() + deadline_s
     while True:
         total = 0

@@ -19,10 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from meridian_hotpath.process import NodeProcess
 from meridian_local import custom_resources
+from meridian_local.aws import aws_client
 from meridian_local.lambda_adapter import HandlerRegistry, template_functions
 from meridian_local.moto_server import MotoServer
 from meridian_local.pollers import KinesisPoller, Poller, PollingThread, SqsPoller, sqs_destination
@@ -37,7 +36,7 @@ Say = Callable[[str], None]
 
 @dataclass
 class PlatformConfig:
-    state_dir: Path = REPO_ROOT / ".local-platform"
+    state_dir: Path = Path(os.environ.get("MERIDIAN_STATE_DIR", str(REPO_ROOT / ".local-platform")))
     api_port: int = int(os.environ.get("MERIDIAN_API_PORT", "3000"))
     aws_port: int = int(os.environ.get("MERIDIAN_AWS_PORT", "4566"))
     node_port: int = int(os.environ.get("MERIDIAN_NODE_PORT", "9001"))
@@ -198,8 +197,7 @@ class LocalPlatform:
             self._pg = None
 
     def client(self, service: str) -> Any:
-        make: Any = boto3.client
-        return make(service, endpoint_url=self.endpoints.aws, region_name="us-east-1")
+        return aws_client(service, self.endpoints.aws)
 
     def function(self, logical_id: str) -> LocalFunction:
         """The provisioned function declared as ``logical_id`` in the template."""

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from meridian_local.aws import aws_client
 from meridian_local.intrinsics import Resolver, references
 from meridian_local.sam_template import LOCAL_ARTIFACT_BUCKET, REPO_ROOT, ROOT_TEMPLATE, load_transformed
 
@@ -135,11 +134,6 @@ class Provisioner:
         self.endpoint_url = endpoint_url
         self.region = region
         self.stack_name = stack_name
-        self._session = boto3.session.Session(
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - moto accepts any credentials
-            region_name=region,
-        )
         self._clients: dict[str, Any] = {}
         self._creators: dict[str, Callable[[Stack, str, dict[str, Any]], None]] = {
             "AWS::DynamoDB::Table": self._table,
@@ -162,8 +156,7 @@ class Provisioner:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            make: Any = self._session.client
-            self._clients[service] = make(service, endpoint_url=self.endpoint_url)
+            self._clients[service] = aws_client(service, self.endpoint_url, self.region)
         return self._clients[service]
 
     # ---- stacks -----------------------------------------------------------------------------

@@ -1,0 +1,156 @@
+"""`make run` end to end: the platform as a subprocess, the demo through the public API, clean exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from meridian_local.aws import aws_client
+from meridian_local.preflight import port_is_free
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket  # noqa: PLC0415
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            child = int(stat.parent.name)
+            found |= {child, *_children(child)}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], dict[str, Any]]]:
+    api, aws, node, metrics = _free_ports(4)
+    env = {
+        **os.environ,
+        "MERIDIAN_STATE_DIR": str(tmp_path / "state"),
+        "MERIDIAN_API_PORT": str(api),
+        "MERIDIAN_AWS_PORT": str(aws),
+        "MERIDIAN_NODE_PORT": str(node),
+        "MERIDIAN_METRICS_PORT": str(metrics),
+    }
+    env.pop("AWS_ENDPOINT_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meridian_local", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Meridian is up"):
+            break
+    assert any(line.startswith("Meridian is up") for line in lines), "".join(lines)
+    endpoints = json.loads((tmp_path / "state" / "endpoints.json").read_text())
+    try:
+        yield process, env, endpoints
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
+    platform: tuple[subprocess.Popen[str], dict[str, str], dict[str, Any]],
+) -> None:
+    process, env, endpoints = platform
+    ports = [int(env[k]) for k in ("MERIDIAN_API_PORT", "MERIDIAN_AWS_PORT", "MERIDIAN_NODE_PORT")]
+
+    # A second platform on the same state dir says so and exits 2 instead of failing obscurely.
+    second = subprocess.run(
+        [sys.executable, "-m", "meridian_local", "run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == 2
+    assert "already running" in second.stderr
+
+    demo = subprocess.run(
+        [sys.executable, "-m", "meridian_local", "demo"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert "Driving the running platform" in demo.stdout
+    assert "(the same order, no second trade)" in demo.stdout
+
+    with psycopg.connect(endpoints["database_url"], autocommit=True) as conn:
+        trades = conn.execute("SELECT count(*) FROM trades").fetchone()
+        positions = conn.execute("SELECT account, symbol, quantity FROM positions ORDER BY 1, 2").fetchall()
+    assert trades is not None
+    assert trades[0] == 5
+    assert ("ACC-ALICE", "AAPL", 150) in positions
+    assert ("ACC-BOB", "AAPL", -150) in positions
+
+    dynamodb, s3 = aws_client("dynamodb", endpoints["aws"]), aws_client("s3", endpoints["aws"])
+    market_tables = [
+        t for t in dynamodb.list_tables()["TableNames"] if "MarketData" in t or "market-data" in t
+    ]
+    items = [i for t in market_tables for i in dynamodb.scan(TableName=t)["Items"]]
+    assert any(i["sk"]["S"].startswith("TRADE#") for i in items)
+    assert any(i["sk"]["S"] == "BOOK" and i["pk"]["S"] == "SYMBOL#AAPL" for i in items)
+    archived = sum(
+        s3.list_objects_v2(Bucket=b["Name"]).get("KeyCount", 0)
+        for b in s3.list_buckets()["Buckets"]
+        if "archive" in b["Name"]
+    )
+    assert archived > 0
+
+    children = _children(process.pid)
+    assert children, "the platform should have child processes (node, PostgreSQL)"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    time.sleep(0.5)
+    assert not [pid for pid in children if _alive(pid)]
+    assert all(port_is_free("127.0.0.1", port) for port in ports)
