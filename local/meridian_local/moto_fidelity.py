@@ -6,10 +6,13 @@
   keeps it), which is how a runbook sees that the promotion finished.
 * ``SendTaskFailure`` passes its ``cause`` on to the waiting task (moto drops it), so a rejection's
   reason reaches the state machine's Catch and its Fail state.
+* An execution started without a name gets a UUID as AWS gives it (moto leaves ``None``, which
+  ``$$.Execution.Name`` then carries into the runbooks' idempotency keys).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from meridian_local import sdk_integrations
@@ -42,13 +45,25 @@ def _send_task_failure(self: Any) -> Any:
     return EmptyResult()
 
 
+def _named(original: Any) -> Any:
+    def start_execution(
+        self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    return start_execution
+
+
 def install() -> None:
     global _installed
     sdk_integrations.install()
     if _installed:
         return
     from moto.rds.models import RDSBackend  # noqa: PLC0415
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend  # noqa: PLC0415
     from moto.stepfunctions.responses import StepFunctionResponse  # noqa: PLC0415
+
+    StepFunctionsParserBackend.start_execution = _named(StepFunctionsParserBackend.start_execution)  # type: ignore[method-assign]
 
     StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
     RDSBackend.promote_read_replica = _promote_and_detach(RDSBackend.promote_read_replica)  # type: ignore[method-assign]

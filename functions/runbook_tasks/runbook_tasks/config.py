@@ -40,6 +40,6 @@ def primary_database_environment() -> dict[str, str] | None:
     prefixed = {
         k.removeprefix("PRIMARY_"): v
         for k, v in os.environ.items()
-        if k.startswith(("PRIMARY_DATABASE_URL", "PRIMARY_DB_"))
+        if k.startswith(("PRIMARY_DATABASE_URL", "PRIMARY_DB_")) and v.strip()
     }
     return prefixed or None

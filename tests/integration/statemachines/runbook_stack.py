@@ -24,8 +24,19 @@ from meridian_local.moto_server import MotoServer
 REPO = Path(__file__).resolve().parents[3]
 ACCOUNT = "123456789012"
 TABLES = ("OrdersTable", "TradingControlsTable", "OrderApprovalsTable")
-TOPICS = ("ComplianceApprovalsTopic", "OrderFlowNotificationsTopic", "RunbookNotificationsTopic", "ComplianceAlertsTopic")
+TOPICS = (
+    "ComplianceApprovalsTopic",
+    "OrderFlowNotificationsTopic",
+    "RunbookNotificationsTopic",
+    "ComplianceAlertsTopic",
+)
+ALARMS = ("LedgerReplicaLagAlarm", "FailbackReplicaLagAlarm")
 _stack_numbers = itertools.count(1)
+
+
+def next_environment() -> str:
+    """A fresh ``Environment`` name: every resource name of a stack derives from it."""
+    return f"t{next(_stack_numbers)}"
 
 
 @dataclass
@@ -93,6 +104,7 @@ def build(
     parameters: Mapping[str, Any] | None = None,
     environment: Mapping[str, Mapping[str, str]] | None = None,
     outputs: Mapping[str, Any] | None = None,
+    name: str | None = None,
 ) -> RunbookStack:
     """Create the runbooks' tables, topics, bus, functions and state machines.
 
@@ -101,7 +113,7 @@ def build(
     (``"DataStack.DbInstanceIdentifier": ...``).
     """
     template = _template()
-    stack = RunbookStack(moto, region, f"t{next(_stack_numbers)}")
+    stack = RunbookStack(moto, region, name or next_environment())
     params = {k: v.get("Default", "") for k, v in template["Parameters"].items()}
     params.update({"Environment": stack.environment, "EventBusName": f"meridian-trading-{stack.environment}"})
     params.update(parameters or {})
@@ -129,6 +141,13 @@ def build(
         arn = sns.create_topic(Name=props["TopicName"])["TopicArn"]
         stack.refs[logical_id] = arn
         stack.attributes[(logical_id, "TopicName")] = props["TopicName"]
+    cloudwatch = stack.client("cloudwatch")
+    for logical_id in ALARMS:
+        props = resolver.resolve(resources[logical_id]["Properties"])
+        cloudwatch.put_metric_alarm(
+            **{k: v for k, v in props.items() if k != "Threshold"}, Threshold=float(props["Threshold"])
+        )
+        stack.refs[logical_id] = props["AlarmName"]
     stack.client("events").create_event_bus(Name=params["EventBusName"])
     stack.refs["OrdersApi"] = "local-api"
     _create_functions(stack, template, resolver, environment or {})
