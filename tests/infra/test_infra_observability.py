@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from tests.infra.templates import ROOT, load, properties, resource
+from tests.infra.templates import ROOT, ROOT_TEMPLATE, load, properties, resource, resources
 
 OBSERVABILITY = load("stacks/observability.yaml")
 DASHBOARD = json.loads((ROOT / "observability/grafana/meridian-dashboard.json").read_text())
@@ -40,17 +40,46 @@ def test_sub_millisecond_p99_latency_alarm() -> None:
     assert alarm["AlarmActions"]
 
 
+def _dead_letter_alarms() -> dict[str, dict[str, Any]]:
+    return {
+        name: alarm
+        for name, alarm in resources(OBSERVABILITY).items()
+        if name.startswith("DeadLetterQueueAlarm")
+    }
+
+
 def test_an_alarm_for_every_dead_letter_queue_named_by_the_root() -> None:
-    loop = OBSERVABILITY["Resources"]["Fn::ForEach::DeadLetterQueueAlarms"]
-    identifier, collection, body = loop
-    assert collection == {"Ref": "DeadLetterQueueNames"}
     assert OBSERVABILITY["Parameters"]["DeadLetterQueueNames"]["Type"] == "CommaDelimitedList"
-    alarm = body[f"DeadLetterQueueAlarm&{{{identifier}}}"]
-    assert alarm["Condition"] == "HasDeadLetterQueues"
-    props = alarm["Properties"]
-    assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    assert props["Dimensions"] == [{"Name": "QueueName", "Value": {"Ref": identifier}}]
-    assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    alarms = _dead_letter_alarms()
+    root_queues = load(ROOT_TEMPLATE)["Resources"]["ObservabilityStack"]["Properties"]["Parameters"][
+        "DeadLetterQueueNames"
+    ]["Fn::Join"][1]
+    assert len(alarms) >= len(root_queues), "one alarm slot per dead-letter queue the root passes"
+    for index, (name, alarm) in enumerate(sorted(alarms.items(), key=lambda item: int(item[0][20:]))):
+        condition = OBSERVABILITY["Conditions"][alarm["Condition"]]
+        props = alarm["Properties"]
+        (dimension,) = props["Dimensions"]
+        selected = dimension["Value"]["Fn::Select"]
+        assert selected[0] == index, name
+        assert condition == {"Fn::Not": [{"Fn::Equals": [dimension["Value"], ""]}]}
+        assert "DeadLetterQueueNames" in str(selected[1])
+        assert (props["Namespace"], props["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        assert (props["Threshold"], props["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_dead_letter_slots_resolve_to_the_queue_names_in_order() -> None:
+    """Evaluate the padded Join/Split/Select the slots use, for an empty and a partial list."""
+
+    def slot(index: int, names: list[str]) -> str:
+        join = ",".join(names)
+        padding = _dead_letter_alarms()["DeadLetterQueueAlarm1"]["Properties"]["Dimensions"][0]["Value"]
+        pad = padding["Fn::Select"][1]["Fn::Split"][1]["Fn::Join"][1][1]
+        return (join + pad).split(",")[index]
+
+    slots = len(_dead_letter_alarms())
+    assert [slot(i, []) for i in range(slots)] == [""] * slots
+    names = ["orders-dlq", "ledger-dlq", "market-data-dlq"]
+    assert [slot(i, names) for i in range(slots)] == [*names] + [""] * (slots - len(names))
 
 
 def test_alert_topic_from_a_parameter_or_an_encrypted_one_of_our_own() -> None:

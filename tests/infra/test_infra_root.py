@@ -44,6 +44,15 @@ def test_every_nested_template_is_a_nested_stack_of_the_root() -> None:
     }
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_sam_cli_reads_every_nested_stack() -> None:
+    """What `sam build` and `sam package` need: the CLI's own stack provider parses the whole tree."""
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider  # noqa: PLC0415 - slow import
+
+    stacks, _ = SamLocalStackProvider.get_stacks(str(ROOT / ROOT_TEMPLATE))
+    assert {stack.stack_path for stack in stacks} == {"", *NESTED}
+
+
 @pytest.mark.parametrize("stack", sorted(NESTED))
 def test_root_passes_exactly_the_parameters_a_nested_stack_declares(stack: str) -> None:
     path, passed = NESTED[stack]
