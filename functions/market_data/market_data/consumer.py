@@ -9,6 +9,7 @@ first record behind them, so Lambda resumes the shard from there (writes are ide
 from __future__ import annotations
 
 import os
+from binascii import a2b_base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +44,10 @@ class MarketDataBatch:
 
     def add(self, record: KinesisStreamRecord) -> None:
         """The batch processor's record handler."""
-        payload = record.kinesis
-        sequence_number = payload.sequence_number
+        payload = record["kinesis"]  # the raw dict: no wrapper objects on the hot path
+        sequence_number = payload["sequenceNumber"]
         try:
-            update = decode(payload.data_as_bytes())
+            update = decode(a2b_base64(payload["data"]))
         except PoisonMessageError as exc:
             logger.warning(
                 "poison record: reported as failed, goes to the on-failure destination when retries end",

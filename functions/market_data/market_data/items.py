@@ -36,14 +36,23 @@ def price_text(units: int, scale: int) -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_seconds: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS"; a batch spans a few seconds
+
+
 def iso_time(timestamp_ns: int) -> str:
     """UTC ISO-8601 with microseconds, truncated exactly (no float rounding)."""
-    return (_EPOCH + timedelta(microseconds=timestamp_ns // 1000)).isoformat(timespec="microseconds")
+    seconds, nanos = divmod(timestamp_ns, 1_000_000_000)
+    text = _seconds.get(seconds)
+    if text is None:
+        if len(_seconds) > 4096:
+            _seconds.clear()
+        text = _seconds[seconds] = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{nanos // 1000:06d}+00:00"
 
 
 def trade_item(trade: TradePrint, ttl_s: int) -> Item:
     return {
-        "pk": {"S": partition_key(trade.symbol)},
+        "pk": {"S": "SYMBOL#" + trade.symbol},
         "sk": {"S": trade_sort_key(trade.seq, trade.trade_id)},
         "symbol": {"S": trade.symbol},
         "price": {"N": price_text(trade.price, trade.price_scale)},

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -83,15 +84,19 @@ class MarketDataWriter:
 
     def write(self, trades: Sequence[Pending], books: Sequence[Pending]) -> WriteReport:
         """Write every trade (batched) and book (conditional); report calls and what failed."""
-        chunks = [trades[i : i + BATCH_WRITE_LIMIT] for i in range(0, len(trades), BATCH_WRITE_LIMIT)]
+        calls: list[Callable[[], WriteReport]] = [
+            partial(self._write_chunk, trades[i : i + BATCH_WRITE_LIMIT])
+            for i in range(0, len(trades), BATCH_WRITE_LIMIT)
+        ]
+        calls += [partial(self._put_book, book) for book in books]
+        lanes = min(self.concurrency, len(calls))
         report = WriteReport()
-        if len(chunks) + len(books) <= 1 or self.concurrency <= 1:
-            results = [self._write_chunk(c) for c in chunks] + [self._put_book(b) for b in books]
-        else:  # each call waits on the network: overlap them
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                results = list(pool.map(self._write_chunk, chunks)) + list(pool.map(self._put_book, books))
-        for result in results:
-            report.merge(result)
+        if lanes <= 1:
+            report.merge(_run_all(calls))
+        else:  # each call waits on the network: overlap them, one lane of calls per thread
+            with ThreadPoolExecutor(max_workers=lanes) as pool:
+                for result in pool.map(_run_all, [calls[lane::lanes] for lane in range(lanes)]):
+                    report.merge(result)
         return report
 
     def _write_chunk(self, chunk: Sequence[Pending]) -> WriteReport:
@@ -143,6 +148,13 @@ class MarketDataWriter:
             return report
         report.failed.append(book)
         return report
+
+
+def _run_all(calls: Sequence[Callable[[], WriteReport]]) -> WriteReport:
+    report = WriteReport()
+    for call in calls:
+        report.merge(call())
+    return report
 
 
 def _error_code(exc: Exception) -> str:
