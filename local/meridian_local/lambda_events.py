@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from meridian.events import EVENT_SOURCE, EventDetail
@@ -143,7 +143,3 @@ class LocalLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
