@@ -49,6 +49,11 @@ def load(path: str) -> Template:
     return parsed
 
 
+def load_yaml(path: str) -> Any:
+    """Any YAML file of the repository (buildspec, Prometheus, Grafana provisioning) as plain data."""
+    return json.loads(json.dumps(cfn_yaml_load(str(ROOT / path))))
+
+
 class _NoManagedPolicies:
     """The translator asks for the account's managed-policy ARNs only to expand bare names."""
 

@@ -7,13 +7,11 @@ import json
 import re
 from typing import Any
 
-import yaml
-
-from tests.infra.templates import ROOT, ROOT_TEMPLATE, load, properties, resource, resources
+from tests.infra.templates import ROOT, ROOT_TEMPLATE, load, load_yaml, properties, resource, resources
 
 OBSERVABILITY = load("stacks/observability.yaml")
 DASHBOARD = json.loads((ROOT / "observability/grafana/meridian-dashboard.json").read_text())
-PROMETHEUS = yaml.safe_load((ROOT / "observability/prometheus/prometheus.yml").read_text())
+PROMETHEUS = load_yaml("observability/prometheus/prometheus.yml")
 
 
 def _expressions() -> list[str]:
@@ -73,7 +71,7 @@ def test_dead_letter_slots_resolve_to_the_queue_names_in_order() -> None:
     def slot(index: int, names: list[str]) -> str:
         join = ",".join(names)
         padding = _dead_letter_alarms()["DeadLetterQueueAlarm1"]["Properties"]["Dimensions"][0]["Value"]
-        pad = padding["Fn::Select"][1]["Fn::Split"][1]["Fn::Join"][1][1]
+        pad = str(padding["Fn::Select"][1]["Fn::Split"][1]["Fn::Join"][1][1])
         return (join + pad).split(",")[index]
 
     slots = len(_dead_letter_alarms())
@@ -148,7 +146,7 @@ def test_grafana_dashboard_has_p99_latency_fsync_and_order_rate_panels() -> None
     )
     assert any("rate(meridian_requests_total" in e for e in expressions)
     datasources = {p["datasource"]["uid"] for p in DASHBOARD["panels"]}
-    provisioned = yaml.safe_load((ROOT / "observability/grafana/provisioning/datasources.yaml").read_text())
+    provisioned = load_yaml("observability/grafana/provisioning/datasources.yaml")
     assert datasources == {d["uid"] for d in provisioned["datasources"]}
     assert len({p["id"] for p in DASHBOARD["panels"]}) == len(DASHBOARD["panels"])
 

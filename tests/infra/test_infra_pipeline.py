@@ -11,12 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tests.infra.templates import ROOT, ROOT_TEMPLATE, as_list, load, properties, resource
+from tests.infra.templates import ROOT, ROOT_TEMPLATE, as_list, load, load_yaml, properties, resource
 
 PIPELINE = load("stacks/pipeline.yaml")
-BUILDSPEC = yaml.safe_load((ROOT / "buildspec.yml").read_text())
+BUILDSPEC = load_yaml("buildspec.yml")
 
 
 def _commands() -> list[str]:
@@ -24,7 +22,7 @@ def _commands() -> list[str]:
 
 
 def _actions() -> list[dict[str, Any]]:
-    actions = []
+    actions: list[dict[str, Any]] = []
     for stage in properties(PIPELINE, "Pipeline")["Stages"]:
         for action in stage["Actions"]:
             actions.extend(a for a in ([action] if "Fn::If" not in action else action["Fn::If"][1:]))
