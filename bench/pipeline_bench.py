@@ -359,7 +359,7 @@ def main() -> int:
     print(f"{'':46} {'Meridian':>12} {'baseline':>12}")
     for label, ours, theirs in rows:
         print(f"{label:46} {ours:>12} {theirs:>12}")
-    print(f"baseline = one PutItem per record, no collapsing; mix per run: {md['mix']}")
+    print(f"baseline = one PutItem per record, no collapsing; record mix (all batches): {md['mix']}")
     result = {"cpu": cpu, "python": sys.version.split()[0], **md, **ledger}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
