@@ -9,6 +9,8 @@ As its own process (the adapter is installed there, where the functions run)::
 
     python -m meridian_local.moto_server --port 5000 [--template template.yaml]
 
+which prints ``meridian-moto ready http://127.0.0.1:5000`` once it serves, configured.
+
 Either way the server sets ``MOTO_PORT`` (moto's Step Functions interpreter calls the other
 services through it), turns on ``stepfunctions.execute_state_machine`` through ``/moto-api/config``,
 makes moto behave like AWS where the runbooks depend on it (``moto_fidelity``) and replaces moto's
@@ -31,6 +33,7 @@ from types import FrameType, TracebackType
 from meridian_local import lambda_adapter, moto_fidelity
 
 HOST = "127.0.0.1"
+READY_PREFIX = "meridian-moto ready"  # the process's first stdout line, once it serves configured
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 
 log = logging.getLogger(__name__)
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = server.registry
     known = sorted(registry.sources) if registry is not None else []
     log.info("moto on %s; functions from the template: %s", server.endpoint_url, ", ".join(known) or "none")
+    print(f"{READY_PREFIX} {server.endpoint_url}", flush=True)
     stopped = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

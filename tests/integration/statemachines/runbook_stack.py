@@ -51,7 +51,13 @@ class RunbookStack:
 
     def client(self, service: str, region: str | None = None) -> Any:
         make: Any = boto3.client
-        return make(service, region_name=region or self.region, endpoint_url=self.moto.endpoint_url)
+        return make(
+            service,
+            region_name=region or self.region,
+            endpoint_url=self.moto.endpoint_url,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
 
     # ---- executions --------------------------------------------------------------------------
 
