@@ -77,3 +77,10 @@ lock:
 
 clean:
 	rm -rf .aws-sam build bench/results .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# The matching engine compiled with mypyc into build/engine_compiled (tests keep using the .py
+# sources); `BENCH_MODE=compiled make bench-engine` measures it.
+.PHONY: engine-compiled
+engine-compiled: setup
+	$(PY) hotpath/setup_mypyc.py --quiet build_ext --build-lib build/engine_compiled \
+	  --build-temp build/engine_compiled.tmp

@@ -73,7 +73,7 @@ def generate(n: int, seed: int = 42) -> list[Op]:
         if draw < 0.30:  # marketable: through the opposite best by a few ticks, larger size
             best = floor.best(2 if side == 1 else 1) or mid
             price = best + rng.randint(0, 3) if side == 1 else best - rng.randint(0, 3)
-            quantity = rng.randint(50, 300)
+            quantity = rng.randint(1, 100)
         else:  # passive-ish: a few ticks away from the mid
             offset = 1 + min(int(rng.expovariate(0.25)), 40)
             price = mid - offset if side == 1 else mid + offset

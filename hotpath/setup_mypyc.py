@@ -23,5 +23,6 @@ setup(
         [str(ENGINE / name) for name in MODULES if (ENGINE / name).exists()],
         opt_level="3",
         debug_level="0",
+        target_dir="build/engine_compiled.c",
     ),
 )

@@ -103,7 +103,15 @@ ADMIN_RESUME: Final = 2
 ADMIN_END_OF_DAY: Final = 3
 ANY_PRICE_KEY: Final = -MAX_PRICE - 1  # every key is >= this: a market order crosses every level
 
-_new = tuple.__new__  # builds a message NamedTuple without running its Python-level __new__
+# Hot-path names as Final module constants: mypyc keeps these in C statics instead of looking them
+# up in the module dict on every use. ``_new`` builds a message NamedTuple without running its
+# Python-level ``__new__``.
+_new: Final = tuple.__new__
+_ACK: Final = Ack
+_FILL: Final = Fill
+_CANCEL_ACK: Final = CancelAck
+_deque: Final = deque
+_insort: Final = insort
 
 Request = NewOrder | Cancel | Replace | Admin
 
@@ -115,9 +123,17 @@ def _reject(
 
 
 def _cancel_ack(request_id: int, seq: int, order: Order, reason: int, quantity: int) -> CancelAck:
-    return CancelAck(
-        request_id, seq, order.order_id, order.client_order_id, order.account, order.symbol, reason, quantity
+    fields = (
+        request_id,
+        seq,
+        order.order_id,
+        order.client_order_id,
+        order.account,
+        order.symbol,
+        reason,
+        quantity,
     )
+    return _new(_CANCEL_ACK, fields)
 
 
 def _ack(request_id: int, seq: int, order: Order) -> Ack:
@@ -180,8 +196,8 @@ def _rest(book: Book, order: Order) -> None:
         levels, keys, key = book.ask_levels, book.ask_keys, -order.price
     queue = levels.get(key)
     if queue is None:
-        levels[key] = deque((order,))
-        insort(keys, key)
+        levels[key] = _deque((order,))
+        _insort(keys, key)
     else:
         queue.append(order)
 
@@ -202,7 +218,7 @@ class MatchingEngine:
         self.trade_id = 0  # id of the last trade
         self.global_halt = False
         self._orders: list[Order] = []  # every order ever accepted; order id n is at index n - 1
-        self._client_orders: dict[tuple[str, str], Order] = {}
+        self._client_orders: dict[str, dict[str, Order]] = {}  # account -> client order id -> order
 
     # ---- requests ------------------------------------------------------------------------------
 
@@ -229,8 +245,9 @@ class MatchingEngine:
 
     def _new_order(self, request: NewOrder, seq: int) -> list[Message]:
         rid, coid, account, symbol, side, order_type, tif, flags, quantity, price = request
-        if coid:
-            existing = self._client_orders.get((account, coid))
+        account_orders = self._client_orders.get(account)
+        if coid and account_orders is not None:
+            existing = account_orders.get(coid)
             if existing is not None:
                 self.last_flags = FLAG_DUPLICATE
                 return [_ack(rid, seq, existing)]
@@ -281,8 +298,12 @@ class MatchingEngine:
         order_id = len(orders) + 1
         order = Order(order_id, coid, account, symbol, side, order_type, tif, flags, price, quantity)
         orders.append(order)
-        if coid:
-            self._client_orders[(account, coid)] = order
+        if not coid:
+            pass
+        elif account_orders is None:
+            self._client_orders[account] = {coid: order}
+        else:
+            account_orders[coid] = order
         out: list[Message] = [
             _new(
                 Ack,
@@ -299,8 +320,8 @@ class MatchingEngine:
             levels, keys, key = book.ask_levels, book.ask_keys, -price
         queue = levels.get(key)
         if queue is None:
-            levels[key] = deque((order,))
-            insort(keys, key)
+            levels[key] = _deque((order,))
+            _insort(keys, key)
         else:
             queue.append(order)
         return out
@@ -368,7 +389,7 @@ class MatchingEngine:
                         rid, seq, trade_id, symbol, price, quantity, SELL, resting.order_id, order_id,
                         resting.account, account, resting.client_order_id, coid, resting_leaves, remaining,
                     )  # fmt: skip
-                out.append(_new(Fill, fill))
+                out.append(_new(_FILL, fill))
                 if not remaining:
                     break
             if not queue:
@@ -414,14 +435,29 @@ class MatchingEngine:
 
     def _cancel(self, request: Cancel, seq: int) -> list[Message]:
         rid, account, symbol, order_id = request
-        order = self._owned_order(rid, seq, account, symbol, order_id, UNKNOWN_ORDER)
-        if isinstance(order, Reject):
-            return [order]
-        _unlink(self._books[order.symbol], order)
-        quantity = order.leaves
-        order.leaves = 0
-        order.cancelled += quantity
-        return [_cancel_ack(rid, seq, order, CANCEL_USER, quantity)]
+        orders = self._orders
+        if 0 < order_id <= len(orders):
+            order = orders[order_id - 1]
+            quantity = order.leaves
+            order_symbol = order.symbol
+            if quantity and order.account == account and (not symbol or symbol == order_symbol):
+                _unlink(self._books[order_symbol], order)
+                order.leaves = 0
+                order.cancelled += quantity
+                ack = (
+                    rid,
+                    seq,
+                    order_id,
+                    order.client_order_id,
+                    account,
+                    order_symbol,
+                    CANCEL_USER,
+                    quantity,
+                )
+                return [_new(_CANCEL_ACK, ack)]
+        rejected = self._owned_order(rid, seq, account, symbol, order_id, UNKNOWN_ORDER)
+        assert isinstance(rejected, Reject)  # every live, owned order took the path above
+        return [rejected]
 
     def _replace(self, request: Replace, seq: int) -> list[Message]:
         rid, account, symbol, order_id, quantity, price = request
@@ -496,6 +532,13 @@ class MatchingEngine:
         out.append(AdminAck(rid, seq, symbol, action))
         return out
 
+    def _remember_client_order(self, order: Order) -> None:
+        account_orders = self._client_orders.get(order.account)
+        if account_orders is None:
+            self._client_orders[order.account] = {order.client_order_id: order}
+        else:
+            account_orders[order.client_order_id] = order
+
     # ---- queries -------------------------------------------------------------------------------
 
     def top_of_book(self, symbol: str) -> tuple[int, int, int, int]:
@@ -523,8 +566,8 @@ class MatchingEngine:
         return None
 
     def find_client_order(self, account: str, client_order_id: str) -> int | None:
-        order = self._client_orders.get((account, client_order_id))
-        return None if order is None else order.order_id
+        order = self._client_orders.get(account, {}).get(client_order_id)
+        return None if order is None or not client_order_id else order.order_id
 
     # ---- state ---------------------------------------------------------------------------------
 
@@ -580,7 +623,7 @@ class MatchingEngine:
             order.leaves, order.filled, order.cancelled = record.leaves, record.filled, record.cancelled
             engine._orders.append(order)
             if order.client_order_id:
-                engine._client_orders[(order.account, order.client_order_id)] = order
+                engine._remember_client_order(order)
         resting = 0
         for book_record in state.books:
             book = engine._books[book_record.symbol]
