@@ -14,7 +14,7 @@ from mypyc.build import mypycify
 from setuptools import setup
 
 ENGINE = Path("hotpath/meridian_hotpath/engine")
-MODULES = ["__init__.py", "book.py", "core.py", "state.py", "reference.py"]
+MODULES = ["__init__.py", "base.py", "book.py", "core.py", "state.py", "reference.py"]
 
 setup(
     name="meridian-engine-compiled",

@@ -8,10 +8,12 @@ an ascending list, and "crosses" is one comparison of keys whatever the side.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import deque
 from typing import Final, NamedTuple
 
 from meridian.domain import Instrument
+from meridian_hotpath.engine.state import OrderRecord
 
 BUY: Final = 1
 SELL: Final = 2
@@ -173,3 +175,39 @@ class Book:
     def resting_orders(self) -> list[Order]:
         """Every resting order: bids then asks, each side in priority order."""
         return [order for side in (BUY, SELL) for _, queue in self.side_levels(side) for order in queue]
+
+
+def record(order: Order) -> OrderRecord:
+    return OrderRecord(
+        order.order_id, order.client_order_id, order.account, order.symbol, order.side, order.order_type,
+        order.time_in_force, order.flags, order.price, order.quantity, order.leaves, order.filled,
+        order.cancelled,
+    )  # fmt: skip
+
+
+def unlink(book: Book, order: Order) -> None:
+    """Take a resting order out of its level (its leaves are the caller's business)."""
+    if order.side == BUY:
+        levels, keys, key = book.bid_levels, book.bid_keys, order.price
+    else:
+        levels, keys, key = book.ask_levels, book.ask_keys, -order.price
+    queue = levels[key]
+    if len(queue) == 1:
+        del levels[key]
+        del keys[bisect_left(keys, key)]
+    else:
+        queue.remove(order)
+
+
+def rest(book: Book, order: Order) -> None:
+    """Put an order at the back of its price level."""
+    if order.side == BUY:
+        levels, keys, key = book.bid_levels, book.bid_keys, order.price
+    else:
+        levels, keys, key = book.ask_levels, book.ask_keys, -order.price
+    queue = levels.get(key)
+    if queue is None:
+        levels[key] = deque((order,))
+        insort(keys, key)
+    else:
+        queue.append(order)

@@ -26,12 +26,11 @@ order; POST_ONLY_WOULD_CROSS).
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import insort
 from collections import deque
-from collections.abc import Iterable
 from typing import Final
 
-from meridian.domain import MAX_PRICE, Instrument
+from meridian.domain import MAX_PRICE
 from meridian.protocol import (
     Ack,
     Admin,
@@ -44,6 +43,7 @@ from meridian.protocol import (
     Reject,
     Replace,
 )
+from meridian_hotpath.engine.base import FLAG_DUPLICATE, FLAG_REPLACED, EngineBase
 from meridian_hotpath.engine.book import (
     BUY,
     DAY,
@@ -56,18 +56,12 @@ from meridian_hotpath.engine.book import (
     STATUS_NEW,
     Book,
     Order,
-    OrderView,
     order_status,
-    order_view,
+    rest,
+    unlink,
 )
 from meridian_hotpath.engine.state import (
-    BookRecord,
-    EngineState,
-    OrderRecord,
-    book_checksum,
     decode_snapshot,
-    encode_snapshot,
-    engine_checksum,
 )
 
 # Wire values, spelled as literals so that mypyc folds them (tests pin them to the protocol's enums).
@@ -78,8 +72,6 @@ KNOWN_ORDER_FLAGS: Final = 0x07
 STP_CANCEL_NEWEST: Final = 0
 STP_CANCEL_OLDEST: Final = 1
 STP_ALLOW: Final = 3
-FLAG_DUPLICATE: Final = 2
-FLAG_REPLACED: Final = 4
 UNKNOWN_SYMBOL: Final = 1
 INVALID_QUANTITY: Final = 2
 LOT_SIZE: Final = 3
@@ -162,63 +154,12 @@ def _fok_fillable(
     return False
 
 
-def _record(order: Order) -> OrderRecord:
-    return OrderRecord(
-        order.order_id, order.client_order_id, order.account, order.symbol, order.side, order.order_type,
-        order.time_in_force, order.flags, order.price, order.quantity, order.leaves, order.filled,
-        order.cancelled,
-    )  # fmt: skip
-
-
 def _order_id(order: Order) -> int:
     return order.order_id
 
 
-def _unlink(book: Book, order: Order) -> None:
-    """Take a resting order out of its level (its leaves are the caller's business)."""
-    if order.side == BUY:
-        levels, keys, key = book.bid_levels, book.bid_keys, order.price
-    else:
-        levels, keys, key = book.ask_levels, book.ask_keys, -order.price
-    queue = levels[key]
-    if len(queue) == 1:
-        del levels[key]
-        del keys[bisect_left(keys, key)]
-    else:
-        queue.remove(order)
-
-
-def _rest(book: Book, order: Order) -> None:
-    """Put an order at the back of its price level."""
-    if order.side == BUY:
-        levels, keys, key = book.bid_levels, book.bid_keys, order.price
-    else:
-        levels, keys, key = book.ask_levels, book.ask_keys, -order.price
-    queue = levels.get(key)
-    if queue is None:
-        levels[key] = _deque((order,))
-        _insort(keys, key)
-    else:
-        queue.append(order)
-
-
-class MatchingEngine:
+class MatchingEngine(EngineBase):
     """Single-writer matching engine; see the module docstring for what each request answers."""
-
-    def __init__(self, instruments: Iterable[Instrument]) -> None:
-        self.instruments: dict[str, Instrument] = {}
-        self._books: dict[str, Book] = {}
-        for instrument in instruments:
-            if instrument.symbol in self._books:
-                raise ValueError(f"instrument {instrument.symbol} given twice")
-            self.instruments[instrument.symbol] = instrument
-            self._books[instrument.symbol] = Book(instrument)
-        self.seq = 0
-        self.last_flags = 0  # protocol Flag bits (DUPLICATE, REPLACED) for the answer just returned
-        self.trade_id = 0  # id of the last trade
-        self.global_halt = False
-        self._orders: list[Order] = []  # every order ever accepted; order id n is at index n - 1
-        self._client_orders: dict[str, dict[str, Order]] = {}  # account -> client order id -> order
 
     # ---- requests ------------------------------------------------------------------------------
 
@@ -234,14 +175,6 @@ class MatchingEngine:
         if type(request) is Replace:
             return self._replace(request, seq)
         return self._admin(request, seq)
-
-    @property
-    def last_was_duplicate(self) -> bool:
-        return bool(self.last_flags & FLAG_DUPLICATE)
-
-    @property
-    def last_was_replace(self) -> bool:
-        return bool(self.last_flags & FLAG_REPLACED)
 
     def _new_order(self, request: NewOrder, seq: int) -> list[Message]:
         rid, coid, account, symbol, side, order_type, tif, flags, quantity, price = request
@@ -411,7 +344,7 @@ class MatchingEngine:
         elif order.time_in_force == IOC or order.time_in_force == FOK:
             reason = CANCEL_IOC_REMAINDER
         else:
-            _rest(book, order)
+            rest(book, order)
             return
         order.leaves = 0
         order.cancelled += remaining
@@ -441,7 +374,7 @@ class MatchingEngine:
             quantity = order.leaves
             order_symbol = order.symbol
             if quantity and order.account == account and (not symbol or symbol == order_symbol):
-                _unlink(self._books[order_symbol], order)
+                unlink(self._books[order_symbol], order)
                 order.leaves = 0
                 order.cancelled += quantity
                 ack = (
@@ -489,7 +422,7 @@ class MatchingEngine:
         self.last_flags = FLAG_REPLACED
         keeps_priority = price == order.price and quantity <= order.leaves
         if not keeps_priority:
-            _unlink(book, order)
+            unlink(book, order)
         order.quantity += quantity - order.leaves
         order.leaves = quantity
         order.price = price
@@ -499,7 +432,7 @@ class MatchingEngine:
         if opposite_keys and opposite_keys[-1] >= match_key:
             self._execute(book, order, match_key, rid, seq, out)
         else:
-            _rest(book, order)
+            rest(book, order)
         return out
 
     def _admin(self, request: object, seq: int) -> list[Message]:
@@ -523,7 +456,7 @@ class MatchingEngine:
             for book in books:
                 day_orders = [order for order in book.resting_orders() if order.time_in_force == DAY]
                 for order in sorted(day_orders, key=_order_id):
-                    _unlink(book, order)
+                    unlink(book, order)
                     out.append(_cancel_ack(rid, seq, order, CANCEL_END_OF_DAY, order.leaves))
                     order.cancelled += order.leaves
                     order.leaves = 0
@@ -532,110 +465,10 @@ class MatchingEngine:
         out.append(AdminAck(rid, seq, symbol, action))
         return out
 
-    def _remember_client_order(self, order: Order) -> None:
-        account_orders = self._client_orders.get(order.account)
-        if account_orders is None:
-            self._client_orders[order.account] = {order.client_order_id: order}
-        else:
-            account_orders[order.client_order_id] = order
-
-    # ---- queries -------------------------------------------------------------------------------
-
-    def top_of_book(self, symbol: str) -> tuple[int, int, int, int]:
-        """(bid price, bid quantity, ask price, ask quantity); zeros for an empty side."""
-        book = self._books[symbol]
-        bid_px = bid_qty = ask_px = ask_qty = 0
-        if book.bid_keys:
-            bid_px = book.bid_keys[-1]
-            bid_qty = sum(o.leaves for o in book.bid_levels[bid_px])
-        if book.ask_keys:
-            ask_px = -book.ask_keys[-1]
-            ask_qty = sum(o.leaves for o in book.ask_levels[-ask_px])
-        return bid_px, bid_qty, ask_px, ask_qty
-
-    def depth(self, symbol: str, levels: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """The best ``levels`` levels of each side as (price, total quantity), best first."""
-        book = self._books[symbol]
-        bids = [(px, sum(o.leaves for o in q)) for px, q in book.side_levels(BUY)[:levels]]
-        asks = [(px, sum(o.leaves for o in q)) for px, q in book.side_levels(SELL)[:levels]]
-        return bids, asks
-
-    def order_status(self, order_id: int) -> OrderView | None:
-        if 0 < order_id <= len(self._orders):
-            return order_view(self._orders[order_id - 1])
-        return None
-
-    def find_client_order(self, account: str, client_order_id: str) -> int | None:
-        order = self._client_orders.get(account, {}).get(client_order_id)
-        return None if order is None or not client_order_id else order.order_id
-
-    # ---- state ---------------------------------------------------------------------------------
-
-    def book_checksums(self) -> dict[str, int]:
-        return {
-            symbol: book_checksum(
-                symbol, book.halted, book.last_price, [_record(order) for order in book.resting_orders()]
-            )
-            for symbol, book in sorted(self._books.items())
-        }
-
-    def checksum(self) -> int:
-        """u64 over every book's resting orders and trading state plus the engine's counters."""
-        return engine_checksum(
-            self.seq, len(self._orders), self.trade_id, self.global_halt, self.book_checksums()
-        )
-
-    def snapshot(self) -> bytes:
-        """Canonical bytes of the whole state; ``restore`` is its exact inverse."""
-        books = [
-            BookRecord(
-                symbol,
-                book.halted,
-                book.last_price,
-                [order.order_id for _, queue in book.side_levels(BUY) for order in queue],
-                [order.order_id for _, queue in book.side_levels(SELL) for order in queue],
-            )
-            for symbol, book in self._books.items()
-        ]
-        state = EngineState(
-            list(self.instruments.values()),
-            self.seq,
-            self.trade_id,
-            self.global_halt,
-            books,
-            [_record(order) for order in self._orders],
-            self.checksum(),
-        )
-        return encode_snapshot(state)
-
     @classmethod
     def restore(cls, data: bytes) -> MatchingEngine:
         """The engine ``snapshot`` described; ValueError if ``data`` is malformed or inconsistent."""
         state = decode_snapshot(data)
         engine = cls(state.instruments)
-        engine.seq = state.seq
-        engine.trade_id = state.trade_id
-        engine.global_halt = state.global_halt
-        for expected_id, record in enumerate(state.orders, 1):
-            if record.order_id != expected_id or record.symbol not in engine._books:
-                raise ValueError(f"snapshot order {record.order_id} is out of place")
-            order = Order(*record[:10])
-            order.leaves, order.filled, order.cancelled = record.leaves, record.filled, record.cancelled
-            engine._orders.append(order)
-            if order.client_order_id:
-                engine._remember_client_order(order)
-        resting = 0
-        for book_record in state.books:
-            book = engine._books[book_record.symbol]
-            book.halted = book_record.halted
-            book.trading = not (book.halted or engine.global_halt)
-            book.set_last_price(book_record.last_price)
-            for order_id in book_record.bids + book_record.asks:
-                _rest(book, engine._orders[order_id - 1])
-                resting += 1
-        if (
-            resting != sum(1 for order in engine._orders if order.leaves > 0)
-            or engine.checksum() != state.checksum
-        ):
-            raise ValueError("snapshot state does not match its checksum")
+        engine.load_state(state)
         return engine
