@@ -333,7 +333,8 @@ class MatchingEngine(EngineBase):
         if trade_id != self.trade_id:
             order.filled += order.leaves - remaining
             self.trade_id = trade_id
-            book.set_last_price(last_price)
+            if last_price != book.last_price:
+                book.set_last_price(last_price)
         order.leaves = remaining
         if not remaining:
             return
