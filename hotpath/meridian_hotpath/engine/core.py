@@ -99,6 +99,9 @@ ANY_PRICE_KEY: Final = -MAX_PRICE - 1  # every key is >= this: a market order cr
 # up in the module dict on every use. ``_new`` builds a message NamedTuple without running its
 # Python-level ``__new__``.
 _new: Final = tuple.__new__
+_NEW_ORDER: Final = NewOrder
+_CANCEL: Final = Cancel
+_REPLACE: Final = Replace
 _ACK: Final = Ack
 _FILL: Final = Fill
 _CANCEL_ACK: Final = CancelAck
@@ -168,11 +171,11 @@ class MatchingEngine(EngineBase):
         seq = self.seq + 1
         self.seq = seq
         self.last_flags = 0
-        if type(request) is NewOrder:
+        if type(request) is _NEW_ORDER:
             return self._new_order(request, seq)
-        if type(request) is Cancel:
+        if type(request) is _CANCEL:
             return self._cancel(request, seq)
-        if type(request) is Replace:
+        if type(request) is _REPLACE:
             return self._replace(request, seq)
         return self._admin(request, seq)
 
