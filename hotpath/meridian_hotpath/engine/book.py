@@ -117,8 +117,10 @@ def order_view(order: Order) -> OrderView:
 class Book:
     """The resting orders of one instrument plus its trading state.
 
-    ``levels[BUY]``/``levels[SELL]`` map a key to the FIFO queue of orders at that price and
-    ``keys[side]`` lists the same keys in ascending order (best last).
+    ``bid_levels``/``ask_levels`` map a key to the FIFO queue of orders at that price, and
+    ``bid_keys``/``ask_keys`` list the same keys in ascending order (best last). Keeping the prices
+    in a sorted list (insort; best at the end, so matching pops in O(1)) is cheaper here than heaps
+    with lazy deletion, and it gives depth and snapshots the levels in order for free.
     """
 
     __slots__ = (

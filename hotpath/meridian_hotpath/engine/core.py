@@ -60,9 +60,7 @@ from meridian_hotpath.engine.book import (
     rest,
     unlink,
 )
-from meridian_hotpath.engine.state import (
-    decode_snapshot,
-)
+from meridian_hotpath.engine.state import decode_snapshot
 
 # Wire values, spelled as literals so that mypyc folds them (tests pin them to the protocol's enums).
 POST_ONLY: Final = 0x01
