@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meridian.protocol import Fill, Message, encode
+from meridian.protocol import Admin, Cancel, Fill, Message, NewOrder, Replace, encode
 from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
 from tests.unit.engine.engine_streams import INSTRUMENTS, Request, concretize, request_streams
 
@@ -98,3 +98,30 @@ def test_same_requests_give_byte_identical_answers_and_state(raw: list[Request])
     assert [encoded(m) for m in run(one, stream)] == [encoded(m) for m in run(two, stream)]
     assert one.checksum() == two.checksum()
     assert one.snapshot() == two.snapshot()
+
+
+_ints = st.integers(-(2**63), 2**63 - 1)
+_small = st.integers(-3, 12)
+_prices = st.integers(0, 2000)
+_text = st.sampled_from(["", "AAA", "BBB", "ACC1", "ACC2", "C1", "ZZZ"])
+_wild_requests = st.one_of(
+    st.builds(NewOrder, _ints, _text, _text, _text, _small, _small, _small, _small, _ints, _ints),
+    st.builds(
+        NewOrder, _ints, _text, _text, _text, _small, _small, _small, _small, _small, st.integers(0, 2000)
+    ),
+    st.builds(Cancel, _ints, _text, _text, _small),
+    st.builds(Replace, _ints, _text, _text, _small, _ints, _ints),
+    st.builds(Admin, _ints, _text, _small),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_wild_requests, min_size=1, max_size=40))
+def test_any_field_values_are_answered_never_raised(stream: list[Request]) -> None:
+    engine = MatchingEngine(INSTRUMENTS)
+    for seq, request in enumerate(stream, 1):
+        out = engine.process(request)
+        assert out
+        assert all(m[:2] == (request.request_id, seq) for m in out)
+    assert_not_crossed(engine)
+    assert MatchingEngine.restore(engine.snapshot()).checksum() == engine.checksum()
