@@ -76,7 +76,7 @@ class Tap:
     def __init__(self, sqs: Any, url: str) -> None:
         self.sqs, self.url = sqs, url
 
-    def messages(self, wait: float = 2.0, at_least: int = 1) -> list[dict[str, Any]]:
+    def messages(self, wait: float = 10.0, at_least: int = 1) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
