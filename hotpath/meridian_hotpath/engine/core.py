@@ -238,12 +238,8 @@ class MatchingEngine(EngineBase):
             self._client_orders[account] = {coid: order}
         else:
             account_orders[coid] = order
-        out: list[Message] = [
-            _new(
-                Ack,
-                (rid, seq, order_id, coid, account, symbol, side, STATUS_NEW, quantity, quantity, 0, price),
-            )
-        ]
+        ack = (rid, seq, order_id, coid, account, symbol, side, STATUS_NEW, quantity, quantity, 0, price)
+        out: list[Message] = [_new(_ACK, ack)]
         if (opposite_keys and opposite_keys[-1] >= limit_key) or order_type == MARKET or tif in (IOC, FOK):
             self._execute(book, order, limit_key, rid, seq, out)
             return out
