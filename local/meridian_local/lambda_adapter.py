@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from meridian_local.thread_environ import thread_local_environ
+from meridian_local.thread_environ import thread_local_environ as thread_local_environ
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROOT_TEMPLATE = REPO_ROOT / "template.yaml"
