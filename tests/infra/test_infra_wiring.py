@@ -4,12 +4,22 @@ parameters or stand-ins of their own."""
 
 from __future__ import annotations
 
+import re
+import shlex
+import tomllib
+from collections.abc import Mapping
 from typing import Any
 
 from tests.infra.templates import (
+    HOTPATH_TEMPLATE,
+    ROOT,
     ROOT_TEMPLATE,
+    Template,
+    as_list,
     exemptions,
     load,
+    policy_documents,
+    properties,
     resources,
     transformed,
 )
@@ -18,6 +28,12 @@ TEMPLATE = load(ROOT_TEMPLATE)
 
 PRIVATE_SUBNETS = {"Fn::Split": [",", {"Fn::GetAtt": ["NetworkStack", "Outputs.PrivateSubnetIds"]}]}
 LAMBDA_SECURITY_GROUP = {"Fn::GetAtt": ["SecurityStack", "Outputs.LambdaSecurityGroupId"]}
+SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
+
+
+def _overrides(environment: str) -> dict[str, str]:
+    text = SAMCONFIG[environment]["deploy"]["parameters"]["parameter_overrides"]
+    return dict(item.split("=", 1) for item in shlex.split(text))
 
 
 def _functions() -> dict[str, dict[str, Any]]:
@@ -38,3 +54,103 @@ def test_every_function_runs_in_the_private_subnets_with_the_lambda_security_gro
         if vpc != {"SubnetIds": PRIVATE_SUBNETS, "SecurityGroupIds": [LAMBDA_SECURITY_GROUP]}:
             wrong[name] = vpc
     assert not wrong, f"functions outside the Globals VpcConfig: {wrong}"
+
+
+# ---- the routing table -------------------------------------------------------------------------
+
+PSEUDO_PARAMETERS = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+ROUTES_ENV = "MERIDIAN_ROUTES_PARAMETER"
+
+
+def _render(value: Any, names: Mapping[str, Any]) -> Any:
+    """``value`` with its intrinsics evaluated; ``names`` gives Ref targets and GetAtt ``Res.Attr``."""
+    if isinstance(value, list):
+        return [_render(item, names) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
+        return {key: _render(inner, names) for key, inner in value.items()}
+    ((function, argument),) = value.items()
+    if function == "Ref":
+        return names[argument]
+    if function == "Fn::GetAtt":
+        return names[argument if isinstance(argument, str) else ".".join(argument)]
+    if function == "Fn::Sub":
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        scope = {**names, **{key: _render(inner, names) for key, inner in variables.items()}}
+        return re.sub(r"\$\{([^}!][^}]*)\}", lambda match: str(scope[match.group(1)]), text)
+    if function == "Fn::Join":
+        separator, items = argument
+        return separator.join(str(item) for item in _render(items, names))
+    if function == "Fn::Split":
+        separator, text = argument
+        return str(_render(text, names)).split(separator)
+    if function == "Fn::Select":
+        index, items = argument
+        return _render(items, names)[int(_render(index, names))]
+    raise AssertionError(f"cannot evaluate {function}")
+
+
+def _root_names() -> dict[str, Any]:
+    """Pseudo parameters and the root's parameters (defaults, then the dev environment's overrides)."""
+    names: dict[str, Any] = dict(PSEUDO_PARAMETERS)
+    names.update({name: spec.get("Default", "") for name, spec in TEMPLATE["Parameters"].items()})
+    names.update(_overrides("default"))
+    return names
+
+
+def _routes_parameter_name() -> str:
+    """The SSM parameter the hot-path stack creates: its RoutesParameterName output, followed home."""
+    hotpath = load(HOTPATH_TEMPLATE)
+    assert hotpath["Outputs"]["RoutesParameterName"]["Value"] == {"Ref": "RoutesParameter"}
+    assert properties(hotpath, "RoutesParameter")["Name"] == {"Ref": "RoutesParameterName"}
+    passed = TEMPLATE["Resources"]["HotpathStack"]["Properties"]["Parameters"]["RoutesParameterName"]
+    name = str(_render(passed, _root_names()))
+    assert name.startswith("/"), name  # so the ARN is parameter/<name without its slash>
+    assert name.count("/") > 2, name
+    return name
+
+
+def _role_statements(template: Template, function: str) -> list[dict[str, Any]]:
+    """Every statement (both sides of an Fn::If) of the policies of ``function``'s execution role."""
+    role = properties(template, function)["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for document in policy_documents(template)
+        if document.logical_id == role
+        for statement in document.statements()
+    ]
+
+
+def test_functions_that_route_orders_read_exactly_the_routing_parameter() -> None:
+    template = transformed(ROOT_TEMPLATE)
+    routes = _routes_parameter_name()
+    names = {**_root_names(), "HotpathStack.Outputs.RoutesParameterName": routes}
+    expected_arn = f"arn:aws:ssm:us-east-1:123456789012:parameter{routes}"
+    routing = {
+        name
+        for name, function in _functions().items()
+        if ROUTES_ENV in function["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert {"OrdersApiFunction", "RouteApprovedOrderFunction"} <= routing
+    for name in sorted(routing):
+        ssm = [
+            statement
+            for statement in _role_statements(template, name)
+            if statement.get("Effect") == "Allow"
+            and any(str(action).startswith("ssm:") for action in as_list(statement.get("Action")))
+        ]
+        granted = {
+            (str(action), str(arn))
+            for statement in ssm
+            for action in as_list(statement["Action"])
+            for arn in as_list(_render(statement.get("Resource"), names))
+        }
+        assert granted == {("ssm:GetParameter", expected_arn)}, f"{name}: {sorted(granted)}"
+        variables = properties(template, name)["Environment"]["Variables"]
+        assert _render(variables[ROUTES_ENV], names) == routes, name
