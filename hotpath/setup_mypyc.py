@@ -14,13 +14,12 @@ from mypyc.build import mypycify
 from setuptools import setup
 
 ENGINE = Path("hotpath/meridian_hotpath/engine")
-MODULES = ["__init__.py", "base.py", "book.py", "core.py", "state.py", "reference.py"]
 
 setup(
     name="meridian-engine-compiled",
     packages=[],
     ext_modules=mypycify(
-        [str(ENGINE / name) for name in MODULES if (ENGINE / name).exists()],
+        [str(path) for path in sorted(ENGINE.glob("*.py"))],
         opt_level="3",
         debug_level="0",
         target_dir="build/engine_compiled.c",

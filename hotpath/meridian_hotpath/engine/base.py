@@ -7,10 +7,10 @@ read-side here leaves the hot path in one short module.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
 
 from meridian.domain import Instrument
 from meridian_hotpath.engine.book import BUY, SELL, Book, Order, OrderView, order_view, record, rest
+from meridian_hotpath.engine.codes import FLAG_DUPLICATE, FLAG_REPLACED
 from meridian_hotpath.engine.state import (
     BookRecord,
     EngineState,
@@ -18,9 +18,6 @@ from meridian_hotpath.engine.state import (
     encode_snapshot,
     engine_checksum,
 )
-
-FLAG_DUPLICATE: Final = 2  # protocol Flag.DUPLICATE (tests pin these to the enum)
-FLAG_REPLACED: Final = 4  # protocol Flag.REPLACED
 
 
 class EngineBase:

@@ -13,6 +13,7 @@ from collections import deque
 from typing import Final, NamedTuple
 
 from meridian.domain import Instrument
+from meridian_hotpath.engine.codes import STP_ALLOW, STP_CANCEL_OLDEST
 from meridian_hotpath.engine.state import OrderRecord
 
 BUY: Final = 1
@@ -213,3 +214,22 @@ def rest(book: Book, order: Order) -> None:
         insort(keys, key)
     else:
         queue.append(order)
+
+
+def fok_fillable(
+    levels: dict[int, deque[Order]], keys: list[int], limit_key: int, quantity: int, account: str, stp: int
+) -> bool:
+    """Whether matching would fill ``quantity`` entirely, walking the book exactly as matching does."""
+    available = 0
+    for key in reversed(keys):
+        if key < limit_key:
+            return False
+        for resting in levels[key]:
+            if stp != STP_ALLOW and resting.account == account:
+                if stp == STP_CANCEL_OLDEST:
+                    continue
+                return False
+            available += resting.leaves
+            if available >= quantity:
+                return True
+    return False

@@ -43,7 +43,7 @@ from meridian.protocol import (
     Reject,
     Replace,
 )
-from meridian_hotpath.engine.base import FLAG_DUPLICATE, FLAG_REPLACED, EngineBase
+from meridian_hotpath.engine.base import EngineBase
 from meridian_hotpath.engine.book import (
     BUY,
     DAY,
@@ -56,41 +56,45 @@ from meridian_hotpath.engine.book import (
     STATUS_NEW,
     Book,
     Order,
-    order_status,
+    fok_fillable,
     rest,
     unlink,
 )
+from meridian_hotpath.engine.codes import (
+    ADMIN_END_OF_DAY,
+    ADMIN_HALT,
+    ADMIN_RESUME,
+    CANCEL_END_OF_DAY,
+    CANCEL_FOK_UNFILLED,
+    CANCEL_IOC_REMAINDER,
+    CANCEL_NO_LIQUIDITY,
+    CANCEL_SELF_TRADE,
+    CANCEL_USER,
+    FLAG_DUPLICATE,
+    FLAG_REPLACED,
+    INVALID_ORDER,
+    INVALID_PRICE,
+    INVALID_QUANTITY,
+    KNOWN_ORDER_FLAGS,
+    LOT_SIZE,
+    NOT_ORDER_OWNER,
+    POST_ONLY,
+    POST_ONLY_WOULD_CROSS,
+    PRICE_BAND,
+    REPLACE_NOT_ALLOWED,
+    STP_ALLOW,
+    STP_CANCEL_NEWEST,
+    STP_CANCEL_OLDEST,
+    STP_MASK,
+    STP_SHIFT,
+    TICK_SIZE,
+    TRADING_HALTED,
+    UNKNOWN_ORDER,
+    UNKNOWN_SYMBOL,
+)
+from meridian_hotpath.engine.messages import ack_message, cancel_message, reject_message
 from meridian_hotpath.engine.state import decode_snapshot
 
-# Wire values, spelled as literals so that mypyc folds them (tests pin them to the protocol's enums).
-POST_ONLY: Final = 0x01
-STP_SHIFT: Final = 1
-STP_MASK: Final = 0x06
-KNOWN_ORDER_FLAGS: Final = 0x07
-STP_CANCEL_NEWEST: Final = 0
-STP_CANCEL_OLDEST: Final = 1
-STP_ALLOW: Final = 3
-UNKNOWN_SYMBOL: Final = 1
-INVALID_QUANTITY: Final = 2
-LOT_SIZE: Final = 3
-TICK_SIZE: Final = 4
-PRICE_BAND: Final = 5
-POST_ONLY_WOULD_CROSS: Final = 6
-INVALID_PRICE: Final = 7
-UNKNOWN_ORDER: Final = 9
-NOT_ORDER_OWNER: Final = 10
-TRADING_HALTED: Final = 11
-INVALID_ORDER: Final = 12
-REPLACE_NOT_ALLOWED: Final = 13
-CANCEL_USER: Final = 1
-CANCEL_IOC_REMAINDER: Final = 2
-CANCEL_FOK_UNFILLED: Final = 3
-CANCEL_SELF_TRADE: Final = 4
-CANCEL_END_OF_DAY: Final = 5
-CANCEL_NO_LIQUIDITY: Final = 6
-ADMIN_HALT: Final = 1
-ADMIN_RESUME: Final = 2
-ADMIN_END_OF_DAY: Final = 3
 ANY_PRICE_KEY: Final = -MAX_PRICE - 1  # every key is >= this: a market order crosses every level
 
 # Hot-path names as Final module constants: mypyc keeps these in C statics instead of looking them
@@ -107,52 +111,6 @@ _deque: Final = deque
 _insort: Final = insort
 
 Request = NewOrder | Cancel | Replace | Admin
-
-
-def _reject(
-    request_id: int, seq: int, order_id: int, client_order_id: str, symbol: str, reason: int
-) -> Reject:
-    return Reject(request_id, seq, order_id, client_order_id, symbol, reason)
-
-
-def _cancel_ack(request_id: int, seq: int, order: Order, reason: int, quantity: int) -> CancelAck:
-    fields = (
-        request_id,
-        seq,
-        order.order_id,
-        order.client_order_id,
-        order.account,
-        order.symbol,
-        reason,
-        quantity,
-    )
-    return _new(_CANCEL_ACK, fields)
-
-
-def _ack(request_id: int, seq: int, order: Order) -> Ack:
-    return Ack(
-        request_id, seq, order.order_id, order.client_order_id, order.account, order.symbol, order.side,
-        order_status(order), order.quantity, order.leaves, order.filled, order.price,
-    )  # fmt: skip
-
-
-def _fok_fillable(
-    levels: dict[int, deque[Order]], keys: list[int], limit_key: int, quantity: int, account: str, stp: int
-) -> bool:
-    """Whether matching would fill ``quantity`` entirely, walking the book exactly as matching does."""
-    available = 0
-    for key in reversed(keys):
-        if key < limit_key:
-            return False
-        for resting in levels[key]:
-            if stp != STP_ALLOW and resting.account == account:
-                if stp == STP_CANCEL_OLDEST:
-                    continue
-                return False
-            available += resting.leaves
-            if available >= quantity:
-                return True
-    return False
 
 
 def _order_id(order: Order) -> int:
@@ -184,10 +142,10 @@ class MatchingEngine(EngineBase):
             existing = account_orders.get(coid)
             if existing is not None:
                 self.last_flags = FLAG_DUPLICATE
-                return [_ack(rid, seq, existing)]
+                return [ack_message(rid, seq, existing)]
         book = self._books.get(symbol)
         if book is None:
-            return [_reject(rid, seq, 0, coid, symbol, UNKNOWN_SYMBOL)]
+            return [reject_message(rid, seq, 0, coid, symbol, UNKNOWN_SYMBOL)]
         if side == BUY:
             opposite_keys = book.ask_keys
             limit_key = -price
@@ -226,7 +184,7 @@ class MatchingEngine(EngineBase):
             elif opposite_keys and opposite_keys[-1] >= limit_key:
                 reason = POST_ONLY_WOULD_CROSS
         if reason:
-            return [_reject(rid, seq, 0, coid, symbol, reason)]
+            return [reject_message(rid, seq, 0, coid, symbol, reason)]
 
         orders = self._orders
         order_id = len(orders) + 1
@@ -268,10 +226,10 @@ class MatchingEngine(EngineBase):
         account = order.account
         stp = (order.flags & STP_MASK) >> STP_SHIFT
         remaining = order.leaves
-        if order.time_in_force == FOK and not _fok_fillable(levels, keys, limit_key, remaining, account, stp):
+        if order.time_in_force == FOK and not fok_fillable(levels, keys, limit_key, remaining, account, stp):
             order.leaves = 0
             order.cancelled += remaining
-            out.append(_cancel_ack(rid, seq, order, CANCEL_FOK_UNFILLED, remaining))
+            out.append(cancel_message(rid, seq, order, CANCEL_FOK_UNFILLED, remaining))
             return
         order_id = order.order_id
         coid = order.client_order_id
@@ -290,7 +248,7 @@ class MatchingEngine(EngineBase):
                 if stp != STP_ALLOW and resting.account == account:
                     if stp != STP_CANCEL_NEWEST:  # CANCEL_OLDEST or CANCEL_BOTH: the resting order goes
                         queue.popleft()
-                        out.append(_cancel_ack(rid, seq, resting, CANCEL_SELF_TRADE, resting.leaves))
+                        out.append(cancel_message(rid, seq, resting, CANCEL_SELF_TRADE, resting.leaves))
                         resting.cancelled += resting.leaves
                         resting.leaves = 0
                     if stp != STP_CANCEL_OLDEST:  # CANCEL_NEWEST or CANCEL_BOTH: the incoming one stops
@@ -346,7 +304,7 @@ class MatchingEngine(EngineBase):
             return
         order.leaves = 0
         order.cancelled += remaining
-        out.append(_cancel_ack(rid, seq, order, reason, remaining))
+        out.append(cancel_message(rid, seq, order, reason, remaining))
 
     def _owned_order(
         self, rid: int, seq: int, account: str, symbol: str, order_id: int, not_live: int
@@ -354,14 +312,14 @@ class MatchingEngine(EngineBase):
         """The live order a cancel or replace names, or the Reject that answers it."""
         orders = self._orders
         if order_id <= 0 or order_id > len(orders):
-            return _reject(rid, seq, order_id, "", symbol, UNKNOWN_ORDER)
+            return reject_message(rid, seq, order_id, "", symbol, UNKNOWN_ORDER)
         order = orders[order_id - 1]
         if symbol and symbol != order.symbol:
-            return _reject(rid, seq, order_id, "", symbol, UNKNOWN_ORDER)
+            return reject_message(rid, seq, order_id, "", symbol, UNKNOWN_ORDER)
         if order.account != account:
-            return _reject(rid, seq, order_id, "", symbol, NOT_ORDER_OWNER)
+            return reject_message(rid, seq, order_id, "", symbol, NOT_ORDER_OWNER)
         if order.leaves == 0:
-            return _reject(rid, seq, order_id, order.client_order_id, symbol, not_live)
+            return reject_message(rid, seq, order_id, order.client_order_id, symbol, not_live)
         return order
 
     def _cancel(self, request: Cancel, seq: int) -> list[Message]:
@@ -416,7 +374,7 @@ class MatchingEngine(EngineBase):
         elif order.flags & POST_ONLY and opposite_keys and opposite_keys[-1] >= match_key:
             reason = POST_ONLY_WOULD_CROSS
         if reason:
-            return [_reject(rid, seq, order_id, order.client_order_id, symbol, reason)]
+            return [reject_message(rid, seq, order_id, order.client_order_id, symbol, reason)]
         self.last_flags = FLAG_REPLACED
         keeps_priority = price == order.price and quantity <= order.leaves
         if not keeps_priority:
@@ -424,7 +382,7 @@ class MatchingEngine(EngineBase):
         order.quantity += quantity - order.leaves
         order.leaves = quantity
         order.price = price
-        out: list[Message] = [_ack(rid, seq, order)]
+        out: list[Message] = [ack_message(rid, seq, order)]
         if keeps_priority:
             return out
         if opposite_keys and opposite_keys[-1] >= match_key:
@@ -436,10 +394,12 @@ class MatchingEngine(EngineBase):
     def _admin(self, request: object, seq: int) -> list[Message]:
         if type(request) is not Admin:  # not a state-changing request: answered, never raised
             request_id = getattr(request, "request_id", 0)
-            return [_reject(request_id if type(request_id) is int else 0, seq, 0, "", "", INVALID_ORDER)]
+            return [
+                reject_message(request_id if type(request_id) is int else 0, seq, 0, "", "", INVALID_ORDER)
+            ]
         rid, symbol, action = request
         if symbol and symbol not in self._books:
-            return [_reject(rid, seq, 0, "", symbol, UNKNOWN_SYMBOL)]
+            return [reject_message(rid, seq, 0, "", symbol, UNKNOWN_SYMBOL)]
         books = [self._books[symbol]] if symbol else [self._books[s] for s in sorted(self._books)]
         out: list[Message] = []
         if action in (ADMIN_HALT, ADMIN_RESUME):
@@ -455,11 +415,11 @@ class MatchingEngine(EngineBase):
                 day_orders = [order for order in book.resting_orders() if order.time_in_force == DAY]
                 for order in sorted(day_orders, key=_order_id):
                     unlink(book, order)
-                    out.append(_cancel_ack(rid, seq, order, CANCEL_END_OF_DAY, order.leaves))
+                    out.append(cancel_message(rid, seq, order, CANCEL_END_OF_DAY, order.leaves))
                     order.cancelled += order.leaves
                     order.leaves = 0
         else:
-            return [_reject(rid, seq, 0, "", symbol, INVALID_ORDER)]
+            return [reject_message(rid, seq, 0, "", symbol, INVALID_ORDER)]
         out.append(AdminAck(rid, seq, symbol, action))
         return out
 

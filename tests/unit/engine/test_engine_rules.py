@@ -31,7 +31,7 @@ from meridian.protocol import (
     Reject,
     Replace,
 )
-from meridian_hotpath.engine import MatchingEngine, core
+from meridian_hotpath.engine import MatchingEngine, codes
 from tests.unit.engine.engine_streams import INSTRUMENTS, flags, new_order
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -476,9 +476,9 @@ def test_engine_constants_are_the_protocol_values() -> None:
         "STP_ALLOW": SelfTradePrevention.ALLOW,
         **{f"ADMIN_{action.name}": action for action in AdminAction},
         **{f"CANCEL_{reason.name}": reason for reason in CancelReason if reason != CancelReason.HALT},
-        **{reason.name: reason for reason in RejectReason if hasattr(core, reason.name)},
+        **{reason.name: reason for reason in RejectReason if hasattr(codes, reason.name)},
     }
     assert len(pinned) > 25
     for name, value in pinned.items():
-        assert getattr(core, name) == value, name
-    assert core.KNOWN_ORDER_FLAGS == ORDER_FLAG_POST_ONLY | ORDER_FLAG_STP_MASK
+        assert getattr(codes, name) == value, name
+    assert codes.KNOWN_ORDER_FLAGS == ORDER_FLAG_POST_ONLY | ORDER_FLAG_STP_MASK
