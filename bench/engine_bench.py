@@ -55,8 +55,10 @@ class EngineRun:
 def load_engine(mode: str) -> tuple[Any, bool]:
     """Import MatchingEngine (from the mypyc build when ``mode`` is compiled); True if it is compiled."""
     if mode == "compiled":
-        if not any(COMPILED_BUILD.glob("meridian_hotpath/engine/core*.so")):
-            print(f"no compiled engine in {COMPILED_BUILD}: run `make engine-compiled`", file=sys.stderr)
+        built = list(COMPILED_BUILD.glob("meridian_hotpath/engine/*.so"))
+        sources = (ROOT / "hotpath" / "meridian_hotpath" / "engine").glob("*.py")
+        if not built or max(p.stat().st_mtime for p in sources) > min(p.stat().st_mtime for p in built):
+            print(f"no up-to-date build in {COMPILED_BUILD}: run `make engine-compiled`", file=sys.stderr)
             raise SystemExit(2)
         # The build holds meridian_hotpath/engine/ and mypyc's runtime module at its root: look there
         # first for the engine, everywhere else as usual.
