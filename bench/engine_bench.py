@@ -13,6 +13,7 @@ liquibook and the floor disagree on the number of trades, 2 when the compiled bu
 from __future__ import annotations
 
 import gc
+import hashlib
 import importlib
 import json
 import os
@@ -52,12 +53,19 @@ class EngineRun:
         self.count_trades = count_trades
 
 
+def engine_sources_digest() -> str:
+    """The same digest hotpath/setup_mypyc.py records for the sources it compiled."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "hotpath" / "meridian_hotpath" / "engine").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def load_engine(mode: str) -> tuple[Any, bool]:
     """Import MatchingEngine (from the mypyc build when ``mode`` is compiled); True if it is compiled."""
     if mode == "compiled":
-        built = list(COMPILED_BUILD.glob("meridian_hotpath/engine/*.so"))
-        sources = (ROOT / "hotpath" / "meridian_hotpath" / "engine").glob("*.py")
-        if not built or max(p.stat().st_mtime for p in sources) > min(p.stat().st_mtime for p in built):
+        stamp = COMPILED_BUILD / "meridian_hotpath" / "engine" / "SOURCES.sha256"
+        if not stamp.exists() or stamp.read_text().strip() != engine_sources_digest():
             print(f"no up-to-date build in {COMPILED_BUILD}: run `make engine-compiled`", file=sys.stderr)
             raise SystemExit(2)
         # The build holds meridian_hotpath/engine/ and mypyc's runtime module at its root: look there

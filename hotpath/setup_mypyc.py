@@ -8,12 +8,24 @@ pyproject.toml gives mypy the source roots that name the modules ``meridian_hotp
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from mypyc.build import mypycify
 from setuptools import setup
 
 ENGINE = Path("hotpath/meridian_hotpath/engine")
+BUILD = Path("build/engine_compiled")
+# The digest of the sources a build was made from: the engine benchmark refuses a stale build.
+STAMP = BUILD / "meridian_hotpath" / "engine" / "SOURCES.sha256"
+
+
+def sources_digest(engine: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(engine.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
 
 setup(
     name="meridian-engine-compiled",
@@ -25,3 +37,5 @@ setup(
         target_dir="build/engine_compiled.c",
     ),
 )
+STAMP.parent.mkdir(parents=True, exist_ok=True)
+STAMP.write_text(sources_digest(ENGINE) + "\n")
