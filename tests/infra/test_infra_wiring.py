@@ -20,6 +20,7 @@ from tests.infra.templates import (
     load,
     policy_documents,
     properties,
+    references,
     resources,
     transformed,
 )
@@ -154,3 +155,62 @@ def test_functions_that_route_orders_read_exactly_the_routing_parameter() -> Non
         assert granted == {("ssm:GetParameter", expected_arn)}, f"{name}: {sorted(granted)}"
         variables = properties(template, name)["Environment"]["Variables"]
         assert _render(variables[ROUTES_ENV], names) == routes, name
+
+
+# ---- keys and the market-data archive ----------------------------------------------------------
+
+
+def _output(stack: str, name: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [stack, f"Outputs.{name}"]}
+
+
+def test_market_data_stream_uses_the_key_the_matching_nodes_are_granted() -> None:
+    encryption = properties(TEMPLATE, "MarketDataStream")["StreamEncryption"]
+    assert encryption == {"EncryptionType": "KMS", "KeyId": _output("SecurityStack", "MarketDataKeyArn")}
+    hotpath = TEMPLATE["Resources"]["HotpathStack"]["Properties"]["Parameters"]
+    assert hotpath["MarketDataStreamName"] == {"Ref": "MarketDataStream"}
+    assert hotpath["MarketDataKeyArn"] == encryption["KeyId"]
+
+
+def test_market_data_archive_is_the_data_stacks_bucket() -> None:
+    destination = properties(TEMPLATE, "MarketDataFirehose")["ExtendedS3DestinationConfiguration"]
+    archive = _output("DataStack", "MarketDataArchiveBucketArn")
+    assert destination["BucketARN"] == archive
+    assert destination["EncryptionConfiguration"]["KMSEncryptionConfig"]["AWSKMSKeyARN"] == _output(
+        "SecurityStack", "MarketDataKeyArn"
+    )
+    role = properties(TEMPLATE, "MarketDataFirehoseRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    write = next(statement for statement in role if statement.get("Sid") == "WriteTheArchive")
+    targets = {target for value in write["Resource"] for target in references(value)}
+    assert targets == {("GetAtt", "DataStack.Outputs.MarketDataArchiveBucketArn")}, targets
+    assert not resources(TEMPLATE, "AWS::S3::Bucket"), "the root keeps no stand-in bucket"
+
+
+# Where each resource type of the root names its encryption key.
+_KEY_PROPERTIES = {
+    "AWS::SQS::Queue": ("KmsMasterKeyId",),
+    "AWS::SNS::Topic": ("KmsMasterKeyId",),
+    "AWS::Kinesis::Stream": ("StreamEncryption", "KeyId"),
+    "AWS::DynamoDB::Table": ("SSESpecification", "KMSMasterKeyId"),
+    "AWS::Logs::LogGroup": ("KmsKeyId",),
+}
+SECURITY_KEYS = {"TradingDataKeyArn", "MarketDataKeyArn", "ComplianceKeyArn", "LogsKeyArn"}
+
+
+def test_every_encrypted_resource_uses_a_security_stack_key() -> None:
+    assert not resources(TEMPLATE, "AWS::KMS::Key"), "the security stack owns the keys"
+    checked, wrong = [], {}
+    for resource_type, path in _KEY_PROPERTIES.items():
+        for name, resource in resources(TEMPLATE, resource_type).items():
+            value: Any = resource.get("Properties", {})
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is None:
+                continue  # unencrypted log groups carry their own checkov reason
+            checked.append(name)
+            if value not in [_output("SecurityStack", key) for key in SECURITY_KEYS]:
+                wrong[name] = value
+    assert {"LedgerQueue", "TradingAlertsTopic", "ComplianceAlertsTopic", "MarketDataTable"} <= set(checked)
+    assert not wrong, wrong
+    compliance_topic = properties(TEMPLATE, "ComplianceAlertsTopic")["KmsMasterKeyId"]
+    assert compliance_topic == _output("SecurityStack", "ComplianceKeyArn")
