@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -124,4 +125,19 @@ def test_any_field_values_are_answered_never_raised(stream: list[Request]) -> No
         assert out
         assert all(m[:2] == (request.request_id, seq) for m in out)
     assert_not_crossed(engine)
+    assert MatchingEngine.restore(engine.snapshot()).checksum() == engine.checksum()
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(request_streams(max_size=300))
+def test_long_streams_match_the_reference_model(raw: list[Request]) -> None:
+    stream = concretize(raw)
+    engine, reference = MatchingEngine(INSTRUMENTS), ReferenceEngine(INSTRUMENTS)
+    for request in stream:
+        assert encoded(engine.process(request)) == encoded(reference.process(request))
+        assert_not_crossed(engine)
+    assert engine.checksum() == reference.checksum()
     assert MatchingEngine.restore(engine.snapshot()).checksum() == engine.checksum()
