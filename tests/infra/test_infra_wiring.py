@@ -117,9 +117,9 @@ def _routes_parameter_name() -> str:
     return name
 
 
-def _role_statements(template: Template, function: str) -> list[dict[str, Any]]:
-    """Every statement (both sides of an Fn::If) of the policies of ``function``'s execution role."""
-    role = properties(template, function)["Role"]["Fn::GetAtt"][0]
+def _role_statements(template: Template, owner: str, key: str = "Role") -> list[dict[str, Any]]:
+    """Every statement (both sides of an Fn::If) of the inline policies of ``owner``'s role."""
+    role = properties(template, owner)[key]["Fn::GetAtt"][0]
     return [
         statement
         for document in policy_documents(template)
@@ -214,3 +214,18 @@ def test_every_encrypted_resource_uses_a_security_stack_key() -> None:
     assert not wrong, wrong
     compliance_topic = properties(TEMPLATE, "ComplianceAlertsTopic")["KmsMasterKeyId"]
     assert compliance_topic == _output("SecurityStack", "ComplianceKeyArn")
+
+
+def test_compliance_report_runbook_uses_only_its_alert_topics_key() -> None:
+    """It publishes to ComplianceAlerts (SNS encrypts with that topic's key) and touches no other key."""
+    template = transformed(ROOT_TEMPLATE)
+    kms = [
+        statement
+        for statement in _role_statements(template, "ComplianceReportStateMachine", "RoleArn")
+        if statement.get("Effect") == "Allow"
+        and any(str(action).startswith("kms:") for action in as_list(statement.get("Action")))
+    ]
+    topic_key = properties(template, "ComplianceAlertsTopic")["KmsMasterKeyId"]
+    assert kms
+    for statement in kms:
+        assert as_list(statement["Resource"]) == [topic_key], statement
