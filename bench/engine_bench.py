@@ -2,7 +2,9 @@
 
 One process, one run, the same seeded workload (bench/engine_workload.py) replayed on each engine.
 Every operation is timed on its own with ``time.perf_counter_ns``; ops/s is the number of operations
-over the sum of those per-operation times, so the loop around them is not counted for anyone.
+over the sum of those per-operation times, so the loop around them is not counted for anyone. Each
+engine replays the workload ``BENCH_ROUNDS`` times (default 3, fresh engine each time) and reports
+its best round.
 
 Environment: ``BENCH_N`` operations (default 200000), ``BENCH_SEED`` (default 42), ``BENCH_MODE``
 ``interpreted`` (default) or ``compiled`` (puts the mypyc build from ``make engine-compiled`` first
@@ -231,9 +233,9 @@ def summarize(latencies: list[int], trades: int) -> dict[str, float | int]:
     }
 
 
-def print_table(results: dict[str, dict[str, float | int]], mode: str, n: int) -> None:
+def print_table(results: dict[str, dict[str, float | int]], mode: str, n: int, rounds: int) -> None:
     meridian = float(results["meridian"]["ops_per_s"])
-    print(f"engine benchmark: {n} ops, meridian {mode}")
+    print(f"engine benchmark: {n} ops, meridian {mode}, best of {rounds} rounds per engine")
     columns = ("ops/s", "p50 us", "p99 us", "p99.9 us", "trades", "meridian/x")
     header = f"{'engine':<22}" + "".join(f"{title:>12}" for title in columns)
     print(header)
@@ -249,6 +251,7 @@ def print_table(results: dict[str, dict[str, float | int]], mode: str, n: int) -
 def main() -> int:
     n = int(os.environ.get("BENCH_N", "200000"))
     seed = int(os.environ.get("BENCH_SEED", "42"))
+    rounds = max(1, int(os.environ.get("BENCH_ROUNDS", "3")))
     requested = os.environ.get("BENCH_MODE", "interpreted")
     out_path = Path(os.environ.get("BENCH_OUT", str(ROOT / "bench" / "results" / "engine.json")))
     engine_class, compiled = load_engine(requested)
@@ -261,17 +264,28 @@ def main() -> int:
         lambda: lightmatchingengine_run(ops),
         lambda: floor_run(ops),
     ]
-    for build in runs:
-        run = build()
-        latencies = measure(run.calls)
-        results[run.name] = summarize(latencies, run.count_trades())
-        del run
-    print_table(results, mode, n)
+    # Best of a few rounds per engine, each on a fresh engine, the engines' order rotating from
+    # round to round: on a shared machine a burst of someone else's work then spoils one round of
+    # one engine instead of that engine's only figure. Every round replays the whole workload.
+    for round_number in range(rounds):
+        order = runs[round_number % len(runs) :] + runs[: round_number % len(runs)]
+        for build in order:
+            run = build()
+            row = summarize(measure(run.calls), run.count_trades())
+            best = results.get(run.name)
+            if best is not None and best["trades"] != row["trades"]:
+                raise SystemExit(f"{run.name} traded differently from one round to the next")
+            if best is None or row["ops_per_s"] > best["ops_per_s"]:
+                results[run.name] = row
+            del run
+    results = {name: results[name] for name in ("meridian", "liquibook", "lightmatchingengine", "floor")}
+    print_table(results, mode, n, rounds)
     counts = {name: results[name]["trades"] for name in AGREEING}
     agree = len(set(counts.values())) == 1
     print(f"trade counts {'agree' if agree else 'DISAGREE'}: {counts}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    report = {"workload": describe(n, seed), "mode": mode, "engines": results, "trades_agree": agree}
+    workload = {**describe(n, seed), "rounds": rounds}
+    report = {"workload": workload, "mode": mode, "engines": results, "trades_agree": agree}
     out_path.write_text(json.dumps(report, indent=2) + "\n")
     return 0 if agree else 1
 
