@@ -43,7 +43,13 @@ def describe(n: int, seed: int) -> dict[str, object]:
         "symbol": SYMBOL,
         "mix": {"limit": 0.70, "cancel": 0.20, "marketable": 0.10},
         "mid_start": MID_START,
+        "mid_walk": "each op: -1, 0, 0 or +1 tick",
+        "limit_price": "mid -/+ (1 + min(expovariate(0.25), 40)) ticks",
+        "marketable_price": "opposite best + 0..3 ticks through",
+        "quantity": "uniform 1..100 for every order",
+        "cancel_target": "uniform among live orders",
         "accounts": len(ACCOUNTS),
+        "self_trade_prevention": "ALLOW (the other engines have none)",
     }
 
 
