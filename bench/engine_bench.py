@@ -116,7 +116,8 @@ def floor_run(ops: Sequence[Op]) -> EngineRun:
 
 
 class LiquibookAdapter:
-    """Drives liquibook's C++ book the way its own examples do: SimpleOrder objects plus a listener."""
+    """liquibook's plain C++ book (no depth tracking, its cheapest configuration that reports trades):
+    SimpleOrder objects in, fills counted by an order listener, as in liquibook's own examples."""
 
     def __init__(self) -> None:
         class TradeCounter(liquibook.OrderListener):  # type: ignore[misc]
