@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
 from meridian_hotpath.marketdata import KinesisSink, MarketDataPublisher, MarketDataSink
 from meridian_hotpath.metrics import NodeMetrics
@@ -48,6 +49,7 @@ class NodeConfig:
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
     max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their fsync
+    journal_thread_above: float = DEFAULT_THREAD_ABOVE  # fsync seconds beyond which it runs off the loop
     tune_runtime: bool = False  # process-wide GC and GIL settings: the command line sets it, tests don't
 
 
@@ -124,6 +126,7 @@ class RunningNode:
             config.snapshot_every,
             self._fatal,
             None if self._tuning is None else self._tuning.gc,
+            config.journal_thread_above,
         )
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
         self.server = MatchingServer(

@@ -34,7 +34,7 @@ from meridian.protocol import (
     SnapshotRequest,
     encode,
 )
-from meridian_hotpath.commit import AnswerChannel, Batch, GroupCommitter
+from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE, AnswerChannel, Batch, GroupCommitter
 from meridian_hotpath.engine import MatchingEngine
 from meridian_hotpath.journal import JournalWriter, StateChange
 from meridian_hotpath.marketdata import (
@@ -96,6 +96,7 @@ class MatchingNode:
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         on_fatal: Callable[[BaseException], None] | None = None,
         gc_pacing: GcPacing | None = None,
+        journal_thread_above: float = DEFAULT_THREAD_ABOVE,
     ) -> None:
         self.engine = engine
         self.journal = journal
@@ -106,7 +107,7 @@ class MatchingNode:
         self._on_fatal = on_fatal
         self._gc_pacing = gc_pacing
         self._loop = asyncio.get_running_loop()
-        self.committer = GroupCommitter(journal, self._released, self._fail)
+        self.committer = GroupCommitter(journal, self._released, self._fail, journal_thread_above)
         self._last_snapshot_seq = engine.seq
         self._snapshot_in_flight: asyncio.Task[None] | None = None
         self._snapshot_writer = ThreadPoolExecutor(1, thread_name_prefix="snapshot-writer")
@@ -288,7 +289,11 @@ class MatchingNode:
             return levels
 
         def extras() -> dict[str, float]:
-            values: dict[str, float] = {"meridian_journal_durable_seq": self.journal.durable_seq}
+            values: dict[str, float] = {
+                "meridian_journal_durable_seq": self.journal.durable_seq,
+                "meridian_journal_fsync_estimate_seconds": self.committer.fsync_estimate,
+                "meridian_journal_threaded": float(self.committer.threaded),
+            }
             if self.publisher is not None:
                 trades, tops = self.publisher.backlog
                 stats = self.publisher.stats

@@ -65,7 +65,7 @@ def test_answers_wait_for_the_write_and_batches_stay_in_order(tmp_path: Path) ->
         journal = GatedJournal(tmp_path)
         released: list[Batch] = []
         failures: list[BaseException] = []
-        committer = GroupCommitter(journal, lambda batch, _: released.append(batch), failures.append)
+        committer = GroupCommitter(journal, lambda batch, _: released.append(batch), failures.append, 0.0)
         channel = Recorder()
         for n in (1, 2, 3):
             committer.add(n, frame(n), channel, f"answer{n}".encode(), "new_order", 0)
@@ -98,7 +98,7 @@ def test_a_failed_write_answers_nothing_and_reports(tmp_path: Path) -> None:
 
     async def scenario() -> list[BaseException]:
         failures: list[BaseException] = []
-        committer = GroupCommitter(BrokenJournal(tmp_path, 1), lambda batch, _: None, failures.append)
+        committer = GroupCommitter(BrokenJournal(tmp_path, 1), lambda batch, _: None, failures.append, 0.0)
         channel = Recorder()
         committer.add(1, frame(1), channel, b"answer1", "new_order", 0)
         await settle(lambda: failures, committer)
@@ -108,6 +108,62 @@ def test_a_failed_write_answers_nothing_and_reports(tmp_path: Path) -> None:
 
     failures = asyncio.run(scenario())
     assert isinstance(failures[0], OSError)
+
+
+class TimedJournal(JournalWriter):
+    """Reports whatever fsync time the test sets, and on which thread each write ran."""
+
+    def __init__(self, directory: Path, fsync_seconds: float) -> None:
+        super().__init__(directory, 1)
+        self.fsync_seconds = fsync_seconds
+        self.threads: list[str] = []
+
+    def write(self, batch: SealedBatch) -> float:
+        super().write(batch)
+        self.threads.append(threading.current_thread().name)
+        return self.fsync_seconds
+
+
+def test_fast_fsyncs_commit_on_the_loop_and_slow_ones_move_to_the_journal_thread(tmp_path: Path) -> None:
+    async def scenario() -> list[str]:
+        journal = TimedJournal(tmp_path, fsync_seconds=5e-6)
+        committer = GroupCommitter(journal, lambda batch, _: None, lambda error: None, thread_above=300e-6)
+        channel = Recorder()
+        for n in range(1, 11):
+            committer.add(n, frame(n), channel, b"a", "new_order", 0)
+            await committer.drain()
+        assert not committer.threaded
+        journal.fsync_seconds = 5e-3  # the disk slows down
+        for n in range(11, 31):
+            committer.add(n, frame(n), channel, b"a", "new_order", 0)
+            await committer.drain()
+        assert committer.fsync_estimate >= committer.thread_above  # i.e. threaded now
+        assert len(channel.sent) == 30
+        committer.close()
+        journal.close()
+        return journal.threads
+
+    loop_thread = threading.current_thread().name
+    threads = asyncio.run(scenario())
+    assert threads[:10] == [loop_thread] * 10
+    assert threads[-1] != loop_thread
+    assert [r.seq for r in read_journal(tmp_path)] == list(range(1, 31))
+
+
+def test_an_inline_commit_answers_within_the_same_loop_iteration(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        journal = JournalWriter(tmp_path, 1)
+        committer = GroupCommitter(journal, lambda batch, _: None, lambda error: None, thread_above=1.0)
+        channel = Recorder()
+        committer.add(1, frame(1), channel, b"answer1", "new_order", 0)
+        assert channel.sent == []  # not before the end of this iteration's reads
+        await asyncio.sleep(0)
+        assert channel.sent == [b"answer1"]
+        assert journal.durable_seq == 1
+        committer.close()
+        journal.close()
+
+    asyncio.run(scenario())
 
 
 @pytest.fixture
@@ -128,7 +184,7 @@ def gated_writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
 def test_no_client_hears_of_an_order_before_it_is_durable(
     start_node: StartNode, tmp_path: Path, gated_writes: threading.Event
 ) -> None:
-    node = start_node(max_owed=64)
+    node = start_node(max_owed=64, journal_thread_above=0.0)  # the gated write blocks the thread
     conn = RawConnection(node.port)
     orders = [NewOrder(n, f"o{n}", "a", "MSFT", 1 + n % 2, 1, 1, 0, 1, 42000) for n in range(1, 20_001)]
     sender = threading.Thread(target=lambda: conn.send(*orders), daemon=True)
@@ -155,7 +211,7 @@ def test_no_client_hears_of_an_order_before_it_is_durable(
 def test_heartbeats_are_answered_while_orders_wait_for_the_disk(
     start_node: StartNode, gated_writes: threading.Event
 ) -> None:
-    node = start_node()
+    node = start_node(journal_thread_above=0.0)
     conn = RawConnection(node.port)
     conn.send(NewOrder(1, "o1", "a", "MSFT", 1, 1, 1, 0, 1, 42000))
     client = HotpathClient("127.0.0.1", node.port)
