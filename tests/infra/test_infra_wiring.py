@@ -229,3 +229,81 @@ def test_compliance_report_runbook_uses_only_its_alert_topics_key() -> None:
     assert kms
     for statement in kms:
         assert as_list(statement["Resource"]) == [topic_key], statement
+
+
+# ---- parameters and what the functions' environments name ----------------------------------------
+
+OPERATOR_CHOICES_HEADING = "#### Resources named by the operator"
+# Variables whose value names a resource (a table, a bucket, a host, an ARN ...); Powertools' are labels.
+RESOURCE_VARIABLE = re.compile(r"_(TABLE|BUCKET|HOST|ARN|URL|PARAMETER|NAME|QUEUE|TOPIC|STREAM)$")
+
+
+def _operator_choices() -> set[str]:
+    """Parameters docs/deploy.md lists as naming a resource on purpose (an operator choice)."""
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    assert OPERATOR_CHOICES_HEADING in guide
+    section = guide.split(OPERATOR_CHOICES_HEADING, 1)[1].split("\n#", 1)[0]
+    return set(re.findall(r"^\| `([A-Za-z0-9]+)` \|", section, re.MULTILINE))
+
+
+def test_every_root_parameter_is_used() -> None:
+    body = {key: value for key, value in TEMPLATE.items() if key != "Parameters"}
+    used = {target for kind, target in references(body) if kind == "Ref"}
+    assert not set(TEMPLATE["Parameters"]) - used, sorted(set(TEMPLATE["Parameters"]) - used)
+
+
+def test_function_environments_name_resources_of_the_template_or_its_nested_stacks() -> None:
+    """Not a free parameter that duplicates what a resource or a nested stack's output already is."""
+    template = transformed(ROOT_TEMPLATE)
+    choices = _operator_choices()
+    assert choices
+    assert choices <= set(TEMPLATE["Parameters"]), choices - set(TEMPLATE["Parameters"])
+    checked, free = 0, {}
+    for name, function in _functions().items():
+        for variable, value in function["Properties"].get("Environment", {}).get("Variables", {}).items():
+            if variable.startswith("POWERTOOLS_") or not RESOURCE_VARIABLE.search(variable):
+                continue
+            checked += 1
+            targets = list(references(value))
+            unresolved = [
+                target
+                for kind, target in targets
+                if not (kind == "Ref" and (target.startswith("AWS::") or target in choices))
+                and target.split(".")[0] not in template["Resources"]
+            ]
+            if unresolved or not targets:
+                free[f"{name} {variable}"] = unresolved or value
+    assert checked > 30
+    assert not free, f"variables naming a parameter instead of a resource or stack output: {free}"
+
+
+def test_ledger_connections_come_from_the_data_stack() -> None:
+    template = transformed(ROOT_TEMPLATE)
+    secret = {
+        "Fn::If": [
+            "LedgerDbSecretGiven",
+            {"Ref": "LedgerDbSecretArn"},
+            _output("DataStack", "DbMasterSecretArn"),
+        ]
+    }
+    connecting = {
+        name: function["Properties"]["Environment"]["Variables"]
+        for name, function in _functions().items()
+        if "DB_HOST" in function["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert {"OrdersApiFunction", "LedgerFunction", "SurveillanceFunction", "MigrationsFunction"} <= set(
+        connecting
+    )
+    for name, variables in connecting.items():
+        assert variables["DB_HOST"] == _output("DataStack", "DbEndpointAddress"), name
+        assert variables["DB_NAME"] == _output("DataStack", "DbName"), name
+        assert variables["DB_SECRET_ARN"] == secret, name
+        readable = {
+            target
+            for statement in _role_statements(template, name)
+            if "secretsmanager:GetSecretValue" in as_list(statement.get("Action"))
+            for target in references(statement.get("Resource"))
+        }
+        own = set(references(secret))
+        assert own <= readable, f"{name}: {readable}"
+        assert readable - own <= {("Ref", "PeerLedgerDbSecretArn")}, f"{name}: {readable}"  # DR check
