@@ -172,11 +172,11 @@ class HandlerRegistry:
         key = (function_name, str(source.code_dir), source.handler)
         with self._lock:
             if key not in self._handlers:
-                self._handlers[key] = _load_handler(function_name, source)
+                self._handlers[key] = import_handler(function_name, source)
             return self._handlers[key]
 
 
-def _load_handler(function_name: str, source: FunctionSource) -> Handler:
+def import_handler(function_name: str, source: FunctionSource) -> Handler:
     module_path, _, attribute = source.handler.rpartition(".")
     if not module_path or not attribute:
         raise HandlerNotFoundError(f"handler {source.handler!r} is not module.function")

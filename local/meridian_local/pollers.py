@@ -14,16 +14,15 @@ server mode for ``make run`` and the integration tests):
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from meridian_local.lambda_adapter import FunctionSource, import_handler
 from meridian_local.lambda_events import LocalLambdaContext, kinesis_record, sqs_record
 
 log = logging.getLogger(__name__)
@@ -287,25 +286,7 @@ class PollingThread(threading.Thread):
 
 
 def load_handler(code_dir: Path | str, handler: str) -> Handler:
-    """Import a function's handler (``app.lambda_handler``) from its code folder, as Lambda does.
-
-    Every function's module is ``app``, so each is imported under a name of its own; the code
-    folder goes on ``sys.path`` so the function's package imports as it does in Lambda.
-    """
+    """Import a function's handler (``app.lambda_handler``) from its code folder, as Lambda does."""
     folder = Path(code_dir).resolve()
-    module_name, _, attribute = handler.rpartition(".")
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    unique = f"_meridian_fn_{folder.name}_{module_name.replace('.', '_')}"
-    module = sys.modules.get(unique)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(unique, folder / f"{module_name.replace('.', '/')}.py")
-        if spec is None or spec.loader is None:
-            raise ImportError(f"no module {module_name} in {folder}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[unique] = module
-        spec.loader.exec_module(module)
-    function = getattr(module, attribute)
-    if not callable(function):
-        raise TypeError(f"{handler} in {folder} is not callable")
-    return function  # type: ignore[no-any-return]
+    source = FunctionSource(logical_id=folder.name, handler=handler, code_dir=folder)
+    return import_handler(folder.name, source)

@@ -20,8 +20,8 @@ from orders_api.openapi_export import document
 
 from meridian.events import TradeExecuted
 from meridian.ledger import record_trade
+from meridian_hotpath.process import NodeProcess
 from meridian_local.apigw import ApiGateway, serve_in_thread
-from meridian_local.matching_node import start_node
 from meridian_local.moto_server import free_port, reset
 from meridian_local.orders_api_fixtures import (
     create_tables,
@@ -42,7 +42,7 @@ KEYS = {"AKIDINTEGRATIONA0001": (TRADER_A, "ACC-A"), "AKIDINTEGRATIONB0002": (TR
 def platform(
     tmp_path: Path, ledger_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, MeridianClient]]:
-    node = start_node(tmp_path / "node")
+    node = NodeProcess.start(tmp_path / "node")
     moto_port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
@@ -52,7 +52,7 @@ def platform(
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "MERIDIAN_ROUTES": json.dumps({"default": node.address}),
+        "MERIDIAN_ROUTES": json.dumps({"default": f"{node.host}:{node.port}"}),
         "DATABASE_URL": ledger_database_url,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "Meridian",
@@ -78,7 +78,7 @@ def platform(
     finally:
         server.shutdown()
         moto.stop()
-        node.stop()
+        node.terminate()
         services.reset()
         aws.reset_clients()
         config.settings.cache_clear()
