@@ -1,4 +1,7 @@
-"""The data the order-flow state machine carries between its steps."""
+"""The data the order-flow state machine carries between its steps.
+
+The approval step's outcome (``ApprovalOutcome``) lives with the approval logic in ``meridian.approvals``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from meridian.domain import ACCOUNT_LEN, CLIENT_ORDER_ID_LEN, SYMBOL_LEN
 SideName = Literal["BUY", "SELL"]
 OrderTypeName = Literal["LIMIT", "MARKET"]
 TimeInForceName = Literal["GTC", "IOC", "FOK", "DAY"]
-Decision = Literal["APPROVE", "REJECT"]
 
 
 class _Frozen(BaseModel):
@@ -40,16 +42,6 @@ class FlowOrder(_Frozen):
 class RiskAssessment(_Frozen):
     notional: Decimal
     reasons: list[str]
-
-
-class ApprovalOutcome(_Frozen):
-    """What the compliance officer decided; the state machine's output of the approval step."""
-
-    order_id: str
-    decision: Decision
-    reviewer: str
-    comment: str = ""
-    decided_at: str
 
 
 class RecordUpdate(_Frozen):

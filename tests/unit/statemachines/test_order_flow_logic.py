@@ -12,8 +12,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from order_flow import approval, intake, risk, routing
-from order_flow.approval import (
+from order_flow import intake, risk, routing
+from order_flow.models import FlowOrder
+from orders_api.records import order_id_for as api_order_id_for
+
+from meridian.approvals import approval
+from meridian.approvals.approval import (
     PENDING,
     ApprovalAlreadyDecidedError,
     ApprovalAlreadyRequestedError,
@@ -22,10 +26,7 @@ from order_flow.approval import (
     PendingApproval,
     SelfApprovalError,
 )
-from order_flow.approval_store import DynamoApprovalStore
-from order_flow.models import FlowOrder
-from orders_api.records import order_id_for as api_order_id_for
-
+from meridian.approvals.store import DynamoApprovalStore
 from meridian.domain import CancelReason, OrderStatus, RejectReason, Side
 from meridian.events import OrderAccepted, TradeExecuted, parse_detail
 from meridian.protocol import Ack, CancelAck, Fill, Reject

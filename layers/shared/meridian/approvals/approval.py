@@ -1,5 +1,7 @@
 """Compliance approval: the waiting side (request) and the deciding side (the order API's route).
 
+Shared by the order-flow function (which requests approvals) and the order API (which decides them).
+
 The state machine's approval step is a ``.waitForTaskToken`` task: :func:`request_approval` records
 the pending approval (order id -> task token, deadline) in the OrderApprovals table and sends the
 compliance officers an SNS notice carrying the token. The execution then waits.
@@ -14,6 +16,7 @@ not found 404, self-approval 403, already decided or expired 409.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -23,6 +26,8 @@ from .models import ApprovalOutcome, Decision
 PENDING, APPROVED, REJECTED, EXPIRED = "PENDING", "APPROVED", "REJECTED", "EXPIRED"
 REJECTED_ERROR = "ComplianceRejected"
 _GONE = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+TABLE_ENV = "ORDER_APPROVALS_TABLE"
+DEFAULT_TABLE = "meridian-order-approvals"
 
 
 class ApprovalError(Exception):
@@ -206,13 +211,14 @@ def _error_code(exc: Exception) -> str:
 
 
 def _client(service: str) -> Any:
-    from .aws import client  # noqa: PLC0415 - boto3 only where AWS is reached
+    import boto3  # noqa: PLC0415 - boto3 only where AWS is reached (AWS_ENDPOINT_URL honoured)
 
-    return client(service)
+    make: Any = boto3.client
+    return make(service)
 
 
 def default_store() -> ApprovalStore:
-    from .approval_store import DynamoApprovalStore  # noqa: PLC0415
-    from .config import settings  # noqa: PLC0415
+    """The OrderApprovals table named by ``ORDER_APPROVALS_TABLE`` (callers usually pass their own)."""
+    from .store import DynamoApprovalStore  # noqa: PLC0415
 
-    return DynamoApprovalStore(_client("dynamodb"), settings().order_approvals_table)
+    return DynamoApprovalStore(_client("dynamodb"), os.environ.get(TABLE_ENV, DEFAULT_TABLE))

@@ -1,0 +1,36 @@
+"""Compliance approval of held orders, shared by the order-flow function and the order API.
+
+``approval``: requesting a decision (the state machine's waiting step) and submitting one (the
+order API's route); ``store``: the OrderApprovals table; ``models``: the decision and its outcome.
+"""
+
+from meridian.approvals.approval import (
+    ApprovalAlreadyDecidedError,
+    ApprovalAlreadyRequestedError,
+    ApprovalError,
+    ApprovalExpiredError,
+    ApprovalNotFoundError,
+    PendingApproval,
+    SelfApprovalError,
+    extend_review,
+    request_approval,
+    submit_decision,
+)
+from meridian.approvals.models import ApprovalOutcome, Decision
+from meridian.approvals.store import DynamoApprovalStore
+
+__all__ = [
+    "ApprovalAlreadyDecidedError",
+    "ApprovalAlreadyRequestedError",
+    "ApprovalError",
+    "ApprovalExpiredError",
+    "ApprovalNotFoundError",
+    "ApprovalOutcome",
+    "Decision",
+    "DynamoApprovalStore",
+    "PendingApproval",
+    "SelfApprovalError",
+    "extend_review",
+    "request_approval",
+    "submit_decision",
+]
