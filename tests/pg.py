@@ -9,31 +9,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from meridian.ledger import migrate
+from meridian_local.databases import create_database, database_url
 
-
-def database_url(server_url: str, dbname: str) -> str:
-    """``server_url`` pointing at database ``dbname`` instead."""
-    params: dict[str, Any] = conninfo_to_dict(server_url)
-    params["dbname"] = dbname
-    return make_conninfo(**params)
-
-
-def create_database(server_url: str, prefix: str = "t") -> str:
-    """Create a uniquely named database on the server and return its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    return database_url(server_url, name)
+__all__ = ["create_database", "database_url"]
 
 
 @pytest.fixture(scope="session")

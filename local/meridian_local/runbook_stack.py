@@ -3,6 +3,7 @@
 The template is the source: each state machine's definition file and DefinitionSubstitutions, each
 function's handler, code and environment, each table's keys. Intrinsics are resolved against the
 resources created here; every stack gets its own ``Environment`` name, so tests never share a table.
+Used by the runbook tests and by ``python -m meridian_local drill``.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
 
 from meridian_local import lambda_adapter
+from meridian_local.aws import LOCAL_CREDENTIALS
 from meridian_local.intrinsics import Resolver, references
 from meridian_local.moto_server import MotoServer
+from meridian_local.sam_template import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = REPO_ROOT
 ACCOUNT = "123456789012"
 TABLES = ("OrdersTable", "TradingControlsTable", "OrderApprovalsTable")
 TOPICS = (
@@ -55,8 +57,7 @@ class RunbookStack:
             service,
             region_name=region or self.region,
             endpoint_url=self.moto.endpoint_url,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
+            **LOCAL_CREDENTIALS,
         )
 
     # ---- executions --------------------------------------------------------------------------

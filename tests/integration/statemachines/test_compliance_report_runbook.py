@@ -14,8 +14,8 @@ import pytest
 
 from meridian.events import TradeExecuted
 from meridian.ledger import record_trade
+from meridian_local.runbook_stack import RunbookStack, build, next_environment
 from tests.integration.statemachines.conftest import tap_bus, tap_topic
-from tests.integration.statemachines.runbook_stack import RunbookStack, build, next_environment
 
 pytestmark = pytest.mark.integration
 REPORT = "ComplianceReportStateMachine"

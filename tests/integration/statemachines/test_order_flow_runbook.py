@@ -2,7 +2,7 @@
 
 Orders are written to the Orders table the way the order API writes them (its own serialiser), the
 execution starts from the ``order.pending_approval.v1`` event, and the compliance decision arrives
-through ``order_flow.approval.submit_decision``, the function the API's approval route calls.
+through ``meridian.approvals.submit_decision``, the function the API's approval route calls.
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from order_flow.approval import ApprovalExpiredError, submit_decision
-from order_flow.approval_store import DynamoApprovalStore
-from order_flow.models import Decision
 from orders_api.dal.dynamo_orders import item_to_record, record_to_item
 from orders_api.records import OrderRecord, order_id_for
 
+from meridian.approvals import ApprovalExpiredError, Decision, DynamoApprovalStore, submit_decision
 from meridian.client import HotpathClient
 from meridian.domain import Side
 from meridian.events import parse_eventbridge_event
 from meridian.protocol import Ack
+from meridian_local.runbook_stack import RunbookStack, build
 from tests.integration.statemachines.conftest import Node, tap_bus, tap_topic
-from tests.integration.statemachines.runbook_stack import RunbookStack, build
 
 pytestmark = pytest.mark.integration
 ORDER_FLOW = "OrderFlowStateMachine"
