@@ -1,4 +1,4 @@
-"""``python -m meridian_local run [--demo] | demo``: the local platform's command line (`make run`)."""
+"""``python -m meridian_local run [--demo] | demo | drill``: the local command line (`make run`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import threading
 from types import FrameType
 
+from meridian_local import dr_drill
 from meridian_local.demo import run_demo
 from meridian_local.platform import Endpoints, LocalPlatform, PlatformConfig
 from meridian_local.preflight import InstanceLock, PreflightError
@@ -91,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="start the whole platform and keep it running until Ctrl-C")
     run.add_argument("--demo", action="store_true", help="drive a short trading session once it is up")
     commands.add_parser("demo", help="drive a short trading session (starting the platform if needed)")
+    drill = commands.add_parser(
+        "drill", help="rehearse the DR failover runbook on its own moto and PostgreSQL"
+    )
+    dr_drill.add_arguments(drill)
     args = parser.parse_args(argv)
+    if args.command == "drill":
+        return dr_drill.main(args)
     if args.command == "demo":
         return _demo_command()
     return _run(args.demo)
