@@ -90,9 +90,17 @@ def platform(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, 
     try:
         yield process, env, endpoints
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        if process.poll() is None:  # the test failed before its own clean shutdown
+            children = _children(process.pid)
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            for pid in children:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
