@@ -94,6 +94,7 @@ def table_definitions(settings: Settings) -> list[dict[str, Any]]:
         simple(settings.risk_limits_table, "account"),
         simple(settings.principals_table, "principal"),
         simple(settings.trading_controls_table, "scope"),
+        simple(settings.order_approvals_table, "order_id"),
         market_data,
     ]
 
@@ -187,6 +188,8 @@ def local_services(
 ) -> Services:
     """The real DynamoDB/EventBridge implementations over the given boto3 ``clients``."""
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
+    from orders_api.aws import client  # noqa: PLC0415
+    from orders_api.dal.approvals import StepFunctionsApprovalDesk  # noqa: PLC0415
     from orders_api.dal.dynamo_orders import DynamoOrderStore  # noqa: PLC0415
     from orders_api.dal.dynamo_reference import DynamoReferenceStore  # noqa: PLC0415
     from orders_api.dal.eventbridge import EventBridgePublisher  # noqa: PLC0415
@@ -207,4 +210,9 @@ def local_services(
         gateway=gateway,
         idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
         instruments={i.symbol: i for i in instruments} if instruments else default_instruments(),
+        approvals=StepFunctionsApprovalDesk(
+            dynamodb,
+            settings.order_approvals_table,
+            lambda: clients["stepfunctions"] if "stepfunctions" in clients else client("stepfunctions"),
+        ),
     )

@@ -19,6 +19,7 @@ class Settings(BaseModel):
     risk_limits_table: str = "meridian-risk-limits"
     principals_table: str = "meridian-principals"
     trading_controls_table: str = "meridian-trading-controls"
+    order_approvals_table: str = "meridian-order-approvals"
     market_data_table: str = "meridian-market-data"
     event_bus_name: str = "meridian-trading"
     events_dlq_url: str = ""

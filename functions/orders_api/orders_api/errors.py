@@ -18,6 +18,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
+from meridian.approvals import (
+    ApprovalAlreadyDecidedError,
+    ApprovalError,
+    ApprovalExpiredError,
+    ApprovalNotFoundError,
+    SelfApprovalError,
+)
 from meridian.domain import RejectReason
 from orders_api.models import ErrorDetail, ErrorResponse
 
@@ -119,6 +126,22 @@ def _validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
     ]
 
 
+# The compliance decision's errors (``meridian.approvals``), most specific first.
+APPROVAL_ERRORS: tuple[tuple[type[ApprovalError], int, str], ...] = (
+    (ApprovalNotFoundError, HTTPStatus.NOT_FOUND, "APPROVAL_NOT_FOUND"),
+    (SelfApprovalError, HTTPStatus.FORBIDDEN, "SELF_APPROVAL"),
+    (ApprovalExpiredError, HTTPStatus.CONFLICT, "APPROVAL_EXPIRED"),
+    (ApprovalAlreadyDecidedError, HTTPStatus.CONFLICT, "APPROVAL_ALREADY_DECIDED"),
+)
+
+
+def approval_error_response(exc: ApprovalError) -> Response[Any]:
+    for kind, status, code in APPROVAL_ERRORS:
+        if isinstance(exc, kind):
+            return error_response(status, code, str(exc))
+    return error_response(HTTPStatus.CONFLICT, "APPROVAL_CONFLICT", str(exc))
+
+
 Handler = Callable[[Any], Response[Any]]
 
 
@@ -129,6 +152,10 @@ def install(app: APIGatewayRestResolver) -> None:
     @on(ApiError)
     def _api_error(exc: ApiError) -> Response[Any]:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @on(ApprovalError)
+    def _approval_error(exc: ApprovalError) -> Response[Any]:
+        return approval_error_response(exc)
 
     @on(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[Any]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from orders_api.dal.hotpath import MatchingGateway
     from orders_api.dal.interfaces import (
+        ApprovalDesk,
         EventPublisher,
         LedgerReader,
         MarketDataReader,
@@ -36,6 +37,7 @@ class Services:
     gateway: MatchingGateway
     idempotency: BasePersistenceLayer
     instruments: Mapping[str, Instrument]
+    approvals: ApprovalDesk
 
 
 def default_instruments() -> dict[str, Instrument]:
@@ -49,6 +51,7 @@ def build(config: Settings | None = None) -> Services:
 
     from meridian import db  # noqa: PLC0415
     from orders_api.aws import client  # noqa: PLC0415
+    from orders_api.dal.approvals import StepFunctionsApprovalDesk  # noqa: PLC0415
     from orders_api.dal.dynamo_orders import DynamoOrderStore  # noqa: PLC0415
     from orders_api.dal.dynamo_reference import DynamoReferenceStore  # noqa: PLC0415
     from orders_api.dal.eventbridge import EventBridgePublisher  # noqa: PLC0415
@@ -71,6 +74,9 @@ def build(config: Settings | None = None) -> Services:
         gateway=_gateway(s),
         idempotency=DynamoDBPersistenceLayer(table_name=s.idempotency_table, boto3_client=dynamodb),
         instruments=default_instruments(),
+        approvals=StepFunctionsApprovalDesk(
+            dynamodb, s.order_approvals_table, lambda: client("stepfunctions")
+        ),
     )
 
 

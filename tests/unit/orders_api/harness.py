@@ -7,8 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
 from orders_api.config import Settings
+from orders_api.dal.approvals import StepFunctionsApprovalDesk
+from orders_api.services import Services
 
+from meridian.approvals.approval import PENDING, PendingApproval
+from meridian.approvals.store import DynamoApprovalStore
 from meridian_local.apigw_events import proxy_event
 from meridian_local.lambda_events import LocalLambdaContext
 from meridian_local.orders_api_fixtures import (
@@ -90,3 +95,58 @@ def secret_for(access_key: str) -> str:
 
 def key_for(principal: str) -> str:
     return next(key for key, who in ACCESS_KEYS.items() if who == principal)
+
+
+class RecordingStepFunctions:
+    """Step Functions at the approval desk's boundary: records each task answer, or fails with ``error``."""
+
+    def __init__(self, error: str = "") -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.error = error
+
+    def _answer(self, operation: str, **params: Any) -> dict[str, Any]:
+        self.calls.append((operation, params))
+        if self.error:
+            raise ClientError({"Error": {"Code": self.error, "Message": "task gone"}}, operation)
+        return {}
+
+    def send_task_success(self, **params: Any) -> dict[str, Any]:
+        return self._answer("SendTaskSuccess", **params)
+
+    def send_task_failure(self, **params: Any) -> dict[str, Any]:
+        return self._answer("SendTaskFailure", **params)
+
+    def send_task_heartbeat(self, **params: Any) -> dict[str, Any]:
+        return self._answer("SendTaskHeartbeat", **params)
+
+
+def await_approval(
+    svc: Services,
+    dynamodb: Any,
+    order_id: str,
+    token: str = "task-token-1",  # noqa: S107 - a Step Functions task token, not a secret
+    submitted_by: str | None = None,
+) -> RecordingStepFunctions:
+    """Do what the order flow's approval step does (a PENDING request with its task token) and
+    answer the desk's Step Functions calls with a recorder."""
+    record = svc.orders.get(order_id)
+    assert record is not None
+    store = DynamoApprovalStore(dynamodb, svc.settings.order_approvals_table)
+    pending = PendingApproval(
+        order_id=order_id,
+        task_token=token,
+        status=PENDING,
+        execution_id="arn:aws:states:us-east-1:123456789012:execution:order-flow:1",
+        account=record.account,
+        submitted_by=record.submitted_by if submitted_by is None else submitted_by,
+        expires_at="2099-01-01T00:00:00+00:00",
+    )
+    assert store.create_pending(pending, {"symbol": record.symbol})
+    return use_step_functions(svc, dynamodb)
+
+
+def use_step_functions(svc: Services, dynamodb: Any, error: str = "") -> RecordingStepFunctions:
+    """The desk over moto's OrderApprovals table, answering the waiting task through a recorder."""
+    sfn = RecordingStepFunctions(error)
+    svc.approvals = StepFunctionsApprovalDesk(dynamodb, svc.settings.order_approvals_table, lambda: sfn)
+    return sfn

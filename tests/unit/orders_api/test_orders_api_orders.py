@@ -11,7 +11,7 @@ from orders_api.services import Services
 
 from meridian.protocol import Message
 from meridian_local.orders_api_fixtures import EngineGateway
-from tests.unit.orders_api.harness import COMPLIANCE, RISK, TRADER_A, TRADER_B, Answer
+from tests.unit.orders_api.harness import COMPLIANCE, RISK, TRADER_A, TRADER_B, Answer, await_approval
 
 Api = Callable[..., Answer]
 
@@ -109,11 +109,14 @@ def test_node_reject_is_recorded_and_answered_422(api: Api) -> None:
     assert api("GET", f"/orders/{refused.body['order_id']}").body["status"] == "REJECTED"
 
 
-def test_large_order_waits_for_compliance(api: Api, gateway: EngineGateway) -> None:
+def test_large_order_waits_for_compliance(
+    api: Api, gateway: EngineGateway, svc: Services, clients: dict[str, Any]
+) -> None:
     held = api("POST", "/orders", body=order("BUY", 6000, "190.00"))
     assert held.status == 202
     assert held.body["status"] == "PENDING_APPROVAL"
     assert gateway.sent == []
+    await_approval(svc, clients["dynamodb"], held.body["order_id"])
     assert (
         api("POST", f"/orders/{held.body['order_id']}/approval", body={"decision": "APPROVE"}).status == 403
     )

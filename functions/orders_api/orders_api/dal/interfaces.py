@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from meridian.approvals import ApprovalOutcome, Decision
 from meridian.events import EventDetail
 from orders_api.records import OrderRecord
 
@@ -45,6 +46,14 @@ class FillUpdate:
     leaves_quantity: int
     seq: int
     cancelled: bool = False
+
+
+class ApprovalDesk(Protocol):
+    def decide(
+        self, order_id: str, decision: Decision, reviewer: str, comment: str, at: datetime
+    ) -> ApprovalOutcome:
+        """Record the decision and answer the waiting order flow; raises ``meridian.approvals`` errors."""
+        ...
 
 
 class OrderStore(Protocol):

@@ -107,13 +107,18 @@ def replace_order(services: Services, caller: Caller, order_id: str, change: Rep
 
 
 def decide_approval(services: Services, caller: Caller, order_id: str, decision: ApprovalRequest) -> OrderOut:
-    """Record a compliance officer's decision on a held order (the state machine routes it later)."""
+    """Answer the order flow waiting on a held order's approval, then record the decision.
+
+    ``meridian.approvals`` errors (no pending approval, self-approval, decided or expired already)
+    propagate before the order is written; ``errors.install`` maps them to 404, 403 and 409.
+    """
     caller.require(Action.APPROVE)
     record = visible_order(services, caller, order_id)
     if record.status != "PENDING_APPROVAL" or record.approval is not None:
         raise ConflictError("NOT_PENDING_APPROVAL", f"the order is {record.status} and awaits no decision")
     instrument = instrument_for(services, record.symbol)
     now = utc_now()
+    services.approvals.decide(record.order_id, decision.decision, caller.principal, decision.comment, now)
     approval = Approval(
         decision=decision.decision, actor=caller.principal, comment=decision.comment, decided_at=now
     )

@@ -115,8 +115,17 @@ def replace_order(order_id: OrderId, change: Annotated[ReplaceRequest, Body()]) 
 @router.post(
     "/orders/<order_id>/approval",
     summary="Approve or reject an order held for compliance",
+    description=(
+        "Answers the order flow waiting on the approval (approve: it routes the order; reject: the "
+        "order ends REJECTED) and records the decision on the order. 403 SELF_APPROVAL: the caller "
+        "submitted the order; 404 APPROVAL_NOT_FOUND: no approval was requested (yet) for the order; "
+        "409 APPROVAL_ALREADY_DECIDED / APPROVAL_EXPIRED / NOT_PENDING_APPROVAL."
+    ),
     tags=["compliance"],
-    responses={**ok(200, OrderOut, "The order with the decision recorded"), **errors(404, 409, 415)},
+    responses={
+        **ok(200, OrderOut, "The order with the decision recorded; the order flow was answered"),
+        **errors(404, 409, 415),
+    },
 )
 def decide_approval(order_id: OrderId, decision: Annotated[ApprovalRequest, Body()]) -> OrderOut:
     return manage.decide_approval(svc(), caller(router), order_id, decision)
