@@ -157,6 +157,39 @@ def test_functions_that_route_orders_read_exactly_the_routing_parameter() -> Non
         assert _render(variables[ROUTES_ENV], names) == routes, name
 
 
+class _Named(dict[str, Any]):
+    """Names for ``_render`` where any other resource renders as its own logical id."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
+def test_the_order_api_answers_the_order_flows_approval_step() -> None:
+    """The approval route reads/decides OrderApprovals items and answers the waiting task."""
+    template = transformed(ROOT_TEMPLATE)
+    variables = properties(template, "OrdersApiFunction")["Environment"]["Variables"]
+    assert variables["ORDER_APPROVALS_TABLE"] == {"Ref": "OrderApprovalsTable"}
+    names = _Named({**_root_names(), "OrderApprovalsTable.Arn": "approvals-table-arn"})
+    state_machine = _render(properties(TEMPLATE, "OrderFlowStateMachine")["Name"], names)
+    granted = {
+        (str(action), str(arn))
+        for statement in _role_statements(template, "OrdersApiFunction")
+        if statement.get("Effect") == "Allow"
+        for action in as_list(statement.get("Action"))
+        if str(action).startswith(("states:", "dynamodb:GetItem", "dynamodb:UpdateItem"))
+        for arn in as_list(_render(statement.get("Resource"), names))
+        if "approvals" in str(arn) or str(action).startswith("states:")
+    }
+    arn = f"arn:aws:states:us-east-1:123456789012:stateMachine:{state_machine}"
+    assert granted == {
+        ("dynamodb:GetItem", "approvals-table-arn"),
+        ("dynamodb:UpdateItem", "approvals-table-arn"),
+        ("states:SendTaskSuccess", arn),
+        ("states:SendTaskFailure", arn),
+        ("states:SendTaskHeartbeat", arn),
+    }
+
+
 # ---- keys and the market-data archive ----------------------------------------------------------
 
 
