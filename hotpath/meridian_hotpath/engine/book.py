@@ -12,7 +12,7 @@ from bisect import bisect_left, insort
 from collections import deque
 from typing import Final, NamedTuple
 
-from meridian.domain import Instrument
+from meridian.domain import MAX_PRICE, Instrument
 from meridian_hotpath.engine.codes import STP_ALLOW, STP_CANCEL_OLDEST
 from meridian_hotpath.engine.state import OrderRecord
 
@@ -127,6 +127,7 @@ class Book:
     __slots__ = (
         "ask_keys",
         "ask_levels",
+        "band_bps",
         "band_high",
         "band_low",
         "bid_keys",
@@ -136,6 +137,7 @@ class Book:
         "last_price",
         "lot_size",
         "max_quantity",
+        "reference_price",
         "symbol",
         "tick_size",
         "trading",
@@ -147,6 +149,8 @@ class Book:
         self.tick_size = instrument.tick_size
         self.lot_size = instrument.lot_size
         self.max_quantity = instrument.max_order_quantity
+        self.reference_price = instrument.reference_price
+        self.band_bps = instrument.band_bps
         self.bid_levels: dict[int, deque[Order]] = {}
         self.ask_levels: dict[int, deque[Order]] = {}
         self.bid_keys: list[int] = []
@@ -159,9 +163,20 @@ class Book:
         self.set_last_price(0)
 
     def set_last_price(self, price: int) -> None:
-        """Record the last trade price and move the price band around it."""
+        """Record the last trade price and move the price band around it.
+
+        The band is ``Instrument.band(price or reference_price)``, computed here on plain ints (the
+        trade that moves the price pays for it; the tests hold the two equal).
+        """
         self.last_price = price
-        self.band_low, self.band_high = self.instrument.band(price or self.instrument.reference_price)
+        reference = price or self.reference_price
+        if reference <= 0 or self.band_bps == 0:
+            self.band_low, self.band_high = 1, MAX_PRICE
+            return
+        width = reference * self.band_bps // 10_000
+        low = reference - width
+        self.band_low = low if low > 1 else 1
+        self.band_high = reference + width
 
     def levels_of(self, side: int) -> dict[int, deque[Order]]:
         return self.bid_levels if side == BUY else self.ask_levels
