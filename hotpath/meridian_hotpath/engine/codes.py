@@ -12,6 +12,7 @@ POST_ONLY: Final = 0x01
 STP_SHIFT: Final = 1
 STP_MASK: Final = 0x06
 KNOWN_ORDER_FLAGS: Final = 0x07
+NOT_STP_FLAGS: Final = -0x07  # ~STP_MASK: every bit but the STP ones (post-only, unknown bits)
 STP_CANCEL_NEWEST: Final = 0
 STP_CANCEL_OLDEST: Final = 1
 STP_ALLOW: Final = 3

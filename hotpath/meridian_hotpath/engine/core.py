@@ -26,7 +26,7 @@ order; POST_ONLY_WOULD_CROSS).
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import deque
 from typing import Final
 
@@ -78,6 +78,7 @@ from meridian_hotpath.engine.codes import (
     KNOWN_ORDER_FLAGS,
     LOT_SIZE,
     NOT_ORDER_OWNER,
+    NOT_STP_FLAGS,
     POST_ONLY,
     POST_ONLY_WOULD_CROSS,
     PRICE_BAND,
@@ -109,6 +110,7 @@ _FILL: Final = Fill
 _CANCEL_ACK: Final = CancelAck
 _deque: Final = deque
 _insort: Final = insort
+_bisect_left: Final = bisect_left
 
 Request = NewOrder | Cancel | Replace | Admin
 
@@ -152,39 +154,52 @@ class MatchingEngine(EngineBase):
         else:
             opposite_keys = book.bid_keys
             limit_key = price
-        reason = 0
-        if (
-            (side != BUY and side != SELL)
-            or (order_type != LIMIT and order_type != MARKET)
-            or tif < GTC
-            or tif > DAY
-            or flags & ~KNOWN_ORDER_FLAGS
+        # One test that every valid plain limit order passes (no post-only flag: only STP bits; the
+        # band's low end is >= 1, so the price is positive); anything else takes the checks in order.
+        if not (
+            order_type == LIMIT
+            and GTC <= tif <= DAY
+            and not flags & NOT_STP_FLAGS
+            and side in (BUY, SELL)
+            and book.trading
+            and 0 < quantity <= book.max_quantity
+            and book.band_low <= price <= book.band_high
+            and not quantity % book.lot_size
+            and not price % book.tick_size
         ):
-            reason = INVALID_ORDER
-        elif not book.trading:
-            reason = TRADING_HALTED
-        elif quantity <= 0 or quantity > book.max_quantity:
-            reason = INVALID_QUANTITY
-        elif quantity % book.lot_size:
-            reason = LOT_SIZE
-        elif order_type == MARKET:
-            price = 0
-            limit_key = ANY_PRICE_KEY
-            if flags & POST_ONLY:
+            reason = 0
+            if (
+                (side != BUY and side != SELL)
+                or (order_type != LIMIT and order_type != MARKET)
+                or tif < GTC
+                or tif > DAY
+                or flags & ~KNOWN_ORDER_FLAGS
+            ):
                 reason = INVALID_ORDER
-        elif price <= 0:
-            reason = INVALID_PRICE
-        elif price % book.tick_size:
-            reason = TICK_SIZE
-        elif price < book.band_low or price > book.band_high:
-            reason = PRICE_BAND
-        elif flags & POST_ONLY:
-            if tif in (IOC, FOK):
-                reason = INVALID_ORDER
-            elif opposite_keys and opposite_keys[-1] >= limit_key:
-                reason = POST_ONLY_WOULD_CROSS
-        if reason:
-            return [reject_message(rid, seq, 0, coid, symbol, reason)]
+            elif not book.trading:
+                reason = TRADING_HALTED
+            elif quantity <= 0 or quantity > book.max_quantity:
+                reason = INVALID_QUANTITY
+            elif quantity % book.lot_size:
+                reason = LOT_SIZE
+            elif order_type == MARKET:
+                price = 0
+                limit_key = ANY_PRICE_KEY
+                if flags & POST_ONLY:
+                    reason = INVALID_ORDER
+            elif price <= 0:
+                reason = INVALID_PRICE
+            elif price % book.tick_size:
+                reason = TICK_SIZE
+            elif price < book.band_low or price > book.band_high:
+                reason = PRICE_BAND
+            elif flags & POST_ONLY:
+                if tif in (IOC, FOK):
+                    reason = INVALID_ORDER
+                elif opposite_keys and opposite_keys[-1] >= limit_key:
+                    reason = POST_ONLY_WOULD_CROSS
+            if reason:
+                return [reject_message(rid, seq, 0, coid, symbol, reason)]
 
         orders = self._orders
         order_id = len(orders) + 1
@@ -330,7 +345,17 @@ class MatchingEngine(EngineBase):
             quantity = order.leaves
             order_symbol = order.symbol
             if quantity and order.account == account and (not symbol or symbol == order_symbol):
-                unlink(self._books[order_symbol], order)
+                book = self._books[order_symbol]  # unlink(), inline
+                if order.side == BUY:
+                    levels, keys, key = book.bid_levels, book.bid_keys, order.price
+                else:
+                    levels, keys, key = book.ask_levels, book.ask_keys, -order.price
+                queue = levels[key]
+                if len(queue) == 1:
+                    del levels[key]
+                    del keys[_bisect_left(keys, key)]
+                else:
+                    queue.remove(order)
                 order.leaves = 0
                 order.cancelled += quantity
                 ack = (

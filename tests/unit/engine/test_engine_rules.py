@@ -6,6 +6,7 @@ import pytest
 
 from meridian.domain import (
     CancelReason,
+    Instrument,
     OrderStatus,
     OrderType,
     RejectReason,
@@ -31,7 +32,8 @@ from meridian.protocol import (
     Reject,
     Replace,
 )
-from meridian_hotpath.engine import MatchingEngine, codes
+from meridian_hotpath.engine import MatchingEngine, ReferenceEngine, codes
+from meridian_hotpath.engine.book import Book
 from tests.unit.engine.engine_streams import INSTRUMENTS, flags, new_order
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -482,3 +484,58 @@ def test_engine_constants_are_the_protocol_values() -> None:
     for name, value in pinned.items():
         assert getattr(codes, name) == value, name
     assert codes.KNOWN_ORDER_FLAGS == ORDER_FLAG_POST_ONLY | ORDER_FLAG_STP_MASK
+
+
+def test_not_stp_flags_is_every_bit_but_the_stp_ones() -> None:
+    assert codes.NOT_STP_FLAGS == ~ORDER_FLAG_STP_MASK
+    assert codes.KNOWN_ORDER_FLAGS & codes.NOT_STP_FLAGS == ORDER_FLAG_POST_ONLY
+
+
+@pytest.mark.parametrize("band_bps", [0, 1, 500, 1000, 2000, 9999, 10_000, 25_000])
+@pytest.mark.parametrize("reference_price", [0, 1, 7, 200, 1000, 19_000, 10**12])
+def test_book_band_is_the_instruments_band(band_bps: int, reference_price: int) -> None:
+    instrument = Instrument("CCC", reference_price=reference_price, band_bps=band_bps)
+    book = Book(instrument)
+    assert (book.band_low, book.band_high) == instrument.band(reference_price)
+    for last_price in (0, 1, 3, 199, 201, 1005, 10**9 + 7):
+        book.set_last_price(last_price)
+        assert book.last_price == last_price
+        assert (book.band_low, book.band_high) == instrument.band(last_price or reference_price)
+
+
+def _edge_new_orders() -> list[NewOrder]:
+    """New orders on and just past every validation boundary of AAA (tick 5, lot 10, band 950..1050)."""
+    post_only, stp_bits, market = int(ORDER_FLAG_POST_ONLY), int(ORDER_FLAG_STP_MASK), int(OrderType.MARKET)
+    max_quantity = INSTRUMENTS[0].max_order_quantity
+    base = {"side": int(BUY), "order_type": int(LIMIT), "tif": int(GTC), "flags": 0}
+    base |= {"quantity": 10, "price": 1000}
+    variants: list[dict[str, int]] = [
+        {"price": 950}, {"price": 945}, {"price": 1050}, {"price": 1055}, {"price": 0}, {"price": -5},
+        {"price": 1001}, {"quantity": 0}, {"quantity": -10}, {"quantity": 15},
+        {"quantity": max_quantity}, {"quantity": max_quantity + 10},
+        {"side": 0}, {"side": 3}, {"order_type": 0}, {"order_type": 3}, {"tif": 0}, {"tif": 5},
+        {"flags": 8}, {"flags": -1}, {"flags": post_only}, {"flags": stp_bits},
+        {"flags": post_only, "tif": int(IOC)}, {"order_type": market, "price": 0},
+        {"side": int(SELL), "price": 950}, {"side": int(SELL), "price": 1055},
+    ]  # fmt: skip
+    orders = []
+    for request_id, variant in enumerate(variants, 1):
+        f = base | variant
+        coid = f"E{request_id}"
+        order = (f["side"], f["order_type"], f["tif"], f["flags"], f["quantity"], f["price"])
+        orders.append(NewOrder(request_id, coid, "ACC1", "AAA", *order))
+    return orders
+
+
+def test_validation_boundaries_answer_as_the_reference_model() -> None:
+    engine, reference = MatchingEngine(INSTRUMENTS), ReferenceEngine(INSTRUMENTS)
+    for request in _edge_new_orders():
+        assert engine.process(request) == reference.process(request), request
+    assert engine.checksum() == reference.checksum()
+    for action in (AdminAction.HALT, AdminAction.RESUME):  # and again with AAA halted, then resumed
+        engine.process(Admin(900 + action, "AAA", action))
+        reference.process(Admin(900 + action, "AAA", action))
+        for request in _edge_new_orders():
+            request = request._replace(client_order_id=f"{request.client_order_id}-{action}")
+            assert engine.process(request) == reference.process(request), request
+        assert engine.checksum() == reference.checksum()
