@@ -339,4 +339,14 @@ def test_ledger_connections_come_from_the_data_stack() -> None:
         }
         own = set(references(secret))
         assert own <= readable, f"{name}: {readable}"
+        # The RDS-managed secret is encrypted with the trading-data key: reading it needs kms:Decrypt.
+        decryptable = {
+            target
+            for statement in _role_statements(template, name)
+            if "kms:Decrypt" in as_list(statement.get("Action"))
+            for target in references(statement.get("Resource"))
+        }
+        assert any("TradingDataKeyArn" in str(t) for t in decryptable), (
+            f"{name}: cannot decrypt the ledger secret ({decryptable})"
+        )
         assert readable - own <= {("Ref", "PeerLedgerDbSecretArn")}, f"{name}: {readable}"  # DR check
