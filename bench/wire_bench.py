@@ -11,6 +11,9 @@ fdatasync) and measures, from one client connection:
 * ``saturation``: ``BENCH_WIRE_ORDERS`` (default 100000) new orders pipelined with
   ``BENCH_WIRE_WINDOW`` (default 256) in flight.
 
+``BENCH_WIRE_NODE_ARGS`` adds arguments to the node's command line (e.g.
+``--journal-thread-above-us 0`` to always fsync on the journal thread).
+
 A round trip runs from just before the request's ``send`` to the ``recv`` that completes its answer
 (the frame flagged LAST). Orders cross in pairs (a resting order, then one that fills it), so the
 books stay small. Writes ``BENCH_OUT`` (default bench/results/wire.json).
@@ -195,7 +198,14 @@ def main() -> int:
     load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="wire-bench-", dir=os.environ.get("BENCH_WIRE_DIR")) as tmp:
         data_dir = Path(tmp) / "node"
-        with NodeProcess.start(data_dir, "--metrics-port", "0", "--snapshot-every", "10000000") as node:
+        node_args = (
+            "--metrics-port",
+            "0",
+            "--snapshot-every",
+            "10000000",
+            *os.environ.get("BENCH_WIRE_NODE_ARGS", "").split(),
+        )
+        with NodeProcess.start(data_dir, *node_args) as node:
             assert node.metrics_port is not None
             warmup = crossing_orders(1)
             pipelined(node.port, warmup, 5000, 64)  # warm the interpreter paths on both sides

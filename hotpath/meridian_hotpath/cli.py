@@ -13,6 +13,7 @@ from pathlib import Path
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian_hotpath.app import NodeConfig, load_instruments, run, serve
+from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalCorruptError
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY
 from meridian_hotpath.recovery import RecoveryError, engine_checksum, recover, verify
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--kinesis-stream", help="publish trades and top of book to this stream")
     serve_cmd.add_argument(
         "--segment-bytes", type=_positive, default=DEFAULT_SEGMENT_BYTES, help=argparse.SUPPRESS
+    )
+    serve_cmd.add_argument(
+        "--journal-thread-above-us",
+        type=float,
+        default=DEFAULT_THREAD_ABOVE * 1e6,
+        help="fsync time (moving average, us) above which journal writes leave the event loop",
     )
 
     verify_cmd = commands.add_parser("verify", help="check every journal record and snapshot")
@@ -128,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         snapshot_every=args.snapshot_every,
         kinesis_stream=args.kinesis_stream,
         segment_bytes=args.segment_bytes,
+        journal_thread_above=args.journal_thread_above_us / 1e6,
         tune_runtime=True,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
