@@ -47,9 +47,9 @@ from orders_api.config import Settings  # noqa: E402
 from orders_api.dal.hotpath import HotpathGateway, MatchingGateway  # noqa: E402
 
 from meridian.routing import Router, RouteTable, StaticRoutes  # noqa: E402
+from meridian_hotpath.process import NodeProcess  # noqa: E402
 from meridian_local.apigw_events import proxy_event  # noqa: E402
 from meridian_local.lambda_events import LocalLambdaContext  # noqa: E402
-from meridian_local.matching_node import start_node  # noqa: E402
 from meridian_local.orders_api_fixtures import (  # noqa: E402
     EngineGateway,
     create_tables,
@@ -141,12 +141,12 @@ def main() -> int:
     n = int(os.environ.get("BENCH_API_N", "500"))
     runs = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
     with tempfile.TemporaryDirectory() as data_dir:
-        node = start_node(Path(data_dir) / "node")
+        node = NodeProcess.start(Path(data_dir) / "node")
         try:
             router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
             live = latency(HotpathGateway(router), n, "live")
         finally:
-            node.stop()
+            node.terminate()
     in_process = latency(EngineGateway(), n, "inproc")
     imports = cold_imports(runs)
     result = {

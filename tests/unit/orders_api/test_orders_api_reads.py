@@ -150,3 +150,15 @@ def test_position_limit_reads_the_ledger(
     body = {"symbol": "AAPL", "side": "BUY", "quantity": 11, "price": "190.00"}
     assert api("POST", "/orders", body=body).body["error"] == "POSITION_LIMIT"
     assert api("POST", "/orders", body={**body, "quantity": 10}).status == 201
+
+
+def test_a_path_ending_in_a_newline_is_no_route_of_the_api() -> None:
+    # Routes are anchored at the real end of the path: `$` alone also matches before a final
+    # newline, which sent GET /orders/%0A to the list route.
+    from orders_api.api import app  # noqa: PLC0415
+
+    patterns = [route.rule for route in app._static_routes + app._dynamic_routes]
+    assert patterns
+    assert not any(p.match("/orders/\n") for p in patterns)
+    assert any(p.match("/orders") for p in patterns)
+    assert any(p.match("/orders/ord_1") for p in patterns)
