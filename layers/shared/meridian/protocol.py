@@ -245,98 +245,96 @@ _CANCELS, _ACTIONS, _PREJECTS = _members(CancelReason), _members(AdminAction), _
 
 class _Layout(NamedTuple):
     cls: Any
+    mtype: int
     body: struct.Struct
-    strings: tuple[tuple[int, int], ...]  # (field index in the body, width in bytes)
-    enums: tuple[tuple[int, frozenset[int]], ...]  # (field index in the body, allowed values)
+    frame: struct.Struct  # header and body in one struct: one pack/unpack per frame
+    strings: tuple[tuple[int, int], ...]  # (index in the message, width in bytes)
+    enums: tuple[tuple[int, frozenset[int]], ...]  # (index in the message, allowed values)
 
 
 _FIELD_CODE = re.compile(r"(\d*)([a-wyzA-Z?])")  # every struct code except pad bytes "x"
 
 
-def _layout(cls: Any, fmt: str, enums: tuple[tuple[str, frozenset[int]], ...] = ()) -> _Layout:
-    fields = cls._fields[1:]
+def _layout(cls: Any, mtype: int, fmt: str, enums: tuple[tuple[str, frozenset[int]], ...] = ()) -> _Layout:
     codes = _FIELD_CODE.findall(re.sub(r"\d*x", "", fmt))
-    if len(codes) != len(fields):
+    if len(codes) != len(cls._fields) - 1:
         raise AssertionError(f"layout of {cls.__name__} does not match its fields")
-    strings = tuple((i, int(width)) for i, (width, code) in enumerate(codes) if code == "s")
-    index = {name: i for i, name in enumerate(fields)}
-    return _Layout(cls, struct.Struct("<" + fmt), strings, tuple((index[n], allowed) for n, allowed in enums))
+    strings = tuple((i + 1, int(width)) for i, (width, code) in enumerate(codes) if code == "s")
+    index = {name: i for i, name in enumerate(cls._fields)}
+    return _Layout(
+        cls,
+        mtype,
+        struct.Struct("<" + fmt),
+        struct.Struct(HEADER.format + fmt),
+        strings,
+        tuple((index[n], allowed) for n, allowed in enums),
+    )
 
 
 _LAYOUTS: dict[int, _Layout] = {
     MessageType.NEW_ORDER: _layout(
         NewOrder,
+        MessageType.NEW_ORDER,
         f"{_C}{_A}{_S}BBBBqq",
         (("side", _SIDES), ("order_type", _TYPES), ("time_in_force", _TIFS)),
     ),
-    MessageType.CANCEL: _layout(Cancel, f"{_A}{_S}Q"),
-    MessageType.REPLACE: _layout(Replace, f"{_A}{_S}Qqq"),
-    MessageType.HEARTBEAT: _layout(Heartbeat, "Q"),
-    MessageType.SNAPSHOT_REQUEST: _layout(SnapshotRequest, _S),
-    MessageType.ADMIN: _layout(Admin, f"{_S}B7x", (("action", _ACTIONS),)),
+    MessageType.CANCEL: _layout(Cancel, MessageType.CANCEL, f"{_A}{_S}Q"),
+    MessageType.REPLACE: _layout(Replace, MessageType.REPLACE, f"{_A}{_S}Qqq"),
+    MessageType.HEARTBEAT: _layout(Heartbeat, MessageType.HEARTBEAT, "Q"),
+    MessageType.SNAPSHOT_REQUEST: _layout(SnapshotRequest, MessageType.SNAPSHOT_REQUEST, _S),
+    MessageType.ADMIN: _layout(Admin, MessageType.ADMIN, f"{_S}B7x", (("action", _ACTIONS),)),
     MessageType.ACK: _layout(
         Ack,
+        MessageType.ACK,
         f"QQ{_C}{_A}{_S}BB6xqqqq",
         (("side", _SIDES), ("status", _STATUSES)),
     ),
-    MessageType.REJECT: _layout(Reject, f"QQ{_C}{_S}H6x", (("reason", _REJECTS),)),
+    MessageType.REJECT: _layout(Reject, MessageType.REJECT, f"QQ{_C}{_S}H6x", (("reason", _REJECTS),)),
     MessageType.FILL: _layout(
         Fill,
+        MessageType.FILL,
         f"QQ{_S}qqB7xQQ{_A}{_A}{_C}{_C}qq",
         (("aggressor_side", _SIDES),),
     ),
     MessageType.CANCEL_ACK: _layout(
         CancelAck,
+        MessageType.CANCEL_ACK,
         f"QQ{_C}{_A}{_S}B7xq",
         (("reason", _CANCELS),),
     ),
-    MessageType.SNAPSHOT: _layout(Snapshot, "QQ"),
-    MessageType.ADMIN_ACK: _layout(AdminAck, f"Q{_S}B7x", (("action", _ACTIONS),)),
-    MessageType.PROTOCOL_REJECT: _layout(ProtocolReject, "H6x", (("code", _PREJECTS),)),
+    MessageType.SNAPSHOT: _layout(Snapshot, MessageType.SNAPSHOT, "QQ"),
+    MessageType.ADMIN_ACK: _layout(AdminAck, MessageType.ADMIN_ACK, f"Q{_S}B7x", (("action", _ACTIONS),)),
+    MessageType.PROTOCOL_REJECT: _layout(
+        ProtocolReject, MessageType.PROTOCOL_REJECT, "H6x", (("code", _PREJECTS),)
+    ),
 }
+_BY_CLASS: dict[type, _Layout] = {layout.cls: layout for layout in _LAYOUTS.values()}
 _TYPE_OF: dict[type, int] = {layout.cls: t for t, layout in _LAYOUTS.items()}
-FRAME_SIZES: dict[int, int] = {t: HEADER_SIZE + lay.body.size for t, lay in _LAYOUTS.items()}
+FRAME_SIZES: dict[int, int] = {t: lay.frame.size for t, lay in _LAYOUTS.items()}
 
 
 def message_type(message: Message) -> int:
     return _TYPE_OF[type(message)]
 
 
-def _encode_str(value: str, width: int) -> bytes:
-    raw = value.encode("ascii")
-    if len(raw) > width or b"\0" in raw:
-        raise ProtocolError("bad_field", f"string {value!r} does not fit {width} bytes")
-    return raw
-
-
 def encode(message: Message, flags: int = 0) -> bytes:
     """Encode one message into a complete frame."""
+    layout = _BY_CLASS.get(type(message))
+    if layout is None:
+        raise ProtocolError("unknown_type", type(message).__name__)
+    length = layout.frame.size - LENGTH_SIZE
     try:
-        mtype = _TYPE_OF[type(message)]
-    except KeyError:
-        raise ProtocolError("unknown_type", type(message).__name__) from None
-    layout = _LAYOUTS[mtype]
-    values: list[Any] = list(message[1:])
-    for i, width in layout.strings:
-        values[i] = _encode_str(str(values[i]), width)
-    try:
-        body = layout.body.pack(*values)
-        header = HEADER.pack(
-            HEADER_SIZE - LENGTH_SIZE + len(body), PROTOCOL_VERSION, mtype, flags, message[0]
-        )
-    except struct.error as exc:
+        if not layout.strings:
+            return layout.frame.pack(length, PROTOCOL_VERSION, layout.mtype, flags, *message)
+        values: list[Any] = list(message)
+        for i, width in layout.strings:
+            raw = values[i].encode("ascii")
+            if len(raw) > width or b"\0" in raw:
+                raise ProtocolError("bad_field", f"string {values[i]!r} does not fit {width} bytes")
+            values[i] = raw
+        return layout.frame.pack(length, PROTOCOL_VERSION, layout.mtype, flags, *values)
+    except (struct.error, UnicodeEncodeError, AttributeError) as exc:
         raise ProtocolError("bad_field", str(exc)) from None
-    return header + body
-
-
-def _decode_str(raw: bytes) -> str:
-    text = raw.rstrip(b"\0")
-    if b"\0" in text:
-        raise ProtocolError("bad_field", "embedded NUL in string field")
-    try:
-        return text.decode("ascii")
-    except UnicodeDecodeError:
-        raise ProtocolError("bad_field", "non-ASCII string field") from None
 
 
 def frame_length(buf: bytes | bytearray | memoryview, offset: int = 0) -> int:
@@ -357,22 +355,31 @@ def decode(buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[Messag
     total = frame_length(buf, offset)
     if len(buf) - offset < total:
         raise ProtocolError("truncated", f"need {total} bytes, have {len(buf) - offset}")
-    _, version, mtype, flags, request_id = HEADER.unpack_from(buf, offset)
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError("unsupported_version", str(version))
+    if buf[offset + 4] != PROTOCOL_VERSION:
+        raise ProtocolError("unsupported_version", str(buf[offset + 4]))
+    mtype = buf[offset + 5]
     layout = _LAYOUTS.get(mtype)
     if layout is None:
         raise ProtocolError("unknown_type", str(mtype))
-    if total != HEADER_SIZE + layout.body.size:
-        expected = HEADER_SIZE + layout.body.size
-        raise ProtocolError("bad_length", f"type {mtype} is {expected} bytes, got {total}")
-    values: list[Any] = list(layout.body.unpack_from(buf, offset + HEADER_SIZE))
-    for i, _ in layout.strings:
-        values[i] = _decode_str(values[i])
+    if total != layout.frame.size:
+        raise ProtocolError("bad_length", f"type {mtype} is {layout.frame.size} bytes, got {total}")
+    values: Any = layout.frame.unpack_from(buf, offset)
+    flags: int = values[3]
+    fields = values[4:]
+    if layout.strings:
+        fields = list(fields)
+        for i, _ in layout.strings:
+            text = fields[i].rstrip(b"\0")
+            if b"\0" in text:
+                raise ProtocolError("bad_field", "embedded NUL in string field")
+            try:
+                fields[i] = text.decode("ascii")
+            except UnicodeDecodeError:
+                raise ProtocolError("bad_field", "non-ASCII string field") from None
     for i, allowed in layout.enums:
-        if values[i] not in allowed:
-            raise ProtocolError("bad_enum", f"{layout.cls._fields[i + 1]}={values[i]}")
-    return layout.cls(request_id, *values), flags, total
+        if fields[i] not in allowed:
+            raise ProtocolError("bad_enum", f"{layout.cls._fields[i]}={fields[i]}")
+    return layout.cls._make(fields), flags, total
 
 
 def decode_stream(buf: bytes | bytearray | memoryview) -> tuple[list[tuple[Message, int]], int]:
