@@ -346,7 +346,7 @@ class LocalPlatform:
                             function_name=f"firehose:{hose.name}",
                         )
                     )
-        self._pollers = PollingThread(pollers, idle_sleep_s=0.1)
+        self._pollers = PollingThread(pollers, idle_sleep_s=0.05, max_idle_sleep_s=1.0)
         self._pollers.start()
 
     def _stop_delivery(self) -> None:

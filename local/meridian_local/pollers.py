@@ -262,14 +262,23 @@ def drain(pollers: Sequence[Poller], max_rounds: int = 1000, idle_rounds: int = 
 
 
 class PollingThread(threading.Thread):
-    """Runs pollers in the background (``make run``) until :meth:`stop`."""
+    """Runs pollers in the background (``make run``) until :meth:`stop`.
 
-    def __init__(self, pollers: Sequence[Poller], idle_sleep_s: float = 0.2) -> None:
+    An idle round doubles the pause before the next one, up to ``max_idle_sleep_s`` (Lambda polls
+    a Kinesis shard about once a second); any delivery resets it. Polling moto without pause kept
+    half a core busy and slowed every request of the local platform.
+    """
+
+    def __init__(
+        self, pollers: Sequence[Poller], idle_sleep_s: float = 0.2, max_idle_sleep_s: float | None = None
+    ) -> None:
         super().__init__(name="meridian-pollers", daemon=True)
         self.pollers, self.idle_sleep_s = list(pollers), idle_sleep_s
+        self.max_idle_sleep_s = idle_sleep_s if max_idle_sleep_s is None else max_idle_sleep_s
         self._stopping = threading.Event()
 
     def run(self) -> None:
+        pause = self.idle_sleep_s
         while not self._stopping.is_set():
             delivered = 0
             for poller in self.pollers:
@@ -277,8 +286,11 @@ class PollingThread(threading.Thread):
                     delivered += poller.poll_once()
                 except Exception:
                     log.exception("poller failed; continuing")
-            if not delivered:
-                self._stopping.wait(self.idle_sleep_s)
+            if delivered:
+                pause = self.idle_sleep_s
+                continue
+            self._stopping.wait(pause)
+            pause = min(pause * 2, self.max_idle_sleep_s)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
