@@ -17,7 +17,14 @@ from typing import Any
 
 from meridian.client import HotpathClient
 from meridian.domain import CancelReason, OrderStatus, OrderType, RejectReason, Side, TimeInForce
-from meridian.events import EventDetail, OrderAccepted, OrderCancelled, TradeExecuted, put_events_entry
+from meridian.events import (
+    EventDetail,
+    OrderAccepted,
+    OrderCancelled,
+    TradeExecuted,
+    put_events_entry,
+    trade_executed,
+)
 from meridian.protocol import Ack, CancelAck, Fill, Message, NewOrder, Reject
 
 from .intake import INSTRUMENTS
@@ -126,22 +133,7 @@ class _Interpretation:
                     CounterpartyUpdate(order_id=order_id, leaves_quantity=leaves, seq=fill.seq, status=status)
                 )
         self.events.append(
-            TradeExecuted(
-                event_id=execution_id,
-                occurred_at=self.at,
-                execution_id=execution_id,
-                symbol=fill.symbol,
-                price=self.to_price(fill.price),
-                quantity=fill.quantity,
-                aggressor_side=Side(fill.aggressor_side).name,
-                buy_order_id=buy_id,
-                sell_order_id=sell_id,
-                buy_account=fill.buy_account,
-                sell_account=fill.sell_account,
-                buy_client_order_id=fill.buy_client_order_id,
-                sell_client_order_id=fill.sell_client_order_id,
-                node_seq=fill.seq,
-            )
+            trade_executed(fill, execution_id, self.at, self.to_price(fill.price), buy_id, sell_id)
         )
 
     def cancel(self, cancel: CancelAck) -> None:

@@ -17,7 +17,7 @@ from meridian.events import (
     OrderCancelled,
     OrderRejected,
     OrderReplaced,
-    TradeExecuted,
+    trade_executed,
 )
 from meridian.protocol import Ack, CancelAck, Fill, Reject
 from orders_api.dal.hotpath import NodeAnswer
@@ -128,24 +128,7 @@ def _apply_fill(
             )
         else:
             out.others.append(FillUpdate(order_id=order_id, leaves_quantity=leaves, seq=fill.seq))
-    out.events.append(
-        TradeExecuted(
-            event_id=exec_id,
-            occurred_at=at,
-            execution_id=exec_id,
-            symbol=fill.symbol,
-            price=price,
-            quantity=fill.quantity,
-            aggressor_side=Side(fill.aggressor_side).name,
-            buy_order_id=buy_id,
-            sell_order_id=sell_id,
-            buy_account=fill.buy_account,
-            sell_account=fill.sell_account,
-            buy_client_order_id=fill.buy_client_order_id,
-            sell_client_order_id=fill.sell_client_order_id,
-            node_seq=fill.seq,
-        )
-    )
+    out.events.append(trade_executed(fill, exec_id, at, price, buy_id, sell_id))
 
 
 def _apply_cancel(out: Outcome, cancel: CancelAck, mine: int | None, at: datetime) -> None:
