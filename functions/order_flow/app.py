@@ -13,10 +13,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from order_flow import aws, intake, risk, routing
+from order_flow import intake, risk, routing
 from order_flow.config import settings
 from order_flow.models import FlowOrder
 
+from meridian import aws_clients as aws
 from meridian.approvals import approval
 from meridian.approvals.store import DynamoApprovalStore
 from meridian.events import BUS_NAME_ENV

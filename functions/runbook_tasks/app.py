@@ -14,9 +14,10 @@ from typing import Any
 import psycopg
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from runbook_tasks import aws, clock, compliance, integrity, restore
+from runbook_tasks import clock, compliance, integrity, restore
 from runbook_tasks.config import primary_database_environment, settings
 
+from meridian import aws_clients as aws
 from meridian import db
 from meridian.client import HotpathClient
 from meridian.routing import RouteTable, RoutingError, provider_from_environment

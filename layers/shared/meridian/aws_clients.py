@@ -1,4 +1,4 @@
-"""boto3 clients, one per service, region and endpoint: reused across warm invocations."""
+"""boto3 clients for the Lambdas, one per service, region and endpoint: reused across warm invocations."""
 
 from __future__ import annotations
 
