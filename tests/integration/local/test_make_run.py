@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -23,14 +24,14 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _free_ports(count: int) -> list[int]:
-    import socket  # noqa: PLC0415
-
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
+    # Below the ephemeral range (32768+): a port picked there can be taken, between this check and
+    # the platform's bind, by the source port of one of the platform's own client connections.
+    rng = random.Random()
+    ports: list[int] = []
+    while len(ports) < count:
+        port = rng.randrange(20000, 32000)
+        if port not in ports and port_is_free("127.0.0.1", port):
+            ports.append(port)
     return ports
 
 
