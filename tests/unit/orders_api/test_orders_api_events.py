@@ -12,7 +12,7 @@ from orders_api.dal.eventbridge import EventBridgePublisher, EventDeliveryError
 from orders_api.services import Services
 
 from meridian.events import EventDetail, TradingHalted
-from tests.unit.orders_api.harness import TRADER_B, Answer
+from tests.unit.orders_api.harness import ACCOUNT_A, TRADER_B, Answer
 
 
 def halted(n: int) -> TradingHalted:
@@ -96,3 +96,20 @@ def test_a_trade_request_publishes_one_batch(api: Callable[..., Answer], svc: Se
     ]
     trade = recorder.batches[1][1]
     assert trade.execution_id == "node-1-1"  # type: ignore[attr-defined]
+
+
+def test_a_risk_refusal_is_announced_and_sends_nothing_to_the_node(
+    api: Callable[..., Answer], svc: Services
+) -> None:
+    recorder = RecordingPublisher()
+    svc.events = recorder
+    refused = api(
+        "POST", "/orders", body={"symbol": "AAPL", "side": "BUY", "quantity": 150_000, "price": "190.00"}
+    )
+    assert refused.status == 422, refused.body
+    [[event]] = recorder.batches
+    assert event.detail_type == "order.rejected.v1"
+    assert event.reason == refused.body["error"]  # type: ignore[attr-defined]
+    assert event.account == ACCOUNT_A  # type: ignore[attr-defined]
+    listing = api("GET", "/orders")
+    assert listing.body["orders"] == []

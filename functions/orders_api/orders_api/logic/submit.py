@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from meridian.domain import Instrument, OrderType, SelfTradePrevention, Side, TimeInForce
-from meridian.events import OrderPendingApproval
+from meridian.events import OrderPendingApproval, OrderRejected
 from meridian.protocol import ORDER_FLAG_POST_ONLY, ORDER_FLAG_STP_SHIFT, NewOrder
 from orders_api import risk
 from orders_api.auth import Action, Caller
@@ -33,6 +33,7 @@ from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
 from orders_api.dal.interfaces import RiskLimits
 from orders_api.errors import (
     ConflictError,
+    OrderRefusedError,
     RequestInProgressError,
     ServiceUnavailableError,
     UnprocessableError,
@@ -191,10 +192,27 @@ def _submit(services: Services, caller: Caller, request: OrderRequest, key: str 
         if existing.status != "UNCONFIRMED":
             return answer_for(existing, instrument, replayed=True)
         return _send(services, existing, instrument)  # resolve an earlier unanswered send
-    decision = risk.check(_intent(candidate), instrument, _risk_inputs(services, candidate, instrument))
+    try:
+        decision = risk.check(_intent(candidate), instrument, _risk_inputs(services, candidate, instrument))
+    except OrderRefusedError as refused:
+        # Surveillance and compliance see pre-trade refusals too, not only the node's rejects.
+        services.events.publish([_risk_rejected(candidate, refused)])
+        raise
     if decision.route is risk.Route.APPROVAL:
         return _hold_for_approval(services, candidate, instrument, decision)
     return _send(services, candidate, instrument)
+
+
+def _risk_rejected(record: OrderRecord, refused: OrderRefusedError) -> OrderRejected:
+    return OrderRejected(
+        event_id=f"risk-rejected-{record.order_id}-{record.created_at.timestamp():.6f}",
+        occurred_at=record.created_at,
+        client_order_id=record.client_order_id,
+        account=record.account,
+        symbol=record.symbol,
+        reason=refused.code,
+        message=str(refused),
+    )
 
 
 def _intent(record: OrderRecord) -> risk.OrderIntent:
