@@ -26,9 +26,10 @@ from meridian_local.lambda_adapter import HandlerRegistry, template_functions
 from meridian_local.moto_server import MotoServer
 from meridian_local.pollers import KinesisPoller, Poller, PollingThread, SqsPoller, sqs_destination
 from meridian_local.preflight import InstanceLock, check_ports
-from meridian_local.provision import LocalFunction, Provisioner, Stack
+from meridian_local.provision import Provisioner
 from meridian_local.rule_targets import forwarder
 from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
+from meridian_local.stack_model import LocalFunction, Stack
 
 HOST = "127.0.0.1"
 Say = Callable[[str], None]
