@@ -36,7 +36,10 @@ def postgres_url() -> Iterator[str]:
         # Not under pytest's basetemp: concurrent pytest runs reset its permissions to 0700, which
         # locks out the unprivileged user PostgreSQL runs as when the tests run as root.
         server = get_server(tempfile.mkdtemp(prefix="meridian-pg-"), cleanup_mode="delete")
-    yield str(server.get_uri())
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()  # stop the server and delete its data now, not whenever the process ends
 
 
 @pytest.fixture
