@@ -76,7 +76,7 @@ def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, a
                 out.record = out.record.evolve(
                     status="REJECTED", reject_reason=out.rejected.name, last_seq=message.seq, updated_at=at
                 )
-                out.events.append(_rejected_event(out.record, out.rejected, at))
+                out.events.append(rejected_event(out.record, out.rejected.name, at))
             return out
         if isinstance(message, Ack):
             mine = message.order_id
@@ -168,12 +168,16 @@ def _replaced_event(record: OrderRecord, instrument: Instrument, seq: int, at: d
     )
 
 
-def _rejected_event(record: OrderRecord, reason: RejectReason, at: datetime) -> OrderRejected:
+def rejected_event(
+    record: OrderRecord, reason: str, at: datetime, message: str = "", event_id: str | None = None
+) -> OrderRejected:
+    """The order.rejected event of ``record``, whoever refused it (node, risk check, compliance)."""
     return OrderRejected(
-        event_id=f"{record.order_id}:rejected",
+        event_id=event_id or f"{record.order_id}:rejected",
         occurred_at=at,
         client_order_id=record.client_order_id,
         account=record.account,
         symbol=record.symbol,
-        reason=reason.name,
+        reason=reason,
+        message=message,
     )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from meridian.domain import CancelReason, Instrument, RejectReason
-from meridian.events import OrderCancelled, OrderRejected
+from meridian.events import OrderCancelled
 from meridian.protocol import Cancel, Replace
 from orders_api import risk
 from orders_api.auth import Action, Caller
 from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
 from orders_api.errors import ConflictError, OrderRefusedError
-from orders_api.logic.answers import Outcome, interpret
+from orders_api.logic.answers import Outcome, interpret, rejected_event
 from orders_api.logic.common import (
     check_quantity,
     instrument_for,
@@ -130,14 +130,6 @@ def decide_approval(services: Services, caller: Caller, order_id: str, decision:
     rejected = record.evolve(
         approval=approval, status="REJECTED", reject_reason=reason.name, leaves_quantity=0, updated_at=now
     )
-    event = OrderRejected(
-        event_id=f"{record.order_id}:rejected",
-        occurred_at=now,
-        client_order_id=record.client_order_id,
-        account=record.account,
-        symbol=record.symbol,
-        reason=reason.name,
-        message=decision.comment,
-    )
+    event = rejected_event(record, reason.name, now, decision.comment)
     record_outcome(services, Outcome(rejected, events=[event]))
     return rejected.to_out(instrument)

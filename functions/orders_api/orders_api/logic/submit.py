@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from meridian.domain import Instrument, OrderType, SelfTradePrevention, Side, TimeInForce
-from meridian.events import OrderPendingApproval, OrderRejected
+from meridian.events import OrderPendingApproval
 from meridian.protocol import ORDER_FLAG_POST_ONLY, ORDER_FLAG_STP_SHIFT, NewOrder
 from orders_api import risk
 from orders_api.auth import Action, Caller
@@ -38,7 +38,7 @@ from orders_api.errors import (
     ServiceUnavailableError,
     UnprocessableError,
 )
-from orders_api.logic.answers import interpret
+from orders_api.logic.answers import interpret, rejected_event
 from orders_api.logic.common import (
     check_quantity,
     instrument_for,
@@ -196,23 +196,14 @@ def _submit(services: Services, caller: Caller, request: OrderRequest, key: str 
         decision = risk.check(_intent(candidate), instrument, _risk_inputs(services, candidate, instrument))
     except OrderRefusedError as refused:
         # Surveillance and compliance see pre-trade refusals too, not only the node's rejects.
-        services.events.publish([_risk_rejected(candidate, refused)])
+        # Refused attempts are not recorded, so each one is an event of its own.
+        event_id = f"risk-rejected-{candidate.order_id}-{candidate.created_at.timestamp():.6f}"
+        rejected = rejected_event(candidate, refused.code, candidate.created_at, str(refused), event_id)
+        services.events.publish([rejected])
         raise
     if decision.route is risk.Route.APPROVAL:
         return _hold_for_approval(services, candidate, instrument, decision)
     return _send(services, candidate, instrument)
-
-
-def _risk_rejected(record: OrderRecord, refused: OrderRefusedError) -> OrderRejected:
-    return OrderRejected(
-        event_id=f"risk-rejected-{record.order_id}-{record.created_at.timestamp():.6f}",
-        occurred_at=record.created_at,
-        client_order_id=record.client_order_id,
-        account=record.account,
-        symbol=record.symbol,
-        reason=refused.code,
-        message=str(refused),
-    )
 
 
 def _intent(record: OrderRecord) -> risk.OrderIntent:
