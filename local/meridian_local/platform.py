@@ -22,7 +22,7 @@ from typing import Any
 from meridian_hotpath.process import NodeProcess
 from meridian_local import custom_resources
 from meridian_local.aws import aws_client
-from meridian_local.lambda_adapter import HandlerRegistry, template_functions
+from meridian_local.lambda_adapter import FunctionSource, HandlerRegistry
 from meridian_local.moto_server import MotoServer
 from meridian_local.pollers import KinesisPoller, Poller, PollingThread, SqsPoller, sqs_destination
 from meridian_local.preflight import InstanceLock, check_ports
@@ -64,6 +64,7 @@ class LocalPlatform:
     stack: Stack | None = None
     _lock: InstanceLock | None = None
     _moto: MotoServer | None = None
+    _registry: HandlerRegistry = field(default_factory=HandlerRegistry)
     _pg: Any = None
     _node: NodeProcess | None = None
     _pollers: PollingThread | None = None
@@ -164,12 +165,10 @@ class LocalPlatform:
     # ---- components -----------------------------------------------------------------------------
 
     def _start_moto(self) -> None:
-        sources = template_functions(self.config.template)
+        # Functions are bound to their handlers as they are provisioned (see _provision).
+        self._registry = HandlerRegistry()
         self._moto = MotoServer(
-            port=self.config.aws_port,
-            host=HOST,
-            template=self.config.template,
-            registry=HandlerRegistry(sources),
+            port=self.config.aws_port, host=HOST, template=self.config.template, registry=self._registry
         ).start()
         self.endpoints.aws = self._moto.endpoint_url
         os.environ["AWS_ENDPOINT_URL"] = self._moto.endpoint_url
@@ -226,6 +225,12 @@ class LocalPlatform:
         lambda_client = self.client("lambda")
         for stack in self.stack.all_stacks():
             for function in stack.functions.values():
+                self._registry.bind(
+                    function.name,
+                    FunctionSource(
+                        function.logical_id, function.handler, function.code_dir, timeout=function.timeout
+                    ),
+                )
                 function.environment.update(local_overrides)
                 lambda_client.update_function_configuration(
                     FunctionName=function.name, Environment={"Variables": function.environment}
