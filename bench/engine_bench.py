@@ -31,6 +31,7 @@ from lightmatchingengine.lightmatchingengine import LightMatchingEngine
 import meridian_hotpath
 from meridian.domain import Instrument, OrderType, SelfTradePrevention, TimeInForce
 from meridian.protocol import ORDER_FLAG_STP_SHIFT, Cancel, NewOrder
+from meridian.stats import nearest_rank
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPILED_BUILD = ROOT / "build" / "engine_compiled"
@@ -223,7 +224,7 @@ def summarize(latencies: list[int], trades: int) -> dict[str, float | int]:
     n = len(ordered)
 
     def pct(p: float) -> float:
-        return round(ordered[min(n - 1, int(p * n))] / 1000, 3)
+        return round(nearest_rank(ordered, p) / 1000, 3)
 
     return {
         "ops_per_s": round(n / (sum(ordered) / 1e9), 1),

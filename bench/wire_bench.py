@@ -37,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meridian.domain import DEFAULT_INSTRUMENTS
 from meridian.protocol import Flag, Heartbeat, Message, NewOrder, decode_stream, encode
+from meridian.stats import nearest_rank
 from meridian_hotpath.process import NodeProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +140,7 @@ def pipelined(port: int, stream: Iterator[Message], count: int, window: int) -> 
 
 def percentile_us(samples: list[int], q: float) -> float:
     ordered = sorted(samples)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 1)
+    return round(nearest_rank(ordered, q) / 1000, 1)
 
 
 def summary(samples: list[int]) -> dict[str, float]:

@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from meridian.stats import nearest_rank
+
 # Round trips inside the node run from a few microseconds (heartbeat) to milliseconds (fsync on a
 # slow disk); buckets are finer where the alarm thresholds live.
 LATENCY_BUCKETS = (
@@ -49,8 +51,7 @@ class LatencyReservoir:
         if not self._samples:
             return {}
         ordered = sorted(self._samples)
-        last = len(ordered) - 1
-        return {name: ordered[min(last, int(q * len(ordered)))] for name, q in QUANTILES}
+        return {name: nearest_rank(ordered, q) for name, q in QUANTILES}
 
 
 class LoopHistogram:

@@ -26,6 +26,7 @@ from meridian_client.table import render
 from prometheus_client.parser import text_string_to_metric_families
 
 from meridian.ledger import queries
+from meridian.stats import nearest_rank
 from meridian_local.aws import aws_client
 
 Say = Callable[[str], None]
@@ -168,8 +169,7 @@ def _archive_objects(aws_url: str, deadline_s: float = 10.0) -> int:
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return nearest_rank(sorted(values), q)
 
 
 def run_demo(
