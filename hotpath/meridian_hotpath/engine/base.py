@@ -19,11 +19,17 @@ from meridian_hotpath.engine.state import (
     engine_checksum,
 )
 
+TRADE_ID_LIMIT = 1 << 64  # trade ids travel as u64 on the wire
+
 
 class EngineBase:
     """Books, orders and counters of one engine, and everything that reads them."""
 
-    def __init__(self, instruments: Iterable[Instrument]) -> None:
+    def __init__(self, instruments: Iterable[Instrument], trade_id_base: int = 0) -> None:
+        """``trade_id_base`` is the trade id before the first trade (the node's number in its top
+        bits, ``meridian.executions.trade_id_base``): the first trade gets ``trade_id_base + 1``."""
+        if not 0 <= trade_id_base < TRADE_ID_LIMIT:
+            raise ValueError(f"trade id base must be a u64 below {TRADE_ID_LIMIT}, got {trade_id_base}")
         self.instruments: dict[str, Instrument] = {}
         self._books: dict[str, Book] = {}
         for instrument in instruments:
@@ -33,7 +39,7 @@ class EngineBase:
             self._books[instrument.symbol] = Book(instrument)
         self.seq = 0
         self.last_flags = 0  # protocol Flag bits (DUPLICATE, REPLACED) for the answer just returned
-        self.trade_id = 0  # id of the last trade
+        self.trade_id = trade_id_base  # id of the last trade
         self.global_halt = False
         self._orders: list[Order] = []  # every order ever accepted; order id n is at index n - 1
         self._client_orders: dict[str, dict[str, Order]] = {}  # account -> client order id -> order

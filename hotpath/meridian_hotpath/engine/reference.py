@@ -72,12 +72,12 @@ class RefOrder:
 
 
 class ReferenceEngine:
-    def __init__(self, instruments: Iterable[Instrument]) -> None:
+    def __init__(self, instruments: Iterable[Instrument], trade_id_base: int = 0) -> None:
         self.instruments = {instrument.symbol: instrument for instrument in instruments}
         self.seq = 0
         self.last_flags = 0
         self.orders: dict[int, RefOrder] = {}
-        self.trade_id = 0
+        self.trade_id = trade_id_base  # the first trade is trade_id_base + 1
         self.clock = 0
         self.global_halt = False
         self.halted: set[str] = set()

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from meridian.executions import MAX_NODE_NUMBER, trade_id_base
 from meridian.protocol import Admin, Cancel, Fill, Message, NewOrder, Replace, encode
 from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
 from tests.unit.engine.engine_streams import INSTRUMENTS, Request, concretize, request_streams
@@ -50,6 +51,24 @@ def test_engine_matches_reference_model_request_by_request(raw: list[Request]) -
             assert engine.depth(symbol, 3) == reference.depth(symbol, 3)
         assert engine.book_checksums() == reference.book_checksums()
         assert engine.checksum() == reference.checksum()
+
+
+@PROPERTY_SETTINGS
+@given(request_streams(), st.sampled_from([1, trade_id_base(7), trade_id_base(MAX_NODE_NUMBER)]))
+def test_a_trade_id_base_shifts_the_trade_ids_and_nothing_else(raw: list[Request], base: int) -> None:
+    stream = concretize(raw)
+    engine = MatchingEngine(INSTRUMENTS, trade_id_base=base)
+    reference = ReferenceEngine(INSTRUMENTS, trade_id_base=base)
+    unnumbered = MatchingEngine(INSTRUMENTS)
+    for request in stream:
+        got, want, plain = engine.process(request), reference.process(request), unnumbered.process(request)
+        assert encoded(got) == encoded(want), f"answers differ for {request}"
+        shifted = [m._replace(trade_id=m.trade_id + base) if isinstance(m, Fill) else m for m in plain]
+        assert got == shifted
+        assert engine.checksum() == reference.checksum()
+    assert engine.trade_id == base + unnumbered.trade_id
+    restored = MatchingEngine.restore(engine.snapshot())
+    assert (restored.trade_id, restored.checksum()) == (engine.trade_id, engine.checksum())
 
 
 @PROPERTY_SETTINGS

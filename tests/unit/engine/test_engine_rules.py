@@ -14,6 +14,7 @@ from meridian.domain import (
     Side,
     TimeInForce,
 )
+from meridian.executions import execution_id, trade_id_base
 from meridian.protocol import (
     ORDER_FLAG_POST_ONLY,
     ORDER_FLAG_STP_MASK,
@@ -95,6 +96,23 @@ def test_better_price_then_earlier_order_trades_first(engine: MatchingEngine) ->
     ]
     assert [f.trade_id for f in fills(out)] == [1, 2, 3]
     assert kinds(out) == ["Ack", "Fill", "Fill", "Fill"]
+
+
+@pytest.mark.parametrize("engine_type", [MatchingEngine, ReferenceEngine])
+def test_the_first_trade_id_follows_the_trade_id_base(engine_type: type[MatchingEngine]) -> None:
+    base = trade_id_base(7)
+    engine = engine_type(INSTRUMENTS, trade_id_base=base)
+    engine.process(new_order(1, BUY, 30, 1000, account="ACC2"))
+    first = fills(engine.process(new_order(2, SELL, 10, 1000, account="ACC3")))
+    second = fills(engine.process(new_order(3, SELL, 10, 1000, account="ACC3")))
+    assert [f.trade_id for f in first + second] == [base + 1, base + 2]
+    assert [execution_id(f.trade_id) for f in first + second] == ["7-1", "7-2"]
+
+
+@pytest.mark.parametrize("base", [-1, 1 << 64])
+def test_a_trade_id_base_outside_u64_is_refused(base: int) -> None:
+    with pytest.raises(ValueError, match="trade id base"):
+        MatchingEngine(INSTRUMENTS, trade_id_base=base)
 
 
 def test_fill_reports_both_sides_at_the_resting_price(engine: MatchingEngine) -> None:
