@@ -14,7 +14,7 @@ from ledger.consumer import record_trade_message
 from meridian.consumers import process_batch
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
 
 

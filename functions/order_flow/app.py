@@ -24,7 +24,7 @@ from meridian.events import BUS_NAME_ENV
 from meridian.routing import Router
 
 logger = Logger(service="order_flow")
-tracer = Tracer(service="order_flow")
+tracer = Tracer(service="order_flow", patch_modules=["botocore"])
 
 
 class SnsNotifier:

@@ -23,7 +23,7 @@ from meridian.client import HotpathClient
 from meridian.routing import RouteTable, RoutingError, provider_from_environment
 
 logger = Logger(service="runbooks")
-tracer = Tracer(service="runbooks")
+tracer = Tracer(service="runbooks", patch_modules=["botocore"])
 
 
 @contextlib.contextmanager

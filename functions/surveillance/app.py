@@ -14,7 +14,7 @@ from surveillance.handler import surveil_message
 from meridian.consumers import process_batch
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
 
 

@@ -21,7 +21,7 @@ from orders_api.errors import OrderRefusedError
 
 SERVICE = "orders_api"
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+tracer = Tracer(service=SERVICE, patch_modules=["botocore"])
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"), service=SERVICE)
 
 
