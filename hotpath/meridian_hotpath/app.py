@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE
+from meridian_hotpath.identity import claim_node_number
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
 from meridian_hotpath.marketdata import KinesisSink, MarketDataPublisher, MarketDataSink
 from meridian_hotpath.metrics import NodeMetrics
@@ -51,6 +52,7 @@ class NodeConfig:
     max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their fsync
     journal_thread_above: float = DEFAULT_THREAD_ABOVE  # fsync seconds beyond which it runs off the loop
     tune_runtime: bool = False  # process-wide GC and GIL settings: the command line sets it, tests don't
+    node_number: int | None = None  # None: the data dir's stored number (0 for a new one)
 
 
 def load_instruments(path: Path) -> tuple[Instrument, ...]:
@@ -95,6 +97,9 @@ class RunningNode:
 
     async def start(self) -> None:
         config = self.config
+        # First, before anything is read or repaired: a data dir numbered otherwise stays untouched.
+        self.node_number = claim_node_number(config.data_dir, config.node_number)
+        log.info("node number %d", self.node_number)
         engine, self.recovery = recover(config.data_dir, config.instruments, repair=True)
         for line in self.recovery.lines():
             log.info("%s", line)
@@ -129,6 +134,7 @@ class RunningNode:
             config.journal_thread_above,
         )
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
+        metrics.state.details["node_number"] = str(self.node_number)
         self.server = MatchingServer(
             self.node, config.write_buffer_high, config.socket_send_buffer, config.max_owed
         )

@@ -1,6 +1,7 @@
 """``python -m meridian_hotpath serve | verify | replay``.
 
-Exit codes: 0 success, 1 corruption or a node that stopped on a failure, 2 bad arguments.
+Exit codes: 0 success, 1 corruption or a node that stopped on a failure, 2 bad arguments (and a
+``--node-number`` other than the one the data directory holds).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian.executions import MAX_NODE_NUMBER
 from meridian_hotpath.app import NodeConfig, load_instruments, run, serve
 from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE
+from meridian_hotpath.identity import NodeIdentityError, NodeNumberMismatchError
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalCorruptError
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY
 from meridian_hotpath.recovery import RecoveryError, engine_checksum, recover, verify
@@ -32,6 +35,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {value}")
+    return value
+
+
+def _node_number(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_NODE_NUMBER:
+        raise argparse.ArgumentTypeError(f"node number must be 0-{MAX_NODE_NUMBER}: {value}")
     return value
 
 
@@ -57,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--metrics-port", type=_port, help="HTTP port for /metrics and /healthz")
     serve_cmd.add_argument("--snapshot-every", type=_positive, default=DEFAULT_SNAPSHOT_EVERY)
     serve_cmd.add_argument("--kinesis-stream", help="publish trades and top of book to this stream")
+    serve_cmd.add_argument(
+        "--node-number",
+        type=_node_number,
+        help=f"0-{MAX_NODE_NUMBER}, the top 16 bits of this node's trade ids; kept in the data dir on "
+        "first start, which then refuses any other (default: the stored number, 0 for a new data dir)",
+    )
     serve_cmd.add_argument(
         "--segment-bytes", type=_positive, default=DEFAULT_SEGMENT_BYTES, help=argparse.SUPPRESS
     )
@@ -137,11 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         segment_bytes=args.segment_bytes,
         journal_thread_above=args.journal_thread_above_us / 1e6,
         tune_runtime=True,
+        node_number=args.node_number,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         return run(serve(config))
-    except (JournalCorruptError, RecoveryError) as exc:
+    except NodeNumberMismatchError as exc:
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (JournalCorruptError, RecoveryError, NodeIdentityError) as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return EXIT_CORRUPT
     except OSError as exc:  # the port is taken, the data dir is not writable...

@@ -3,18 +3,24 @@
 The same path serves three callers: the node on startup (to the end of the journal, cutting off a
 torn tail), point-in-time recovery (``to_seq``: newest valid snapshot at or before it, replay up to
 it), and ``verify`` (replay everything and check every snapshot against the replayed state).
+
+A replay from the journal's start numbers its trades from the data directory's node number
+(``identity``), as the node did, so trade ids come out the same however the state is rebuilt.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
 from meridian.domain import Instrument
+from meridian.executions import trade_id_base
+from meridian.protocol import Message
 from meridian_hotpath.engine import MatchingEngine
+from meridian_hotpath.identity import NodeIdentityError, data_dir_node_number
 from meridian_hotpath.journal import (
     JournalCorruptError,
     JournalScan,
@@ -63,6 +69,15 @@ def engine_checksum(engine: MatchingEngine) -> int:
     return engine.checksum() & CHECKSUM_MASK
 
 
+def empty_engine(data_dir: Path, instruments: Iterable[Instrument]) -> MatchingEngine:
+    """The engine before the journal's first record: no orders, trade ids from the node's base."""
+    try:
+        number = data_dir_node_number(data_dir)
+    except NodeIdentityError as exc:
+        raise RecoveryError(str(exc)) from None
+    return MatchingEngine(instruments, trade_id_base=trade_id_base(number))
+
+
 def _newest_valid_snapshot(
     store: SnapshotStore, to_seq: int | None, report: RecoveryReport
 ) -> MatchingEngine | None:
@@ -94,23 +109,28 @@ def recover(
     instruments: Iterable[Instrument],
     to_seq: int | None = None,
     repair: bool = False,
+    on_answer: Callable[[list[Message]], object] | None = None,
 ) -> tuple[MatchingEngine, RecoveryReport]:
     """State as of ``to_seq`` (default: the last intact journal record).
 
     ``repair`` truncates a torn journal tail (the node does this on startup; read-only tools don't).
+    ``on_answer`` is called with the engine's answer to every replayed record, in order (the node
+    collects the fills it must re-send to its drop copy).
     Raises ``JournalCorruptError`` for damage inside the journal and ``RecoveryError`` when the
     requested seq is beyond the journal or the journal does not reach back to the snapshot used.
     """
     report = RecoveryReport()
     store = SnapshotStore(snapshot_dir(data_dir))
-    engine = _newest_valid_snapshot(store, to_seq, report) or MatchingEngine(instruments)
+    engine = _newest_valid_snapshot(store, to_seq, report) or empty_engine(data_dir, instruments)
     scan = JournalScan(0, 0, None)
     for record in read_journal(journal_dir(data_dir), engine.seq, scan):
         if to_seq is not None and record.seq > to_seq:
             break
         if record.seq != engine.seq + 1:
             raise RecoveryError(f"journal resumes at seq {record.seq} but the state is at seq {engine.seq}")
-        engine.process(record.request())
+        answer = engine.process(record.request())
+        if on_answer is not None:
+            on_answer(answer)
         report.replayed += 1
     else:
         # Only a complete pass sees the whole journal, so only then is its tail known.
@@ -154,8 +174,12 @@ def verify(data_dir: Path, instruments: Iterable[Instrument]) -> VerifyReport:
             snapshots[candidate.seq] = store.load(candidate)
         except InvalidSnapshotError as exc:
             report.problems.append(f"invalid snapshot {exc}")
-    engine = MatchingEngine(instruments)
     scan = JournalScan(0, 0, None)
+    try:
+        engine = empty_engine(data_dir, instruments)
+    except RecoveryError as exc:
+        report.problems.append(str(exc))
+        return report
     try:
         records = read_journal(journal_dir(data_dir), 0, scan)
         first = next(records, None)
