@@ -4,14 +4,13 @@ The answer becomes three things the state machine writes with service integratio
 new state (DynamoDB attribute values for the Orders table), the resting orders of other requests
 that the fills touched, and the lifecycle events for the bus (in PutEvents batches of ten).
 
-Ids follow the order API's conventions, so both entry paths produce the same records and events:
-the API order id is ``ord_`` + the first 24 hex digits of SHA-256(account NUL client order id),
-and an execution id is ``<node address>-<trade id>``.
+Ids are the shared ones (``meridian.executions``), so both entry paths produce the same records
+and events. The route publishes the order's lifecycle events but no ``trade.executed``: the node's
+drop copy is the one source of those (``functions/executions``); ``trades`` counts the fills.
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +20,9 @@ from meridian.events import (
     EventDetail,
     OrderAccepted,
     OrderCancelled,
-    TradeExecuted,
     put_events_entry,
-    trade_executed,
 )
+from meridian.executions import order_id_for
 from meridian.protocol import Ack, CancelAck, Fill, Message, NewOrder, Reject
 
 from .intake import INSTRUMENTS
@@ -40,11 +38,6 @@ class NodeRejectedError(RuntimeError):
     def __init__(self, reason: str, seq: int) -> None:
         super().__init__(f"the matching node rejected the order: {reason} (seq {seq})")
         self.reason = reason
-
-
-def order_id_for(account: str, client_order_id: str) -> str:
-    digest = hashlib.sha256(f"{account}\0{client_order_id}".encode()).hexdigest()
-    return f"ord_{digest[:24]}"
 
 
 def new_order(order: FlowOrder) -> NewOrder:
@@ -79,6 +72,7 @@ class _Interpretation:
         )
         self.counterparties: list[CounterpartyUpdate] = []
         self.events: list[EventDetail] = []
+        self.trades = 0
 
     def _update(self, **changes: Any) -> None:
         self.record = self.record.model_copy(update=changes)
@@ -114,12 +108,10 @@ class _Interpretation:
         )
 
     def fill(self, fill: Fill) -> None:
-        execution_id = f"{self.node}-{fill.trade_id}"
-        buy_id = order_id_for(fill.buy_account, fill.buy_client_order_id)
-        sell_id = order_id_for(fill.sell_account, fill.sell_client_order_id)
-        for node_order_id, leaves, order_id in (
-            (fill.buy_order_id, fill.buy_leaves_quantity, buy_id),
-            (fill.sell_order_id, fill.sell_leaves_quantity, sell_id),
+        self.trades += 1
+        for node_order_id, leaves, account, client_order_id in (
+            (fill.buy_order_id, fill.buy_leaves_quantity, fill.buy_account, fill.buy_client_order_id),
+            (fill.sell_order_id, fill.sell_leaves_quantity, fill.sell_account, fill.sell_client_order_id),
         ):
             if node_order_id == self.record.node_order_id:
                 self._update(
@@ -129,12 +121,10 @@ class _Interpretation:
                 )
             else:
                 status = "FILLED" if leaves == 0 else "PARTIALLY_FILLED"
+                order_id = order_id_for(account, client_order_id)
                 self.counterparties.append(
                     CounterpartyUpdate(order_id=order_id, leaves_quantity=leaves, seq=fill.seq, status=status)
                 )
-        self.events.append(
-            trade_executed(fill, execution_id, self.at, self.to_price(fill.price), buy_id, sell_id)
-        )
 
     def cancel(self, cancel: CancelAck) -> None:
         order_id = order_id_for(cancel.account, cancel.client_order_id)
@@ -248,7 +238,7 @@ def route_order(order: FlowOrder, client: HotpathClient, bus_name: str, at: date
             entries[i : i + PUT_EVENTS_BATCH] for i in range(0, len(entries), PUT_EVENTS_BATCH)
         ],
         "duplicate": answer.duplicate,
-        "trades": sum(1 for event in result.events if isinstance(event, TradeExecuted)),
+        "trades": result.trades,
     }
 
 

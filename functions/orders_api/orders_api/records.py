@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,13 +23,6 @@ LIVE_ON_NODE: frozenset[str] = frozenset({"NEW", "PARTIALLY_FILLED"})
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def order_id_for(account: str, client_order_id: str) -> str:
-    """The order id is derived from (account, client order id), so every retry names the same order
-    and the node's fills, which carry both, find the order without an index."""
-    digest = hashlib.sha256(f"{account}\0{client_order_id}".encode()).hexdigest()
-    return f"ord_{digest[:24]}"
 
 
 @dataclass(frozen=True, slots=True)

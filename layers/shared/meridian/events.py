@@ -14,9 +14,6 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from meridian.domain import Side
-from meridian.protocol import Fill
-
 EVENT_SOURCE = "meridian.trading"
 BUS_NAME_ENV = "EVENT_BUS_NAME"
 
@@ -122,33 +119,6 @@ class TradingHalted(EventDetail):
     reason: str = ""
 
 
-def trade_executed(
-    fill: Fill,
-    execution_id: str,
-    occurred_at: datetime,
-    price: Decimal,
-    buy_order_id: str,
-    sell_order_id: str,
-) -> TradeExecuted:
-    """The lifecycle event of one trade the matching node reported in ``fill``."""
-    return TradeExecuted(
-        event_id=execution_id,
-        occurred_at=occurred_at,
-        execution_id=execution_id,
-        symbol=fill.symbol,
-        price=price,
-        quantity=fill.quantity,
-        aggressor_side="BUY" if fill.aggressor_side == Side.BUY else "SELL",
-        buy_order_id=buy_order_id,
-        sell_order_id=sell_order_id,
-        buy_account=fill.buy_account,
-        sell_account=fill.sell_account,
-        buy_client_order_id=fill.buy_client_order_id,
-        sell_client_order_id=fill.sell_client_order_id,
-        node_seq=fill.seq,
-    )
-
-
 EVENT_TYPES: dict[str, type[EventDetail]] = {
     cls.detail_type: cls
     for cls in (
@@ -219,5 +189,4 @@ __all__ = [
     "parse_detail",
     "parse_eventbridge_event",
     "put_events_entry",
-    "trade_executed",
 ]

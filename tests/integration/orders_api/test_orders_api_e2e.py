@@ -4,6 +4,7 @@ Gateway over HTTP, and SigV4-signed requests from the Python client."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -93,7 +94,7 @@ def test_submit_fill_replace_cancel_retry_and_isolation(platform: dict[str, Meri
     assert resting["status"] == "NEW"
     taker = alice.submit_order("AAPL", "BUY", 4, "190.00", idempotency_key="alice-1")
     assert taker["status"] == "FILLED"
-    assert taker["fills"][0]["execution_id"].startswith("127.0.0.1:")
+    assert re.fullmatch(r"\d+-1", taker["fills"][0]["execution_id"])  # <node number>-<its first trade>
     retry = alice.submit_order("AAPL", "BUY", 4, "190.00", idempotency_key="alice-1")
     assert retry["order_id"] == taker["order_id"]
     assert bob.get_order(resting["order_id"])["leaves_quantity"] == 6
@@ -117,15 +118,15 @@ def test_positions_and_trades_from_the_ledger(
         record_trade(conn, _trade())
     positions = alice.positions()["positions"]
     assert [(p["symbol"], p["quantity"]) for p in positions] == [("AAPL", 7)]
-    assert [t["execution_id"] for t in alice.trades()["trades"]] == ["127.0.0.1:1-1"]
+    assert [t["execution_id"] for t in alice.trades()["trades"]] == ["1-1"]
     assert alice.market_data("AAPL")["symbol"] == "AAPL"
 
 
 def _trade() -> TradeExecuted:
     fields: dict[str, Any] = {
-        "event_id": "127.0.0.1:1-1",
+        "event_id": "1-1",
         "occurred_at": datetime.now(UTC),
-        "execution_id": "127.0.0.1:1-1",
+        "execution_id": "1-1",
         "symbol": "AAPL",
         "price": Decimal("190.00"),
         "quantity": 7,

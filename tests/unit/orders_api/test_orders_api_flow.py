@@ -22,7 +22,7 @@ def test_submit_rests_then_trades_against_another_account(api: Api) -> None:
     assert second.body["status"] == "FILLED"
     assert second.body["account"] == ACCOUNT_A
     assert [f["quantity"] for f in second.body["fills"]] == [4]
-    assert second.body["fills"][0]["execution_id"] == "node-1-1"
+    assert second.body["fills"][0]["execution_id"] == "0-1"  # node number 0, its first trade
     resting = api("GET", f"/orders/{first.body['order_id']}", who=TRADER_B)
     assert resting.body["status"] == "PARTIALLY_FILLED"
     assert resting.body["leaves_quantity"] == 6

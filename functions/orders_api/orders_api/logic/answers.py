@@ -1,8 +1,10 @@
 """What a matching node's answer means for the API: the order's new state, fills, events, and the
 resting orders of other requests that it touched. Pure: no I/O, the clock is passed in.
 
-Execution ids are ``<node>-<trade id>``: trade ids are per node, so the node's id makes them unique
-across the fleet (a symbol alone would not, once symbols move between nodes).
+The API publishes the order's lifecycle events (accepted, replaced, cancelled, rejected) but no
+``trade.executed``: the node's drop copy is the one source of those (``functions/executions``), so
+a trade whose answer was lost still reaches the ledger. A fill's execution id is the fleet-wide
+``meridian.executions.execution_id`` of its trade id, the same id the drop copy and the ledger carry.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from meridian.events import (
     OrderCancelled,
     OrderRejected,
     OrderReplaced,
-    trade_executed,
 )
+from meridian.executions import execution_id, order_id_for
 from meridian.protocol import Ack, CancelAck, Fill, Reject
 from orders_api.dal.hotpath import NodeAnswer
 from orders_api.dal.interfaces import FillUpdate
 from orders_api.models import FillOut, OrderStatusName
-from orders_api.records import OrderRecord, order_id_for
+from orders_api.records import OrderRecord
 
 
 @dataclass(slots=True)
@@ -33,10 +35,6 @@ class Outcome:
     events: list[EventDetail] = field(default_factory=list)
     others: list[FillUpdate] = field(default_factory=list)
     rejected: RejectReason | None = None
-
-
-def execution_id(node: str, trade_id: int) -> str:
-    return f"{node}-{trade_id}"
 
 
 def _settled_status(record: OrderRecord) -> OrderStatusName:
@@ -96,24 +94,27 @@ def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, a
             else:
                 out.events.append(_accepted(out.record, instrument, message.seq, at))
         elif isinstance(message, Fill):
-            _apply_fill(out, message, mine, answer.node, instrument, at)
+            _apply_fill(out, message, mine, instrument, at)
         elif isinstance(message, CancelAck):
             _apply_cancel(out, message, mine, at)
     out.record = out.record.evolve(status=_settled_status(out.record))
     return out
 
 
-def _apply_fill(
-    out: Outcome, fill: Fill, mine: int | None, node: str, instrument: Instrument, at: datetime
-) -> None:
-    exec_id = execution_id(node, fill.trade_id)
+def _apply_fill(out: Outcome, fill: Fill, mine: int | None, instrument: Instrument, at: datetime) -> None:
+    exec_id = execution_id(fill.trade_id)
     price = instrument.to_price(fill.price)
-    buy_id = order_id_for(fill.buy_account, fill.buy_client_order_id)
-    sell_id = order_id_for(fill.sell_account, fill.sell_client_order_id)
-    for side, node_order_id, leaves, order_id in (
-        (Side.BUY, fill.buy_order_id, fill.buy_leaves_quantity, buy_id),
-        (Side.SELL, fill.sell_order_id, fill.sell_leaves_quantity, sell_id),
-    ):
+    sides = (
+        (Side.BUY, fill.buy_order_id, fill.buy_leaves_quantity, fill.buy_account, fill.buy_client_order_id),
+        (
+            Side.SELL,
+            fill.sell_order_id,
+            fill.sell_leaves_quantity,
+            fill.sell_account,
+            fill.sell_client_order_id,
+        ),
+    )
+    for side, node_order_id, leaves, account, client_order_id in sides:
         if node_order_id == mine:
             record = out.record
             out.record = record.evolve(
@@ -127,8 +128,8 @@ def _apply_fill(
                 FillOut(execution_id=exec_id, price=str(price), quantity=fill.quantity, liquidity=liquidity)
             )
         else:
+            order_id = order_id_for(account, client_order_id)
             out.others.append(FillUpdate(order_id=order_id, leaves_quantity=leaves, seq=fill.seq))
-    out.events.append(trade_executed(fill, exec_id, at, price, buy_id, sell_id))
 
 
 def _apply_cancel(out: Outcome, cancel: CancelAck, mine: int | None, at: datetime) -> None:

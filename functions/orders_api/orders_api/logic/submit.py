@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from meridian.domain import Instrument, OrderType, SelfTradePrevention, Side, TimeInForce
 from meridian.events import OrderPendingApproval
+from meridian.executions import order_id_for
 from meridian.protocol import ORDER_FLAG_POST_ONLY, ORDER_FLAG_STP_SHIFT, NewOrder
 from orders_api import risk
 from orders_api.auth import Action, Caller
@@ -47,7 +48,7 @@ from orders_api.logic.common import (
     record_outcome,
 )
 from orders_api.models import ErrorResponse, OrderOut, OrderRequest
-from orders_api.records import OrderRecord, order_id_for, utc_now
+from orders_api.records import OrderRecord, utc_now
 from orders_api.services import Services
 
 if TYPE_CHECKING:
