@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from meridian import db
 from meridian.consumers import PoisonMessageError, expect, parse_queued_event
 from meridian.events import TradeExecuted
-from meridian.ledger import record_trade
+from meridian.ledger import ExecutionIdCollisionError, record_trade
 
 logger = Logger(child=True)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
@@ -32,6 +32,13 @@ def record_trade_message(record: SQSRecord) -> bool:
         recorded = record_trade(db.shared_connection(), trade)
     except psycopg.OperationalError:
         db.reset_shared_connection()  # the connection may be dead; the retry gets a new one
+        raise
+    except ExecutionIdCollisionError as exc:
+        logger.error(
+            "execution id collision: reported as failed, reaches the DLQ after its last receive",
+            extra={"execution_id": exc.execution_id, "differences": exc.differences},
+        )
+        metrics.add_metric(name="ExecutionIdCollisions", unit=MetricUnit.Count, value=1)
         raise
     metrics.add_metric(
         name="TradesRecorded" if recorded else "DuplicateTrades", unit=MetricUnit.Count, value=1

@@ -62,6 +62,14 @@ def test_poison_messages_are_reported_and_the_rest_applied(
     assert _count(ledger_database_url, "positions") == 2
 
 
+def test_a_colliding_execution_id_is_reported_not_dropped(handler: Handler, ledger_database_url: str) -> None:
+    first = trade("1-5", buyer="A", seller="B", quantity=10)
+    event = sqs_event([envelope(first), envelope(first.model_copy(update={"quantity": 11}))])
+    response: Any = handler(event, LocalLambdaContext())
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [event["Records"][1]["messageId"]]
+    assert _count(ledger_database_url, "trades") == 1
+
+
 def test_a_database_outage_fails_the_records_not_the_container(
     handler: Handler, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,8 +1,8 @@
 """Property: incremental positions in PostgreSQL == a pure rebuild from the trade history.
 
-Random trade streams over a few accounts and symbols, with redeliveries mixed in, go through the
-real writer; the stored positions must equal the pure fold of the distinct trades in recording
-order, number for number.
+Random trade streams over a few accounts and symbols, with redeliveries mixed in (a repeated
+execution id re-sends that execution's trade), go through the real writer; the stored positions
+must equal the pure fold of the distinct trades in recording order, number for number.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from meridian.events import TradeExecuted
 from meridian.ledger import positions, rebuild_from_history, record_trade
 from meridian.ledger.positions import rebuild_positions, trade_fills
 from tests.pipeline_factories import trade
@@ -36,9 +37,11 @@ def test_incremental_equals_rebuild(
 ) -> None:
     ledger_conn.execute("TRUNCATE trades, positions")
     applied = []
+    sent: dict[int, TradeExecuted] = {}
     for execution, symbol, price, quantity, buyer, seller in specs:
-        event = trade(
-            f"x{execution}", symbol=symbol, price=price, quantity=quantity, buyer=buyer, seller=seller
+        event = sent.setdefault(
+            execution,
+            trade(f"x{execution}", symbol=symbol, price=price, quantity=quantity, buyer=buyer, seller=seller),
         )
         if record_trade(ledger_conn, event):
             applied.append(event)

@@ -8,7 +8,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from meridian.ledger import InvalidCursorError, positions, rebuild_from_history, record_trade, trades
+from meridian.ledger import (
+    ExecutionIdCollisionError,
+    InvalidCursorError,
+    positions,
+    rebuild_from_history,
+    record_trade,
+    trades,
+)
 from meridian.ledger.positions import Position
 from tests.pipeline_factories import trade
 
@@ -37,7 +44,36 @@ def test_a_redelivered_trade_changes_nothing(ledger_conn: Conn) -> None:
     assert record_trade(ledger_conn, original)
     before = ledger_conn.execute("SELECT * FROM positions ORDER BY account").fetchall()
     assert not record_trade(ledger_conn, original)
-    assert not record_trade(ledger_conn, original.model_copy(update={"quantity": 999}))
+    # Delivery metadata may differ between deliveries (event id, time, node seq): still the same trade.
+    again = original.model_copy(update={"event_id": "other", "node_seq": 99, "price": D("100.0000")})
+    assert not record_trade(ledger_conn, again)
+    assert ledger_conn.execute("SELECT * FROM positions ORDER BY account").fetchall() == before
+    assert ledger_conn.execute("SELECT count(*) FROM trades").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"quantity": 999}, "quantity 10 vs 999"),
+        ({"price": D("100.01")}, "price 100.0000000000 vs 100.0100000000"),
+        ({"symbol": "MSFT"}, "symbol AAPL vs MSFT"),
+        ({"aggressor_side": "SELL"}, "aggressor_side BUY vs SELL"),
+        ({"buy_account": "C"}, "buy_account A vs C"),
+        ({"sell_account": "C"}, "sell_account B vs C"),
+        ({"buy_order_id": "ord_x"}, "buy_order_id"),
+        ({"sell_order_id": "ord_y"}, "sell_order_id"),
+    ],
+)
+def test_a_different_trade_under_a_recorded_execution_id_is_refused_by_name(
+    ledger_conn: Conn, change: dict[str, Any], named: str
+) -> None:
+    original = trade("1-7", price="100", quantity=10, buyer="A", seller="B")
+    assert record_trade(ledger_conn, original)
+    before = ledger_conn.execute("SELECT * FROM positions ORDER BY account").fetchall()
+    with pytest.raises(ExecutionIdCollisionError) as collision:
+        record_trade(ledger_conn, original.model_copy(update=change))
+    assert str(collision.value).startswith("execution id collision: two different trades share '1-7'")
+    assert named in str(collision.value)
     assert ledger_conn.execute("SELECT * FROM positions ORDER BY account").fetchall() == before
     assert ledger_conn.execute("SELECT count(*) FROM trades").fetchone() == (1,)
 

@@ -10,9 +10,10 @@ from meridian.ledger.queries import (
     positions,
     trades,
 )
-from meridian.ledger.writer import rebuild_from_history, record_trade
+from meridian.ledger.writer import ExecutionIdCollisionError, rebuild_from_history, record_trade
 
 __all__ = [
+    "ExecutionIdCollisionError",
     "Fill",
     "InvalidCursorError",
     "MigrationError",

@@ -1,7 +1,11 @@
 """The idempotent trade writer: one trade and both positions it moves, in one transaction.
 
 The trade row is inserted with ``ON CONFLICT (execution_id) DO NOTHING``; only when that insert
-happened are the positions updated, so a redelivered trade changes nothing. Position rows are
+happened are the positions updated, so a redelivered trade changes nothing. When it conflicts,
+the stored trade must be the same trade (symbol, price, quantity, aggressor side, both accounts
+and both order ids): two different trades under one execution id mean a misconfigured fleet (two
+nodes with one node number) or a corrupted record, and :class:`ExecutionIdCollisionError` sends
+the message to the DLQ instead of dropping the second trade as a duplicate. Position rows are
 locked in (account, symbol) order, so two trades between the same accounts in opposite
 directions cannot deadlock each other.
 """
@@ -16,6 +20,19 @@ import psycopg
 from meridian.events import TradeExecuted
 from meridian.ledger.positions import Fill, Position, apply_fill, rebuild_positions, trade_fills
 
+
+class ExecutionIdCollisionError(RuntimeError):
+    """A trade whose execution id the ledger already holds for a different trade."""
+
+    def __init__(self, execution_id: str, differences: list[str]) -> None:
+        super().__init__(
+            f"execution id collision: two different trades share {execution_id!r} "
+            f"(stored vs new: {'; '.join(differences)})"
+        )
+        self.execution_id = execution_id
+        self.differences = differences
+
+
 _INSERT_TRADE = """
 INSERT INTO trades (
     execution_id, event_id, symbol, price, quantity, aggressor_side, buy_order_id, sell_order_id,
@@ -23,6 +40,13 @@ INSERT INTO trades (
 ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (execution_id) DO NOTHING
 RETURNING ledger_seq
+"""
+
+# The stored trade's economic fields, and the new price as the column stores it (NUMERIC(38, 10)).
+_STORED_TRADE = """
+SELECT symbol, price, CAST(%s AS NUMERIC(38, 10)), quantity, aggressor_side, buy_account, sell_account,
+       buy_order_id, sell_order_id
+FROM trades WHERE execution_id = %s
 """
 
 _ENSURE_POSITIONS = """
@@ -50,7 +74,10 @@ WHERE account = %s AND symbol = %s
 
 
 def record_trade(conn: psycopg.Connection[Any], trade: TradeExecuted) -> bool:
-    """Record ``trade`` and move both positions; False (and no change) if it was already recorded."""
+    """Record ``trade`` and move both positions; False (and no change) if it was already recorded.
+
+    Raises ExecutionIdCollisionError when the ledger holds a different trade under its execution id.
+    """
     with conn.transaction():
         row = conn.execute(
             _INSERT_TRADE,
@@ -72,6 +99,7 @@ def record_trade(conn: psycopg.Connection[Any], trade: TradeExecuted) -> bool:
             ),
         ).fetchone()
         if row is None:
+            _check_same_trade(conn, trade)
             return False
         ledger_seq = int(row[0])
         fills = trade_fills(trade.symbol, trade.price, trade.quantity, trade.buy_account, trade.sell_account)
@@ -105,6 +133,25 @@ def record_trade(conn: psycopg.Connection[Any], trade: TradeExecuted) -> bool:
                 ],
             )
         return True
+
+
+def _check_same_trade(conn: psycopg.Connection[Any], trade: TradeExecuted) -> None:
+    stored = conn.execute(_STORED_TRADE, (trade.price, trade.execution_id)).fetchone()
+    assert stored is not None, "ON CONFLICT without a stored row"
+    symbol, price, new_price, quantity, side, buy_account, sell_account, buy_order, sell_order = stored
+    pairs = {
+        "symbol": (symbol, trade.symbol),
+        "price": (price, new_price),
+        "quantity": (int(quantity), trade.quantity),
+        "aggressor_side": (side, trade.aggressor_side),
+        "buy_account": (buy_account, trade.buy_account),
+        "sell_account": (sell_account, trade.sell_account),
+        "buy_order_id": (buy_order, trade.buy_order_id),
+        "sell_order_id": (sell_order, trade.sell_order_id),
+    }
+    differences = [f"{name} {old} vs {new}" for name, (old, new) in pairs.items() if old != new]
+    if differences:
+        raise ExecutionIdCollisionError(trade.execution_id, differences)
 
 
 def fills_in_ledger_order(conn: psycopg.Connection[Any]) -> Iterable[Fill]:
