@@ -6,14 +6,15 @@ Each Kinesis record is one JSON object with integer price units::
     {"type": "top_of_book", "symbol", "seq", "bid_price", "bid_quantity", "ask_price", "ask_quantity",
      "timestamp_ns"}
 
-Optional fields: ``price_scale`` (else the instrument's), ``execution_id`` (else ``trade_id``),
+Optional fields: ``price_scale`` (else the instrument's), ``execution_id`` (else the fleet-wide
+``meridian.executions.execution_id`` of ``trade_id``),
 ``bids``/``asks`` depth as ``[[price, quantity], ...]`` (else the top level alone). A price of 0
 means an empty side.
 
 The stream also carries ``trade.executed.v1`` lifecycle events (an EventBridge rule puts them
 there, durable even when a node's in-memory publisher lost its queue). They become the same tape
-print as the node's own record: ``node_seq`` is the sequence number and the trade id is the
-suffix of the order API's execution id ``<node>-<trade_id>``, so both land on one item.
+print as the node's own record: ``node_seq`` is the sequence number and the trade id is the one
+the execution id ``<node number>-<counter>`` names, so both land on one item.
 Anything else is a poison record, rejected with its reason.
 """
 
@@ -29,6 +30,8 @@ from orjson import loads  # ~3x the standard library on these small objects
 from meridian.consumers import PoisonMessageError
 from meridian.domain import DEFAULT_INSTRUMENTS
 from meridian.events import TradeExecuted
+from meridian.executions import execution_id as execution_id_of
+from meridian.executions import trade_id_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -135,7 +138,7 @@ def decode(data: bytes) -> TradePrint | BookTop:
             and type(quantity) is int and min(seq, ts, tid, price, quantity) >= 0
             and "execution_id" not in payload
         ):  # fmt: skip
-            return TradePrint(symbol, seq, tid, str(tid), price, quantity, side, ts, scale)
+            return TradePrint(symbol, seq, tid, execution_id_of(tid), price, quantity, side, ts, scale)
         return _checked_trade(payload)
     if "detail-type" in payload:
         return _from_event(payload)
@@ -175,7 +178,7 @@ def _checked_trade(payload: dict[str, Any]) -> TradePrint:
         raise PoisonMessageError(
             f"aggressor_side must be 1/2 or BUY/SELL, got {payload.get('aggressor_side')!r}"
         )
-    execution_id = payload.get("execution_id", str(trade_id))
+    execution_id = payload.get("execution_id", execution_id_of(trade_id))
     if not isinstance(execution_id, str) or not execution_id:
         raise PoisonMessageError("execution_id must be a non-empty string")
     return TradePrint(
@@ -213,8 +216,10 @@ def _from_event(envelope: dict[str, Any]) -> TradePrint:
         raise PoisonMessageError(
             "trade.executed.v1 failed its schema (symbol, node_seq, quantity, side, ids)"
         )
-    prefix, _, suffix = execution_id.rpartition("-")
-    trade_id = int(suffix) if prefix and suffix.isdigit() else _stable_id(execution_id)
+    try:
+        trade_id = trade_id_of(execution_id)
+    except ValueError:
+        trade_id = _stable_id(execution_id)
     scale = PRICE_SCALES.get(symbol, max(0, -int(price.as_tuple().exponent)))
     units = price.scaleb(scale)
     if units != units.to_integral_value():
@@ -226,5 +231,5 @@ def _from_event(envelope: dict[str, Any]) -> TradePrint:
 
 
 def _stable_id(execution_id: str) -> int:
-    """A trade id for an execution id not of the ``<node>-<n>`` form (stable across retries)."""
+    """A trade id for an execution id not of the ``<node number>-<n>`` form (stable across retries)."""
     return int.from_bytes(hashlib.blake2b(execution_id.encode(), digest_size=8).digest(), "big")

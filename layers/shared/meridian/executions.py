@@ -45,6 +45,21 @@ def execution_id(trade_id: int) -> str:
     return f"{trade_id >> TRADE_COUNTER_BITS}-{trade_id & _COUNTER_MASK}"
 
 
+def trade_id_of(execution_id_text: str) -> int:
+    """The trade id an execution id names (the inverse of :func:`execution_id`).
+
+    Raises ValueError for text that is not an execution id in its one canonical form.
+    """
+    node, dash, counter = execution_id_text.partition("-")
+    if dash and node.isascii() and node.isdigit() and counter.isascii() and counter.isdigit():
+        number, count = int(node), int(counter)
+        if number <= MAX_NODE_NUMBER and count <= _COUNTER_MASK:
+            trade_id = (number << TRADE_COUNTER_BITS) | count
+            if execution_id(trade_id) == execution_id_text:
+                return trade_id
+    raise ValueError(f"{execution_id_text!r} is not an execution id")
+
+
 def order_id_for(account: str, client_order_id: str) -> str:
     """The order id is derived from (account, client order id), so every retry names the same order
     and a fill, which carries both, finds its orders without an index."""

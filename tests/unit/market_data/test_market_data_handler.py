@@ -85,7 +85,7 @@ def test_the_order_api_reads_what_the_handler_writes(handler: Handler, dynamodb:
         ScanIndexForward=False,
     )["Items"]
     assert [(t["price"]["N"], t["quantity"]["N"], t["execution_id"]["S"]) for t in tape] == [
-        ("190.25", "100", "9001")
+        ("190.25", "100", "0-9001")
     ]
     msft = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "SYMBOL#MSFT"}, "sk": {"S": "BOOK"}})["Item"]
     assert msft["bid_price"] == {"NULL": True}

@@ -10,6 +10,7 @@ from market_data.items import book_item, price_text, trade_item, trade_sort_key
 from market_data.records import BookTop, TradePrint, decode
 
 from meridian.consumers import PoisonMessageError
+from meridian.executions import trade_id_base
 from meridian.protocol import Fill
 from meridian_hotpath.marketdata import top_of_book_record, trade_record
 from meridian_local.lambda_events import eventbridge_event
@@ -21,7 +22,7 @@ T0 = 1_772_461_800_123_456_789
 def test_decodes_what_the_node_publishes() -> None:
     fill = Fill(1, 77, 9, "AAPL", 19025, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0)
     trade = decode(trade_record(fill, T0).to_json())
-    assert trade == TradePrint("AAPL", 77, 9, "9", 19025, 100, "BUY", T0, 2)
+    assert trade == TradePrint("AAPL", 77, 9, "0-9", 19025, 100, "BUY", T0, 2)
     top = decode(top_of_book_record("MSFT", 78, (42000, 10, 42010, 3), T0).to_json())
     assert top == BookTop("MSFT", 78, 42000, 10, 42010, 3, ((42000, 10),), ((42010, 3),), T0, 2)
 
@@ -107,21 +108,21 @@ def test_book_item_marks_an_empty_side_null() -> None:
 
 
 def test_a_trade_event_on_the_stream_becomes_the_same_print_as_the_nodes_record() -> None:
-    event = eventbridge_event(trade("local-1-9", price="190.25", quantity=100, node_seq=77))
+    event = eventbridge_event(trade("1-9", price="190.25", quantity=100, node_seq=77))
     print_ = decode(json.dumps(event).encode())
     assert isinstance(print_, TradePrint)
     assert (print_.seq, print_.trade_id, print_.execution_id, print_.price, print_.price_scale) == (
         77,
-        9,
-        "local-1-9",
+        trade_id_base(1) + 9,  # node 1's ninth trade
+        "1-9",
         19025,
         2,
     )
     assert print_.from_event
-    node = decode(
-        trade_record(Fill(1, 77, 9, "AAPL", 19025, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0), T0).to_json()
-    )
+    fill = Fill(1, 77, trade_id_base(1) + 9, "AAPL", 19025, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0)
+    node = decode(trade_record(fill, T0).to_json())
     assert isinstance(node, TradePrint)
+    assert node.execution_id == "1-9"
     assert trade_item(node, 60)["sk"] == trade_item(print_, 60)["sk"]
 
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from market_data.consumer import consume
 from market_data.writer import MarketDataWriter, RetryPolicy
 
+from meridian.executions import trade_id_base
 from meridian_local.counting_dynamodb import CountingDynamoDB
 from meridian_local.lambda_events import LocalLambdaContext, eventbridge_event, kinesis_event
 from tests.pipeline_factories import trade
@@ -149,10 +150,11 @@ def test_any_batching_and_replay_leaves_the_newest_book(
 
 
 def test_the_nodes_print_and_the_trade_event_make_one_tape_item() -> None:
-    event = eventbridge_event(trade("local-1-5", price="190.05", node_seq=12))
+    event = eventbridge_event(trade("1-5", price="190.05", node_seq=12))
     fake = CountingDynamoDB()
-    outcome = consume(kinesis_event([print_("AAPL", 12, 5), event]), None, writer(fake), TTL)
+    node_print = print_("AAPL", 12, trade_id_base(1) + 5)  # node 1's fifth trade
+    outcome = consume(kinesis_event([node_print, event]), None, writer(fake), TTL)
     assert failed_sequences(outcome.response) == []
     [item] = [v for k, v in fake.items.items() if k[1].startswith("TRADE#")]
-    assert item["execution_id"] == {"S": "local-1-5"}
+    assert item["execution_id"] == {"S": "1-5"}
     assert item["price"] == {"N": "190.05"}
