@@ -7,19 +7,22 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian.protocol import Fill, Message
 from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE
+from meridian_hotpath.dropcopy import execution_records
 from meridian_hotpath.identity import claim_node_number
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
-from meridian_hotpath.marketdata import KinesisSink, MarketDataPublisher, MarketDataSink
 from meridian_hotpath.metrics import NodeMetrics
 from meridian_hotpath.metrics_http import start_metrics_server
-from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY, MatchingNode
+from meridian_hotpath.node import DEFAULT_DROP_COPY_TIMEOUT, DEFAULT_SNAPSHOT_EVERY, MatchingNode
+from meridian_hotpath.publisher import KinesisSink, StreamPublisher, StreamSink
 from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
 from meridian_hotpath.runtime_tuning import RuntimeTuning
 from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
@@ -45,7 +48,9 @@ class NodeConfig:
     metrics_port: int | None = None
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
-    kinesis_stream: str | None = None
+    kinesis_stream: str | None = None  # market data
+    executions_stream: str | None = None  # the drop copy; None runs without one (local development)
+    drop_copy_timeout: float = DEFAULT_DROP_COPY_TIMEOUT  # shutdown waits so long for its delivery
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
@@ -82,16 +87,29 @@ def startup_line(host: str, port: int, metrics_port: int | None, seq: int) -> st
     return f"{STARTUP_PREFIX} host={host} port={port} metrics_port={metrics} seq={seq}"
 
 
-def _sink_for(config: NodeConfig) -> MarketDataSink | None:
-    return None if config.kinesis_stream is None else KinesisSink(config.kinesis_stream)
+def _stream_sink(stream: str | None) -> StreamSink | None:
+    return None if stream is None else KinesisSink(stream)
+
+
+def _keep_fills(into: list[Fill]) -> Callable[[list[Message]], None]:
+    def keep(answer: list[Message]) -> None:
+        into.extend(message for message in answer if type(message) is Fill)
+
+    return keep
 
 
 class RunningNode:
-    """A started node: recovered engine, journal, TCP server, metrics endpoint, publisher."""
+    """A started node: recovered engine, journal, TCP server, metrics endpoint, publishers.
 
-    def __init__(self, config: NodeConfig, sink: MarketDataSink | None = None) -> None:
+    ``sink`` and ``executions_sink`` replace the Kinesis sinks the config names (tests).
+    """
+
+    def __init__(
+        self, config: NodeConfig, sink: StreamSink | None = None, executions_sink: StreamSink | None = None
+    ) -> None:
         self.config = config
         self._sink = sink
+        self._executions_sink = executions_sink
         self.stopped = asyncio.Event()
         self.failure: BaseException | None = None
 
@@ -100,7 +118,14 @@ class RunningNode:
         # First, before anything is read or repaired: a data dir numbered otherwise stays untouched.
         self.node_number = claim_node_number(config.data_dir, config.node_number)
         log.info("node number %d", self.node_number)
-        engine, self.recovery = recover(config.data_dir, config.instruments, repair=True)
+        executions_sink = self._executions_sink or _stream_sink(config.executions_stream)
+        replayed: list[Fill] = []  # the fills of every replayed input: the drop copy may lack them
+        engine, self.recovery = recover(
+            config.data_dir,
+            config.instruments,
+            repair=True,
+            on_answer=None if executions_sink is None else _keep_fills(replayed),
+        )
         for line in self.recovery.lines():
             log.info("%s", line)
         configured = {instrument.symbol for instrument in config.instruments}
@@ -117,8 +142,18 @@ class RunningNode:
         journal = JournalWriter(
             journal_dir(config.data_dir), engine.seq + 1, config.segment_bytes, metrics.observe_commit
         )
-        sink = self._sink or _sink_for(config)
-        self.publisher = MarketDataPublisher(sink) if sink is not None else None
+        sink = self._sink or _stream_sink(config.kinesis_stream)
+        self.publisher = StreamPublisher(sink, "market data") if sink is not None else None
+        self.drop_copy: StreamPublisher | None = None
+        if executions_sink is None:
+            log.warning("executions are not published: no --executions-stream, so this node has no drop copy")
+        else:
+            self.drop_copy = StreamPublisher(executions_sink, "drop copy")
+            # Re-sent ahead of anything new: an input replayed after the last snapshot may have traded
+            # with its executions never delivered (they may also have been: consumers are idempotent).
+            self.drop_copy.publish(execution_records(replayed, engine.instruments, time.time_ns()))
+            self.drop_copy.start()
+            log.info("drop copy: re-sending the %d executions replayed from the journal", len(replayed))
         self._tuning = RuntimeTuning() if config.tune_runtime else None
         if self._tuning is not None:
             self._tuning.start()
@@ -132,6 +167,9 @@ class RunningNode:
             self._fatal,
             None if self._tuning is None else self._tuning.gc,
             config.journal_thread_above,
+            self.drop_copy,
+            config.drop_copy_timeout,
+            self.recovery.snapshot_seq or 0,
         )
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
         metrics.state.details["node_number"] = str(self.node_number)
@@ -155,13 +193,14 @@ class RunningNode:
         self.stopped.set()
 
     async def shutdown(self) -> None:
-        """Stop reading, commit, write the final snapshot, flush answers and market data."""
+        """Stop reading, commit, write the final snapshot, flush answers, market data and drop copy."""
         log.info("shutting down at seq %d", self.node.engine.seq)
         self.server.stop_accepting()
         await self.node.close()
         await self.server.close_connections()
-        if self.publisher is not None:
-            await self.publisher.close()
+        publishers = [publisher for publisher in (self.publisher, self.drop_copy) if publisher is not None]
+        # What either cannot deliver in time is logged; undelivered executions are re-sent on restart.
+        await asyncio.gather(*(publisher.close(self.config.drop_copy_timeout) for publisher in publishers))
         if self._metrics_server is not None:
             self._metrics_server.close()
         if self._tuning is not None:

@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--snapshot-every", type=_positive, default=DEFAULT_SNAPSHOT_EVERY)
     serve_cmd.add_argument("--kinesis-stream", help="publish trades and top of book to this stream")
     serve_cmd.add_argument(
+        "--executions-stream",
+        help="publish the drop copy (every execution, both sides) to this Kinesis stream; without it "
+        "the node keeps no drop copy",
+    )
+    serve_cmd.add_argument(
         "--node-number",
         type=_node_number,
         help=f"0-{MAX_NODE_NUMBER}, the top 16 bits of this node's trade ids; kept in the data dir on "
@@ -150,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         instruments=instruments,
         snapshot_every=args.snapshot_every,
         kinesis_stream=args.kinesis_stream,
+        executions_stream=args.executions_stream,
         segment_bytes=args.segment_bytes,
         journal_thread_above=args.journal_thread_above_us / 1e6,
         tune_runtime=True,

@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from meridian.protocol import ProtocolRejectCode
+from meridian.protocol import Fill, ProtocolRejectCode
 from meridian_hotpath.journal import JournalWriter, SealedBatch
-from meridian_hotpath.marketdata import MarketDataRecord
+from meridian_hotpath.publisher import StreamRecord
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ class AnswerChannel(Protocol):
 class Batch:
     answers: dict[AnswerChannel, list[bytes]] = field(default_factory=dict)
     received: list[tuple[str, int]] = field(default_factory=list)  # (request type, received ns)
-    market_data: list[MarketDataRecord] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)  # staged for the publishers, in seq order
+    market_data: list[StreamRecord] = field(default_factory=list)  # top-of-book changes
     after: list[Callable[[], None]] = field(default_factory=list)  # run once the answers are out
     records: int = 0
 

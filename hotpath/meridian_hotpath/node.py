@@ -1,10 +1,16 @@
-"""The matching node's request path: engine, answers, snapshots and market data.
+"""The matching node's request path: engine, answers, snapshots, market data and the drop copy.
 
 Everything here runs on the event loop thread, the engine's single writer. A state-changing
 request is matched as soon as its frame is decoded; its answer then waits in the group committer
 (``commit.py``) until the input's journal record is durable, and only then is it written to its
-connection and its market data handed to the publisher. No answer ever describes state the
-journal could lose. Heartbeats touch no state and are answered at once.
+connection and its fills handed to the publishers (market data, drop copy). No answer ever
+describes state the journal could lose. Heartbeats touch no state and are answered at once.
+
+No snapshot covers an execution the drop copy has not delivered: a snapshot at seq S is written
+only once the drop-copy publisher has delivered every execution up to S. Recovery replays the
+journal after the newest snapshot and re-sends the replayed fills, so a crash (or a sink that is
+down at shutdown) never loses an execution from the drop copy; it may send one twice, and its
+consumers are idempotent on the execution id.
 """
 
 from __future__ import annotations
@@ -35,15 +41,12 @@ from meridian.protocol import (
     encode,
 )
 from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE, AnswerChannel, Batch, GroupCommitter
+from meridian_hotpath.dropcopy import execution_records
 from meridian_hotpath.engine import MatchingEngine
 from meridian_hotpath.journal import JournalWriter, StateChange
-from meridian_hotpath.marketdata import (
-    MarketDataPublisher,
-    MarketDataRecord,
-    top_of_book_record,
-    trade_record,
-)
+from meridian_hotpath.marketdata import top_of_book_record, trade_record
 from meridian_hotpath.metrics import NodeMetrics
+from meridian_hotpath.publisher import StreamPublisher, StreamRecord
 from meridian_hotpath.recovery import engine_checksum
 from meridian_hotpath.runtime_tuning import GcPacing
 from meridian_hotpath.snapshot import CHECKSUM_MASK, SnapshotStore
@@ -51,6 +54,7 @@ from meridian_hotpath.snapshot import CHECKSUM_MASK, SnapshotStore
 log = logging.getLogger(__name__)
 
 DEFAULT_SNAPSHOT_EVERY = 100_000
+DEFAULT_DROP_COPY_TIMEOUT = 5.0  # seconds the final snapshot waits for the drop copy at shutdown
 TYPE_LABELS: dict[type, str] = {NewOrder: "new_order", Cancel: "cancel", Replace: "replace", Admin: "admin"}
 # Plain ints: IntFlag arithmetic runs Python-level __or__/__and__, a measurable share of a request.
 LAST = int(Flag.LAST)
@@ -67,6 +71,10 @@ __all__ = ["AnswerChannel", "MatchingNode", "encode_answer"]
 
 class EngineFailedError(Exception):
     """The engine raised after changing its state: the node stops rather than run on doubtful state."""
+
+
+class SnapshotSkippedError(Exception):
+    """A snapshot was given up at shutdown: the drop copy had not delivered every execution it covers."""
 
 
 def encode_answer(outputs: list[Message], flags: int) -> bytes:
@@ -92,27 +100,35 @@ class MatchingNode:
         journal: JournalWriter,
         snapshots: SnapshotStore,
         metrics: NodeMetrics,
-        publisher: MarketDataPublisher | None = None,
+        publisher: StreamPublisher | None = None,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         on_fatal: Callable[[BaseException], None] | None = None,
         gc_pacing: GcPacing | None = None,
         journal_thread_above: float = DEFAULT_THREAD_ABOVE,
+        drop_copy: StreamPublisher | None = None,
+        drop_copy_timeout: float = DEFAULT_DROP_COPY_TIMEOUT,
+        last_snapshot_seq: int | None = None,
     ) -> None:
         self.engine = engine
         self.journal = journal
         self.snapshots = snapshots
         self.metrics = metrics
-        self.publisher = publisher
+        self.publisher = publisher  # market data
+        self.drop_copy = drop_copy  # executions
+        self.drop_copy_timeout = drop_copy_timeout
+        self._stage_fills = publisher is not None or drop_copy is not None
         self.snapshot_every = snapshot_every
         self._on_fatal = on_fatal
         self._gc_pacing = gc_pacing
         self._loop = asyncio.get_running_loop()
         self.committer = GroupCommitter(journal, self._released, self._fail, journal_thread_above)
-        self._last_snapshot_seq = engine.seq
+        # The seq of the newest snapshot on disk (recovery's), so that inputs replayed since count.
+        self._last_snapshot_seq = engine.seq if last_snapshot_seq is None else last_snapshot_seq
         self._snapshot_in_flight: asyncio.Task[None] | None = None
         self._snapshot_writer = ThreadPoolExecutor(1, thread_name_prefix="snapshot-writer")
         self._tops = {symbol: engine.top_of_book(symbol) for symbol in engine.instruments}
         self._background: set[asyncio.Task[None]] = set()
+        self._stop_waiting_for_delivery: asyncio.Future[None] = self._loop.create_future()
         self.failed = False
         self._bind_metrics()
 
@@ -152,16 +168,17 @@ class MatchingNode:
         label = TYPE_LABELS[type(request)]
         self.committer.add(engine.seq, frame, channel, encode_answer(outputs, flags), label, received_ns)
         self.metrics.count_request(label, outcome_of(outputs, flags))
-        if self.publisher is not None:
-            self._stage_market_data(request, outputs, self.committer.open.market_data)
+        if self._stage_fills:
+            batch = self.committer.open
+            fills = batch.fills
+            for message in outputs:
+                if type(message) is Fill:
+                    fills.append(message)  # the records are built once the batch is durable
+            if self.publisher is not None:
+                self._stage_top_of_book(request, batch.market_data)
 
-    def _stage_market_data(
-        self, request: StateChange, outputs: list[Message], staged: list[MarketDataRecord]
-    ) -> None:
+    def _stage_top_of_book(self, request: StateChange, staged: list[StreamRecord]) -> None:
         now = time.time_ns()
-        for message in outputs:
-            if isinstance(message, Fill):
-                staged.append(trade_record(message, now))
         symbols = (
             self.engine.instruments
             if isinstance(request, Admin) and not request.symbol
@@ -182,17 +199,26 @@ class MatchingNode:
         for label, received_ns in batch.received:
             observe(label, (now - received_ns) / 1e9)
         self.metrics.observe_commit(fsync_seconds, batch.records)
+        if batch.fills:
+            self._publish_fills(batch.fills)
         if batch.market_data:
             assert self.publisher is not None
             self.publisher.publish(batch.market_data)
-            for record in batch.market_data:
-                if record.is_trade:
-                    self.metrics.count_trade(record.symbol)
         durable = self.journal.durable_seq
         if durable - self._last_snapshot_seq >= self.snapshot_every and self._snapshot_in_flight is None:
             self._start_snapshot()
         if self._gc_pacing is not None:
             self._gc_pacing.after_commit(batch.records)  # the answers already left: the pause delays no one
+
+    def _publish_fills(self, fills: list[Fill]) -> None:
+        now = time.time_ns()
+        if self.publisher is not None:
+            self.publisher.publish([trade_record(fill, now) for fill in fills])
+        if self.drop_copy is not None:
+            self.drop_copy.publish(execution_records(fills, self.engine.instruments, now))
+        count_trade = self.metrics.count_trade
+        for fill in fills:
+            count_trade(fill.symbol)
 
     # ---- snapshots -----------------------------------------------------------------------------
 
@@ -203,6 +229,8 @@ class MatchingNode:
 
         async def write() -> None:
             await durable  # a snapshot never covers inputs the journal could still lose
+            if self.drop_copy is not None:
+                await self._delivered_through(seq)  # nor executions the drop copy could still lose
             try:
                 await self._loop.run_in_executor(
                     self._snapshot_writer, self.snapshots.write, seq, checksum, payload
@@ -225,6 +253,26 @@ class MatchingNode:
 
         task.add_done_callback(finished)
         return task
+
+    async def _delivered_through(self, seq: int) -> None:
+        """Until the drop copy has delivered every execution up to ``seq``; at shutdown, only until
+        the drop-copy timeout: then ``SnapshotSkippedError`` (the next start re-sends them)."""
+        assert self.drop_copy is not None
+        delivered = self.drop_copy.delivered_through(seq)
+        if not delivered.done():
+            stop = self._stop_waiting_for_delivery
+            await asyncio.wait([delivered, stop], return_when=asyncio.FIRST_COMPLETED)
+        if not delivered.done():
+            delivered.cancel()
+            undelivered = self.drop_copy.oldest_undelivered_seq
+            log.warning(
+                "snapshot at seq %d skipped: the drop copy has not delivered the executions from seq %s;"
+                " the next start replays the journal after the last snapshot and re-sends them",
+                seq,
+                undelivered,
+            )
+            self.metrics.snapshots.labels("skipped").inc()
+            raise SnapshotSkippedError(f"seq {seq}: executions from seq {undelivered} undelivered")
 
     def _snapshot_requested(self, request: SnapshotRequest, channel: AnswerChannel, received_ns: int) -> None:
         symbol = request.symbol
@@ -260,19 +308,30 @@ class MatchingNode:
             self._on_fatal(exc)
 
     async def close(self) -> None:
-        """Commit what is pending, write a final snapshot, close the journal."""
+        """Commit what is pending, write a final snapshot, close the journal.
+
+        The final snapshot waits for the drop copy for ``drop_copy_timeout`` at most; a sink still
+        down by then costs the snapshot (skipped and logged), never an execution.
+        """
+        give_up = self._loop.call_later(self.drop_copy_timeout, self._give_up_waiting_for_delivery)
         if not self.failed:
             await self.committer.drain()
             if self._snapshot_in_flight is not None:
                 await asyncio.wait([self._snapshot_in_flight])
             if not self.failed and self.engine.seq > self._last_snapshot_seq:
                 await asyncio.wait([self._start_snapshot()])
+        give_up.cancel()
+        self._give_up_waiting_for_delivery()  # snapshot requests still waiting answer now
         if self._background:
             await asyncio.wait(self._background, timeout=5)
         self.committer.close()
         self._snapshot_writer.shutdown(wait=True)
         if not self.failed:
             self.journal.close()
+
+    def _give_up_waiting_for_delivery(self) -> None:
+        if not self._stop_waiting_for_delivery.done():
+            self._stop_waiting_for_delivery.set_result(None)
 
     def _bind_metrics(self) -> None:
         state = self.metrics.state
@@ -301,8 +360,16 @@ class MatchingNode:
                     "meridian_marketdata_trades_backlog": trades,
                     "meridian_marketdata_top_of_book_backlog": tops,
                     "meridian_marketdata_published": stats.published,
-                    "meridian_marketdata_top_of_book_dropped": stats.top_of_book_dropped,
-                    "meridian_marketdata_trade_failures": stats.trade_failures,
+                    "meridian_marketdata_top_of_book_dropped": stats.dropped,
+                    "meridian_marketdata_trade_failures": stats.failures,
+                }
+            if self.drop_copy is not None:
+                executions, _ = self.drop_copy.backlog
+                stats = self.drop_copy.stats
+                values |= {
+                    "meridian_dropcopy_backlog": executions,
+                    "meridian_dropcopy_published": stats.published,
+                    "meridian_dropcopy_failures": stats.failures,
                 }
             return values
 

@@ -10,7 +10,7 @@ import pytest
 
 from meridian.client import close_pooled_connections
 from meridian_hotpath.app import NodeConfig
-from meridian_hotpath.marketdata import MarketDataSink
+from meridian_hotpath.publisher import StreamSink
 from tests.unit.hotpath.node_thread import NodeThread
 
 StartNode = Callable[..., NodeThread]
@@ -21,10 +21,12 @@ def start_node(tmp_path: Path) -> Iterator[StartNode]:
     """Start a node on a free port (data in ``tmp_path/node``); keyword arguments go to NodeConfig."""
     started: list[NodeThread] = []
 
-    def start(sink: MarketDataSink | None = None, **overrides: Any) -> NodeThread:
+    def start(
+        sink: StreamSink | None = None, executions_sink: StreamSink | None = None, **overrides: Any
+    ) -> NodeThread:
         settings: dict[str, Any] = {"data_dir": tmp_path / "node", "port": 0, "metrics_port": 0}
         settings.update(overrides)
-        node = NodeThread(NodeConfig(**settings), sink)
+        node = NodeThread(NodeConfig(**settings), sink, executions_sink)
         started.append(node)
         return node
 

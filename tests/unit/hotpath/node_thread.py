@@ -10,15 +10,17 @@ from typing import TypeVar
 
 from meridian.protocol import Flag, Message, decode_stream, encode
 from meridian_hotpath.app import NodeConfig, RunningNode, run
-from meridian_hotpath.marketdata import MarketDataSink
+from meridian_hotpath.publisher import StreamSink
 
 T = TypeVar("T")
 WAIT = 10.0  # seconds before a test gives up waiting for a condition (never an assertion on time)
 
 
 class NodeThread:
-    def __init__(self, config: NodeConfig, sink: MarketDataSink | None = None) -> None:
-        self.node = RunningNode(config, sink)
+    def __init__(
+        self, config: NodeConfig, sink: StreamSink | None = None, executions_sink: StreamSink | None = None
+    ) -> None:
+        self.node = RunningNode(config, sink, executions_sink)
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -58,6 +60,16 @@ class NodeThread:
             return function()
 
         return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(WAIT)
+
+    def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Poll ``condition`` on the node's loop until it holds (WAIT bounds a hang; nothing is timed)."""
+        assert self._loop is not None
+
+        async def poll() -> None:
+            while not condition():
+                await asyncio.sleep(0.002)
+
+        asyncio.run_coroutine_threadsafe(poll(), self._loop).result(WAIT)
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -1,38 +1,43 @@
-"""Market-data publisher (batching, drop-oldest top of book, trades kept on failure) and KinesisSink."""
+"""Stream publisher (batching, droppable records dropped oldest first, kept records kept on failure, in
+order, and ``delivered_through``), the market-data and drop-copy records, and KinesisSink."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, Sequence
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from itertools import count
 from typing import Any
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
+from meridian.domain import DEFAULT_INSTRUMENTS
+from meridian.executions import drop_copy_record, trade_id_base
 from meridian.protocol import Fill
-from meridian_hotpath.marketdata import (
-    InMemorySink,
-    KinesisSink,
-    MarketDataPublisher,
-    MarketDataRecord,
-    top_of_book_record,
-    trade_record,
-)
+from meridian_hotpath.dropcopy import execution_record
+from meridian_hotpath.marketdata import top_of_book_record, trade_record
+from meridian_hotpath.publisher import InMemorySink, KinesisSink, StreamPublisher, StreamRecord
 
 STREAM = "meridian-market-data"
+INSTRUMENTS = {instrument.symbol: instrument for instrument in DEFAULT_INSTRUMENTS}
+WAIT = 10.0  # seconds before a test gives up waiting (a hang, never an assertion on time)
 
 
 def fill(trade_id: int, symbol: str = "AAPL") -> Fill:
     return Fill(1, trade_id, trade_id, symbol, 19000, 5, 1, 1, 2, "a", "b", "c1", "c2", 0, 0)
 
 
-def trade(trade_id: int, symbol: str = "AAPL") -> MarketDataRecord:
+def trade(trade_id: int, symbol: str = "AAPL") -> StreamRecord:
     return trade_record(fill(trade_id, symbol), 0)
 
 
-def top(seq: int, symbol: str = "AAPL") -> MarketDataRecord:
+def top(seq: int, symbol: str = "AAPL") -> StreamRecord:
     return top_of_book_record(symbol, seq, (19000, 5, 19010, 7), 0)
 
 
@@ -53,14 +58,14 @@ def test_records_are_public_json_with_integer_prices() -> None:
     assert (book["bid_price"], book["ask_price"], book["ask_quantity"]) == (19000, 19010, 7)
 
 
-async def drain(publisher: MarketDataPublisher) -> None:
+async def drain(publisher: StreamPublisher) -> None:
     publisher.start()
     await publisher.close(timeout=5)
 
 
 def test_publisher_delivers_trades_before_top_of_book_in_batches() -> None:
     sink = InMemorySink()
-    publisher = MarketDataPublisher(sink, batch_size=3)
+    publisher = StreamPublisher(sink, batch_size=3)
     publisher.publish([top(1), trade(1), trade(2), top(2)])
     asyncio.run(drain(publisher))
     assert [r.payload["type"] for r in sink.records] == ["trade", "trade", "top_of_book", "top_of_book"]
@@ -70,40 +75,183 @@ def test_publisher_delivers_trades_before_top_of_book_in_batches() -> None:
 
 def test_top_of_book_drops_oldest_under_pressure_but_trades_are_kept() -> None:
     sink = InMemorySink()
-    publisher = MarketDataPublisher(sink, top_of_book_limit=3)
+    publisher = StreamPublisher(sink, droppable_limit=3)
     publisher.publish([top(seq) for seq in range(1, 11)] + [trade(n) for n in range(1, 11)])
     assert publisher.backlog == (10, 3)
-    assert publisher.stats.top_of_book_dropped == 7
+    assert publisher.stats.dropped == 7
     asyncio.run(drain(publisher))
-    assert [r.payload["seq"] for r in sink.records if not r.is_trade] == [8, 9, 10]
-    assert [r.payload["trade_id"] for r in sink.records if r.is_trade] == list(range(1, 11))
+    assert [r.payload["seq"] for r in sink.records if r.droppable] == [8, 9, 10]
+    assert [r.payload["trade_id"] for r in sink.records if not r.droppable] == list(range(1, 11))
 
 
 def test_failed_trades_are_counted_and_retried_in_order() -> None:
     sink = InMemorySink()
     sink.fail_next = 2
-    publisher = MarketDataPublisher(sink, retry_delay=0)
+    publisher = StreamPublisher(sink, retry_delay=0)
     publisher.publish([trade(1), trade(2), top(1)])
     asyncio.run(drain(publisher))
-    assert [r.payload["trade_id"] for r in sink.records if r.is_trade] == [1, 2]
-    assert publisher.stats.trade_failures == 4  # two trades, two failed attempts
-    assert publisher.stats.top_of_book_dropped == 1  # a stale top of book is not worth retrying
+    assert [r.payload["trade_id"] for r in sink.records if not r.droppable] == [1, 2]
+    assert publisher.stats.failures == 4  # two trades, two failed attempts
+    assert publisher.stats.dropped == 1  # a stale top of book is not worth retrying
 
 
 def test_a_sink_that_raises_does_not_stop_the_publisher() -> None:
     class Flaky(InMemorySink):
-        def put(self, records: Sequence[MarketDataRecord]) -> list[MarketDataRecord]:
+        def put(self, records: Sequence[StreamRecord]) -> list[StreamRecord]:
             if self.calls == 0:
                 self.calls += 1
                 raise RuntimeError("sink down")
             return super().put(records)
 
     sink = Flaky()
-    publisher = MarketDataPublisher(sink, retry_delay=0)
+    publisher = StreamPublisher(sink, retry_delay=0)
     publisher.publish([trade(1)])
     asyncio.run(drain(publisher))
     assert publisher.stats.sink_errors == 1
     assert [r.payload["trade_id"] for r in sink.records] == [1]
+
+
+# ---- drop copy: kept records, never dropped, and delivered_through ----------------------------
+
+
+def execution(seq: int, trade_id: int | None = None, symbol: str = "AAPL") -> StreamRecord:
+    trade_fill = fill(trade_id or seq, symbol)._replace(seq=seq)
+    return execution_record(trade_fill, INSTRUMENTS[symbol], 0)
+
+
+def test_a_drop_copy_record_is_the_shared_json_keyed_by_symbol_and_never_droppable() -> None:
+    trade_fill = Fill(4, 9, trade_id_base(3) + 17, "MSFT", 42005, 7, 2, 11, 12, "b", "s", "cb", "cs", 3, 0)
+    record = execution_record(trade_fill, INSTRUMENTS["MSFT"], 1_234)
+    assert (record.partition_key, record.seq, record.droppable) == ("MSFT", 9, False)
+    assert json.loads(record.to_json()) == drop_copy_record(trade_fill, "420.05", 1_234)
+    assert json.loads(record.to_json())["execution_id"] == "3-17"
+
+
+class ScriptedSink:
+    """Fails, call by call, the records its script marks (a PutRecords that fails some records)."""
+
+    def __init__(self, script: list[list[bool]]) -> None:
+        self.script = deque(script)
+        self.attempts: list[list[StreamRecord]] = []
+        self.delivered: list[StreamRecord] = []
+
+    def put(self, records: Sequence[StreamRecord]) -> list[StreamRecord]:
+        self.attempts.append(list(records))
+        marks = self.script.popleft() if self.script else []
+        failed = [record for i, record in enumerate(records) if i < len(marks) and marks[i]]
+        self.delivered += [record for i, record in enumerate(records) if not (i < len(marks) and marks[i])]
+        return failed
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.booleans(), min_size=1, max_size=8), min_size=1, max_size=8),
+    st.lists(st.lists(st.booleans(), max_size=12), max_size=12),
+    st.integers(1, 6),
+)
+def test_kept_records_are_never_dropped_and_every_attempt_sends_them_in_order(
+    groups: list[list[bool]], script: list[list[bool]], batch_size: int
+) -> None:
+    """Each group is one ``publish`` call (True: a drop-copy execution, False: a top of book); the
+    script fails records call by call. Every execution arrives exactly once, retried in order."""
+    seqs = count(1)
+    published = [[execution(next(seqs)) if kept else top(next(seqs)) for kept in group] for group in groups]
+    sink = ScriptedSink(script)
+    publisher = StreamPublisher(sink, droppable_limit=3, batch_size=batch_size, retry_delay=0)
+
+    async def scenario() -> None:
+        publisher.start()
+        for group in published:
+            publisher.publish(group)
+            await asyncio.sleep(0)
+        await publisher.close(timeout=WAIT)
+
+    asyncio.run(scenario())
+    executions = [record for group in published for record in group if not record.droppable]
+    delivered = [record for record in sink.delivered if not record.droppable]
+    assert sorted(record.seq for record in delivered) == [record.seq for record in executions]
+    for attempt in sink.attempts:
+        kept = [record.seq for record in attempt if not record.droppable]
+        assert kept == sorted(kept), "a retry never overtakes an older execution"
+    tops = [record for record in sink.delivered if record.droppable]
+    assert len({record.seq for record in tops}) == len(tops)
+    assert publisher.backlog == (0, 0)
+    assert publisher.stats.published == len(sink.delivered)
+    assert publisher.stats.failures == sum(
+        1 for attempt in sink.attempts for record in attempt if not record.droppable
+    ) - len(executions)
+
+
+class SwitchableSink(InMemorySink):
+    """Refuses every record with a seq in ``down`` (all of them while ``all_down`` is set)."""
+
+    def __init__(self, all_down: bool = False) -> None:
+        super().__init__()
+        self.down: set[int] = set()
+        self.all_down = threading.Event()
+        if all_down:
+            self.all_down.set()
+
+    def put(self, records: Sequence[StreamRecord]) -> list[StreamRecord]:
+        self.calls += 1
+        if self.all_down.is_set():
+            return list(records)
+        failed = [record for record in records if record.seq in self.down]
+        self.records += [record for record in records if record.seq not in self.down]
+        return failed
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition`` holds (gives up after WAIT seconds: a hang, not a timing)."""
+    await asyncio.wait_for(_poll(condition), WAIT)
+
+
+async def _poll(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.001)
+
+
+def test_delivered_through_resolves_once_every_execution_up_to_the_seq_is_in_the_sink() -> None:
+    async def scenario() -> None:
+        sink = SwitchableSink()
+        sink.down = {3}
+        publisher = StreamPublisher(sink, retry_delay=0.001)
+        publisher.publish([execution(1), execution(2, 2), execution(2, 3), execution(3, 4), top(3)])
+        assert publisher.delivered_through(0).done()  # nothing at or before seq 0
+        through_2, through_3, through_9 = (publisher.delivered_through(seq) for seq in (2, 3, 9))
+        assert not through_2.done()
+        assert publisher.oldest_undelivered_seq == 1
+        publisher.start()
+        await asyncio.wait_for(through_2, WAIT)
+        await until(lambda: sink.calls >= 3)  # seq 3 keeps failing, and is kept
+        assert not through_3.done()
+        assert not through_9.done()
+        assert (publisher.oldest_undelivered_seq, publisher.backlog) == (3, (1, 0))
+        assert publisher.delivered_through(2).done()
+        sink.down.clear()
+        await asyncio.wait_for(asyncio.gather(through_3, through_9), WAIT)
+        assert publisher.backlog == (0, 0)
+        assert [record.payload["trade_id"] for record in sink.records if not record.droppable] == [1, 2, 3, 4]
+        await publisher.close(timeout=WAIT)
+
+    asyncio.run(scenario())
+
+
+def test_an_abandoned_wait_leaves_the_publisher_working() -> None:
+    async def scenario() -> None:
+        sink = SwitchableSink(all_down=True)
+        publisher = StreamPublisher(sink, retry_delay=0.001)
+        publisher.publish([execution(1)])
+        publisher.start()
+        waiting = publisher.delivered_through(1)
+        await until(lambda: sink.calls >= 2)
+        waiting.cancel()  # a snapshot that gave up at shutdown
+        sink.all_down.clear()
+        await asyncio.wait_for(publisher.delivered_through(1), WAIT)
+        assert publisher.stats.failures >= 2
+        await publisher.close(timeout=WAIT)
+
+    asyncio.run(scenario())
 
 
 # ---- KinesisSink against moto ---------------------------------------------------------------

@@ -22,8 +22,8 @@ from meridian.protocol import (
     encode,
 )
 from meridian_hotpath.journal import read_journal
-from meridian_hotpath.marketdata import InMemorySink
 from meridian_hotpath.orderflow import synthetic_flow
+from meridian_hotpath.publisher import InMemorySink
 from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
 from tests.unit.hotpath.conftest import StartNode
 from tests.unit.hotpath.datadir import fresh_engine
@@ -217,7 +217,7 @@ def test_trades_and_top_of_book_reach_the_market_data_sink(start_node: StartNode
     client.submit("m1", "a", "AAPL", Side.SELL, 3, 19005)
     client.submit("m2", "b", "AAPL", Side.BUY, 2, 19005)
     node.stop()  # shutdown delivers what is queued
-    trades = [r.payload for r in sink.records if r.is_trade]
+    trades = [r.payload for r in sink.records if not r.droppable]
     assert [(t["symbol"], t["price"], t["quantity"]) for t in trades] == [("AAPL", 19005, 2)]
-    tops = [r.payload for r in sink.records if not r.is_trade]
+    tops = [r.payload for r in sink.records if r.droppable]
     assert [(t["ask_price"], t["ask_quantity"]) for t in tops] == [(19005, 3), (19005, 1)]
