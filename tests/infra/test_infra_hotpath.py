@@ -238,12 +238,18 @@ def test_node_unit_arguments_are_accepted_by_the_node_cli() -> None:
 
     words = shlex.split(_unit_line("meridian-node.service", "ExecStart"))
     arguments = words[words.index("meridian_hotpath") + 1 :]
-    arguments = [w.replace("$MERIDIAN_KINESIS_STREAM", "meridian-market-data-dev") for w in arguments]
+    environment = {  # node.env, as the bootstrap writes it for the dev environment
+        "$MERIDIAN_KINESIS_STREAM": "meridian-market-data-dev",
+        "$MERIDIAN_EXECUTIONS_STREAM": "meridian-executions-dev",
+        "$MERIDIAN_NODE_NUMBER": "7",
+    }
+    arguments = [environment.get(w, w) for w in arguments]
     parsed = build_parser().parse_args(arguments)
     every_interface = "0.0.0.0"  # noqa: S104 - the node listens on its ENA address behind the NLB
     assert (parsed.command, parsed.port, parsed.metrics_port) == ("serve", 9001, 9101)
     assert parsed.host == every_interface
     assert parsed.kinesis_stream == "meridian-market-data-dev"
+    assert (parsed.executions_stream, parsed.node_number) == ("meridian-executions-dev", 7)
 
 
 def test_host_tuning_disables_irqbalance_pins_irqs_and_sets_network_sysctls() -> None:

@@ -17,7 +17,7 @@ def test_every_function_folder_of_the_template_has_sample_events() -> None:
         for resource in template["Resources"].values()
         if resource.get("Type") == "AWS::Serverless::Function"
     }
-    assert folders >= {"orders_api", "ledger", "market_data", "surveillance", "migrations"}
+    assert folders >= {"orders_api", "ledger", "market_data", "surveillance", "migrations", "executions"}
     for folder in sorted(folders):
         samples = sorted((REPO / "events" / folder).glob("*.json"))
         assert samples, f"events/{folder}/ has no sample event"

@@ -14,7 +14,13 @@ from meridian_local.pollers import load_handler
 REPO = Path(__file__).resolve().parents[3]
 RESOURCES: dict[str, Any] = yaml_parse((REPO / "template.yaml").read_text())["Resources"]
 CONSUMERS = {"LedgerQueue": "LedgerFunction", "SurveillanceQueue": "SurveillanceFunction"}
-POST_TRADE_FUNCTIONS = ["LedgerFunction", "SurveillanceFunction", "MarketDataFunction", "MigrationsFunction"]
+POST_TRADE_FUNCTIONS = [
+    "LedgerFunction",
+    "SurveillanceFunction",
+    "MarketDataFunction",
+    "MigrationsFunction",
+    "ExecutionsFunction",
+]
 
 
 def props(logical_id: str) -> dict[str, Any]:
