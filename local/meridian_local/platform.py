@@ -32,6 +32,9 @@ from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
 from meridian_local.stack_model import LocalFunction, Stack
 
 HOST = "127.0.0.1"
+NODE_NUMBER = 1  # the template's HotpathNodeNumber default
+# Retries of a failing stream batch here (at most the mapping's own): polling is immediate locally.
+LOCAL_MAX_RETRIES = 5
 Say = Callable[[str], None]
 
 
@@ -243,15 +246,13 @@ class LocalPlatform:
             for resource in stack.custom_resources:
                 custom_resources.create(lambda_client, resource, f"local/{stack.name}")
 
-    def _market_data_stream(self) -> str | None:
+    def _stream(self, logical_id: str) -> str | None:
+        """The provisioned name of the Kinesis stream ``logical_id`` of the template, if any."""
         assert self.stack is not None
-        streams = [
-            s.refs[lid]
-            for s in self.stack.all_stacks()
-            for lid, kind in s.created.items()
-            if kind == "AWS::Kinesis::Stream"
-        ]
-        return streams[0] if streams else None
+        for stack in self.stack.all_stacks():
+            if stack.created.get(logical_id) == "AWS::Kinesis::Stream":
+                return str(stack.refs[logical_id])
+        return None
 
     def _start_node(self) -> None:
         data_dir = self.config.state_dir / "node"
@@ -263,9 +264,13 @@ class LocalPlatform:
             "--host",
             HOST,
         ]
-        stream = self._market_data_stream()
-        if stream:
-            args += ["--kinesis-stream", stream]
+        market_data = self._stream("MarketDataStream")
+        if market_data:
+            args += ["--kinesis-stream", market_data]
+        # The drop copy: the one source of trade.executed.v1, so of the ledger (ExecutionsFunction).
+        executions = self._stream("ExecutionsStream")
+        if executions:
+            args += ["--executions-stream", executions, "--node-number", str(NODE_NUMBER)]
         env = {
             "AWS_ENDPOINT_URL": self.endpoints.aws,
             "AWS_ACCESS_KEY_ID": "local",
@@ -329,6 +334,8 @@ class LocalPlatform:
                             batch_size=mapping.batch_size,
                             function_name=mapping.function,
                             on_failure=sqs_destination(sqs, on_failure) if on_failure else None,
+                            bisect_on_error=mapping.bisect_on_error,
+                            max_retries=_local_retries(mapping.maximum_retry_attempts),
                         )
                     )
             for bridge in stack.bridges:
@@ -388,3 +395,10 @@ def _firehose_forwarder(firehose: Any, delivery_stream: str) -> Callable[[dict[s
         return {"batchItemFailures": []}
 
     return forward
+
+
+def _local_retries(maximum_retry_attempts: int | None) -> int:
+    """A stream mapping's retries here: its own, at most LOCAL_MAX_RETRIES (-1/None: until expiry)."""
+    if maximum_retry_attempts is None or maximum_retry_attempts < 0:
+        return LOCAL_MAX_RETRIES
+    return min(maximum_retry_attempts, LOCAL_MAX_RETRIES)

@@ -9,7 +9,9 @@ server mode for ``make run`` and the integration tests):
   them to the DLQ after ``maxReceiveCount`` receives.
 * Kinesis: read each shard in order from a checkpoint; a partial failure moves the checkpoint to the
   lowest failed sequence number and retries from there; after ``max_retries`` the batch's
-  description goes to the on-failure destination (an SQS queue) and the shard moves on.
+  description goes to the on-failure destination (an SQS queue) and the shard moves on. With
+  ``bisect_on_error`` (``BisectBatchOnFunctionError``) an invocation error splits the batch in two
+  before retrying, which costs no retry, so only a one-record batch spends the retries.
 """
 
 from __future__ import annotations
@@ -128,6 +130,7 @@ class _ShardState:
     iterator: str | None = None
     retry_from: str | None = None  # sequence number to re-read from after a failure
     attempts: int = 0
+    limit: int | None = None  # a bisected batch's size, until it is done
 
 
 class KinesisPoller:
@@ -142,9 +145,11 @@ class KinesisPoller:
         starting_position: str = "TRIM_HORIZON",
         on_failure: Callable[[dict[str, Any]], None] | None = None,
         function_name: str = "local",
+        bisect_on_error: bool = False,
     ) -> None:
         self.kinesis, self.stream_name, self.handler = kinesis, stream_name, handler
         self.batch_size, self.max_retries = batch_size, max_retries
+        self.bisect_on_error = bisect_on_error
         self.on_failure, self.function_name = on_failure, function_name
         summary = kinesis.describe_stream(StreamName=stream_name)["StreamDescription"]
         self.stream_arn = str(summary["StreamARN"])
@@ -171,7 +176,7 @@ class KinesisPoller:
             shard.iterator = self._iterator(shard.shard_id, "AT_SEQUENCE_NUMBER", shard.retry_from)
         if shard.iterator is None:
             return 0
-        answer = self.kinesis.get_records(ShardIterator=shard.iterator, Limit=self.batch_size)
+        answer = self.kinesis.get_records(ShardIterator=shard.iterator, Limit=shard.limit or self.batch_size)
         records = answer.get("Records", [])
         if not records:
             shard.iterator = answer.get("NextShardIterator")
@@ -191,32 +196,38 @@ class KinesisPoller:
         }
         self.stats.invocations += 1
         self.stats.delivered += len(records)
-        failed_from = self._invoke(event, records)
+        failed_from, errored = self._invoke(event, records)
         if failed_from is None:
             self.stats.succeeded += len(records)
             shard.iterator, shard.retry_from, shard.attempts = answer.get("NextShardIterator"), None, 0
+            shard.limit = None
+            return len(records)
+        if errored and self.bisect_on_error and len(records) > 1:
+            shard.limit, shard.retry_from = len(records) // 2, failed_from  # costs no retry
             return len(records)
         shard.attempts += 1
         if shard.attempts > self.max_retries:
             self._give_up(shard, records, failed_from)
             shard.iterator, shard.retry_from, shard.attempts = answer.get("NextShardIterator"), None, 0
+            shard.limit = None
         else:
             shard.retry_from = failed_from
         return len(records)
 
-    def _invoke(self, event: dict[str, Any], records: Sequence[dict[str, Any]]) -> str | None:
-        """The sequence number to retry from, or None when the whole batch succeeded."""
+    def _invoke(self, event: dict[str, Any], records: Sequence[dict[str, Any]]) -> tuple[str | None, bool]:
+        """The sequence number to retry from (None when the whole batch succeeded), and whether
+        the invocation itself failed."""
         try:
             response = self.handler(event, LocalLambdaContext(function_name=self.function_name))
         except Exception:
             log.exception("%s: invocation failed; retrying the batch", self.function_name)
             self.stats.handler_errors += 1
-            return str(records[0]["SequenceNumber"])
+            return str(records[0]["SequenceNumber"]), True
         failed = _failed_ids(response)
         if not failed:
-            return None
+            return None, False
         self.stats.failed += len(failed)
-        return min(failed, key=int)
+        return min(failed, key=int), False
 
     def _give_up(self, shard: _ShardState, records: Sequence[dict[str, Any]], failed_from: str) -> None:
         self.stats.sent_to_on_failure += 1

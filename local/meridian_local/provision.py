@@ -359,6 +359,10 @@ class Provisioner:
                 report_batch_item_failures="ReportBatchItemFailures" in p.get("FunctionResponseTypes", []),
                 batching_window_s=int(p.get("MaximumBatchingWindowInSeconds", 0)),
                 on_failure_arn=destination,
+                bisect_on_error=bool(p.get("BisectBatchOnFunctionError", False)),
+                maximum_retry_attempts=(
+                    None if p.get("MaximumRetryAttempts") is None else int(p["MaximumRetryAttempts"])
+                ),
             )
         )
         stack.refs[lid] = f"local-esm-{lid}"

@@ -26,6 +26,8 @@ class EventSourceMapping:
     report_batch_item_failures: bool
     batching_window_s: int = 0
     on_failure_arn: str | None = None
+    bisect_on_error: bool = False
+    maximum_retry_attempts: int | None = None  # None: the mapping's default (retry until expiry)
 
 
 @dataclass

@@ -137,8 +137,11 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     with psycopg.connect(endpoints["database_url"], autocommit=True) as conn:
         trades = conn.execute("SELECT count(*) FROM trades").fetchone()
         positions = conn.execute("SELECT account, symbol, quantity FROM positions ORDER BY 1, 2").fetchall()
+        execution_ids = [row[0] for row in conn.execute("SELECT execution_id FROM trades")]
     assert trades is not None
     assert trades[0] == 5
+    # From the node's drop copy (node number 1, its trades 1-5), the only source of trade events.
+    assert sorted(execution_ids) == [f"1-{n}" for n in range(1, 6)]
     assert ("ACC-ALICE", "AAPL", 150) in positions
     assert ("ACC-BOB", "AAPL", -150) in positions
 

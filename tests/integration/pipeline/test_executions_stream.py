@@ -1,0 +1,86 @@
+"""The drop copy through a real Kinesis stream (moto server) and the local poller, into the bus.
+
+An unreadable record in the middle of a shard: the records before it are published, the function
+fails when it heads a batch, the poller bisects down to the record alone (as the event source
+mapping does with BisectBatchOnFunctionError), and only that record reaches the on-failure queue.
+Every readable trade is published; the node's re-sends are published again and carry the same
+execution id (the ledger's key).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meridian.consumers import parse_queued_event
+from meridian.events import TradeExecuted
+from meridian_local.pollers import KinesisPoller, drain, load_handler, sqs_destination
+from tests.dropcopy_factories import record
+from tests.integration.pipeline.sqs_harness import drain_queue
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+STREAM, BUS = "executions-it", "trading-it"
+
+
+def _tap(aws: Callable[[str], Any]) -> str:
+    """A queue receiving every trade.executed.v1 of the bus."""
+    sqs, events = aws("sqs"), aws("events")
+    url = sqs.create_queue(QueueName="executions-it-trades")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.create_event_bus(Name=BUS)
+    events.put_rule(Name="trades", EventBusName=BUS, EventPattern='{"detail-type": ["trade.executed.v1"]}')
+    events.put_targets(Rule="trades", EventBusName=BUS, Targets=[{"Id": "tap", "Arn": arn}])
+    return str(url)
+
+
+def test_every_readable_trade_is_published_and_only_the_unreadable_record_fails(
+    aws: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kinesis, sqs = aws("kinesis"), aws("sqs")
+    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    tap = _tap(aws)
+    on_failure = sqs.create_queue(QueueName="executions-it-on-failure")["QueueUrl"]
+    monkeypatch.setenv("EVENT_BUS_NAME", BUS)
+    handler = load_handler(REPO / "functions" / "executions", "app.lambda_handler")
+
+    payloads = [json.dumps(record(n, quantity=n)).encode() for n in range(1, 41)]
+    payloads.insert(17, b'{"v": 1, "execution_id": "1-999"}')  # unreadable: fails its schema
+    payloads += payloads[30:33]  # the node re-sends three trades after a restart
+    for data in payloads:
+        kinesis.put_record(StreamName=STREAM, Data=data, PartitionKey="AAPL")
+
+    poller = KinesisPoller(
+        kinesis,
+        STREAM,
+        handler,
+        batch_size=10,
+        max_retries=3,
+        on_failure=sqs_destination(sqs, on_failure),
+        function_name="executions",
+        bisect_on_error=True,
+    )
+    drain([poller], max_rounds=200, idle_rounds=2)
+
+    published = []
+    for message in drain_queue(sqs, tap):
+        trade = parse_queued_event(message["Body"])
+        assert isinstance(trade, TradeExecuted)
+        published.append((trade.execution_id, trade.quantity))
+    assert set(published) == {(f"1-{n}", n) for n in range(1, 41)}
+    assert len(published) <= 40 + 3  # at most the re-sends twice
+    [failure] = [json.loads(m["Body"]) for m in drain_queue(sqs, on_failure)]
+    batch = failure["KinesisBatchInfo"]
+    assert (batch["batchSize"], batch["startSequenceNumber"]) == (1, batch["endSequenceNumber"])
+    shard = kinesis.get_shard_iterator(
+        StreamName=STREAM,
+        ShardId=batch["shardId"],
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        StartingSequenceNumber=batch["startSequenceNumber"],
+    )["ShardIterator"]
+    assert kinesis.get_records(ShardIterator=shard, Limit=1)["Records"][0]["Data"] == payloads[17]
