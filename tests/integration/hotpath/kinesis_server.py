@@ -1,0 +1,48 @@
+"""moto server's Kinesis for the node-process tests: a server on loopback and a whole-stream reader."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+AWS_ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+
+
+def moto_server() -> Iterator[str]:
+    """Run moto server on a free loopback port for the duration; yields its endpoint URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def kinesis_client(endpoint: str) -> Any:
+    return boto3.client(
+        "kinesis", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )  # fmt: skip
+
+
+def read_stream(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """Every record in ``stream``, shard by shard, as its JSON plus ``key`` (the partition key)."""
+    records: list[dict[str, Any]] = []
+    for shard in kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            if not response["Records"]:
+                break
+            records += [{"key": r["PartitionKey"], **json.loads(r["Data"])} for r in response["Records"]]
+            iterator = response.get("NextShardIterator")
+    return records
