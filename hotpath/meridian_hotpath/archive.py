@@ -37,6 +37,7 @@ from meridian_hotpath.journal import (
     segment_paths,
 )
 from meridian_hotpath.recovery import RecoveryError, engine_checksum, journal_dir, recover, snapshot_dir
+from meridian_hotpath.retention import PruneReport, prune
 from meridian_hotpath.snapshot import SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX, SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,16 @@ def ship(data_dir: Path, s3: Any, bucket: str, prefix: str, include_active: bool
         metadata = {"seq": str(loaded.seq), "engine-checksum": str(loaded.checksum)}
         _put(s3, bucket, _key(prefix, SNAPSHOT_FOLDER, snapshot.path.name), data, metadata, report)
     return report
+
+
+def ship_and_prune(
+    data_dir: Path, s3: Any, bucket: str, prefix: str, keep_snapshots: int, include_active: bool = False
+) -> tuple[ShipReport, PruneReport]:
+    """Ship, then delete local files the node no longer needs that this ship found in the archive
+    with the same SHA-256 (uploaded now or already there): see ``retention``."""
+    shipped = ship(data_dir, s3, bucket, prefix, include_active)
+    in_archive = {key.rsplit("/", 1)[-1] for key in (*shipped.uploaded, *shipped.unchanged)}
+    return shipped, prune(data_dir, keep_snapshots, shipped=lambda path: path.name in in_archive)
 
 
 # ---- restoring -----------------------------------------------------------------------------------
@@ -320,6 +331,12 @@ def restore_to_temporary(
 # ---- command line --------------------------------------------------------------------------------
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     import boto3  # noqa: PLC0415 - only the command line needs a default client
 
@@ -332,10 +349,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="")
     parser.add_argument("--include-active", action="store_true", help="ship: the active segment too")
     parser.add_argument("--to-seq", type=int, help="restore: stop at this seq (point in time)")
+    parser.add_argument(
+        "--prune-keep",
+        type=_at_least_one,
+        metavar="K",
+        help="ship: then delete local snapshots older than the newest K valid ones, and the journal "
+        "segments before them, once the archive holds them",
+    )
     args = parser.parse_args(argv)
     s3 = boto3.client("s3")
     try:
-        if args.command == "ship":
+        if args.command == "ship" and args.prune_keep is not None:
+            shipped, pruned = ship_and_prune(
+                args.data_dir, s3, args.bucket, args.prefix, args.prune_keep, args.include_active
+            )
+            print(json.dumps({**asdict(shipped), "pruned": asdict(pruned)}))
+        elif args.command == "ship":
             shipped = ship(args.data_dir, s3, args.bucket, args.prefix, args.include_active)
             print(json.dumps(asdict(shipped)))
         else:
