@@ -268,6 +268,12 @@ def test_journal_is_shipped_to_s3_on_a_timer_and_on_every_stop() -> None:
     assert _unit_line("meridian-journal-ship.timer", "OnUnitInactiveSec") == "10"
 
 
+def test_the_periodic_ship_prunes_what_the_archive_holds_and_the_stop_ship_does_not() -> None:
+    # The disk keeps the newest snapshots and the journal after them; the archive keeps everything.
+    assert re.search(r"--prune-keep [1-9]", _unit_line("meridian-journal-ship.service", "ExecStart"))
+    assert "--prune-keep" not in _unit_line("meridian-node.service", "ExecStopPost")
+
+
 def test_release_bundle_carries_what_the_bootstrap_installs(tmp_path: Path) -> None:
     bundle = tmp_path / "node.tar.gz"
     subprocess.run([str(DEPLOY / "build_bundle.sh"), str(bundle)], check=True, capture_output=True)
