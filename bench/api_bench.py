@@ -215,7 +215,7 @@ def main() -> int:
     site = lambda_site()
     imports = cold_imports(runs, site) if site is not None else {}
     dev_imports = cold_imports(runs, None)
-    result = {
+    result: dict[str, Any] = {
         "post_orders_n": n,
         "post_orders_p50_ms": round(percentile(live, 50), 3),
         "post_orders_p99_ms": round(percentile(live, 99), 3),
