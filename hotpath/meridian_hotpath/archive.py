@@ -5,6 +5,8 @@ Layout under ``s3://<bucket>/<prefix>/`` (the bucket replicates to the secondary
     journal/journal-<first seq>.log     a segment: sealed ones never change once shipped; the
                                          active one is shipped as its durable prefix when asked
     snapshots/snapshot-<seq>.snap
+    node.json                           the node's number (``identity``): a replay from the
+                                         journal's start numbers its trades as the primary did
 
 Every object carries the SHA-256 of its bytes (user metadata ``sha256``), and a segment its
 ``first-seq``/``last-seq``. Restoring checks each download against its SHA-256, then lets recovery
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian_hotpath.identity import IDENTITY_FILE, NodeIdentityError, identity_path, stored_node_number
 from meridian_hotpath.journal import (
     SEGMENT_PREFIX,
     SEGMENT_SUFFIX,
@@ -157,6 +160,9 @@ def ship(data_dir: Path, s3: Any, bucket: str, prefix: str, include_active: bool
         data = snapshot.path.read_bytes()
         metadata = {"seq": str(loaded.seq), "engine-checksum": str(loaded.checksum)}
         _put(s3, bucket, _key(prefix, SNAPSHOT_FOLDER, snapshot.path.name), data, metadata, report)
+    if stored_node_number(data_dir) is not None:
+        identity = identity_path(data_dir).read_bytes()
+        _put(s3, bucket, _key(prefix, "", IDENTITY_FILE), identity, {}, report)
     return report
 
 
@@ -297,6 +303,7 @@ def restore(
         )
     journal_dir(data_dir).mkdir(parents=True, exist_ok=True)
     snapshot_dir(data_dir).mkdir(parents=True, exist_ok=True)
+    size += _restore_identity(s3, bucket, prefix, data_dir, downloaded)
     try:
         engine, report = recover(data_dir, instruments, to_seq=to_seq)
     except JournalCorruptError as exc:
@@ -318,6 +325,21 @@ def restore(
         bytes_downloaded=size,
         torn_tail=report.torn_tail.describe() if report.torn_tail is not None else None,
     )
+
+
+def _restore_identity(s3: Any, bucket: str, prefix: str, data_dir: Path, downloaded: list[str]) -> int:
+    """Download the node's number, if the archive holds one (a node from before numbers has none:
+    it was node 0, which recovery assumes without it). Answers the bytes downloaded."""
+    key = _key(prefix, "", IDENTITY_FILE)
+    if _stored_sha256(s3, bucket, key) is None:
+        return 0
+    size = _download_verified(s3, bucket, key, identity_path(data_dir))[0]
+    try:
+        stored_node_number(data_dir)
+    except NodeIdentityError as exc:
+        raise ArchiveChecksumError(f"archived {IDENTITY_FILE} is unreadable: {exc}") from exc
+    downloaded.append(key)
+    return size
 
 
 def restore_to_temporary(

@@ -6,12 +6,15 @@ import json
 import shutil
 from pathlib import Path
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from meridian.client import HotpathClient
 from meridian.domain import DEFAULT_INSTRUMENTS, Side
 from meridian.executions import execution_id, node_number_of, trade_id_base
 from meridian.protocol import Fill, Message
+from meridian_hotpath.archive import restore, ship
 from meridian_hotpath.cli import main
 from meridian_hotpath.identity import (
     IDENTITY_FILE,
@@ -23,7 +26,14 @@ from meridian_hotpath.identity import (
 )
 from meridian_hotpath.journal import segment_paths
 from meridian_hotpath.orderflow import synthetic_flow
-from meridian_hotpath.recovery import RecoveryError, journal_dir, recover, snapshot_dir, verify
+from meridian_hotpath.recovery import (
+    RecoveryError,
+    engine_checksum,
+    journal_dir,
+    recover,
+    snapshot_dir,
+    verify,
+)
 from tests.unit.hotpath.conftest import StartNode
 from tests.unit.hotpath.datadir import build_data_dir, fresh_engine
 
@@ -164,3 +174,30 @@ def test_a_node_restarted_from_its_journal_alone_continues_its_trade_ids(
     client = HotpathClient("127.0.0.1", again.port)
     second = fills_of([client.submit("b2", "taker", "AAPL", Side.BUY, 4, 19000).messages])
     assert [(f.trade_id, execution_id(f.trade_id)) for f in second] == [(base + 2, "7-2")]
+
+
+# ---- the archive carries the number to the recovery region ---------------------------------------
+
+
+@pytest.mark.parametrize("number", [None, 7])
+def test_a_restore_from_the_archive_numbers_trades_as_the_primary_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, number: int | None
+) -> None:
+    for name, value in (
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "t"),
+        ("AWS_SECRET_ACCESS_KEY", "t"),
+    ):
+        monkeypatch.setenv(name, value)
+    primary = build_data_dir(tmp_path / "primary", INPUTS, node_number=number)  # journal only: no snapshot
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="archive")
+        ship(tmp_path / "primary", s3, "archive", "nodes/a", include_active=True)
+        again = ship(tmp_path / "primary", s3, "archive", "nodes/a", include_active=True)
+        assert again.uploaded == []
+        result = restore(s3, "archive", "nodes/a", tmp_path / "secondary")
+    assert (result.seq, result.snapshot_seq) == (300, None)
+    assert result.checksum == engine_checksum(primary)
+    assert stored_node_number(tmp_path / "secondary") == number
+    assert claim_node_number(tmp_path / "secondary", number) == (number or 0)
