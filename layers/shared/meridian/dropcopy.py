@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from meridian.domain import ACCOUNT_LEN, CLIENT_ORDER_ID_LEN
 from meridian.events import TradeExecuted
 from meridian.executions import DROP_COPY_VERSION, execution_id, order_id_for
 
@@ -47,10 +48,12 @@ class DropCopyRecord(BaseModel):
     aggressor_side: Literal["BUY", "SELL"]
     buy_order_id: str = Field(min_length=1)
     sell_order_id: str = Field(min_length=1)
-    buy_account: str = Field(min_length=1)
-    sell_account: str = Field(min_length=1)
-    buy_client_order_id: str = Field(min_length=1)
-    sell_client_order_id: str = Field(min_length=1)
+    # Whatever the node accepted, the drop copy must carry: the wire allows empty ids, so they are
+    # not refused here (a refused record would keep a trade the node made out of the ledger).
+    buy_account: str = Field(max_length=ACCOUNT_LEN)
+    sell_account: str = Field(max_length=ACCOUNT_LEN)
+    buy_client_order_id: str = Field(max_length=CLIENT_ORDER_ID_LEN)
+    sell_client_order_id: str = Field(max_length=CLIENT_ORDER_ID_LEN)
     buy_node_order_id: int = Field(ge=0)
     sell_node_order_id: int = Field(ge=0)
     buy_leaves_quantity: int = Field(ge=0)

@@ -83,3 +83,23 @@ def test_what_is_not_a_json_object_is_refused(data: bytes) -> None:
     with pytest.raises(DropCopyError) as refused:
         parse_drop_copy(data)
     assert refused.value.reason.startswith("drop-copy record ")
+
+
+def test_a_trade_between_orders_sent_without_client_order_ids_still_reaches_the_ledger() -> None:
+    # The wire lets a client send an empty client order id and the node trades it: its drop copy
+    # must not be refused, or the trade would never reach the ledger.
+    payload = record(9)
+    for side in ("buy", "sell"):
+        payload[f"{side}_client_order_id"] = ""
+        payload[f"{side}_order_id"] = order_id_for(str(payload[f"{side}_account"]), "")
+    trade = _parse(payload)
+    assert (trade.buy_client_order_id, trade.sell_client_order_id) == ("", "")
+    assert trade.buy_order_id == order_id_for("ACC-BUY", "")
+
+
+def test_ids_longer_than_the_wire_allows_are_refused() -> None:
+    payload = record(9)
+    payload["buy_client_order_id"] = "x" * 21
+    payload["buy_order_id"] = order_id_for("ACC-BUY", "x" * 21)  # consistent: only the length is wrong
+    with pytest.raises(DropCopyError, match="buy_client_order_id"):
+        _parse(payload)
