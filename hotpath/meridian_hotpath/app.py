@@ -27,6 +27,7 @@ from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
 from meridian_hotpath.runtime_tuning import RuntimeTuning
 from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
 from meridian_hotpath.snapshot import SnapshotStore
+from meridian_hotpath.volatility import DEFAULT_INTERVAL
 
 try:
     import uvloop
@@ -56,6 +57,7 @@ class NodeConfig:
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
     max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their fsync
     journal_thread_above: float = DEFAULT_THREAD_ABOVE  # fsync seconds beyond which it runs off the loop
+    volatility_interval: float = DEFAULT_INTERVAL  # seconds between mid-price samples (volatility.py)
     tune_runtime: bool = False  # process-wide GC and GIL settings: the command line sets it, tests don't
     node_number: int | None = None  # None: the data dir's stored number (0 for a new one)
 
@@ -184,6 +186,7 @@ class RunningNode:
             self.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
         if self.publisher is not None:
             self.publisher.start()
+        self.node.start_volatility_sampling(config.volatility_interval)
 
     def startup_line(self) -> str:
         return startup_line(self.config.host, self.port, self.metrics_port, self.recovery.seq)

@@ -50,6 +50,7 @@ from meridian_hotpath.publisher import StreamPublisher, StreamRecord
 from meridian_hotpath.recovery import engine_checksum
 from meridian_hotpath.runtime_tuning import GcPacing
 from meridian_hotpath.snapshot import CHECKSUM_MASK, SnapshotStore
+from meridian_hotpath.volatility import DEFAULT_INTERVAL, VolatilityTracker
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ class MatchingNode:
         self._tops = {symbol: engine.top_of_book(symbol) for symbol in engine.instruments}
         self._background: set[asyncio.Task[None]] = set()
         self._stop_waiting_for_delivery: asyncio.Future[None] = self._loop.create_future()
+        self.volatility = VolatilityTracker()
+        self._volatility_sampler: asyncio.Task[None] | None = None
         self.failed = False
         self._bind_metrics()
 
@@ -219,6 +222,27 @@ class MatchingNode:
         count_trade = self.metrics.count_trade
         for fill in fills:
             count_trade(fill.symbol)
+
+    # ---- volatility ----------------------------------------------------------------------------
+
+    def sample_volatility(self, now: float) -> None:
+        """Feed the volatility tracker each book's mid price (books with both sides only)."""
+        mids: dict[str, float] = {}
+        for symbol in self.engine.instruments:
+            bid, _, ask, _ = self.engine.top_of_book(symbol)
+            if bid > 0 and ask > 0:
+                mids[symbol] = (bid + ask) / 2
+        self.volatility.sample(now, mids)
+
+    def start_volatility_sampling(self, interval: float = DEFAULT_INTERVAL) -> None:
+        """Sample every ``interval`` seconds on the loop (a few dict reads per symbol) until close."""
+
+        async def sample_forever() -> None:
+            while True:
+                self.sample_volatility(time.monotonic())
+                await asyncio.sleep(interval)
+
+        self._volatility_sampler = self._loop.create_task(sample_forever(), name="volatility-sampler")
 
     # ---- snapshots -----------------------------------------------------------------------------
 
@@ -313,6 +337,8 @@ class MatchingNode:
         The final snapshot waits for the drop copy for ``drop_copy_timeout`` at most; a sink still
         down by then costs the snapshot (skipped and logged), never an execution.
         """
+        if self._volatility_sampler is not None:
+            self._volatility_sampler.cancel()
         give_up = self._loop.call_later(self.drop_copy_timeout, self._give_up_waiting_for_delivery)
         if not self.failed:
             await self.committer.drain()
@@ -352,6 +378,7 @@ class MatchingNode:
                 "meridian_journal_durable_seq": self.journal.durable_seq,
                 "meridian_journal_fsync_estimate_seconds": self.committer.fsync_estimate,
                 "meridian_journal_threaded": float(self.committer.threaded),
+                "meridian_market_volatility": self.volatility.market_volatility(),
             }
             if self.publisher is not None:
                 trades, tops = self.publisher.backlog

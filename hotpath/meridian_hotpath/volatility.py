@@ -1,15 +1,16 @@
 """Realised market volatility per symbol, the signal the node fleet scales on.
 
-Every ``interval`` seconds the node samples each symbol's last trade price. The log return between
-two samples, squared and divided by the time between them, estimates the per-second variance; an
-exponentially weighted mean of those estimates (half-life ``half_life`` seconds, weighted by
+Every ``interval`` seconds the node samples each symbol's mid price (the middle of its best bid and
+offer; a one-sided book gives no sample). The log return between two samples of a symbol, squared
+and divided by the time between them, estimates the per-second variance; an exponentially weighted
+mean of those estimates (half-life ``half_life`` seconds, weighted by
 elapsed time, so a late sample counts for the time it covers) tracks the current variance.
 Annualised over a trading year of 252 sessions of 6.5 hours and given in percent, it is the
 ``meridian_market_volatility`` gauge (the largest over the node's symbols), which the CloudWatch
 bridge publishes as ``MarketVolatility`` for the scaling alarms.
 
-A symbol with no trade since the last sample contributes a zero return for that interval, so a
-quiet market's volatility decays towards zero instead of freezing at its last busy value.
+A symbol whose mid has not moved since the last sample contributes a zero return for that interval,
+so a quiet market's volatility decays towards zero instead of freezing at its last busy value.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ DEFAULT_INTERVAL = 1.0
 
 @dataclass(slots=True)
 class _SymbolState:
-    price: int
+    price: float
+    at: float  # when ``price`` was sampled
     variance_per_second: float = 0.0
     warm: bool = False
 
@@ -36,29 +38,26 @@ class VolatilityTracker:
             raise ValueError("half_life must be positive")
         self.half_life = half_life
         self._symbols: dict[str, _SymbolState] = {}
-        self._last_sample: float | None = None
 
-    def sample(self, now: float, last_prices: Mapping[str, int]) -> None:
-        """Take one sample at monotonic time ``now`` of each symbol's last trade price (ticks, > 0)."""
-        previous, self._last_sample = self._last_sample, now
-        if previous is None or now <= previous:
-            for symbol, price in last_prices.items():
-                self._symbols.setdefault(symbol, _SymbolState(price))
-            return
-        elapsed = now - previous
-        keep = 0.5 ** (elapsed / self.half_life)
-        for symbol, price in last_prices.items():
+    def sample(self, now: float, prices: Mapping[str, float]) -> None:
+        """Take one sample at monotonic time ``now`` of each symbol's price (> 0). A symbol left out
+        (no price to sample) keeps its estimate; its next return spans the whole gap."""
+        for symbol, price in prices.items():
             state = self._symbols.get(symbol)
             if state is None:
-                self._symbols[symbol] = _SymbolState(price)
+                self._symbols[symbol] = _SymbolState(price, now)
+                continue
+            elapsed = now - state.at
+            if elapsed <= 0:
                 continue
             log_return = math.log(price / state.price)
             estimate = log_return * log_return / elapsed
             if state.warm:
+                keep = 0.5 ** (elapsed / self.half_life)
                 state.variance_per_second = keep * state.variance_per_second + (1 - keep) * estimate
             else:
                 state.variance_per_second, state.warm = estimate, True
-            state.price = price
+            state.price, state.at = price, now
 
     def annualised_percent(self, symbol: str) -> float:
         state = self._symbols.get(symbol)

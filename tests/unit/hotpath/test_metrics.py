@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 import urllib.error
 import urllib.request
 
@@ -12,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from meridian.client import HotpathClient
 from meridian.domain import Side
 from meridian_hotpath.metrics import LatencyReservoir, LoopHistogram
+from meridian_hotpath.volatility import TRADING_SECONDS_PER_YEAR
 from tests.unit.hotpath.conftest import StartNode
 from tests.unit.hotpath.node_thread import WAIT, NodeThread
 
@@ -99,3 +102,22 @@ def test_loop_histogram_buckets_are_cumulative_and_le_inclusive() -> None:
         histogram.observe(value)
     assert histogram.cumulative() == [("1e-05", 2.0), ("0.0001", 3.0), ("0.001", 3.0), ("+Inf", 4.0)]
     assert histogram.total == pytest.approx(5e-6 + 1e-5 + 5e-5 + 2e-3)
+
+
+def test_market_volatility_follows_the_mid_price_and_is_exported(start_node: StartNode) -> None:
+    # One sample at start (empty books: nothing to sample), then only the samples taken here.
+    node = start_node(volatility_interval=3600.0)
+    matching = node.node.node
+    client = HotpathClient("127.0.0.1", node.port)
+    client.submit("v1", "a", "AAPL", Side.BUY, 5, 18990)
+    client.submit("v2", "b", "AAPL", Side.SELL, 5, 19010)
+    base = time.monotonic() + 10_000  # after any sample the node's own timer takes
+    node.call(lambda: matching.sample_volatility(base))
+    client.submit("v3", "a", "AAPL", Side.BUY, 5, 19000)  # best bid up: the mid moves 19000 -> 19005
+    node.call(lambda: matching.sample_volatility(base + 1))
+    expected = 100 * abs(math.log(19005 / 19000)) * math.sqrt(TRADING_SECONDS_PER_YEAR)
+    found = samples(get(node, "/metrics")[2])
+    assert found[("meridian_market_volatility", ())] == pytest.approx(expected)
+    assert found[("meridian_market_volatility", ())] == pytest.approx(
+        matching.volatility.annualised_percent("AAPL")
+    )

@@ -71,3 +71,16 @@ def test_market_volatility_is_the_largest_symbol() -> None:
 def test_half_life_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         VolatilityTracker(half_life=0)
+
+
+def test_a_symbol_missing_from_samples_measures_its_next_return_over_the_whole_gap() -> None:
+    tracker = VolatilityTracker()
+    tracker.sample(0.0, {"AAPL": 100.0, "MSFT": 200.0})
+    for second in range(1, 10):  # MSFT's book is one-sided: no mid to sample
+        tracker.sample(float(second), {"AAPL": 100.0})
+    assert tracker.annualised_percent("MSFT") == 0.0  # nothing known yet, not a guess
+    tracker.sample(10.0, {"AAPL": 100.0, "MSFT": 202.0})
+    per_second = math.log(202 / 200) ** 2 / 10  # one return spanning ten seconds
+    assert tracker.annualised_percent("MSFT") == pytest.approx(
+        100 * math.sqrt(per_second * TRADING_SECONDS_PER_YEAR)
+    )
