@@ -8,7 +8,8 @@
 2. Each function folder under functions/: a fresh ``python -c "import app"`` subprocess per run,
    timing the import inside the interpreter (median of ``BENCH_IMPORT_RUNS``, default 5), started
    as Lambda starts it (Lambda environment variables, tracing on), against the function's deployed
-   packages (``lambda_site``) and, for comparison, against the dev venv. Target <= 250 ms.
+   packages (``lambda_site``) and, for comparison, against the dev venv. Target <= 250 ms. Baseline
+   in the same run: ``bench/cold_import_floor``, a one-route function of the shared stack alone.
 
 Writes bench/results/api.json (post_orders_p50_ms, post_orders_p99_ms, cold_import_ms per function).
 """
@@ -31,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "api.json"
 IMPORT_TARGET_MS = 250.0
+FLOOR = ROOT / "bench" / "cold_import_floor"  # the shared stack alone: Powertools, pydantic, boto3
 _IMPORT_PROBE = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
 
 for name, value in {
@@ -179,7 +181,8 @@ def cold_imports(runs: int, site: Path | None) -> dict[str, float]:
     """Median import time of each function's ``app`` in a fresh interpreter, as Lambda starts it:
     LAMBDA_TASK_ROOT set (the X-Ray SDK then uses its Lambda sampler) and tracing on."""
     results = {}
-    for folder in sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()):
+    folders = sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists())
+    for folder in [*folders, FLOOR]:
         env = {
             **os.environ,
             "LAMBDA_TASK_ROOT": str(folder),
@@ -215,14 +218,18 @@ def main() -> int:
     site = lambda_site()
     imports = cold_imports(runs, site) if site is not None else {}
     dev_imports = cold_imports(runs, None)
+    measured = dict(imports or dev_imports)
+    floor = measured.pop(FLOOR.name, None)
     result: dict[str, Any] = {
         "post_orders_n": n,
         "post_orders_p50_ms": round(percentile(live, 50), 3),
         "post_orders_p99_ms": round(percentile(live, 99), 3),
         "baseline_in_process_engine_p50_ms": round(percentile(in_process, 50), 3),
         "baseline_in_process_engine_p99_ms": round(percentile(in_process, 99), 3),
-        "cold_import_ms": imports or dev_imports,
+        "cold_import_ms": measured,
         "cold_import_measured_in": "lambda package" if imports else "dev venv",
+        "cold_import_floor_ms": floor,
+        "cold_import_vs_floor": {f: round(ms / floor, 2) for f, ms in measured.items()} if floor else {},
         "cold_import_dev_venv_ms": dev_imports,
         "cold_import_target_ms": IMPORT_TARGET_MS,
     }
@@ -233,10 +240,15 @@ def main() -> int:
     print(f"{'POST /orders p99 (live node), ms':<44}{result['post_orders_p99_ms']:>12}")
     print(f"{'baseline p50 (engine in-process), ms':<44}{result['baseline_in_process_engine_p50_ms']:>12}")
     print(f"{'baseline p99 (engine in-process), ms':<44}{result['baseline_in_process_engine_p99_ms']:>12}")
-    print(f"cold import, ms (median of {runs}; {result['cold_import_measured_in']}; dev venv for comparison)")
-    for function, ms in result["cold_import_ms"].items():
+    print(
+        f"cold import, ms (median of {runs}; {result['cold_import_measured_in']}); "
+        f"x floor (the shared stack alone: {floor} ms); dev venv"
+    )
+    for function, ms in measured.items():
         verdict = "ok" if ms <= IMPORT_TARGET_MS else "OVER TARGET"
-        print(f"{'  ' + function:<44}{ms:>12}  {verdict:<12}{dev_imports.get(function, float('nan')):>8}")
+        ratio = result["cold_import_vs_floor"].get(function, float("nan"))
+        dev = dev_imports.get(function, float("nan"))
+        print(f"{'  ' + function:<30}{ms:>8}  {verdict:<12}{ratio:>6}x{dev:>10}")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 
