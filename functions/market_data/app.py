@@ -29,6 +29,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         name="MarketDataStaleBooks", unit=MetricUnit.Count, value=outcome.report.stale_books_skipped
     )
     metrics.add_metric(
+        name="MarketDataKnownTradesSkipped", unit=MetricUnit.Count, value=outcome.report.known_trades_skipped
+    )
+    metrics.add_metric(
         name="MarketDataFailures", unit=MetricUnit.Count, value=len(outcome.response["batchItemFailures"])
     )
     response: PartialItemFailureResponse = outcome.response

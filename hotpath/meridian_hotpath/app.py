@@ -19,10 +19,11 @@ from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE
 from meridian_hotpath.dropcopy import execution_records
 from meridian_hotpath.identity import claim_node_number
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
+from meridian_hotpath.marketdata import trade_record
 from meridian_hotpath.metrics import NodeMetrics
 from meridian_hotpath.metrics_http import start_metrics_server
-from meridian_hotpath.node import DEFAULT_DROP_COPY_TIMEOUT, DEFAULT_SNAPSHOT_EVERY, MatchingNode
-from meridian_hotpath.publisher import KinesisSink, StreamPublisher, StreamSink
+from meridian_hotpath.node import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_SNAPSHOT_EVERY, MatchingNode
+from meridian_hotpath.publisher import KinesisSink, StreamPublisher, StreamRecord, StreamSink
 from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
 from meridian_hotpath.runtime_tuning import RuntimeTuning
 from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
@@ -51,7 +52,7 @@ class NodeConfig:
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
     kinesis_stream: str | None = None  # market data
     executions_stream: str | None = None  # the drop copy; None runs without one (local development)
-    drop_copy_timeout: float = DEFAULT_DROP_COPY_TIMEOUT  # shutdown waits so long for its delivery
+    delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT  # shutdown waits so long for the publishers
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
@@ -100,6 +101,17 @@ def _keep_fills(into: list[Fill]) -> Callable[[list[Message]], None]:
     return keep
 
 
+def _resending(sink: StreamSink, name: str, replayed: list[StreamRecord]) -> StreamPublisher:
+    """A started publisher that sends ``replayed`` ahead of anything new: an input replayed after the
+    last snapshot may have traded with its records never delivered (they may also have been: the
+    consumers are idempotent)."""
+    publisher = StreamPublisher(sink, name)
+    publisher.publish(replayed)
+    publisher.start()
+    log.info("%s: re-sending the %d trades replayed from the journal", name, len(replayed))
+    return publisher
+
+
 class RunningNode:
     """A started node: recovered engine, journal, TCP server, metrics endpoint, publishers.
 
@@ -121,12 +133,13 @@ class RunningNode:
         self.node_number = claim_node_number(config.data_dir, config.node_number)
         log.info("node number %d", self.node_number)
         executions_sink = self._executions_sink or _stream_sink(config.executions_stream)
-        replayed: list[Fill] = []  # the fills of every replayed input: the drop copy may lack them
+        sink = self._sink or _stream_sink(config.kinesis_stream)
+        replayed: list[Fill] = []  # the fills of every replayed input: the publishers may lack them
         engine, self.recovery = recover(
             config.data_dir,
             config.instruments,
             repair=True,
-            on_answer=None if executions_sink is None else _keep_fills(replayed),
+            on_answer=None if sink is None and executions_sink is None else _keep_fills(replayed),
         )
         for line in self.recovery.lines():
             log.info("%s", line)
@@ -144,18 +157,17 @@ class RunningNode:
         journal = JournalWriter(
             journal_dir(config.data_dir), engine.seq + 1, config.segment_bytes, metrics.observe_commit
         )
-        sink = self._sink or _stream_sink(config.kinesis_stream)
-        self.publisher = StreamPublisher(sink, "market data") if sink is not None else None
+        now = time.time_ns()
+        self.publisher: StreamPublisher | None = None
+        if sink is not None:
+            resent = [trade_record(fill, now, resent=True) for fill in replayed]
+            self.publisher = _resending(sink, "market data", resent)
         self.drop_copy: StreamPublisher | None = None
         if executions_sink is None:
             log.warning("executions are not published: no --executions-stream, so this node has no drop copy")
         else:
-            self.drop_copy = StreamPublisher(executions_sink, "drop copy")
-            # Re-sent ahead of anything new: an input replayed after the last snapshot may have traded
-            # with its executions never delivered (they may also have been: consumers are idempotent).
-            self.drop_copy.publish(execution_records(replayed, engine.instruments, time.time_ns()))
-            self.drop_copy.start()
-            log.info("drop copy: re-sending the %d executions replayed from the journal", len(replayed))
+            resent = execution_records(replayed, engine.instruments, now)
+            self.drop_copy = _resending(executions_sink, "drop copy", resent)
         self._tuning = RuntimeTuning() if config.tune_runtime else None
         if self._tuning is not None:
             self._tuning.start()
@@ -170,7 +182,7 @@ class RunningNode:
             None if self._tuning is None else self._tuning.gc,
             config.journal_thread_above,
             self.drop_copy,
-            config.drop_copy_timeout,
+            config.delivery_timeout,
             self.recovery.snapshot_seq or 0,
         )
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
@@ -184,8 +196,6 @@ class RunningNode:
         if config.metrics_port is not None:
             self._metrics_server = await start_metrics_server(metrics, config.host, config.metrics_port)
             self.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
-        if self.publisher is not None:
-            self.publisher.start()
         self.node.start_volatility_sampling(config.volatility_interval)
 
     def startup_line(self) -> str:
@@ -202,8 +212,8 @@ class RunningNode:
         await self.node.close()
         await self.server.close_connections()
         publishers = [publisher for publisher in (self.publisher, self.drop_copy) if publisher is not None]
-        # What either cannot deliver in time is logged; undelivered executions are re-sent on restart.
-        await asyncio.gather(*(publisher.close(self.config.drop_copy_timeout) for publisher in publishers))
+        # What either cannot deliver in time is logged; undelivered trades are re-sent on restart.
+        await asyncio.gather(*(publisher.close(self.config.delivery_timeout) for publisher in publishers))
         if self._metrics_server is not None:
             self._metrics_server.close()
         if self._tuning is not None:

@@ -6,11 +6,12 @@ request is matched as soon as its frame is decoded; its answer then waits in the
 connection and its fills handed to the publishers (market data, drop copy). No answer ever
 describes state the journal could lose. Heartbeats touch no state and are answered at once.
 
-No snapshot covers an execution the drop copy has not delivered: a snapshot at seq S is written
-only once the drop-copy publisher has delivered every execution up to S. Recovery replays the
-journal after the newest snapshot and re-sends the replayed fills, so a crash (or a sink that is
-down at shutdown) never loses an execution from the drop copy; it may send one twice, and its
-consumers are idempotent on the execution id.
+No snapshot covers a trade a publisher has not delivered: a snapshot at seq S is written only once
+the drop copy has delivered every execution, and the market-data publisher every trade record, up
+to S (top of book is droppable and waits for nothing). Recovery replays the journal after the
+newest snapshot and re-sends the replayed fills to both, so a crash (or a sink that is down at
+shutdown) never loses a trade from the drop copy or the tape; it may send one twice, and their
+consumers are idempotent (execution id; tape item key).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from meridian_hotpath.volatility import DEFAULT_INTERVAL, VolatilityTracker
 log = logging.getLogger(__name__)
 
 DEFAULT_SNAPSHOT_EVERY = 100_000
-DEFAULT_DROP_COPY_TIMEOUT = 5.0  # seconds the final snapshot waits for the drop copy at shutdown
+DEFAULT_DELIVERY_TIMEOUT = 5.0  # seconds the final snapshot waits for the publishers at shutdown
 TYPE_LABELS: dict[type, str] = {NewOrder: "new_order", Cancel: "cancel", Replace: "replace", Admin: "admin"}
 # Plain ints: IntFlag arithmetic runs Python-level __or__/__and__, a measurable share of a request.
 LAST = int(Flag.LAST)
@@ -75,7 +76,7 @@ class EngineFailedError(Exception):
 
 
 class SnapshotSkippedError(Exception):
-    """A snapshot was given up at shutdown: the drop copy had not delivered every execution it covers."""
+    """A snapshot was given up at shutdown: a publisher had not delivered every trade it covers."""
 
 
 def encode_answer(outputs: list[Message], flags: int) -> bytes:
@@ -107,7 +108,7 @@ class MatchingNode:
         gc_pacing: GcPacing | None = None,
         journal_thread_above: float = DEFAULT_THREAD_ABOVE,
         drop_copy: StreamPublisher | None = None,
-        drop_copy_timeout: float = DEFAULT_DROP_COPY_TIMEOUT,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         last_snapshot_seq: int | None = None,
     ) -> None:
         self.engine = engine
@@ -116,7 +117,9 @@ class MatchingNode:
         self.metrics = metrics
         self.publisher = publisher  # market data
         self.drop_copy = drop_copy  # executions
-        self.drop_copy_timeout = drop_copy_timeout
+        # The publishers of kept records (trades, executions): a snapshot waits for every one of them.
+        self._gating = [p for p in (publisher, drop_copy) if p is not None]
+        self.delivery_timeout = delivery_timeout
         self._stage_fills = publisher is not None or drop_copy is not None
         self.snapshot_every = snapshot_every
         self._on_fatal = on_fatal
@@ -253,8 +256,8 @@ class MatchingNode:
 
         async def write() -> None:
             await durable  # a snapshot never covers inputs the journal could still lose
-            if self.drop_copy is not None:
-                await self._delivered_through(seq)  # nor executions the drop copy could still lose
+            if self._gating:
+                await self._delivered_through(seq)  # nor trades a publisher could still lose
             try:
                 await self._loop.run_in_executor(
                     self._snapshot_writer, self.snapshots.write, seq, checksum, payload
@@ -279,24 +282,28 @@ class MatchingNode:
         return task
 
     async def _delivered_through(self, seq: int) -> None:
-        """Until the drop copy has delivered every execution up to ``seq``; at shutdown, only until
-        the drop-copy timeout: then ``SnapshotSkippedError`` (the next start re-sends them)."""
-        assert self.drop_copy is not None
-        delivered = self.drop_copy.delivered_through(seq)
-        if not delivered.done():
-            stop = self._stop_waiting_for_delivery
-            await asyncio.wait([delivered, stop], return_when=asyncio.FIRST_COMPLETED)
-        if not delivered.done():
-            delivered.cancel()
-            undelivered = self.drop_copy.oldest_undelivered_seq
-            log.warning(
-                "snapshot at seq %d skipped: the drop copy has not delivered the executions from seq %s;"
-                " the next start replays the journal after the last snapshot and re-sends them",
-                seq,
-                undelivered,
-            )
-            self.metrics.snapshots.labels("skipped").inc()
-            raise SnapshotSkippedError(f"seq {seq}: executions from seq {undelivered} undelivered")
+        """Until every gating publisher (drop copy, market data) has delivered its kept records up to
+        ``seq``; at shutdown, only until the delivery timeout: then ``SnapshotSkippedError`` (the next
+        start re-sends them)."""
+        waits = [(publisher, publisher.delivered_through(seq)) for publisher in self._gating]
+        stop = self._stop_waiting_for_delivery
+        for _, delivered in waits:
+            if not delivered.done() and not stop.done():
+                await asyncio.wait([delivered, stop], return_when=asyncio.FIRST_COMPLETED)
+        behind = [(publisher, delivered) for publisher, delivered in waits if not delivered.done()]
+        if not behind:
+            return
+        for _, delivered in waits:
+            delivered.cancel()  # abandons only the waits
+        lagging = ", ".join(f"{p.name} from seq {p.oldest_undelivered_seq}" for p, _ in behind)
+        log.warning(
+            "snapshot at seq %d skipped: undelivered trades (%s); the next start replays the journal"
+            " after the last snapshot and re-sends them",
+            seq,
+            lagging,
+        )
+        self.metrics.snapshots.labels("skipped").inc()
+        raise SnapshotSkippedError(f"seq {seq}: undelivered trades ({lagging})")
 
     def _snapshot_requested(self, request: SnapshotRequest, channel: AnswerChannel, received_ns: int) -> None:
         symbol = request.symbol
@@ -334,12 +341,12 @@ class MatchingNode:
     async def close(self) -> None:
         """Commit what is pending, write a final snapshot, close the journal.
 
-        The final snapshot waits for the drop copy for ``drop_copy_timeout`` at most; a sink still
-        down by then costs the snapshot (skipped and logged), never an execution.
+        The final snapshot waits for the publishers (drop copy, market data) for ``delivery_timeout``
+        at most; a sink still down by then costs the snapshot (skipped and logged), never a trade.
         """
         if self._volatility_sampler is not None:
             self._volatility_sampler.cancel()
-        give_up = self._loop.call_later(self.drop_copy_timeout, self._give_up_waiting_for_delivery)
+        give_up = self._loop.call_later(self.delivery_timeout, self._give_up_waiting_for_delivery)
         if not self.failed:
             await self.committer.drain()
             if self._snapshot_in_flight is not None:

@@ -11,7 +11,8 @@ kept ones; under pressure the oldest are dropped, and a failed one is not retrie
 
 Kept records are published in input-seq order, so the publisher knows the oldest one not yet
 delivered: ``delivered_through(seq)`` resolves once every kept record up to ``seq`` is in the
-sink, which is what lets the node write a snapshot without covering an undelivered execution.
+sink, which is what lets the node write a snapshot without covering an undelivered trade or
+execution (droppable records are not waited for).
 """
 
 from __future__ import annotations

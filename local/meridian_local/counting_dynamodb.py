@@ -1,10 +1,11 @@
 """A DynamoDB client stand-in that keeps items in memory and counts calls and items.
 
 It implements the two calls the market-data writer makes, with DynamoDB's rules that matter to
-it: at most 25 requests and no duplicate keys per ``BatchWriteItem``, and the ``node_seq``
-condition on ``PutItem``. ``throttle`` makes chosen calls return (part of) their requests as
-``UnprocessedItems``, as DynamoDB does under throttling. Used by the unit tests and the benchmark
-to measure handler logic without network time.
+it: at most 25 requests and no duplicate keys per ``BatchWriteItem``, and the two conditions the
+writer puts on ``PutItem`` (a book's ``node_seq`` must grow; a re-sent trade's item must not
+exist). ``throttle`` makes chosen calls return (part of) their requests as ``UnprocessedItems``,
+as DynamoDB does under throttling. Used by the unit tests and the benchmark to measure handler
+logic without network time.
 """
 
 from __future__ import annotations
@@ -55,13 +56,25 @@ class CountingDynamoDB:
         self.items_sent += 1
         item = kwargs["Item"]
         key = (item["pk"]["S"], item["sk"]["S"])
-        held_seq = int(self.items.get(key, {}).get("node_seq", {"N": "-1"})["N"])
-        if "ConditionExpression" in kwargs and held_seq >= int(
-            kwargs["ExpressionAttributeValues"][":seq"]["N"]
+        condition = kwargs.get("ConditionExpression")
+        if condition is not None and not self._holds(
+            condition, kwargs.get("ExpressionAttributeValues", {}), key
         ):
             raise ConditionalCheckFailedError()
         self.items[key] = item
         return {}
+
+    def _holds(self, condition: str, values: dict[str, Any], key: tuple[str, str]) -> bool:
+        held = self.items.get(key)
+        if condition == "attribute_not_exists(sk)":
+            return held is None
+        if condition == "attribute_not_exists(node_seq) OR node_seq < :seq":
+            return (
+                held is None
+                or "node_seq" not in held
+                or int(held["node_seq"]["N"]) < int(values[":seq"]["N"])
+            )
+        raise ValueError(f"condition {condition!r} is not one this stand-in evaluates")
 
     @property
     def calls(self) -> int:

@@ -1,8 +1,9 @@
-"""Deliver EventBridge rule targets that moto cannot (Kinesis, Step Functions, Lambda, SNS).
+"""Deliver EventBridge rule targets that moto cannot (Step Functions, Lambda, SNS).
 
 The provisioner points such a target at a bridge queue; this forwards each event from that queue
-to the real target with the target's own settings (Input, InputPath, Kinesis partition key path),
-reporting per-record failures so a failed delivery is retried and never lost.
+to the real target with the target's own settings (Input, InputPath), reporting per-record
+failures so a failed delivery is retried and never lost. No rule targets a Kinesis stream: the
+streams carry only what the matching nodes write.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ Clients = Callable[[str], Any]
 
 
 def json_path(document: Any, path: str) -> Any:
-    """The value at a simple JSONPath (``$``, ``$.detail.symbol``) in ``document``."""
+    """The value at a simple JSONPath (``$``, ``$.detail``) in ``document``."""
     if path in ("", "$"):
         return document
     value = document
@@ -39,11 +40,7 @@ def deliver(target: dict[str, Any], event: dict[str, Any], client: Clients) -> N
     arn = str(target["Arn"])
     service = arn.split(":")[2]
     body = json.dumps(_payload(target, event))
-    if service == "kinesis":
-        key_path = target.get("KinesisParameters", {}).get("PartitionKeyPath")
-        key = str(json_path(event, key_path)) if key_path else event.get("id", "0")
-        client("kinesis").put_record(StreamARN=arn, Data=body.encode(), PartitionKey=key)
-    elif service == "states":
+    if service == "states":
         client("stepfunctions").start_execution(stateMachineArn=arn, input=body)
     elif service == "lambda":
         client("lambda").invoke(FunctionName=arn, InvocationType="Event", Payload=body.encode())

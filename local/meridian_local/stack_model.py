@@ -47,7 +47,7 @@ class Firehose:
 
 @dataclass
 class RuleBridge:
-    """A rule target moto cannot deliver to (Kinesis, Step Functions, Lambda, SNS): the rule sends to
+    """A rule target moto cannot deliver to (Step Functions, Lambda, SNS): the rule sends to
     ``queue_url`` instead and the local platform forwards each event to ``target``."""
 
     rule: str

@@ -1,9 +1,13 @@
 """One Kinesis batch -> the fewest DynamoDB writes that leave the MarketData table current.
 
 Every record is decoded on its own (a poison record fails alone); top-of-book updates collapse
-to the newest per symbol, trades are de-duplicated by key. After the batch is read, everything
-is written at once; items that could not be written are reported by the sequence number of the
-first record behind them, so Lambda resumes the shard from there (writes are idempotent).
+to the newest per symbol, trades are de-duplicated by key (the first copy stays). After the batch
+is read, everything is written at once; items that could not be written are reported by the
+sequence number of the first record behind them, so Lambda resumes the shard from there.
+
+Writes are idempotent: a redelivered record rewrites its item unchanged, and a trade a restarted
+node re-sent (``resent``, with its re-send time) is written only if the tape lacks it, so the copy
+already there keeps its time.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class MarketDataBatch:
     def __init__(self, trade_ttl_s: int) -> None:
         self.trade_ttl_s = trade_ttl_s
         self.records = 0
-        self._trades: dict[tuple[str, int, int], Pending] = {}
+        self._trades: dict[tuple[str, int, int], tuple[Pending, bool]] = {}  # key -> (item, resent)
         self._books: dict[str, tuple[BookTop, str]] = {}
 
     def add(self, record: KinesisStreamRecord) -> None:
@@ -63,11 +67,17 @@ class MarketDataBatch:
                 self._books[update.symbol] = (update, held[1])
             return
         key = (update.symbol, update.seq, update.trade_id)
-        if key not in self._trades or update.from_event:  # the event's id matches the ledger's
-            self._trades[key] = Pending(trade_item(update, self.trade_ttl_s), sequence_number)
+        if key not in self._trades:
+            pending = Pending(trade_item(update, self.trade_ttl_s), sequence_number)
+            self._trades[key] = (pending, update.resent)
 
     def trades(self) -> list[Pending]:
-        return list(self._trades.values())
+        """Trades to write as they are (batched)."""
+        return [pending for pending, resent in self._trades.values() if not resent]
+
+    def resent_trades(self) -> list[Pending]:
+        """Trades a restarted node re-sent: written only where the table lacks them."""
+        return [pending for pending, resent in self._trades.values() if resent]
 
     def books(self) -> list[Pending]:
         return [Pending(book_item(book), first) for book, first in self._books.values()]
@@ -83,7 +93,7 @@ class BatchOutcome:
 def consume(event: dict[str, Any], context: Any, writer: MarketDataWriter, trade_ttl_s: int) -> BatchOutcome:
     batch = MarketDataBatch(trade_ttl_s)
     response = process_batch(event, context, batch.add, EventType.KinesisDataStreams)
-    report = writer.write(batch.trades(), batch.books())
+    report = writer.write(batch.trades(), batch.books(), batch.resent_trades())
     failures = {str(item["itemIdentifier"]) for item in response["batchItemFailures"]}
     if report.failed:
         logger.error("market data items unwritten after retries", extra={"items": len(report.failed)})

@@ -7,34 +7,24 @@ Each Kinesis record is one JSON object with integer price units::
      "timestamp_ns"}
 
 Optional fields: ``price_scale`` (else the instrument's), ``execution_id`` (else the fleet-wide
-``meridian.executions.execution_id`` of ``trade_id``),
+``meridian.executions.execution_id`` of ``trade_id``), ``resent`` on a trade (``true``: a node
+re-sent it after a restart; the tape keeps a copy it already has),
 ``bids``/``asks`` depth as ``[[price, quantity], ...]`` (else the top level alone). A price of 0
 means an empty side.
 
-The stream also carries ``trade.executed.v1`` lifecycle events (an EventBridge rule puts them
-there, durable even when a node's in-memory publisher lost its queue). They become the same tape
-print as the node's own record: ``node_seq`` is the sequence number and the trade id is the one
-the execution id ``<node number>-<counter>`` names, so both land on one item.
-Anything else is a poison record, rejected with its reason.
+The nodes are the stream's only writers: nothing else (no EventBridge rule) puts records on it.
+Anything else, a lifecycle event included, is a poison record, rejected with its reason.
 """
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 from orjson import loads  # ~3x the standard library on these small objects
 
 from meridian.consumers import PoisonMessageError
 from meridian.domain import DEFAULT_INSTRUMENTS
-from meridian.events import TradeExecuted
 from meridian.executions import execution_id as execution_id_of
-from meridian.executions import trade_id_of
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 PRICE_SCALES: dict[str, int] = {i.symbol: i.price_scale for i in DEFAULT_INSTRUMENTS}
 _SIDES = {1: "BUY", 2: "SELL", "BUY": "BUY", "SELL": "SELL"}
@@ -51,7 +41,7 @@ class TradePrint(NamedTuple):
     aggressor_side: str
     timestamp_ns: int
     price_scale: int
-    from_event: bool = False  # carries the ledger's execution id
+    resent: bool = False  # re-sent by a restarted node: written only where the tape lacks it
 
 
 class BookTop(NamedTuple):
@@ -132,16 +122,17 @@ def decode(data: bytes) -> TradePrint | BookTop:
         seq, ts, tid = payload.get("seq"), payload.get("timestamp_ns"), payload.get("trade_id")
         price, quantity = payload.get("price"), payload.get("quantity")
         side = _SIDES.get(payload.get("aggressor_side"))
+        resent = payload.get("resent", False)
         if (
             type(symbol) is str and symbol and type(scale) is int and 0 <= scale <= 12 and side
             and type(seq) is int and type(ts) is int and type(tid) is int and type(price) is int
             and type(quantity) is int and min(seq, ts, tid, price, quantity) >= 0
-            and "execution_id" not in payload
+            and "execution_id" not in payload and type(resent) is bool
         ):  # fmt: skip
-            return TradePrint(symbol, seq, tid, execution_id_of(tid), price, quantity, side, ts, scale)
+            return TradePrint(
+                symbol, seq, tid, execution_id_of(tid), price, quantity, side, ts, scale, resent
+            )
         return _checked_trade(payload)
-    if "detail-type" in payload:
-        return _from_event(payload)
     raise PoisonMessageError(f"unknown record type {kind!r}")
 
 
@@ -181,6 +172,9 @@ def _checked_trade(payload: dict[str, Any]) -> TradePrint:
     execution_id = payload.get("execution_id", execution_id_of(trade_id))
     if not isinstance(execution_id, str) or not execution_id:
         raise PoisonMessageError("execution_id must be a non-empty string")
+    resent = payload.get("resent", False)
+    if type(resent) is not bool:
+        raise PoisonMessageError(f"resent must be true or false, got {resent!r}")
     return TradePrint(
         symbol,
         _int(payload, "seq"),
@@ -191,45 +185,5 @@ def _checked_trade(payload: dict[str, Any]) -> TradePrint:
         side,
         _int(payload, "timestamp_ns"),
         _scale(payload, symbol),
+        resent,
     )
-
-
-def _from_event(envelope: dict[str, Any]) -> TradePrint:
-    """The fields of a trade.executed.v1 the tape needs, checked as its schema defines them."""
-    if envelope["detail-type"] != TradeExecuted.detail_type:
-        raise PoisonMessageError(f"lifecycle event {envelope['detail-type']!r} does not belong on the stream")
-    detail = envelope.get("detail")
-    if type(detail) is not dict or detail.get("schema_version", 1) != 1:
-        raise PoisonMessageError("trade.executed.v1 without a version 1 detail")
-    symbol, seq, quantity = detail.get("symbol"), detail.get("node_seq"), detail.get("quantity")
-    execution_id, side = detail.get("execution_id"), detail.get("aggressor_side")
-    try:
-        price = Decimal(detail["price"])
-        occurred_at = datetime.fromisoformat(detail["occurred_at"])
-    except (KeyError, TypeError, ValueError, ArithmeticError):
-        raise PoisonMessageError("trade.executed.v1 needs a decimal price and an ISO occurred_at") from None
-    if not (
-        type(symbol) is str and symbol and type(seq) is int and seq >= 0 and type(quantity) is int
-        and quantity > 0 and type(execution_id) is str and execution_id and side in ("BUY", "SELL")
-        and price.is_finite() and price > 0 and occurred_at.tzinfo is not None
-    ):  # fmt: skip
-        raise PoisonMessageError(
-            "trade.executed.v1 failed its schema (symbol, node_seq, quantity, side, ids)"
-        )
-    try:
-        trade_id = trade_id_of(execution_id)
-    except ValueError:
-        trade_id = _stable_id(execution_id)
-    scale = PRICE_SCALES.get(symbol, max(0, -int(price.as_tuple().exponent)))
-    units = price.scaleb(scale)
-    if units != units.to_integral_value():
-        raise PoisonMessageError(f"price {price} has more than {scale} decimal places")
-    at_us = (occurred_at - _EPOCH) // _MICROSECOND
-    return TradePrint(
-        symbol, seq, trade_id, execution_id, int(units), quantity, str(side), at_us * 1000, scale, True
-    )
-
-
-def _stable_id(execution_id: str) -> int:
-    """A trade id for an execution id not of the ``<node number>-<n>`` form (stable across retries)."""
-    return int.from_bytes(hashlib.blake2b(execution_id.encode(), digest_size=8).digest(), "big")

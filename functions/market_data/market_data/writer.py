@@ -1,10 +1,12 @@
 """Batched, retried writes to the MarketData table.
 
 Trades go out through ``BatchWriteItem`` in chunks of 25 (their keys are unique per trade, so a
-replay rewrites the same item); ``UnprocessedItems`` are retried with exponential backoff and
-jitter. A book is written with a conditional ``PutItem`` (``node_seq`` must grow), so a replayed or
-reordered batch can never put an older book over a newer one. What still fails is returned, with
-the Kinesis sequence numbers behind it, for the caller to report.
+replayed batch rewrites the same items unchanged); ``UnprocessedItems`` are retried with
+exponential backoff and jitter. A book is written with a conditional ``PutItem`` (``node_seq``
+must grow), so a replayed or reordered batch can never put an older book over a newer one. A trade
+a restarted node re-sent is written with a conditional ``PutItem`` too (only if its item does not
+exist): it differs from the copy already there in its time alone, and that copy stays. What still
+fails is returned, with the Kinesis sequence numbers behind it, for the caller to report.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from botocore.exceptions import HTTPClientError
 
 BATCH_WRITE_LIMIT = 25
 Item = dict[str, Any]
+NEWER_BOOK = "attribute_not_exists(node_seq) OR node_seq < :seq"
+NEW_ITEM = "attribute_not_exists(sk)"
 
 
 class DynamoDBClient(Protocol):
@@ -47,6 +51,7 @@ class WriteReport:
     put_calls: int = 0
     items_written: int = 0
     stale_books_skipped: int = 0
+    known_trades_skipped: int = 0  # re-sent trades the table already held
     failed: list[Pending] = field(default_factory=list)
 
     def merge(self, other: WriteReport) -> None:
@@ -54,6 +59,7 @@ class WriteReport:
         self.put_calls += other.put_calls
         self.items_written += other.items_written
         self.stale_books_skipped += other.stale_books_skipped
+        self.known_trades_skipped += other.known_trades_skipped
         self.failed += other.failed
 
 
@@ -82,13 +88,17 @@ class MarketDataWriter:
         self.concurrency = concurrency or int(os.environ.get("MARKET_DATA_WRITE_CONCURRENCY", "8"))
         self._sleep = sleep
 
-    def write(self, trades: Sequence[Pending], books: Sequence[Pending]) -> WriteReport:
-        """Write every trade (batched) and book (conditional); report calls and what failed."""
+    def write(
+        self, trades: Sequence[Pending], books: Sequence[Pending], resent_trades: Sequence[Pending] = ()
+    ) -> WriteReport:
+        """Write every trade (batched), book (if newer) and re-sent trade (if new); report calls and
+        what failed."""
         calls: list[Callable[[], WriteReport]] = [
             partial(self._write_chunk, trades[i : i + BATCH_WRITE_LIMIT])
             for i in range(0, len(trades), BATCH_WRITE_LIMIT)
         ]
         calls += [partial(self._put_book, book) for book in books]
+        calls += [partial(self._put_resent_trade, trade) for trade in resent_trades]
         lanes = min(self.concurrency, len(calls))
         report = WriteReport()
         if lanes <= 1:
@@ -125,29 +135,37 @@ class MarketDataWriter:
         return report
 
     def _put_book(self, book: Pending) -> WriteReport:
+        values = {":seq": book.item["node_seq"]}
+        report, held = self._put_unless_held(
+            book, ConditionExpression=NEWER_BOOK, ExpressionAttributeValues=values
+        )
+        report.stale_books_skipped += held  # the table already holds this book or a newer one
+        return report
+
+    def _put_resent_trade(self, trade: Pending) -> WriteReport:
+        report, held = self._put_unless_held(trade, ConditionExpression=NEW_ITEM)
+        report.known_trades_skipped += held  # the first copy stays, with its time
+        return report
+
+    def _put_unless_held(self, pending: Pending, **condition: Any) -> tuple[WriteReport, bool]:
+        """A conditional ``PutItem`` with retries; True when the condition failed (nothing to do)."""
         report = WriteReport()
         for attempt in range(1, self.retry.attempts + 1):
             report.put_calls += 1
             try:
-                self.client.put_item(
-                    TableName=self.table_name,
-                    Item=book.item,
-                    ConditionExpression="attribute_not_exists(node_seq) OR node_seq < :seq",
-                    ExpressionAttributeValues={":seq": book.item["node_seq"]},
-                )
+                self.client.put_item(TableName=self.table_name, Item=pending.item, **condition)
             except Exception as exc:
                 if _error_code(exc) == "ConditionalCheckFailedException":
-                    report.stale_books_skipped += 1  # the table already holds this book or a newer one
-                    return report
+                    return report, True
                 if not _retryable(exc):
                     raise
                 if attempt < self.retry.attempts:
                     self._sleep(self.retry.delay(attempt))
                 continue
             report.items_written += 1
-            return report
-        report.failed.append(book)
-        return report
+            return report, False
+        report.failed.append(pending)
+        return report, False
 
 
 def _run_all(calls: Sequence[Callable[[], WriteReport]]) -> WriteReport:

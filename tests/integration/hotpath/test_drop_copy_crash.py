@@ -1,15 +1,25 @@
-"""kill -9 the node while a client trades, restart it, and check the drop copy lost no execution.
+"""kill -9 the node while a client trades, restart it, and check neither the drop copy nor the tape
+lost a trade.
 
-The node (a real process, node number 7) publishes its drop copy to moto server's Kinesis. A
-client streams a deterministic order flow; after a random interval the node is killed with
-SIGKILL, restarted on the same data directory, and the next trial streams on. At the end the node
-is stopped cleanly and the whole executions stream is read back:
+The node (a real process, node number 7) publishes its drop copy and its market data to moto
+server's Kinesis. A client streams a deterministic order flow; after a random interval the node is
+killed with SIGKILL, restarted on the same data directory, and the next trial streams on. At the
+end the node is stopped cleanly and both streams are read back. The executions stream:
 
 * every fill the client received (any Fill frame: the node sends none before its input is
   durable) is in the stream, with identical fields;
 * an execution id names one trade: every copy of it (a restart re-sends what the journal
   replays after the last snapshot) carries the same fields, and different trades have different ids;
 * every id carries the node number, and together they are every trade the node made: 7-1..7-N.
+
+The market-data stream (the tape's one source) is created only halfway through the trials: until
+then its sink fails while the drop copy delivers, so the market-data publisher alone must hold
+every snapshot back. Read back at the end:
+
+* every fill the client received is a trade record there, with identical public fields;
+* a trade id names one print: its copies differ only in send time and the ``resent`` mark, and
+  the trade records are every trade the drop copy has;
+* no record names an account or a client order id.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from meridian.domain import DEFAULT_INSTRUMENTS
 from meridian.executions import drop_copy_record, execution_id, trade_id_base
 from meridian.protocol import Fill, Flag, decode_stream, encode
 from meridian_hotpath.journal import StateChange
+from meridian_hotpath.marketdata import trade_record
 from meridian_hotpath.orderflow import synthetic_flow
 from meridian_hotpath.process import NodeProcess
 from tests.integration.hotpath.kinesis_server import AWS_ENV, kinesis_client, read_stream
@@ -36,6 +47,8 @@ from tests.integration.hotpath.kinesis_server import AWS_ENV, kinesis_client, re
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STREAM = "meridian-executions"
+MARKET_DATA = "meridian-market-data-kill-9"  # moto server state is per process: a name of its own
+PRIVATE = ("account", "client_order_id")
 NODE_NUMBER = 7
 TRIALS = 6
 WINDOW = 32  # requests in flight: kills land mid-batch
@@ -90,13 +103,44 @@ def expected(fill: Fill) -> dict[str, Any]:
     return comparable(drop_copy_record(fill, str(INSTRUMENTS[fill.symbol].to_price(fill.price)), 0))
 
 
-def test_every_acknowledged_execution_survives_kill_9_in_the_drop_copy(
+def public(fields: dict[str, Any]) -> dict[str, Any]:
+    """A trade record without what legitimately differs between copies (send time, re-send mark)."""
+    return {key: value for key, value in fields.items() if key not in ("timestamp_ns", "key", "resent")}
+
+
+def expected_print(fill: Fill) -> dict[str, Any]:
+    return public(trade_record(fill, 0).payload)
+
+
+def check_the_tape(records: list[dict[str, Any]], received: list[Fill], trade_ids: list[int]) -> int:
+    """Every acknowledged fill is a trade record; one print per trade id; nothing private."""
+    for record in records:
+        assert not [key for key in record if any(word in key for word in PRIVATE)], record
+    prints: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if record["type"] == "trade":
+            assert record["key"] == record["symbol"], "partition key = symbol"
+            prints[record["trade_id"]].append(public(record))
+    for trade_id, copies in prints.items():
+        assert all(copy == copies[0] for copy in copies), f"trade {trade_id} printed differently: {copies}"
+    for fill in received:
+        found = prints.get(fill.trade_id)
+        assert found is not None, f"acknowledged trade {fill.trade_id} (seq {fill.seq}) is not on the tape"
+        assert found[0] == expected_print(fill)
+    assert sorted(prints) == trade_ids, "the tape has every trade the drop copy has, and no other"
+    return sum(len(copies) for copies in prints.values())
+
+
+def test_every_acknowledged_trade_survives_kill_9_in_the_drop_copy_and_on_the_tape(
     tmp_path: Path, moto_endpoint: str
 ) -> None:
     kinesis = kinesis_client(moto_endpoint)
     kinesis.create_stream(StreamName=STREAM, ShardCount=2)
     env = {**AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint}
-    args = ("--executions-stream", STREAM, "--node-number", str(NODE_NUMBER), "--snapshot-every", "200")
+    args = (
+        *("--executions-stream", STREAM, "--kinesis-stream", MARKET_DATA),
+        *("--node-number", str(NODE_NUMBER), "--snapshot-every", "200"),
+    )
     data_dir = tmp_path / "node"
     rng = random.Random(20_261_125)
     flow = synthetic_flow(seed=1125, count=10**9)
@@ -105,6 +149,8 @@ def test_every_acknowledged_execution_survives_kill_9_in_the_drop_copy(
     node = NodeProcess.start(data_dir, *args, env=env)
     try:
         for trial in range(TRIALS):
+            if trial == TRIALS // 2:  # the market-data sink has failed so far: now it takes records
+                kinesis.create_stream(StreamName=MARKET_DATA, ShardCount=2)
             trader = Trader(node.port, flow)
             trader.start()
             time.sleep(rng.uniform(0.05, 0.5))
@@ -139,8 +185,10 @@ def test_every_acknowledged_execution_survives_kill_9_in_the_drop_copy(
     base = trade_id_base(NODE_NUMBER)
     made = sorted(copies[0]["trade_id"] for copies in by_id.values())
     assert made == list(range(base + 1, base + len(made) + 1)), "every trade the node made, once each id"
+    printed = check_the_tape(read_stream(kinesis, MARKET_DATA), received, made)
     elapsed = time.monotonic() - started
     print(
         f"{TRIALS} kill -9 trials: {len(received)} fills acknowledged, {len(made)} trades, "
-        f"{len(records)} drop-copy records ({len(records) - len(made)} re-sent copies), {elapsed:.1f} s"
+        f"{len(records)} drop-copy records ({len(records) - len(made)} re-sent copies), "
+        f"{printed} trade records ({printed - len(made)} re-sent copies), {elapsed:.1f} s"
     )

@@ -128,7 +128,7 @@ def test_a_stop_with_the_sink_down_skips_the_final_snapshot_and_the_next_start_r
 ) -> None:
     data_dir = tmp_path / "node"
     down = SwitchableSink(all_down=True)
-    node = start_node(executions_sink=down, drop_copy_timeout=0.2, node_number=3)
+    node = start_node(executions_sink=down, delivery_timeout=0.2, node_number=3)
     seen = trade_twice(node.port, "s")
     node.stop()
     assert node.exit_code == 0

@@ -14,11 +14,15 @@ import pytest
 from moto import mock_aws
 
 from meridian.consumers import PoisonMessageError
-from meridian_local.lambda_events import LocalLambdaContext
+from meridian.protocol import Fill
+from meridian_hotpath.marketdata import trade_record
+from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
 from meridian_local.pollers import Handler, load_handler
 
 REPO = Path(__file__).resolve().parents[3]
 TABLE = "meridian-market-data-test"
+T0 = 1_772_461_800_000_000_000
+HOUR_NS = 3_600 * 1_000_000_000
 
 
 @pytest.fixture
@@ -90,3 +94,34 @@ def test_the_order_api_reads_what_the_handler_writes(handler: Handler, dynamodb:
     msft = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "SYMBOL#MSFT"}, "sk": {"S": "BOOK"}})["Item"]
     assert msft["bid_price"] == {"NULL": True}
     assert msft["asks"] == {"L": [{"L": [{"N": "420.15"}, {"N": "40"}]}]}
+
+
+def _tape(dynamodb: Any, symbol: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :trade)",
+        ExpressionAttributeValues={":pk": {"S": f"SYMBOL#{symbol}"}, ":trade": {"S": "TRADE#"}},
+    )["Items"]
+    return items
+
+
+def test_the_copies_a_restarted_node_re_sends_leave_the_tape_as_the_first_copy_wrote_it(
+    handler: Handler, dynamodb: Any
+) -> None:
+    """At least once from the node, once on the tape: a redelivery, then a re-send an hour later
+    (its re-send time), change nothing; a re-sent trade the tape never got is written."""
+    fills = [Fill(1, 41, n, "AAPL", 19025, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0) for n in (1, 2)]
+    first = trade_record(fills[0], T0).to_json()
+    handler(kinesis_event([first]), LocalLambdaContext())
+    written = _tape(dynamodb, "AAPL")
+    handler(kinesis_event([first], first_sequence=2), LocalLambdaContext())  # a retried batch
+    assert _tape(dynamodb, "AAPL") == written
+    resent = [trade_record(fill, T0 + HOUR_NS, resent=True).to_json() for fill in fills]
+    response: Any = handler(kinesis_event(resent, first_sequence=3), LocalLambdaContext())
+    assert response["batchItemFailures"] == []
+    tape = _tape(dynamodb, "AAPL")
+    assert tape[0] == written[0]
+    assert [(t["execution_id"]["S"], t["occurred_at"]["S"]) for t in tape] == [
+        ("0-1", "2026-03-02T14:30:00.000000+00:00"),
+        ("0-2", "2026-03-02T15:30:00.000000+00:00"),  # first delivered as a re-send
+    ]

@@ -10,7 +10,6 @@ from market_data.items import book_item, price_text, trade_item, trade_sort_key
 from market_data.records import BookTop, TradePrint, decode
 
 from meridian.consumers import PoisonMessageError
-from meridian.executions import trade_id_base
 from meridian.protocol import Fill
 from meridian_hotpath.marketdata import top_of_book_record, trade_record
 from meridian_local.lambda_events import eventbridge_event
@@ -107,25 +106,27 @@ def test_book_item_marks_an_empty_side_null() -> None:
     assert item["node_seq"] == {"N": "5"}
 
 
-def test_a_trade_event_on_the_stream_becomes_the_same_print_as_the_nodes_record() -> None:
-    event = eventbridge_event(trade("1-9", price="190.25", quantity=100, node_seq=77))
-    print_ = decode(json.dumps(event).encode())
-    assert isinstance(print_, TradePrint)
-    assert (print_.seq, print_.trade_id, print_.execution_id, print_.price, print_.price_scale) == (
-        77,
-        trade_id_base(1) + 9,  # node 1's ninth trade
-        "1-9",
-        19025,
-        2,
+def test_a_re_sent_trade_is_the_same_print_marked_resent() -> None:
+    fill = Fill(1, 77, 9, "AAPL", 19025, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0)
+    first = decode(trade_record(fill, T0).to_json())
+    again = decode(trade_record(fill, T0 + 5_000_000_000, resent=True).to_json())
+    assert isinstance(first, TradePrint)
+    assert isinstance(again, TradePrint)
+    assert (first.resent, again.resent) == (False, True)
+    assert again._replace(resent=False, timestamp_ns=T0) == first
+    assert trade_item(again, 60)["sk"] == trade_item(first, 60)["sk"]
+
+
+def test_resent_must_be_a_boolean() -> None:
+    payload = json.loads(
+        trade_record(Fill(1, 7, 9, "AAPL", 1, 1, 1, 5, 6, "A", "B", "a", "b", 0, 0), T0).to_json()
     )
-    assert print_.from_event
-    fill = Fill(1, 77, trade_id_base(1) + 9, "AAPL", 19025, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0)
-    node = decode(trade_record(fill, T0).to_json())
-    assert isinstance(node, TradePrint)
-    assert node.execution_id == "1-9"
-    assert trade_item(node, 60)["sk"] == trade_item(print_, 60)["sk"]
+    with pytest.raises(PoisonMessageError, match="resent must be true or false"):
+        decode(json.dumps(payload | {"resent": 1}).encode())
 
 
-def test_other_lifecycle_events_do_not_belong_on_the_stream() -> None:
-    with pytest.raises(PoisonMessageError, match="does not belong"):
-        decode(json.dumps(eventbridge_event(accepted("A"))).encode())
+@pytest.mark.parametrize("event", [trade("1-9", node_seq=77), accepted("A")], ids=["trade", "accepted"])
+def test_lifecycle_events_do_not_belong_on_the_stream(event: Any) -> None:
+    """Only the nodes write the stream; an EventBridge envelope (with accounts) is a poison record."""
+    with pytest.raises(PoisonMessageError, match="unknown record type"):
+        decode(json.dumps(eventbridge_event(event)).encode())

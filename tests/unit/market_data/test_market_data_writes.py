@@ -1,19 +1,20 @@
-"""Batching, retries and book ordering of the market-data consumer (counting fake DynamoDB)."""
+"""Batching, retries, book ordering and idempotent trades of the market-data consumer (counting fake
+DynamoDB)."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
+from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from market_data.consumer import consume
+from market_data.items import iso_time, trade_sort_key
 from market_data.writer import MarketDataWriter, RetryPolicy
 
-from meridian.executions import trade_id_base
 from meridian_local.counting_dynamodb import CountingDynamoDB
-from meridian_local.lambda_events import LocalLambdaContext, eventbridge_event, kinesis_event
-from tests.pipeline_factories import trade
+from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
 
 TTL = 86_400
 T0 = 1_772_461_800_000_000_000
@@ -149,12 +150,86 @@ def test_any_batching_and_replay_leaves_the_newest_book(
         assert fake.items[(f"SYMBOL#{symbol}", "BOOK")]["node_seq"] == {"N": str(newest)}
 
 
-def test_the_nodes_print_and_the_trade_event_make_one_tape_item() -> None:
-    event = eventbridge_event(trade("1-5", price="190.05", node_seq=12))
+def resent(payload: dict[str, Any], later_s: int = 3_600) -> dict[str, Any]:
+    """The copy a restarted node re-sends: the same trade, its re-send time, marked."""
+    return payload | {"timestamp_ns": payload["timestamp_ns"] + later_s * 1_000_000_000, "resent": True}
+
+
+def tape(fake: CountingDynamoDB) -> dict[tuple[str, str], dict[str, Any]]:
+    return {key: item for key, item in fake.items.items() if key[1].startswith("TRADE#")}
+
+
+def test_a_redelivered_trade_rewrites_its_item_unchanged() -> None:
     fake = CountingDynamoDB()
-    node_print = print_("AAPL", 12, trade_id_base(1) + 5)  # node 1's fifth trade
-    outcome = consume(kinesis_event([node_print, event]), None, writer(fake), TTL)
+    record = print_("AAPL", 12, 5)
+    consume(kinesis_event([record]), None, writer(fake), TTL)
+    first = dict(tape(fake))
+    outcome = consume(kinesis_event([record]), None, writer(fake), TTL)
     assert failed_sequences(outcome.response) == []
-    [item] = [v for k, v in fake.items.items() if k[1].startswith("TRADE#")]
-    assert item["execution_id"] == {"S": "1-5"}
-    assert item["price"] == {"N": "190.05"}
+    assert tape(fake) == first
+
+
+def test_a_re_sent_trade_leaves_the_copy_the_tape_holds() -> None:
+    """Same item key, but a later time: written as it is, it would move the print to the re-send."""
+    fake = CountingDynamoDB()
+    original = print_("AAPL", 12, 5)
+    consume(kinesis_event([original]), None, writer(fake), TTL)
+    first = dict(tape(fake))
+    outcome = consume(kinesis_event([resent(original), print_("AAPL", 13, 6)]), None, writer(fake), TTL)
+    assert failed_sequences(outcome.response) == []
+    assert outcome.report.known_trades_skipped == 1
+    key = ("SYMBOL#AAPL", trade_sort_key(12, 5))
+    assert tape(fake)[key] == first[key]  # occurred_at and expires_at of the first copy
+    assert len(tape(fake)) == 2
+
+
+def test_a_re_sent_trade_the_tape_lacks_is_written() -> None:
+    fake = CountingDynamoDB()
+    again = resent(print_("AAPL", 12, 5))
+    outcome = consume(kinesis_event([again]), None, writer(fake), TTL)
+    assert failed_sequences(outcome.response) == []
+    assert (outcome.report.known_trades_skipped, fake.put_item_calls) == (0, 1)
+    [item] = tape(fake).values()
+    assert item["node_seq"] == {"N": "12"}
+    assert item["occurred_at"] == {"S": iso_time(again["timestamp_ns"])}
+
+
+class ThrottledPuts(CountingDynamoDB):
+    def put_item(self, **kwargs: Any) -> dict[str, Any]:
+        self.put_item_calls += 1
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "PutItem")
+
+
+def test_a_re_sent_trade_failing_its_retries_reports_its_record() -> None:
+    fake = ThrottledPuts()
+    event = kinesis_event([print_("AAPL", 11, 4), resent(print_("AAPL", 12, 5))])
+    outcome = consume(event, None, writer(fake, attempts=2), TTL)
+    assert failed_sequences(outcome.response) == [event["Records"][1]["kinesis"]["sequenceNumber"]]
+    assert fake.put_item_calls == 2  # retried, then reported
+
+
+trade_ids = st.lists(st.integers(min_value=1, max_value=60), min_size=1, max_size=40, unique=True)
+
+
+@settings(max_examples=80, deadline=None)
+@given(trade_ids, st.randoms(use_true_random=False), st.integers(min_value=1, max_value=8))
+def test_the_tape_keeps_the_first_copy_of_every_trade_however_batched_and_replayed(
+    ids: list[int], rnd: random.Random, batches: int
+) -> None:
+    """A node sent some trades before a crash (the others were lost), then re-sent all of them;
+    the mapping cuts the stream into batches and retries some. Each trade's item is its first copy."""
+    originals = [print_("AAPL", n, n) for n in sorted(ids)]
+    delivered = [record for record in originals if rnd.random() < 0.6]
+    stream = delivered + [resent(record) for record in originals]
+    cuts = sorted(rnd.sample(range(1, len(stream)), min(batches, len(stream) - 1))) if len(stream) > 1 else []
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    chunks += rnd.sample(chunks, k=len(chunks) // 2)  # retries after later batches
+    fake = CountingDynamoDB()
+    for chunk in chunks:
+        outcome = consume(kinesis_event(chunk), None, writer(fake), TTL)
+        assert failed_sequences(outcome.response) == []
+    first = {record["trade_id"]: record for record in reversed(stream)}  # the earliest copy wins
+    assert len(tape(fake)) == len(ids)
+    for trade_id, record in first.items():
+        item = tape(fake)[("SYMBOL#AAPL", trade_sort_key(trade_id, trade_id))]
+        assert item["occurred_at"] == {"S": iso_time(record["timestamp_ns"])}, trade_id

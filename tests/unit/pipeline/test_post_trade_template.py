@@ -52,8 +52,6 @@ def test_rules_route_by_detail_type() -> None:
         {"prefix": "trade."},
         {"prefix": "trading."},
     ]
-    [target] = props("MarketDataTradesRule")["Targets"]
-    assert target["KinesisParameters"] == {"PartitionKeyPath": "$.detail.symbol"}
 
 
 def test_market_data_mapping_batches_and_reports_failures() -> None:
