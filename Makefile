@@ -15,10 +15,12 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 setup: $(STAMP)
 
-$(STAMP): requirements/lock.txt
+$(STAMP): requirements/lock.txt clients/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Meridian needs $(PYTHON) on PATH" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+	@# The client package, editable: puts the `meridian` command in .venv/bin (its dependencies are locked above).
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e clients
 	@# Source folders on the venv's path: the layer, the matching node, the local platform, each function.
 	@printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)/hotpath" "$(CURDIR)/local" "$(CURDIR)/clients" "$(CURDIR)" \
 	  "import sys, glob; sys.path.extend(sorted(glob.glob('$(CURDIR)/functions/*/')))" \

@@ -1,8 +1,10 @@
-"""``python -m meridian_client``: orders, positions, trades and market data from the command line.
+"""``meridian`` (or ``python -m meridian_client``): orders, positions, trades and market data from the
+command line. ``pip install ./clients`` installs the command; ``make setup`` does in the dev venv.
 
 The API's URL comes from ``--url`` or ``MERIDIAN_API_URL`` (default http://127.0.0.1:3000); AWS
 credentials and region from the usual AWS environment (``AWS_ACCESS_KEY_ID`` ..., profiles).
-Exit codes: 0 success, 1 the API refused (its error code is printed), 2 bad command-line input.
+Exit codes: 0 success, 1 the API refused (its error code is printed), 2 bad command-line input,
+3 the API did not answer (not running, unreachable, timed out).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+import requests
+
 from meridian_client.api import ApiError, MeridianClient
 from meridian_client.table import render, render_record
 
 ORDER_COLUMNS = ("order_id", "symbol", "side", "type", "quantity", "price", "status", "filled_quantity")
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 _PRICE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,8})?$")
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,8}$")
 
@@ -44,9 +48,7 @@ def _symbol(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m meridian_client", description="Meridian order API client"
-    )
+    parser = argparse.ArgumentParser(prog="meridian", description="Meridian order API client")
     parser.add_argument("--url", default=os.environ.get("MERIDIAN_API_URL", "http://127.0.0.1:3000"))
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,4 +181,8 @@ def main(
     except ApiError as exc:
         print(f"refused: {exc.status} {exc.code}: {exc.message}", file=err)
         return EXIT_REFUSED
+    except requests.RequestException as exc:  # connection refused, DNS, timeout: the API never answered
+        reason = type(exc).__name__
+        print(f"error: no answer from the Meridian API at {args.url} ({reason}); is it running?", file=err)
+        return EXIT_UNREACHABLE
     return EXIT_OK
