@@ -38,7 +38,8 @@ def test_key_policies_let_the_services_use_the_keys() -> None:
     assert "cloudwatch.amazonaws.com" in _service_principals("LogsKey")  # alarms -> encrypted alert topic
     assert "cloudtrail.amazonaws.com" in _service_principals("ComplianceKey")
     assert {"events.amazonaws.com", "sns.amazonaws.com"} <= _service_principals("TradingDataKey")
-    assert "firehose.amazonaws.com" in _service_principals("MarketDataKey")
+    # Market data travels on Kinesis, DynamoDB and S3 only: no service delivers it to a queue or topic.
+    assert _service_principals("MarketDataKey") == {"firehose.amazonaws.com"}
     autoscaling = [
         s
         for s in _key_statements("TradingDataKey")
@@ -52,7 +53,10 @@ def test_key_policies_let_the_services_use_the_keys() -> None:
 def test_service_statements_are_scoped_to_this_account() -> None:
     for key in DATA_CLASS_KEYS:
         for statement in _key_statements(key):
-            if statement.get("Sid") == "ServicesDeliveringToEncryptedQueuesAndTopics":
+            if statement.get("Sid") in (
+                "ServicesDeliveringToEncryptedQueuesAndTopics",
+                "FirehoseArchivingTheStream",
+            ):
                 assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {
                     "Ref": "AWS::AccountId"
                 }
