@@ -1,20 +1,30 @@
-"""The API's OpenAPI document: generated from the routes, plus API Gateway's extensions.
+"""The API's two OpenAPI documents, generated from the routes.
 
-``python -m orders_api.openapi_export docs/api/openapi.json`` writes the committed copy, which the
-template includes as the REST API's definition (``Fn::Transform: AWS::Include``); a test keeps the
-two identical. Every operation is SigV4-authorised (IAM) and proxied to the function's live alias.
+- ``docs/api/openapi.json``, the contract: what Powertools generates from the routes (OpenAPI 3.1,
+  every request and response model), plus API Gateway's extensions. Clients, Swagger UI (``/docs``
+  of the local gateway) and the schemathesis tests read it.
+- ``docs/api/apigateway.json``, the REST API's definition: the contract reduced to OpenAPI 3.0
+  without models (see ``apigateway_definition`` for why and what is kept). ``template.yaml``
+  includes it as ``OrdersApi``'s ``DefinitionBody`` (``Fn::Transform: AWS::Include``).
+
+``python -m orders_api.openapi_export docs/api/openapi.json`` (``make openapi``) writes both, the
+definition beside the contract unless ``--gateway PATH`` says otherwise; a test keeps the committed
+copies identical to the generated ones. Every operation is SigV4-authorised (IAM) and proxied to the
+function's live alias.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from orders_api.api import app
+from orders_api.apigateway_definition import from_contract
 
 DEFAULT_PATH = Path("docs/api/openapi.json")
+GATEWAY_FILE_NAME = "apigateway.json"
 SECURITY_SCHEME = "sigv4"
 _LAMBDA_PATH = "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
 INTEGRATION_URI = _LAMBDA_PATH + "${OrdersApiFunctionAliaslive}/invocations"
@@ -31,6 +41,7 @@ def _gateway_responses() -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
+    """The contract: Powertools' OpenAPI 3.1 document with SigV4 security and the integrations."""
     spec: dict[str, Any] = json.loads(app.get_openapi_json_schema())
     spec.setdefault("components", {})["securitySchemes"] = {
         SECURITY_SCHEME: {
@@ -54,16 +65,31 @@ def document() -> dict[str, Any]:
     return spec
 
 
-def render() -> str:
-    return json.dumps(document(), indent=2, sort_keys=False) + "\n"
+def gateway_document() -> dict[str, Any]:
+    """The REST API's definition for API Gateway: OpenAPI 3.0, routes and integrations only."""
+    return from_contract(document())
+
+
+def render(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, indent=2, sort_keys=False) + "\n"
+
+
+def _write(target: Path, spec: dict[str, Any]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render(spec), encoding="utf-8")
+    print(f"wrote {target}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else DEFAULT_PATH
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render(), encoding="utf-8")
-    print(f"wrote {target}")
+    parser = argparse.ArgumentParser(prog="python -m orders_api.openapi_export", description=__doc__)
+    parser.add_argument("contract", nargs="?", type=Path, default=DEFAULT_PATH, help="the contract (3.1)")
+    parser.add_argument(
+        "--gateway", type=Path, help=f"API Gateway's definition (3.0); default: {GATEWAY_FILE_NAME} beside it"
+    )
+    args = parser.parse_args(argv)
+    contract = document()
+    _write(args.contract, contract)
+    _write(args.gateway or args.contract.parent / GATEWAY_FILE_NAME, from_contract(contract))
     return 0
 
 
