@@ -234,6 +234,7 @@ async def serve(config: NodeConfig, announce: Callable[[str], None] | None = Non
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await running.shutdown()
+        log.info("stopped at seq %d", running.node.engine.seq)
     return 1 if running.failure is not None else 0
 
 

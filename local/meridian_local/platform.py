@@ -32,6 +32,7 @@ from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
 from meridian_local.stack_model import LocalFunction, Stack
 
 HOST = "127.0.0.1"
+DELIVERY_STOP_TIMEOUT_S = 60.0  # the longest a delivery round may take to finish at shutdown
 NODE_NUMBER = 1  # the template's HotpathNodeNumber default
 # Retries of a failing stream batch here (at most the mapping's own): polling is immediate locally.
 LOCAL_MAX_RETRIES = 5
@@ -363,8 +364,15 @@ class LocalPlatform:
         self._pollers.start()
 
     def _stop_delivery(self) -> None:
+        # Let the round in progress finish before moto stops: its handlers run inside moto's request
+        # threads and call moto again, so stopping moto under them would leave those calls waiting
+        # out botocore's read timeout, and moto's shutdown joining the threads that make them.
         if self._pollers is not None:
-            self._pollers.stop()
+            self._pollers.stop(timeout=DELIVERY_STOP_TIMEOUT_S)
+            if self._pollers.is_alive():
+                self.say(
+                    f"  (event delivery still busy after {DELIVERY_STOP_TIMEOUT_S:.0f} s; stopping anyway)"
+                )
             self._pollers = None
 
     def _start_api(self) -> None:
