@@ -111,6 +111,11 @@ class MotoServer:
         if server is not None:
             lambda_adapter.uninstall()
             server.stop()  # type: ignore[attr-defined]
+            # ThreadedMotoServer.stop ends the serve loop but leaves the socket listening: a late
+            # call would connect and wait out botocore's read timeout. Closed, it is refused at once.
+            wsgi = getattr(server, "_server", None)
+            if wsgi is not None:
+                wsgi.server_close()
 
     def __enter__(self) -> MotoServer:
         return self.start()
