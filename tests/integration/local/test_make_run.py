@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,8 +57,12 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+Platform = tuple[subprocess.Popen[str], dict[str, str], dict[str, Any], list[str]]
+
+
 @pytest.fixture
-def platform(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], dict[str, Any]]]:
+def platform(tmp_path: Path) -> Iterator[Platform]:
+    """A running ``meridian_local run``: the process, its environment, its endpoints and its output."""
     api, aws, node, metrics = _free_ports(4)
     env = {
         **os.environ,
@@ -87,9 +92,11 @@ def platform(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, 
         if line.startswith("Meridian is up"):
             break
     assert any(line.startswith("Meridian is up") for line in lines), "".join(lines)
+    # Keep reading: a platform whose output nobody reads blocks on a full pipe at its next log line.
+    threading.Thread(target=lines.extend, args=(process.stdout,), daemon=True).start()
     endpoints = json.loads((tmp_path / "state" / "endpoints.json").read_text())
     try:
-        yield process, env, endpoints
+        yield process, env, endpoints, lines
     finally:
         if process.poll() is None:  # the test failed before its own clean shutdown
             children = _children(process.pid)
@@ -105,9 +112,9 @@ def platform(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, 
 
 
 def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
-    platform: tuple[subprocess.Popen[str], dict[str, str], dict[str, Any]],
+    platform: Platform,
 ) -> None:
-    process, env, endpoints = platform
+    process, env, endpoints, output = platform
     ports = [int(env[k]) for k in ("MERIDIAN_API_PORT", "MERIDIAN_AWS_PORT", "MERIDIAN_NODE_PORT")]
 
     # A second platform on the same state dir says so and exits 2 instead of failing obscurely.
@@ -162,7 +169,11 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     children = _children(process.pid)
     assert children, "the platform should have child processes (node, PostgreSQL)"
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=120) == 0  # generous: CI machines are shared and slow
+    try:
+        code = process.wait(timeout=120)  # generous: CI machines are shared and slow
+    except subprocess.TimeoutExpired:
+        pytest.fail("the platform did not stop within 120 s of Ctrl-C; its output:\n" + "".join(output[-80:]))
+    assert code == 0, "".join(output[-80:])
     time.sleep(0.5)
     assert not [pid for pid in children if _alive(pid)]
     assert all(port_is_free("127.0.0.1", port) for port in ports)
