@@ -33,22 +33,16 @@ class Action(Enum):
     HEALTH = "read health"
 
 
+# The same routes as each user type's IAM role in template.yaml may invoke (a test keeps them equal).
 PERMISSIONS: Mapping[UserType, frozenset[Action]] = {
     "trader": frozenset(
-        {
-            Action.SUBMIT,
-            Action.MANAGE_OWN,
-            Action.READ_ORDERS,
-            Action.READ_PORTFOLIO,
-            Action.READ_MARKET_DATA,
-            Action.HEALTH,
-        }
+        {Action.SUBMIT, Action.MANAGE_OWN, Action.READ_ORDERS, Action.READ_PORTFOLIO, Action.READ_MARKET_DATA}
     ),
     "risk_officer": frozenset(
-        {Action.READ_ORDERS, Action.READ_PORTFOLIO, Action.READ_MARKET_DATA, Action.HALT, Action.HEALTH}
+        {Action.READ_ORDERS, Action.READ_PORTFOLIO, Action.READ_MARKET_DATA, Action.HALT}
     ),
     "compliance_officer": frozenset(
-        {Action.READ_ORDERS, Action.READ_PORTFOLIO, Action.READ_MARKET_DATA, Action.APPROVE, Action.HEALTH}
+        {Action.READ_ORDERS, Action.READ_PORTFOLIO, Action.READ_MARKET_DATA, Action.APPROVE}
     ),
     "operator": frozenset({Action.HALT, Action.HEALTH}),
 }

@@ -80,7 +80,7 @@ def test_traders_are_confined_to_their_account() -> None:
             "compliance_officer",
             {Action.READ_ORDERS, Action.READ_PORTFOLIO, Action.READ_MARKET_DATA, Action.APPROVE},
         ),
-        ("operator", {Action.HALT}),
+        ("operator", {Action.HALT, Action.HEALTH}),
     ],
 )
 def test_permission_matrix(user_type: str, allowed: set[Action]) -> None:
@@ -88,7 +88,7 @@ def test_permission_matrix(user_type: str, allowed: set[Action]) -> None:
         {"userArn": SESSION}, directory({SESSION: {"user_type": user_type, "account": "A"}})
     )
     for action in Action:
-        if action in allowed | {Action.HEALTH}:
+        if action in allowed:
             caller.require(action)
         else:
             with pytest.raises(ForbiddenError):

@@ -200,4 +200,4 @@ def test_unknown_identity_is_403(api: Api) -> None:
     assert stranger.status == 403
     assert stranger.body["error"] == "FORBIDDEN"
     assert api("POST", "/orders", body=order(), who=RISK).status == 403
-    assert api("GET", "/health", who=TRADER_A).status == 200
+    assert api("GET", "/health", who=TRADER_A).status == 403  # operators only, as the roles in template.yaml
