@@ -1,8 +1,10 @@
 """The REST API on http://127.0.0.1:3000: the local API Gateway in front of the real order function.
 
 Requests are SigV4-checked against ``<state_dir>/credentials.json`` (written here with one
-principal per user type, so the demo and the CLI can sign), turned into REST proxy events and sent
-to the order function through the Lambda endpoint, as API Gateway's Lambda proxy integration does.
+principal per user type, so the demo and the CLI can sign), checked against the ``execute-api:Invoke``
+policies of the signer's role in the template the platform provisioned (same template, same
+environment), turned into REST proxy events and sent to the order function through the Lambda
+endpoint, as API Gateway's Lambda proxy integration does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer
 
-from meridian_local.apigw import ApiGateway, serve_in_thread
+from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.sigv4 import load_credentials
 
 if TYPE_CHECKING:
@@ -78,10 +80,12 @@ class ApiServer:
         from orders_api.openapi_export import document  # noqa: PLC0415 - the function's own package
 
         function = self.platform.function(ORDERS_FUNCTION)
+        access = template_access(self.platform.config.template, self.platform.config.environment)
+        access.require_roles({user.role for user in LOCAL_USERS})
         write_credentials(self.credentials_path)
         self._register_principals(function.environment)
         app = ApiGateway(
-            self.platform.invoker(function.name), load_credentials(self.credentials_path), document
+            self.platform.invoker(function.name), load_credentials(self.credentials_path), document, access
         )
         self._server = serve_in_thread(app, self.host, self.port)
         return self

@@ -1,10 +1,13 @@
 """API Gateway for the order API on this machine: a WSGI app in front of the real handler.
 
-Each HTTP request is checked like API Gateway's IAM authorization (SigV4, against a local
-credentials file), turned into a REST proxy event (v1) whose ``requestContext.identity.userArn``
-is the signer's principal, and handed to ``functions/orders_api/app.py``'s ``lambda_handler``
-in-process. ``/openapi.json`` serves the API's document and ``/docs`` Swagger UI, from the assets
-Powertools ships (nothing is fetched from the network).
+Each HTTP request is checked like API Gateway's IAM authorization: the SigV4 signature (against a
+local credentials file), then the signer's ``execute-api:Invoke`` permission on the route, from the
+template's policies of the signer's role (``route_access``); a refused request is answered 403 in
+the API's error shape, as the API's gateway responses do, and never reaches the function. An
+allowed one becomes a REST proxy event (v1) whose ``requestContext.identity.userArn`` is the
+signer's principal, handed to ``functions/orders_api/app.py``'s ``lambda_handler`` in-process.
+``/openapi.json`` serves the API's document and ``/docs`` Swagger UI, from the assets Powertools
+ships (nothing is fetched from the network).
 
     python -m meridian_local.apigw --port 3000 --credentials local/.state/credentials.json
 """
@@ -22,12 +25,15 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from meridian_local.apigw_events import proxy_event
+from meridian_local.apigw_events import ACCOUNT_ID, API_ID, proxy_event
 from meridian_local.lambda_events import LocalLambdaContext
+from meridian_local.route_access import AccessDeniedError, RouteAccess, from_template_file
+from meridian_local.sam_template import ROOT_TEMPLATE
 from meridian_local.sigv4 import LocalCredential, SignatureError, load_credentials, verify
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 REGION = "us-east-1"
+ORDERS_API = "OrdersApi"  # the REST API's logical id in template.yaml
 _STATUS_TEXT = {
     200: "OK",
     201: "Created",
@@ -65,17 +71,19 @@ def docs_page(assets: Path | None) -> str:
 
 
 class ApiGateway:
-    """The WSGI app: SigV4 check, proxy event, handler, response."""
+    """The WSGI app: SigV4 check, the route's IAM check, proxy event, handler, response."""
 
     def __init__(
         self,
         handler: Handler,
         credentials: Mapping[str, LocalCredential],
         openapi: Callable[[], Mapping[str, Any]],
+        access: RouteAccess,
         region: str = REGION,
     ) -> None:
         self.handler = handler
         self.credentials = dict(credentials)
+        self.access = access
         self.openapi = openapi
         self.region = region
         self.assets = swagger_assets()
@@ -120,9 +128,14 @@ class ApiGateway:
             )
         except SignatureError as exc:
             return self._error(start_response, 403, exc.code, exc.message)
+        path = environ.get("PATH_INFO") or "/"
+        try:
+            self.access.authorize(principal, environ["REQUEST_METHOD"], path)
+        except AccessDeniedError as exc:
+            return self._error(start_response, 403, exc.code, exc.message)
         event = proxy_event(
             environ["REQUEST_METHOD"],
-            environ.get("PATH_INFO") or "/",
+            path,
             user_arn=principal,
             body=body or None,
             headers=headers,
@@ -171,13 +184,21 @@ def serve_in_thread(app: ApiGateway, host: str = "127.0.0.1", port: int = 0) -> 
     return server
 
 
+def template_access(template: Path = ROOT_TEMPLATE, environment: str = "dev") -> RouteAccess:
+    """Who may invoke which route of the local API, as the template's roles say for ``environment``."""
+    return from_template_file(template, {"Environment": environment}, ORDERS_API, API_ID, REGION, ACCOUNT_ID)
+
+
 def default_app(credentials_file: Path) -> ApiGateway:
     """The real handler over the environment's AWS endpoint (moto server under ``make run``)."""
     from orders_api.openapi_export import document  # noqa: PLC0415
 
     from meridian_local.orders_api_fixtures import load_handler  # noqa: PLC0415
 
-    return ApiGateway(load_handler(), load_credentials(credentials_file), document)
+    credentials = load_credentials(credentials_file)
+    access = template_access()
+    access.require_roles({role for c in credentials.values() if (role := access.role_of(c.principal))})
+    return ApiGateway(load_handler(), credentials, document, access)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -407,7 +407,8 @@ class Provisioner:
         stack.attributes[(lid, "Arn")] = self._arn("logs", f"log-group:{name}:*")
 
     def _role(self, stack: Stack, lid: str, p: dict[str, Any]) -> None:
-        # Policies are not enforced locally, but Lambda needs the role to exist.
+        # moto enforces no policy, but Lambda needs the role to exist. (The local API gateway
+        # enforces its callers' execute-api:Invoke policies itself: see route_access.)
         name = self._name(stack, lid, p.get("RoleName"))
         trust = p.get("AssumeRolePolicyDocument", {})
         role = self.client("iam").create_role(

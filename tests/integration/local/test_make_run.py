@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from botocore.credentials import Credentials
+from meridian_client import ApiError, MeridianClient
 
 from meridian_local.aws import aws_client
 from meridian_local.preflight import port_is_free
@@ -140,6 +142,14 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "Driving the running platform" in demo.stdout
     assert "(the same order, no second trade)" in demo.stdout
+
+    # The REST API checks each route against the caller's role in template.yaml, as API Gateway does.
+    users = json.loads((Path(env["MERIDIAN_STATE_DIR"]) / "credentials.json").read_text())["users"]
+    otto = MeridianClient(endpoints["api"], Credentials(users["otto"]["access_key"], users["otto"]["secret"]))
+    assert otto.health()["status"] in ("ok", "degraded")
+    with pytest.raises(ApiError) as refused:
+        otto.submit_order("AAPL", "buy", 1, "190.00")
+    assert (refused.value.status, refused.value.code) == (403, "ACCESS_DENIED")
 
     with psycopg.connect(endpoints["database_url"], autocommit=True) as conn:
         trades = conn.execute("SELECT count(*) FROM trades").fetchone()

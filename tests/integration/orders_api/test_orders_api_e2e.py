@@ -22,7 +22,7 @@ from orders_api.openapi_export import document
 from meridian.events import TradeExecuted
 from meridian.ledger import record_trade
 from meridian_hotpath.process import NodeProcess
-from meridian_local.apigw import ApiGateway, serve_in_thread
+from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.moto_server import free_port, reset
 from meridian_local.orders_api_fixtures import (
     create_tables,
@@ -34,8 +34,8 @@ from meridian_local.sigv4 import LocalCredential
 
 pytestmark = pytest.mark.integration
 
-TRADER_A = role_session_arn("meridian-trader", "alice")
-TRADER_B = role_session_arn("meridian-trader", "bob")
+TRADER_A = role_session_arn("meridian-trader-dev", "alice")
+TRADER_B = role_session_arn("meridian-trader-dev", "bob")
 KEYS = {"AKIDINTEGRATIONA0001": (TRADER_A, "ACC-A"), "AKIDINTEGRATIONB0002": (TRADER_B, "ACC-B")}
 
 
@@ -69,7 +69,7 @@ def platform(
     for principal, account in KEYS.values():
         register_principal(aws.client("dynamodb"), settings, principal, "trader", account)
     credentials = {key: LocalCredential(f"secret-{key}", who) for key, (who, _) in KEYS.items()}
-    server = serve_in_thread(ApiGateway(load_handler(), credentials, document))
+    server = serve_in_thread(ApiGateway(load_handler(), credentials, document, template_access()))
     url = f"http://127.0.0.1:{server.port}"
     try:
         yield {

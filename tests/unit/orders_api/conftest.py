@@ -13,8 +13,9 @@ from orders_api import aws, config, services
 from orders_api.config import Settings
 from orders_api.openapi_export import document
 
-from meridian_local.apigw import ApiGateway, serve_in_thread
+from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.orders_api_fixtures import EngineGateway, load_handler, local_services
+from meridian_local.route_access import RouteAccess
 from meridian_local.sigv4 import LocalCredential
 from tests.unit.orders_api.harness import ACCESS_KEYS, Answer, call, key_for, new_gateway, secret_for, seed
 
@@ -75,11 +76,31 @@ def api(svc: services.Services) -> Callable[..., Answer]:
     return request
 
 
+@pytest.fixture(scope="session")
+def route_access() -> RouteAccess:
+    """Who may invoke which route: the template's roles (environment dev), as the gateway checks."""
+    return template_access()
+
+
 @pytest.fixture
-def local_api(svc: services.Services) -> Iterator[str]:
+def invoked() -> list[dict[str, Any]]:
+    """The events the local gateway handed to the function, in order."""
+    return []
+
+
+@pytest.fixture
+def local_api(
+    svc: services.Services, route_access: RouteAccess, invoked: list[dict[str, Any]]
+) -> Iterator[str]:
     """The order API behind the local API Gateway, over HTTP on a free loopback port."""
     credentials = {key: LocalCredential(secret_for(key), who) for key, who in ACCESS_KEYS.items()}
-    server = serve_in_thread(ApiGateway(load_handler(), credentials, document))
+    handler = load_handler()
+
+    def recording(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        invoked.append(event)
+        return handler(event, context)
+
+    server = serve_in_thread(ApiGateway(recording, credentials, document, route_access))
     yield f"http://127.0.0.1:{server.port}"
     server.shutdown()
 

@@ -23,12 +23,13 @@ from meridian_local.orders_api_fixtures import (
     role_session_arn,
 )
 
-TRADER_A = role_session_arn("meridian-trader", "alice")
-TRADER_B = role_session_arn("meridian-trader", "bob")
-RISK = role_session_arn("meridian-risk-officer", "rita")
-COMPLIANCE = role_session_arn("meridian-compliance-officer", "carl")
-OPERATOR = role_session_arn("meridian-operator", "olga")
-STRANGER = role_session_arn("meridian-trader", "mallory")
+# Sessions of the template's roles (environment dev), so the local gateway's IAM check applies to them.
+TRADER_A = role_session_arn("meridian-trader-dev", "alice")
+TRADER_B = role_session_arn("meridian-trader-dev", "bob")
+RISK = role_session_arn("meridian-risk-officer-dev", "rita")
+COMPLIANCE = role_session_arn("meridian-compliance-officer-dev", "carl")
+OPERATOR = role_session_arn("meridian-operator-dev", "olga")
+STRANGER = role_session_arn("meridian-trader-dev", "mallory")
 ACCOUNT_A = "ACC-A"
 ACCOUNT_B = "ACC-B"
 

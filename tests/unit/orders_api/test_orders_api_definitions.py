@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from orders_api.openapi_export import (
     render,
 )
 
-from tests.unit.orders_api.harness import TRADER_A, key_for, secret_for
+from meridian_local.route_access import RouteAccess
+from tests.unit.orders_api.harness import ACCESS_KEYS, Answer, key_for, secret_for
 
 ROOT = Path(__file__).resolve().parents[3]
 CONTRACT_FILE = ROOT / "docs" / "api" / "openapi.json"
@@ -236,21 +237,29 @@ def test_one_command_writes_both_documents(tmp_path: Path, capsys: pytest.Captur
     assert "wrote" in capsys.readouterr().out
 
 
-def test_every_route_of_the_definition_reaches_the_function_locally(local_api: str) -> None:
-    """The local gateway hands every route API Gateway will have to the function's own router."""
-    key = key_for(TRADER_A)
-    auth = SigV4RequestAuth(Credentials(key, secret_for(key)), "us-east-1")
+def test_every_route_of_the_definition_reaches_the_function_locally(
+    local_api: str, route_access: RouteAccess, api: Callable[..., Answer]
+) -> None:
+    """The local gateway hands every route API Gateway will have to the function's own router,
+    signed by a user the template's IAM allows the route."""
     values = {"order_id": "ord_missing", "symbol": "AAPL"}
 
     def error_of(method: str, path: str) -> str | None:
-        url = local_api + re.sub(r"{([^}]+)}", lambda m: values[m.group(1)], path)
+        url_path = re.sub(r"{([^}]+)}", lambda m: values[m.group(1)], path)
+        allowed = [p for p in ACCESS_KEYS.values() if route_access.decide(p, method, url_path).allowed]
+        key = key_for(allowed[0] if allowed else next(iter(ACCESS_KEYS.values())))
+        auth = SigV4RequestAuth(Credentials(key, secret_for(key)), "us-east-1")
         body = "{}" if method in ("POST", "PATCH") else None
         headers = {"Content-Type": "application/json"}
-        answer = requests.request(method, url, data=body, headers=headers, auth=auth, timeout=10)
+        answer = requests.request(
+            method, local_api + url_path, data=body, headers=headers, auth=auth, timeout=10
+        )
         assert answer.status_code < 500, (method, path, answer.text)
         payload = answer.json()
         return payload.get("error") if isinstance(payload, dict) else None
 
-    assert error_of("GET", "/no-such-route") == "ROUTE_NOT_FOUND"
+    assert api("GET", "/no-such-route").body["error"] == "ROUTE_NOT_FOUND"  # the function's router
+    assert error_of("GET", "/no-such-route") == "ACCESS_DENIED"  # no role may invoke it
     for method, path in sorted(_routes(GATEWAY)):
-        assert error_of(method, path) not in ("ROUTE_NOT_FOUND", "INVALID_SIGNATURE"), (method, path)
+        error = error_of(method, path)
+        assert error not in ("ROUTE_NOT_FOUND", "INVALID_SIGNATURE", "ACCESS_DENIED"), (method, path, error)

@@ -1,4 +1,4 @@
-"""The local API Gateway and the Python client over real HTTP: SigV4, docs, CLI."""
+"""The local API Gateway and the Python client over real HTTP: SigV4, per-route IAM, docs, CLI."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -14,7 +15,7 @@ from meridian_client import ApiError, MeridianClient, SigV4RequestAuth
 from meridian_client.cli import main
 
 from meridian_local.sigv4 import LocalCredential, SignatureError, verify
-from tests.unit.orders_api.harness import TRADER_A, TRADER_B
+from tests.unit.orders_api.harness import OPERATOR, TRADER_A, TRADER_B, key_for, secret_for
 
 ClientFor = Callable[[str], MeridianClient]
 
@@ -44,6 +45,35 @@ def test_bad_or_missing_signatures_are_403(local_api: str) -> None:
     assert (
         requests.get(f"{local_api}/orders", auth=unknown, timeout=5).json()["error"] == "UNRECOGNIZED_CLIENT"
     )
+
+
+def signed_by(principal: str) -> SigV4RequestAuth:
+    key = key_for(principal)
+    return SigV4RequestAuth(Credentials(key, secret_for(key)), "us-east-1")
+
+
+def test_a_route_the_callers_role_may_not_invoke_is_refused_before_the_function(
+    local_api: str, invoked: list[dict[str, Any]]
+) -> None:
+    order: dict[str, Any] = {"symbol": "AAPL", "side": "BUY", "quantity": 10, "price": "190.00"}
+    refused = requests.post(f"{local_api}/orders", json=order, auth=signed_by(OPERATOR), timeout=5)
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "error": "ACCESS_DENIED",
+        "message": f"User: {OPERATOR} is not authorized to perform: execute-api:Invoke on resource: "
+        "arn:aws:execute-api:us-east-1:123456789012:meridianapi/v1/POST/orders",
+        "details": [],
+        "order_id": None,
+    }
+    assert invoked == []  # the function never saw it
+    placed = requests.post(f"{local_api}/orders", json=order, auth=signed_by(TRADER_A), timeout=5)
+    assert placed.status_code == 201, placed.text
+    assert [(e["httpMethod"], e["path"]) for e in invoked] == [("POST", "/orders")]
+    health = requests.get(f"{local_api}/health", auth=signed_by(OPERATOR), timeout=5)
+    assert health.status_code == 200, health.text  # the operator's own route
+    trader_health = requests.get(f"{local_api}/health", auth=signed_by(TRADER_A), timeout=5)
+    assert trader_health.json()["error"] == "ACCESS_DENIED"
+    assert len(invoked) == 2
 
 
 def test_tampered_body_breaks_the_signature() -> None:

@@ -1,0 +1,191 @@
+"""Per-route IAM authorization of the local API Gateway: what API Gateway asks IAM in AWS.
+
+A SigV4-signed request is its caller's ``execute-api:Invoke`` on the method ARN
+``arn:aws:execute-api:<region>:<account>:<api id>/<stage>/<METHOD>/<path>``, decided from the
+identity policies of the caller's role (``iam_policy``); a refusal is API Gateway's 403
+``ACCESS_DENIED`` and the function is not invoked.
+
+The roles and their policies are the template's, read from the template model the local platform
+provisions (``sam_template.load_transformed``, resolved by ``intrinsics.Resolver`` with the same
+parameters), with the API's ``Ref`` standing for the local API id and the stage its ``Stage``
+resource names. A caller is an assumed-role session ``arn:aws:sts::<account>:assumed-role/<role>/<s>``
+of the API's account; any other caller, or a role the template does not declare, has no policies
+here: implicit deny. A role's identity policies are its inline ``Policies`` and each
+``AWS::IAM::Policy`` / ``AWS::IAM::ManagedPolicy`` naming it in ``Roles``; ``ManagedPolicyArns``
+(documents outside the template) make its decisions unsupported rather than guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meridian_local.iam_policy import (
+    Decision,
+    Statement,
+    UnsupportedPolicyError,
+    decide,
+    parse_statements,
+    require_supported,
+)
+from meridian_local.intrinsics import Resolver
+from meridian_local.sam_template import load_transformed
+
+INVOKE = "execute-api:Invoke"
+_ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
+_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+
+
+class AccessDeniedError(Exception):
+    """IAM does not allow the caller this route; ``message`` is API Gateway's."""
+
+    code = "ACCESS_DENIED"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteApi:
+    """The REST API stage whose methods callers invoke."""
+
+    region: str
+    account: str
+    api_id: str
+    stage: str
+    partition: str = "aws"
+
+    def method_arn(self, method: str, path: str) -> str:
+        """``.../<api id>/<stage>/<METHOD>/<path>``: the resource IAM decides on for a request."""
+        prefix = f"arn:{self.partition}:execute-api:{self.region}:{self.account}:{self.api_id}"
+        return f"{prefix}/{self.stage}/{method.upper()}/{path.lstrip('/')}"
+
+
+@dataclass(frozen=True, slots=True)
+class RolePolicies:
+    """A role's identity policies as (name, document), or why they cannot be evaluated here."""
+
+    documents: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    unsupported: str = ""
+
+
+class RouteAccess:
+    """``execute-api:Invoke`` decisions for callers, from their roles' policies."""
+
+    def __init__(self, api: ExecuteApi, roles: Mapping[str, RolePolicies]) -> None:
+        self.api = api
+        self.roles = dict(roles)
+        self._statements: dict[str, list[Statement]] = {}
+
+    def statements(self, role: str) -> list[Statement]:
+        """The role's statements (none for a role not declared); UnsupportedPolicyError if undecidable."""
+        if role not in self._statements:
+            policies = self.roles.get(role, RolePolicies())
+            if policies.unsupported:
+                raise UnsupportedPolicyError(f"role {role}: {policies.unsupported}")
+            found = [s for name, doc in policies.documents for s in parse_statements(doc, name)]
+            require_supported(found, INVOKE)
+            self._statements[role] = found
+        return self._statements[role]
+
+    def require_roles(self, roles: Iterable[str]) -> None:
+        """Fail at start, not per request: each role is declared and its policies can be decided."""
+        for role in roles:
+            if role not in self.roles:
+                raise LookupError(f"the template declares no role named {role}")
+            self.statements(role)
+
+    def role_of(self, principal: str) -> str | None:
+        """The role of an assumed-role session of the API's account; None for any other caller."""
+        match = _ASSUMED_ROLE.match(principal)
+        if match is None or match["account"] != self.api.account:
+            return None
+        return match["role"]
+
+    def decide(self, principal: str, method: str, path: str) -> Decision:
+        role = self.role_of(principal)
+        statements = self.statements(role) if role is not None else []
+        return decide(statements, INVOKE, self.api.method_arn(method, path))
+
+    def authorize(self, principal: str, method: str, path: str) -> None:
+        """Return if IAM allows the call; raise AccessDeniedError with API Gateway's message if not."""
+        decision = self.decide(principal, method, path)
+        if decision.allowed:
+            return
+        message = (
+            f"User: {principal} is not authorized to perform: {INVOKE} on resource: "
+            f"{self.api.method_arn(method, path)}"
+        )
+        if decision is Decision.EXPLICIT_DENY:
+            message += " with an explicit deny"
+        raise AccessDeniedError(message)
+
+
+def from_template(
+    template: Mapping[str, Any],
+    parameters: Mapping[str, str],
+    api_logical_id: str,
+    api_id: str,
+    region: str,
+    account: str,
+    stack_name: str = "meridian-local",
+) -> RouteAccess:
+    """The route access a (SAM-transformed) template grants, with ``api_logical_id`` as ``api_id``."""
+    params = {k: v.get("Default", "") for k, v in template.get("Parameters", {}).items()}
+    params.update(parameters)
+    refs: dict[str, Any] = {api_logical_id: api_id}
+    resolver = Resolver(params, template.get("Conditions", {}), refs, {}, region, account, stack_name)
+    resources = {
+        lid: res
+        for lid, res in template.get("Resources", {}).items()
+        if "Condition" not in res or resolver.condition(res["Condition"])
+    }
+    api = ExecuteApi(region, account, api_id, _stage_of(resources, api_logical_id, resolver))
+    documents: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    unsupported: dict[str, str] = {}
+    for lid, res in resources.items():
+        if res["Type"] != "AWS::IAM::Role":
+            continue
+        props = resolver.resolve(res.get("Properties", {}))
+        name = str(props.get("RoleName") or f"{stack_name}-{lid}"[:64])
+        refs[lid] = name
+        documents[name] = [(p["PolicyName"], p["PolicyDocument"]) for p in props.get("Policies", [])]
+        if props.get("ManagedPolicyArns"):
+            unsupported[name] = f"managed policies are not read here: {props['ManagedPolicyArns']}"
+    for lid, res in resources.items():
+        if res["Type"] in _POLICY_TYPES:
+            props = resolver.resolve(res.get("Properties", {}))
+            for role in props.get("Roles", []):
+                documents.setdefault(str(role), []).append((lid, props["PolicyDocument"]))
+    roles = {name: RolePolicies(tuple(docs), unsupported.get(name, "")) for name, docs in documents.items()}
+    return RouteAccess(api, roles)
+
+
+def from_template_file(
+    path: Path,
+    parameters: Mapping[str, str],
+    api_logical_id: str,
+    api_id: str,
+    region: str,
+    account: str,
+) -> RouteAccess:
+    """``from_template`` over the template at ``path``, transformed as the local platform does."""
+    return from_template(
+        load_transformed(path, dict(parameters)), parameters, api_logical_id, api_id, region, account
+    )
+
+
+def _stage_of(resources: Mapping[str, Any], api_logical_id: str, resolver: Resolver) -> str:
+    stages = [
+        str(resolver.resolve(res["Properties"]["StageName"]))
+        for res in resources.values()
+        if res["Type"] == "AWS::ApiGateway::Stage"
+        and res.get("Properties", {}).get("RestApiId") == {"Ref": api_logical_id}
+    ]
+    if len(stages) != 1:
+        raise LookupError(f"{api_logical_id} should have one stage in the template, has {stages}")
+    return stages[0]
