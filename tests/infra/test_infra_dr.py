@@ -16,13 +16,41 @@ def test_hot_path_health_check_reads_the_nlb_alarm() -> None:
     }
 
 
-def test_api_health_check_is_fast_enough_for_the_recovery_objective() -> None:
+def test_api_health_check_reads_the_api_server_error_alarm_not_an_unsigned_probe() -> None:
+    # Every route needs a SigV4 signature; an HTTPS probe from Route 53 would only ever get 403.
     check = properties(DR, "ApiHealthCheck")["HealthCheckConfig"]
-    assert check["Type"] == "HTTPS"
-    assert check["RequestInterval"] * check["FailureThreshold"] <= 30
+    assert check["Type"] == "CLOUDWATCH_METRIC"
+    assert check["AlarmIdentifier"] == {
+        "Name": {"Ref": "ApiHealthAlarmName"},
+        "Region": {"Ref": "AWS::Region"},
+    }
+    assert all(check_["Type"] != "HTTPS" for check_ in _health_checks())
     combined = properties(DR, "RegionHealthCheck")["HealthCheckConfig"]
     assert combined["Type"] == "CALCULATED"
     assert combined["HealthThreshold"] == len(combined["ChildHealthChecks"]) == 2
+
+
+def test_the_root_template_gives_the_dr_stack_the_api_alarm() -> None:
+    root = load("template.yaml")
+    assert properties(root, "DrStack")["Parameters"]["ApiHealthAlarmName"] == {
+        "Ref": "OrdersApiServerErrorsAlarm"
+    }
+    alarm = properties(root, "OrdersApiServerErrorsAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5XXError")
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    api = properties(root, "OrdersApi")
+    assert dimensions == {"ApiName": api["Name"], "Stage": api["StageName"]}
+    assert alarm["TreatMissingData"] == "notBreaching"  # a quiet night is not an outage
+    assert alarm["Statistic"] == "Average"
+    assert 0 < alarm["Threshold"] < 1  # a share of requests
+
+
+def _health_checks() -> list[dict[str, object]]:
+    return [
+        r["Properties"]["HealthCheckConfig"]
+        for r in DR["Resources"].values()
+        if r["Type"] == "AWS::Route53::HealthCheck"
+    ]
 
 
 def test_failover_record_on_the_hosted_zone_parameter() -> None:
