@@ -4,7 +4,8 @@ Requests are SigV4-checked against ``<state_dir>/credentials.json`` (written her
 principal per user type, so the demo and the CLI can sign), checked against the ``execute-api:Invoke``
 policies of the signer's role in the template the platform provisioned (same template, same
 environment), turned into REST proxy events and sent to the order function through the Lambda
-endpoint, as API Gateway's Lambda proxy integration does.
+endpoint, as API Gateway's Lambda proxy integration does. ``GET /ping``, the definition's
+unauthenticated MOCK route, is answered by the gateway itself, unsigned, without the function.
 """
 
 from __future__ import annotations

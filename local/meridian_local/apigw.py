@@ -6,6 +6,8 @@ template's policies of the signer's role (``route_access``); a refused request i
 the API's error shape, as the API's gateway responses do, and never reaches the function. An
 allowed one becomes a REST proxy event (v1) whose ``requestContext.identity.userArn`` is the
 signer's principal, handed to ``functions/orders_api/app.py``'s ``lambda_handler`` in-process.
+A method the definition gives an unauthenticated MOCK integration (``GET /ping``) is answered by
+the gateway itself, signed or not, with the mock's status and body; the function is not invoked.
 ``/openapi.json`` serves the API's document and ``/docs`` Swagger UI, from the assets Powertools
 ships (nothing is fetched from the network).
 
@@ -90,6 +92,9 @@ class ApiGateway:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
+        mocked = self.access.gateway_answer(environ["REQUEST_METHOD"], path)
+        if mocked is not None:
+            return self._send(start_response, mocked.status, mocked.body, mocked.content_type)
         if environ["REQUEST_METHOD"] == "GET" and path in ("/docs", "/docs/", "/openapi.json"):
             if path == "/openapi.json":
                 return self._send(

@@ -13,6 +13,10 @@ of the API's account; any other caller, or a role the template does not declare,
 here: implicit deny. A role's identity policies are its inline ``Policies`` and each
 ``AWS::IAM::Policy`` / ``AWS::IAM::ManagedPolicy`` naming it in ``Roles``; ``ManagedPolicyArns``
 (documents outside the template) make its decisions unsupported rather than guessed.
+
+Methods of the API's definition (the REST API's ``Body``) that are unauthenticated MOCK integrations
+(``apigw_mock``) are answered by API Gateway itself: IAM is not asked and no function runs;
+``gateway_answer`` gives their fixed response.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meridian_local.apigw_mock import MockResponse, mock_responses
 from meridian_local.iam_policy import (
     Decision,
     Statement,
@@ -76,9 +81,15 @@ class RolePolicies:
 class RouteAccess:
     """``execute-api:Invoke`` decisions for callers, from their roles' policies."""
 
-    def __init__(self, api: ExecuteApi, roles: Mapping[str, RolePolicies]) -> None:
+    def __init__(
+        self,
+        api: ExecuteApi,
+        roles: Mapping[str, RolePolicies],
+        mocks: Mapping[tuple[str, str], MockResponse] | None = None,
+    ) -> None:
         self.api = api
         self.roles = dict(roles)
+        self.mocks = dict(mocks or {})
         self._statements: dict[str, list[Statement]] = {}
 
     def statements(self, role: str) -> list[Statement]:
@@ -105,6 +116,10 @@ class RouteAccess:
         if match is None or match["account"] != self.api.account:
             return None
         return match["role"]
+
+    def gateway_answer(self, method: str, path: str) -> MockResponse | None:
+        """API Gateway's own answer to an unauthenticated MOCK method; None when IAM decides the route."""
+        return self.mocks.get((method.upper(), path))
 
     def decide(self, principal: str, method: str, path: str) -> Decision:
         role = self.role_of(principal)
@@ -162,7 +177,7 @@ def from_template(
             for role in props.get("Roles", []):
                 documents.setdefault(str(role), []).append((lid, props["PolicyDocument"]))
     roles = {name: RolePolicies(tuple(docs), unsupported.get(name, "")) for name, docs in documents.items()}
-    return RouteAccess(api, roles)
+    return RouteAccess(api, roles, mock_responses(_definition_of(resources, api_logical_id)))
 
 
 def from_template_file(
@@ -189,3 +204,9 @@ def _stage_of(resources: Mapping[str, Any], api_logical_id: str, resolver: Resol
     if len(stages) != 1:
         raise LookupError(f"{api_logical_id} should have one stage in the template, has {stages}")
     return stages[0]
+
+
+def _definition_of(resources: Mapping[str, Any], api_logical_id: str) -> Mapping[str, Any]:
+    """The REST API's OpenAPI definition (its ``Body``), as the SAM transform left it."""
+    body: Mapping[str, Any] = resources.get(api_logical_id, {}).get("Properties", {}).get("Body", {})
+    return body

@@ -27,3 +27,17 @@ def test_the_sam_transform_keeps_the_definition_at_openapi_3_0() -> None:
     assert body["openapi"] == definition["openapi"] == "3.0.1"
     assert body["paths"] == definition["paths"]
     assert body["components"]["securitySchemes"] == definition["components"]["securitySchemes"]
+
+
+def test_the_ping_stays_unauthenticated_and_mocked_after_the_sam_transform() -> None:
+    """SAM adds no authorizer to the gateway's own route: Route 53's unsigned checkers can reach it."""
+    [rest_api] = [
+        res for res in load_transformed()["Resources"].values() if res["Type"] == "AWS::ApiGateway::RestApi"
+    ]
+    ping = rest_api["Properties"]["Body"]["paths"]["/ping"]
+    assert set(ping) == {"get"}
+    assert ping["get"]["security"] == []
+    integration = ping["get"]["x-amazon-apigateway-integration"]
+    assert integration["type"] == "mock"
+    assert "uri" not in integration  # no function behind it
+    assert "security" not in rest_api["Properties"]["Body"]

@@ -20,6 +20,9 @@ keywords (``anyOf`` with ``{"type": "null"}``, ``const``, ``examples``, type arr
   header through whether declared or not. It would use declarations only for request validation
   (none: the function validates) or cache keys (the stage caches nothing), so declaring them
   would be a second list to keep in step with the contract, for no effect.
+
+``openapi_export`` then adds the one route the contract does not have: API Gateway's own
+unauthenticated ``GET /ping`` with a MOCK integration (``gateway_ping``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@
 
 ``python -m orders_api.openapi_export docs/api/openapi.json`` (``make openapi``) writes both, the
 definition beside the contract unless ``--gateway PATH`` says otherwise; a test keeps the committed
-copies identical to the generated ones. Every operation is SigV4-authorised (IAM) and proxied to the
-function's live alias.
+copies identical to the generated ones. Every operation of the contract is SigV4-authorised (IAM)
+and proxied to the function's live alias; the definition adds API Gateway's own unauthenticated
+``GET /ping`` (``gateway_ping``), which no function serves.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from orders_api.api import app
 from orders_api.apigateway_definition import from_contract
+from orders_api.gateway_ping import with_ping
 
 DEFAULT_PATH = Path("docs/api/openapi.json")
 GATEWAY_FILE_NAME = "apigateway.json"
@@ -67,7 +69,12 @@ def document() -> dict[str, Any]:
 
 def gateway_document() -> dict[str, Any]:
     """The REST API's definition for API Gateway: OpenAPI 3.0, routes and integrations only."""
-    return from_contract(document())
+    return gateway_definition(document())
+
+
+def gateway_definition(contract: dict[str, Any]) -> dict[str, Any]:
+    """The contract's routes reduced for API Gateway, plus its own ping route."""
+    return with_ping(from_contract(contract))
 
 
 def render(spec: dict[str, Any]) -> str:
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     contract = document()
     _write(args.contract, contract)
-    _write(args.gateway or args.contract.parent / GATEWAY_FILE_NAME, from_contract(contract))
+    _write(args.gateway or args.contract.parent / GATEWAY_FILE_NAME, gateway_definition(contract))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 API Gateway REST APIs import OpenAPI 2.0/3.0 only and turn schemas into draft-04 models, so the
 definition must be valid 3.0, keep every route with its SigV4 security and ``aws_proxy``
-integration, and carry no JSON-Schema keyword those models reject.
+integration, and carry no JSON-Schema keyword those models reject. It adds one route of its own,
+``GET /ping``: unauthenticated, answered by API Gateway's MOCK integration, no function.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from meridian_client import SigV4RequestAuth
 from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator, validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from orders_api.apigateway_definition import EXTENSION_PREFIX, HTTP_METHODS, from_contract
+from orders_api.gateway_ping import PING_PATH, with_ping
 from orders_api.openapi_export import (
     INTEGRATION_URI,
     SECURITY_SCHEME,
     document,
+    gateway_definition,
     gateway_document,
     main,
     render,
@@ -37,6 +40,7 @@ CONTRACT_FILE = ROOT / "docs" / "api" / "openapi.json"
 GATEWAY_FILE = ROOT / "docs" / "api" / "apigateway.json"
 CONTRACT = document()
 GATEWAY = gateway_document()
+PING = ("GET", "/ping")  # the one route API Gateway answers itself
 
 # JSON-Schema keywords of OpenAPI 3.1 / JSON Schema 2020-12 (and OpenAPI 3.0 schema extras) that API
 # Gateway's draft-04 models reject or misread; the definition carries no schema that needs them.
@@ -94,16 +98,52 @@ def test_the_validator_refuses_the_contract_as_3_0() -> None:
         validate({**CONTRACT, "openapi": "3.0.1"}, cls=OpenAPIV30SpecValidator)
 
 
-def test_gateway_definition_has_exactly_the_contracts_routes() -> None:
+def test_gateway_definition_has_exactly_the_contracts_routes_and_the_ping() -> None:
     assert len(_routes(CONTRACT)) >= 12
-    assert _routes(GATEWAY) == _routes(CONTRACT)
+    assert PING not in _routes(CONTRACT)  # not a product route
+    assert _routes(GATEWAY) == _routes(CONTRACT) | {PING}
 
 
-def test_every_gateway_operation_is_sigv4_and_proxied_to_the_live_alias() -> None:
+def test_the_ping_is_unauthenticated_and_answered_by_api_gateway_alone() -> None:
+    assert GATEWAY["paths"][PING_PATH] == {
+        "get": {
+            "summary": "Gateway liveness probe",
+            "description": "Answered by API Gateway itself, unsigned, for the Route 53 health check.",
+            "operationId": "gateway_ping",
+            "responses": {"200": {"description": "API Gateway serves this stage"}},
+            "security": [],
+            "x-amazon-apigateway-integration": {
+                "type": "mock",
+                "passthroughBehavior": "when_no_match",
+                "requestTemplates": {"application/json": '{"statusCode": 200}'},
+                "responses": {
+                    "default": {
+                        "statusCode": "200",
+                        "responseTemplates": {"application/json": '{"status":"ok"}'},
+                    }
+                },
+            },
+        }
+    }
+    assert "security" not in GATEWAY  # no document-wide default: `security: []` is no auth at all
+
+
+def test_the_ping_is_added_once_and_never_over_a_contract_route() -> None:
+    assert gateway_definition(CONTRACT) == GATEWAY
+    contract_with_ping = {**CONTRACT, "paths": {**CONTRACT["paths"], PING_PATH: {"get": {"responses": {}}}}}
+    with pytest.raises(ValueError, match="/ping"):
+        gateway_definition(contract_with_ping)
+    with pytest.raises(ValueError, match="/ping"):
+        with_ping(GATEWAY)
+
+
+def test_every_contract_operation_is_sigv4_and_proxied_to_the_live_alias() -> None:
     scheme = GATEWAY["components"]["securitySchemes"][SECURITY_SCHEME]
     assert scheme["type"] == "apiKey"
     assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
-    for method, path, operation in _operations(GATEWAY):
+    proxied = [(m, p, o) for m, p, o in _operations(GATEWAY) if (m.upper(), p) != PING]
+    assert len(proxied) == len(_routes(GATEWAY)) - 1
+    for method, path, operation in proxied:
         assert operation["security"] == [{SECURITY_SCHEME: []}], (method, path)
         assert operation["x-amazon-apigateway-integration"] == {
             "type": "aws_proxy",
@@ -260,6 +300,6 @@ def test_every_route_of_the_definition_reaches_the_function_locally(
 
     assert api("GET", "/no-such-route").body["error"] == "ROUTE_NOT_FOUND"  # the function's router
     assert error_of("GET", "/no-such-route") == "ACCESS_DENIED"  # no role may invoke it
-    for method, path in sorted(_routes(GATEWAY)):
+    for method, path in sorted(_routes(GATEWAY) - {PING}):  # the ping never reaches the function
         error = error_of(method, path)
         assert error not in ("ROUTE_NOT_FOUND", "INVALID_SIGNATURE", "ACCESS_DENIED"), (method, path, error)

@@ -76,6 +76,20 @@ def test_a_route_the_callers_role_may_not_invoke_is_refused_before_the_function(
     assert len(invoked) == 2
 
 
+def test_the_ping_is_answered_by_the_gateway_unsigned_without_the_function(
+    local_api: str, invoked: list[dict[str, Any]]
+) -> None:
+    for auth in (None, signed_by(TRADER_A)):  # API Gateway ignores a signature on an unauthenticated method
+        answer = requests.get(f"{local_api}/ping", auth=auth, timeout=5)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"] == "application/json"
+        assert answer.content == b'{"status":"ok"}'
+    assert invoked == []  # no function ran
+    other = requests.post(f"{local_api}/ping", timeout=5)  # only GET is the gateway's own
+    assert (other.status_code, other.json()["error"]) == (403, "MISSING_AUTHENTICATION_TOKEN")
+    assert invoked == []
+
+
 def test_tampered_body_breaks_the_signature() -> None:
     creds = {"AK": LocalCredential("s3cret", "arn:aws:sts::1:assumed-role/r/s")}
     request = requests.Request("POST", "http://127.0.0.1:3000/orders?limit=5", data=b'{"a":1}').prepare()

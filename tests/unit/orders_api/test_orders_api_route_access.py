@@ -6,6 +6,8 @@ In AWS a call is served only when both allow it: API Gateway asks IAM whether th
 the function to refuse it (403 FORBIDDEN), or refused by the gateway on a route the function would
 serve it. Every route of API Gateway's definition (docs/api/apigateway.json) is called through the
 real handler with a valid request as each user type, and compared with the template's decision.
+The definition's one unauthenticated route, API Gateway's own ``GET /ping``, asks IAM nothing and
+reaches no function: it is checked apart, and needs no role's policy.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from tests.unit.orders_api.harness import COMPLIANCE, OPERATOR, RISK, TRADER_A, 
 
 Api = Callable[..., Answer]
 DEFINITION = Path(__file__).resolve().parents[3] / "docs" / "api" / "apigateway.json"
-ROUTES = [
-    (method.upper(), path)
+OPERATIONS = {
+    (method.upper(), path): operation
     for path, operations in json.loads(DEFINITION.read_text())["paths"].items()
-    for method in operations
-]
+    for method, operation in operations.items()
+}
+# Routes IAM decides: every one with a security requirement; the rest API Gateway answers itself.
+ROUTES = [route for route, operation in OPERATIONS.items() if operation["security"]]
+GATEWAY_ONLY = sorted(set(OPERATIONS) - set(ROUTES))
 CALLERS = {"trader": TRADER_A, "risk_officer": RISK, "compliance_officer": COMPLIANCE, "operator": OPERATOR}
 # A valid body for each route that takes one: the request must reach the handler's own checks.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -79,3 +84,19 @@ def test_every_role_that_may_invoke_a_route_is_a_user_type_compared_above(route_
 
 def test_routes_are_what_the_bodies_above_expect() -> None:
     assert set(BODIES) <= set(ROUTES)
+
+
+def test_the_only_unauthenticated_route_is_the_gateways_mocked_ping(route_access: RouteAccess) -> None:
+    assert GATEWAY_ONLY == [("GET", "/ping")]
+    assert OPERATIONS[("GET", "/ping")]["x-amazon-apigateway-integration"]["type"] == "mock"
+    assert route_access.gateway_answer("GET", "/ping") is not None  # the local gateway answers it
+    assert all(route_access.gateway_answer(m, concrete(p, "ord_1")) is None for m, p in ROUTES)
+
+
+def test_no_role_needs_or_has_a_policy_for_the_ping(route_access: RouteAccess) -> None:
+    """API Gateway asks IAM nothing for an unauthenticated method: no template policy grants it."""
+    for role, policies in route_access.roles.items():
+        if policies.unsupported:
+            continue
+        caller = role_session_arn(role, "probe", route_access.api.account)
+        assert not route_access.decide(caller, "GET", "/ping").allowed, role
