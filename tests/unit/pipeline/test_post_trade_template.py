@@ -58,7 +58,9 @@ def test_market_data_mapping_batches_and_reports_failures() -> None:
     stream = props("MarketDataStream")
     assert stream["ShardCount"] == 10
     assert stream["StreamEncryption"]["EncryptionType"] == "KMS"
-    event = props("MarketDataFunction")["Events"]["Stream"]["Properties"]
+    event = props("MarketDataFunctionStream")
+    assert event["FunctionName"] == {"Ref": "MarketDataFunction"}
+    assert event["EventSourceArn"] == {"Fn::GetAtt": ["MarketDataStream", "Arn"]}
     assert event["BatchSize"] == 10000
     assert event["BisectBatchOnFunctionError"] is True
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
