@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from meridian.client import HotpathClient
-from meridian.domain import CancelReason, OrderStatus, OrderType, RejectReason, Side, TimeInForce
+from meridian.domain import OrderStatus, OrderType, RejectReason, Side, TimeInForce
 from meridian.events import (
     EventDetail,
     OrderAccepted,
-    OrderCancelled,
+    order_cancelled,
     put_events_entry,
 )
 from meridian.executions import order_id_for
@@ -134,19 +134,7 @@ class _Interpretation:
             self.counterparties.append(
                 CounterpartyUpdate(order_id=order_id, leaves_quantity=0, seq=cancel.seq, status="CANCELLED")
             )
-        self.events.append(
-            OrderCancelled(
-                event_id=f"{order_id}:cancelled:{cancel.seq}",
-                occurred_at=self.at,
-                order_id=order_id,
-                client_order_id=cancel.client_order_id,
-                account=cancel.account,
-                symbol=cancel.symbol,
-                cancelled_quantity=cancel.cancelled_quantity,
-                reason=CancelReason(cancel.reason).name,
-                node_seq=cancel.seq,
-            )
-        )
+        self.events.append(order_cancelled(cancel, self.at))
 
     def settle(self) -> None:
         r = self.record

@@ -10,9 +10,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from meridian.domain import CancelReason
+from meridian.executions import order_id_for
+
+if TYPE_CHECKING:  # annotations only: consumers of the events need not load the wire protocol
+    from meridian.protocol import CancelAck
 
 EVENT_SOURCE = "meridian.trading"
 BUS_NAME_ENV = "EVENT_BUS_NAME"
@@ -133,6 +139,23 @@ EVENT_TYPES: dict[str, type[EventDetail]] = {
 }
 
 
+def order_cancelled(cancel: CancelAck, occurred_at: datetime) -> OrderCancelled:
+    """The lifecycle event of one cancel the matching node reported, the order's own or a resting
+    order self-trade prevention removed."""
+    order_id = order_id_for(cancel.account, cancel.client_order_id)
+    return OrderCancelled(
+        event_id=f"{order_id}:cancelled:{cancel.seq}",
+        occurred_at=occurred_at,
+        order_id=order_id,
+        client_order_id=cancel.client_order_id,
+        account=cancel.account,
+        symbol=cancel.symbol,
+        cancelled_quantity=cancel.cancelled_quantity,
+        reason=CancelReason(cancel.reason).name,
+        node_seq=cancel.seq,
+    )
+
+
 def put_events_entry(detail: EventDetail, bus_name: str, trace_header: str | None = None) -> dict[str, Any]:
     """The PutEvents entry for ``detail`` on ``bus_name``."""
     entry: dict[str, Any] = {
@@ -186,6 +209,7 @@ __all__ = [
     "TradingHalted",
     "UnknownEventError",
     "ValidationError",
+    "order_cancelled",
     "parse_detail",
     "parse_eventbridge_event",
     "put_events_entry",

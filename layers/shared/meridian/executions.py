@@ -17,10 +17,12 @@ price, size and side only.
 from __future__ import annotations
 
 import hashlib
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from meridian.domain import Side
-from meridian.protocol import Fill
+
+if TYPE_CHECKING:  # annotations only: the event models import this module without the protocol
+    from meridian.protocol import Fill
 
 NODE_NUMBER_BITS: Final = 16
 TRADE_COUNTER_BITS: Final = 64 - NODE_NUMBER_BITS

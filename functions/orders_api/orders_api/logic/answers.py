@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from meridian.domain import CancelReason, Instrument, OrderStatus, RejectReason, Side
+from meridian.domain import Instrument, OrderStatus, RejectReason, Side
 from meridian.events import (
     EventDetail,
     OrderAccepted,
-    OrderCancelled,
     OrderRejected,
     OrderReplaced,
+    order_cancelled,
 )
 from meridian.executions import execution_id, order_id_for
 from meridian.protocol import Ack, CancelAck, Fill, Reject
@@ -140,19 +140,7 @@ def _apply_cancel(out: Outcome, cancel: CancelAck, mine: int | None, at: datetim
         )
     else:  # a resting order removed by self-trade prevention
         out.others.append(FillUpdate(order_id=order_id, leaves_quantity=0, seq=cancel.seq, cancelled=True))
-    out.events.append(
-        OrderCancelled(
-            event_id=f"{order_id}:cancelled:{cancel.seq}",
-            occurred_at=at,
-            order_id=order_id,
-            client_order_id=cancel.client_order_id,
-            account=cancel.account,
-            symbol=cancel.symbol,
-            cancelled_quantity=cancel.cancelled_quantity,
-            reason=CancelReason(cancel.reason).name,
-            node_seq=cancel.seq,
-        )
-    )
+    out.events.append(order_cancelled(cancel, at))
 
 
 def _replaced_event(record: OrderRecord, instrument: Instrument, seq: int, at: datetime) -> OrderReplaced:
