@@ -1,3 +1,3 @@
 """Fixtures shared by every test folder."""
 
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["tests.pg", "tests.s3"]

@@ -3,13 +3,10 @@ point-in-time restore still reach every state afterwards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from meridian_hotpath.archive import main as archive_main
 from meridian_hotpath.archive import restore, ship_and_prune
@@ -18,11 +15,11 @@ from meridian_hotpath.orderflow import synthetic_flow
 from meridian_hotpath.recovery import engine_checksum, journal_dir, recover, snapshot_dir, verify
 from meridian_hotpath.retention import plan_prune, prune
 from meridian_hotpath.snapshot import SnapshotStore
+from tests.s3 import S3_BUCKET as BUCKET
 from tests.unit.hotpath.datadir import build_data_dir, fresh_engine
 
 INPUTS = list(synthetic_flow(seed=11, count=600))
 SNAPSHOTS = (100, 200, 300, 400, 500)
-BUCKET = "meridian-archive-test"
 
 
 @pytest.fixture
@@ -104,14 +101,6 @@ def test_unshipped_segments_stay_and_so_does_everything_after_them(data_dir: Pat
 def test_keep_must_be_positive(data_dir: Path) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         plan_prune(data_dir, keep_snapshots=0)
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def test_ship_and_prune_deletes_only_what_the_archive_holds_and_restore_still_reaches_seq_1(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from meridian_hotpath.archive import (
     ArchiveChecksumError,
@@ -20,18 +17,10 @@ from meridian_hotpath.archive import (
     ship,
 )
 from meridian_hotpath.recovery import engine_checksum, recover
+from tests.s3 import S3_BUCKET as BUCKET
 from tests.unit.statemachines.trading_data import write_data_dir
 
-BUCKET = "meridian-engine-archive"
 PREFIX = "nodes/node-a"
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def test_restore_reproduces_the_primary_state_from_snapshot_and_journal(tmp_path: Path, s3: Any) -> None:

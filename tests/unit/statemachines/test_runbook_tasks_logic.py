@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
-from moto import mock_aws
 from runbook_tasks import clock, compliance, integrity, restore
 
 from meridian.client import HotpathUnavailable
@@ -22,18 +19,8 @@ from meridian.events import TradeExecuted
 from meridian.ledger import record_trade
 from meridian.protocol import Snapshot
 from meridian_hotpath.archive import ArchiveChecksumError, ship
+from tests.s3 import S3_BUCKET as BUCKET
 from tests.unit.statemachines.trading_data import write_data_dir
-
-BUCKET = "archive"
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
 
 # ---- clock -----------------------------------------------------------------------------------------
 
