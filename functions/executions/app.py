@@ -12,10 +12,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from executions.consumer import UnreadableRecordAtHeadError, consume
 
 from meridian import aws_clients as aws
+from meridian.aws_clients import TRACED_MODULES
 from meridian.events import BUS_NAME_ENV
 
 logger = Logger()
-tracer = Tracer(patch_modules=["botocore"])
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
 
 

@@ -11,8 +11,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from market_data.consumer import consume, trade_ttl_seconds, writer_from_env
 
+from meridian.aws_clients import TRACED_MODULES
+
 logger = Logger()
-tracer = Tracer(patch_modules=["botocore"])
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
 
 

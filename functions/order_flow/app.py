@@ -20,11 +20,12 @@ from order_flow.models import FlowOrder
 from meridian import aws_clients as aws
 from meridian.approvals import approval
 from meridian.approvals.store import DynamoApprovalStore
+from meridian.aws_clients import TRACED_MODULES
 from meridian.events import BUS_NAME_ENV
 from meridian.routing import Router
 
 logger = Logger(service="order_flow")
-tracer = Tracer(service="order_flow", patch_modules=["botocore"])
+tracer = Tracer(service="order_flow", patch_modules=TRACED_MODULES)
 
 
 class SnsNotifier:

@@ -19,11 +19,12 @@ from runbook_tasks.config import primary_database_environment, settings
 
 from meridian import aws_clients as aws
 from meridian import db
+from meridian.aws_clients import TRACED_MODULES
 from meridian.client import HotpathClient
 from meridian.routing import RouteTable, RoutingError, provider_from_environment
 
 logger = Logger(service="runbooks")
-tracer = Tracer(service="runbooks", patch_modules=["botocore"])
+tracer = Tracer(service="runbooks", patch_modules=TRACED_MODULES)
 
 
 @contextlib.contextmanager

@@ -11,10 +11,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from surveillance.handler import surveil_message
 
+from meridian.aws_clients import TRACED_MODULES
 from meridian.consumers import process_batch
 
 logger = Logger()
-tracer = Tracer(patch_modules=["botocore"])
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
 
 

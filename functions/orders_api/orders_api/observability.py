@@ -17,11 +17,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from meridian.aws_clients import TRACED_MODULES
 from orders_api.errors import OrderRefusedError
 
 SERVICE = "orders_api"
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE, patch_modules=["botocore"])
+tracer = Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"), service=SERVICE)
 
 

@@ -8,6 +8,10 @@ from typing import Any
 
 import boto3
 
+# What the functions' Tracer patches (Tracer(patch_modules=TRACED_MODULES)): the AWS SDK is the only
+# library they call out with; Powertools' default patch_all also wraps httplib, requests and sqlite3.
+TRACED_MODULES: tuple[str, ...] = ("botocore",)
+
 
 @lru_cache(maxsize=32)
 def _client(service: str, region: str | None, endpoint_url: str | None) -> Any:
