@@ -13,7 +13,15 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: setup test lint typecheck cfn pytest run demo drill bench bench-engine bench-wire bench-api \
         bench-pipeline build lock openapi clean
 
-setup: $(STAMP)
+# The native matching core (Cython -> C -> gcc), built in place beside its sources.
+NATIVE := $(VENV)/.native-core
+
+setup: $(STAMP) $(NATIVE)
+
+$(NATIVE): $(STAMP) hotpath/setup_native.py hotpath/meridian_hotpath/engine/native.pyx \
+           hotpath/meridian_hotpath/engine/native_support.h
+	$(PY) hotpath/setup_native.py --quiet build_ext --inplace
+	touch $@
 
 $(STAMP): requirements/lock.txt clients/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Meridian needs $(PYTHON) on PATH" >&2; exit 2; }
@@ -78,11 +86,5 @@ lock:
 	$(BIN)/pip freeze --exclude-editable > requirements/lock.txt
 
 clean:
-	rm -rf .aws-sam build bench/results .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .aws-sam build bench/results hotpath/build hotpath/meridian_hotpath/engine/native.c hotpath/meridian_hotpath/engine/*.so $(VENV)/.native-core .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-# The matching engine compiled with mypyc into build/engine_compiled (tests keep using the .py
-# sources); `BENCH_MODE=compiled make bench-engine` measures it.
-.PHONY: engine-compiled
-engine-compiled: setup
-	$(PY) hotpath/setup_mypyc.py --quiet build_ext --build-lib build/engine_compiled \
-	  --build-temp build/engine_compiled.tmp

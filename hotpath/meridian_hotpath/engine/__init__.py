@@ -1,11 +1,12 @@
-"""The matching engine core: plain typed Python with no I/O, clock or randomness.
+"""The matching engine core, with no I/O, clock or randomness.
 
-``MatchingEngine`` is the fast engine the matching node runs; ``ReferenceEngine`` is a slow,
-obviously-correct model of the same rules that the tests hold it against.
+``MatchingEngine`` is the native core (``native.pyx``, compiled by ``make setup``) the matching node
+runs; ``ReferenceEngine`` is a slow, obviously-correct plain-Python model of the same rules that
+the tests hold it to, answer for answer and checksum for checksum.
 """
 
-from meridian_hotpath.engine.book import OrderView
-from meridian_hotpath.engine.core import MatchingEngine
+from meridian_hotpath.engine.native import MatchingEngine
 from meridian_hotpath.engine.reference import ReferenceEngine
+from meridian_hotpath.engine.state import OrderView
 
 __all__ = ["MatchingEngine", "OrderView", "ReferenceEngine"]

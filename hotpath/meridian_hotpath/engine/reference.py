@@ -1,8 +1,39 @@
-"""ReferenceEngine: a slow, obviously-correct model of MatchingEngine's rules, for tests only.
+"""ReferenceEngine: a slow, obviously-correct model of the matching rules, for tests only.
 
 Every order lives in one dict; a book is whatever orders have leaves left, sorted by (price, time)
-each time it is needed. No levels, no keys, no caches: if the two engines ever disagree, this one
-is the easier to believe. The rules it models are written down in ``core``'s module docstring.
+each time it is needed. No levels, no keys, no caches: if it and the native engine
+(``native.MatchingEngine``) ever disagree, this one is the easier to believe.
+
+The rules (what ``process`` answers for each request, in order):
+
+
+* New order: an ``Ack`` with status NEW and ``leaves == quantity``, then one ``Fill`` per trade in
+  match order, then at most one ``CancelAck`` for the order's remainder (IOC_REMAINDER, NO_LIQUIDITY
+  for a market order, FOK_UNFILLED with no fill, SELF_TRADE). A resting order that self-trade
+  prevention removes gets its own ``CancelAck`` (SELF_TRADE) at the point of the match sequence where
+  it was removed. An invalid order gets one ``Reject`` and no order id.
+* A new order whose (account, client_order_id) was seen before creates nothing: the answer is an
+  ``Ack`` describing the existing order now and ``last_flags`` is ``Flag.DUPLICATE``.
+* Replace: ``quantity`` is the new leaves quantity, ``price`` the new limit price. The answer is an
+  ``Ack`` with the order after the change (``quantity`` = filled + new leaves), then fills and
+  cancels as for a new order; ``last_flags`` is ``Flag.REPLACED``. Reducing the leaves at the same
+  price keeps time priority; anything else moves the order to the back of its (new) level.
+* Cancel: a ``CancelAck`` (USER). Cancels are accepted while trading is halted.
+* A cancel or replace naming an order that is not live (finished, or never handed out) creates
+  nothing: a finished order is forgotten, so the answer is a ``Reject`` with no client order id,
+  UNKNOWN_ORDER for a cancel and for an id never handed out, REPLACE_NOT_ALLOWED for a replace of a
+  finished order. A live order named with another symbol is UNKNOWN_ORDER, by another account
+  NOT_ORDER_OWNER.
+* Admin: HALT/RESUME a symbol, or with symbol "" the whole engine (RESUME "" also lifts every
+  symbol's own halt); END_OF_DAY cancels DAY orders (a ``CancelAck`` each, by symbol then order
+  id) then answers ``AdminAck``. An engine-wide END_OF_DAY (symbol "") also ends the trading day
+  for duplicate detection: (account, client order id) pairs are remembered for the day, and from
+  then on only the live orders' pairs are.
+
+Checks on a new order, in order: duplicate, UNKNOWN_SYMBOL, INVALID_ORDER (side, type, time in
+force or flags out of range), TRADING_HALTED, INVALID_QUANTITY, LOT_SIZE, then for limits
+INVALID_PRICE, TICK_SIZE, PRICE_BAND, then post-only rules (INVALID_ORDER on a market, IOC or FOK
+order; POST_ONLY_WOULD_CROSS).
 """
 
 from __future__ import annotations
@@ -37,8 +68,7 @@ from meridian.protocol import (
     Reject,
     Replace,
 )
-from meridian_hotpath.engine.book import OrderView
-from meridian_hotpath.engine.state import OrderRecord, book_checksum, engine_checksum
+from meridian_hotpath.engine.state import OrderRecord, OrderView, book_checksum, engine_checksum
 
 
 @dataclass
@@ -77,6 +107,9 @@ class ReferenceEngine:
         self.seq = 0
         self.last_flags = 0
         self.orders: dict[int, RefOrder] = {}
+        # (account, client order id) -> order id, for duplicate detection over the trading day:
+        # an engine-wide END_OF_DAY forgets the finished orders' ids (live orders keep theirs).
+        self.day_ids: dict[tuple[str, str], int] = {}
         self.trade_id = trade_id_base  # the first trade is trade_id_base + 1
         self.clock = 0
         self.global_halt = False
@@ -172,12 +205,9 @@ class ReferenceEngine:
 
     def new_order(self, r: NewOrder) -> list[Message]:
         key = (r.account, r.client_order_id)
-        existing = [
-            o for o in self.orders.values() if r.client_order_id and (o.account, o.client_order_id) == key
-        ]
-        if existing:
+        if r.client_order_id and key in self.day_ids:
             self.last_flags = Flag.DUPLICATE
-            return [self.ack(r.request_id, existing[0])]
+            return [self.ack(r.request_id, self.orders[self.day_ids[key]])]
         if r.symbol not in self.instruments:
             return self.reject(r.request_id, 0, r.client_order_id, r.symbol, RejectReason.UNKNOWN_SYMBOL)
         problem = self.new_order_problem(r)
@@ -189,6 +219,8 @@ class ReferenceEngine:
             r.time_in_force, r.order_flags, 0 if market else r.price, r.quantity, r.quantity,
         )  # fmt: skip
         self.orders[order.order_id] = order
+        if r.client_order_id:
+            self.day_ids[key] = order.order_id
         out: list[Message] = [self.ack(r.request_id, order)]
         self.match(r.request_id, order, out)
         return out
@@ -250,14 +282,20 @@ class ReferenceEngine:
             self.rest(order)
 
     def target(self, r: Cancel | Replace, not_live: int) -> RefOrder | list[Message]:
-        """The live order a cancel or replace names, or the Reject that answers the request."""
+        """The live order a cancel or replace names, or the Reject that answers the request.
+
+        A finished order is forgotten (the engine keeps live orders only): naming one is refused with
+        ``not_live`` (UNKNOWN_ORDER for a cancel, REPLACE_NOT_ALLOWED for a replace) whoever asks,
+        and an id never handed out with UNKNOWN_ORDER; neither carries a client order id.
+        """
         order = self.orders.get(r.order_id)
-        if order is None or (r.symbol and r.symbol != order.symbol):
+        if order is None or order.leaves == 0:
+            reason = not_live if order is not None else RejectReason.UNKNOWN_ORDER
+            return self.reject(r.request_id, r.order_id, "", r.symbol, reason)
+        if r.symbol and r.symbol != order.symbol:
             return self.reject(r.request_id, r.order_id, "", r.symbol, RejectReason.UNKNOWN_ORDER)
         if order.account != r.account:
             return self.reject(r.request_id, r.order_id, "", r.symbol, RejectReason.NOT_ORDER_OWNER)
-        if order.leaves == 0:
-            return self.reject(r.request_id, r.order_id, order.client_order_id, r.symbol, not_live)
         return order
 
     def cancel(self, r: Cancel) -> list[Message]:
@@ -320,6 +358,8 @@ class ReferenceEngine:
                 for order in sorted(self.orders.values(), key=lambda o: o.order_id):
                     if order.symbol == symbol and order.leaves > 0 and order.time_in_force == TimeInForce.DAY:
                         out.append(self.cancel_ack(r.request_id, order, CancelReason.END_OF_DAY))
+            if not r.symbol:  # the trading day is over: only live orders keep their client order ids
+                self.day_ids = {key: oid for key, oid in self.day_ids.items() if self.orders[oid].leaves > 0}
         else:
             return self.reject(r.request_id, 0, "", r.symbol, RejectReason.INVALID_ORDER)
         out.append(AdminAck(r.request_id, self.seq, r.symbol, r.action))

@@ -33,6 +33,25 @@ class OrderRecord(NamedTuple):
     cancelled: int
 
 
+class OrderView(NamedTuple):
+    """A read-only picture of one order, for lookups by tests, the node and recovery."""
+
+    order_id: int
+    client_order_id: str
+    account: str
+    symbol: str
+    side: int
+    order_type: int
+    time_in_force: int
+    order_flags: int
+    price: int
+    quantity: int
+    leaves_quantity: int
+    filled_quantity: int
+    cancelled_quantity: int
+    status: int
+
+
 class BookRecord(NamedTuple):
     symbol: str
     halted: bool

@@ -18,7 +18,6 @@ from meridian.executions import execution_id, trade_id_base
 from meridian.protocol import (
     ORDER_FLAG_POST_ONLY,
     ORDER_FLAG_STP_MASK,
-    ORDER_FLAG_STP_SHIFT,
     Ack,
     Admin,
     AdminAck,
@@ -33,8 +32,7 @@ from meridian.protocol import (
     Reject,
     Replace,
 )
-from meridian_hotpath.engine import MatchingEngine, ReferenceEngine, codes
-from meridian_hotpath.engine.book import Book
+from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
 from tests.unit.engine.engine_streams import INSTRUMENTS, flags, new_order
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -178,9 +176,9 @@ def test_fok_that_can_fill_trades_completely(engine: MatchingEngine) -> None:
     engine.process(new_order(2, SELL, 20, 1010, account="ACC2"))
     out = engine.process(new_order(3, BUY, 30, 1010, tif=TimeInForce.FOK))
     assert kinds(out) == ["Ack", "Fill", "Fill"]
-    view = engine.order_status(3)
-    assert view is not None
-    assert view.status == OrderStatus.FILLED
+    assert [f.buy_leaves_quantity for f in fills(out)] == [20, 0]
+    assert engine.order_status(3) is None  # filled: finished orders leave the engine
+    assert engine.live_order_count == 0
 
 
 def test_end_of_day_cancels_day_orders_only(engine: MatchingEngine) -> None:
@@ -276,9 +274,9 @@ def test_cancel_acknowledges_the_leaves(engine: MatchingEngine) -> None:
     engine.process(new_order(2, SELL, 10, 1000, account="ACC2"))
     out = engine.process(Cancel(3, "ACC1", "AAA", 1))
     assert out == [CancelAck(3, 3, 1, "C1", "ACC1", "AAA", CancelReason.USER, 20)]
-    view = engine.order_status(1)
-    assert view is not None
-    assert (view.status, view.filled_quantity, view.cancelled_quantity) == (OrderStatus.CANCELLED, 10, 20)
+    assert engine.order_status(1) is None
+    duplicate = engine.process(new_order(4, BUY, 30, 1000, client_order_id="C1"))
+    assert duplicate == [Ack(4, 4, 1, "C1", "ACC1", "AAA", BUY, OrderStatus.CANCELLED, 30, 0, 10, 1000)]
     assert engine.top_of_book("AAA") == (0, 0, 0, 0)
 
 
@@ -300,7 +298,9 @@ def test_cancel_rejects(engine: MatchingEngine, cancel: Cancel, reason: RejectRe
 def test_cancel_of_a_finished_order_is_unknown(engine: MatchingEngine) -> None:
     engine.process(new_order(1, BUY, 10, 1000))
     engine.process(Cancel(2, "ACC1", "", 1))
-    assert engine.process(Cancel(3, "ACC1", "", 1)) == [Reject(3, 3, 1, "C1", "", RejectReason.UNKNOWN_ORDER)]
+    assert engine.process(Cancel(3, "ACC1", "", 1)) == [Reject(3, 3, 1, "", "", RejectReason.UNKNOWN_ORDER)]
+    # The engine no longer knows whose it was: another account hears the same.
+    assert engine.process(Cancel(4, "ACC2", "", 1)) == [Reject(4, 4, 1, "", "", RejectReason.UNKNOWN_ORDER)]
 
 
 def test_cancels_are_accepted_while_halted(engine: MatchingEngine) -> None:
@@ -333,8 +333,11 @@ def test_exact_fill_completes_both_orders_and_empties_the_level(engine: Matching
     out = engine.process(new_order(2, BUY, 20, 1000))
     assert [(f.buy_leaves_quantity, f.sell_leaves_quantity) for f in fills(out)] == [(0, 0)]
     assert engine.top_of_book("AAA") == (0, 0, 0, 0)
-    statuses = [view.status for view in (engine.order_status(1), engine.order_status(2)) if view]
-    assert statuses == [OrderStatus.FILLED, OrderStatus.FILLED]
+    assert (engine.order_status(1), engine.order_status(2), engine.live_order_count) == (None, None, 0)
+    for request_id, coid, account in ((3, "C1", "ACC2"), (4, "C2", "ACC1")):
+        (ack,) = engine.process(new_order(request_id, BUY, 20, 1000, client_order_id=coid, account=account))
+        assert isinstance(ack, Ack)
+        assert (ack.status, ack.leaves_quantity, ack.filled_quantity) == (OrderStatus.FILLED, 0, 20)
 
 
 @pytest.mark.parametrize(("quantity", "price"), [(40, 1000), (30, 1005)])
@@ -388,7 +391,9 @@ def test_replace_of_a_finished_order_is_not_allowed(engine: MatchingEngine) -> N
     engine.process(new_order(1, BUY, 20, 1000))
     engine.process(Cancel(2, "ACC1", "AAA", 1))
     out = engine.process(Replace(3, "ACC1", "AAA", 1, 10, 1000))
-    assert out == [Reject(3, 3, 1, "C1", "AAA", RejectReason.REPLACE_NOT_ALLOWED)]
+    assert out == [Reject(3, 3, 1, "", "AAA", RejectReason.REPLACE_NOT_ALLOWED)]
+    never = engine.process(Replace(4, "ACC1", "AAA", 2, 10, 1000))
+    assert never == [Reject(4, 4, 2, "", "AAA", RejectReason.UNKNOWN_ORDER)]
 
 
 def test_post_only_order_cannot_be_replaced_across_the_book(engine: MatchingEngine) -> None:
@@ -461,6 +466,25 @@ def test_halt_and_resume_one_symbol_or_all(engine: MatchingEngine) -> None:
     assert kinds(engine.process(Replace(10, "ACC1", "", 1, 2, 200))) == ["Ack"]
 
 
+def test_end_of_day_forgets_the_finished_orders_client_order_ids(engine: MatchingEngine) -> None:
+    engine.process(new_order(1, BUY, 10, 995, client_order_id="LIVE"))
+    engine.process(new_order(2, BUY, 10, 990, client_order_id="GONE"))
+    engine.process(Cancel(3, "ACC1", "AAA", 2))
+    engine.process(Admin(4, "AAA", AdminAction.END_OF_DAY))  # one symbol: the day goes on
+    assert engine.find_client_order("ACC1", "GONE") == 2
+    engine.process(Admin(5, "", AdminAction.END_OF_DAY))
+    assert engine.find_client_order("ACC1", "GONE") is None
+    assert engine.find_client_order("ACC1", "LIVE") == 1
+    assert engine.client_order_ids == 1
+    again = engine.process(new_order(6, BUY, 10, 990, client_order_id="GONE"))
+    assert isinstance(again[0], Ack)
+    assert (again[0].order_id, engine.last_flags) == (3, 0)
+    (duplicate,) = engine.process(new_order(7, BUY, 10, 990, client_order_id="LIVE"))
+    assert isinstance(duplicate, Ack)
+    assert duplicate.order_id == 1
+    assert engine.last_was_duplicate
+
+
 def test_admin_rejects_unknown_symbol_and_action(engine: MatchingEngine) -> None:
     assert engine.process(Admin(1, "ZZZ", AdminAction.HALT)) == [
         Reject(1, 1, 0, "", "ZZZ", RejectReason.UNKNOWN_SYMBOL)
@@ -469,7 +493,7 @@ def test_admin_rejects_unknown_symbol_and_action(engine: MatchingEngine) -> None
 
 
 def test_request_that_is_not_state_changing_is_answered_not_raised(engine: MatchingEngine) -> None:
-    out = engine.process(Heartbeat(5, 123))  # type: ignore[arg-type]
+    out = engine.process(Heartbeat(5, 123))
     assert out == [Reject(5, 1, 0, "", "", RejectReason.INVALID_ORDER)]
 
 
@@ -484,41 +508,40 @@ def test_depth_and_top_of_book_sum_levels(engine: MatchingEngine) -> None:
     assert engine.top_of_book("BBB") == (0, 0, 0, 0)
 
 
-def test_engine_constants_are_the_protocol_values() -> None:
-    pinned = {
-        "FLAG_DUPLICATE": Flag.DUPLICATE,
-        "FLAG_REPLACED": Flag.REPLACED,
-        "POST_ONLY": ORDER_FLAG_POST_ONLY,
-        "STP_SHIFT": ORDER_FLAG_STP_SHIFT,
-        "STP_MASK": ORDER_FLAG_STP_MASK,
-        "STP_CANCEL_NEWEST": SelfTradePrevention.CANCEL_NEWEST,
-        "STP_CANCEL_OLDEST": SelfTradePrevention.CANCEL_OLDEST,
-        "STP_ALLOW": SelfTradePrevention.ALLOW,
-        **{f"ADMIN_{action.name}": action for action in AdminAction},
-        **{f"CANCEL_{reason.name}": reason for reason in CancelReason if reason != CancelReason.HALT},
-        **{reason.name: reason for reason in RejectReason if hasattr(codes, reason.name)},
-    }
-    assert len(pinned) > 25
-    for name, value in pinned.items():
-        assert getattr(codes, name) == value, name
-    assert codes.KNOWN_ORDER_FLAGS == ORDER_FLAG_POST_ONLY | ORDER_FLAG_STP_MASK
-
-
-def test_not_stp_flags_is_every_bit_but_the_stp_ones() -> None:
-    assert codes.NOT_STP_FLAGS == ~ORDER_FLAG_STP_MASK
-    assert codes.KNOWN_ORDER_FLAGS & codes.NOT_STP_FLAGS == ORDER_FLAG_POST_ONLY
-
-
 @pytest.mark.parametrize("band_bps", [0, 1, 500, 1000, 2000, 9999, 10_000, 25_000])
 @pytest.mark.parametrize("reference_price", [0, 1, 7, 200, 1000, 19_000, 10**12])
-def test_book_band_is_the_instruments_band(band_bps: int, reference_price: int) -> None:
+def test_the_price_band_is_the_instruments_band(band_bps: int, reference_price: int) -> None:
+    """The engine's integer band (around the reference price, then around each last trade price)
+    accepts exactly ``Instrument.band``'s prices."""
     instrument = Instrument("CCC", reference_price=reference_price, band_bps=band_bps)
-    book = Book(instrument)
-    assert (book.band_low, book.band_high) == instrument.band(reference_price)
+    engine = MatchingEngine([instrument])
+    request_id = 0
+
+    def answer(side: Side, price: int, account: str = "ACC1", quantity: int = 1) -> list[Message]:
+        nonlocal request_id
+        request_id += 1
+        return engine.process(new_order(request_id, side, quantity, price, symbol="CCC", account=account))
+
+    reference = reference_price
     for last_price in (0, 1, 3, 199, 201, 1005, 10**9 + 7):
-        book.set_last_price(last_price)
-        assert book.last_price == last_price
-        assert (book.band_low, book.band_high) == instrument.band(last_price or reference_price)
+        if last_price:  # trade at last_price (within the current band) to move the band
+            low, high = instrument.band(reference)
+            if not low <= last_price <= high:
+                continue
+            answer(SELL, last_price, account="ACC2")
+            assert kinds(answer(BUY, last_price)) == ["Ack", "Fill"]
+            reference = last_price
+        low, high = instrument.band(reference)
+        for price, accepted in ((low, True), (high, True), (low - 1, False), (high + 1, False)):
+            if price <= 0 or price > 10**15:
+                continue
+            out = answer(BUY, price, account="ACC3")
+            if accepted:
+                assert kinds(out) in (["Ack"], ["Ack", "Fill"]), (price, out)
+                assert isinstance(out[0], Ack)
+                engine.process(Cancel(request_id + 1000, "ACC3", "CCC", out[0].order_id))
+            else:
+                assert rejected(out) == RejectReason.PRICE_BAND, (price, out)
 
 
 def _edge_new_orders() -> list[NewOrder]:

@@ -1,30 +1,50 @@
-"""Snapshots: canonical bytes, exact restore, and refusal of anything inconsistent."""
+"""Snapshots: canonical bytes, exact restore, the previous engine's snapshots, refusal of anything
+inconsistent."""
 
 from __future__ import annotations
 
-import json
+import struct
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from meridian.domain import Side, TimeInForce
 from meridian.protocol import Admin, AdminAction, Cancel, Replace
-from meridian_hotpath.engine import MatchingEngine
-from tests.unit.engine.engine_streams import INSTRUMENTS, new_order
+from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
+from meridian_hotpath.engine.state import BookRecord, EngineState, encode_snapshot
+from tests.unit.engine.engine_streams import INSTRUMENTS, Request, new_order
+
+HEADER = struct.Struct("<8sIQQQB")
+
+
+def busy_requests() -> list[Request]:
+    return [
+        new_order(1, Side.BUY, 30, 995, client_order_id="A"),
+        new_order(2, Side.BUY, 20, 995, account="ACC2", tif=TimeInForce.DAY),
+        new_order(3, Side.SELL, 10, 995, account="ACC3"),
+        new_order(4, Side.SELL, 40, 1005, account="ACC3"),
+        new_order(5, Side.SELL, 5, 201, symbol="BBB"),
+        Cancel(6, "ACC3", "AAA", 4),
+        Replace(7, "ACC2", "AAA", 2, 10, 990),
+        Admin(8, "BBB", AdminAction.HALT),
+    ]
 
 
 def busy_engine() -> MatchingEngine:
     engine = MatchingEngine(INSTRUMENTS)
-    engine.process(new_order(1, Side.BUY, 30, 995, client_order_id="A"))
-    engine.process(new_order(2, Side.BUY, 20, 995, account="ACC2", tif=TimeInForce.DAY))
-    engine.process(new_order(3, Side.SELL, 10, 995, account="ACC3"))
-    engine.process(new_order(4, Side.SELL, 40, 1005, account="ACC3"))
-    engine.process(new_order(5, Side.SELL, 5, 201, symbol="BBB"))
-    engine.process(Cancel(6, "ACC3", "AAA", 4))
-    engine.process(Replace(7, "ACC2", "AAA", 2, 10, 990))
-    engine.process(Admin(8, "BBB", AdminAction.HALT))
+    for request in busy_requests():
+        engine.process(request)
     return engine
+
+
+def later_requests() -> list[Request]:
+    return [
+        new_order(9, Side.SELL, 50, 990, account="ACC3"),
+        new_order(10, Side.BUY, 10, 995, client_order_id="A"),  # a duplicate of a live order
+        new_order(11, Side.BUY, 10, 995, account="ACC3", client_order_id="C4"),  # of a finished one
+        new_order(12, Side.BUY, 1, 201, symbol="BBB"),
+        Admin(13, "", AdminAction.END_OF_DAY),
+    ]
 
 
 def test_restore_reproduces_state_and_behaviour() -> None:
@@ -34,75 +54,132 @@ def test_restore_reproduces_state_and_behaviour() -> None:
     assert restored.snapshot() == data
     assert restored.checksum() == engine.checksum()
     assert restored.book_checksums() == engine.book_checksums()
-    assert restored.seq == engine.seq == 8
+    assert (
+        (restored.seq, restored.order_count, restored.trade_id)
+        == (engine.seq, 5, engine.trade_id)
+        == (8, 5, 1)
+    )
     assert restored.find_client_order("ACC1", "A") == 1
+    assert restored.find_client_order("ACC3", "C4") == 4  # finished, still remembered today
     for order_id in range(1, 7):
         assert restored.order_status(order_id) == engine.order_status(order_id)
-    for request in (
-        new_order(9, Side.SELL, 50, 990, account="ACC3"),
-        new_order(10, Side.BUY, 10, 995, client_order_id="A"),
-        new_order(11, Side.BUY, 1, 201, symbol="BBB"),
-        Admin(12, "", AdminAction.END_OF_DAY),
-    ):
+    for request in later_requests():
         assert restored.process(request) == engine.process(request)
         assert restored.last_flags == engine.last_flags
     assert restored.checksum() == engine.checksum()
+    assert restored.snapshot() == engine.snapshot()
 
 
-def test_snapshot_is_canonical_json_with_its_checksum() -> None:
+def test_snapshot_is_canonical_and_ends_with_its_checksum() -> None:
     engine = busy_engine()
-    document = json.loads(engine.snapshot())
-    assert document["format"] == "meridian-engine-snapshot"
-    assert document["checksum"] == engine.checksum()
-    assert engine.snapshot() == busy_engine().snapshot()
+    data = engine.snapshot()
+    magic, version, seq, trade_id, order_count, halt = HEADER.unpack_from(data)
+    assert (magic, version, seq, trade_id, order_count, halt) == (b"MRDNENG2", 2, 8, 1, 5, 0)
+    assert struct.unpack_from("<Q", data, len(data) - 8)[0] == engine.checksum()
+    assert data == busy_engine().snapshot()
 
 
-def _tampered(change: Callable[[dict[str, Any]], None]) -> bytes:
-    document = json.loads(busy_engine().snapshot())
-    change(document)
-    return json.dumps(document).encode()
+def test_snapshot_size_follows_live_orders_not_history() -> None:
+    engine = MatchingEngine(INSTRUMENTS)
+    engine.process(new_order(1, Side.BUY, 10, 995, client_order_id=""))
+    small = len(engine.snapshot())
+    for request_id in range(2, 2002, 2):  # a thousand orders that come and go, without client ids
+        engine.process(new_order(request_id, Side.BUY, 10, 990, client_order_id=""))
+        engine.process(Cancel(request_id + 1, "ACC1", "AAA", engine.order_count))
+    assert engine.live_order_count == 1
+    assert len(engine.snapshot()) == small
 
 
-def _set_leaves(document: dict[str, Any]) -> None:
-    document["orders"][0][10] += 10
+def reference_state(reference: ReferenceEngine) -> EngineState:
+    """The reference engine's state as the previous engine's (version 1, JSON) snapshot held it."""
+    books = [
+        BookRecord(
+            symbol,
+            symbol in reference.halted,
+            reference.last_price[symbol],
+            [o.order_id for o in reference.resting(symbol, Side.BUY)],
+            [o.order_id for o in reference.resting(symbol, Side.SELL)],
+        )
+        for symbol in reference.instruments
+    ]
+    orders = [order.record() for _, order in sorted(reference.orders.items())]
+    return EngineState(
+        list(reference.instruments.values()),
+        reference.seq,
+        reference.trade_id,
+        reference.global_halt,
+        books,
+        orders,
+        reference.checksum(),
+    )
 
 
-def _list_twice(document: dict[str, Any]) -> None:
-    document["books"][0][3].append(document["books"][0][3][0])
+def test_a_previous_engine_snapshot_restores_into_the_same_state() -> None:
+    reference = ReferenceEngine(INSTRUMENTS)
+    for request in busy_requests():
+        reference.process(request)
+    restored = MatchingEngine.restore(encode_snapshot(reference_state(reference)))
+    assert restored.checksum() == reference.checksum()
+    for request in later_requests():
+        assert restored.process(request) == reference.process(request)
+    assert restored.checksum() == reference.checksum()
 
 
-def _unknown_order(document: dict[str, Any]) -> None:
-    document["books"][0][3].append(99)
+def _rewrite(change: Callable[[bytearray], None]) -> bytes:
+    data = bytearray(busy_engine().snapshot())
+    change(data)
+    return bytes(data)
 
 
-def _wrong_side(document: dict[str, Any]) -> None:
-    document["books"][0][4].extend(document["books"][0][3])
-    document["books"][0][3] = []
+def _first_order_offset(data: bytes | bytearray) -> int:
+    """Where the first resting order of the first book starts."""
+    at = HEADER.size + 4
+    for _ in INSTRUMENTS:
+        (length,) = struct.unpack_from("<I", data, at)
+        at += 4 + length
+    (resting,) = struct.unpack_from("<I", data, at + 25)
+    assert resting > 0
+    return at + 29
 
 
-def _drop_resting(document: dict[str, Any]) -> None:
-    document["books"][0][3] = []
+def _more_leaves(data: bytearray) -> None:
+    at = _first_order_offset(data) + 64
+    struct.pack_into("<q", data, at, struct.unpack_from("<q", data, at)[0] + 10)
 
 
-def _halt(document: dict[str, Any]) -> None:
-    document["global_halt"] = True
+def _other_side(data: bytearray) -> None:
+    data[_first_order_offset(data) + 44] = 3
+
+
+def _bad_order_id(data: bytearray) -> None:
+    struct.pack_into("<Q", data, _first_order_offset(data), 99)
+
+
+def _halt_everything(data: bytearray) -> None:
+    data[HEADER.size - 1] = 1
+
+
+def _truncate(data: bytearray) -> None:
+    del data[-20:]
+
+
+def _version(data: bytearray) -> None:
+    struct.pack_into("<I", data, 8, 3)
 
 
 @pytest.mark.parametrize(
     "data",
     [
         b"",
-        b"not json",
-        b"[]",
+        b"not a snapshot",
+        b"MRDNENG2",
         b'{"format": "something else", "version": 1}',
-        _tampered(lambda d: d.update(version=2)),
-        _tampered(lambda d: d.pop("orders")),
-        _tampered(_set_leaves),
-        _tampered(_list_twice),
-        _tampered(_unknown_order),
-        _tampered(_wrong_side),
-        _tampered(_drop_resting),
-        _tampered(_halt),
+        _rewrite(_more_leaves),
+        _rewrite(_other_side),
+        _rewrite(_bad_order_id),
+        _rewrite(_halt_everything),
+        _rewrite(_truncate),
+        _rewrite(_version),
     ],
 )
 def test_restore_refuses_malformed_or_inconsistent_snapshots(data: bytes) -> None:
