@@ -68,8 +68,12 @@ def environments(include_after_first_deploy: bool = True) -> dict[str, Environme
         name = overrides.get("Environment", "dev")
         if include_after_first_deploy:
             overrides = {**AFTER_FIRST_DEPLOY.get(name, {}), **overrides}
-        stack_name = deploy.get("stack_name") or body.get("global", {}).get("parameters", {}).get("stack_name")
-        found[section] = Environment(section, name, deploy["region"], str(stack_name), tuple(overrides.items()))
+        stack_name = deploy.get("stack_name") or body.get("global", {}).get("parameters", {}).get(
+            "stack_name"
+        )
+        found[section] = Environment(
+            section, name, deploy["region"], str(stack_name), tuple(overrides.items())
+        )
     return found
 
 
@@ -77,46 +81,109 @@ def environments(include_after_first_deploy: bool = True) -> dict[str, Environme
 # Formats see {name}, {region}, {account}, {id} (the logical id) and {stack}.
 _ARN = "arn:aws:{service}:{region}:{account}:"
 _TYPES: dict[str, tuple[str | None, str, dict[str, str]]] = {
-    "AWS::DynamoDB::Table": ("TableName", "{name}", {"Arn": _ARN + "table/{name}", "StreamArn": _ARN + "table/{name}/stream/x"}),
-    "AWS::SQS::Queue": ("QueueName", "https://sqs.{region}.amazonaws.com/{account}/{name}", {"Arn": _ARN + "{name}", "QueueName": "{name}"}),
+    "AWS::DynamoDB::Table": (
+        "TableName",
+        "{name}",
+        {"Arn": _ARN + "table/{name}", "StreamArn": _ARN + "table/{name}/stream/x"},
+    ),
+    "AWS::SQS::Queue": (
+        "QueueName",
+        "https://sqs.{region}.amazonaws.com/{account}/{name}",
+        {"Arn": _ARN + "{name}", "QueueName": "{name}"},
+    ),
     "AWS::SNS::Topic": ("TopicName", _ARN + "{name}", {"TopicName": "{name}", "TopicArn": _ARN + "{name}"}),
     "AWS::Kinesis::Stream": ("Name", "{name}", {"Arn": _ARN + "stream/{name}"}),
     "AWS::Lambda::Function": ("FunctionName", "{name}", {"Arn": _ARN + "function:{name}"}),
     "AWS::Lambda::Alias": (None, _ARN.replace("{service}", "lambda") + "function:{name}:live", {}),
     "AWS::Lambda::LayerVersion": ("LayerName", _ARN + "layer:{name}:1", {}),
-    "AWS::StepFunctions::StateMachine": ("StateMachineName", _ARN + "stateMachine:{name}", {"Arn": _ARN + "stateMachine:{name}", "Name": "{name}"}),
+    "AWS::StepFunctions::StateMachine": (
+        "StateMachineName",
+        _ARN + "stateMachine:{name}",
+        {"Arn": _ARN + "stateMachine:{name}", "Name": "{name}"},
+    ),
     "AWS::Logs::LogGroup": ("LogGroupName", "{name}", {"Arn": _ARN + "log-group:{name}:*"}),
     "AWS::Events::EventBus": ("Name", "{name}", {"Arn": _ARN + "event-bus/{name}", "Name": "{name}"}),
     "AWS::Events::Rule": ("Name", "{name}", {"Arn": _ARN + "rule/{name}"}),
-    "AWS::S3::Bucket": ("BucketName", "{name}", {"Arn": "arn:aws:s3:::{name}", "DomainName": "{name}.s3.amazonaws.com"}),
-    "AWS::KMS::Key": (None, "key-{stack}-{id}", {"Arn": _ARN + "key/key-{stack}-{id}", "KeyId": "key-{stack}-{id}"}),
-    "AWS::IAM::Role": ("RoleName", "{name}", {"Arn": "arn:aws:iam::{account}:role/{name}", "RoleId": "AROA{id}"}),
+    "AWS::S3::Bucket": (
+        "BucketName",
+        "{name}",
+        {"Arn": "arn:aws:s3:::{name}", "DomainName": "{name}.s3.amazonaws.com"},
+    ),
+    "AWS::KMS::Key": (
+        None,
+        "key-{stack}-{id}",
+        {"Arn": _ARN + "key/key-{stack}-{id}", "KeyId": "key-{stack}-{id}"},
+    ),
+    "AWS::IAM::Role": (
+        "RoleName",
+        "{name}",
+        {"Arn": "arn:aws:iam::{account}:role/{name}", "RoleId": "AROA{id}"},
+    ),
     "AWS::IAM::ManagedPolicy": ("ManagedPolicyName", "arn:aws:iam::{account}:policy/{name}", {}),
-    "AWS::IAM::InstanceProfile": ("InstanceProfileName", "{name}", {"Arn": "arn:aws:iam::{account}:instance-profile/{name}"}),
+    "AWS::IAM::InstanceProfile": (
+        "InstanceProfileName",
+        "{name}",
+        {"Arn": "arn:aws:iam::{account}:instance-profile/{name}"},
+    ),
     "AWS::CloudWatch::Alarm": ("AlarmName", "{name}", {"Arn": _ARN + "alarm:{name}"}),
     "AWS::SSM::Parameter": ("Name", "{name}", {}),
     "AWS::SecretsManager::Secret": ("Name", _ARN + "secret:{name}-AbCdEf", {}),
     "AWS::EFS::FileSystem": (None, "fs-{id}", {"Arn": _ARN + "file-system/fs-{id}"}),
-    "AWS::RDS::DBInstance": ("DBInstanceIdentifier", "{name}", {"DBInstanceArn": _ARN + "db:{name}", "Endpoint.Address": "{name}.rds.amazonaws.com", "Endpoint.Port": "5432", "DbiResourceId": "db-{id}", "MasterUserSecret.SecretArn": _ARN.replace("{service}", "secretsmanager") + "secret:rds!{name}-AbCdEf"}),
+    "AWS::RDS::DBInstance": (
+        "DBInstanceIdentifier",
+        "{name}",
+        {
+            "DBInstanceArn": _ARN + "db:{name}",
+            "Endpoint.Address": "{name}.rds.amazonaws.com",
+            "Endpoint.Port": "5432",
+            "DbiResourceId": "db-{id}",
+            "MasterUserSecret.SecretArn": _ARN.replace("{service}", "secretsmanager")
+            + "secret:rds!{name}-AbCdEf",
+        },
+    ),
     "AWS::CodeBuild::Project": ("Name", "{name}", {"Arn": _ARN + "project/{name}"}),
-    "AWS::CodeCommit::Repository": ("RepositoryName", "{name}", {"Arn": _ARN + "{name}", "Name": "{name}", "CloneUrlHttp": "https://git-codecommit.{region}.amazonaws.com/v1/repos/{name}"}),
+    "AWS::CodeCommit::Repository": (
+        "RepositoryName",
+        "{name}",
+        {
+            "Arn": _ARN + "{name}",
+            "Name": "{name}",
+            "CloneUrlHttp": "https://git-codecommit.{region}.amazonaws.com/v1/repos/{name}",
+        },
+    ),
     "AWS::CodePipeline::Pipeline": ("Name", "{name}", {}),
-    "AWS::Backup::BackupVault": ("BackupVaultName", "{name}", {"BackupVaultArn": _ARN + "backup-vault:{name}"}),
+    "AWS::Backup::BackupVault": (
+        "BackupVaultName",
+        "{name}",
+        {"BackupVaultArn": _ARN + "backup-vault:{name}"},
+    ),
     "AWS::ECS::Cluster": ("ClusterName", "{name}", {"Arn": _ARN + "cluster/{name}"}),
     "AWS::ECS::Service": ("ServiceName", _ARN + "service/{name}", {"Name": "{name}"}),
     "AWS::EC2::SecurityGroup": (None, "sg-{stack}-{id}", {"GroupId": "sg-{stack}-{id}"}),
     "AWS::EC2::VPC": (None, "vpc-{stack}", {}),
     "AWS::EC2::TransitGateway": (None, "tgw-{stack}", {}),
     "AWS::EC2::TransitGatewayRouteTable": (None, "tgw-rtb-{stack}-{id}", {}),
-    "AWS::ElasticLoadBalancingV2::LoadBalancer": ("Name", _ARN + "loadbalancer/{name}", {"LoadBalancerFullName": "net/{name}/x", "DNSName": "{name}.elb.amazonaws.com"}),
-    "AWS::ElasticLoadBalancingV2::TargetGroup": ("Name", _ARN + "targetgroup/{name}/x", {"TargetGroupFullName": "targetgroup/{name}/x"}),
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": (
+        "Name",
+        _ARN + "loadbalancer/{name}",
+        {"LoadBalancerFullName": "net/{name}/x", "DNSName": "{name}.elb.amazonaws.com"},
+    ),
+    "AWS::ElasticLoadBalancingV2::TargetGroup": (
+        "Name",
+        _ARN + "targetgroup/{name}/x",
+        {"TargetGroupFullName": "targetgroup/{name}/x"},
+    ),
     "AWS::WAFv2::WebACL": ("Name", "{name}", {"Arn": _ARN + "regional/webacl/{name}/x"}),
     "AWS::ApiGateway::RestApi": ("Name", "api{id}", {"RootResourceId": "root"}),
 }
 # ARN service names where the type's namespace differs.
 _SERVICES = {
-    "StepFunctions": "states", "CloudWatch": "cloudwatch", "EFS": "elasticfilesystem",
-    "ElasticLoadBalancingV2": "elasticloadbalancing", "WAFv2": "wafv2", "Lambda": "lambda",
+    "StepFunctions": "states",
+    "CloudWatch": "cloudwatch",
+    "EFS": "elasticfilesystem",
+    "ElasticLoadBalancingV2": "elasticloadbalancing",
+    "WAFv2": "wafv2",
+    "Lambda": "lambda",
 }
 
 
@@ -158,7 +225,7 @@ class StackModel:
                 raise ValueError(f"{path}: parameter {name} has no value and no default")
             kind = str(spec.get("Type", "String"))
             if (kind.startswith("List<") or kind == "CommaDelimitedList") and isinstance(value, str):
-                value = [item for item in value.split(",")] if value else []
+                value = value.split(",") if value else []
             self.parameters[name] = value
         self._conditions: dict[str, bool] = {}
         self._nested: dict[str, StackModel] = {}
@@ -275,7 +342,7 @@ class StackModel:
             return self._format(logical_id, spec[2][attribute])
         return Unresolved(f"{self.stack_name}-{logical_id}.{attribute}")
 
-    def value(self, node: Any) -> Any:  # noqa: C901 - one branch per intrinsic function
+    def value(self, node: Any) -> Any:
         if isinstance(node, list):
             return [v for v in (self.value(item) for item in node) if v is not NO_VALUE]
         if not isinstance(node, dict):
@@ -308,10 +375,12 @@ class StackModel:
                 return self.condition(arg)
             if key == "Fn::Select":
                 index, items = self.value(arg)
-                return items[int(index)] if isinstance(items, list) else Unresolved(f"{items}[{index}]")
+                if isinstance(items, list) and int(index) < len(items):
+                    return items[int(index)]
+                return Unresolved(f"{items}[{index}]")
             if key == "Fn::Split":
                 separator, text = self.value(arg)
-                return str(text).split(separator)
+                return text if isinstance(text, Unresolved) else str(text).split(separator)
             if key == "Fn::FindInMap":
                 mapping, top, second = self.value(arg)
                 return self.template["Mappings"][mapping][top][second]
