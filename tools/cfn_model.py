@@ -213,7 +213,8 @@ class StackModel:
         self.region = region
         self.stack_name = stack_name
         self.environment = environment
-        self.template: Template = transformed(path)
+        given = tuple(sorted((k, v if isinstance(v, str) else str(v)) for k, v in parameters.items()))
+        self.template: Template = transformed(path, given)
         declared = self.template.get("Parameters", {})
         unknown = set(parameters) - set(declared)
         if unknown:

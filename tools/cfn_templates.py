@@ -79,8 +79,12 @@ def _with_s3_artifacts(template: Template) -> Template:
 
 
 @cache
-def transformed(path: str = ROOT_TEMPLATE) -> Template:
-    """``path`` after the SAM transform (templates without it come back unchanged)."""
+def transformed(path: str = ROOT_TEMPLATE, parameters: tuple[tuple[str, str], ...] = ()) -> Template:
+    """``path`` after the SAM transform (templates without it come back unchanged).
+
+    ``parameters`` are the values CloudFormation would hand the transform (it resolves a few
+    properties with them, a layer's name for one); without them it uses the defaults.
+    """
     from samtranslator.translator.transform import transform  # noqa: PLC0415 - slow import, only here
 
     template = load(path)
@@ -88,5 +92,5 @@ def transformed(path: str = ROOT_TEMPLATE) -> Template:
     if "AWS::Serverless-2016-10-31" not in (transforms if isinstance(transforms, list) else [transforms]):
         return template
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    result: Template = transform(_with_s3_artifacts(template), {}, _NoManagedPolicies())
+    result: Template = transform(_with_s3_artifacts(template), dict(parameters), _NoManagedPolicies())
     return result
