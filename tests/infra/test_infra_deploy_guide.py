@@ -44,9 +44,11 @@ def test_the_first_deploy_section_names_what_exists_in_an_order_that_works() -> 
     named = set(re.findall(r"`([A-Z][A-Za-z0-9]+)=", section))
     assert {"PrimaryDbInstanceArn", "LedgerDbSecretArn", "DbDeletionProtection"} <= named
     assert named <= set(TEMPLATE["Parameters"]), named - set(TEMPLATE["Parameters"])
-    outputs = set(re.findall(r"outputs? `([A-Z][A-Za-z0-9]+)`", section)) | set(
-        re.findall(r"its outputs (`[^.]*)\.", section)[0].replace("`", "").replace(" and", ",").split(", ")
+    listed = re.findall(r"its outputs (`[^.]*)\.", section)[0]
+    outputs = set(re.findall(r"`([A-Z][A-Za-z0-9]+)`", listed)) | set(
+        re.findall(r"`([A-Z][A-Za-z0-9]+)` output", section)
     )
+    assert {"DbInstanceArn", "TransitGatewayId", "TransitGatewayPeeringAttachmentId"} <= outputs
     assert outputs <= set(TEMPLATE["Outputs"]), outputs - set(TEMPLATE["Outputs"])
     # What the dr deploy refuses without, and why, is the template's rule, pointing at this section.
     rules = TEMPLATE["Rules"]
