@@ -43,7 +43,7 @@ AFTER_FIRST_DEPLOY: dict[str, dict[str, str]] = {
         "PeerTransitGatewayAttachmentId": "tgw-attach-0peer0000000000",
         "PrimaryDbInstanceArn": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:meridian-prod-ledger",
         "LedgerDbSecretArn": f"arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:meridian/dr/ledger-AbCdEf",
-    }
+    },
 }
 
 

@@ -12,14 +12,14 @@ checked to be closed.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from typing import Any
 
 import pytest
 
 from tests.infra.templates import as_list
-from tools.cfn_model import StackModel, environment_model
+from tools.cfn_model import environment_model
 
 EPHEMERAL = 50000
 
@@ -95,9 +95,7 @@ class Rule:
             return False
         if self.group is not None:
             return self.group == group
-        return self.cidr is not None and ipaddress.ip_network(network).subnet_of(
-            ipaddress.ip_network(self.cidr)
-        )
+        return self.cidr is not None and IPv4Network(network).subnet_of(IPv4Network(self.cidr))
 
 
 def _rule(raw: dict[str, Any], peer_key: str) -> Rule:
@@ -150,7 +148,7 @@ class Environment:
 
     def acl_allows(self, tier: str, egress: bool, port: int, network: str) -> bool:
         """First matching entry of the tier's network ACL, by rule number."""
-        subnet = ipaddress.ip_network(self.subnet(tier))
+        subnet = IPv4Network(self.subnet(tier))
         acl = next(
             self.network.properties(lid)["NetworkAclId"]
             for lid in self.network.of_type("AWS::EC2::SubnetNetworkAclAssociation")
@@ -169,7 +167,7 @@ class Environment:
             if (
                 protocol_matches
                 and in_range
-                and ipaddress.ip_network(network).subnet_of(ipaddress.ip_network(entry["CidrBlock"]))
+                and IPv4Network(network).subnet_of(IPv4Network(entry["CidrBlock"]))
             ):
                 return bool(entry["RuleAction"] == "allow")
         assert subnet  # a subnet without entries denies everything

@@ -125,7 +125,7 @@ def migrate(conn: psycopg.Connection[Any], migrations: list[Migration] | None = 
 def is_read_only(conn: psycopg.Connection[Any]) -> bool:
     """Does this connection land on a ledger that refuses writes (a hot standby, a read replica)?"""
     row = conn.execute("SHOW transaction_read_only").fetchone()
-    return bool(row) and str(row[0]).lower() == "on"
+    return row is not None and str(row[0]).lower() == "on"
 
 
 def verify(conn: psycopg.Connection[Any], migrations: list[Migration] | None = None) -> MigrationReport:
@@ -138,8 +138,8 @@ def verify(conn: psycopg.Connection[Any], migrations: list[Migration] | None = N
     by_version = {m.version: m for m in wanted}
     report = MigrationReport()
     with conn.transaction():
-        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-        if not exists or not exists[0]:
+        row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if row is None or not row[0]:
             raise MigrationError("the ledger has no schema_migrations table: no migration reached it yet")
         history = conn.execute(
             "SELECT version, name, checksum FROM schema_migrations ORDER BY version"
