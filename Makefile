@@ -40,7 +40,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy layers/shared/meridian hotpath/meridian_hotpath local functions bench tests
+	$(BIN)/mypy layers/shared/meridian hotpath/meridian_hotpath local functions bench tests tools
 
 cfn: setup
 	$(BIN)/cfn-lint $(TEMPLATES)

@@ -6,8 +6,11 @@ matching nodes on free ports. A running ``make run`` is left alone. The drill
 
 1. trades a short history through a real matching node (journal plus snapshots) and ships it to
    the DR region's engine-state bucket, as replication would;
-2. builds the primary/DR world (``meridian_local.dr_world``) and runs ``DrFailoverStateMachine``
-   through Step Functions, printing each state it enters with the time since the start;
+2. builds the primary/DR world (``meridian_local.dr_world``) under a dr deploy's conditions: the DR
+   stack names the primary's database, its ledger is read-only like the replica it stands for, and
+   the template's LedgerMigrations (the real MigrationsFunction) only verifies its schema version;
+   then runs ``DrFailoverStateMachine`` through Step Functions, printing each state it enters with
+   the time since the start, and makes the ledger writable once the runbook has promoted it;
 3. prints the recovery time (halt to resume) and the integrity check: trades in each region's ledger,
    each book's checksum on the old primary against the restored engine.
 
@@ -46,6 +49,7 @@ from meridian_local.dr_world import (
     World,
     build_failback,
     build_world,
+    set_read_only,
 )
 from meridian_local.moto_server import MotoServer
 from meridian_local.preflight import InstanceLock, PreflightError
@@ -216,11 +220,25 @@ def drill(directory: Path, orders: int, failback: bool, say: Say = _say) -> int:
         try:
             say(f"DR drill: moto server {moto.endpoint_url}, PostgreSQL, state in {directory}")
             world = build_world(
-                moto, postgres_url, directory, nodes, active_node=True, orders=orders, environment="drill"
+                moto,
+                postgres_url,
+                directory,
+                nodes,
+                active_node=True,
+                orders=orders,
+                environment="drill",
+                replica_read_only=True,
             )
             _archive(world, say)
+            say(
+                f"Ledger replica ({DR_REGION}): read-only; LedgerMigrations (Mode verify) found schema "
+                f"version {world.replica_schema.get('SchemaVersion')}, applied "
+                f"{world.replica_schema.get('Applied')}"
+            )
             say(f"Failover runbook (DrFailoverStateMachine, {DR_REGION}):")
             result = run_runbook(world, "DrFailoverStateMachine", DRILL, say)
+            if result["status"] == "SUCCEEDED":
+                set_read_only(world.database_url, False)  # the runbook promoted the replica
             if not report_outcome(world, result, PRIMARY_REGION, DR_REGION, say):
                 return EXIT_STOPPED
             if failback:

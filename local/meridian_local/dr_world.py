@@ -29,7 +29,7 @@ from meridian.protocol import Fill
 from meridian_hotpath.archive import restore, ship
 from meridian_local.databases import create_database
 from meridian_local.moto_server import MotoServer
-from meridian_local.runbook_stack import RunbookStack, build, next_environment
+from meridian_local.runbook_stack import ACCOUNT, RunbookStack, build, next_environment
 
 PREFIX = "shards/default"
 PRIMARY_REGION, DR_REGION = "us-east-1", "us-west-2"
@@ -65,6 +65,7 @@ class World:
     database_url: str = ""  # the runbook region's ledger (the replica being promoted)
     activated: RunningNode | None = None
     trades: list[TradeExecuted] = field(default_factory=list)
+    replica_schema: dict[str, Any] = field(default_factory=dict)  # LedgerMigrations' answer (verify)
 
 
 def trade_from_fill(fill: Fill) -> TradeExecuted:
@@ -105,6 +106,16 @@ def ledger(postgres_url: str, trades: list[TradeExecuted]) -> str:
         for trade in trades:
             record_trade(conn, trade)
     return url
+
+
+def set_read_only(database_url: str, read_only: bool) -> None:
+    """Make the database refuse writes as a read replica does (``True``), or accept them again as
+    the replica does once promoted (``False``)."""
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        setting = "on" if read_only else "off"
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {setting}')
 
 
 def failover_dns(stack: RunbookStack, environment: str, failed_over: bool = False) -> tuple[str, str, str]:
@@ -170,12 +181,21 @@ def build_world(
     lost_trades: int = 0,
     orders: int = 12,
     environment: str | None = None,
+    replica_read_only: bool = False,
 ) -> World:
     """A failover (runbook in the DR region) or failback (runbook in the primary region) world.
 
     ``start_node(data_dir)`` starts a matching node; the old primary trades ``orders`` orders on it.
     ``lost_trades`` leaves that many trades out of the runbook region's ledger.
+
+    ``replica_read_only`` (failover only) deploys the DR region as a dr deploy does: its stack names
+    the primary's database (PrimaryDbInstanceArn), its ledger refuses writes like the read replica
+    it stands for, and the template's LedgerMigrations runs through the real MigrationsFunction,
+    which then only verifies the schema the primary's migrations left (``World.replica_schema``).
+    Promote it with ``set_read_only(world.database_url, False)`` once the runbook has.
     """
+    if replica_read_only and failback:
+        raise ValueError("the read-only replica path is the dr deploy's (failover)")
     environment = environment or next_environment()
     here, there = (PRIMARY_REGION, DR_REGION) if failback else (DR_REGION, PRIMARY_REGION)
     old_primary = start_node(workdir / "old-primary")
@@ -209,26 +229,41 @@ def build_world(
         activated = start_node(workdir / "activated")
         integrity.update({"MERIDIAN_ROUTES_PARAMETER": "", "MERIDIAN_ROUTES": routes(activated)})
     zone_id, record_name, check = failover_dns(RunbookStack(moto, here, environment), environment, failback)
+    parameters = {
+        "HostedZoneId": zone_id,
+        "FailoverRecordName": record_name,
+        "FailoverTargetDnsName": PRIMARY_ENDPOINT if failback else DR_ENDPOINT,
+        "FailbackReplicaDbInstanceIdentifier": replica,
+    }
+    if replica_read_only:  # what samconfig's [dr] section gives a dr deploy once prod exists
+        parameters.update(
+            {
+                "PrimaryDbInstanceArn": source["DBInstanceArn"],
+                "LedgerDbSecretArn": f"arn:aws:secretsmanager:{here}:{ACCOUNT}:secret:meridian/ledger",
+            }
+        )
     stack = build(
         moto,
         here,
         name=environment,
-        parameters={
-            "HostedZoneId": zone_id,
-            "FailoverRecordName": record_name,
-            "FailoverTargetDnsName": PRIMARY_ENDPOINT if failback else DR_ENDPOINT,
-            "FailbackReplicaDbInstanceIdentifier": replica,
-        },
-        environment={"ValidateIntegrityFunction": integrity},
+        parameters=parameters,
+        environment={"ValidateIntegrityFunction": integrity, "MigrationsFunction": {"DATABASE_URL": new_db}},
         outputs={
             "DataStack.DbInstanceIdentifier": replica,
             "DataStack.EngineStateBucketName": bucket,
             "DrStack.HealthCheckId": check,
         },
+        functions=("MigrationsFunction",) if replica_read_only else (),
     )
     alarm = stack.refs["FailbackReplicaLagAlarm" if failback else "LedgerReplicaLagAlarm"]
     stack.client("cloudwatch").set_alarm_state(AlarmName=alarm, StateValue=lag, StateReason="test")
-    return World(stack, replica, record_name, zone_id, bucket, old_primary, old_db, new_db, activated, trades)
+    world = World(
+        stack, replica, record_name, zone_id, bucket, old_primary, old_db, new_db, activated, trades
+    )
+    if replica_read_only:
+        set_read_only(new_db, True)
+        world.replica_schema = stack.custom_resource("LedgerMigrations")
+    return world
 
 
 def halted(world: World) -> bool:

@@ -17,11 +17,12 @@ from typing import Any
 
 import boto3
 
-from meridian_local import lambda_adapter
+from meridian_local import custom_resources, lambda_adapter
 from meridian_local.aws import LOCAL_CREDENTIALS
 from meridian_local.intrinsics import Resolver, references
 from meridian_local.moto_server import MotoServer
 from meridian_local.sam_template import REPO_ROOT
+from meridian_local.stack_model import CustomResource
 
 REPO = REPO_ROOT
 ACCOUNT = "123456789012"
@@ -50,6 +51,7 @@ class RunbookStack:
     attributes: dict[tuple[str, str], Any] = field(default_factory=dict)
     state_machines: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
+    resolver: Resolver | None = None
 
     def client(self, service: str, region: str | None = None) -> Any:
         make: Any = boto3.client
@@ -84,6 +86,20 @@ class RunbookStack:
     def run(self, logical_id: str, payload: Mapping[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         return self.wait(self.start(logical_id, payload), timeout)
 
+    def custom_resource(self, logical_id: str) -> dict[str, Any]:
+        """Send the template's custom resource a Create, as CloudFormation would; its answer's Data.
+
+        Its properties are resolved with this stack's parameters and conditions (a dr stack's
+        LedgerMigrations verifies instead of migrating); its ServiceToken function must be one of
+        the functions ``build`` created.
+        """
+        if self.resolver is None:
+            raise RuntimeError("the stack was not built")
+        properties = self.resolver.resolve(_template()["Resources"][logical_id]["Properties"])
+        resource = CustomResource(logical_id, str(properties["ServiceToken"]), properties)
+        stack_id = f"arn:aws:cloudformation:{self.region}:{ACCOUNT}:stack/meridian-{self.environment}/local"
+        return custom_resources.create(self.client("lambda"), resource, stack_id)
+
     def states_entered(self, execution_arn: str) -> list[str]:
         events = self.client("stepfunctions").get_execution_history(
             executionArn=execution_arn, maxResults=1000
@@ -112,12 +128,14 @@ def build(
     environment: Mapping[str, Mapping[str, str]] | None = None,
     outputs: Mapping[str, Any] | None = None,
     name: str | None = None,
+    functions: tuple[str, ...] = (),
 ) -> RunbookStack:
     """Create the runbooks' tables, topics, bus, functions and state machines.
 
     ``environment`` adds (or overrides) variables per function logical id (a DATABASE_URL,
     MERIDIAN_ROUTES ...); ``outputs`` stands in for the nested stacks' outputs the section reads
-    (``"DataStack.DbInstanceIdentifier": ...``).
+    (``"DataStack.DbInstanceIdentifier": ...``); ``functions`` names further functions of the
+    template to create (the MigrationsFunction behind a custom resource).
     """
     template = _template()
     stack = RunbookStack(moto, region, name or next_environment())
@@ -129,6 +147,7 @@ def build(
         nested, output = name.split(".", 1)
         stack.attributes[(nested, f"Outputs.{output}")] = value
     resolver = Resolver(params, template.get("Conditions", {}), stack.refs, stack.attributes, region, ACCOUNT)
+    stack.resolver = resolver
     resources = template["Resources"]
     dynamodb = stack.client("dynamodb")
     for logical_id in TABLES:
@@ -155,9 +174,11 @@ def build(
             **{k: v for k, v in props.items() if k != "Threshold"}, Threshold=float(props["Threshold"])
         )
         stack.refs[logical_id] = props["AlarmName"]
-    stack.client("events").create_event_bus(Name=params["EventBusName"])
+    bus = stack.client("events").create_event_bus(Name=params["EventBusName"])
+    stack.refs["TradingEventBus"] = params["EventBusName"]
+    stack.attributes[("TradingEventBus", "Arn")] = bus["EventBusArn"]
     stack.refs["OrdersApi"] = "local-api"
-    _create_functions(stack, template, resolver, environment or {})
+    _create_functions(stack, template, resolver, environment or {}, functions)
     for logical_id, resource in _runbook_resources(template).items():
         props = resource["Properties"]
         definition = (REPO / props["DefinitionUri"]).read_text()
@@ -176,6 +197,7 @@ def _create_functions(
     template: Mapping[str, Any],
     resolver: Resolver,
     environment: Mapping[str, Mapping[str, str]],
+    extra: tuple[str, ...] = (),
 ) -> None:
     sources = lambda_adapter.functions_in(template, REPO)
     wanted = {
@@ -183,7 +205,7 @@ def _create_functions(
         for resource in _runbook_resources(template).values()
         for logical_id in references(resource["Properties"].get("DefinitionSubstitutions", {}))
         if logical_id in sources
-    }
+    } | set(extra)
     role = lambda_adapter.ensure_lambda_role(stack.client("iam"))
     functions = {}
     for logical_id in sorted(wanted):

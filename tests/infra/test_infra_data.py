@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.infra.templates import load, properties, resource
+from tools.cfn_model import environment_model
 
 DATA = load("stacks/data.yaml")
 
@@ -10,11 +11,13 @@ DATA = load("stacks/data.yaml")
 def test_rds_postgresql_multi_az_encrypted_private_and_protected() -> None:
     db = properties(DATA, "Database")
     assert db["Engine"] == "postgres"
-    assert db["MultiAZ"] is True
+    assert db["MultiAZ"] == {"Ref": "DbMultiAz"}
     assert db["StorageEncrypted"] is True
     assert db["KmsKeyId"] == {"Ref": "TradingDataKeyArn"}
     assert db["PubliclyAccessible"] is False
-    assert db["DeletionProtection"] is True
+    # Off until the stack exists: a failed first create must be able to delete what it made.
+    assert db["DeletionProtection"] == {"Ref": "DbDeletionProtection"}
+    assert DATA["Parameters"]["DbDeletionProtection"]["Default"] == "false"
     assert db["EnableIAMDatabaseAuthentication"] is True
     assert db["ManageMasterUserPassword"] is True
     assert db["MasterUserSecret"] == {"KmsKeyId": {"Ref": "TradingDataKeyArn"}}
@@ -46,7 +49,16 @@ def test_cross_region_read_replica_in_the_dr_deploy() -> None:
     props = replica["Properties"]
     assert props["SourceDBInstanceIdentifier"] == {"Ref": "PrimaryDbInstanceArn"}
     assert props["KmsKeyId"] == {"Ref": "TradingDataKeyArn"}
-    assert props["MultiAZ"] is True
+    assert props["MultiAZ"] == {"Ref": "DbMultiAz"}
+    assert props["DeletionProtection"] == {"Ref": "DbDeletionProtection"}
+
+
+def test_prod_and_dr_run_a_multi_az_ledger_dev_a_single_instance() -> None:
+    multi_az = {
+        section: environment_model(section).nested("DataStack").properties(database)["MultiAZ"]
+        for section, database in (("default", "Database"), ("prod", "Database"), ("dr", "DatabaseReplica"))
+    }
+    assert multi_az == {"default": "false", "prod": "true", "dr": "true"}
 
 
 def test_compliance_archive_is_locked_in_compliance_mode_for_seven_years() -> None:
@@ -121,14 +133,18 @@ def test_backup_vault_plan_and_selection_with_compliance_retention() -> None:
     assert compliance["Lifecycle"]["DeleteAfterDays"] == {"Ref": "ComplianceBackupRetentionDays"}
     assert DATA["Parameters"]["ComplianceBackupRetentionDays"]["Default"] == 2557  # 7 years
     assert rules["daily-with-point-in-time-recovery"]["EnableContinuousBackup"] is True
-    selection = properties(DATA, "BackupSelection")["BackupSelection"]
-    assert selection["ListOfTags"][0]["ConditionKey"] == "meridian:backup"
+    # The environment is in the tag value: environments sharing an account back up only their own.
+    data = environment_model("staging").nested("DataStack")
+    (tag,) = data.properties("BackupSelection")["BackupSelection"]["ListOfTags"]
+    assert (tag["ConditionKey"], tag["ConditionValue"]) == ("meridian:backup", "compliance-staging")
     tagged = [
         name
         for name in ("Database", "ComplianceArchiveBucket", "EngineStateBucket")
-        if {"Key": "meridian:backup", "Value": "compliance"} in properties(DATA, name).get("Tags", [])
+        if {"Key": "meridian:backup", "Value": "compliance-staging"} in data.properties(name).get("Tags", [])
     ]
     assert len(tagged) == 3
+    efs_tags = data.properties("MonitoringFileSystem")["FileSystemTags"]
+    assert {"Key": "meridian:backup", "Value": "compliance-staging"} in efs_tags
 
 
 def test_outputs_are_the_stacks_interface() -> None:

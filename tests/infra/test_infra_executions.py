@@ -63,11 +63,8 @@ def test_the_mapping_reports_partial_failures_bisects_and_ends_in_an_alarmed_enc
     queue = properties(TEMPLATE, "ExecutionsDeadLetterQueue")
     assert queue["KmsMasterKeyId"] == TRADING_KEY
     assert queue["MessageRetentionPeriod"] == 1209600
-    alarm = properties(TEMPLATE, "ExecutionsDeadLetterAlarm")
-    assert alarm["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ExecutionsDeadLetterQueue", "QueueName"]}}
-    ]
-    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    # One alarm per dead-letter queue, in the observability stack (the root adds no second one).
+    assert "ExecutionsDeadLetterAlarm" not in TEMPLATE["Resources"]
     observed = TEMPLATE["Resources"]["ObservabilityStack"]["Properties"]["Parameters"]
     assert {"Fn::GetAtt": ["ExecutionsDeadLetterQueue", "QueueName"]} in observed["DeadLetterQueueNames"][
         "Fn::Join"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.infra.templates import ROOT, load, one, properties, resources
+from tools.cfn_model import environment_model
 
 HOTPATH = load("hotpath/template.yaml")
 DEPLOY = ROOT / "hotpath" / "deploy"
@@ -53,8 +54,21 @@ def test_c5n_instances_by_default() -> None:
     assert LAUNCH["InstanceType"] == {"Ref": "InstanceType"}
 
 
-def test_dedicated_tenancy() -> None:
-    assert LAUNCH["Placement"]["Tenancy"] == "dedicated"
+def test_dedicated_tenancy_and_io2_journals_in_prod_and_dr_shared_gp3_in_dev() -> None:
+    assert LAUNCH["Placement"]["Tenancy"] == {"Ref": "Tenancy"}
+    journal = next(m for m in LAUNCH["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sdf")["Ebs"]
+    assert journal["VolumeType"] == {"Ref": "JournalVolumeType"}
+    seen = {}
+    for section in ("default", "prod", "dr"):
+        hotpath = environment_model(section).nested("HotpathStack")
+        data = hotpath.properties("NodeLaunchTemplate")["LaunchTemplateData"]
+        ebs = next(m for m in data["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sdf")["Ebs"]
+        seen[section] = (data["Placement"]["Tenancy"], ebs["VolumeType"], ebs["VolumeSize"], ebs["Iops"])
+    assert seen == {
+        "default": ("default", "gp3", 50, 3000),
+        "prod": ("dedicated", "io2", "200", "6000"),
+        "dr": ("dedicated", "io2", "200", "6000"),
+    }
 
 
 def test_enhanced_networking_and_ebs_optimized() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.infra.templates import load, properties, resources
+from tools.cfn_model import environment_model
 
 NETWORK = load("stacks/network.yaml")
 TIERS = ("Public", "Private", "Hotpath", "Data")
@@ -74,21 +75,34 @@ def test_internet_gateway_serves_the_public_subnets_only() -> None:
         assert properties(NETWORK, subnet)["MapPublicIpOnLaunch"] is False
 
 
-def test_two_nat_gateways_one_per_az_each_serving_its_az() -> None:
+def test_two_nat_gateways_one_per_az_each_serving_its_az_or_one_for_both() -> None:
     nats = resources(NETWORK, "AWS::EC2::NatGateway")
     assert len(nats) == 2
     subnets = [n["Properties"]["SubnetId"]["Ref"] for n in nats.values()]
     assert sorted(subnets) == ["PublicSubnetA", "PublicSubnetB"]
     assert {_az_index(s) for s in subnets} == {0, 1}
-    for az in ("A", "B"):
-        route = properties(NETWORK, f"PrivateDefaultRoute{az}")
-        assert route["NatGatewayId"] == {"Ref": f"NatGateway{az}"}
-        assert route["RouteTableId"] == {"Ref": f"PrivateRouteTable{az}"}
+    for section, expected in (("prod", ["NatGatewayA", "NatGatewayB"]), ("default", ["NatGatewayA"] * 2)):
+        network = environment_model(section).nested("NetworkStack")
+        assert sorted(network.of_type("AWS::EC2::NatGateway")) == sorted(set(expected))
+        assert len(network.of_type("AWS::EC2::EIP")) == len(set(expected))
+        for az, nat in zip(("A", "B"), expected, strict=True):
+            route = network.properties(f"PrivateDefaultRoute{az}")
+            assert route["NatGatewayId"] == network.ref(nat)
+            assert route["RouteTableId"] == network.ref(f"PrivateRouteTable{az}")
 
 
-def test_data_tier_has_no_route_out() -> None:
-    routes = [r["Properties"]["RouteTableId"] for r in resources(NETWORK, "AWS::EC2::Route").values()]
-    assert {"Ref": "DataRouteTable"} not in routes
+def test_data_tier_has_no_route_out_only_to_the_peer_region() -> None:
+    for section in ("default", "prod", "dr"):
+        network = environment_model(section).nested("NetworkStack")
+        data_routes = [
+            network.properties(lid)
+            for lid in network.of_type("AWS::EC2::Route")
+            if network.properties(lid)["RouteTableId"] == network.ref("DataRouteTable")
+        ]
+        assert all(r["DestinationCidrBlock"] == network.parameters["PeerVpcCidr"] for r in data_routes), (
+            section
+        )
+        assert all("TransitGatewayId" in r for r in data_routes), section
 
 
 def test_transit_gateway_with_the_vpc_attached() -> None:

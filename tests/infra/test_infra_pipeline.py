@@ -51,12 +51,41 @@ def test_pipeline_stages_source_test_staging_approval_production() -> None:
         "CodeStarSourceConnection",
         "CodeBuild",
         "CloudFormation",
+        "CloudFormation",
+        "CloudFormation",
         "Manual",
         "CloudFormation",
     ]
-    deploys = [a["Configuration"] for a in _actions() if a["ActionTypeId"]["Provider"] == "CloudFormation"]
-    assert [d["StackName"]["Ref"] for d in deploys] == ["StagingStackName", "ProductionStackName"]
-    assert all(d["RoleArn"] == {"Fn::GetAtt": ["DeployRole", "Arn"]} for d in deploys)
+    # Every deployment is a change set: created (with the deploy role and the packaged template),
+    # then executed; production's is created before the approval, so the approver sees it.
+    deploys = [
+        (a["Configuration"]["ActionMode"], a["Configuration"]["StackName"]["Ref"], a.get("RunOrder", 1))
+        for a in _actions()
+        if a["ActionTypeId"]["Provider"] == "CloudFormation"
+    ]
+    assert deploys == [
+        ("CHANGE_SET_REPLACE", "StagingStackName", 1),
+        ("CHANGE_SET_EXECUTE", "StagingStackName", 2),
+        ("CHANGE_SET_REPLACE", "ProductionStackName", 1),
+        ("CHANGE_SET_EXECUTE", "ProductionStackName", 1),
+    ]
+    approval = [a for s in pipeline["Stages"] if s["Name"] == "Approval" for a in s["Actions"]]
+    assert [(a["Name"], a.get("RunOrder", 1)) for a in approval] == [
+        ("CreateProductionChangeSet", 1),
+        ("ApproveProduction", 2),
+    ]
+    creates = [
+        a["Configuration"] for a in _actions() if a["Configuration"].get("ActionMode") == "CHANGE_SET_REPLACE"
+    ]
+    assert all(d["RoleArn"] == {"Fn::GetAtt": ["DeployRole", "Arn"]} for d in creates)
+    assert [d["TemplateConfiguration"] for d in creates] == [
+        "Packaged::deploy/staging.json",
+        "Packaged::deploy/prod.json",
+    ]
+    executes = [
+        a["Configuration"] for a in _actions() if a["Configuration"].get("ActionMode") == "CHANGE_SET_EXECUTE"
+    ]
+    assert [d["ChangeSetName"] for d in executes] == [d["ChangeSetName"] for d in creates]
     assert pipeline["ArtifactStore"]["EncryptionKey"] == {
         "Type": "KMS",
         "Id": {"Fn::GetAtt": ["PipelineKey", "Arn"]},

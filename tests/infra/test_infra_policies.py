@@ -65,6 +65,10 @@ NO_RESOURCE_LEVEL_PERMISSIONS = frozenset(
         "ec2:DeleteNetworkInterface",
         "ec2:AssignPrivateIpAddresses",
         "ec2:UnassignPrivateIpAddresses",
+        # A task token names its execution; only its holder can answer it.
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "states:SendTaskHeartbeat",
     }
 )
 
@@ -162,7 +166,9 @@ def _bucket_policies(template: Template) -> dict[str, list[dict[str, Any]]]:
         bucket = policy["Properties"]["Bucket"]
         if isinstance(bucket, dict) and "Ref" in bucket:
             found.setdefault(bucket["Ref"], []).extend(
-                as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+                concrete
+                for statement in as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+                for concrete in branches(statement)
             )
     return found
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.infra.templates import as_list, load, properties, resources
+import botocore.session
+
+from tests.infra.templates import as_list, branches, load, properties, resources
+from tools.cfn_model import StackModel
 
 SECURITY = load("stacks/security.yaml")
 DATA_CLASS_KEYS = ("TradingDataKey", "MarketDataKey", "ComplianceKey", "LogsKey")
@@ -28,7 +31,8 @@ def test_a_rotating_customer_managed_key_per_data_class() -> None:
     assert set(DATA_CLASS_KEYS) <= set(keys)
     for key in DATA_CLASS_KEYS:
         assert keys[key]["Properties"]["EnableKeyRotation"] is True
-        assert keys[key]["DeletionPolicy"] == "Retain"
+        # Kept when the stack is deleted; removed (scheduled for deletion) when its own create fails.
+        assert keys[key]["DeletionPolicy"] == "RetainExceptOnCreate"
     aliases = {a["Properties"]["TargetKeyId"]["Ref"] for a in resources(SECURITY, "AWS::KMS::Alias").values()}
     assert aliases == set(DATA_CLASS_KEYS)
 
@@ -127,6 +131,39 @@ def test_cloudtrail_bucket_is_immutable_and_access_logged() -> None:
 
 
 def test_access_log_bucket_accepts_s3_and_alb_logs_only() -> None:
-    statements = properties(SECURITY, "AccessLogsBucketPolicy")["PolicyDocument"]["Statement"]
+    raw = properties(SECURITY, "AccessLogsBucketPolicy")["PolicyDocument"]["Statement"]
+    statements = [concrete for s in raw for concrete in branches(s)]
     allowed = {s["Sid"] for s in statements if s["Effect"] == "Allow"}
-    assert allowed == {"S3ServerAccessLogDelivery", "LoadBalancerAccessLogDelivery"}
+    assert allowed == {
+        "S3ServerAccessLogDelivery",
+        "LoadBalancerAccessLogDelivery",
+        "LoadBalancerAccessLogDeliveryByRegionAccount",
+    }
+
+
+def _security_stack(region: str) -> StackModel:
+    return StackModel(
+        "stacks/security.yaml",
+        {"Environment": "dev", "VpcId": "vpc-1", "VpcCidr": "10.0.0.0/16"},
+        region,
+        "meridian-dev-SecurityStack",
+        "dev",
+    )
+
+
+def test_alb_log_delivery_is_granted_in_every_region_load_balancing_runs_in() -> None:
+    """Older regions deliver from a regional AWS account, newer ones only from the service principal:
+    the mapping names every region botocore knows, so a deploy never fails at a missing map key."""
+    regions = set(botocore.session.get_session().get_available_regions("elbv2"))
+    mapping = SECURITY["Mappings"]["ElbLogDelivery"]
+    assert regions <= set(mapping), sorted(regions - set(mapping))
+    for region, principals in (("us-east-1", 2), ("us-west-2", 2), ("ap-south-2", 1), ("mx-central-1", 1)):
+        security = _security_stack(region)
+        document = security.properties("AccessLogsBucketPolicy")["PolicyDocument"]
+        delivering = [
+            s for s in document["Statement"] if s["Sid"].startswith("LoadBalancerAccessLogDelivery")
+        ]
+        assert len(delivering) == principals, region
+        assert delivering[0]["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+    legacy = _security_stack("us-east-1").properties("AccessLogsBucketPolicy")["PolicyDocument"]["Statement"]
+    assert {"AWS": "arn:aws:iam::127311923021:root"} in [s.get("Principal") for s in legacy]

@@ -24,6 +24,7 @@ from tests.infra.templates import (
     resources,
     transformed,
 )
+from tools.cfn_model import environment_model
 
 TEMPLATE = load(ROOT_TEMPLATE)
 
@@ -109,10 +110,8 @@ def _routes_parameter_name() -> str:
     hotpath = load(HOTPATH_TEMPLATE)
     assert hotpath["Outputs"]["RoutesParameterName"]["Value"] == {"Ref": "RoutesParameter"}
     assert properties(hotpath, "RoutesParameter")["Name"] == {"Ref": "RoutesParameterName"}
-    passed = TEMPLATE["Resources"]["HotpathStack"]["Properties"]["Parameters"]["RoutesParameterName"]
-    name = str(_render(passed, _root_names()))
-    assert name.startswith("/"), name  # so the ARN is parameter/<name without its slash>
-    assert name.count("/") > 2, name
+    name = str(environment_model("default").nested("HotpathStack").properties("RoutesParameter")["Name"])
+    assert name == "/meridian/dev/matching/routes", name  # every environment its own parameter
     return name
 
 
@@ -169,7 +168,6 @@ def test_the_order_api_answers_the_order_flows_approval_step() -> None:
     variables = properties(template, "OrdersApiFunction")["Environment"]["Variables"]
     assert variables["ORDER_APPROVALS_TABLE"] == {"Ref": "OrderApprovalsTable"}
     names = _Named({**_root_names(), "OrderApprovalsTable.Arn": "approvals-table-arn"})
-    state_machine = _render(properties(TEMPLATE, "OrderFlowStateMachine")["Name"], names)
     granted = {
         (str(action), str(arn))
         for statement in _role_statements(template, "OrdersApiFunction")
@@ -179,13 +177,13 @@ def test_the_order_api_answers_the_order_flows_approval_step() -> None:
         for arn in as_list(_render(statement.get("Resource"), names))
         if "approvals" in str(arn) or str(action).startswith("states:")
     }
-    arn = f"arn:aws:states:us-east-1:123456789012:stateMachine:{state_machine}"
+    # Step Functions authorizes SendTask* on "*" only: a scoped ARN would be AccessDenied.
     assert granted == {
         ("dynamodb:GetItem", "approvals-table-arn"),
         ("dynamodb:UpdateItem", "approvals-table-arn"),
-        ("states:SendTaskSuccess", arn),
-        ("states:SendTaskFailure", arn),
-        ("states:SendTaskHeartbeat", arn),
+        ("states:SendTaskSuccess", "*"),
+        ("states:SendTaskFailure", "*"),
+        ("states:SendTaskHeartbeat", "*"),
     }
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from meridian.ledger import latest_version
+
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
 RTO = re.compile(
@@ -19,6 +21,11 @@ RTO = re.compile(
 )
 INTEGRITY = re.compile(r"^Integrity: ok; trades us-east-1 (\d+) = us-west-2 (\d+); (.*)$", re.M)
 BOOK = re.compile(r"(\w+) checksum primary ([0-9a-f]{16}) = restored ([0-9a-f]{16})")
+REPLICA = re.compile(
+    r"^Ledger replica \(us-west-2\): read-only; LedgerMigrations \(Mode verify\) found schema version "
+    r"(\d+), applied none \(read replica\)$",
+    re.M,
+)
 
 
 def test_drill_runs_the_failover_runbook_and_reports_rto_and_integrity() -> None:
@@ -41,6 +48,10 @@ def test_drill_runs_the_failover_runbook_and_reports_rto_and_integrity() -> None
         shutil.rmtree(state, ignore_errors=True)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
+    # The DR region deploys as a dr deploy does: its read-only ledger's schema is verified, not migrated.
+    replica = REPLICA.search(output)
+    assert replica is not None, output
+    assert int(replica.group(1)) == latest_version()
     for state_name in (
         "HaltTrading",
         "PromoteReplica",

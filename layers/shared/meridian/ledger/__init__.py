@@ -1,6 +1,13 @@
 """The trade ledger in PostgreSQL: schema migrations, the idempotent writer, positions, reads."""
 
-from meridian.ledger.migrate import MigrationError, MigrationReport, latest_version, migrate
+from meridian.ledger.migrate import (
+    MigrationError,
+    MigrationReport,
+    is_read_only,
+    latest_version,
+    migrate,
+    verify,
+)
 from meridian.ledger.positions import Fill, Position, apply_fill, rebuild_positions
 from meridian.ledger.queries import (
     InvalidCursorError,
@@ -23,6 +30,7 @@ __all__ = [
     "TradePage",
     "TradeRow",
     "apply_fill",
+    "is_read_only",
     "latest_version",
     "migrate",
     "positions",
@@ -30,4 +38,5 @@ __all__ = [
     "rebuild_positions",
     "record_trade",
     "trades",
+    "verify",
 ]

@@ -120,3 +120,35 @@ def migrate(conn: psycopg.Connection[Any], migrations: list[Migration] | None = 
             )
             report.applied.append(migration.label)
     return report
+
+
+def is_read_only(conn: psycopg.Connection[Any]) -> bool:
+    """Does this connection land on a ledger that refuses writes (a hot standby, a read replica)?"""
+    row = conn.execute("SHOW transaction_read_only").fetchone()
+    return row is not None and str(row[0]).lower() == "on"
+
+
+def verify(conn: psycopg.Connection[Any], migrations: list[Migration] | None = None) -> MigrationReport:
+    """Read-only: the migrations this ledger holds, checked against the files (for a read replica).
+
+    Every applied migration must be a known file with the same checksum; nothing is written, so it
+    runs on a replica, where ``migrate`` would be refused.
+    """
+    wanted = load_migrations() if migrations is None else migrations
+    by_version = {m.version: m for m in wanted}
+    report = MigrationReport()
+    with conn.transaction():
+        row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if row is None or not row[0]:
+            raise MigrationError("the ledger has no schema_migrations table: no migration reached it yet")
+        history = conn.execute(
+            "SELECT version, name, checksum FROM schema_migrations ORDER BY version"
+        ).fetchall()
+        for version, name, checksum in history:
+            known = by_version.get(version)
+            if known is None:
+                raise MigrationError(f"database has V{version:03d}__{name}, which no migration file provides")
+            if known.checksum != checksum:
+                raise MigrationError(f"{known.label} was edited after it was applied (checksum mismatch)")
+            report.already_applied.append(known.label)
+    return report

@@ -1,0 +1,1 @@
+"""Repository tools: template evaluation per environment and the generators built on it."""
