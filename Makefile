@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck cfn pytest run demo drill bench bench-engine bench-wire bench-api \
+.PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill bench bench-engine bench-wire bench-api \
         bench-pipeline build lock openapi clean
 
 setup: $(STAMP)
@@ -40,8 +40,15 @@ cfn: setup
 	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation --config-file .checkov.yaml \
 	  $(addprefix -f ,$(TEMPLATES))
 
+# Branch coverage (pyproject.toml [tool.coverage]); the hot path, the layer and the order API must
+# stay at or above tests/coverage-floor.json (`make coverage-floor` lifts the floors, never lowers them).
 pytest: setup
-	$(BIN)/pytest -n 2 tests
+	rm -f .coverage .coverage.*
+	$(BIN)/pytest -n 2 --cov --cov-report=term-missing:skip-covered tests
+	$(PY) -m tests.coverage_floor
+
+coverage-floor: setup
+	$(PY) -m tests.coverage_floor --raise
 
 test: lint typecheck cfn pytest
 
@@ -78,7 +85,7 @@ lock:
 	$(BIN)/pip freeze --exclude-editable > requirements/lock.txt
 
 clean:
-	rm -rf .aws-sam build bench/results .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .aws-sam build bench/results .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.*
 
 # The matching engine compiled with mypyc into build/engine_compiled (tests keep using the .py
 # sources); `BENCH_MODE=compiled make bench-engine` measures it.
