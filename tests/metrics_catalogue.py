@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools import Metrics
+
 from tests.infra.templates import load
 
 LAMBDA_NAMESPACE = "Meridian"
@@ -113,7 +115,11 @@ def assert_catalogued(function: str, metrics: list[Emitted], service: str) -> se
 
 def emit_as_deployed(monkeypatch: Any, logical_id: str) -> str:
     """Set the POWERTOOLS_* environment template.yaml gives ``logical_id``, metrics on; load the
-    handler after this. Returns the service name its metrics carry."""
+    handler after this. Returns the service name its metrics carry.
+
+    Powertools keeps metrics in one buffer per process, shared by every ``Metrics`` instance, and a
+    test that ran with metrics disabled left its additions there, unflushed: emptied first."""
+    Metrics().clear_metrics()
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     environment = function_environment(logical_id)
     for name, value in environment.items():
