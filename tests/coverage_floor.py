@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if now[package] < floor:
             failed.append(package)
     if args.lift:
-        lifted = {p: max(f, math.floor((now[p] - TOLERANCE) * 10) / 10) for p, f in floors.items()}
+        lifted = {p: max(f, math.floor(round((now[p] - TOLERANCE) * 10, 6)) / 10) for p, f in floors.items()}
         FLOORS.write_text(json.dumps(lifted, indent=2, sort_keys=True) + "\n")
         print(f"floors now {lifted} ({FLOORS.relative_to(ROOT)})")
     if failed:
