@@ -40,8 +40,9 @@ def node_counters(metrics_port: int) -> dict[str, float]:
     return counters
 
 
-def _bucket_quantile_us(deltas: dict[str, float], q: float) -> float | None:
-    """The upper bound of the histogram bucket holding the ``q`` quantile (a bound, not a value)."""
+def _bucket_quantile_us(deltas: dict[str, float], q: float) -> float | str | None:
+    """The upper bound of the histogram bucket holding the ``q`` quantile (a bound, not a value);
+    beyond the largest finite bucket, ``">N"`` (JSON has no infinity)."""
     buckets = sorted(
         (float(key[len(_BUCKET_PREFIX) :]), count)
         for key, count in deltas.items()
@@ -50,18 +51,19 @@ def _bucket_quantile_us(deltas: dict[str, float], q: float) -> float | None:
     if not buckets or buckets[-1][1] <= 0:
         return None
     total = buckets[-1][1]  # +Inf: every observation
+    finite = [bound for bound, _ in buckets if bound != float("inf")]
     for bound, cumulative in buckets:
         if cumulative >= q * total:
-            return round(bound * 1e6, 1) if bound != float("inf") else float("inf")
+            return round(bound * 1e6, 1) if bound != float("inf") else f">{round(finite[-1] * 1e6, 1)}"
     return None
 
 
-def journal_figures(deltas: dict[str, float]) -> dict[str, float]:
+def journal_figures(deltas: dict[str, float]) -> dict[str, float | str]:
     """Per-fsync figures and the node's own latency bounds, from counter differences over runs."""
     commits = deltas.get("commits", 0.0)
     if not commits:
         return {}
-    figures = {
+    figures: dict[str, float | str] = {
         "journal_commits": int(commits),
         "records_per_commit": round(deltas["records"] / commits, 1),
         "fsync_mean_us": round(deltas["fsync_seconds"] / commits * 1e6, 1),

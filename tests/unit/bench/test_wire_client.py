@@ -99,3 +99,8 @@ def test_node_latency_bounds_come_from_the_histogram_bucket_of_the_quantile() ->
     assert figures == {"journal_commits": 10, "records_per_commit": 10.0, "fsync_mean_us": 200.0,
                        "node_p50_us": 100.0, "node_p99_us": 10_000.0}  # fmt: skip
     assert journal_figures({}) == {}
+
+
+def test_a_quantile_beyond_the_largest_bucket_is_named_as_such_not_infinity() -> None:
+    deltas = {"new_order_le_0.001": 10.0, "new_order_le_0.01": 50.0, "new_order_le_+Inf": 100.0}
+    assert _bucket_quantile_us(deltas, 0.99) == ">10000.0"
