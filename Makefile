@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck cfn pytest run demo drill bench bench-engine bench-wire bench-api \
+.PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill bench bench-engine bench-wire bench-api \
         bench-pipeline build lock openapi clean
 
 # The native matching core (Cython -> C -> gcc), built in place beside its sources.
@@ -48,8 +48,15 @@ cfn: setup
 	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation --config-file .checkov.yaml \
 	  $(addprefix -f ,$(TEMPLATES))
 
+# Branch coverage (pyproject.toml [tool.coverage]); the hot path, the layer and the order API must
+# stay at or above tests/coverage-floor.json (`make coverage-floor` lifts the floors, never lowers them).
 pytest: setup
-	$(BIN)/pytest -n 2 tests
+	rm -f .coverage .coverage.*
+	$(BIN)/pytest -n 2 --cov --cov-report=term-missing:skip-covered tests
+	$(PY) -m tests.coverage_floor
+
+coverage-floor: setup
+	$(PY) -m tests.coverage_floor --raise
 
 test: lint typecheck cfn pytest
 
@@ -86,5 +93,5 @@ lock:
 	$(BIN)/pip freeze --exclude-editable > requirements/lock.txt
 
 clean:
-	rm -rf .aws-sam build bench/results hotpath/build hotpath/meridian_hotpath/engine/native.c hotpath/meridian_hotpath/engine/*.so $(VENV)/.native-core .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .aws-sam build bench/results hotpath/build hotpath/meridian_hotpath/engine/native.c hotpath/meridian_hotpath/engine/*.so $(VENV)/.native-core .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.*
 

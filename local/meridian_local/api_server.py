@@ -89,6 +89,7 @@ class ApiServer:
             self.platform.invoker(function.name), load_credentials(self.credentials_path), document, access
         )
         self._server = serve_in_thread(app, self.host, self.port)
+        self.port = self._server.port
         return self
 
     def _register_principals(self, environment: dict[str, str]) -> None:

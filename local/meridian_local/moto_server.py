@@ -2,14 +2,15 @@
 
 In-process (tests, the local platform)::
 
-    with MotoServer() as moto:            # a free port on 127.0.0.1
+    with MotoServer() as moto:            # a port the OS picks on 127.0.0.1 (moto.port)
         boto3.client("sqs", endpoint_url=moto.endpoint_url)
 
 As its own process (the adapter is installed there, where the functions run)::
 
     python -m meridian_local.moto_server --port 5000 [--template template.yaml]
 
-which prints ``meridian-moto ready http://127.0.0.1:5000`` once it serves, configured.
+which prints ``meridian-moto ready http://127.0.0.1:5000`` once it serves, configured (``--port 0``:
+the OS picks the port when the server binds, and that line names it).
 
 Either way the server sets ``MOTO_PORT`` (moto's Step Functions interpreter calls the other
 services through it), turns on ``stepfunctions.execute_state_machine`` through ``/moto-api/config``,
@@ -24,7 +25,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import threading
 import urllib.request
 from pathlib import Path
@@ -37,13 +37,6 @@ READY_PREFIX = "meridian-moto ready"  # the process's first stdout line, once it
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 
 log = logging.getLogger(__name__)
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def configure(endpoint_url: str, config: dict[str, object] | None = None) -> None:
@@ -78,7 +71,7 @@ class MotoServer:
         registry: lambda_adapter.HandlerRegistry | None = None,
     ) -> None:
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port  # 0: the OS picks one when the server binds (read back in start)
         self.template = template
         self.registry = registry
         self._server: object | None = None
@@ -90,15 +83,16 @@ class MotoServer:
     def start(self) -> MotoServer:
         # Before any boto3 session exists, so every session reads the per-invocation environment.
         lambda_adapter.thread_local_environ()
-        os.environ["MOTO_PORT"] = str(self.port)
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy; only when a server starts
 
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        server.start()
+        server.start()  # returns once the socket is bound and listening
         self._server = server
+        self.port = server.get_host_and_port()[1]
+        os.environ["MOTO_PORT"] = str(self.port)  # moto's state machines call the services through it
         if self.registry is None:
             self.registry = lambda_adapter.HandlerRegistry(lambda_adapter.template_functions(self.template))
         lambda_adapter.install(self.registry, self.endpoint_url)

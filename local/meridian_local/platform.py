@@ -215,18 +215,6 @@ class LocalPlatform:
     def _provision(self) -> None:
         provisioner = Provisioner(self.endpoints.aws)
         self.stack = provisioner.provision(self.config.template, {"Environment": self.config.environment})
-        node_address = f"{HOST}:{self.config.node_port}"
-        local_overrides = {
-            "DATABASE_URL": self.endpoints.database_url,
-            "MERIDIAN_ROUTES": json.dumps({"default": node_address}),
-            "MERIDIAN_ROUTES_PARAMETER": "",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            # No CloudWatch here: keep EMF documents and INFO logs off the console the demo prints to.
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "AWS_ENDPOINT_URL": self.endpoints.aws,
-        }
-        lambda_client = self.client("lambda")
         for stack in self.stack.all_stacks():
             for function in stack.functions.values():
                 self._registry.bind(
@@ -235,7 +223,27 @@ class LocalPlatform:
                         function.logical_id, function.handler, function.code_dir, timeout=function.timeout
                     ),
                 )
-                function.environment.update(local_overrides)
+        self._override_function_environment(
+            {
+                "DATABASE_URL": self.endpoints.database_url,
+                # The node's address once it listens (_start_node); a port of 0 is only known then.
+                "MERIDIAN_ROUTES": json.dumps({"default": f"{HOST}:{self.config.node_port}"}),
+                "MERIDIAN_ROUTES_PARAMETER": "",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                # No CloudWatch here: keep EMF documents and INFO logs off the console the demo prints to.
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+                "AWS_ENDPOINT_URL": self.endpoints.aws,
+            }
+        )
+
+    def _override_function_environment(self, overrides: dict[str, str]) -> None:
+        """Set ``overrides`` in every provisioned function's environment, here and in moto."""
+        assert self.stack is not None
+        lambda_client = self.client("lambda")
+        for stack in self.stack.all_stacks():
+            for function in stack.functions.values():
+                function.environment.update(overrides)
                 lambda_client.update_function_configuration(
                     FunctionName=function.name, Environment={"Variables": function.environment}
                 )
@@ -280,6 +288,9 @@ class LocalPlatform:
         }
         self._node = NodeProcess.start(data_dir, *args, log_path=self.config.state_dir / "node.log", env=env)
         self.endpoints.node = f"{self._node.host}:{self._node.port}"
+        if self._node.port != self.config.node_port:  # port 0: the OS chose it as the node bound
+            routes = json.dumps({"default": self.endpoints.node})
+            self._override_function_environment({"MERIDIAN_ROUTES": routes})
         self.endpoints.metrics = f"http://{self._node.host}:{self._node.metrics_port}/metrics"
 
     def _stop_node(self) -> None:
@@ -380,7 +391,7 @@ class LocalPlatform:
 
         assert self.stack is not None
         self._api = ApiServer(self, HOST, self.config.api_port).start()
-        self.endpoints.api = f"http://{HOST}:{self.config.api_port}"
+        self.endpoints.api = f"http://{HOST}:{self._api.port}"  # the bound port (0 lets the OS choose)
 
     def _stop_api(self) -> None:
         if self._api is not None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _free_ports(count: int) -> list[int]:
-    # Below the ephemeral range (32768+): a port picked there can be taken, between this check and
-    # the platform's bind, by the source port of one of the platform's own client connections.
-    rng = random.Random()
-    ports: list[int] = []
-    while len(ports) < count:
-        port = rng.randrange(20000, 32000)
-        if port not in ports and port_is_free("127.0.0.1", port):
-            ports.append(port)
-    return ports
+def _port(url: str) -> int:
+    return int(url.rstrip("/").rsplit(":", 1)[1].split("/")[0])
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Wait for ``condition`` itself (polled); the timeout only bounds a hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
 
 
 def _children(pid: int) -> set[int]:
@@ -64,15 +63,16 @@ Platform = tuple[subprocess.Popen[str], dict[str, str], dict[str, Any], list[str
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
-    """A running ``meridian_local run``: the process, its environment, its endpoints and its output."""
-    api, aws, node, metrics = _free_ports(4)
+    """A running ``meridian_local run``: the process, its environment, its endpoints and its output.
+
+    Every port is 0: each component binds one the OS picks, and endpoints.json names them."""
     env = {
         **os.environ,
         "MERIDIAN_STATE_DIR": str(tmp_path / "state"),
-        "MERIDIAN_API_PORT": str(api),
-        "MERIDIAN_AWS_PORT": str(aws),
-        "MERIDIAN_NODE_PORT": str(node),
-        "MERIDIAN_METRICS_PORT": str(metrics),
+        "MERIDIAN_API_PORT": "0",
+        "MERIDIAN_AWS_PORT": "0",
+        "MERIDIAN_NODE_PORT": "0",
+        "MERIDIAN_METRICS_PORT": "0",
     }
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
@@ -117,7 +117,8 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     platform: Platform,
 ) -> None:
     process, env, endpoints, output = platform
-    ports = [int(env[k]) for k in ("MERIDIAN_API_PORT", "MERIDIAN_AWS_PORT", "MERIDIAN_NODE_PORT")]
+    ports = [_port(endpoints[name]) for name in ("api", "aws", "node", "metrics")]
+    assert 0 not in ports
 
     # A second platform on the same state dir says so and exits 2 instead of failing obscurely.
     second = subprocess.run(
@@ -184,6 +185,5 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     except subprocess.TimeoutExpired:
         pytest.fail("the platform did not stop within 120 s of Ctrl-C; its output:\n" + "".join(output[-80:]))
     assert code == 0, "".join(output[-80:])
-    time.sleep(0.5)
-    assert not [pid for pid in children if _alive(pid)]
-    assert all(port_is_free("127.0.0.1", port) for port in ports)
+    _until(lambda: not [pid for pid in children if _alive(pid)], "every child process exited")
+    _until(lambda: all(port_is_free("127.0.0.1", port) for port in ports), "every port released")

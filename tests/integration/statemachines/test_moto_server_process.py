@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from meridian_local import lambda_adapter
-from meridian_local.moto_server import READY_PREFIX, free_port
+from meridian_local.moto_server import READY_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def server() -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "meridian_local.moto_server", "--port", str(free_port())],
+        [sys.executable, "-m", "meridian_local.moto_server", "--port", "0"],  # its ready line names the port
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

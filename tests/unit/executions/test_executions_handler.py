@@ -20,6 +20,7 @@ from meridian.events import TradeExecuted
 from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
 from meridian_local.pollers import Handler, load_handler
 from tests.dropcopy_factories import record
+from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 
 REPO = Path(__file__).resolve().parents[3]
 BUS = "meridian-trading-test"
@@ -160,3 +161,24 @@ def test_puts_go_in_chunks_of_ten_in_stream_order() -> None:
     assert events.sent == [f"1-{n}" for n in range(1, 24)]
     assert events.calls == 3
     assert (outcome.records, outcome.published, outcome.response) == (23, 23, {"batchItemFailures": []})
+
+
+def test_metrics_carry_the_catalogued_names_units_and_dimensions(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = emit_as_deployed(monkeypatch, "ExecutionsFunction")
+    handler = load_handler(REPO / "functions" / "executions", "app.lambda_handler")
+    capsys.readouterr()
+    records = [record(n) for n in range(1, 6)]
+    handler(kinesis_event([*records, records[0], b"{not json", record(6)]), LocalLambdaContext())
+    with pytest.raises(UnreadableRecordAtHeadError):
+        handler(kinesis_event([b"{not json", record(7)]), LocalLambdaContext())
+    metrics = emitted(capsys.readouterr().out)
+    assert assert_catalogued("executions", metrics, service) == set(FUNCTION_METRICS["executions"])
+    assert totals(metrics) == {
+        "DropCopyRecords": 8,  # every record of the first batch
+        "TradesPublished": 5,
+        "DuplicateDropCopyRecords": 1,
+        "UnreadableDropCopyRecords": 2,  # one mid-batch, one heading a batch
+        "UndeliveredTradeEvents": 0,
+    }

@@ -71,6 +71,12 @@ class NodeThread:
 
         asyncio.run_coroutine_threadsafe(poll(), self._loop).result(WAIT)
 
+    def wait_stopped(self) -> None:
+        """Until the node has shut down by itself (after a fatal failure); WAIT bounds a hang."""
+        self._thread.join(WAIT)
+        if self._thread.is_alive():
+            raise TimeoutError("node did not stop")
+
     def stop(self) -> None:
         if self._thread.is_alive():
             assert self._loop is not None

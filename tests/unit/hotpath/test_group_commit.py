@@ -24,9 +24,11 @@ class GatedJournal(JournalWriter):
     def __init__(self, directory: Path) -> None:
         super().__init__(directory, 1)
         self.gate = threading.Event()
+        self.entered = threading.Event()  # a write has begun (and waits at the gate)
         self.writes: list[tuple[int, int]] = []
 
     def write(self, batch: SealedBatch) -> float:
+        self.entered.set()
         if not self.gate.wait(WAIT):
             raise TimeoutError("gate never opened")
         self.writes.append((batch.first_seq, batch.last_seq))
@@ -69,7 +71,7 @@ def test_answers_wait_for_the_write_and_batches_stay_in_order(tmp_path: Path) ->
         channel = Recorder()
         for n in (1, 2, 3):
             committer.add(n, frame(n), channel, f"answer{n}".encode(), "new_order", 0)
-        await asyncio.sleep(0.01)  # the batch is sealed and on the journal thread, blocked
+        await settle(journal.entered.is_set, committer)  # the batch is sealed and on the journal thread
         committer.add(4, frame(4), channel, b"answer4", "new_order", 0)  # joins the next batch
         order: list[str] = []
         committer.after_answers(lambda: order.append(f"after, {len(channel.sent)} sends"))

@@ -18,6 +18,7 @@ from meridian.protocol import Fill
 from meridian_hotpath.marketdata import trade_record
 from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
 from meridian_local.pollers import Handler, load_handler
+from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 
 REPO = Path(__file__).resolve().parents[3]
 TABLE = "meridian-market-data-test"
@@ -125,3 +126,20 @@ def test_the_copies_a_restarted_node_re_sends_leave_the_tape_as_the_first_copy_w
         ("0-1", "2026-03-02T14:30:00.000000+00:00"),
         ("0-2", "2026-03-02T15:30:00.000000+00:00"),  # first delivered as a re-send
     ]
+
+
+def test_metrics_carry_the_catalogued_names_units_and_dimensions(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = emit_as_deployed(monkeypatch, "MarketDataFunction")
+    handler = load_handler(REPO / "functions" / "market_data", "app.lambda_handler")
+    monkeypatch.setattr(sys.modules["market_data.consumer"], "_writer", None)
+    capsys.readouterr()
+    for sample in ("kinesis-batch.json", "poison-record.json"):
+        handler(json.loads((REPO / "events" / "market_data" / sample).read_text()), LocalLambdaContext())
+    metrics = emitted(capsys.readouterr().out)
+    assert assert_catalogued("market_data", metrics, service) == set(FUNCTION_METRICS["market_data"])
+    summed = totals(metrics)
+    assert summed["MarketDataRecords"] > 0
+    assert summed["MarketDataItemsWritten"] > 0
+    assert summed["MarketDataFailures"] >= 1  # the poison record
