@@ -161,6 +161,9 @@ class FollowerProcess(FollowerLink):
         self.process = subprocess.Popen(  # noqa: S603 - our own module, arguments built above
             command, pass_fds=(follower_side.fileno(), wake_read), env=env
         )
+        housekeeping = os.environ.get("MERIDIAN_HOUSEKEEPING_CPUS")
+        if housekeeping:  # off the engine's CPUs, which the node was pinned to (and we inherited)
+            os.sched_setaffinity(self.process.pid, cpu_list(housekeeping))
         follower_side.close()
         os.close(wake_read)
         await self._connect(self._node_side)
@@ -215,6 +218,15 @@ class FollowerThread(FollowerLink):
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, timeout)
         return result
+
+
+def cpu_list(text: str) -> set[int]:
+    """CPUs written as ``0,2-3``."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
 
 
 def instruments_from_env() -> tuple[Instrument, ...] | None:
