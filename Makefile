@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill bench bench-engine bench-wire bench-api \
-        bench-pipeline build lock openapi clean
+        bench-pipeline bench-recovery bench-fuzz build lock openapi clean
 
 # The native matching core (Cython -> C -> gcc), built in place beside its sources.
 NATIVE := $(VENV)/.native-core
@@ -72,7 +72,7 @@ drill: setup
 build: setup
 	$(BIN)/sam build --template-file template.yaml
 
-bench: bench-engine bench-wire bench-api bench-pipeline
+bench: bench-engine bench-wire bench-api bench-pipeline bench-recovery bench-fuzz
 
 bench-engine: setup
 	$(PY) bench/engine_bench.py
@@ -85,6 +85,12 @@ bench-api: setup
 
 bench-pipeline: setup
 	$(PY) bench/pipeline_bench.py
+
+bench-recovery: setup
+	$(PY) bench/recovery_bench.py
+
+bench-fuzz: setup
+	$(PY) bench/fuzz_bench.py
 
 openapi: setup
 	$(PY) -m orders_api.openapi_export docs/api/openapi.json

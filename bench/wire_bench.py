@@ -20,8 +20,8 @@ pipelined, so a change in the machine's load hits floor and orders alike. Report
 the achieved rate beside the configured one, ratios to both floors, and CPU time per request of
 the server process (node or echo) and of the client beside wall time.
 
-``BENCH_WIRE_NODE_ARGS`` adds arguments to the node's command line (e.g.
-``--journal-thread-above-us 0``); alternatives separated by ``;`` run one node each, one set of
+``BENCH_WIRE_NODE_ARGS`` adds arguments to the node's command line (e.g. ``--ack-after async``);
+alternatives separated by ``;`` run one node each, one set of
 rows per alternative (e.g. ``--ack-after fsync;--ack-after async``). Writes ``BENCH_OUT`` (default
 bench/results/wire.json).
 """

@@ -457,6 +457,7 @@ cdef class MatchingEngine:
     cdef size_t dup_old_mask
     cdef size_t dup_migrated
     cdef size_t dup_initial
+    cdef size_t dup_reserved  # entries kept allocated across days (what reserve/preallocate asked)
     cdef Buf out
     cdef Buf now
     cdef Buf journal
@@ -536,6 +537,7 @@ cdef class MatchingEngine:
         self._dup_reset(self.dup_initial)
         self._grow_orders(max(16, expected_live_orders))
         if preallocate:
+            self.dup_reserved = expected_client_order_ids
             self._reserve_dups(expected_client_order_ids)
             memset(self.dup_index, 0, sizeof(uint64_t) * (self.dup_mask + 1))
             memset(self.orders, 0, sizeof(Order) * self.order_cap)
@@ -936,7 +938,7 @@ cdef class MatchingEngine:
     cdef int _dup_keep_live_only(self) except -1:
         """END_OF_DAY: forget the finished orders' ids; the live orders keep theirs."""
         cdef size_t kept = 0
-        cdef size_t i, need = 16
+        cdef size_t i, need = 16, capacity
         cdef uint32_t slot
         cdef DupEntry *fresh
         cdef Order *o
@@ -944,9 +946,12 @@ cdef class MatchingEngine:
             need *= 2
         if need < self.dup_initial:
             need = self.dup_initial
-        fresh = <DupEntry *> malloc(sizeof(DupEntry) * (self.live_orders + 1))
+        capacity = max(self.dup_reserved, self.live_orders + 1)  # the next day's room, as reserved
+        fresh = <DupEntry *> malloc(sizeof(DupEntry) * capacity)
         if fresh == NULL:
             raise MemoryError()
+        if self.dup_reserved:
+            memset(fresh, 0, sizeof(DupEntry) * capacity)  # mapped now, not by the day's first orders
         self._dup_reset(need)
         for i in range(self.dup_len):
             slot = self.dups[i].slot
@@ -960,7 +965,7 @@ cdef class MatchingEngine:
         free(self.dups)
         self.dups = fresh
         self.dup_len = kept
-        self.dup_cap = self.live_orders + 1
+        self.dup_cap = capacity
         self.dup_used = kept
         return 0
 
@@ -1512,6 +1517,7 @@ cdef class MatchingEngine:
         while end - at >= 4:
             f = base + at
             hash = next_hash
+            request_id = 0  # the refused frame's own, or 0 when it has no complete header
             length = mn_load_u32(f)
             total = <Py_ssize_t> length + 4
             if total > MAX_FRAME_SIZE or total < HEADER_SIZE:
@@ -2224,6 +2230,7 @@ cdef class MatchingEngine:
             self.dup_index = table
             self.dup_mask = slots - 1
             self.dup_initial = slots
+        self.dup_reserved = max(self.dup_reserved, client_order_ids)
         self._reserve_dups(client_order_ids)
         if live_orders > self.order_cap:
             self._grow_orders(live_orders)
