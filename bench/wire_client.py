@@ -16,9 +16,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from meridian.protocol import Flag, Message, decode_stream, encode
+from meridian.protocol import HEADER, Flag, Message, encode
 
 LAST = int(Flag.LAST)
+_HEADER = HEADER.unpack_from  # (length, version, type, flags, request id): all a client needs here
 START_DELAY_NS = 10_000_000  # the first request is scheduled this long after the connection opens
 
 
@@ -58,13 +59,21 @@ class Connection:
         self.result = RunResult()
 
     def send(self, messages: list[Message], scheduled_ns: list[int] | None = None) -> None:
-        data = b"".join(encode(m, self.send_flags) for m in messages)
+        self.send_frames(
+            [encode(m, self.send_flags) for m in messages], [m.request_id for m in messages], scheduled_ns
+        )
+
+    def send_frames(
+        self, frames: list[bytes], request_ids: list[int], scheduled_ns: list[int] | None = None
+    ) -> None:
+        """Send already encoded request frames (the saturation run encodes its requests before it starts)."""
         now = time.perf_counter_ns()
-        for i, message in enumerate(messages):
-            self.sent_at[message.request_id] = now
-            self.scheduled_at[message.request_id] = now if scheduled_ns is None else scheduled_ns[i]
+        sent_at, scheduled_at = self.sent_at, self.scheduled_at
+        for i, request_id in enumerate(request_ids):
+            sent_at[request_id] = now
+            scheduled_at[request_id] = now if scheduled_ns is None else scheduled_ns[i]
         self.sock.setblocking(True)
-        self.sock.sendall(data)
+        self.sock.sendall(b"".join(frames))
         self.sock.setblocking(False)
 
     def receive(self, timeout: float) -> int:
@@ -76,17 +85,20 @@ class Connection:
         now = time.perf_counter_ns()
         if not chunk:
             raise ConnectionError("the server closed the connection")
-        self.buffer += chunk
-        frames, consumed = decode_stream(self.buffer)
-        self.buffer = self.buffer[consumed:]
+        buffer = self.buffer + chunk if self.buffer else chunk
         completed = 0
         result = self.result
-        for message, flags in frames:
+        offset, end = 0, len(buffer)
+        while end - offset >= 16:  # answers are counted by their headers: no decoding on the client
+            length, _, _, flags, request_id = _HEADER(buffer, offset)
+            if end - offset < length + 4:
+                break
+            offset += length + 4
             if flags & LAST:
-                request_id = message.request_id
                 result.service_ns.append(now - self.sent_at.pop(request_id))
                 result.latencies_ns.append(now - self.scheduled_at.pop(request_id))
                 completed += 1
+        self.buffer = buffer[offset:]
         if completed:
             result.finished_ns = now
         return completed
@@ -128,13 +140,16 @@ def pipelined(
     """Keep ``window`` requests in flight until ``count`` are answered (a saturation run: latency
     from the actual send, since nothing is scheduled)."""
     connection = Connection(port, send_flags)
+    requests = [next(stream) for _ in range(count)]
+    frames = [encode(request, send_flags) for request in requests]
+    request_ids = [request.request_id for request in requests]
     cpu0 = time.process_time()
     connection.result.started_ns = time.perf_counter_ns()
     sent = 0
     while sent < count or connection.sent_at:
         room = min(window - len(connection.sent_at), count - sent)
         if room > 0:
-            connection.send([next(stream) for _ in range(room)])
+            connection.send_frames(frames[sent : sent + room], request_ids[sent : sent + room])
             sent += room
         connection.receive(1.0)
     connection.result.client_cpu_s = time.process_time() - cpu0

@@ -2,7 +2,11 @@
 
 A journal is a directory of segment files ``journal-<first seq>.log``. Each record is::
 
-    u32 frame_length | u64 seq | frame (the request's wire frame) | u32 crc32c(length, seq, frame)
+    u16 frame_length | u16 epoch | u64 seq | frame (the request's wire frame) | u32 crc32c(all before)
+
+The epoch is the leadership term of the shard when the record was written (``lease``): a record
+from a deposed primary is recognisable by it, and a replica refuses what comes from an older term.
+Journals written before epochs existed read as epoch 0 (the two fields were one u32 length).
 
 Records are appended in batches: the node's matching core encodes the records of the inputs that
 arrived together, the writer hands them to the page cache with one ``write`` (``write_records``) and
@@ -111,8 +115,13 @@ class TornTail:
         )
 
 
-def encode_record(seq: int, frame: bytes) -> bytes:
-    header = RECORD_HEADER.pack(len(frame), seq)
+def record_word(length: int, epoch: int) -> int:
+    """The first u32 of a record: the frame's length in the low 16 bits, the epoch in the high 16."""
+    return (epoch << 16) | length
+
+
+def encode_record(seq: int, frame: bytes, epoch: int = 0) -> bytes:
+    header = RECORD_HEADER.pack(record_word(len(frame), epoch), seq)
     crc = google_crc32c.extend(google_crc32c.value(header), frame)
     return header + frame + RECORD_CRC.pack(crc)
 
@@ -121,7 +130,8 @@ def _record_at(data: bytes, offset: int) -> tuple[int, int, str | None]:
     """Parse the record at ``offset``: ``(seq, end offset, None)`` or ``(0, 0, defect)``."""
     if len(data) - offset < RECORD_HEADER.size:
         return 0, 0, "truncated header"
-    length, seq = RECORD_HEADER.unpack_from(data, offset)
+    word, seq = RECORD_HEADER.unpack_from(data, offset)
+    length = word & 0xFFFF
     if not HEADER_SIZE <= length <= MAX_FRAME_SIZE:
         return 0, 0, f"implausible frame length {length}"
     end = offset + RECORD_HEADER.size + length + RECORD_CRC.size

@@ -26,6 +26,7 @@ class MatchingEngine:
     trade_id: int
     order_count: int
     last_flags: int
+    journal_epoch: int
     global_halt: bool
     @property
     def instruments(self) -> dict[str, Instrument]: ...

@@ -198,6 +198,7 @@ cdef enum:
     RECORD_OVERHEAD = 16  # header + u32 crc
 
 SNAPSHOT_MAGIC = b"MRDNENG2"
+SNAPSHOT_HEADER = "<8sIQQQBI"  # magic, version, seq, trade id, order count, global halt, journal epoch
 SNAPSHOT_VERSION = 2
 
 # ---- state -----------------------------------------------------------------------------------------
@@ -467,6 +468,7 @@ cdef class MatchingEngine:
     cdef public uint64_t trade_id
     cdef public uint64_t order_count
     cdef public int last_flags
+    cdef public uint32_t journal_epoch  # the leadership epoch this engine's journal records carry
     cdef public bint global_halt
     cdef readonly dict instruments
     cdef list _symbols  # book index -> symbol str
@@ -1564,7 +1566,7 @@ cdef class MatchingEngine:
                 self.journal_first = self.seq
             buf_reserve(&self.journal, total + RECORD_OVERHEAD)
             j = self.journal.data + self.journal.length
-            mn_store_u32(j, length + 4)
+            mn_store_u32(j, (self.journal_epoch << 16) | (length + 4))
             mn_store_u64(j + 4, self.seq)
             memcpy(j + RECORD_HEADER, f, total)
             crc = mn_crc32c(0, j, RECORD_HEADER + total)
@@ -1599,7 +1601,8 @@ cdef class MatchingEngine:
         crc``) that come after the engine's state, stopping after ``to_seq`` (0: no limit).
 
         The records must carry consecutive seqs from ``first_seq`` (0: from the engine's next seq);
-        those up to the engine's seq are checked and skipped. Returns ``(offset, applied, defect,
+        those up to the engine's seq are checked and skipped. Epochs never go back; the engine's
+        ``journal_epoch`` follows the records it reads. Returns ``(offset, applied, defect,
         answers, last_seq)``: where it stopped, how many records it applied, None or why it stopped
         before ``end`` (a record it cannot read or out of sequence: the caller tells a torn tail from
         damage), the encoded answers of every applied record when ``answers`` is set, and the seq of
@@ -1609,7 +1612,7 @@ cdef class MatchingEngine:
         cdef const char *base
         cdef Py_ssize_t at = offset
         cdef Py_ssize_t stop_at
-        cdef uint32_t length, stored
+        cdef uint32_t length, stored, word, epoch
         cdef uint64_t seq, expected = first_seq if first_seq else self.seq + 1
         cdef const char *f
         cdef long applied = 0
@@ -1628,7 +1631,9 @@ cdef class MatchingEngine:
                 if stop_at - at < RECORD_HEADER:
                     defect = "truncated header"
                     break
-                length = mn_load_u32(base + at)
+                word = mn_load_u32(base + at)
+                length = word & 0xFFFF
+                epoch = word >> 16
                 seq = mn_load_u64(base + at + 4)
                 if length < HEADER_SIZE or length > MAX_FRAME_SIZE:
                     defect = f"implausible frame length {length}"
@@ -1642,6 +1647,9 @@ cdef class MatchingEngine:
                     break
                 if seq != expected:
                     defect = f"intact record carries seq {seq}, expected {expected}"
+                    break
+                if epoch < self.journal_epoch and seq > self.seq:
+                    defect = f"intact record of epoch {epoch} after epoch {self.journal_epoch}"
                     break
                 f = base + at + RECORD_HEADER
                 mtype = <unsigned char> f[5]
@@ -1668,6 +1676,9 @@ cdef class MatchingEngine:
                         memcpy(kept.data + kept.length, self.out.data, self.out.length)
                         kept.length += self.out.length
                     applied += 1
+                    self.journal_epoch = epoch
+                elif epoch > self.journal_epoch:
+                    self.journal_epoch = epoch
                 expected += 1
                 at += length + RECORD_OVERHEAD
             result = PyBytes_FromStringAndSize(kept.data, kept.length) if kept.length else b""
@@ -1925,8 +1936,8 @@ cdef class MatchingEngine:
         memset(&b, 0, sizeof(Buf))
         try:
             header = struct.pack(
-                "<8sIQQQB", SNAPSHOT_MAGIC, SNAPSHOT_VERSION, self.seq, self.trade_id, self.order_count,
-                1 if self.global_halt else 0,
+                SNAPSHOT_HEADER, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, self.seq, self.trade_id, self.order_count,
+                1 if self.global_halt else 0, self.journal_epoch,
             )
             instruments = b"".join(
                 struct.pack("<I", len(encoded)) + encoded
@@ -2019,10 +2030,10 @@ cdef class MatchingEngine:
         cdef Order *o
         cdef DupEntry *e
         cdef uint64_t hash
-        magic, version, seq, trade_id, order_count, halt = struct.unpack_from("<8sIQQQB", raw, 0)
+        magic, version, seq, trade_id, order_count, halt, epoch = struct.unpack_from(SNAPSHOT_HEADER, raw, 0)
         if version != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {version} is not {SNAPSHOT_VERSION}")
-        at = struct.calcsize("<8sIQQQB")
+        at = struct.calcsize(SNAPSHOT_HEADER)
         (nbooks,) = struct.unpack_from("<I", raw, at)
         at += 4
         instruments = []
@@ -2033,6 +2044,7 @@ cdef class MatchingEngine:
         engine = cls(instruments)
         engine.seq, engine.trade_id, engine.order_count = seq, trade_id, order_count
         engine.global_halt = bool(halt)
+        engine.journal_epoch = epoch
         loaded = []
         for i in range(<int> nbooks):
             if at + 29 > size:

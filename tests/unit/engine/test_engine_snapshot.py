@@ -14,7 +14,7 @@ from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
 from meridian_hotpath.engine.state import BookRecord, EngineState, encode_snapshot
 from tests.unit.engine.engine_streams import INSTRUMENTS, Request, new_order
 
-HEADER = struct.Struct("<8sIQQQB")
+HEADER = struct.Struct("<8sIQQQBI")
 
 
 def busy_requests() -> list[Request]:
@@ -73,8 +73,8 @@ def test_restore_reproduces_state_and_behaviour() -> None:
 def test_snapshot_is_canonical_and_ends_with_its_checksum() -> None:
     engine = busy_engine()
     data = engine.snapshot()
-    magic, version, seq, trade_id, order_count, halt = HEADER.unpack_from(data)
-    assert (magic, version, seq, trade_id, order_count, halt) == (b"MRDNENG2", 2, 8, 1, 5, 0)
+    magic, version, seq, trade_id, order_count, halt, epoch = HEADER.unpack_from(data)
+    assert (magic, version, seq, trade_id, order_count, halt, epoch) == (b"MRDNENG2", 2, 8, 1, 5, 0, 0)
     assert struct.unpack_from("<Q", data, len(data) - 8)[0] == engine.checksum()
     assert data == busy_engine().snapshot()
 
@@ -156,7 +156,7 @@ def _bad_order_id(data: bytearray) -> None:
 
 
 def _halt_everything(data: bytearray) -> None:
-    data[HEADER.size - 1] = 1
+    data[HEADER.size - 5] = 1
 
 
 def _truncate(data: bytearray) -> None:

@@ -97,3 +97,24 @@ def test_write_records_rotates_segments_and_every_record_reads_back(tmp_path: Pa
     recovered, report = recover(data_dir, DEFAULT_INSTRUMENTS)
     assert (report.replayed, report.torn_tail) == (200, None)
     assert recovered.checksum() == engine.checksum()
+
+
+def test_records_carry_the_engines_epoch_and_a_replay_refuses_one_that_goes_back(tmp_path: Path) -> None:
+    engine = MatchingEngine(DEFAULT_INSTRUMENTS)
+    order = encode(NewOrder(1, "c1", "a", "AAPL", 1, 1, 1, 0, 1, 19000))
+    engine.feed(order)
+    engine.journal_epoch = 3  # a new leadership term: the records from now on carry it
+    engine.feed(encode(NewOrder(2, "c2", "a", "AAPL", 1, 1, 1, 0, 1, 19000)))
+    records = engine.take_journal()
+    words = [int.from_bytes(records[at : at + 4], "little") for at in (0, 16 + len(order))]
+    assert [(word & 0xFFFF, word >> 16) for word in words] == [(len(order), 0), (len(order), 3)]
+    replica = MatchingEngine(DEFAULT_INSTRUMENTS)
+    assert replica.replay(records)[1:3] == (2, None)
+    assert replica.journal_epoch == 3
+    older = MatchingEngine(DEFAULT_INSTRUMENTS)
+    older.journal_epoch = 4  # it has seen a newer term: records of term 3 after it are refused
+    _, applied, defect, _, _ = older.replay(records)
+    assert applied == 0
+    assert defect == "intact record of epoch 0 after epoch 4"
+    restored = MatchingEngine.restore(replica.snapshot())
+    assert restored.journal_epoch == 3  # the epoch survives a snapshot

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -134,3 +135,18 @@ def test_market_volatility_follows_the_mid_price_and_is_exported(start_node: Sta
     assert found[("meridian_market_volatility", ())] == pytest.approx(
         matching.volatility.annualised_percent("AAPL")
     )
+
+
+def test_the_metrics_endpoint_answers_only_gets_and_drops_what_is_not_http(start_node: StartNode) -> None:
+    node = start_node()
+    port = node.node.metrics_port
+    assert port is not None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", method="POST", data=b"x")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=WAIT)  # noqa: S310 - http://127.0.0.1, built above
+    assert refused.value.code == 405
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as raw:
+        raw.sendall(b"not http at all")
+        raw.shutdown(socket.SHUT_WR)  # no header terminator: the endpoint closes without answering
+        assert raw.recv(1024) == b""
+    assert get(node, "/healthz")[0] == 200  # and goes on serving
