@@ -32,6 +32,7 @@ from meridian.executions import order_id_for
 from meridian.protocol import Ack, CancelAck, Fill, Reject
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAf-approval-token-of-exec-1"
 
 
 def _order(**changes: Any) -> FlowOrder:
@@ -247,7 +248,7 @@ class StepFunctions:
 def _request(store: Store, notices: Notices, execution: str = "exec-1") -> None:
     request = {
         "order": _order().model_dump(),
-        "task_token": "tok",
+        "task_token": TOKEN,
         "execution_id": execution,
         "timeout_seconds": 60,
         "reasons": ["LARGE_NOTIONAL"],
@@ -255,14 +256,17 @@ def _request(store: Store, notices: Notices, execution: str = "exec-1") -> None:
     approval.request_approval(request, store, notices, "https://api.example.com/v1", now=AT)
 
 
-def test_the_request_records_the_token_and_notifies_with_it() -> None:
+def test_the_request_records_the_token_and_notifies_without_it() -> None:
     store, notices = Store(), Notices()
     _request(store, notices)
     order_id = _order().order_id
-    assert store.items[order_id].task_token == "tok"
+    assert store.items[order_id].task_token == TOKEN
     subject, message = notices.sent[0]
     assert order_id in subject
-    assert "Task token: tok" in message
+    # Whoever holds the token (and states:SendTaskSuccess) could approve: it stays in the table.
+    assert TOKEN not in subject
+    assert TOKEN not in message
+    assert TOKEN[:12] not in message
     assert f"https://api.example.com/v1/orders/{order_id}/approval" in message
     _request(store, notices)  # a retry of the same execution's step is fine
     with pytest.raises(ApprovalAlreadyRequestedError):
@@ -278,7 +282,7 @@ def test_a_decision_answers_the_waiting_step_exactly_once() -> None:
     outcome = approval.submit_decision(order_id, "APPROVE", "officer", "fine", store=store, sfn=sfn, now=AT)
     assert (outcome.decision, outcome.reviewer) == ("APPROVE", "officer")
     assert sfn.calls[0][0] == "success"
-    assert sfn.calls[0][1]["taskToken"] == "tok"
+    assert sfn.calls[0][1]["taskToken"] == TOKEN
     with pytest.raises(ApprovalAlreadyDecidedError):
         approval.submit_decision(order_id, "REJECT", "officer", store=store, sfn=sfn)
     with pytest.raises(ApprovalNotFoundError):
@@ -310,7 +314,7 @@ def test_a_reviewer_keeps_the_request_alive_with_heartbeats() -> None:
     store, notices, sfn = Store(), Notices(), StepFunctions()
     _request(store, notices)
     approval.extend_review(_order().order_id, store=store, sfn=sfn)
-    assert sfn.calls == [("heartbeat", {"taskToken": "tok"})]
+    assert sfn.calls == [("heartbeat", {"taskToken": TOKEN})]
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ Shared by the order-flow function (which requests approvals) and the order API (
 
 The state machine's approval step is a ``.waitForTaskToken`` task: :func:`request_approval` records
 the pending approval (order id -> task token, deadline) in the OrderApprovals table and sends the
-compliance officers an SNS notice carrying the token. The execution then waits.
+compliance officers an SNS notice naming the order and the API route that decides it. The token
+stays in the table: anyone holding it and ``states:SendTaskSuccess`` could approve the order, so it
+goes to no topic, mailbox or log. The execution then waits.
 
 The order API's ``POST /orders/{id}/approval`` route calls :func:`submit_decision`, which records
 the decision exactly once (conditional write) and answers the waiting task: ``SendTaskSuccess``
@@ -84,8 +86,9 @@ def utc_now() -> datetime:
 # ---- the waiting side -------------------------------------------------------------------------------
 
 
-def notice(order: dict[str, Any], reasons: list[str], token: str, deadline: datetime, api_url: str) -> str:
-    """The text compliance officers receive; the token lets tooling answer without the API."""
+def notice(order: dict[str, Any], reasons: list[str], deadline: datetime, api_url: str) -> str:
+    """The text compliance officers receive: the order, why it waits, and how to decide it (the API
+    route, which checks who decides). The task token is never in it."""
     route = (
         f"{api_url.rstrip('/')}/orders/{order['order_id']}/approval"
         if api_url
@@ -99,7 +102,6 @@ def notice(order: dict[str, Any], reasons: list[str], token: str, deadline: date
         *(f"  reason: {reason}" for reason in reasons),
         f'Decide: POST {route} with {{"decision": "APPROVE"}} or {{"decision": "REJECT", "comment": "..."}}',
         "Without a decision by the deadline the order is rejected (APPROVAL_TIMEOUT).",
-        f"Task token: {token}",
     ]
     return "\n".join(lines)
 
@@ -130,7 +132,7 @@ def request_approval(
         raise ApprovalAlreadyRequestedError(f"order {pending.order_id} already has an approval request")
     notifier.publish(
         f"Approval needed: order {pending.order_id}"[:100],
-        notice(order, reasons, token, deadline, api_url),
+        notice(order, reasons, deadline, api_url),
         {"order_id": pending.order_id, "symbol": order["symbol"]},
     )
     return {"order_id": pending.order_id, "expires_at": pending.expires_at}
