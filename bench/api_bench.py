@@ -11,7 +11,14 @@
    packages (``lambda_site``) and, for comparison, against the dev venv. Target <= 250 ms. Baseline
    in the same run: ``bench/cold_import_floor``, a one-route function of the shared stack alone.
 
-Writes bench/results/api.json (post_orders_p50_ms, post_orders_p99_ms, cold_import_ms per function).
+3. AWS round trips per route (``meridian_local.order_path_scenarios``): each route's sequential AWS
+   round trips (a botocore hook on every client: calls made concurrently count once), split into
+   before and after the matching node, and the handler's latency with every AWS call padded to
+   ``BENCH_API_DELAY_MS`` (default 4: DynamoDB in a region) as the modelled latency.
+   ``BENCH_API_ROUTE_N`` (default 100) requests per route after a warm-up.
+
+Writes bench/results/api.json (post_orders_p50_ms, post_orders_p99_ms, cold_import_ms per function,
+round_trips per route).
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "api.json"
+ROUTE_RESULTS = ROOT / "bench" / "results" / "api_round_trips.json"
 IMPORT_TARGET_MS = 250.0
 FLOOR = ROOT / "bench" / "cold_import_floor"  # the shared stack alone: Powertools, pydantic, boto3
 _IMPORT_PROBE = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
@@ -53,7 +62,17 @@ from orders_api.dal.hotpath import HotpathGateway, MatchingGateway  # noqa: E402
 from meridian.routing import Router, RouteTable, StaticRoutes  # noqa: E402
 from meridian_hotpath.process import NodeProcess  # noqa: E402
 from meridian_local.apigw_events import proxy_event  # noqa: E402
+from meridian_local.aws_round_trips import RoundTripRecorder  # noqa: E402
 from meridian_local.lambda_events import LocalLambdaContext  # noqa: E402
+from meridian_local.order_path_scenarios import (  # noqa: E402
+    SCENARIOS,
+    RoundTrips,
+    Scenario,
+    TimedGateway,
+    send,
+)
+from meridian_local.order_path_scenarios import TRADERS as ROUTE_TRADERS  # noqa: E402
+from meridian_local.order_path_scenarios import round_trips as split_round_trips  # noqa: E402
 from meridian_local.orders_api_fixtures import (  # noqa: E402
     EngineGateway,
     create_tables,
@@ -122,6 +141,104 @@ def latency(gateway: MatchingGateway, n: int, run: str) -> list[float]:
         handler = load_handler()
         time_orders(handler, order_events(min(200, n), f"{run}w"))  # warm-up: connections, caches
         return time_orders(handler, order_events(n, run))
+
+
+ROUTE_WARMUP = 20
+
+
+@dataclass
+class RouteSamples:
+    wall_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    trips: list[RoundTrips] = field(default_factory=list)
+
+
+def _measure(handler: Callable[..., dict[str, Any]], scenario: Scenario, tag: str, world: World) -> None:
+    before, measured, after = scenario.build(tag)
+    for step in before:
+        send(handler, step)
+    world.gateway.exchanges.clear()
+    with world.recorder.request() as calls:
+        cpu = time.process_time_ns()
+        started = time.perf_counter_ns()
+        send(handler, measured)
+        wall = time.perf_counter_ns() - started
+        cpu = time.process_time_ns() - cpu
+    if world.keep:
+        samples = world.samples.setdefault(scenario.name, RouteSamples())
+        samples.wall_ms.append(wall / 1e6)
+        samples.cpu_ms.append(cpu / 1e6)
+        samples.trips.append(split_round_trips(calls, world.gateway.exchanges))
+    for step in after:
+        send(handler, step)
+
+
+@dataclass
+class World:
+    """One way of running the routes: its services, the node's gateway and the AWS call recorder."""
+
+    name: str
+    services: services.Services
+    gateway: TimedGateway
+    recorder: RoundTripRecorder
+    samples: dict[str, RouteSamples] = field(default_factory=dict)
+    keep: bool = False
+
+
+def route_latency(n: int, delay_ms: float, gateway: MatchingGateway) -> dict[str, World]:
+    """Every scenario ``n`` times (after a warm-up), its AWS calls padded to ``delay_ms``."""
+    settings = Settings(large_order_notional=10**9, default_max_open_orders=10**6, default_max_notional=10**9)
+    aws.reset_clients()
+    with mock_aws():
+        clients = {name: aws.client(name) for name in ("dynamodb", "events", "sqs")}
+        create_tables(clients["dynamodb"], settings)
+        clients["events"].create_event_bus(Name=settings.event_bus_name)
+        for principal, account in ROUTE_TRADERS:
+            register_principal(clients["dynamodb"], settings, principal, "trader", account)
+        recorder = RoundTripRecorder(delay_ms / 1000)
+        recorder.attach(*clients.values())
+        timed = TimedGateway(gateway)
+        worlds = [World("modelled", local_services(settings, clients, timed), timed, recorder)]
+        handler = load_handler()
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            for i in range(ROUTE_WARMUP + n):
+                for index, scenario in enumerate(SCENARIOS):
+                    for world in worlds:
+                        world.keep = i >= ROUTE_WARMUP
+                        services.use(world.services)
+                        _measure(handler, scenario, f"{world.name[0]}{i}x{index}", world)
+        services.reset()
+        return {world.name: world for world in worlds}
+
+
+def route_summary(worlds: dict[str, World], delay_ms: float) -> dict[str, Any]:
+    modelled = worlds["modelled"].samples
+    summary: dict[str, Any] = {}
+    for name, samples in modelled.items():
+        trips = max(samples.trips, key=lambda t: t.total)
+        summary[name] = {
+            "round_trips": trips.total,
+            "before_node": trips.before_node,
+            "after_node": trips.after_node,
+            "aws_calls": trips.calls,
+            "round_trips_varied": len({t.total for t in samples.trips}) > 1,
+            "modelled_p50_ms": round(percentile(samples.wall_ms, 50), 3),
+            "modelled_p99_ms": round(percentile(samples.wall_ms, 99), 3),
+            "modelled_cpu_ms_per_op": round(statistics.fmean(samples.cpu_ms), 3),
+        }
+    return {"delay_ms": delay_ms, "routes": summary}
+
+
+def print_routes(summary: dict[str, Any]) -> None:
+    delay = summary["delay_ms"]
+    print(f"AWS round trips per route; modelled latency = each AWS call padded to {delay} ms")
+    head = f"{'route':<40}{'trips':>6}{'before':>7}{'after':>6}{'calls':>6}"
+    print(f"{head}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>8}")
+    for name, r in summary["routes"].items():
+        print(
+            f"{name:<40}{r['round_trips']:>6}{r['before_node']:>7}{r['after_node']:>6}{r['aws_calls']:>6}"
+            f"{r['modelled_p50_ms']:>9}{r['modelled_p99_ms']:>9}{r['modelled_cpu_ms_per_op']:>8}"
+        )
 
 
 def lambda_site() -> Path | None:
@@ -204,12 +321,31 @@ def cold_imports(runs: int, site: Path | None) -> dict[str, float]:
     return results
 
 
-def main() -> int:
+def routes(node: NodeProcess) -> dict[str, Any]:
+    """Section 3, against the live node; written to bench/results/api_round_trips.json."""
+    route_n = int(os.environ.get("BENCH_API_ROUTE_N", "100"))
+    delay_ms = float(os.environ.get("BENCH_API_DELAY_MS", "4"))
+    router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
+    summary = route_summary(route_latency(route_n, delay_ms, HotpathGateway(router)), delay_ms)
+    summary["n"] = route_n
+    ROUTE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    ROUTE_RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    print_routes(summary)
+    print(f"wrote {ROUTE_RESULTS.relative_to(ROOT)}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """All three sections; ``--routes`` runs the round-trip section alone."""
+    only_routes = "--routes" in (sys.argv[1:] if argv is None else argv)
     n = int(os.environ.get("BENCH_API_N", "500"))
     runs = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
     with tempfile.TemporaryDirectory() as data_dir:
         node = NodeProcess.start(Path(data_dir) / "node")
         try:
+            route_result = routes(node)
+            if only_routes:
+                return 0
             router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
             live = latency(HotpathGateway(router), n, "live")
         finally:
@@ -232,6 +368,7 @@ def main() -> int:
         "cold_import_vs_floor": {f: round(ms / floor, 2) for f, ms in measured.items()} if floor else {},
         "cold_import_dev_venv_ms": dev_imports,
         "cold_import_target_ms": IMPORT_TARGET_MS,
+        "round_trips": route_result,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
