@@ -73,14 +73,11 @@ def table_definitions(settings: Settings) -> list[dict[str, Any]]:
     orders = {
         "TableName": settings.orders_table,
         "KeySchema": [{"AttributeName": "order_id", "KeyType": _HASH}],
-        "AttributeDefinitions": attrs(
-            "order_id", "account", "status", "symbol", "created_key", "open_account"
-        ),
+        "AttributeDefinitions": attrs("order_id", "account", "status", "symbol", "created_key"),
         "GlobalSecondaryIndexes": [
             _index("AccountIndex", "account"),
             _index("StatusIndex", "status"),
             _index("SymbolIndex", "symbol"),
-            _index("OpenIndex", "open_account"),
         ],
     }
     market_data = {
@@ -95,6 +92,7 @@ def table_definitions(settings: Settings) -> list[dict[str, Any]]:
         simple(settings.principals_table, "principal"),
         simple(settings.trading_controls_table, "scope"),
         simple(settings.order_approvals_table, "order_id"),
+        simple(settings.exposure_table, "account"),
         market_data,
     ]
 
@@ -187,29 +185,32 @@ def local_services(
     instruments: Sequence[Instrument] | None = None,
 ) -> Services:
     """The real DynamoDB/EventBridge implementations over the given boto3 ``clients``."""
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
     from orders_api.aws import client  # noqa: PLC0415
     from orders_api.dal.approvals import StepFunctionsApprovalDesk  # noqa: PLC0415
+    from orders_api.dal.cached_reference import CachedReferenceStore  # noqa: PLC0415
     from orders_api.dal.dynamo_orders import DynamoOrderStore  # noqa: PLC0415
     from orders_api.dal.dynamo_reference import DynamoReferenceStore  # noqa: PLC0415
     from orders_api.dal.eventbridge import EventBridgePublisher  # noqa: PLC0415
     from orders_api.dal.market_data import DynamoMarketDataReader  # noqa: PLC0415
 
     dynamodb = clients["dynamodb"]
+    known = {i.symbol: i for i in instruments} if instruments else default_instruments()
+    reference = DynamoReferenceStore(
+        dynamodb, settings.principals_table, settings.risk_limits_table, settings.trading_controls_table
+    )
     return Services(
         settings=settings,
-        orders=DynamoOrderStore(dynamodb, settings.orders_table),
-        reference=DynamoReferenceStore(
-            dynamodb, settings.principals_table, settings.risk_limits_table, settings.trading_controls_table
+        orders=DynamoOrderStore(
+            dynamodb, settings.orders_table, settings.exposure_table, settings.idempotency_table, known
         ),
+        reference=CachedReferenceStore(reference, settings.reference_ttl_seconds),
         market_data=DynamoMarketDataReader(dynamodb, settings.market_data_table),
         ledger=ledger or EmptyLedger(),
         events=EventBridgePublisher(
             clients["events"], settings.event_bus_name, clients.get("sqs"), settings.events_dlq_url
         ),
         gateway=gateway,
-        idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
-        instruments={i.symbol: i for i in instruments} if instruments else default_instruments(),
+        instruments=known,
         approvals=StepFunctionsApprovalDesk(
             dynamodb,
             settings.order_approvals_table,

@@ -25,7 +25,7 @@ from meridian_local.sam_template import REPO_ROOT
 
 REPO = REPO_ROOT
 ACCOUNT = "123456789012"
-TABLES = ("OrdersTable", "TradingControlsTable", "OrderApprovalsTable")
+TABLES = ("OrdersTable", "ExposureTable", "TradingControlsTable", "OrderApprovalsTable")
 TOPICS = (
     "ComplianceApprovalsTopic",
     "OrderFlowNotificationsTopic",
