@@ -7,8 +7,11 @@ previous one ended: calls made concurrently count once, calls made one after ano
 is what a request's latency pays for, whatever the number of calls.
 
 With ``delay_s`` set, every call takes at least that long (its emulated time, moto's, is padded up
-to it): a model of a region where each DynamoDB or EventBridge call costs a few milliseconds. The
-benchmark (``bench/api_bench.py``) and the local platform use it; the unit tests use the counts.
+to it): a model of a region where each DynamoDB or EventBridge call costs a few milliseconds.
+:func:`modelled` then gives a request's latency in that model: its wall time with each span of
+waiting on AWS (calls that overlap wait together) counted as exactly one delay, so an emulated
+call slower than the delay does not count against the code. The benchmark
+(``bench/api_bench.py``) and the local platform use it; the unit tests use the counts.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class AwsCall:
     operation: str  # "dynamodb.TransactWriteItems"
     started: float  # time.perf_counter()
     ended: float
+    emulated_s: float = 0.0  # how long the call took before padding (the emulator's time)
     slower_than_model: bool = False  # the emulated call alone took longer than the modelled delay
 
 
@@ -40,6 +44,23 @@ def sequential_round_trips(calls: Sequence[AwsCall]) -> int:
         before = [depth[j] for j in range(i) if ordered[j].ended <= call.started]
         depth.append(1 + max(before, default=0))
     return max(depth, default=0)
+
+
+def waiting_spans(calls: Sequence[AwsCall]) -> list[tuple[float, float]]:
+    """The stretches of time during which at least one call was waiting (overlapping calls merged)."""
+    spans: list[tuple[float, float]] = []
+    for call in sorted(calls, key=lambda c: c.started):
+        if spans and call.started < spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], call.ended))
+        else:
+            spans.append((call.started, call.ended))
+    return spans
+
+
+def modelled(wall_s: float, calls: Sequence[AwsCall], delay_s: float) -> float:
+    """``wall_s`` with every span of waiting on AWS counted as exactly ``delay_s``."""
+    spans = waiting_spans(calls)
+    return wall_s - sum(end - start for start, end in spans) + delay_s * len(spans)
 
 
 class RoundTripRecorder:
@@ -72,6 +93,7 @@ class RoundTripRecorder:
             str(context.get(_OPERATION, "?")),
             started,
             time.perf_counter(),
+            emulated_s=elapsed,
             slower_than_model=bool(self.delay_s) and elapsed > self.delay_s,
         )
         with self._lock:

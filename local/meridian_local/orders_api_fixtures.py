@@ -187,7 +187,7 @@ def local_services(
     """The real DynamoDB/EventBridge implementations over the given boto3 ``clients``."""
     from orders_api.aws import client  # noqa: PLC0415
     from orders_api.dal.approvals import StepFunctionsApprovalDesk  # noqa: PLC0415
-    from orders_api.dal.cached_reference import CachedReferenceStore  # noqa: PLC0415
+    from orders_api.dal.cached_reference import CachedReferencePrices, CachedReferenceStore  # noqa: PLC0415
     from orders_api.dal.dynamo_orders import DynamoOrderStore  # noqa: PLC0415
     from orders_api.dal.dynamo_reference import DynamoReferenceStore  # noqa: PLC0415
     from orders_api.dal.eventbridge import EventBridgePublisher  # noqa: PLC0415
@@ -198,13 +198,14 @@ def local_services(
     reference = DynamoReferenceStore(
         dynamodb, settings.principals_table, settings.risk_limits_table, settings.trading_controls_table
     )
+    market_data = DynamoMarketDataReader(dynamodb, settings.market_data_table)
     return Services(
         settings=settings,
         orders=DynamoOrderStore(
             dynamodb, settings.orders_table, settings.exposure_table, settings.idempotency_table, known
         ),
         reference=CachedReferenceStore(reference, settings.reference_ttl_seconds),
-        market_data=DynamoMarketDataReader(dynamodb, settings.market_data_table),
+        market_data=market_data,
         ledger=ledger or EmptyLedger(),
         events=EventBridgePublisher(
             clients["events"], settings.event_bus_name, clients.get("sqs"), settings.events_dlq_url
@@ -216,4 +217,5 @@ def local_services(
             settings.order_approvals_table,
             lambda: clients["stepfunctions"] if "stepfunctions" in clients else client("stepfunctions"),
         ),
+        prices=CachedReferencePrices(market_data, settings.reference_ttl_seconds),
     )

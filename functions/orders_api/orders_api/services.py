@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         LedgerReader,
         MarketDataReader,
         OrderStore,
+        ReferencePrices,
         ReferenceStore,
     )
 
@@ -35,6 +36,7 @@ class Services:
     gateway: MatchingGateway
     instruments: Mapping[str, Instrument]
     approvals: ApprovalDesk
+    prices: ReferencePrices
 
 
 def default_instruments() -> dict[str, Instrument]:
@@ -47,7 +49,7 @@ def build(config: Settings | None = None) -> Services:
     from meridian import db  # noqa: PLC0415
     from orders_api.aws import client  # noqa: PLC0415
     from orders_api.dal.approvals import StepFunctionsApprovalDesk  # noqa: PLC0415
-    from orders_api.dal.cached_reference import CachedReferenceStore  # noqa: PLC0415
+    from orders_api.dal.cached_reference import CachedReferencePrices, CachedReferenceStore  # noqa: PLC0415
     from orders_api.dal.dynamo_orders import DynamoOrderStore  # noqa: PLC0415
     from orders_api.dal.dynamo_reference import DynamoReferenceStore  # noqa: PLC0415
     from orders_api.dal.eventbridge import EventBridgePublisher  # noqa: PLC0415
@@ -60,11 +62,12 @@ def build(config: Settings | None = None) -> Services:
     reference = DynamoReferenceStore(
         dynamodb, s.principals_table, s.risk_limits_table, s.trading_controls_table
     )
+    market_data = DynamoMarketDataReader(dynamodb, s.market_data_table)
     return Services(
         settings=s,
         orders=DynamoOrderStore(dynamodb, s.orders_table, s.exposure_table, s.idempotency_table, instruments),
         reference=CachedReferenceStore(reference, s.reference_ttl_seconds),
-        market_data=DynamoMarketDataReader(dynamodb, s.market_data_table),
+        market_data=market_data,
         ledger=PostgresLedgerReader(db.shared_connection),
         events=EventBridgePublisher(
             client("events"), s.event_bus_name, client("sqs") if s.events_dlq_url else None, s.events_dlq_url
@@ -74,6 +77,7 @@ def build(config: Settings | None = None) -> Services:
         approvals=StepFunctionsApprovalDesk(
             dynamodb, s.order_approvals_table, lambda: client("stepfunctions")
         ),
+        prices=CachedReferencePrices(market_data, s.reference_ttl_seconds),
     )
 
 

@@ -13,6 +13,7 @@ from orders_api import aws, config, services
 from orders_api.config import Settings
 from orders_api.openapi_export import document
 
+from meridian_local import moto_transactions
 from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.orders_api_fixtures import EngineGateway, load_handler, local_services
 from meridian_local.route_access import RouteAccess
@@ -48,6 +49,7 @@ def settings(aws_env: None) -> Settings:
 
 @pytest.fixture
 def clients(aws_env: None, settings: Settings) -> Iterator[dict[str, Any]]:
+    moto_transactions.install()
     with mock_aws():
         made = {name: aws.client(name) for name in ("dynamodb", "events", "sqs")}
         seed(made, settings)

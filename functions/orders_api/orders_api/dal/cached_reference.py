@@ -6,6 +6,12 @@ it was read, so a change reaches every warm function within the TTL. A halt is n
 the matching node refuses orders of a halted symbol itself (the halt route tells the node before
 it answers), so a cached control can only be briefly permissive at the API, never at the node. A
 halt or resume made through this function updates its own copy at once.
+
+The symbol's last trade, the reference price of the price band and of a market order's value, is
+kept as briefly (``CachedReferencePrices``): it comes from the MarketData table, which follows the
+node through the market-data pipeline and so is never newer than the node's own last price, and
+the node checks the band itself (against its own last price) before it accepts an order or a
+change. ``GET /marketdata`` reads the table, never this copy.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from orders_api.dal.dynamo_reference import GLOBAL_SCOPE, DynamoReferenceStore
-from orders_api.dal.interfaces import OrderReference, RiskLimits, TradingControl
+from orders_api.dal.interfaces import MarketDataReader, OrderReference, RiskLimits, TradingControl
 
 T = TypeVar("T")
 _MISSING = object()
@@ -85,3 +92,29 @@ class CachedReferenceStore:
         control = self._inner.set_halted(scope, halted, actor, reason, at)
         self._put("control", control.scope, control)  # "GLOBAL" or the symbol
         return control
+
+
+class CachedReferencePrices:
+    """The last trade price of each symbol, kept for the TTL after it was read."""
+
+    def __init__(
+        self, market_data: MarketDataReader, ttl_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._market_data = market_data
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._prices: dict[str, tuple[float, Decimal | None]] = {}
+
+    def is_fresh(self, symbol: str) -> bool:
+        entry = self._prices.get(symbol)
+        return entry is not None and self._clock() - entry[0] < self._ttl
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        entry = self._prices.get(symbol)
+        if entry is not None and self._clock() - entry[0] < self._ttl:
+            return entry[1]
+        tape = self._market_data.last_trades(symbol, 1)
+        price = tape[0].price if tape else None
+        if self._ttl > 0:
+            self._prices[symbol] = (self._clock(), price)
+        return price

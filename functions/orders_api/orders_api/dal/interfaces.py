@@ -246,6 +246,16 @@ class MarketDataReader(Protocol):
     def last_trades(self, symbol: str, limit: int) -> list[TapeTrade]: ...
 
 
+class ReferencePrices(Protocol):
+    """The price an order is checked against: the symbol's last trade (None before the first)."""
+
+    def last_price(self, symbol: str) -> Decimal | None: ...
+
+    def is_fresh(self, symbol: str) -> bool:
+        """Whether ``last_price`` would answer from memory, without reading a table."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class PositionRow:
     account: str

@@ -19,18 +19,18 @@ from orders_api.services import Services
 def order_reads(
     services: Services, record: OrderRecord, instrument: Instrument
 ) -> tuple[OrderReference, int | None]:
-    """The order's reference data and the symbol's last trade (in ticks): one round trip, the two
-    reads made concurrently, or the last trade alone when the reference data is cached."""
+    """The order's reference data and the symbol's last trade (in ticks), both usually from the warm
+    function's cache (``dal.cached_reference``); what must be read is read in one round trip."""
 
     def reference() -> OrderReference:
         return services.reference.for_order(record.account, record.symbol)
 
     def last_trade() -> int | None:
-        tape = services.market_data.last_trades(record.symbol, 1)
-        return instrument.to_ticks(tape[0].price) if tape else None
+        price = services.prices.last_price(record.symbol)
+        return None if price is None else instrument.to_ticks(price)
 
-    if services.reference.is_fresh(record.account, record.symbol):
-        return reference(), last_trade()
+    if services.reference.is_fresh(record.account, record.symbol) or services.prices.is_fresh(record.symbol):
+        return reference(), last_trade()  # one of them at most is read
     return concurrency.together(reference, last_trade)
 
 
