@@ -1,30 +1,50 @@
-"""moto's DynamoDB TransactWriteItems without its copy of every table the transaction touches.
+"""moto's DynamoDB writes made atomic, and TransactWriteItems without its copy of whole tables.
 
-moto 5.2.5 deep-copies each table a transaction writes to, to roll back if an item fails, so a
-transaction's cost grows with the table: thousands of orders make every order's transactions
-take tens of milliseconds, which no DynamoDB does and which would drown what ``make bench-api``
-and the local platform measure. This is moto's own method with the rollback kept per item: the
-items the transaction touches are copied before it writes them and put back if it is cancelled.
-Everything else (the checks, the error per item, ``ALL_OLD`` on a failed condition, the
-cancellation) is moto's.
+* Atomic: DynamoDB evaluates a write's condition and applies it as one step (a transaction: all
+  its items). moto does it in Python that another thread can interleave with, so two concurrent
+  conditional writes could both pass a condition only one of them may pass. Every write and
+  transaction here runs under one lock, as DynamoDB serialises the writes of an item.
+* moto 5.2.5 deep-copies each table a transaction writes to, to roll back if an item fails, so a
+  transaction's cost grows with the table: thousands of orders make every order's transactions
+  take tens of milliseconds, which no DynamoDB does and which would drown what ``make bench-api``
+  and the local platform measure. This is moto's own method with the rollback kept per item: the
+  items the transaction touches are copied before it writes them and put back if it is cancelled.
+  Everything else (the checks, the error per item, ``ALL_OLD`` on a failed condition, the
+  cancellation) is moto's.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 
 _installed = False
+_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_lock = threading.RLock()
+
+
+def _atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def write(*args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            return method(*args, **kwargs)
+
+    return write
 
 
 def install() -> None:
-    """Replace moto's method (idempotent; in-process mocks and moto server alike)."""
+    """Replace moto's methods (idempotent; in-process mocks and moto server alike)."""
     global _installed
     if _installed:
         return
     from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
 
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    for name in _WRITES:
+        setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
     _installed = True
 
 
