@@ -6,10 +6,13 @@ policies of the signer's role in the template the platform provisioned (same tem
 environment), turned into REST proxy events and sent to the order function through the Lambda
 endpoint, as API Gateway's Lambda proxy integration does. ``GET /ping``, the definition's
 unauthenticated MOCK route, is answered by the gateway itself, unsigned, without the function.
+The order function's AWS clients (created in this process, where moto runs the function) are
+counted: each answer says how many AWS round trips the function waited for (``make demo``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.serving import BaseWSGIServer
 
 from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
+from meridian_local.aws_round_trips import RoundTripRecorder
 from meridian_local.sigv4 import load_credentials
 
 if TYPE_CHECKING:
@@ -71,6 +75,23 @@ def write_credentials(path: Path) -> dict[str, dict[str, str]]:
     return keys
 
 
+def count_order_api_round_trips() -> RoundTripRecorder:
+    """A recorder on every AWS client the order function creates in this process from now on."""
+    from orders_api import aws as order_api_aws  # noqa: PLC0415 - the function's own package
+
+    recorder = RoundTripRecorder()
+    make = order_api_aws.client
+
+    @functools.cache
+    def counted_client(service: str) -> Any:
+        client = make(service)
+        recorder.attach(client)
+        return client
+
+    order_api_aws.client = counted_client
+    return recorder
+
+
 class ApiServer:
     def __init__(self, platform: LocalPlatform, host: str, port: int) -> None:
         self.platform, self.host, self.port = platform, host, port
@@ -86,7 +107,11 @@ class ApiServer:
         write_credentials(self.credentials_path)
         self._register_principals(function.environment)
         app = ApiGateway(
-            self.platform.invoker(function.name), load_credentials(self.credentials_path), document, access
+            self.platform.invoker(function.name),
+            load_credentials(self.credentials_path),
+            document,
+            access,
+            round_trips=count_order_api_round_trips(),
         )
         self._server = serve_in_thread(app, self.host, self.port)
         return self

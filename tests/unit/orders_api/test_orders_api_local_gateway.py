@@ -137,3 +137,37 @@ def test_cli_prints_tables_and_rejects_bad_input(client_for: ClientFor) -> None:
     assert main(["marketdata", "AAPL"], lambda _: alice, market, err) == 0
     assert "symbol" in market.getvalue()
     json.dumps(alice.positions())  # answers are plain JSON
+
+
+def test_each_answer_says_how_many_aws_round_trips_the_function_waited_for(
+    svc: Any, clients: dict[str, Any], route_access: Any
+) -> None:
+    from orders_api.openapi_export import document  # noqa: PLC0415
+
+    from meridian_local.apigw import ROUND_TRIPS_HEADER, ApiGateway, serve_in_thread  # noqa: PLC0415
+    from meridian_local.aws_round_trips import RoundTripRecorder  # noqa: PLC0415
+    from meridian_local.orders_api_fixtures import load_handler  # noqa: PLC0415
+    from tests.unit.orders_api.harness import ACCESS_KEYS  # noqa: PLC0415
+
+    recorder = RoundTripRecorder()
+    recorder.attach(*clients.values())
+    credentials = {key: LocalCredential(secret_for(key), who) for key, who in ACCESS_KEYS.items()}
+    server = serve_in_thread(
+        ApiGateway(load_handler(), credentials, document, route_access, round_trips=recorder)
+    )
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        order = {
+            "symbol": "AAPL",
+            "side": "BUY",
+            "quantity": 10,
+            "price": "190.00",
+            "client_order_id": "rt-1",
+        }
+        placed = requests.post(f"{url}/orders", json=order, auth=signed_by(TRADER_A), timeout=5)
+        assert placed.status_code == 201
+        assert int(placed.headers[ROUND_TRIPS_HEADER]) >= 3  # the reads, the create, PutEvents, the record
+        read = requests.get(f"{url}/orders/{placed.json()['order_id']}", auth=signed_by(TRADER_A), timeout=5)
+        assert read.headers[ROUND_TRIPS_HEADER] == "1"  # the principal is cached: the order's read alone
+    finally:
+        server.shutdown()
