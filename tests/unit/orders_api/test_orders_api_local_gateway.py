@@ -157,7 +157,7 @@ def test_each_answer_says_how_many_aws_round_trips_the_function_waited_for(
     )
     try:
         url = f"http://127.0.0.1:{server.port}"
-        order = {
+        order: dict[str, Any] = {
             "symbol": "AAPL",
             "side": "BUY",
             "quantity": 10,
