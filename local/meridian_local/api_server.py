@@ -53,19 +53,29 @@ LOCAL_USERS = (
 )
 
 
+# A session named "alice" that IAM user mallory asked for: AWS never issues it (the roles' trust
+# policies bind the session name to the caller's user name) and the local gateway refuses it the
+# same way, which ``make demo`` shows. It is no local user: nothing registers it.
+IMPOSTOR = ("mallory-as-alice", "mallory", LOCAL_USERS[0].principal)
+
+
 def write_credentials(path: Path) -> dict[str, dict[str, str]]:
-    """A fresh access key per local user; returns user name -> {access_key, secret, principal}."""
+    """A fresh access key per local user (each session issued to the IAM user of its name), and the
+    impostor's; returns name -> {access_key, secret, principal, user}."""
+    sessions = [(u.name, u.name, u.principal) for u in LOCAL_USERS] + [IMPOSTOR]
     keys = {
-        user.name: {
-            "access_key": f"AKIALOCAL{user.name.upper():0<11}"[:20],
+        name: {
+            "access_key": f"AKIALOCAL{name.upper().replace('-', ''):0<11}"[:20],
             "secret": secrets.token_urlsafe(30),
-            "principal": user.principal,
+            "principal": principal,
+            "user": user,
         }
-        for user in LOCAL_USERS
+        for name, user, principal in sessions
     }
     document = {
         "access_keys": {
-            k["access_key"]: {"secret": k["secret"], "principal": k["principal"]} for k in keys.values()
+            k["access_key"]: {"secret": k["secret"], "principal": k["principal"], "user": k["user"]}
+            for k in keys.values()
         },
         "users": keys,
     }

@@ -1,8 +1,10 @@
 """API Gateway for the order API on this machine: a WSGI app in front of the real handler.
 
 Each HTTP request is checked like API Gateway's IAM authorization: the SigV4 signature (against a
-local credentials file), then the signer's ``execute-api:Invoke`` permission on the route, from the
-template's policies of the signer's role (``route_access``); a refused request is answered 403 in
+local credentials file), that the session is one its role's trust policy would have let STS issue
+to its user (the session name is the user's own name), then the signer's ``execute-api:Invoke``
+permission on the route, from the template's policies of the signer's role (``route_access``); a
+refused request is answered 403 in
 the API's error shape, as the API's gateway responses do, and never reaches the function. An
 allowed one becomes a REST proxy event (v1) whose ``requestContext.identity.userArn`` is the
 signer's principal, handed to ``functions/orders_api/app.py``'s ``lambda_handler`` in-process.
@@ -141,6 +143,7 @@ class ApiGateway:
             return self._error(start_response, 403, exc.code, exc.message)
         path = environ.get("PATH_INFO") or "/"
         try:
+            self.access.check_session(principal, self.credentials[access_key].user)
             self.access.authorize(principal, environ["REQUEST_METHOD"], path)
         except AccessDeniedError as exc:
             return self._error(start_response, 403, exc.code, exc.message)

@@ -63,6 +63,7 @@ class Session:
         http.hooks["response"].append(self._count_round_trips)
         self.alice = _client(api_url, credentials_file, "alice", http)
         self.bob = _client(api_url, credentials_file, "bob", http)
+        self.impostor = _client(api_url, credentials_file, "mallory-as-alice", http)
         self.say = say
         self.result = DemoResult()
 
@@ -124,6 +125,19 @@ class Session:
         self.say(f"  bob   retry with the same Idempotency-Key -> order {retry['order_id']} ({outcome})")
         self.order(b, "bob", "MSFT", "SELL", 30, "419.00", time_in_force="IOC")
         self.quote_and_pull(b, "bob", count=40)
+        self.impersonate()
+
+    def impersonate(self) -> None:
+        """Mallory asks for a trader session named alice: the trust policy binds the name to the caller."""
+        try:
+            self.impostor.list_orders()
+        except ApiError as exc:
+            outcome = f"{exc.status} {exc.code}"
+            self.say(f"  mallory with a session named alice -> {outcome} (a session is its caller's name)")
+            return
+        self.say(
+            "  mallory with a session named alice -> ACCEPTED: THE SESSION NAME IS NOT BOUND TO THE CALLER"
+        )
 
     def quote_and_pull(self, who: MeridianClient, name: str, count: int) -> None:
         """Quotes placed and pulled at once: the pattern the cancel-ratio surveillance rule exists for."""

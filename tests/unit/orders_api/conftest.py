@@ -17,8 +17,16 @@ from meridian_local import moto_transactions
 from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.orders_api_fixtures import EngineGateway, load_handler, local_services
 from meridian_local.route_access import RouteAccess
-from meridian_local.sigv4 import LocalCredential
-from tests.unit.orders_api.harness import ACCESS_KEYS, Answer, call, key_for, new_gateway, secret_for, seed
+from tests.unit.orders_api.harness import (
+    ACCESS_KEYS,
+    Answer,
+    call,
+    key_for,
+    local_credential,
+    new_gateway,
+    secret_for,
+    seed,
+)
 
 
 @pytest.fixture
@@ -95,7 +103,7 @@ def local_api(
     svc: services.Services, route_access: RouteAccess, invoked: list[dict[str, Any]]
 ) -> Iterator[str]:
     """The order API behind the local API Gateway, over HTTP on a free loopback port."""
-    credentials = {key: LocalCredential(secret_for(key), who) for key, who in ACCESS_KEYS.items()}
+    credentials = {key: local_credential(key, who) for key, who in ACCESS_KEYS.items()}
     handler = load_handler()
 
     def recording(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -331,6 +331,18 @@ def test_a_decision_answers_the_waiting_step_exactly_once() -> None:
         approval.submit_decision("ord_unknown", "APPROVE", "officer", store=store, sfn=sfn)
 
 
+def test_the_same_person_in_another_role_cannot_decide() -> None:
+    store, notices, sfn = Store(), Notices(), StepFunctions()
+    trader = "arn:aws:sts::123456789012:assumed-role/meridian-trader-prod/alice"
+    order = _order(submitted_by=trader)
+    request = {"order": order.model_dump(), "task_token": TOKEN, "execution_id": "e", "timeout_seconds": 60}
+    approval.request_approval(request, store, notices, now=AT)
+    officer = "arn:aws:sts::123456789012:assumed-role/meridian-compliance-officer-prod/alice"
+    with pytest.raises(SelfApprovalError):
+        approval.submit_decision(order.order_id, "APPROVE", officer, store=store, sfn=sfn)
+    assert sfn.calls == []
+
+
 def test_a_rejection_fails_the_waiting_step_with_its_reason() -> None:
     store, notices, sfn = Store(), Notices(), StepFunctions()
     _request(store, notices)

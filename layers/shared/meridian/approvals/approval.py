@@ -12,7 +12,8 @@ The order API's ``POST /orders/{id}/approval`` route calls :func:`submit_decisio
 the decision exactly once (conditional write) and answers the waiting task: ``SendTaskSuccess``
 for APPROVE, ``SendTaskFailure`` (error ``ComplianceRejected``) for REJECT. :func:`extend_review`
 sends a heartbeat while an officer is still reviewing. Errors map to HTTP codes in the API:
-not found 404, self-approval 403, already decided or expired 409.
+not found 404, self-approval 403 (the same person, whichever role they use: ``meridian.people``),
+already decided or expired 409.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+
+from meridian.people import person_of, same_person
 
 from .models import ApprovalOutcome, Decision
 
@@ -158,8 +161,9 @@ def submit_decision(
     if pending is None:
         raise ApprovalNotFoundError(f"no approval was requested for order {order_id}")
     _require_pending(pending)
-    if reviewer in (pending.submitted_by, pending.account):
-        raise SelfApprovalError(f"{reviewer} submitted order {order_id} and cannot decide on it")
+    # Four eyes compare people: one person holding the trader and the compliance role is still one.
+    if same_person(reviewer, pending.submitted_by) or reviewer == pending.account:
+        raise SelfApprovalError(f"{person_of(reviewer)} submitted order {order_id} and cannot decide on it")
     at = now or utc_now()
     status = APPROVED if decision == "APPROVE" else REJECTED
     if not store.decide(order_id, status, reviewer, comment, at):
