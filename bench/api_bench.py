@@ -11,11 +11,15 @@
    packages (``lambda_site``) and, for comparison, against the dev venv. Target <= 250 ms. Baseline
    in the same run: ``bench/cold_import_floor``, a one-route function of the shared stack alone.
 
-3. AWS round trips per route (``meridian_local.order_path_scenarios``): each route's sequential AWS
-   round trips (a botocore hook on every client: calls made concurrently count once), split into
-   before and after the matching node, and the handler's latency with every AWS call padded to
-   ``BENCH_API_DELAY_MS`` (default 4: DynamoDB in a region) as the modelled latency.
-   ``BENCH_API_ROUTE_N`` (default 100) requests per route after a warm-up.
+3. AWS round trips per route (``meridian_local.order_path_scenarios``, ``route_timing``): each
+   route's sequential AWS round trips (a botocore hook on every client: calls made concurrently
+   count once), split into before and after the matching node (live, as in 1), and its modelled
+   latency: the handler's wall time with every AWS call padded to ``BENCH_API_DELAY_MS`` (default
+   4: DynamoDB in a region) and each wait on AWS counted as exactly that delay, so moto's own speed
+   does not count. Floor in the same run, interleaved: the same route with the stores in memory
+   (no AWS call at all). Goal: POST /orders at most 4 round trips, p50 <= floor + 4 x the delay.
+   ``BENCH_API_ROUTE_N`` (default 100) requests per route after a warm-up; ``--routes`` runs only
+   this section (bench/results/api_round_trips.json).
 
 Writes bench/results/api.json (post_orders_p50_ms, post_orders_p99_ms, cold_import_ms per function,
 round_trips per route).
@@ -33,7 +37,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,19 +64,9 @@ from orders_api.dal.hotpath import HotpathGateway, MatchingGateway  # noqa: E402
 
 from meridian.routing import Router, RouteTable, StaticRoutes  # noqa: E402
 from meridian_hotpath.process import NodeProcess  # noqa: E402
-from meridian_local import moto_transactions  # noqa: E402
+from meridian_local import route_timing  # noqa: E402
 from meridian_local.apigw_events import proxy_event  # noqa: E402
-from meridian_local.aws_round_trips import AwsCall, RoundTripRecorder, modelled  # noqa: E402
 from meridian_local.lambda_events import LocalLambdaContext  # noqa: E402
-from meridian_local.order_path_scenarios import (  # noqa: E402
-    SCENARIOS,
-    RoundTrips,
-    Scenario,
-    TimedGateway,
-    send,
-)
-from meridian_local.order_path_scenarios import TRADERS as ROUTE_TRADERS  # noqa: E402
-from meridian_local.order_path_scenarios import round_trips as split_round_trips  # noqa: E402
 from meridian_local.orders_api_fixtures import (  # noqa: E402
     EngineGateway,
     create_tables,
@@ -82,7 +75,7 @@ from meridian_local.orders_api_fixtures import (  # noqa: E402
     register_principal,
     role_session_arn,
 )
-from meridian_local.orders_api_memory import memory_services  # noqa: E402
+from meridian_local.route_timing import World  # noqa: E402
 
 TRADERS = [(role_session_arn("meridian-trader", f"bench{i}"), f"BENCH-{i}") for i in range(2)]
 
@@ -143,88 +136,6 @@ def latency(gateway: MatchingGateway, n: int, run: str) -> list[float]:
         handler = load_handler()
         time_orders(handler, order_events(min(200, n), f"{run}w"))  # warm-up: connections, caches
         return time_orders(handler, order_events(n, run))
-
-
-ROUTE_WARMUP = 20
-
-
-@dataclass
-class RouteSamples:
-    wall_ms: list[float] = field(default_factory=list)
-    cpu_ms: list[float] = field(default_factory=list)
-    trips: list[RoundTrips] = field(default_factory=list)
-    calls: list[AwsCall] = field(default_factory=list)
-    modelled_ms: list[float] = field(default_factory=list)
-
-
-def _measure(handler: Callable[..., dict[str, Any]], scenario: Scenario, tag: str, world: World) -> None:
-    before, measured, after = scenario.build(tag)
-    for step in before:
-        send(handler, step)
-    world.gateway.exchanges.clear()
-    with world.recorder.request() as calls:
-        cpu = time.process_time_ns()
-        started = time.perf_counter_ns()
-        send(handler, measured)
-        wall = time.perf_counter_ns() - started
-        cpu = time.process_time_ns() - cpu
-    if world.keep:
-        samples = world.samples.setdefault(scenario.name, RouteSamples())
-        samples.wall_ms.append(wall / 1e6)
-        samples.modelled_ms.append(modelled(wall / 1e9, calls, world.recorder.delay_s) * 1000)
-        samples.cpu_ms.append(cpu / 1e6)
-        samples.trips.append(split_round_trips(calls, world.gateway.exchanges))
-        samples.calls.extend(calls)
-    for step in after:
-        send(handler, step)
-
-
-@dataclass
-class World:
-    """One way of running the routes: its services, the node's gateway and the AWS call recorder."""
-
-    name: str
-    services: services.Services
-    gateway: TimedGateway
-    recorder: RoundTripRecorder
-    samples: dict[str, RouteSamples] = field(default_factory=dict)
-    keep: bool = False
-
-
-def route_latency(n: int, delay_ms: float, gateway: MatchingGateway) -> dict[str, World]:
-    """Every scenario ``n`` times (after a warm-up), its AWS calls padded to ``delay_ms``."""
-    settings = Settings(large_order_notional=10**9, default_max_open_orders=10**6, default_max_notional=10**9)
-    aws.reset_clients()
-    moto_transactions.install()
-    with mock_aws():
-        clients = {name: aws.client(name) for name in ("dynamodb", "events", "sqs")}
-        create_tables(clients["dynamodb"], settings)
-        clients["events"].create_event_bus(Name=settings.event_bus_name)
-        for principal, account in ROUTE_TRADERS:
-            register_principal(clients["dynamodb"], settings, principal, "trader", account)
-        recorder = RoundTripRecorder(delay_ms / 1000)
-        recorder.attach(*clients.values())
-        timed, floor_gateway = TimedGateway(gateway), TimedGateway(gateway)
-        principals = {p: {"user_type": "trader", "account": a} for p, a in ROUTE_TRADERS}
-        worlds = [
-            World("modelled", local_services(settings, clients, timed), timed, recorder),
-            World(
-                "floor",
-                memory_services(settings, floor_gateway, principals),
-                floor_gateway,
-                RoundTripRecorder(),
-            ),
-        ]
-        handler = load_handler()
-        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-            for i in range(ROUTE_WARMUP + n):
-                for index, scenario in enumerate(SCENARIOS):
-                    for world in worlds:
-                        world.keep = i >= ROUTE_WARMUP
-                        services.use(world.services)
-                        _measure(handler, scenario, f"{world.name[0]}{i}x{index}", world)
-        services.reset()
-        return {world.name: world for world in worlds}
 
 
 def route_summary(worlds: dict[str, World], delay_ms: float) -> dict[str, Any]:
@@ -385,7 +296,7 @@ def routes(node: NodeProcess) -> dict[str, Any]:
     route_n = int(os.environ.get("BENCH_API_ROUTE_N", "100"))
     delay_ms = float(os.environ.get("BENCH_API_DELAY_MS", "4"))
     router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
-    summary = route_summary(route_latency(route_n, delay_ms, HotpathGateway(router)), delay_ms)
+    summary = route_summary(route_timing.run(route_n, delay_ms, HotpathGateway(router)), delay_ms)
     summary["n"] = route_n
     ROUTE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
     ROUTE_RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
