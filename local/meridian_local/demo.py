@@ -119,7 +119,9 @@ class Session:
             self.say(f"  alice cancel {cancel_me['order_id']} -> {cancelled['status']}")
         key = f"demo-{uuid.uuid4().hex[:12]}"
         first = self.order(b, "bob", "MSFT", "SELL", 25, "419.50", idempotency_key=key)
+        began = time.perf_counter()
         retry = b.submit_order("MSFT", "SELL", 25, "419.50", idempotency_key=key)
+        self.result.api_latency_ms.append((time.perf_counter() - began) * 1000)
         same = bool(first) and retry["order_id"] == first["order_id"]
         outcome = "the same order, no second trade" if same else "A DIFFERENT ORDER"
         self.say(f"  bob   retry with the same Idempotency-Key -> order {retry['order_id']} ({outcome})")
