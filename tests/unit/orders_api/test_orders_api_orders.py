@@ -11,7 +11,15 @@ from orders_api.services import Services
 
 from meridian.protocol import Message
 from meridian_local.orders_api_fixtures import EngineGateway
-from tests.unit.orders_api.harness import COMPLIANCE, RISK, TRADER_A, TRADER_B, Answer, await_approval
+from tests.unit.orders_api.harness import (
+    COMPLIANCE,
+    OPERATOR,
+    RISK,
+    TRADER_A,
+    TRADER_B,
+    Answer,
+    await_approval,
+)
 
 Api = Callable[..., Answer]
 
@@ -231,3 +239,15 @@ def test_a_retry_while_the_first_request_waits_for_the_node_is_409_and_sends_not
     again = api("POST", "/orders", body=order(), headers={"Idempotency-Key": "k-busy"})
     assert (again.status, again.body["order_id"]) == (201, first.body["order_id"])
     assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_a_retry_after_a_halt_still_gets_the_first_answer(api: Api) -> None:
+    headers = {"Idempotency-Key": "k-halt"}
+    first = api("POST", "/orders", body=order(), headers=headers)
+    assert api("POST", "/admin/halt", who=OPERATOR, body={"symbol": "AAPL"}).status == 200
+    again = api("POST", "/orders", body=order(), headers=headers)
+    assert (again.status, again.body["order_id"]) == (201, first.body["order_id"])
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert api("POST", "/orders", body=order(), headers={"Idempotency-Key": "k-new"}).body["error"] == (
+        "TRADING_HALTED"
+    )

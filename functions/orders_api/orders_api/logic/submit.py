@@ -115,7 +115,7 @@ def submit_order(
             _intent(candidate), instrument, risk_inputs(services, reference, limits, last_ticks)
         )
     except OrderRefusedError as refused:
-        earlier = _earlier(services, candidate, header_key, hashed, instrument) if key else None
+        earlier = _earlier(services, candidate, hashed, instrument) if key else None
         if earlier is not None:  # a retry of an order made before the market moved or a halt
             return earlier
         _announce_refusal(services, candidate, refused)
@@ -200,11 +200,7 @@ def _resume(
 
 
 def _earlier(
-    services: Services,
-    candidate: OrderRecord,
-    header_key: str | None,
-    hashed: str | None,
-    instrument: Instrument,
+    services: Services, candidate: OrderRecord, hashed: str | None, instrument: Instrument
 ) -> SubmitAnswer | None:
     """The answer to an earlier submission with this key, if there was one (a refused request's
     retry check: only on the path that refuses)."""
