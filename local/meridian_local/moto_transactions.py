@@ -1,9 +1,11 @@
 """moto's DynamoDB writes made atomic, and TransactWriteItems without its copy of whole tables.
 
 * Atomic: DynamoDB evaluates a write's condition and applies it as one step (a transaction: all
-  its items). moto does it in Python that another thread can interleave with, so two concurrent
-  conditional writes could both pass a condition only one of them may pass. Every write and
-  transaction here runs under one lock, as DynamoDB serialises the writes of an item.
+  its items), and a read sees an item before or after a write, never during it. moto does both in
+  Python that another thread can interleave with, so two concurrent conditional writes could both
+  pass a condition only one of them may pass, and a read could copy an item a write is changing.
+  Every write, transaction and read here runs under one lock, as DynamoDB serialises the writes of
+  an item.
 * moto 5.2.5 deep-copies each table a transaction writes to, to roll back if an item fails, so a
   transaction's cost grows with the table: thousands of orders make every order's transactions
   take tens of milliseconds, which no DynamoDB does and which would drown what ``make bench-api``
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 _installed = False
-_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_SERIALISED = ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query", "scan")
 _lock = threading.RLock()
 
 
@@ -43,7 +45,7 @@ def install() -> None:
     from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
 
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
-    for name in _WRITES:
+    for name in _SERIALISED:
         setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
     _installed = True
 

@@ -22,7 +22,7 @@ from orders_api.dal.hotpath import NodeAnswer
 from orders_api.dal.interfaces import OrderQuery
 from orders_api.errors import ApiError
 from orders_api.logic import manage, submit
-from orders_api.models import OrderRequest
+from orders_api.models import OrderRequest, ReplaceRequest
 from orders_api.services import Services
 
 from meridian.exposure import Exposure
@@ -162,11 +162,14 @@ def test_under_parallel_trading_each_exposure_is_its_orders_and_within_its_limit
     def trade(i: int) -> None:
         caller, side, quantity, offset = steps[i]
         place(svc, caller, side, quantity, f"{190 + offset * 0.05:.2f}", f"mix-{i}")
-        if i % 3 == 0:  # and pull one of the caller's open orders
-            page = svc.orders.list(OrderQuery(account=caller.account, status="NEW", limit=5)).records
-            if page:
-                with contextlib.suppress(ApiError):  # filled or cancelled meanwhile
-                    manage.cancel_order(svc, caller, page[-1].order_id)
+        page = svc.orders.list(OrderQuery(account=caller.account, status="NEW", limit=5)).records
+        if page and i % 3 == 0:  # pull one of the caller's open orders
+            with contextlib.suppress(ApiError):  # filled or cancelled meanwhile
+                manage.cancel_order(svc, caller, page[-1].order_id)
+        elif page and i % 3 == 1:  # or make one larger (its growth is reserved before the node)
+            change = ReplaceRequest(quantity=page[0].leaves_quantity + 2)
+            with contextlib.suppress(ApiError):  # over a limit, filled or cancelled meanwhile
+                manage.replace_order(svc, caller, page[0].order_id, change)
 
     at_once(len(steps), trade)
     for account in (ACCOUNT_A, ACCOUNT_B):
