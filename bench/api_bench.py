@@ -11,7 +11,18 @@
    packages (``lambda_site``) and, for comparison, against the dev venv. Target <= 250 ms. Baseline
    in the same run: ``bench/cold_import_floor``, a one-route function of the shared stack alone.
 
-Writes bench/results/api.json (post_orders_p50_ms, post_orders_p99_ms, cold_import_ms per function).
+3. AWS round trips per route (``meridian_local.order_path_scenarios``, ``route_timing``): each
+   route's sequential AWS round trips (a botocore hook on every client: calls made concurrently
+   count once), split into before and after the matching node (live, as in 1), and its modelled
+   latency: the handler's wall time with every AWS call padded to ``BENCH_API_DELAY_MS`` (default
+   4: DynamoDB in a region) and each wait on AWS counted as exactly that delay, so moto's own speed
+   does not count. Floor in the same run, interleaved: the same route with the stores in memory
+   (no AWS call at all). Goal: POST /orders at most 4 round trips, p50 <= floor + 4 x the delay.
+   ``BENCH_API_ROUTE_N`` (default 100) requests per route after a warm-up; ``--routes`` runs only
+   this section (bench/results/api_round_trips.json).
+
+Writes bench/results/api.json (post_orders_p50_ms, post_orders_p99_ms, cold_import_ms per function,
+round_trips per route).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "api.json"
+ROUTE_RESULTS = ROOT / "bench" / "results" / "api_round_trips.json"
 IMPORT_TARGET_MS = 250.0
 FLOOR = ROOT / "bench" / "cold_import_floor"  # the shared stack alone: Powertools, pydantic, boto3
 _IMPORT_PROBE = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
@@ -53,6 +65,7 @@ from orders_api.dal.hotpath import HotpathGateway, MatchingGateway  # noqa: E402
 from meridian.routing import Router, RouteTable, StaticRoutes  # noqa: E402
 from meridian.stats import nearest_rank  # noqa: E402
 from meridian_hotpath.process import NodeProcess  # noqa: E402
+from meridian_local import route_timing  # noqa: E402
 from meridian_local.apigw_events import proxy_event  # noqa: E402
 from meridian_local.lambda_events import LocalLambdaContext  # noqa: E402
 from meridian_local.orders_api_fixtures import (  # noqa: E402
@@ -63,6 +76,7 @@ from meridian_local.orders_api_fixtures import (  # noqa: E402
     register_principal,
     role_session_arn,
 )
+from meridian_local.route_timing import World  # noqa: E402
 
 TRADERS = [(role_session_arn("meridian-trader", f"bench{i}"), f"BENCH-{i}") for i in range(2)]
 
@@ -123,6 +137,79 @@ def latency(gateway: MatchingGateway, n: int, run: str) -> list[float]:
         handler = load_handler()
         time_orders(handler, order_events(min(200, n), f"{run}w"))  # warm-up: connections, caches
         return time_orders(handler, order_events(n, run))
+
+
+def route_summary(worlds: dict[str, World], delay_ms: float) -> dict[str, Any]:
+    """Per route: the round trips of most requests (and of the slowest: a reference-data cache
+    refresh adds one), the modelled latency and the floor's, and the goal for POST /orders."""
+    summary: dict[str, Any] = {}
+    for name, samples in worlds["modelled"].samples.items():
+        floor = worlds["floor"].samples[name]
+        typical = statistics.mode(samples.trips)
+        worst = max(samples.trips, key=lambda t: (t.total, t.calls))
+        modelled_p50 = percentile(samples.modelled_ms, 50)
+        floor_p50 = percentile(floor.wall_ms, 50)
+        summary[name] = {
+            "round_trips": typical.total,
+            "before_node": typical.before_node,
+            "after_node": typical.after_node,
+            "aws_calls": typical.calls,
+            "round_trips_worst": worst.total,
+            "share_with_more_round_trips": round(
+                sum(t.total > typical.total for t in samples.trips) / len(samples.trips), 3
+            ),
+            "modelled_p50_ms": round(modelled_p50, 3),
+            "modelled_p99_ms": round(percentile(samples.modelled_ms, 99), 3),
+            "padded_p50_ms": round(percentile(samples.wall_ms, 50), 3),
+            "modelled_cpu_ms_per_op": round(statistics.fmean(samples.cpu_ms), 3),
+            "floor_p50_ms": round(floor_p50, 3),
+            "floor_p99_ms": round(percentile(floor.wall_ms, 99), 3),
+            "floor_cpu_ms_per_op": round(statistics.fmean(floor.cpu_ms), 3),
+            "modelled_minus_floor_in_delays": round((modelled_p50 - floor_p50) / delay_ms, 2),
+        }
+    post = summary.get("POST /orders")
+    goal = None
+    if post is not None:
+        goal = {
+            "round_trips_at_most": 4,
+            "round_trips": post["round_trips"],
+            "p50_at_most_ms": round(post["floor_p50_ms"] + 4 * delay_ms, 3),
+            "p50_ms": post["modelled_p50_ms"],
+        }
+        goal["met"] = goal["round_trips"] <= 4 and goal["p50_ms"] <= goal["p50_at_most_ms"]
+    slow = sum(c.slower_than_model for w in worlds.values() for s in w.samples.values() for c in s.calls)
+    return {
+        "delay_ms": delay_ms,
+        "routes": summary,
+        "post_orders_goal": goal,
+        "calls_slower_than_delay": slow,
+    }
+
+
+def print_routes(summary: dict[str, Any]) -> None:
+    delay = summary["delay_ms"]
+    print("AWS round trips per route (sequential; concurrent calls count once). Modelled latency: the")
+    print(f"handler's wall time with each wait on AWS (calls padded to {delay} ms) counted as {delay} ms;")
+    print("padded: the wall time as measured (moto's own time included); floor: the same route, no AWS")
+    head = f"{'route':<38}{'trips':>6}{'before':>7}{'after':>6}{'worst':>6}"
+    print(
+        f"{head}{'p50 ms':>9}{'padded':>8}{'floor':>8}{'(p50-floor)/delay':>19}{'cpu ms':>8}{'floor cpu':>10}"
+    )
+    for name, r in summary["routes"].items():
+        print(
+            f"{name:<38}{r['round_trips']:>6}{r['before_node']:>7}{r['after_node']:>6}{r['round_trips_worst']:>6}"
+            f"{r['modelled_p50_ms']:>9}{r['padded_p50_ms']:>8}{r['floor_p50_ms']:>8}"
+            f"{r['modelled_minus_floor_in_delays']:>19}"
+            f"{r['modelled_cpu_ms_per_op']:>8}{r['floor_cpu_ms_per_op']:>10}"
+        )
+    goal = summary.get("post_orders_goal")
+    if goal:
+        verdict = "met" if goal["met"] else "NOT MET"
+        print(
+            f"goal POST /orders: {goal['round_trips']} round trips (<= 4), p50 {goal['p50_ms']} ms "
+            f"(<= floor + 4 x {delay} = {goal['p50_at_most_ms']} ms): {verdict}"
+        )
+    print(f"AWS calls whose emulation took longer than {delay} ms: {summary['calls_slower_than_delay']}")
 
 
 def lambda_site() -> Path | None:
@@ -205,12 +292,31 @@ def cold_imports(runs: int, site: Path | None) -> dict[str, float]:
     return results
 
 
-def main() -> int:
+def routes(node: NodeProcess) -> dict[str, Any]:
+    """Section 3, against the live node; written to bench/results/api_round_trips.json."""
+    route_n = int(os.environ.get("BENCH_API_ROUTE_N", "100"))
+    delay_ms = float(os.environ.get("BENCH_API_DELAY_MS", "4"))
+    router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
+    summary = route_summary(route_timing.run(route_n, delay_ms, HotpathGateway(router)), delay_ms)
+    summary["n"] = route_n
+    ROUTE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    ROUTE_RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    print_routes(summary)
+    print(f"wrote {ROUTE_RESULTS.relative_to(ROOT)}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """All three sections; ``--routes`` runs the round-trip section alone."""
+    only_routes = "--routes" in (sys.argv[1:] if argv is None else argv)
     n = int(os.environ.get("BENCH_API_N", "500"))
     runs = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
     with tempfile.TemporaryDirectory() as data_dir:
         node = NodeProcess.start(Path(data_dir) / "node")
         try:
+            route_result = routes(node)
+            if only_routes:
+                return 0
             router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
             live = latency(HotpathGateway(router), n, "live")
         finally:
@@ -251,6 +357,7 @@ def main() -> int:
         "cold_import_vs_floor": {f: round(ms / floor, 2) for f, ms in measured.items()} if floor else {},
         "cold_import_dev_venv_ms": dev_imports,
         "cold_import_target_ms": IMPORT_TARGET_MS,
+        "round_trips": route_result,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

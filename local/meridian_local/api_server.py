@@ -6,10 +6,13 @@ policies of the signer's role in the template the platform provisioned (same tem
 environment), turned into REST proxy events and sent to the order function through the Lambda
 endpoint, as API Gateway's Lambda proxy integration does. ``GET /ping``, the definition's
 unauthenticated MOCK route, is answered by the gateway itself, unsigned, without the function.
+The order function's AWS clients (created in this process, where moto runs the function) are
+counted: each answer says how many AWS round trips the function waited for (``make demo``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.serving import BaseWSGIServer
 
 from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
+from meridian_local.aws_round_trips import RoundTripRecorder
 from meridian_local.sigv4 import load_credentials
 
 if TYPE_CHECKING:
@@ -49,19 +53,29 @@ LOCAL_USERS = (
 )
 
 
+# A session named "alice" that IAM user mallory asked for: AWS never issues it (the roles' trust
+# policies bind the session name to the caller's user name) and the local gateway refuses it the
+# same way, which ``make demo`` shows. It is no local user: nothing registers it.
+IMPOSTOR = ("mallory-as-alice", "mallory", LOCAL_USERS[0].principal)
+
+
 def write_credentials(path: Path) -> dict[str, dict[str, str]]:
-    """A fresh access key per local user; returns user name -> {access_key, secret, principal}."""
+    """A fresh access key per local user (each session issued to the IAM user of its name), and the
+    impostor's; returns name -> {access_key, secret, principal, user}."""
+    sessions = [(u.name, u.name, u.principal) for u in LOCAL_USERS] + [IMPOSTOR]
     keys = {
-        user.name: {
-            "access_key": f"AKIALOCAL{user.name.upper():0<11}"[:20],
+        name: {
+            "access_key": f"AKIALOCAL{name.upper().replace('-', ''):0<11}"[:20],
             "secret": secrets.token_urlsafe(30),
-            "principal": user.principal,
+            "principal": principal,
+            "user": user,
         }
-        for user in LOCAL_USERS
+        for name, user, principal in sessions
     }
     document = {
         "access_keys": {
-            k["access_key"]: {"secret": k["secret"], "principal": k["principal"]} for k in keys.values()
+            k["access_key"]: {"secret": k["secret"], "principal": k["principal"], "user": k["user"]}
+            for k in keys.values()
         },
         "users": keys,
     }
@@ -69,6 +83,23 @@ def write_credentials(path: Path) -> dict[str, dict[str, str]]:
     path.write_text(json.dumps(document, indent=2))
     path.chmod(0o600)
     return keys
+
+
+def count_order_api_round_trips() -> RoundTripRecorder:
+    """A recorder on every AWS client the order function creates in this process from now on."""
+    from orders_api import aws as order_api_aws  # noqa: PLC0415 - the function's own package
+
+    recorder = RoundTripRecorder()
+    make = order_api_aws.client
+
+    @functools.cache
+    def counted_client(service: str) -> Any:
+        client = make(service)
+        recorder.attach(client)
+        return client
+
+    order_api_aws.client = counted_client
+    return recorder
 
 
 class ApiServer:
@@ -86,7 +117,11 @@ class ApiServer:
         write_credentials(self.credentials_path)
         self._register_principals(function.environment)
         app = ApiGateway(
-            self.platform.invoker(function.name), load_credentials(self.credentials_path), document, access
+            self.platform.invoker(function.name),
+            load_credentials(self.credentials_path),
+            document,
+            access,
+            round_trips=count_order_api_round_trips(),
         )
         self._server = serve_in_thread(app, self.host, self.port)
         self.port = self._server.port

@@ -1,15 +1,19 @@
 """API Gateway for the order API on this machine: a WSGI app in front of the real handler.
 
 Each HTTP request is checked like API Gateway's IAM authorization: the SigV4 signature (against a
-local credentials file), then the signer's ``execute-api:Invoke`` permission on the route, from the
-template's policies of the signer's role (``route_access``); a refused request is answered 403 in
+local credentials file), that the session is one its role's trust policy would have let STS issue
+to its user (the session name is the user's own name), then the signer's ``execute-api:Invoke``
+permission on the route, from the template's policies of the signer's role (``route_access``); a
+refused request is answered 403 in
 the API's error shape, as the API's gateway responses do, and never reaches the function. An
 allowed one becomes a REST proxy event (v1) whose ``requestContext.identity.userArn`` is the
 signer's principal, handed to ``functions/orders_api/app.py``'s ``lambda_handler`` in-process.
 A method the definition gives an unauthenticated MOCK integration (``GET /ping``) is answered by
 the gateway itself, signed or not, with the mock's status and body; the function is not invoked.
 ``/openapi.json`` serves the API's document and ``/docs`` Swagger UI, from the assets Powertools
-ships (nothing is fetched from the network).
+ships (nothing is fetched from the network). Given a ``RoundTripRecorder`` attached to the order
+function's AWS clients, each answer carries ``X-Meridian-Aws-Round-Trips``: the sequential AWS
+round trips the function waited for (a local diagnostic: exact when requests come one at a time).
 
     python -m meridian_local.apigw --port 3000 --credentials local/.state/credentials.json
 """
@@ -28,6 +32,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from meridian_local.apigw_events import ACCOUNT_ID, API_ID, proxy_event
+from meridian_local.aws_round_trips import AwsCall, RoundTripRecorder, sequential_round_trips
 from meridian_local.lambda_events import LocalLambdaContext
 from meridian_local.route_access import AccessDeniedError, RouteAccess, from_template_file
 from meridian_local.sam_template import ROOT_TEMPLATE
@@ -36,6 +41,7 @@ from meridian_local.sigv4 import LocalCredential, SignatureError, load_credentia
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 REGION = "us-east-1"
 ORDERS_API = "OrdersApi"  # the REST API's logical id in template.yaml
+ROUND_TRIPS_HEADER = "X-Meridian-Aws-Round-Trips"
 _STATUS_TEXT = {
     200: "OK",
     201: "Created",
@@ -82,6 +88,7 @@ class ApiGateway:
         openapi: Callable[[], Mapping[str, Any]],
         access: RouteAccess,
         region: str = REGION,
+        round_trips: RoundTripRecorder | None = None,
     ) -> None:
         self.handler = handler
         self.credentials = dict(credentials)
@@ -89,6 +96,7 @@ class ApiGateway:
         self.openapi = openapi
         self.region = region
         self.assets = swagger_assets()
+        self.round_trips = round_trips
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -135,6 +143,7 @@ class ApiGateway:
             return self._error(start_response, 403, exc.code, exc.message)
         path = environ.get("PATH_INFO") or "/"
         try:
+            self.access.check_session(principal, self.credentials[access_key].user)
             self.access.authorize(principal, environ["REQUEST_METHOD"], path)
         except AccessDeniedError as exc:
             return self._error(start_response, 403, exc.code, exc.message)
@@ -148,9 +157,16 @@ class ApiGateway:
             source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
             access_key=access_key,
         )
-        result = self.handler(event, LocalLambdaContext(function_name="OrdersApiFunction"))
+        if self.round_trips is None:
+            result = self.handler(event, LocalLambdaContext(function_name="OrdersApiFunction"))
+            counted: list[AwsCall] | None = None
+        else:
+            with self.round_trips.request() as counted:
+                result = self.handler(event, LocalLambdaContext(function_name="OrdersApiFunction"))
         payload = (result.get("body") or "").encode()
         out_headers = dict(result.get("headers") or {})
+        if counted is not None:
+            out_headers[ROUND_TRIPS_HEADER] = str(sequential_round_trips(counted))
         for name, values in (result.get("multiValueHeaders") or {}).items():
             out_headers[name] = ", ".join(values)
         status = int(result.get("statusCode", 502))

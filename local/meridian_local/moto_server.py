@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from meridian_local import lambda_adapter, moto_fidelity
+from meridian_local import lambda_adapter, moto_fidelity, moto_transactions
 
 HOST = "127.0.0.1"
 READY_PREFIX = "meridian-moto ready"  # the process's first stdout line, once it serves configured
@@ -97,6 +97,7 @@ class MotoServer:
             self.registry = lambda_adapter.HandlerRegistry(lambda_adapter.template_functions(self.template))
         lambda_adapter.install(self.registry, self.endpoint_url)
         moto_fidelity.install()
+        moto_transactions.install()
         configure(self.endpoint_url)
         return self
 

@@ -190,32 +190,37 @@ def local_services(
     instruments: Sequence[Instrument] | None = None,
 ) -> Services:
     """The real DynamoDB/EventBridge implementations over the given boto3 ``clients``."""
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
     from orders_api.aws import client  # noqa: PLC0415
     from orders_api.dal.approvals import StepFunctionsApprovalDesk  # noqa: PLC0415
+    from orders_api.dal.cached_reference import CachedReferencePrices, CachedReferenceStore  # noqa: PLC0415
     from orders_api.dal.dynamo_orders import DynamoOrderStore  # noqa: PLC0415
     from orders_api.dal.dynamo_reference import DynamoReferenceStore  # noqa: PLC0415
     from orders_api.dal.eventbridge import EventBridgePublisher  # noqa: PLC0415
     from orders_api.dal.market_data import DynamoMarketDataReader  # noqa: PLC0415
 
     dynamodb = clients["dynamodb"]
+    known = {i.symbol: i for i in instruments} if instruments else default_instruments()
+    reference = DynamoReferenceStore(
+        dynamodb, settings.principals_table, settings.risk_limits_table, settings.trading_controls_table
+    )
+    market_data = DynamoMarketDataReader(dynamodb, settings.market_data_table)
     return Services(
         settings=settings,
-        orders=DynamoOrderStore(dynamodb, settings.orders_table),
-        reference=DynamoReferenceStore(
-            dynamodb, settings.principals_table, settings.risk_limits_table, settings.trading_controls_table
+        orders=DynamoOrderStore(
+            dynamodb, settings.orders_table, settings.exposure_table, settings.idempotency_table, known
         ),
-        market_data=DynamoMarketDataReader(dynamodb, settings.market_data_table),
+        reference=CachedReferenceStore(reference, settings.reference_ttl_seconds),
+        market_data=market_data,
         ledger=ledger or EmptyLedger(),
         events=EventBridgePublisher(
             clients["events"], settings.event_bus_name, clients.get("sqs"), settings.events_dlq_url
         ),
         gateway=gateway,
-        idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
-        instruments={i.symbol: i for i in instruments} if instruments else default_instruments(),
+        instruments=known,
         approvals=StepFunctionsApprovalDesk(
             dynamodb,
             settings.order_approvals_table,
             lambda: clients["stepfunctions"] if "stepfunctions" in clients else client("stepfunctions"),
         ),
+        prices=CachedReferencePrices(market_data, settings.reference_ttl_seconds),
     )

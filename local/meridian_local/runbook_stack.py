@@ -26,7 +26,7 @@ from meridian_local.stack_model import CustomResource
 
 REPO = REPO_ROOT
 ACCOUNT = "123456789012"
-TABLES = ("OrdersTable", "TradingControlsTable", "OrderApprovalsTable")
+TABLES = ("OrdersTable", "ExposureTable", "TradingControlsTable", "OrderApprovalsTable")
 TOPICS = (
     "ComplianceApprovalsTopic",
     "OrderFlowNotificationsTopic",

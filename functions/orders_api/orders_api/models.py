@@ -167,15 +167,18 @@ class PositionList(BaseModel):
     positions: list[PositionOut]
 
 
+_OTHER_SIDE = "null for a trader when it is the other side of the trade (risk and compliance see both)"
+
+
 class TradeOut(BaseModel):
     execution_id: str
     symbol: str
     price: str
     quantity: int
-    buy_account: str
-    sell_account: str
-    buy_order_id: str
-    sell_order_id: str
+    buy_account: str | None = Field(description=f"The buyer's account; {_OTHER_SIDE}")
+    sell_account: str | None = Field(description=f"The seller's account; {_OTHER_SIDE}")
+    buy_order_id: str | None = Field(description=f"The buy order's id; {_OTHER_SIDE}")
+    sell_order_id: str | None = Field(description=f"The sell order's id; {_OTHER_SIDE}")
     aggressor_side: SideName
     occurred_at: datetime
 

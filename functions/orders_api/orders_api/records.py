@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from meridian.domain import Instrument
+from meridian.exposure import Exposure, of_order
 from orders_api.models import (
     Approval,
     FillOut,
@@ -48,6 +49,7 @@ class OrderRecord:
     reject_reason: str | None = None
     approval: Approval | None = None
     submitted_by: str = ""
+    reference_ticks: int | None = None  # a market order's notional is valued at this price
     fills: tuple[FillOut, ...] = field(default=())
 
     @property
@@ -56,6 +58,18 @@ class OrderRecord:
 
     def evolve(self, **changes: Any) -> OrderRecord:
         return replace(self, **changes)
+
+    def exposure(self, instrument: Instrument) -> Exposure:
+        """What this order contributes to its account's exposure (``meridian.exposure``)."""
+        ticks = self.price_ticks if self.price_ticks is not None else self.reference_ticks
+        return of_order(
+            self.side,
+            self.symbol,
+            open_quantity=self.leaves_quantity,
+            filled=self.filled_quantity,
+            is_open=self.is_open,
+            price=instrument.to_price(ticks or 0),
+        )
 
     def same_order_as(self, other: OrderRecord) -> bool:
         """Whether two submissions with one client order id ask for the same order."""

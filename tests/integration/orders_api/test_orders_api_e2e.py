@@ -68,7 +68,9 @@ def platform(
     aws.client("events").create_event_bus(Name=settings.event_bus_name)
     for principal, account in KEYS.values():
         register_principal(aws.client("dynamodb"), settings, principal, "trader", account)
-    credentials = {key: LocalCredential(f"secret-{key}", who) for key, (who, _) in KEYS.items()}
+    credentials = {
+        key: LocalCredential(f"secret-{key}", who, who.rsplit("/", 1)[1]) for key, (who, _) in KEYS.items()
+    }
     server = serve_in_thread(ApiGateway(load_handler(), credentials, document, template_access()))
     url = f"http://127.0.0.1:{server.port}"
     try:

@@ -137,3 +137,78 @@ def test_cli_prints_tables_and_rejects_bad_input(client_for: ClientFor) -> None:
     assert main(["marketdata", "AAPL"], lambda _: alice, market, err) == 0
     assert "symbol" in market.getvalue()
     json.dumps(alice.positions())  # answers are plain JSON
+
+
+def test_each_answer_says_how_many_aws_round_trips_the_function_waited_for(
+    svc: Any, clients: dict[str, Any], route_access: Any
+) -> None:
+    from orders_api.openapi_export import document  # noqa: PLC0415
+
+    from meridian_local.apigw import ROUND_TRIPS_HEADER, ApiGateway, serve_in_thread  # noqa: PLC0415
+    from meridian_local.aws_round_trips import RoundTripRecorder  # noqa: PLC0415
+    from meridian_local.orders_api_fixtures import load_handler  # noqa: PLC0415
+    from tests.unit.orders_api.harness import ACCESS_KEYS, local_credential  # noqa: PLC0415
+
+    recorder = RoundTripRecorder()
+    recorder.attach(*clients.values())
+    credentials = {key: local_credential(key, who) for key, who in ACCESS_KEYS.items()}
+    server = serve_in_thread(
+        ApiGateway(load_handler(), credentials, document, route_access, round_trips=recorder)
+    )
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        order: dict[str, Any] = {
+            "symbol": "AAPL",
+            "side": "BUY",
+            "quantity": 10,
+            "price": "190.00",
+            "client_order_id": "rt-1",
+        }
+        placed = requests.post(f"{url}/orders", json=order, auth=signed_by(TRADER_A), timeout=5)
+        assert placed.status_code == 201
+        assert int(placed.headers[ROUND_TRIPS_HEADER]) >= 3  # the reads, the create, PutEvents, the record
+        read = requests.get(f"{url}/orders/{placed.json()['order_id']}", auth=signed_by(TRADER_A), timeout=5)
+        assert read.headers[ROUND_TRIPS_HEADER] == "1"  # the principal is cached: the order's read alone
+    finally:
+        server.shutdown()
+
+
+def test_a_session_named_after_someone_else_is_refused_before_the_function(
+    svc: Any, route_access: Any
+) -> None:
+    # Mallory, an IAM user allowed to assume the trader role, names her session "alice". AWS never
+    # issues it (the trust policy binds the session name to the caller's user name); the local
+    # gateway refuses it the same way, so the order API never takes her for alice.
+    from orders_api.openapi_export import document  # noqa: PLC0415
+
+    from meridian_local.apigw import ApiGateway, serve_in_thread  # noqa: PLC0415
+    from tests.unit.orders_api.harness import local_credential  # noqa: PLC0415
+
+    invoked: list[dict[str, Any]] = []
+    credentials = {
+        "AKIDALICE00000000001": local_credential("AKIDALICE00000000001", TRADER_A),
+        "AKIDMALLORY000000001": local_credential("AKIDMALLORY000000001", TRADER_A, user="mallory"),
+    }
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        invoked.append(event)
+        return {"statusCode": 200, "body": "{}"}
+
+    server = serve_in_thread(ApiGateway(handler, credentials, document, route_access))
+    try:
+        url = f"http://127.0.0.1:{server.port}/orders"
+        impostor = SigV4RequestAuth(
+            Credentials("AKIDMALLORY000000001", secret_for("AKIDMALLORY000000001")), "us-east-1"
+        )
+        refused = requests.get(url, auth=impostor, timeout=5)
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "ACCESS_DENIED"
+        assert "session name" in refused.json()["message"]
+        assert invoked == []
+        alice = SigV4RequestAuth(
+            Credentials("AKIDALICE00000000001", secret_for("AKIDALICE00000000001")), "us-east-1"
+        )
+        assert requests.get(url, auth=alice, timeout=5).status_code != 403
+        assert len(invoked) == 1
+    finally:
+        server.shutdown()

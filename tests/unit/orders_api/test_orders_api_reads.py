@@ -14,7 +14,7 @@ from orders_api.services import Services
 
 from meridian.events import TradeExecuted
 from meridian.ledger import record_trade
-from tests.unit.orders_api.harness import ACCOUNT_A, ACCOUNT_B, OPERATOR, RISK, TRADER_A, Answer
+from tests.unit.orders_api.harness import ACCOUNT_A, ACCOUNT_B, OPERATOR, RISK, TRADER_A, TRADER_B, Answer
 
 Api = Callable[..., Answer]
 
@@ -136,6 +136,21 @@ def test_positions_and_trades_come_from_the_ledger(api: Api, ledger: psycopg.Con
     assert rest.body["next_token"] is None
     assert api("GET", "/trades", query="next_token=zzz").body["error"] == "INVALID_NEXT_TOKEN"
     assert len(api("GET", "/trades", who=RISK).body["trades"]) == 6
+
+
+def test_a_trader_sees_their_side_of_a_trade_and_not_the_counterparty(
+    api: Api, ledger: psycopg.Connection[Any]
+) -> None:
+    bought = api("GET", "/trades", query="limit=1").body["trades"][0]  # ACC-A bought from ACC-B
+    assert (bought["buy_account"], bought["buy_order_id"]) == (ACCOUNT_A, "b5")
+    assert (bought["sell_account"], bought["sell_order_id"]) == (None, None)
+    sold = api("GET", "/trades", who=TRADER_B, query="limit=1").body["trades"][0]
+    assert (sold["buy_account"], sold["buy_order_id"]) == (None, None)
+    assert (sold["sell_account"], sold["sell_order_id"]) == (ACCOUNT_B, "s6")
+    assert ACCOUNT_A not in str(api("GET", "/trades", who=TRADER_B).body)
+    officer = api("GET", "/trades", who=RISK, query="limit=1").body["trades"][0]  # risk keeps both sides
+    assert (officer["buy_account"], officer["sell_account"]) == ("ACC-C", ACCOUNT_B)
+    assert (officer["buy_order_id"], officer["sell_order_id"]) == ("b6", "s6")
 
 
 def test_position_limit_reads_the_ledger(

@@ -22,8 +22,9 @@ from meridian.events import (
 )
 from meridian.executions import execution_id, order_id_for
 from meridian.protocol import Ack, CancelAck, Fill, Reject
+from meridian.resting_orders import RestingChange
 from orders_api.dal.hotpath import NodeAnswer
-from orders_api.dal.interfaces import FillUpdate
+from orders_api.dal.interfaces import SelfTradeCancel
 from orders_api.models import FillOut, OrderStatusName
 from orders_api.records import OrderRecord
 
@@ -33,7 +34,8 @@ class Outcome:
     record: OrderRecord
     fills: list[FillOut] = field(default_factory=list)
     events: list[EventDetail] = field(default_factory=list)
-    others: list[FillUpdate] = field(default_factory=list)
+    others: list[RestingChange] = field(default_factory=list)
+    self_trade_cancels: list[SelfTradeCancel] = field(default_factory=list)
     rejected: RejectReason | None = None
 
 
@@ -72,7 +74,11 @@ def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, a
             out.rejected = RejectReason(message.reason)
             if record.status == "UNCONFIRMED" or mine is None:  # a new order: it never existed
                 out.record = out.record.evolve(
-                    status="REJECTED", reject_reason=out.rejected.name, last_seq=message.seq, updated_at=at
+                    status="REJECTED",
+                    reject_reason=out.rejected.name,
+                    leaves_quantity=0,
+                    last_seq=message.seq,
+                    updated_at=at,
                 )
                 out.events.append(rejected_event(out.record, out.rejected.name, at))
             return out
@@ -119,7 +125,7 @@ def _apply_fill(out: Outcome, fill: Fill, mine: int | None, instrument: Instrume
             record = out.record
             out.record = record.evolve(
                 leaves_quantity=leaves,
-                filled_quantity=record.filled_quantity + fill.quantity,
+                filled_quantity=record.quantity - leaves,  # the node's figures, not a running sum
                 last_seq=fill.seq,
                 updated_at=at,
             )
@@ -128,18 +134,35 @@ def _apply_fill(out: Outcome, fill: Fill, mine: int | None, instrument: Instrume
                 FillOut(execution_id=exec_id, price=str(price), quantity=fill.quantity, liquidity=liquidity)
             )
         else:
-            order_id = order_id_for(account, client_order_id)
-            out.others.append(FillUpdate(order_id=order_id, leaves_quantity=leaves, seq=fill.seq))
+            out.others.append(
+                RestingChange(
+                    order_id=order_id_for(account, client_order_id),
+                    account=account,
+                    side="BUY" if side is Side.BUY else "SELL",
+                    symbol=fill.symbol,
+                    price=price,  # the resting order's own price
+                    seq=fill.seq,
+                    leaves_before=leaves + fill.quantity,
+                    leaves_after=leaves,
+                )
+            )
 
 
 def _apply_cancel(out: Outcome, cancel: CancelAck, mine: int | None, at: datetime) -> None:
     order_id = order_id_for(cancel.account, cancel.client_order_id)
     if cancel.order_id == mine:
-        out.record = out.record.evolve(
-            status="CANCELLED", leaves_quantity=0, last_seq=cancel.seq, updated_at=at
+        record = out.record
+        out.record = record.evolve(
+            status="CANCELLED",
+            leaves_quantity=0,
+            filled_quantity=max(record.quantity - cancel.cancelled_quantity, 0),
+            last_seq=cancel.seq,
+            updated_at=at,
         )
     else:  # a resting order removed by self-trade prevention
-        out.others.append(FillUpdate(order_id=order_id, leaves_quantity=0, seq=cancel.seq, cancelled=True))
+        out.self_trade_cancels.append(
+            SelfTradeCancel(order_id, cancel.account, cancel.symbol, cancel.seq, cancel.cancelled_quantity)
+        )
     out.events.append(order_cancelled(cancel, at))
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from meridian.domain import Instrument, RejectReason
+from meridian.exposure import Exposure
+from meridian.resting_orders import RestingChange
 from orders_api.auth import Action, Caller
 from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
+from orders_api.dal.interfaces import OrderWrite, Recording
 from orders_api.errors import NotFoundError, OrderRefusedError, ServiceUnavailableError
 from orders_api.logic.answers import Outcome
 from orders_api.models import ErrorDetail
@@ -90,9 +94,64 @@ def node_unavailable(
     )
 
 
-def record_outcome(services: Services, outcome: Outcome) -> None:
-    """Store what the node said (this order, the resting orders it touched), then announce it."""
-    services.orders.save(outcome.record)
-    if outcome.others:
-        services.orders.apply_updates(outcome.others)
+def record_outcome(
+    services: Services,
+    base: OrderRecord,
+    outcome: Outcome,
+    rederive: Callable[[OrderRecord], Outcome] | None = None,
+    answer: str | None = None,
+    reserved: Exposure | None = None,
+) -> tuple[bool, OrderRecord]:
+    """Announce what the node answered, then store it; (whether this answer's state of the order was
+    written, the order as stored afterwards).
+
+    The events go first, in one PutEvents: the order they are about is stored already (it was
+    created before it was sent), and if this function stops between the two, the order's stored
+    state stays behind (UNCONFIRMED for a new order, which its retry resolves and announces again
+    under the same event ids) rather than an event being lost. Then one transaction stores the
+    order (only if its stored state is still ``base``), the resting orders the answer touched and
+    the exposure of every account involved. If ``base`` changed meanwhile, ``rederive`` works the
+    answer out again from the stored state; without it the stored state stands. ``reserved``: the
+    exposure reserved for this change before the node acted, given back as the answer is recorded.
+    """
     services.events.publish(outcome.events)
+    others = resting_changes(services, outcome)
+    write = OrderWrite(base, outcome.record, answer)
+    for _ in range(3):
+        recorded = services.orders.record(Recording(write, others, reserved or Exposure()))
+        if recorded.written:
+            return True, write.new
+        current = recorded.current
+        if current is None or rederive is None or current.last_seq >= write.new.last_seq:
+            break
+        write = OrderWrite(current, rederive(current).record, answer)
+    if reserved is not None and not reserved.is_zero:
+        services.orders.release(base.account, reserved)
+    services.orders.record(Recording(None, others))  # the resting orders, whatever the order's fate
+    return False, recorded.current or write.new
+
+
+def resting_changes(services: Services, outcome: Outcome) -> list[RestingChange]:
+    """The resting orders an answer touched; self-trade cancels are completed from the stored
+    orders (a cancel does not carry the order's side and price); an unknown order is skipped."""
+    changes = list(outcome.others)
+    cancels = outcome.self_trade_cancels
+    stored = services.orders.get_many([c.order_id for c in cancels]) if cancels else {}
+    for cancel in cancels:
+        order = stored.get(cancel.order_id)
+        if order is None or order.price_ticks is None or order.symbol not in services.instruments:
+            continue
+        changes.append(
+            RestingChange(
+                order_id=cancel.order_id,
+                account=cancel.account,
+                side=order.side,
+                symbol=order.symbol,
+                price=services.instruments[order.symbol].to_price(order.price_ticks),
+                seq=cancel.seq,
+                leaves_before=cancel.cancelled_quantity,
+                leaves_after=0,
+                cancelled=True,
+            )
+        )
+    return changes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orders_api.auth import Action, Caller
-from orders_api.dal.interfaces import InvalidPageTokenError, OrderQuery
+from orders_api.dal.interfaces import InvalidPageTokenError, OrderQuery, TradeRow
 from orders_api.errors import NotFoundError, UnprocessableError
 from orders_api.logic.common import decimal_text, visible_order
 from orders_api.models import (
@@ -85,22 +85,24 @@ def list_trades(
         page = services.ledger.trades(caller.account_scope(account), symbol, limit, next_token)
     except InvalidPageTokenError:
         raise _invalid_token() from None
-    trades = [
-        TradeOut(
-            execution_id=r.execution_id,
-            symbol=r.symbol,
-            price=decimal_text(r.price),
-            quantity=r.quantity,
-            buy_account=r.buy_account,
-            sell_account=r.sell_account,
-            buy_order_id=r.buy_order_id,
-            sell_order_id=r.sell_order_id,
-            aggressor_side="BUY" if r.aggressor_side == "BUY" else "SELL",
-            occurred_at=r.occurred_at,
-        )
-        for r in page.rows
-    ]
-    return TradeList(trades=trades, next_token=page.next_token)
+    return TradeList(trades=[_trade_out(caller, r) for r in page.rows], next_token=page.next_token)
+
+
+def _trade_out(caller: Caller, r: TradeRow) -> TradeOut:
+    """A trade as ``caller`` may see it: a trader sees their own side, never who was on the other."""
+    buy_visible, sell_visible = caller.owns(r.buy_account), caller.owns(r.sell_account)
+    return TradeOut(
+        execution_id=r.execution_id,
+        symbol=r.symbol,
+        price=decimal_text(r.price),
+        quantity=r.quantity,
+        buy_account=r.buy_account if buy_visible else None,
+        sell_account=r.sell_account if sell_visible else None,
+        buy_order_id=r.buy_order_id if buy_visible else None,
+        sell_order_id=r.sell_order_id if sell_visible else None,
+        aggressor_side="BUY" if r.aggressor_side == "BUY" else "SELL",
+        occurred_at=r.occurred_at,
+    )
 
 
 def market_data(services: Services, caller: Caller, symbol: str, trades: int) -> MarketDataOut:
