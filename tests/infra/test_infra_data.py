@@ -205,7 +205,9 @@ def test_engine_state_retention_applies_where_the_nodes_archive_and_spares_their
     journal = [k for k in shipped if "/journal/" in k]
     snapshots = [k for k in shipped if "/snapshots/" in k]
     identity = [k for k in shipped if k.endswith("/node.json")]
-    assert journal and snapshots and identity
+    assert journal
+    assert snapshots
+    assert identity
     assert all(expires(k) for k in journal + snapshots), (expiring, journal + snapshots)
     assert not any(expires(k) for k in identity)
     assert not expires(f"{archive_prefix}/restore-points/run-1.json")
