@@ -54,9 +54,8 @@ def rendered_policies(stack: StackModel) -> Iterator[Rendered]:
             if isinstance(document, dict):
                 # An EventBusPolicy holds one statement; EventBridge files it in the bus's policy,
                 # a 2012-10-17 document it writes itself.
-                document = (
-                    document if "Statement" in document else {"Version": "2012-10-17", "Statement": [document]}
-                )
+                if "Statement" not in document:
+                    document = {"Version": "2012-10-17", "Statement": [document]}
                 yield Rendered(stack.path, lid, rtype, _RESOURCE_POLICIES[rtype], document)
 
 

@@ -204,8 +204,8 @@ def parse_eventbridge_event(event: dict[str, Any] | str) -> EventDetail:
 __all__ = [
     "BUS_NAME_ENV",
     "EVENT_SOURCE",
-    "EXECUTIONS_SOURCE",
     "EVENT_TYPES",
+    "EXECUTIONS_SOURCE",
     "EventDetail",
     "OrderAccepted",
     "OrderCancelled",
