@@ -39,5 +39,11 @@ def test_the_security_section_says_what_every_role_can_and_cannot_do() -> None:
     assert len(database_roles) >= 6
     for role in database_roles:
         assert f"`{role}`" in section, role
-    for topic in ("permissions boundary", "verify-full", "meridian.executions", "HTTPS only", "WafRateLimitPerIp"):
+    for topic in (
+        "permissions boundary",
+        "verify-full",
+        "meridian.executions",
+        "HTTPS only",
+        "WafRateLimitPerIp",
+    ):
         assert topic in section, topic
