@@ -84,7 +84,7 @@ def _queue_for_trades(aws: Callable[[str], Any]) -> str:
     sqs, events = aws("sqs"), aws("events")
     url = str(sqs.create_queue(QueueName="ledger-lost-answer")["QueueUrl"])
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    pattern = {"source": ["meridian.trading"], "detail-type": ["trade.executed.v1"]}
+    pattern = {"source": ["meridian.executions"], "detail-type": ["trade.executed.v1"]}
     events.put_rule(Name="ledger-trades", EventBusName=BUS, EventPattern=json.dumps(pattern))
     events.put_targets(Rule="ledger-trades", EventBusName=BUS, Targets=[{"Id": "ledger", "Arn": arn}])
     return url
