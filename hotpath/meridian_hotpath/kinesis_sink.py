@@ -62,33 +62,31 @@ class _Entry:
 
 
 class _Pending:
-    """One key's records of the batch, in seq order, with their JSON."""
+    """One key's records of the batch, in seq order."""
 
     __slots__ = ("attempts", "items", "key", "shard")
 
     def __init__(self, key: str, shard: str) -> None:
         self.key, self.shard = key, shard
-        self.items: deque[tuple[StreamRecord, bytes]] = deque()
+        self.items: deque[StreamRecord] = deque()
         self.attempts = 0
-
-    def bytes(self) -> int:
-        return framing_bytes(self.key) + sum(user_record_bytes(len(data)) for _, data in self.items)
 
     def conflate(self) -> list[StreamRecord]:
         """Drop every droppable record but the newest; return the dropped ones."""
-        droppable = [i for i, (record, _) in enumerate(self.items) if record.droppable]
-        if len(droppable) < 2:
+        newest = next((record for record in reversed(self.items) if record.droppable), None)
+        if newest is None:
             return []
-        newest = droppable[-1]
-        superseded = [record for i, (record, _) in enumerate(self.items) if record.droppable and i != newest]
-        self.items = deque(item for i, item in enumerate(self.items) if not item[0].droppable or i == newest)
+        superseded = [record for record in self.items if record.droppable and record is not newest]
+        if superseded:
+            self.items = deque(record for record in self.items if not record.droppable or record is newest)
         return superseded
 
-    def take(self, limit: float) -> _Entry | None:
+    def take(self, limit: float, encode: Callable[[StreamRecord], bytes]) -> _Entry | None:
         """The head records that fit in ``limit`` bytes, aggregated (at least one record)."""
         size = framing_bytes(self.key)
         datas: list[bytes] = []
-        for _, data in self.items:
+        for record in self.items:
+            data = encode(record)
             grown = size + user_record_bytes(len(data))
             if datas and grown > limit:
                 break
@@ -131,6 +129,8 @@ class KinesisSink:
         self._shards: ShardMap | None = None
         self._shards_read_at = 0.0
         self._shard_map_ttl = shard_map_ttl
+        # The JSON of records deferred by the last call, which the publisher offers again.
+        self._encoded: dict[int, tuple[StreamRecord, bytes]] = {}
         self.calls = 0  # PutRecords calls made
         self.records_sent = 0  # aggregated Kinesis records accepted
 
@@ -159,11 +159,21 @@ class KinesisSink:
     def put(self, records: Sequence[StreamRecord]) -> Delivery:
         delivery = Delivery()
         now = self._clock()
+        previous = self._encoded
+        encoded: dict[int, tuple[StreamRecord, bytes]] = {}
+
+        def encode(record: StreamRecord) -> bytes:
+            held = encoded.get(id(record)) or previous.get(id(record))
+            if held is None or held[0] is not record:
+                held = (record, record.to_json())
+            encoded[id(record)] = held
+            return held[1]
+
         pending = self._by_key(records, self._shard_map(now))
-        self._conflate_where_over_budget(pending, now, delivery)
+        self._conflate_where_over_budget(pending, now, delivery, encode)
         while True:
             now = self._clock()
-            entries = self._next_entries(pending, now)
+            entries = self._next_entries(pending, now, encode)
             if not entries:
                 break
             if self._send(entries, pending, now, delivery):
@@ -173,10 +183,12 @@ class KinesisSink:
         waits = []
         for key_pending in pending.values():
             if key_pending.items:
-                delivery.deferred += [record for record, _ in key_pending.items]
-                first = len(key_pending.items[0][1])
+                delivery.deferred += key_pending.items
+                first = len(encode(key_pending.items[0]))
                 waits.append(self._budget(key_pending.shard, now).wait_for(first))
         delivery.retry_after = min(max(min(waits, default=0.0), 0.0), MAX_RETRY_AFTER)
+        deferred = {id(record) for record in delivery.deferred}
+        self._encoded = {key: held for key, held in encoded.items() if key in deferred}
         return delivery
 
     def _by_key(self, records: Sequence[StreamRecord], shards: ShardMap) -> dict[str, _Pending]:
@@ -187,31 +199,40 @@ class KinesisSink:
             if key_pending is None:
                 key = record.partition_key
                 key_pending = pending[key] = _Pending(key, shards.shard_of(key))
-            key_pending.items.append((record, record.to_json()))
+            key_pending.items.append(record)
         return pending
 
-    def _conflate_where_over_budget(self, pending: dict[str, _Pending], now: float, delivery: Delivery) -> None:
+    def _conflate_where_over_budget(
+        self,
+        pending: dict[str, _Pending],
+        now: float,
+        delivery: Delivery,
+        encode: Callable[[StreamRecord], bytes],
+    ) -> None:
         by_shard: dict[str, list[_Pending]] = {}
         for key_pending in pending.values():
             by_shard.setdefault(key_pending.shard, []).append(key_pending)
         for shard, keys in by_shard.items():
             budget = self._budget(shard, now)
-            if sum(key_pending.bytes() for key_pending in keys) > budget.bytes_left:
+            # Pressure is bytes: a shard out of records for the instant aggregates more instead.
+            if budget.bytes_left <= 0 or _more_than(keys, budget.bytes_left, encode):
                 for key_pending in keys:
                     delivery.superseded += key_pending.conflate()
 
-    def _next_entries(self, pending: dict[str, _Pending], now: float) -> list[_Entry]:
+    def _next_entries(
+        self, pending: dict[str, _Pending], now: float, encode: Callable[[StreamRecord], bytes]
+    ) -> list[_Entry]:
         """At most one aggregated record per key, each within its shard's budget."""
         entries: list[_Entry] = []
         for key_pending in pending.values():
             if not key_pending.items or key_pending.attempts >= self.max_attempts:
                 continue
             budget = self._budget(key_pending.shard, now)
-            first = framing_bytes(key_pending.key) + user_record_bytes(len(key_pending.items[0][1]))
+            first = framing_bytes(key_pending.key) + user_record_bytes(len(encode(key_pending.items[0])))
             if not budget.can_send(first):
                 continue
             limit = min(self.max_record_bytes - len(key_pending.key.encode()), max(budget.room(), first))
-            entry = key_pending.take(limit)
+            entry = key_pending.take(limit, encode)
             if entry is not None:
                 budget.take(entry.size)
                 entries.append(entry)
@@ -238,7 +259,7 @@ class KinesisSink:
                     budget.give_back(entry.size)
                     key_pending.attempts += 1
                     if key_pending.attempts >= self.max_attempts:
-                        delivery.failed += [record for record, _ in key_pending.items]
+                        delivery.failed += key_pending.items
                         key_pending.items.clear()
                     else:
                         retry = True
@@ -256,6 +277,18 @@ class KinesisSink:
             return [THROTTLED if code == THROTTLED else "CallFailed"] * len(call)
         # Results are positional: the i-th result answers the i-th record sent.
         return [result.get("ErrorCode") for result in response["Records"]]
+
+
+def _more_than(keys: list[_Pending], limit: float, encode: Callable[[StreamRecord], bytes]) -> bool:
+    """Whether the keys' records, aggregated, come to more than ``limit`` bytes (counts no further)."""
+    total = 0
+    for key_pending in keys:
+        total += framing_bytes(key_pending.key)
+        for record in key_pending.items:
+            total += user_record_bytes(len(encode(record)))
+            if total > limit:
+                return True
+    return total > limit
 
 
 def _calls(entries: list[_Entry]) -> list[list[_Entry]]:

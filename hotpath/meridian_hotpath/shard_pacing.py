@@ -104,7 +104,7 @@ class ShardBudget:
         share: float = DEFAULT_SHARE,
         burst: float = DEFAULT_BURST,
     ) -> ShardBudget:
-        if not (0 < share and 0 < burst and share + burst <= 1):
+        if not (share > 0 and burst > 0 and share + burst <= 1):
             raise ValueError(f"share {share} and burst {burst} must be positive and add up to at most 1")
         bytes_cap, records_cap = bytes_per_s * burst, max(records_per_s * burst, 1.0)
         return cls(

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from botocore.exceptions import ClientError
 
@@ -151,7 +151,9 @@ class LimitedKinesis:
 
     def _validate(self, entries: list[dict[str, Any]]) -> None:
         if not 1 <= len(entries) <= MAX_CALL_RECORDS:
-            _refuse("ValidationException", f"Records must hold 1-{MAX_CALL_RECORDS} records, got {len(entries)}")
+            _refuse(
+                "ValidationException", f"Records must hold 1-{MAX_CALL_RECORDS} records, got {len(entries)}"
+            )
         total = 0
         for entry in entries:
             key = entry.get("PartitionKey")
@@ -175,5 +177,5 @@ class LimitedKinesis:
         return next(shard for shard in self.shards if shard.shard_id == shard_id)
 
 
-def _refuse(code: str, message: str) -> None:
+def _refuse(code: str, message: str) -> NoReturn:
     raise ClientError({"Error": {"Code": code, "Message": message}}, "PutRecords")

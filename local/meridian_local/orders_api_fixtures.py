@@ -158,7 +158,7 @@ class EngineGateway:
 
     def send_to(self, node: str, request: Message) -> NodeAnswer:
         self.sent.append(request)
-        messages = self.engine.process(request)  # type: ignore[arg-type]
+        messages = self.engine.process(request)
         flags = self.engine.last_flags
         return NodeAnswer(node, tuple(messages), duplicate=bool(flags & 2), replaced=bool(flags & 4))
 

@@ -3,9 +3,10 @@
 A Kinesis record is one update, or many updates of one symbol in the KPL aggregation format
 (``meridian.kpl``: the nodes aggregate); both are read. Every Kinesis record is decoded on its own
 (a poison record fails alone, an aggregated one whole: all its updates or none); top-of-book
-updates collapse to the newest per symbol, trades are de-duplicated by key (the first copy stays). After the batch
-is read, everything is written at once; items that could not be written are reported by the
-sequence number of the first record behind them, so Lambda resumes the shard from there.
+updates collapse to the newest per symbol, trades are de-duplicated by key (the first copy
+stays). After the batch is read, everything is written at once; items that could not be written
+are reported by the sequence number of the first record behind them, so Lambda resumes the shard
+from there.
 
 Writes are idempotent: a redelivered record rewrites its item unchanged, and a trade a restarted
 node re-sent (``resent``, with its re-send time) is written only if the tape lacks it, so the copy
