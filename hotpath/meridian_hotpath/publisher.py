@@ -23,6 +23,7 @@ execution (droppable records are not waited for).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -92,6 +93,7 @@ class StreamPublisher:
         self._first_queued_at: float | None = None  # monotonic time the oldest waiting record came
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
+        self._close_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -141,6 +143,7 @@ class StreamPublisher:
     async def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (within ``timeout``), then stop."""
         self._closing = True
+        self._close_requested.set()
         self._wakeup.set()
         if self._task is not None:
             try:
@@ -183,7 +186,8 @@ class StreamPublisher:
             return
         wait = self._first_queued_at + self._linger - time.monotonic()
         if wait > 0:
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):  # a close ends the wait: deliver what is queued
+                await asyncio.wait_for(self._close_requested.wait(), wait)
 
     def _take_batch(self) -> list[StreamRecord]:
         batch: list[StreamRecord] = []

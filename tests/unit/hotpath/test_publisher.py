@@ -23,7 +23,7 @@ from meridian.kpl import user_records
 from meridian.protocol import Fill
 from meridian_hotpath.dropcopy import execution_record
 from meridian_hotpath.marketdata import top_of_book_record, trade_record
-from meridian_hotpath.publisher import InMemorySink, KinesisSink, StreamPublisher, StreamRecord
+from meridian_hotpath.publisher import Delivery, InMemorySink, KinesisSink, StreamPublisher, StreamRecord
 
 STREAM = "meridian-market-data"
 INSTRUMENTS = {instrument.symbol: instrument for instrument in DEFAULT_INSTRUMENTS}
@@ -361,3 +361,59 @@ def test_kinesis_sink_gives_back_what_still_fails_after_its_attempts(kinesis: An
     records = [trade(1), trade(2)]
     assert sink.put(records).failed == records
     assert delays == [0.1, 0.2]
+
+
+class DeferringSink:
+    """Answers with a Delivery: the first call defers AAPL's records and supersedes all but MSFT's
+    newest book; later calls take everything."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[StreamRecord]] = []
+
+    def put(self, records: Sequence[StreamRecord]) -> Delivery:
+        self.calls.append(list(records))
+        if len(self.calls) > 1:
+            return Delivery()
+        msft_books = [r for r in records if r.droppable and r.partition_key == "MSFT"]
+        return Delivery(
+            deferred=[r for r in records if r.partition_key == "AAPL"],
+            superseded=msft_books[:-1],
+            retry_after=0.001,
+            throttled=2,
+        )
+
+
+def test_deferred_records_come_back_first_in_order_and_superseded_ones_count_as_dropped() -> None:
+    sink = DeferringSink()
+    publisher = StreamPublisher(sink, retry_delay=10.0)  # a deferral is not a failure: no retry delay
+    records = [trade(1), top(2, "MSFT"), trade(3, "MSFT"), top(4), top(5, "MSFT"), trade(6)]
+
+    async def scenario() -> None:
+        publisher.start()
+        publisher.publish(records)
+        await until(lambda: len(sink.calls) == 2)
+        await publisher.close(timeout=WAIT)
+
+    asyncio.run(scenario())
+    assert [(r.partition_key, r.seq) for r in sink.calls[1]] == [("AAPL", 1), ("AAPL", 6), ("AAPL", 4)]
+    stats = publisher.stats
+    assert (stats.published, stats.superseded, stats.dropped) == (5, 1, 1)
+    assert (stats.deferred, stats.throttled, stats.failures) == (3, 2, 0)
+    assert publisher.backlog == (0, 0)
+
+
+def test_a_batch_waits_its_linger_for_company_unless_it_is_full() -> None:
+    sink = InMemorySink()
+
+    async def scenario(linger: float, batch_size: int) -> int:
+        sink.calls = 0
+        publisher = StreamPublisher(sink, linger=linger, batch_size=batch_size)
+        publisher.start()
+        publisher.publish([trade(1)])
+        await asyncio.sleep(0.01)
+        publisher.publish([trade(2)])
+        await publisher.close(timeout=WAIT)
+        return sink.calls
+
+    assert asyncio.run(scenario(linger=WAIT, batch_size=100)) == 1  # the second came within the linger
+    assert asyncio.run(scenario(linger=WAIT, batch_size=1)) == 2  # a full batch does not wait
