@@ -184,8 +184,12 @@ class KinesisSink:
         for key_pending in pending.values():
             if key_pending.items:
                 delivery.deferred += key_pending.items
-                first = len(encode(key_pending.items[0]))
-                waits.append(self._budget(key_pending.shard, now).wait_for(first))
+                budget = self._budget(key_pending.shard, now)
+                # Come back when a worthwhile record fits (a quarter of the burst, or all that waits),
+                # not as soon as one update does: a saturated key is offered again 30-odd times a
+                # second, not a thousand.
+                worthwhile = min(_size_of(key_pending, encode, budget.bytes_cap / 4), budget.bytes_cap / 4)
+                waits.append(budget.wait_for(int(worthwhile)))
         delivery.retry_after = min(max(min(waits, default=0.0), 0.0), MAX_RETRY_AFTER)
         deferred = {id(record) for record in delivery.deferred}
         self._encoded = {key: held for key, held in encoded.items() if key in deferred}
@@ -277,6 +281,16 @@ class KinesisSink:
             return [THROTTLED if code == THROTTLED else "CallFailed"] * len(call)
         # Results are positional: the i-th result answers the i-th record sent.
         return [result.get("ErrorCode") for result in response["Records"]]
+
+
+def _size_of(key_pending: _Pending, encode: Callable[[StreamRecord], bytes], enough: float) -> int:
+    """The key's records aggregated, in bytes, counted up to ``enough``."""
+    total = framing_bytes(key_pending.key)
+    for record in key_pending.items:
+        total += user_record_bytes(len(encode(record)))
+        if total >= enough:
+            break
+    return total
 
 
 def _more_than(keys: list[_Pending], limit: float, encode: Callable[[StreamRecord], bytes]) -> bool:
