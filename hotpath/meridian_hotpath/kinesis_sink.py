@@ -81,8 +81,8 @@ class _Pending:
             self.items = deque(record for record in self.items if not record.droppable or record is newest)
         return superseded
 
-    def take(self, limit: float, encode: Callable[[StreamRecord], bytes]) -> _Entry | None:
-        """The head records that fit in ``limit`` bytes, aggregated (at least one record)."""
+    def take(self, limit: float, encode: Callable[[StreamRecord], bytes]) -> _Entry:
+        """The head records that fit in ``limit`` bytes, aggregated (at least one: items is not empty)."""
         size = framing_bytes(self.key)
         datas: list[bytes] = []
         for record in self.items:
@@ -92,7 +92,7 @@ class _Pending:
                 break
             datas.append(data)
             size = grown
-        return _Entry(self.key, len(datas), aggregate(self.key, datas)) if datas else None
+        return _Entry(self.key, len(datas), aggregate(self.key, datas))
 
 
 class KinesisSink:
@@ -237,9 +237,8 @@ class KinesisSink:
                 continue
             limit = min(self.max_record_bytes - len(key_pending.key.encode()), max(budget.room(), first))
             entry = key_pending.take(limit, encode)
-            if entry is not None:
-                budget.take(entry.size)
-                entries.append(entry)
+            budget.take(entry.size)
+            entries.append(entry)
         return entries
 
     def _send(
@@ -316,6 +315,5 @@ def _calls(entries: list[_Entry]) -> list[list[_Entry]]:
             current, size = [], 0
         current.append(entry)
         size += entry.size
-    if current:
-        calls.append(current)
+    calls.append(current)  # entries is never empty
     return calls

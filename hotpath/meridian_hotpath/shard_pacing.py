@@ -41,10 +41,6 @@ class ShardMap:
         self._ids = [shard_id for _, shard_id in ordered]
         self._by_key: dict[str, str] = {}
 
-    @property
-    def shard_ids(self) -> list[str]:
-        return list(self._ids)
-
     def shard_of(self, partition_key: str) -> str:
         shard = self._by_key.get(partition_key)
         if shard is None:

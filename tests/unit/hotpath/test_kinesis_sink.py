@@ -18,7 +18,7 @@ from meridian.protocol import Fill
 from meridian_hotpath.kinesis_sink import KinesisSink
 from meridian_hotpath.marketdata import top_of_book_record, trade_record
 from meridian_hotpath.publisher import StreamPublisher
-from meridian_hotpath.shard_pacing import ShardMap
+from meridian_hotpath.shard_pacing import ShardBudget, ShardMap
 from meridian_hotpath.stream import StreamRecord
 from meridian_local.limited_kinesis import LimitedKinesis
 
@@ -293,3 +293,69 @@ def test_the_publisher_over_a_limited_stream_delivers_every_trade_in_order_and_w
     for name in names:
         sent = [r.seq for r in records if not r.droppable and r.partition_key == name]
         assert [u["seq"] for u in got[name] if u["type"] == "trade"] == sent
+
+
+class PagedShards:
+    """ListShards in pages of two, with a closed parent (a split) among the shards."""
+
+    def __init__(self, shards: list[dict[str, Any]]) -> None:
+        self.shards = shards
+        self.calls: list[dict[str, Any]] = []
+
+    def list_shards(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        start = int(kwargs.get("NextToken", "0"))
+        page = self.shards[start : start + 2]
+        more = start + 2 < len(self.shards)
+        return {"Shards": page, **({"NextToken": str(start + 2)} if more else {})}
+
+
+def shard(shard_id: str, start: int, closed: bool = False) -> dict[str, Any]:
+    numbers = {"StartingSequenceNumber": "1", **({"EndingSequenceNumber": "9"} if closed else {})}
+    return {
+        "ShardId": shard_id,
+        "HashKeyRange": {"StartingHashKey": str(start)},
+        "SequenceNumberRange": numbers,
+    }
+
+
+def test_the_shard_map_reads_every_page_and_leaves_out_closed_shards() -> None:
+    half = 1 << 127
+    client = PagedShards([shard("parent", 0, closed=True), shard("low", 0), shard("high", half)])
+    shards = ShardMap.of_stream(client, STREAM)
+    assert client.calls == [{"StreamName": STREAM}, {"NextToken": "2"}]
+    keys = [f"K{n}" for n in range(200)]
+    assert {shards.shard_of(key) for key in keys} == {"low", "high"}
+    with pytest.raises(ValueError, match="no open shard"):
+        ShardMap.of_stream(PagedShards([shard("parent", 0, closed=True)]), STREAM)
+
+
+def test_the_sink_rereads_the_shard_map_when_it_is_old_and_keeps_the_last_one_if_it_cannot() -> None:
+    clock = FakeClock()
+    stream, _ = limited(clock, shards=2)
+    sink = KinesisSink(STREAM, client=stream, clock=clock, sleep=clock.sleep, shard_map_ttl=10.0)
+    reads: list[int] = []
+    list_shards = stream.list_shards
+
+    def counted(**kwargs: Any) -> dict[str, Any]:
+        reads.append(1)
+        if len(reads) > 2:
+            raise ConnectionError("endpoint unreachable")
+        return list_shards(**kwargs)
+
+    stream.list_shards = counted  # type: ignore[method-assign]
+    for step in range(3):
+        assert sink.put([trade(step + 1)]).deferred == []
+        clock.now += 11.0
+    assert len(reads) == 3  # every put after the map aged
+    assert [u["seq"] for u in updates(stream)["AAPL"]] == [1, 2, 3]  # the last map still routes
+
+
+def test_a_budget_refuses_more_than_the_whole_limit() -> None:
+    with pytest.raises(ValueError, match="add up to at most 1"):
+        ShardBudget.full(0.0, share=0.95, burst=0.1)
+
+
+def test_without_a_client_the_sink_makes_a_kinesis_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert KinesisSink(STREAM).client.meta.region_name == "eu-west-1"
