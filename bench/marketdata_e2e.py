@@ -187,6 +187,7 @@ def consume(tap: Any, results: Any) -> None:
     table = ArrivalsTable()
     market_data_consumer._writer = MarketDataWriter(table, TABLE)
     arn = stream_arn(STREAM)
+    results.put("ready")  # warm: its imports are done before the first update is offered
     waiting: dict[str, list[tuple[str, str, bytes, float]]] = {}
     invocations = failures = 0
     cpu0 = time.process_time()
@@ -263,7 +264,6 @@ def run(records: list[StreamRecord], rate: int, aggregated: bool) -> dict[str, A
     context = multiprocessing.get_context("spawn")
     tap, results = context.Queue(), context.Queue()
     child = context.Process(target=consume, args=(tap, results), name="market-data-consumer", daemon=True)
-    child.start()
     stream = TappedKinesis(tap)
     sink = KinesisSink(STREAM, client=stream) if aggregated else PlainSink(stream)
     sent_at: dict[tuple[str, int], float] = {}
@@ -275,7 +275,10 @@ def run(records: list[StreamRecord], rate: int, aggregated: bool) -> dict[str, A
         await publisher.close(timeout=DRAIN_LIMIT_S)
         return start, time.monotonic(), publisher
 
+    child.start()
     try:
+        if results.get(timeout=120) != "ready":
+            raise SystemExit("the consumer process did not start")
         cpu0 = time.process_time()
         start, published, publisher = asyncio.run(scenario())
         cpu = time.process_time() - cpu0
