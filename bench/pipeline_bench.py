@@ -1,4 +1,5 @@
-"""Post-trade pipeline benchmark: the market-data handler and the ledger, each on one core.
+"""Post-trade pipeline benchmark: the market-data handler and the ledger, each on one core; the
+KPL codec; and market data end to end (``bench/marketdata_e2e.py``) on the machine's CPUs.
 
 Market data: the real ``MarketDataFunction`` handler (Powertools decorators, BatchProcessor,
 decoding, collapsing, item building, the batched writer and its thread pool) on Kinesis events of
@@ -53,6 +54,9 @@ from market_data.records import BookTop, decode
 from market_data.writer import MarketDataWriter
 from psycopg.conninfo import make_conninfo
 
+from bench.kpl_codec import bench_codec
+from bench.marketdata_e2e import bench_end_to_end
+from bench.pipeline_report import print_codec, print_end_to_end
 from meridian import db
 from meridian.consumers import PoisonMessageError
 from meridian.events import TradeExecuted
@@ -69,11 +73,14 @@ TABLE = "meridian-market-data-bench"
 AT = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
 
+ALLOWED_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
 def pin_to_one_cpu() -> str:
     """Pin the process to the least busy CPU it may use (other work shares this machine)."""
     if not hasattr(os, "sched_setaffinity"):
         return "not pinned (no sched_setaffinity)"
-    allowed = sorted(os.sched_getaffinity(0))
+    allowed = ALLOWED_CPUS
     try:
         import psutil  # type: ignore[import-untyped]  # noqa: PLC0415 - only to pick the quietest CPU
 
@@ -426,7 +433,18 @@ def main() -> int:
     out = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results" / "pipeline.json"))
     md = bench_market_data(batches, repeats, latency_ms)
     ledger = bench_ledger(ledger_trades)
-    result = {"cpu": cpu, "python": sys.version.split()[0], "market_data": md, "ledger": ledger}
+    codec = bench_codec(repeats=repeats)
+    if ALLOWED_CPUS:  # end to end: the publisher here, the consumer in a child, each on a CPU
+        os.sched_setaffinity(0, set(ALLOWED_CPUS))
+    end_to_end = bench_end_to_end()
+    result = {
+        "cpu": cpu,
+        "python": sys.version.split()[0],
+        "market_data": md,
+        "ledger": ledger,
+        "kpl_codec": codec,
+        "market_data_end_to_end": end_to_end,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result, repeats)
@@ -478,6 +496,8 @@ def print_table(result: dict[str, Any], repeats: int) -> None:
         ("write transactions per trade (measured)", "ledger_write_transactions_per_trade"),
     ):
         print(f"  {label:44} {ledger[key]:>12,}")
+    print_codec(result["kpl_codec"])
+    print_end_to_end(result["market_data_end_to_end"])
 
 
 if __name__ == "__main__":

@@ -400,11 +400,18 @@ class LocalPlatform:
 
 
 def _firehose_forwarder(firehose: Any, delivery_stream: str) -> Callable[[dict[str, Any], Any], Any]:
-    """What a Kinesis-sourced delivery stream does: read the stream, deliver the records."""
+    """What a Kinesis-sourced delivery stream does: read the stream, de-aggregate KPL records (as
+    Firehose does), deliver the user records."""
     import base64  # noqa: PLC0415
 
+    from meridian.kpl import user_records  # noqa: PLC0415
+
     def forward(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        records = [{"Data": base64.b64decode(r["kinesis"]["data"])} for r in event["Records"]]
+        records = [
+            {"Data": data}
+            for r in event["Records"]
+            for data in user_records(base64.b64decode(r["kinesis"]["data"]))
+        ]
         for start in range(0, len(records), 500):
             response = firehose.put_record_batch(
                 DeliveryStreamName=delivery_stream, Records=records[start : start + 500]

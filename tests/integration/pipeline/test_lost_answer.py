@@ -26,7 +26,7 @@ from orders_api.config import Settings
 from orders_api.dal.hotpath import HotpathGateway, MatchingGateway, NodeAnswer, NodeOutcomeUnknown
 
 from meridian import db
-from meridian.dropcopy import parse_drop_copy
+from meridian.dropcopy import parse_drop_copies
 from meridian.protocol import Message, NewOrder
 from meridian.routing import Router, RouteTable, StaticRoutes
 from meridian_hotpath.process import NodeProcess
@@ -155,7 +155,7 @@ def world(
 
 
 def _drop_copy(kinesis: Any) -> list[Any]:
-    """Every record on the executions stream, re-sends included."""
+    """Every drop-copy record on the executions stream (aggregated ones split), re-sends included."""
     records = []
     for shard in kinesis.list_shards(StreamName=STREAM)["Shards"]:
         iterator = kinesis.get_shard_iterator(
@@ -163,7 +163,7 @@ def _drop_copy(kinesis: Any) -> list[Any]:
         )["ShardIterator"]
         while iterator:
             answer = kinesis.get_records(ShardIterator=iterator, Limit=1000)
-            records += [parse_drop_copy(r["Data"]) for r in answer["Records"]]
+            records += [copy for r in answer["Records"] for copy in parse_drop_copies(r["Data"])]
             iterator = answer.get("NextShardIterator") if answer["Records"] else None
     return records
 
