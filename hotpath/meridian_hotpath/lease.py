@@ -43,6 +43,12 @@ class Lease:
     expires_at_ms: int
     client: str  # where clients reach the holder (host:port)
     replication: str  # where a standby connects to the holder (host:port)
+    in_sync: bool = False  # the holder's standby held every acknowledged order at the last write
+
+    def may_take_over(self, now_ms: int, skew_ms: int = DEFAULT_SKEW_MS) -> bool:
+        """A standby may take the shard: the lease ran out, and its standby was in sync (a standby
+        that was not could lack acknowledged orders: then only the old holder may come back)."""
+        return self.expired(now_ms, skew_ms) and self.in_sync
 
     def expired(self, now_ms: int, skew_ms: int = DEFAULT_SKEW_MS) -> bool:
         return now_ms > self.expires_at_ms + skew_ms
@@ -54,8 +60,9 @@ class LeaseStore(Protocol):
     def acquire(self, shard: str, holder: str, ttl_ms: int, client: str, replication: str) -> Lease | None:
         """Take the shard if nobody holds a live lease on it (a new epoch); None if someone does."""
 
-    def renew(self, lease: Lease, ttl_ms: int) -> Lease | None:
-        """Push the lease on; None if it is no longer this holder's (in this epoch)."""
+    def renew(self, lease: Lease, ttl_ms: int, in_sync: bool) -> Lease | None:
+        """Push the lease on, saying whether the standby is in sync; None if it is no longer this
+        holder's (in this epoch)."""
 
 
 def wall_ms() -> int:
@@ -93,11 +100,13 @@ class DynamoLeaseStore:
         if current is not None and not current.expired(now, self.skew_ms) and current.holder != holder:
             return None
         lease = Lease(shard, holder, epoch, now + ttl_ms, client, replication)
-        condition = "attribute_not_exists(shard)"
+        condition = "attribute_not_exists(#shard)"
+        names = {"#shard": "shard"}
         values: dict[str, Any] = {}
         if current is not None:
             # Exactly the item read above (its epoch), and still expired or ours.
-            condition = "epoch = :seen AND (expires_at_ms < :stale OR holder = :me)"
+            condition = "#epoch = :seen AND (#expires < :stale OR #holder = :me)"
+            names = {"#epoch": "epoch", "#expires": "expires_at_ms", "#holder": "holder"}
             values = {
                 ":seen": {"N": str(current.epoch)},
                 ":stale": {"N": str(now - self.skew_ms)},
@@ -108,6 +117,7 @@ class DynamoLeaseStore:
                 TableName=self.table_name,
                 Item=_item(lease),
                 ConditionExpression=condition,
+                ExpressionAttributeNames=names,
                 **({"ExpressionAttributeValues": values} if values else {}),
             )
         except self.client.exceptions.ConditionalCheckFailedException:
@@ -116,17 +126,26 @@ class DynamoLeaseStore:
             raise LeaseError(f"cannot take the lease of shard {shard}: {exc!r}") from exc
         return lease
 
-    def renew(self, lease: Lease, ttl_ms: int) -> Lease | None:
+    def renew(self, lease: Lease, ttl_ms: int, in_sync: bool) -> Lease | None:
         renewed = Lease(
-            lease.shard, lease.holder, lease.epoch, wall_ms() + ttl_ms, lease.client, lease.replication
+            lease.shard,
+            lease.holder,
+            lease.epoch,
+            wall_ms() + ttl_ms,
+            lease.client,
+            lease.replication,
+            in_sync,
         )
+        names = {"#expires": "expires_at_ms", "#holder": "holder", "#epoch": "epoch", "#in_sync": "in_sync"}
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"shard": {"S": lease.shard}},
-                UpdateExpression="SET expires_at_ms = :until",
-                ConditionExpression="holder = :me AND epoch = :epoch",
+                UpdateExpression="SET #expires = :until, #in_sync = :in_sync",
+                ConditionExpression="#holder = :me AND #epoch = :epoch",
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
+                    ":in_sync": {"BOOL": in_sync},
                     ":until": {"N": str(renewed.expires_at_ms)},
                     ":me": {"S": lease.holder},
                     ":epoch": {"N": str(lease.epoch)},
@@ -147,6 +166,7 @@ def _item(lease: Lease) -> dict[str, Any]:
         "expires_at_ms": {"N": str(lease.expires_at_ms)},
         "client": {"S": lease.client},
         "replication": {"S": lease.replication},
+        "in_sync": {"BOOL": lease.in_sync},
     }
 
 
@@ -158,6 +178,7 @@ def _lease(item: dict[str, Any]) -> Lease:
         int(item["expires_at_ms"]["N"]),
         item.get("client", {}).get("S", ""),
         item.get("replication", {}).get("S", ""),
+        bool(item.get("in_sync", {}).get("BOOL", False)),
     )
 
 
@@ -180,11 +201,14 @@ class HeldLease:
     def valid(self) -> bool:
         return not self.lost and time.monotonic() < self.valid_until
 
-    def renew(self) -> bool:
-        """One renewal (blocking: run it off the loop). False once the lease is gone."""
+    def renew(self, in_sync: bool | None = None) -> bool:
+        """One renewal (blocking: run it off the loop), saying whether the standby is in sync (None:
+        as last said). False once the lease is gone."""
         sent = time.monotonic()
         try:
-            renewed = self.store.renew(self.lease, self.ttl_ms)
+            renewed = self.store.renew(
+                self.lease, self.ttl_ms, self.lease.in_sync if in_sync is None else in_sync
+            )
         except LeaseError:
             return self.valid()  # not lost yet: the deadline decides
         if renewed is None:
