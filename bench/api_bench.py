@@ -296,7 +296,7 @@ def routes(node: NodeProcess) -> dict[str, Any]:
     """Section 3, against the live node; written to bench/results/api_round_trips.json."""
     route_n = int(os.environ.get("BENCH_API_ROUTE_N", "100"))
     delay_ms = float(os.environ.get("BENCH_API_DELAY_MS", "4"))
-    router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
+    router = Router(StaticRoutes(RouteTable(default=((node.host, node.port),))))
     summary = route_summary(route_timing.run(route_n, delay_ms, HotpathGateway(router)), delay_ms)
     summary["n"] = route_n
     ROUTE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             route_result = routes(node)
             if only_routes:
                 return 0
-            router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
+            router = Router(StaticRoutes(RouteTable(default=((node.host, node.port),))))
             live = latency(HotpathGateway(router), n, "live")
         finally:
             node.terminate()
