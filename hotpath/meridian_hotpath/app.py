@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
-from meridian_hotpath.commit import AckMode
+from meridian_hotpath.commit import AckMode, FencedError
 from meridian_hotpath.follower import DurableSeq, FollowerConfig
 from meridian_hotpath.follower_link import FollowerLink, FollowerProcess, FollowerThread
 from meridian_hotpath.identity import claim_node_number
@@ -25,7 +25,7 @@ from meridian_hotpath.node import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_SNAPSHOT_EVE
 from meridian_hotpath.publisher import StreamSink
 from meridian_hotpath.recovery import journal_dir, recover
 from meridian_hotpath.replication import EpochLog
-from meridian_hotpath.roles import ShardRole, reserve_port
+from meridian_hotpath.roles import ShardRole, cut_back, reserve_port
 from meridian_hotpath.runtime_tuning import RuntimeTuning
 from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
 from meridian_hotpath.shard import DivergedError, ShardConfig
@@ -242,7 +242,9 @@ async def serve(config: NodeConfig, announce: Callable[[str], None] | None = Non
     """Serve until SIGTERM/SIGINT (or a fatal failure); return the process exit code.
 
     A standby whose journal parted from its primary's (a deposed primary's unacknowledged tail) has
-    cut it back (``roles``) and starts again at once, in this process.
+    cut it back (``roles``) and starts again at once, in this process; so does a primary that lost
+    its lease (it stopped answering first): it takes the lease again if nobody else did, and
+    otherwise rejoins as the standby of whoever did.
     """
     loop = asyncio.get_running_loop()
     announced = False
@@ -261,8 +263,11 @@ async def serve(config: NodeConfig, announce: Callable[[str], None] | None = Non
                 loop.remove_signal_handler(signum)
             await running.shutdown()
             log.info("stopped at seq %d", running.node.engine.seq)
-        if not isinstance(running.failure, DivergedError):
+        if not isinstance(running.failure, (DivergedError, FencedError)):
             return 1 if running.failure is not None else 0
+        if isinstance(running.failure, DivergedError):
+            cut_back(config.data_dir, running.failure.seq)
+        log.warning("starting again after: %s", running.failure)
 
 
 def _print_flush(line: str, stream: TextIO = sys.stdout) -> None:

@@ -64,7 +64,11 @@ class FollowerLink:
     async def _read(self) -> None:
         assert self._reader is not None
         while True:
-            line = await self._reader.readline()
+            try:
+                line = await self._reader.readline()
+            except (ConnectionError, OSError) as exc:  # the follower died (its failure is in its log)
+                log.error("the journal follower's link broke: %r", exc)
+                break
             if not line:
                 break
             message = json.loads(line)

@@ -19,6 +19,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meridian_hotpath.commit import FencedError
@@ -210,15 +211,9 @@ class ShardRole:
         self.running.node.follower.verify(seq, checksum)
 
     def _diverged(self, seq: int) -> None:
-        """Cut this node's journal back to where it and the primary's agree, then restart."""
-        data_dir = self.running.config.data_dir
-        cut = truncate_journal_after(journal_dir(data_dir), seq)
-        self.epochs.truncate_after(seq)
-        store = SnapshotStore(snapshot_dir(data_dir))
-        for snapshot in store.files():
-            if snapshot.seq > seq:
-                snapshot.path.unlink()
-        log.warning("cut %d records a deposed primary wrote after seq %d; restarting as a standby", cut, seq)
+        """Stop, to cut this node's journal back to where it and the primary's agree (``cut_back``,
+        once the node and its follower have stopped: a follower still running could snapshot the
+        tail again) and start again as a standby."""
         self.running.fatal(DivergedError(seq))
 
     async def _watch_lease(self) -> None:
@@ -298,6 +293,17 @@ class ShardRole:
         if self.replication is not None:
             await self.replication.close()
         self.replication_socket.close()
+
+
+def cut_back(data_dir: Path, seq: int) -> int:
+    """Cut a stopped node's journal, epoch log and snapshots back to ``seq``; records cut."""
+    cut = truncate_journal_after(journal_dir(data_dir), seq)
+    EpochLog.load(data_dir).truncate_after(seq)
+    for snapshot in SnapshotStore(snapshot_dir(data_dir)).files():
+        if snapshot.seq > seq:
+            snapshot.path.unlink()
+    log.warning("cut %d records a deposed primary wrote after seq %d; restarting as a standby", cut, seq)
+    return cut
 
 
 def _address(text: str) -> tuple[str, int]:
