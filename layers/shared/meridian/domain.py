@@ -55,6 +55,7 @@ class OrderStatus(IntEnum):
     REJECTED = 5
     PENDING_APPROVAL = 6
     EXPIRED = 7
+    PENDING_TRIGGER = 8  # a stop order waiting in the node for its trigger price
 
 
 class RejectReason(IntEnum):
