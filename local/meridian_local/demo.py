@@ -222,11 +222,11 @@ def run_demo(
             "symbol": r.symbol,
             "quantity": r.quantity,
             "average_price": r.average_price,
-            "realised_pnl": r.realised_pnl,
+            "realized_pnl": r.realized_pnl,
         }
         for r in rows
     ]
-    say(render(result.positions, ["account", "symbol", "quantity", "average_price", "realised_pnl"]))
+    say(render(result.positions, ["account", "symbol", "quantity", "average_price", "realized_pnl"]))
 
     say("\n== Market data (DynamoDB via GET /marketdata) ==")
     for symbol in ("AAPL", "MSFT"):

@@ -14,11 +14,22 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from meridian.domain import MAX_QUANTITY
 
 SideName = Literal["BUY", "SELL"]
-OrderTypeName = Literal["LIMIT", "MARKET"]
+OrderTypeName = Literal["LIMIT", "MARKET", "STOP", "STOP_LIMIT"]
 TimeInForceName = Literal["GTC", "IOC", "FOK", "DAY"]
 SelfTradePreventionName = Literal["CANCEL_NEWEST", "CANCEL_OLDEST", "CANCEL_BOTH", "ALLOW"]
 OrderStatusName = Literal[
-    "NEW", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "PENDING_APPROVAL", "EXPIRED", "UNCONFIRMED"
+    "NEW",
+    "PARTIALLY_FILLED",
+    "FILLED",
+    "CANCELLED",
+    "REJECTED",
+    "PENDING_APPROVAL",
+    "EXPIRED",
+    "UNCONFIRMED",
+    "PENDING_TRIGGER",
+]
+CancelReasonName = Literal[
+    "USER", "IOC_REMAINDER", "FOK_UNFILLED", "SELF_TRADE", "END_OF_DAY", "NO_LIQUIDITY", "HALT"
 ]
 UserType = Literal["trader", "risk_officer", "compliance_officer", "operator"]
 
@@ -45,7 +56,9 @@ class _Strict(BaseModel):
 
 
 class OrderRequest(_Strict):
-    """A new order. LIMIT orders carry a price; MARKET orders must not."""
+    """A new order. LIMIT and STOP_LIMIT orders carry a price; MARKET and STOP orders must not. STOP
+    and STOP_LIMIT orders carry a ``stop_price``: they wait (PENDING_TRIGGER) until a trade reaches
+    it (at or above for a buy, at or below for a sell), then work as a MARKET or LIMIT order."""
 
     symbol: SymbolName
     side: SideName
@@ -56,17 +69,26 @@ class OrderRequest(_Strict):
     client_order_id: ClientOrderId | None = Field(
         default=None, description="Your id for the order; a retry with the same id never makes a second order"
     )
+    stop_price: PriceText | None = Field(
+        default=None, description="STOP and STOP_LIMIT orders: the trade price that triggers them"
+    )
     post_only: bool = False
     self_trade_prevention: SelfTradePreventionName = "CANCEL_NEWEST"
 
     @model_validator(mode="after")
     def _price_matches_type(self) -> OrderRequest:
-        if self.type == "LIMIT" and self.price is None:
-            raise ValueError("a LIMIT order needs a price")
-        if self.type == "MARKET" and self.price is not None:
-            raise ValueError("a MARKET order takes no price")
-        if self.type == "MARKET" and self.post_only:
-            raise ValueError("a MARKET order cannot be post-only")
+        priced = self.type in ("LIMIT", "STOP_LIMIT")
+        stop = self.type in ("STOP", "STOP_LIMIT")
+        if priced and self.price is None:
+            raise ValueError(f"a {self.type} order needs a price")
+        if not priced and self.price is not None:
+            raise ValueError(f"a {self.type} order takes no price")
+        if stop and self.stop_price is None:
+            raise ValueError(f"a {self.type} order needs a stop_price")
+        if not stop and self.stop_price is not None:
+            raise ValueError(f"a {self.type} order takes no stop_price")
+        if self.type != "LIMIT" and self.post_only:
+            raise ValueError(f"a {self.type} order cannot be post-only")
         return self
 
 
@@ -120,6 +142,16 @@ class FillOut(BaseModel):
     price: str
     quantity: int
     liquidity: Literal["MAKER", "TAKER"]
+    occurred_at: datetime | None = Field(
+        default=None, description="When the trade happened (from the ledger)"
+    )
+
+
+class FillList(BaseModel):
+    """Every fill of one order, oldest first, as the ledger recorded them."""
+
+    order_id: str
+    fills: list[FillOut]
 
 
 class Approval(BaseModel):
@@ -139,14 +171,26 @@ class OrderOut(BaseModel):
     time_in_force: TimeInForceName
     quantity: int
     price: str | None = None
+    stop_price: str | None = Field(default=None, description="STOP and STOP_LIMIT orders' trigger price")
     status: OrderStatusName
     filled_quantity: int = 0
     leaves_quantity: int = 0
+    average_price: str | None = Field(
+        default=None, description="Average price of the fills so far (two decimals finer than the tick)"
+    )
     reject_reason: str | None = None
+    cancel_reason: CancelReasonName | None = Field(
+        default=None,
+        description="Why the order ended without trading its whole quantity: USER (a cancel), IOC_REMAINDER,"
+        " FOK_UNFILLED, SELF_TRADE, END_OF_DAY, NO_LIQUIDITY (a market order found no more)",
+    )
     approval: Approval | None = None
     created_at: datetime
     updated_at: datetime
-    fills: list[FillOut] = Field(default_factory=list, description="Fills made by this request")
+    fills: list[FillOut] = Field(
+        default_factory=list,
+        description="Fills made by this request (GET /orders/{order_id}/fills lists all of them)",
+    )
 
 
 class OrderList(BaseModel):

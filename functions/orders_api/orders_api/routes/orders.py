@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from orders_api.logic import manage, queries, submit
 from orders_api.models import (
     ApprovalRequest,
+    FillList,
     OrderList,
     OrderOut,
     OrderRequest,
@@ -66,6 +67,21 @@ def post_order(
 )
 def get_order(order_id: OrderId) -> OrderOut:
     return queries.get_order(svc(), caller(router), order_id)
+
+
+@router.get(
+    "/orders/<order_id>/fills",
+    summary="Every fill of one order",
+    description=(
+        "All the fills of the order, oldest first, whichever request's answer they came in (a resting "
+        "order is filled by other orders' requests), as the ledger recorded them from the matching "
+        "node's drop copy: a fill appears here moments after it happened."
+    ),
+    tags=TAGS,
+    responses={**ok(200, FillList, "The order's fills"), **errors(404)},
+)
+def get_order_fills(order_id: OrderId) -> FillList:
+    return queries.order_fills(svc(), caller(router), order_id)
 
 
 @router.get(
