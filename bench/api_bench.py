@@ -81,6 +81,11 @@ from meridian_local.route_timing import World  # noqa: E402
 TRADERS = [(role_session_arn("meridian-trader", f"bench{i}"), f"BENCH-{i}") for i in range(2)]
 
 
+def percentile(samples: list[float], pct: float) -> float:
+    """The ``pct``-th percentile (nearest rank), in the samples' unit."""
+    return nearest_rank(sorted(samples), pct / 100)
+
+
 def percentile_ms(samples: list[float], q: float) -> float:
     """Nearest rank (``meridian.stats``, as every benchmark and the node's metrics use), in ms."""
     return round(nearest_rank(sorted(samples), q), 3)

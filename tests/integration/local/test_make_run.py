@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 from botocore.credentials import Credentials
-from meridian_client import ApiError, MeridianClient
 
+from meridian_client import ApiError, MeridianClient
 from meridian_local.aws import aws_client
 from meridian_local.preflight import port_is_free
 

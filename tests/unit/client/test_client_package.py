@@ -11,9 +11,10 @@ import zipfile
 from pathlib import Path
 
 from botocore.credentials import Credentials
+from packaging.requirements import Requirement
+
 from meridian_client import MeridianClient
 from meridian_client.cli import EXIT_UNREACHABLE, main
-from packaging.requirements import Requirement
 
 CLIENTS = Path(__file__).resolve().parents[3] / "clients"
 
