@@ -94,6 +94,7 @@ bench-fuzz: setup
 
 openapi: setup
 	$(PY) -m orders_api.openapi_export docs/api/openapi.json
+	$(PY) -m tools.sdk_models
 
 lock:
 	$(BIN)/pip freeze --exclude-editable > requirements/lock.txt

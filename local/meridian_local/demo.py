@@ -29,7 +29,8 @@ from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian.ledger import queries
 from meridian.stats import nearest_rank
 from meridian_client.api import ApiError, MeridianClient
-from meridian_client.table import render
+from meridian_client.models import OrderOut
+from meridian_client.output import table_text as render
 from meridian_local.apigw import ROUND_TRIPS_HEADER
 from meridian_local.aws import aws_client
 
@@ -88,18 +89,20 @@ class Session:
         qty: int,
         price: str | None,
         **options: Any,
-    ) -> dict[str, Any]:
+    ) -> OrderOut | None:
         began = time.perf_counter()
         try:
             order = who.submit_order(symbol, side, qty, price, **options)
         except ApiError as exc:
             label = f"  {name:<5} {side:<4} {qty:>4} {symbol:<5} @ {price or 'MKT':>7}"
             self.say(f"{label}  -> {exc.status} {exc.code}")
-            return {}
+            return None
         self.result.api_latency_ms.append((time.perf_counter() - began) * 1000)
         self.result.orders += 1
         for fill in order.get("fills", []):
-            self.result.fills.append({"account": order["account"], "symbol": symbol, "side": side, **fill})
+            self.result.fills.append(
+                {"account": order.account, "symbol": symbol, "side": side, **fill.to_json()}
+            )
         status = order["status"] + (f" ({order['cancel_reason']})" if order.get("cancel_reason") else "")
         average = f" avg {order['average_price']}" if order.get("average_price") else ""
         self.say(
@@ -130,7 +133,7 @@ class Session:
         began = time.perf_counter()
         retry = b.submit_order("MSFT", "SELL", 25, "419.50", idempotency_key=key)
         self.result.api_latency_ms.append((time.perf_counter() - began) * 1000)
-        same = bool(first) and retry["order_id"] == first["order_id"]
+        same = first is not None and retry.order_id == first.order_id
         outcome = "the same order, no second trade" if same else "A DIFFERENT ORDER"
         self.say(f"  bob   retry with the same Idempotency-Key -> order {retry['order_id']} ({outcome})")
         self.order(b, "bob", "MSFT", "SELL", 30, "419.00", time_in_force="IOC")

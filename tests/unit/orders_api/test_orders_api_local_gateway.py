@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +11,6 @@ import requests
 from botocore.credentials import Credentials
 
 from meridian_client import ApiError, MeridianClient, SigV4RequestAuth
-from meridian_client.cli import main
 from meridian_local.sigv4 import LocalCredential, SignatureError, verify
 from tests.unit.orders_api.harness import OPERATOR, TRADER_A, TRADER_B, key_for, secret_for
 
@@ -109,34 +106,6 @@ def test_docs_and_openapi_are_served(local_api: str) -> None:
     page = requests.get(f"{local_api}/docs", timeout=5)
     assert "swagger-ui" in page.text
     assert requests.get(f"{local_api}/docs/swagger-ui-bundle.min.js", timeout=5).status_code == 200
-
-
-def test_cli_prints_tables_and_rejects_bad_input(client_for: ClientFor) -> None:
-    alice = client_for(TRADER_A)
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["orders", "submit", "--symbol", "aapl", "--side", "buy", "--qty", "10", "--price", "190.00"],
-                lambda _: alice, out, err)  # fmt: skip
-    assert code == 0, err.getvalue()
-    assert "PENDING_APPROVAL" not in out.getvalue()
-    listing = io.StringIO()
-    assert main(["orders", "list"], lambda _: alice, listing, err) == 0
-    assert listing.getvalue().splitlines()[0].split()[:3] == ["ORDER_ID", "SYMBOL", "SIDE"]
-    assert "AAPL" in listing.getvalue()
-    submit = ["orders", "submit", "--symbol", "AAPL"]
-    for bad in (
-        [*submit, "--side", "buy", "--qty", "ten", "--price", "1"],
-        [*submit, "--side", "buy", "--qty", "1"],
-        [*submit, "--side", "hold", "--qty", "1", "--price", "1"],
-        [*submit, "--side", "buy", "--qty", "1", "--price", "1,5"],
-    ):
-        assert main(bad, lambda _: alice, io.StringIO(), io.StringIO()) == 2, bad
-    refused = io.StringIO()
-    assert main(["orders", "cancel", "ord_missing"], lambda _: alice, io.StringIO(), refused) == 1
-    assert "NOT_FOUND" in refused.getvalue()
-    market = io.StringIO()
-    assert main(["marketdata", "AAPL"], lambda _: alice, market, err) == 0
-    assert "symbol" in market.getvalue()
-    json.dumps(alice.positions())  # answers are plain JSON
 
 
 def test_each_answer_says_how_many_aws_round_trips_the_function_waited_for(
