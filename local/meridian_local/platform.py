@@ -31,6 +31,7 @@ from meridian_local.aws import aws_client
 from meridian_local.preflight import InstanceLock, check_ports
 from meridian_local.processes import ChildProcess
 from meridian_local.provision import Provisioner
+from meridian_local.sam_env import env_vars
 from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
 from meridian_local.stack_model import LocalFunction, Stack
 
@@ -115,7 +116,14 @@ class LocalPlatform:
             self.stop()
             raise
         self.endpoints_file.write_text(json.dumps(asdict(self.endpoints), indent=2))
+        if self.stack is not None:
+            self.env_vars_file.write_text(json.dumps(env_vars(self.stack, self.endpoints.aws), indent=2))
         return time.perf_counter() - started
+
+    @property
+    def env_vars_file(self) -> Path:
+        """``sam local invoke --env-vars`` against this platform (``sam_env``)."""
+        return self.config.state_dir / "env.json"
 
     @property
     def endpoints_file(self) -> Path:
