@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 from botocore.credentials import Credentials
+from orders_api.openapi_export import document
 
 from meridian_client import ApiError, MeridianClient, SigV4RequestAuth
+from meridian_local.apigw import ApiGateway, serve_in_thread
+from meridian_local.orders_api_fixtures import load_handler
 from meridian_local.sigv4 import LocalCredential, SignatureError, verify
-from tests.unit.orders_api.harness import OPERATOR, TRADER_A, TRADER_B, key_for, secret_for
+from tests.unit.orders_api.harness import (
+    ACCESS_KEYS,
+    ACCOUNT_A,
+    OPERATOR,
+    TRADER_A,
+    TRADER_B,
+    key_for,
+    local_credential,
+    secret_for,
+)
 
 ClientFor = Callable[[str], MeridianClient]
 
@@ -181,3 +193,36 @@ def test_a_session_named_after_someone_else_is_refused_before_the_function(
         assert len(invoked) == 1
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def signing_api(svc: Any, route_access: Any) -> Iterator[str]:
+    """The local gateway as ``make run`` serves it: Swagger UI may call as a local user."""
+    credentials = {key: local_credential(key, who) for key, who in ACCESS_KEYS.items()}
+    gateway = ApiGateway(load_handler(), credentials, document, route_access, local_signing=True)
+    server = serve_in_thread(gateway)
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+
+
+def test_swagger_ui_calls_as_a_picked_local_user_and_iam_still_applies(
+    signing_api: str, local_api: str
+) -> None:
+    page = requests.get(f"{signing_api}/docs", timeout=5).text
+    assert "<select id='meridian-user'>" in page
+    assert "<option value='alice'>alice</option>" in page
+    assert "requestInterceptor" in page
+    body = {"symbol": "AAPL", "side": "BUY", "quantity": 1, "price": "190.00"}
+    placed = requests.post(f"{signing_api}/as/alice/orders", json=body, timeout=10)
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["account"] == ACCOUNT_A
+    mine = requests.get(f"{signing_api}/as/alice/orders", timeout=10).json()["orders"]
+    assert [o["order_id"] for o in mine] == [placed.json()["order_id"]]
+    denied = requests.post(f"{signing_api}/as/alice/admin/halt", json={}, timeout=10)  # a trader may not
+    assert (denied.status_code, denied.json()["error"]) == (403, "ACCESS_DENIED")
+    unknown = requests.get(f"{signing_api}/as/mallory/orders", timeout=10)
+    assert (unknown.status_code, unknown.json()["error"]) == (403, "UNRECOGNIZED_CLIENT")
+    # Without the signing mode (tests, benchmarks, AWS) there is no such path: it needs a signature.
+    refused = requests.get(f"{local_api}/as/alice/orders", timeout=10)
+    assert (refused.status_code, refused.json()["error"]) == (403, "MISSING_AUTHENTICATION_TOKEN")
+    assert "meridian-user" not in requests.get(f"{local_api}/docs", timeout=5).text
