@@ -37,7 +37,7 @@ def _start(platform: LocalPlatform) -> bool:
         return False
     e = platform.endpoints
     print(f"Meridian is up in {seconds:.1f} s.", flush=True)
-    print(f"  REST API      {e.api}   (Swagger UI: {e.api}/docs)")
+    print(f"  REST API      {e.api}   (Swagger UI: {e.api}/docs, live dashboard: {e.api}/dashboard)")
     print(f"  AWS endpoint  {e.aws}   (aws --endpoint-url {e.aws} ...)")
     print(f"  node          {e.node}   (metrics: {e.metrics})")
     print(f"  PostgreSQL    {e.database_url}")

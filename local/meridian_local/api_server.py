@@ -131,6 +131,7 @@ class ApiServer:
             "template": str(self.platform.config.template),
             "stage_environment": self.platform.config.environment,
             "log_file": str(self.platform.logs_dir / "orders-api.log"),
+            "metrics_url": self.platform.endpoints.metrics,
         }
         spec_file.write_text(json.dumps(spec, indent=2))
         listener = socket.create_server((self.host, self.port), backlog=256)

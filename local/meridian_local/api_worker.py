@@ -33,6 +33,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from meridian_local.apigw import ApiGateway, QuietRequestHandler, template_access
+from meridian_local.dashboard import DashboardSource
 from meridian_local.function_logs import FunctionLogs
 from meridian_local.sigv4 import load_credentials
 
@@ -75,7 +76,17 @@ def build_app(spec: dict[str, Any]) -> tuple[ApiGateway, dict[str, str]]:
 
     credentials = load_credentials(Path(spec["credentials"]))
     access = template_access(Path(spec["template"]), spec["stage_environment"])
-    app = ApiGateway(load_handler(), credentials, document, access, round_trips=count_order_api_round_trips())
+    app = ApiGateway(
+        load_handler(),
+        credentials,
+        document,
+        access,
+        round_trips=count_order_api_round_trips(),
+        local_signing=True,  # Swagger UI's "Try it out" as a local user (apigw docstring)
+        dashboard=DashboardSource(
+            spec["metrics_url"], Path(spec["log_file"]), str(spec["environment"].get("DATABASE_URL", ""))
+        ),
+    )
     users = {key: c.user or "-" for key, c in credentials.items()}
     return app, users
 

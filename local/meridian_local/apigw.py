@@ -40,6 +40,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from meridian_local.apigw_events import ACCOUNT_ID, API_ID, proxy_event
 from meridian_local.aws_round_trips import AwsCall, RoundTripRecorder, sequential_round_trips
+from meridian_local.dashboard import ASSET_TYPES as DASHBOARD_ASSET_TYPES
+from meridian_local.dashboard import ASSETS as DASHBOARD_ASSETS
+from meridian_local.dashboard import DashboardSource
+from meridian_local.dashboard import page as dashboard_page
 from meridian_local.lambda_events import LocalLambdaContext
 from meridian_local.route_access import AccessDeniedError, RouteAccess, from_template_file
 from meridian_local.sam_template import ROOT_TEMPLATE
@@ -118,10 +122,12 @@ class ApiGateway:
         region: str = REGION,
         round_trips: RoundTripRecorder | None = None,
         local_signing: bool = False,
+        dashboard: DashboardSource | None = None,
     ) -> None:
         self.handler = handler
         self.credentials = dict(credentials)
         self.local_signing = local_signing
+        self.dashboard = dashboard
         self.access = access
         self.openapi = openapi
         self.region = region
@@ -142,6 +148,12 @@ class ApiGateway:
             return self._send(start_response, 200, page.encode(), "text/html; charset=utf-8")
         if path.startswith("/as/"):
             return self._signed_for(environ, start_response, path)
+        if (
+            self.dashboard is not None
+            and environ["REQUEST_METHOD"] == "GET"
+            and path.startswith("/dashboard")
+        ):
+            return self._dashboard(start_response, path)
         if environ["REQUEST_METHOD"] == "GET" and path.startswith("/docs/") and self.assets is not None:
             return self._asset(start_response, path.removeprefix("/docs/"))
         return self._invoke(environ, start_response)
@@ -151,6 +163,21 @@ class ApiGateway:
         if name not in kinds or self.assets is None:
             return self._error(start_response, 404, "ROUTE_NOT_FOUND", "no such document")
         return self._send(start_response, 200, (self.assets / name).read_bytes(), kinds[name])
+
+    def _dashboard(self, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        """The local dashboard (``dashboard``): its page, its data, its vendored chart library."""
+        assert self.dashboard is not None
+        if path in ("/dashboard", "/dashboard/"):
+            return self._send(start_response, 200, dashboard_page().encode(), "text/html; charset=utf-8")
+        if path == "/dashboard/data":
+            body = json.dumps(self.dashboard.snapshot()).encode()
+            return self._send(start_response, 200, body, "application/json", {"Cache-Control": "no-store"})
+        name = path.removeprefix("/dashboard/assets/")
+        if name in DASHBOARD_ASSET_TYPES:
+            return self._send(
+                start_response, 200, (DASHBOARD_ASSETS / name).read_bytes(), DASHBOARD_ASSET_TYPES[name]
+            )
+        return self._error(start_response, 404, "ROUTE_NOT_FOUND", "no such page")
 
     def _signing_users(self) -> list[str]:
         """The local users the docs page may call as: the ones with their own name as IAM user."""

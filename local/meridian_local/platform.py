@@ -161,7 +161,8 @@ class LocalPlatform:
             "AWS endpoint (moto server)": e.aws,
             "PostgreSQL": e.database_url.split("?")[0],
             "matching node": f"{e.node} (metrics {e.metrics})",
-            "REST API": f"{e.api} ({self.config.api_workers} workers; Swagger UI {e.api}/docs)",
+            "REST API": f"{e.api} ({self.config.api_workers} workers; Swagger UI {e.api}/docs, "
+            f"dashboard {e.api}/dashboard)",
             "event delivery (SQS, Kinesis, Firehose)": f"(functions' logs: {self.logs_dir / 'delivery.log'})",
         }
         if name.startswith("resources") and self.stack is not None:

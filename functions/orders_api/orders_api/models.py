@@ -48,8 +48,14 @@ SymbolName = Annotated[str, Field(min_length=1, max_length=8, pattern=r"^[A-Z0-9
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(BaseModel):
+    # Each model's validator and serializer are built when first used, not at import: a cold start
+    # builds only those of the route it serves (the OpenAPI export builds them all).
+    model_config = ConfigDict(defer_build=True)
+
+
+class _Strict(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # ---- requests ---------------------------------------------------------------------------------
@@ -120,13 +126,13 @@ class TradingControlRequest(_Strict):
 # ---- answers ----------------------------------------------------------------------------------
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Model):
     loc: list[str | int] = Field(default_factory=list)
     type: str = ""
     msg: str = ""
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Model):
     """Every error answer: a machine-readable code, a sentence, and field-level details."""
 
     error: str = Field(examples=["MAX_NOTIONAL"])
@@ -137,7 +143,7 @@ class ErrorResponse(BaseModel):
     )
 
 
-class FillOut(BaseModel):
+class FillOut(_Model):
     execution_id: str
     price: str
     quantity: int
@@ -147,21 +153,21 @@ class FillOut(BaseModel):
     )
 
 
-class FillList(BaseModel):
+class FillList(_Model):
     """Every fill of one order, oldest first, as the ledger recorded them."""
 
     order_id: str
     fills: list[FillOut]
 
 
-class Approval(BaseModel):
+class Approval(_Model):
     decision: Literal["APPROVE", "REJECT"]
     actor: str
     comment: str = ""
     decided_at: datetime
 
 
-class OrderOut(BaseModel):
+class OrderOut(_Model):
     order_id: str
     client_order_id: str
     account: str
@@ -193,12 +199,12 @@ class OrderOut(BaseModel):
     )
 
 
-class OrderList(BaseModel):
+class OrderList(_Model):
     orders: list[OrderOut]
     next_token: str | None = Field(default=None, description="Pass back as next_token for the next page")
 
 
-class PositionOut(BaseModel):
+class PositionOut(_Model):
     account: str
     symbol: str
     quantity: int
@@ -207,14 +213,14 @@ class PositionOut(BaseModel):
     updated_at: datetime | None = None
 
 
-class PositionList(BaseModel):
+class PositionList(_Model):
     positions: list[PositionOut]
 
 
 _OTHER_SIDE = "null for a trader when it is the other side of the trade (risk and compliance see both)"
 
 
-class TradeOut(BaseModel):
+class TradeOut(_Model):
     execution_id: str
     symbol: str
     price: str
@@ -227,24 +233,24 @@ class TradeOut(BaseModel):
     occurred_at: datetime
 
 
-class TradeList(BaseModel):
+class TradeList(_Model):
     trades: list[TradeOut]
     next_token: str | None = None
 
 
-class BookLevel(BaseModel):
+class BookLevel(_Model):
     price: str
     quantity: int
 
 
-class LastTrade(BaseModel):
+class LastTrade(_Model):
     price: str
     quantity: int
     execution_id: str
     occurred_at: str
 
 
-class MarketDataOut(BaseModel):
+class MarketDataOut(_Model):
     symbol: str
     bid_price: str | None = None
     bid_quantity: int | None = None
@@ -257,7 +263,7 @@ class MarketDataOut(BaseModel):
     updated_at: str | None = None
 
 
-class TradingControlOut(BaseModel):
+class TradingControlOut(_Model):
     scope: str = Field(description="GLOBAL or the symbol")
     halted: bool
     actor: str
@@ -266,7 +272,7 @@ class TradingControlOut(BaseModel):
     updated_at: datetime
 
 
-class HealthOut(BaseModel):
+class HealthOut(_Model):
     status: Literal["ok", "degraded"]
     version: str
     matching_node: Literal["up", "down", "unknown"]

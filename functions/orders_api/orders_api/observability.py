@@ -37,8 +37,7 @@ def measure(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Res
     """Name the route in traces and metrics; count refused orders by reason."""
     route = app.context.get("_route")
     name = f"{app.current_event.http_method} {getattr(route, 'path', '?')}"
-    tracer.put_annotation(key="route", value=name)
-    metrics.add_metadata(key="route", value=name)
+    tracer.put_annotation(key="route", value=name)  # the metrics carry it as their ``route`` dimension
     try:
         response = next_middleware(app)
     except OrderRefusedError as exc:
@@ -64,11 +63,12 @@ def timed(
     @functools.wraps(handler)
     def wrapper(event: dict[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
+        route = route_of(event)  # before the resolver, which rewrites the event's resource
         try:
             return handler(event, context)
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            metrics.add_dimension(name="route", value=route_of(event))
+            metrics.add_dimension(name="route", value=route)
             metrics.add_metric(name="ApiLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
 
     return wrapper

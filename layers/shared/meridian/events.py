@@ -37,7 +37,8 @@ class UnknownEventError(ValueError):
 class EventDetail(BaseModel):
     """Base of every lifecycle event detail."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use, not at import: a consumer builds the schemas of the events it reads only.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     detail_type: ClassVar[str]
     source: ClassVar[str] = EVENT_SOURCE
 
