@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from meridian_hotpath.process import NodeProcess
-from meridian_local import custom_resources, moto_server
+from meridian_local import custom_resources, moto_server, prometheus
 from meridian_local.aws import aws_client
 from meridian_local.preflight import InstanceLock, check_ports
 from meridian_local.processes import ChildProcess
@@ -54,6 +54,7 @@ class PlatformConfig:
     template: Path = ROOT_TEMPLATE
     environment: str = "dev"
     api_workers: int = int(os.environ.get("MERIDIAN_API_WORKERS", "4"))
+    prometheus_port: int = int(os.environ.get("MERIDIAN_PROMETHEUS_PORT", "9090"))
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Endpoints:
     node: str = ""
     metrics: str = ""
     logs: str = ""  # the folder of the components' log files
+    prometheus: str = ""  # when the prometheus binary is installed
 
 
 @dataclass
@@ -77,6 +79,7 @@ class LocalPlatform:
     _pg: Any = None
     _node: NodeProcess | None = None
     _delivery: ChildProcess | None = None
+    _prometheus: ChildProcess | None = None
     _api: Any = None
     _steps: int = 0
 
@@ -110,6 +113,8 @@ class LocalPlatform:
                 self._start_node()
             with self._step("event delivery (SQS, Kinesis, Firehose)"):
                 self._start_delivery()
+            if prometheus.binary() is not None:
+                self._start_prometheus()
             with self._step("REST API"):
                 self._start_api()
         except BaseException:
@@ -135,7 +140,8 @@ class LocalPlatform:
         return self.config.state_dir / "credentials.json"
 
     def stop(self) -> None:
-        for action in (self._stop_api, self._stop_delivery, self._stop_node, self._stop_moto, self._stop_pg):
+        stops = (self._stop_api, self._stop_prometheus, self._stop_delivery, self._stop_node, self._stop_moto)
+        for action in (*stops, self._stop_pg):
             try:
                 action()
             except Exception as exc:  # keep stopping the rest
@@ -411,6 +417,29 @@ class LocalPlatform:
                     spec["firehoses"].append({"stream": stream, "delivery_stream": hose.name})
         return spec
 
+    def _start_prometheus(self) -> None:
+        """Prometheus with the repository's configuration and alert rules, scraping the node."""
+        binary = prometheus.binary()
+        assert binary is not None
+        port = self.config.prometheus_port or _free_port()
+        folder = self.config.state_dir / "prometheus"
+        config = prometheus.write(folder, self.endpoints.metrics.split("//", 1)[1].split("/", 1)[0])
+        args = [
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address={HOST}:{port}",
+        ]
+        self._prometheus = ChildProcess.start(
+            "prometheus", "", args, prometheus.READY, lambda line: None, command=[binary]
+        )
+        self.endpoints.prometheus = f"http://{HOST}:{port}"
+        self.say(f"      Prometheus (alert rules of observability/prometheus) at {self.endpoints.prometheus}")
+
+    def _stop_prometheus(self) -> None:
+        if self._prometheus is not None:
+            self._prometheus.stop(grace=10)
+            self._prometheus = None
+
     def _stop_delivery(self) -> None:
         # Let the round in progress finish before the endpoint stops (a handler stopped halfway
         # would leave its batch to its retry, which is safe, but noisy).
@@ -436,3 +465,11 @@ def _local_retries(maximum_retry_attempts: int | None) -> int:
     if maximum_retry_attempts is None or maximum_retry_attempts < 0:
         return LOCAL_MAX_RETRIES
     return min(maximum_retry_attempts, LOCAL_MAX_RETRIES)
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])

@@ -47,10 +47,13 @@ class ChildProcess:
         env: Mapping[str, str] | None = None,
         pass_fds: Sequence[int] = (),
         timeout: float = 60.0,
+        command: Sequence[str] | None = None,
     ) -> ChildProcess:
+        """``python -m module args``, or ``command`` + ``args`` when given (another program)."""
         environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        argv = [*command, *args] if command is not None else [sys.executable, "-m", module, *args]
         process = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -68,7 +71,7 @@ class ChildProcess:
                 code = process.wait(timeout=5)
                 detail = "".join(early[-20:]).rstrip()
                 raise ChildProcessError(f"{name} exited ({code}) before it was ready:\n{detail}")
-            if line.startswith(ready_prefix):
+            if line.startswith(ready_prefix) or (command is not None and ready_prefix in line):
                 child.ready_line = line.strip()
                 break
             early.append(line)

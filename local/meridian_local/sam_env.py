@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from meridian_local.stack_model import Stack
 
+# Declared empty in template.yaml's Globals, so that sam may override them from env.json.
+DECLARED_FOR_LOCAL = ("AWS_ENDPOINT_URL", "DATABASE_URL", "MERIDIAN_ROUTES")
 # What only the platform's own processes need (its Powertools settings stay as the template says).
 LOCAL_ONLY = frozenset({"POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_LOG_LEVEL"})
 
