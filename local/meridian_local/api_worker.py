@@ -1,6 +1,6 @@
 """One worker of the local REST API: the local API Gateway and the order function, in one process.
 
-``make run`` starts several (``MERIDIAN_API_WORKERS``, default 4) on one listening socket the
+``make run`` starts several (``MERIDIAN_API_WORKERS``, default 8) on one listening socket the
 platform binds and hands down (``--fd``): the kernel gives each connection to one of them, as API
 Gateway spreads requests over Lambda's containers. A worker serves one request at a time, as a
 Lambda container runs one invocation at a time: the function's module-level state (its Powertools
@@ -69,6 +69,9 @@ class RequestLine:
 def build_app(spec: dict[str, Any]) -> tuple[ApiGateway, dict[str, str]]:
     """The gateway over the order function loaded here, with the function's environment."""
     os.environ.update({str(k): str(v) for k, v in spec["environment"].items()})
+    # A worker is started before any request, as a container of the function's provisioned
+    # concurrency is (the template's default): Lambda tells the code so during its init.
+    os.environ.setdefault("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")
     from orders_api.openapi_export import document  # noqa: PLC0415 - after the function's environment
 
     from meridian_local.api_server import count_order_api_round_trips  # noqa: PLC0415

@@ -53,7 +53,8 @@ class PlatformConfig:
     database_url: str = os.environ.get("DATABASE_URL", "")
     template: Path = ROOT_TEMPLATE
     environment: str = "dev"
-    api_workers: int = int(os.environ.get("MERIDIAN_API_WORKERS", "4"))
+    # Eight: one per concurrent client of make bench-local (a Lambda container per request in flight).
+    api_workers: int = int(os.environ.get("MERIDIAN_API_WORKERS", "8"))
     prometheus_port: int = int(os.environ.get("MERIDIAN_PROMETHEUS_PORT", "9090"))
 
 
