@@ -69,8 +69,8 @@ class RequestLine:
 def build_app(spec: dict[str, Any]) -> tuple[ApiGateway, dict[str, str]]:
     """The gateway over the order function loaded here, with the function's environment."""
     os.environ.update({str(k): str(v) for k, v in spec["environment"].items()})
-    # A worker is started before any request, as a container of the function's provisioned
-    # concurrency is (the template's default): Lambda tells the code so during its init.
+    # A worker starts before any request reaches it, as a container of provisioned concurrency
+    # does (OrdersApiProvisionedConcurrency); Lambda tells the code so during such an init.
     os.environ.setdefault("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")
     from orders_api.openapi_export import document  # noqa: PLC0415 - after the function's environment
 
