@@ -212,7 +212,7 @@ def test_swagger_ui_calls_as_a_picked_local_user_and_iam_still_applies(
     assert "<select id='meridian-user'>" in page
     assert "<option value='alice'>alice</option>" in page
     assert "requestInterceptor" in page
-    body = {"symbol": "AAPL", "side": "BUY", "quantity": 1, "price": "190.00"}
+    body: dict[str, Any] = {"symbol": "AAPL", "side": "BUY", "quantity": 1, "price": "190.00"}
     placed = requests.post(f"{signing_api}/as/alice/orders", json=body, timeout=10)
     assert placed.status_code == 201, placed.text
     assert placed.json()["account"] == ACCOUNT_A
