@@ -256,9 +256,9 @@ def invocation_environment(
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
     }
-    if endpoint_url:
-        env["AWS_ENDPOINT_URL"] = endpoint_url
     env.update({str(k): str(v) for k, v in variables.items()})
+    if endpoint_url and not env.get("AWS_ENDPOINT_URL"):  # the template declares it empty (sam_env)
+        env["AWS_ENDPOINT_URL"] = endpoint_url
     return env
 
 
