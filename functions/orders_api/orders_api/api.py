@@ -45,15 +45,16 @@ def create_app() -> APIGatewayRestResolver:
 
 
 def build_models_now() -> int:
-    """Build every model's validator now (they are deferred to first use): what a container
-    initialised for provisioned concurrency should pay in its init, which no request waits for,
-    rather than in its first requests. Returns how many models it built."""
+    """Import every route's rules and build every model's validator now (both wait for first use
+    otherwise): what a container initialised for provisioned concurrency should pay in its init,
+    which no request waits for, rather than in its first requests. Returns how many models it built."""
     from pydantic import BaseModel  # noqa: PLC0415
 
     from meridian import events  # noqa: PLC0415
     from meridian.approvals import models as approval_models  # noqa: PLC0415
-    from orders_api import models  # noqa: PLC0415
+    from orders_api import logic, models  # noqa: PLC0415
 
+    logic.load_all()  # the rules of every route, imported on first use otherwise
     built = 0
     for module in (models, events, approval_models):
         for value in vars(module).values():
