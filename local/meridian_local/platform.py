@@ -28,7 +28,7 @@ from typing import Any
 from meridian_hotpath.process import NodeProcess
 from meridian_local import custom_resources, moto_server, prometheus
 from meridian_local.aws import aws_client
-from meridian_local.preflight import InstanceLock, check_ports
+from meridian_local.preflight import InstanceLock, check_ports, port_is_free
 from meridian_local.processes import ChildProcess
 from meridian_local.provision import Provisioner
 from meridian_local.sam_env import env_vars
@@ -422,7 +422,10 @@ class LocalPlatform:
         """Prometheus with the repository's configuration and alert rules, scraping the node."""
         binary = prometheus.binary()
         assert binary is not None
-        port = self.config.prometheus_port or _free_port()
+        # Debian's package runs its own Prometheus on 9090: then this one takes a free port.
+        port = self.config.prometheus_port
+        if not port or not port_is_free(HOST, port):
+            port = _free_port()
         folder = self.config.state_dir / "prometheus"
         config = prometheus.write(folder, self.endpoints.metrics.split("//", 1)[1].split("/", 1)[0])
         args = [
