@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -115,6 +116,15 @@ class Streamer:
             sock.close()
 
 
+def stop(node: NodeProcess) -> None:
+    """SIGTERM (a clean stop, which also writes the node's coverage data), SIGKILL if it hangs."""
+    if node.process.poll() is None:
+        with contextlib.suppress(subprocess.TimeoutExpired, ProcessLookupError):
+            os.kill(node.process.pid, signal.SIGCONT)  # a paused node cannot stop
+            node.terminate(timeout=30)
+    node.__exit__(None, None, None)
+
+
 def first_accepted(port: int, deadline: float) -> float:
     """When (monotonic) a node on ``port`` first accepts an order (it has taken over)."""
     while time.monotonic() < deadline:
@@ -182,7 +192,7 @@ def test_acknowledged_orders_survive_the_primarys_death_and_the_standby_takes_ov
             primary, standby = standby, primary
     finally:
         for node in nodes.values():
-            node.__exit__(None, None, None)
+            stop(node)
     failover_ms = [round(f * 1000) for f in failovers]
     print(f"{TRIALS} failovers: {failover_ms} ms; {checked} acknowledged orders checked")
     assert checked > 0
@@ -245,8 +255,8 @@ def test_a_stalled_standby_is_let_go_and_one_out_of_sync_never_takes_over(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(standby.process.pid, signal.SIGCONT)
-        standby.__exit__(None, None, None)
-        primary.__exit__(None, None, None)
+        stop(standby)
+        stop(primary)
 
 
 def test_a_paused_primary_gets_no_answer_out_once_its_standby_took_over(
@@ -290,5 +300,5 @@ def test_a_paused_primary_gets_no_answer_out_once_its_standby_took_over(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(primary.process.pid, signal.SIGCONT)
-        primary.__exit__(None, None, None)
-        standby.__exit__(None, None, None)
+        stop(primary)
+        stop(standby)
