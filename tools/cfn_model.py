@@ -30,16 +30,16 @@ _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
 _ARTIFACT_PREFIX = re.compile(r"^https://s3\.[a-z0-9-]+\.amazonaws\.com/meridian-artifacts/")
 
 # Values an environment can only be given after another deploy exists (docs/deploy.md, "First
-# deploy"): the dr environment replicates the prod database and reads the ledger secret created for
-# it; prod requests the Transit Gateway peering and both route through it once accepted. Examples
-# of their shape, so the pair can be evaluated as it runs once paired.
+# deploy"): the dr environment replicates the prod database, reads the ledger secret created for it
+# and requests the Transit Gateway peering with prod's hub; both route through it once accepted.
+# Examples of their shape, so the pair can be evaluated as it runs once paired.
 AFTER_FIRST_DEPLOY: dict[str, dict[str, str]] = {
     "prod": {
-        "PeerTransitGatewayId": "tgw-0dr00000000000000",
-        "PeerRegion": "us-west-2",
         "PeerTransitGatewayAttachmentId": "tgw-attach-0peer0000000000",
     },
     "dr": {
+        "PeerTransitGatewayId": "tgw-0prod0000000000000",
+        "PeerRegion": "us-east-1",
         "PeerTransitGatewayAttachmentId": "tgw-attach-0peer0000000000",
         "PrimaryDbInstanceArn": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:meridian-prod-ledger",
         "LedgerDbSecretArn": f"arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:meridian/dr/ledger-AbCdEf",
