@@ -109,11 +109,13 @@ def interface_endpoints(env: Environment) -> Cost:
 def transit_gateway(env: Environment) -> Cost:
     """Every attachment of the hub is billed by the hour: the VPC's, the VPN's and Direct Connect's
     (created by their own resources) and the peering with the other region (once routed here)."""
+    vpns = env.each("AWS::EC2::VPNConnection")
+    associations = env.each("AWS::EC2::TransitGatewayRouteTableAssociation")
     kinds = {
         "VPC": len(env.each("AWS::EC2::TransitGatewayAttachment")),
-        "VPN": sum(1 for s, lid in env.each("AWS::EC2::VPNConnection") if "TransitGatewayId" in s.properties(lid)),
+        "VPN": sum(1 for stack, lid in vpns if "TransitGatewayId" in stack.properties(lid)),
         "Direct Connect": len(env.each("AWS::DirectConnect::DirectConnectGatewayAssociation")),
-        "peering": sum(1 for s, lid in env.each("AWS::EC2::TransitGatewayRouteTableAssociation") if lid == "TransitGatewayPeerAssociation"),
+        "peering": sum(1 for _, lid in associations if lid == "TransitGatewayPeerAssociation"),
     }
     count = sum(kinds.values())
     usd = count * env.prices["network"]["transit_gateway_attachment_per_hour"] * env.hours
