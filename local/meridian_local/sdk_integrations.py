@@ -64,6 +64,8 @@ def install() -> None:
     )
 
     sdk_task: Any = aws_sdk.StateTaskServiceAwsSdk
+    # Step Functions names EventBridge "eventbridge" in SDK integrations; boto3 calls it "events".
+    sdk_task._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES["eventbridge"] = "events"
 
     original_from_error = sdk_task._from_error
 

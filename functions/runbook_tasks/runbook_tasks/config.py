@@ -23,6 +23,12 @@ class Settings(BaseModel):
         default="", description="route table JSON of the old primary's nodes"
     )
     rto_target_seconds: float = 30.0
+    orders_table: str = Field(default="", description="the (replicated) orders table, for reconciliation")
+    market_data_table: str = Field(default="", description="the (replicated) market-data table")
+    reconciliation_window_seconds: float = Field(
+        default=3600.0, gt=0, description="closed orders created this long before the switchover are checked"
+    )
+    meridian_environment: str = ""
 
     @property
     def node_prefixes(self) -> list[str]:
