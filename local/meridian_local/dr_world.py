@@ -172,12 +172,16 @@ def build_world(
     replica_read_only: bool = False,
     first_order_wait: int = 5,
     order_api: bool = False,
+    parameters: dict[str, str] | None = None,
+    deliver_rules: bool = False,
 ) -> World:
     """A failover (runbook in the DR region) or failback (runbook in the primary region) world.
 
     ``start_node(data_dir)`` starts a matching node; the old primary trades ``orders`` orders on it.
     ``lost_trades`` leaves that many trades out of the runbook region's ledger.
 
+    ``parameters`` adds template parameters (UnhealthyForSeconds ...); ``deliver_rules`` delivers
+    what the dr stack's rules send to state machines (the automatic trigger; close the world's stack).
     ``first_order_wait`` is how long the runbook waits for the first order after the resume;
     ``order_api`` also creates this region's order API function (``submit``), serving the activated
     node.
@@ -223,27 +227,28 @@ def build_world(
         activated = start_node(workdir / "activated")
         integrity.update({"MERIDIAN_ROUTES_PARAMETER": "", "MERIDIAN_ROUTES": routes(activated)})
     zone_id, record_name, check = failover_dns(RunbookStack(moto, here, environment), environment, failback)
-    parameters = {
+    template_parameters = {
         "HostedZoneId": zone_id,
         "FailoverRecordName": record_name,
         "FailoverTargetDnsName": PRIMARY_ENDPOINT if failback else DR_ENDPOINT,
         "FailbackReplicaDbInstanceIdentifier": replica,
         "FirstOrderWaitSeconds": str(first_order_wait),
+        **(parameters or {}),
     }
     if replica_read_only:  # what samconfig's [dr] section gives a dr deploy once prod exists
-        parameters.update(
+        template_parameters.update(
             {
                 "PrimaryDbInstanceArn": source["DBInstanceArn"],
                 "LedgerDbSecretArn": f"arn:aws:secretsmanager:{here}:{ACCOUNT}:secret:meridian/ledger",
             }
         )
     if not failback:  # the dr stack trades on the replicas of its primary's tables
-        parameters["PeerEnvironment"] = f"{environment}p"
+        template_parameters["PeerEnvironment"] = f"{environment}p"
     stack = build(
         moto,
         here,
         name=environment,
-        parameters=parameters,
+        parameters=template_parameters,
         environment={
             "ValidateIntegrityFunction": integrity,
             "MigrationsFunction": {"DATABASE_URL": new_db},
@@ -258,6 +263,7 @@ def build_world(
         + (("OrdersApiFunction",) if order_api else ()),
         role=PRIMARY if failback else DR,
         replicas=not failback,
+        deliver_rules=deliver_rules,
     )
     alarm = stack.refs["FailbackReplicaLagAlarm" if failback else "LedgerReplicaLagAlarm"]
     stack.client("cloudwatch").set_alarm_state(AlarmName=alarm, StateValue=lag, StateReason="test")
