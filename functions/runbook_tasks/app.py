@@ -79,14 +79,32 @@ def restore_engine_handler(event: dict[str, Any], context: LambdaContext) -> dic
     """{"run_id": ..., "to_seq"?: n} -> each node's verified restore point and the book checksums."""
     s = settings()
     to_seq = event.get("to_seq")
+    s3 = aws.client("s3")
+    caught_up = {}
+    if len(s.node_prefixes) == 1 and to_seq is None:  # one node: the old primary's routes name it
+        old = (
+            _nodes(RouteTable.from_json(s.primary_meridian_routes), ["*"])
+            if s.primary_meridian_routes
+            else {}
+        )
+        caught_up = restore.await_archive(
+            s3,
+            s.engine_archive_bucket,
+            s.node_prefixes[0],
+            old.get("*"),
+            s.archive_catch_up_seconds,
+            s.halt_settle_seconds,
+        )
+        logger.info("archive against the old primary", extra=caught_up)
     restored: dict[str, Any] = restore.restore_nodes(
-        aws.client("s3"),
+        s3,
         s.engine_archive_bucket,
         s.node_prefixes,
         str(event["run_id"]),
         None if to_seq is None else int(to_seq),
     )
     logger.info("engine restored", extra={"seq": restored["seq"], "nodes": len(restored["nodes"])})
+    restored["archive"] = caught_up
     return restored
 
 

@@ -75,11 +75,17 @@ def boundaries(
 
 def steps(starts: Sequence[tuple[str, datetime]], end: datetime) -> list[Step]:
     """Each step from its start to the next one's (the last to ``end``), in seconds. A step that
-    would start after ``end`` did not happen (an order accepted before the runbook waited for it)."""
+    would start after ``end`` did not happen (an order accepted before the runbook waited for it).
+    Boundaries are rounded to the millisecond, not the durations: the steps add up exactly."""
     starts = [start for start in starts if start[1] <= end] or list(starts[:1])
+    origin = starts[0][1]
+
+    def ms(at: datetime) -> int:
+        return round((at - origin).total_seconds() * 1000)
+
     found = []
     for (name, began), (_, following) in zip(starts, [*starts[1:], ("end", end)], strict=True):
-        found.append(Step(name, began, round(max(0.0, (following - began).total_seconds()), 3)))
+        found.append(Step(name, began, max(0, ms(following) - ms(began)) / 1000))
     return found
 
 
@@ -114,7 +120,8 @@ def measure(
     accepted = first_order.get("accepted_at")
     end = parse_timestamp(str(accepted)) if accepted else parse_timestamp(str(payload["resumed_at"]))
     trigger = payload.get("trigger") or {}
-    signalled = trigger.get("signalled_at")
+    # The alarm's own state change time (milliseconds); the event's time has whole seconds only.
+    signalled = trigger.get("changed_at") or trigger.get("signalled_at")
     starts = boundaries(
         started,
         execution_start,

@@ -75,6 +75,14 @@ def test_the_recovery_time_runs_from_the_first_failed_probe_to_the_first_order_a
     assert round(sum(steps.values()), 3) == report["seconds"]  # the steps add up to the recovery time
 
 
+def test_steps_shorter_than_a_millisecond_still_add_up_to_the_rounded_total() -> None:
+    starts = [("runbook start", T0), ("halt order entry", T0 + timedelta(microseconds=400))]
+    starts.append(("confirm replication", T0 + timedelta(microseconds=800)))
+    measured = timeline.steps(starts, T0 + timedelta(microseconds=1200))
+    # Durations rounded one by one would give 0 + 0 + 0 against a total of 0.001.
+    assert [step.seconds for step in measured] == [0.0, 0.001, 0.0]
+
+
 def test_over_the_target_is_reported_as_such_and_every_step_is_a_metric() -> None:
     late = {**PAYLOAD, "first_order": {"accepted_at": _at(31.5)}}
     report = timeline.measure(late, HISTORY, "dr", 30)
