@@ -275,6 +275,14 @@ def run_handler(
 
 _original_invoke: Any = None
 _active_registry: HandlerRegistry | None = None
+_regional: Any = None  # a containers.ContainerCaches when two regions share this process
+
+
+def separate_regions(caches: Any) -> None:
+    """Give each function of each region its own process-wide caches (``containers.ContainerCaches``),
+    renewed when its configuration changes; None shares them again."""
+    global _regional
+    _regional = caches
 
 
 def install(registry: HandlerRegistry, endpoint_url: str | None = None) -> None:
@@ -302,6 +310,12 @@ def install(registry: HandlerRegistry, endpoint_url: str | None = None) -> None:
         )
         variables = dict(self.environment_vars or {})
         environment = invocation_environment(variables, name, str(self.region), endpoint_url, source.handler)
+        if _regional is not None:  # one container per function and configuration, as Lambda keeps
+            container = json.dumps([str(self.region), name, variables], sort_keys=True, default=str)
+            result: tuple[str, bool, str] = _regional.run(
+                container, lambda: run_handler(handler, event, environment, context)
+            )
+            return result
         return run_handler(handler, event, environment, context)
 
     if _original_invoke is None:
