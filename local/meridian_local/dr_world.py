@@ -26,6 +26,7 @@ from meridian.events import TradeExecuted
 from meridian.ledger import migrate, record_trade
 from meridian.protocol import Fill
 from meridian_hotpath.archive import restore, ship
+from meridian_local.containers import cold_start
 from meridian_local.databases import create_database
 from meridian_local.dr_orders import RunningNode, order_api_environment, routes
 from meridian_local.moto_server import MotoServer
@@ -195,6 +196,7 @@ def build_world(
     if replica_read_only and failback:
         raise ValueError("the read-only replica path is the dr deploy's (failover)")
     environment = environment or next_environment()
+    cold_start()  # this world's functions are new: nothing an earlier world's kept applies
     here, there = (PRIMARY_REGION, DR_REGION) if failback else (DR_REGION, PRIMARY_REGION)
     old_primary = start_node(workdir / "old-primary")
     trades = trade_on(old_primary, orders)
@@ -251,6 +253,7 @@ def build_world(
         parameters=template_parameters,
         environment={
             "ValidateIntegrityFunction": integrity,
+            "RestoreEngineFunction": {"PRIMARY_MERIDIAN_ROUTES": routes(old_primary)},
             "MigrationsFunction": {"DATABASE_URL": new_db},
             "OrdersApiFunction": order_api_environment(new_db, activated),
         },
@@ -278,10 +281,12 @@ def build_world(
 
 def halted(world: World) -> bool:
     """Is trading halted (the GLOBAL trading control) in the runbook region?"""
-    item = world.stack.client("dynamodb").get_item(
-        TableName=world.stack.refs["TradingControlsTable"], Key={"scope": {"S": "GLOBAL"}}
-    )["Item"]
-    return bool(item["halted"]["BOOL"])
+    item = (
+        world.stack.client("dynamodb")
+        .get_item(TableName=world.stack.refs["TradingControlsTable"], Key={"scope": {"S": "GLOBAL"}})
+        .get("Item", {})
+    )
+    return bool(item.get("halted", {}).get("BOOL", False))
 
 
 def replicating(world: World) -> bool:
@@ -331,13 +336,14 @@ def build_failback(
             "FailbackReplicaDbInstanceIdentifier": replica,
         },
         environment={
+            "RestoreEngineFunction": {"PRIMARY_MERIDIAN_ROUTES": routes(world.activated)},
             "ValidateIntegrityFunction": {
                 "DATABASE_URL": world.primary_database_url,
                 "PRIMARY_DATABASE_URL": world.database_url,
                 "PRIMARY_MERIDIAN_ROUTES": routes(world.activated),
                 "MERIDIAN_ROUTES_PARAMETER": "",
                 "MERIDIAN_ROUTES": routes(activated),
-            }
+            },
         },
         outputs={
             "DataStack.DbInstanceIdentifier": replica,

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from meridian_local.containers import cold_start
 from meridian_local.dr_orders import order_api_environment, register_principal, submit
 from meridian_local.global_tables import TableReplicator
 from meridian_local.runbook_stack import DR, PRIMARY, RunbookStack, build, next_environment
@@ -42,6 +43,7 @@ class Pair:
 @pytest.fixture
 def pair(moto: Any, tmp_path: Path, start_node: Any) -> Iterator[Pair]:
     primary_env, dr_env = next_environment(), next_environment()
+    cold_start()  # the order API below is a new function: an earlier test's cached wiring is not its
     primary = build(
         moto,
         "us-east-1",
@@ -108,6 +110,7 @@ def test_the_recovery_regions_api_knows_the_primarys_users_limits_and_halts(pair
         TableName=pair.primary.refs["TradingControlsTable"],
         Item={"scope": {"S": "SYMBOL#MSFT"}, "halted": {"BOOL": True}, "reason": {"S": "news pending"}},
     )
+    pair.eventually(lambda: _item(pair.dr, "PrincipalsTable", {"principal": {"S": alice}}) is not None)
     pair.eventually(lambda: _item(pair.dr, "RiskLimitsTable", {"account": {"S": "ACC-ALICE"}}) is not None)
     pair.eventually(
         lambda: _item(pair.dr, "TradingControlsTable", {"scope": {"S": "SYMBOL#MSFT"}}) is not None

@@ -56,10 +56,13 @@ TRADER = "arn:aws:sts::123456789012:assumed-role/meridian-trader-prod/alice"
 
 
 def _first_order_after_the_resume(world: Any) -> threading.Thread:
-    """A client retrying its order on the recovery region's API until it is accepted."""
+    """A client retrying its order on the recovery region's API until it is accepted, from the halt
+    on (an order accepted before it would be the old primary's last, not the recovery's first)."""
 
     def trade() -> None:
         deadline = time.monotonic() + 60
+        while not halted(world) and time.monotonic() < deadline:
+            time.sleep(0.02)
         while time.monotonic() < deadline:
             status, _ = submit(
                 world.stack, TRADER, {"symbol": "AAPL", "side": "BUY", "quantity": 1, "price": "180.00"}
@@ -78,7 +81,13 @@ def test_failover_drill_promotes_restores_switches_validates_resumes_and_reports
 ) -> None:
     world = build_world(moto, postgres_url, tmp_path, start_node, active_node=True, order_api=True)
     register_principal(world.stack, TRADER, "trader", "ACC-ALICE")  # replicated from the primary
-    announcements = tap_bus(world.stack, {"source": ["meridian.trading", "meridian.runbooks"]})
+    announcements = tap_bus(
+        world.stack,
+        {
+            "source": ["meridian.trading", "meridian.runbooks"],
+            "detail-type": ["trading.halted.v1", "runbook.completed.v1"],  # not the client's rejects
+        },
+    )
 
     execution = world.stack.start("DrFailoverStateMachine", DRILL)
     client = _first_order_after_the_resume(world)
