@@ -10,8 +10,8 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck cfn pytest run demo drill bench bench-engine bench-wire bench-api \
-        bench-pipeline build lock openapi clean
+.PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill bench bench-engine bench-wire bench-api \
+        bench-pipeline bench-recovery bench-fuzz bench-local build lock openapi clean
 
 # The native matching core (Cython -> C -> gcc), built in place beside its sources.
 NATIVE := $(VENV)/.native-core
@@ -19,7 +19,7 @@ NATIVE := $(VENV)/.native-core
 setup: $(STAMP) $(NATIVE)
 
 $(NATIVE): $(STAMP) hotpath/setup_native.py hotpath/meridian_hotpath/engine/native.pyx \
-           hotpath/meridian_hotpath/engine/native_support.h
+           hotpath/meridian_hotpath/engine/native_support.h hotpath/meridian_hotpath/journal_sync.pyx
 	$(PY) hotpath/setup_native.py --quiet build_ext --inplace
 	touch $@
 
@@ -48,8 +48,15 @@ cfn: setup
 	$(BIN)/checkov --quiet --compact --skip-download --framework cloudformation --config-file .checkov.yaml \
 	  $(addprefix -f ,$(TEMPLATES))
 
+# Branch coverage (pyproject.toml [tool.coverage]); the hot path, the layer and the order API must
+# stay at or above tests/coverage-floor.json (`make coverage-floor` lifts the floors, never lowers them).
 pytest: setup
-	$(BIN)/pytest -n 2 tests
+	rm -f .coverage .coverage.*
+	$(BIN)/pytest -n 2 --cov --cov-report=term-missing:skip-covered tests
+	$(PY) -m tests.coverage_floor
+
+coverage-floor: setup
+	$(PY) -m tests.coverage_floor --raise
 
 test: lint typecheck cfn pytest
 
@@ -65,7 +72,7 @@ drill: setup
 build: setup
 	$(BIN)/sam build --template-file template.yaml
 
-bench: bench-engine bench-wire bench-api bench-pipeline
+bench: bench-engine bench-wire bench-api bench-pipeline bench-recovery bench-fuzz
 
 bench-engine: setup
 	$(PY) bench/engine_bench.py
@@ -79,12 +86,23 @@ bench-api: setup
 bench-pipeline: setup
 	$(PY) bench/pipeline_bench.py
 
+bench-recovery: setup
+	$(PY) bench/recovery_bench.py
+
+bench-fuzz: setup
+	$(PY) bench/fuzz_bench.py
+
+# Against the running `make run` (another terminal): 8 clients placing orders through the REST API.
+bench-local: setup
+	$(PY) bench/local_bench.py
+
 openapi: setup
 	$(PY) -m orders_api.openapi_export docs/api/openapi.json
+	$(PY) -m tools.sdk_models
 
 lock:
 	$(BIN)/pip freeze --exclude-editable > requirements/lock.txt
 
 clean:
-	rm -rf .aws-sam build bench/results hotpath/build hotpath/meridian_hotpath/engine/native.c hotpath/meridian_hotpath/engine/*.so $(VENV)/.native-core .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .aws-sam build bench/results hotpath/build hotpath/meridian_hotpath/engine/native.c hotpath/meridian_hotpath/journal_sync.c hotpath/meridian_hotpath/engine/*.so hotpath/meridian_hotpath/*.so $(VENV)/.native-core .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.*
 

@@ -11,7 +11,18 @@
    packages (``lambda_site``) and, for comparison, against the dev venv. Target <= 250 ms. Baseline
    in the same run: ``bench/cold_import_floor``, a one-route function of the shared stack alone.
 
-Writes bench/results/api.json (post_orders_p50_ms, post_orders_p99_ms, cold_import_ms per function).
+3. AWS round trips per route (``meridian_local.order_path_scenarios``, ``route_timing``): each
+   route's sequential AWS round trips (a botocore hook on every client: calls made concurrently
+   count once), split into before and after the matching node (live, as in 1), and its modelled
+   latency: the handler's wall time with every AWS call padded to ``BENCH_API_DELAY_MS`` (default
+   4: DynamoDB in a region) and each wait on AWS counted as exactly that delay, so moto's own speed
+   does not count. Floor in the same run, interleaved: the same route with the stores in memory
+   (no AWS call at all). Goal: POST /orders at most 4 round trips, p50 <= floor + 4 x the delay.
+   ``BENCH_API_ROUTE_N`` (default 100) requests per route after a warm-up; ``--routes`` runs only
+   this section (bench/results/api_round_trips.json).
+
+Writes bench/results/api.json (post_orders_p50_ms, post_orders_p99_ms, cold_import_ms per function,
+round_trips per route).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "api.json"
+ROUTE_RESULTS = ROOT / "bench" / "results" / "api_round_trips.json"
 IMPORT_TARGET_MS = 250.0
 FLOOR = ROOT / "bench" / "cold_import_floor"  # the shared stack alone: Powertools, pydantic, boto3
 _IMPORT_PROBE = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
@@ -51,7 +63,9 @@ from orders_api.config import Settings  # noqa: E402
 from orders_api.dal.hotpath import HotpathGateway, MatchingGateway  # noqa: E402
 
 from meridian.routing import Router, RouteTable, StaticRoutes  # noqa: E402
+from meridian.stats import nearest_rank  # noqa: E402
 from meridian_hotpath.process import NodeProcess  # noqa: E402
+from meridian_local import route_timing  # noqa: E402
 from meridian_local.apigw_events import proxy_event  # noqa: E402
 from meridian_local.lambda_events import LocalLambdaContext  # noqa: E402
 from meridian_local.orders_api_fixtures import (  # noqa: E402
@@ -62,13 +76,19 @@ from meridian_local.orders_api_fixtures import (  # noqa: E402
     register_principal,
     role_session_arn,
 )
+from meridian_local.route_timing import World  # noqa: E402
 
 TRADERS = [(role_session_arn("meridian-trader", f"bench{i}"), f"BENCH-{i}") for i in range(2)]
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+def percentile(samples: list[float], pct: float) -> float:
+    """The ``pct``-th percentile (nearest rank), in the samples' unit."""
+    return nearest_rank(sorted(samples), pct / 100)
+
+
+def percentile_ms(samples: list[float], q: float) -> float:
+    """Nearest rank (``meridian.stats``, as every benchmark and the node's metrics use), in ms."""
+    return round(nearest_rank(sorted(samples), q), 3)
 
 
 def order_events(n: int, run: str) -> list[dict[str, Any]]:
@@ -122,6 +142,79 @@ def latency(gateway: MatchingGateway, n: int, run: str) -> list[float]:
         handler = load_handler()
         time_orders(handler, order_events(min(200, n), f"{run}w"))  # warm-up: connections, caches
         return time_orders(handler, order_events(n, run))
+
+
+def route_summary(worlds: dict[str, World], delay_ms: float) -> dict[str, Any]:
+    """Per route: the round trips of most requests (and of the slowest: a reference-data cache
+    refresh adds one), the modelled latency and the floor's, and the goal for POST /orders."""
+    summary: dict[str, Any] = {}
+    for name, samples in worlds["modelled"].samples.items():
+        floor = worlds["floor"].samples[name]
+        typical = statistics.mode(samples.trips)
+        worst = max(samples.trips, key=lambda t: (t.total, t.calls))
+        modelled_p50 = percentile_ms(samples.modelled_ms, 0.50)
+        floor_p50 = percentile_ms(floor.wall_ms, 0.50)
+        summary[name] = {
+            "round_trips": typical.total,
+            "before_node": typical.before_node,
+            "after_node": typical.after_node,
+            "aws_calls": typical.calls,
+            "round_trips_worst": worst.total,
+            "share_with_more_round_trips": round(
+                sum(t.total > typical.total for t in samples.trips) / len(samples.trips), 3
+            ),
+            "modelled_p50_ms": round(modelled_p50, 3),
+            "modelled_p99_ms": round(percentile_ms(samples.modelled_ms, 0.99), 3),
+            "padded_p50_ms": round(percentile_ms(samples.wall_ms, 0.50), 3),
+            "modelled_cpu_ms_per_op": round(statistics.fmean(samples.cpu_ms), 3),
+            "floor_p50_ms": round(floor_p50, 3),
+            "floor_p99_ms": round(percentile_ms(floor.wall_ms, 0.99), 3),
+            "floor_cpu_ms_per_op": round(statistics.fmean(floor.cpu_ms), 3),
+            "modelled_minus_floor_in_delays": round((modelled_p50 - floor_p50) / delay_ms, 2),
+        }
+    post = summary.get("POST /orders")
+    goal = None
+    if post is not None:
+        goal = {
+            "round_trips_at_most": 4,
+            "round_trips": post["round_trips"],
+            "p50_at_most_ms": round(post["floor_p50_ms"] + 4 * delay_ms, 3),
+            "p50_ms": post["modelled_p50_ms"],
+        }
+        goal["met"] = goal["round_trips"] <= 4 and goal["p50_ms"] <= goal["p50_at_most_ms"]
+    slow = sum(c.slower_than_model for w in worlds.values() for s in w.samples.values() for c in s.calls)
+    return {
+        "delay_ms": delay_ms,
+        "routes": summary,
+        "post_orders_goal": goal,
+        "calls_slower_than_delay": slow,
+    }
+
+
+def print_routes(summary: dict[str, Any]) -> None:
+    delay = summary["delay_ms"]
+    print("AWS round trips per route (sequential; concurrent calls count once). Modelled latency: the")
+    print(f"handler's wall time with each wait on AWS (calls padded to {delay} ms) counted as {delay} ms;")
+    print("padded: the wall time as measured (moto's own time included); floor: the same route, no AWS")
+    head = f"{'route':<38}{'trips':>6}{'before':>7}{'after':>6}{'worst':>6}"
+    print(
+        f"{head}{'p50 ms':>9}{'padded':>8}{'floor':>8}{'(p50-floor)/delay':>19}{'cpu ms':>8}{'floor cpu':>10}"
+    )
+    for name, r in summary["routes"].items():
+        print(
+            f"{name:<38}{r['round_trips']:>6}{r['before_node']:>7}{r['after_node']:>6}{r['round_trips_worst']:>6}"
+            f"{r['modelled_p50_ms']:>9}{r['padded_p50_ms']:>8}{r['floor_p50_ms']:>8}"
+            f"{r['modelled_minus_floor_in_delays']:>19}"
+            f"{r['modelled_cpu_ms_per_op']:>8}{r['floor_cpu_ms_per_op']:>10}"
+        )
+    goal = summary.get("post_orders_goal")
+    if goal:
+        verdict = "met" if goal["met"] else "NOT MET"
+        print(
+            f"goal POST /orders: {goal['round_trips']} round trips (<= 4), p50 {goal['p50_ms']} ms "
+            f"(<= floor + 4 x {delay} = {goal['p50_at_most_ms']} ms): {verdict}"
+        )
+    print(f"AWS calls whose emulation took longer than {delay} ms: {summary['calls_slower_than_delay']}")
 
 
 def lambda_site() -> Path | None:
@@ -179,38 +272,60 @@ def _probe(folder: Path, site: Path | None) -> list[str]:
 
 def cold_imports(runs: int, site: Path | None) -> dict[str, float]:
     """Median import time of each function's ``app`` in a fresh interpreter, as Lambda starts it:
-    LAMBDA_TASK_ROOT set (the X-Ray SDK then uses its Lambda sampler) and tracing on."""
-    results = {}
-    folders = sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists())
-    for folder in [*folders, FLOOR]:
-        env = {
-            **os.environ,
-            "LAMBDA_TASK_ROOT": str(folder),
-            "AWS_LAMBDA_FUNCTION_NAME": folder.name,
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
-            "POWERTOOLS_TRACE_DISABLED": "false",
-        }
-        samples = []
-        for _ in range(runs):
+    LAMBDA_TASK_ROOT set (the X-Ray SDK then uses its Lambda sampler) and tracing on. Interleaved:
+    each round imports every function and the floor once, in turn, so a busy moment of the machine
+    falls on all of them rather than on one."""
+    folders = [*sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()), FLOOR]
+    samples: dict[str, list[float]] = {folder.name: [] for folder in folders}
+    failed: set[str] = set()
+    for _ in range(runs):
+        for folder in folders:
+            if folder.name in failed:
+                continue
+            env = {
+                **os.environ,
+                "LAMBDA_TASK_ROOT": str(folder),
+                "AWS_LAMBDA_FUNCTION_NAME": folder.name,
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+                "POWERTOOLS_TRACE_DISABLED": "false",
+            }
             done = subprocess.run(
                 _probe(folder, site), cwd=folder, env=env, capture_output=True, text=True, check=False
             )
             if done.returncode != 0:
                 print(f"{folder.name}: import failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
-                break
-            samples.append(float(done.stdout.strip().splitlines()[-1]))
-        if samples:
-            results[folder.name] = round(statistics.median(samples), 1)
-    return results
+                failed.add(folder.name)
+                continue
+            samples[folder.name].append(float(done.stdout.strip().splitlines()[-1]))
+    return {name: round(statistics.median(values), 1) for name, values in samples.items() if values}
 
 
-def main() -> int:
+def routes(node: NodeProcess) -> dict[str, Any]:
+    """Section 3, against the live node; written to bench/results/api_round_trips.json."""
+    route_n = int(os.environ.get("BENCH_API_ROUTE_N", "100"))
+    delay_ms = float(os.environ.get("BENCH_API_DELAY_MS", "4"))
+    router = Router(StaticRoutes(RouteTable(default=((node.host, node.port),))))
+    summary = route_summary(route_timing.run(route_n, delay_ms, HotpathGateway(router)), delay_ms)
+    summary["n"] = route_n
+    ROUTE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    ROUTE_RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    print_routes(summary)
+    print(f"wrote {ROUTE_RESULTS.relative_to(ROOT)}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """All three sections; ``--routes`` runs the round-trip section alone."""
+    only_routes = "--routes" in (sys.argv[1:] if argv is None else argv)
     n = int(os.environ.get("BENCH_API_N", "500"))
     runs = int(os.environ.get("BENCH_IMPORT_RUNS", "5"))
     with tempfile.TemporaryDirectory() as data_dir:
         node = NodeProcess.start(Path(data_dir) / "node")
         try:
-            router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
+            route_result = routes(node)
+            if only_routes:
+                return 0
+            router = Router(StaticRoutes(RouteTable(default=((node.host, node.port),))))
             live = latency(HotpathGateway(router), n, "live")
         finally:
             node.terminate()
@@ -220,21 +335,44 @@ def main() -> int:
     dev_imports = cold_imports(runs, None)
     measured = dict(imports or dev_imports)
     floor = measured.pop(FLOOR.name, None)
+    post_orders_environment = {
+        "handler": "functions/orders_api app.lambda_handler, in this process",
+        "aws": "moto in-process (mock_aws): DynamoDB and EventBridge calls cost Python, not network",
+        "node": "python -m meridian_hotpath serve on loopback, journal in the temp dir",
+        "sample_size": n,
+        "warm_up": min(200, n),
+        "percentile": "nearest rank (meridian.stats.nearest_rank)",
+    }
+    baseline_environment = post_orders_environment | {"node": "none: the engine in-process, no socket"}
     result: dict[str, Any] = {
         "post_orders_n": n,
-        "post_orders_p50_ms": round(percentile(live, 50), 3),
-        "post_orders_p99_ms": round(percentile(live, 99), 3),
-        "baseline_in_process_engine_p50_ms": round(percentile(in_process, 50), 3),
-        "baseline_in_process_engine_p99_ms": round(percentile(in_process, 99), 3),
+        "post_orders_p50_ms": percentile_ms(live, 0.50),
+        "post_orders_p99_ms": percentile_ms(live, 0.99),
+        "post_orders_environment": post_orders_environment,
+        "baseline_in_process_engine_p50_ms": percentile_ms(in_process, 0.50),
+        "baseline_in_process_engine_p99_ms": percentile_ms(in_process, 0.99),
+        "baseline_in_process_engine_environment": baseline_environment,
         "cold_import_ms": measured,
         "cold_import_measured_in": "lambda package" if imports else "dev venv",
+        "cold_import_environment": {
+            "how": "a fresh `python -c 'import app'` per run, timed inside the interpreter",
+            "statistic": f"median of {runs} runs",
+            "packages": "build/lambda-site (the layer's requirements, no dev venv)"
+            if imports
+            else "dev venv",
+        },
         "cold_import_floor_ms": floor,
         "cold_import_vs_floor": {f: round(ms / floor, 2) for f, ms in measured.items()} if floor else {},
         "cold_import_dev_venv_ms": dev_imports,
         "cold_import_target_ms": IMPORT_TARGET_MS,
+        "round_trips": route_result,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"POST /orders: {n} requests after {min(200, n)} warm-up; AWS = moto in-process; "
+        "nearest-rank percentiles"
+    )
     print(f"{'measure':<44}{'value':>12}")
     print(f"{'POST /orders p50 (live node), ms':<44}{result['post_orders_p50_ms']:>12}")
     print(f"{'POST /orders p99 (live node), ms':<44}{result['post_orders_p99_ms']:>12}")

@@ -30,9 +30,9 @@ _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
 _ARTIFACT_PREFIX = re.compile(r"^https://s3\.[a-z0-9-]+\.amazonaws\.com/meridian-artifacts/")
 
 # Values an environment can only be given after another deploy exists (docs/deploy.md, "First
-# deploy"): the dr environment replicates the prod database, reads the ledger secret created for it
-# and requests the Transit Gateway peering with prod's hub; both route through it once accepted;
-# prod replicates its tables into dr's region with dr's keys.
+# deploy"): the dr environment replicates the prod database (its functions need no secret: they
+# authenticate with IAM) and requests the Transit Gateway peering with prod's hub; both route through
+# it once accepted; prod replicates its tables into dr's region with dr's keys.
 # Examples of their shape, so the pair can be evaluated as it runs once paired.
 AFTER_FIRST_DEPLOY: dict[str, dict[str, str]] = {
     "prod": {
@@ -45,7 +45,6 @@ AFTER_FIRST_DEPLOY: dict[str, dict[str, str]] = {
         "PeerRegion": "us-east-1",
         "PeerTransitGatewayAttachmentId": "tgw-attach-0peer0000000000",
         "PrimaryDbInstanceArn": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:meridian-prod-ledger",
-        "LedgerDbSecretArn": f"arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:meridian/dr/ledger-AbCdEf",
     },
 }
 

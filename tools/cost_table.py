@@ -145,9 +145,12 @@ def database(env: Environment) -> Cost:
 
 def kinesis(env: Environment) -> Cost:
     prices = env.prices["kinesis"]
-    shards = extended = 0
+    shards = extended = on_demand = 0
     for stack, lid in env.each("AWS::Kinesis::Stream"):
         props = stack.properties(lid)
+        if "ShardCount" not in props:  # ON_DEMAND: billed per GB written and read, not modelled here
+            on_demand += 1
+            continue
         shards += int(props["ShardCount"])
         if int(props.get("RetentionPeriodHours", 24)) > 24:
             extended += int(props["ShardCount"])
@@ -156,7 +159,8 @@ def kinesis(env: Environment) -> Cost:
     ) * env.hours
     records = env.prices["usage"]["records_per_second"][env.name]
     usd += records * 3600 * env.hours / 1e6 * prices["put_payload_units_per_million"]
-    return Cost(usd, f"{shards} shards ({extended} kept beyond 24 h), {records:,} records/s")
+    note = f", {on_demand} on-demand stream(s) not priced" if on_demand else ""
+    return Cost(usd, f"{shards} shards ({extended} kept beyond 24 h), {records:,} records/s{note}")
 
 
 def fargate(env: Environment) -> Cost:

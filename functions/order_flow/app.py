@@ -45,8 +45,9 @@ class SnsNotifier:
 @tracer.capture_lambda_handler
 def intake_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """{"input": <execution input>} -> {"order": ...}"""
-    reader = intake.DynamoOrderReader(aws.client("dynamodb"), settings().orders_table)
-    taken: dict[str, Any] = intake.intake(event.get("input") or {}, reader)
+    s = settings()
+    reader = intake.DynamoOrderReader(aws.client("dynamodb"), s.orders_table)
+    taken: dict[str, Any] = intake.intake(event.get("input") or {}, reader, s.exposure_table)
     logger.info("order taken in", extra={"order_id": taken["order"]["order_id"], "valid": taken["valid"]})
     return taken
 
@@ -80,12 +81,19 @@ def request_approval_handler(event: dict[str, Any], context: LambdaContext) -> d
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def route_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """{"order": ...} -> the node's answer as record values, counterparty writes and event batches."""
+    """{"order": ...} -> the node's answer as record writes, counterparty writes and event batches."""
+    s = settings()
     order = FlowOrder.model_validate(event["order"])
     client = Router.from_environment().client_for(order.symbol)
+    reader = intake.DynamoOrderReader(aws.client("dynamodb"), s.orders_table)
     try:
         result: dict[str, Any] = routing.route_order(
-            order, client, os.environ.get(BUS_NAME_ENV, "default"), datetime.now(UTC)
+            order,
+            client,
+            os.environ.get(BUS_NAME_ENV, "default"),
+            datetime.now(UTC),
+            (s.orders_table, s.exposure_table),
+            reader.get,
         )
     except routing.NodeRejectedError as exc:
         logger.info("node rejected", extra={"order_id": order.order_id, "reason": exc.reason})

@@ -14,7 +14,7 @@ RELEASE_URI='${NodeReleaseS3Uri}'
 NODE_MODE='${NodeMode}'
 KERNEL_CPU_ISOLATION='${KernelCpuIsolation}'
 
-dnf install -y -q python3.11 ethtool xfsprogs amazon-cloudwatch-agent
+dnf install -y -q python3.11 python3.11-devel gcc ethtool xfsprogs amazon-cloudwatch-agent
 
 # ---- journal volume (/dev/sdf, gp3/io2, encrypted): XFS, no atime updates
 DEVICE=/dev/sdf
@@ -34,6 +34,8 @@ rm -rf /opt/meridian/app && mkdir -p /opt/meridian/app
 tar -xzf /opt/meridian/release.tar.gz -C /opt/meridian/app
 python3.11 -m venv /opt/meridian/venv
 /opt/meridian/venv/bin/pip install -q --no-cache-dir -r /opt/meridian/app/deploy/requirements-node.txt
+# The native matching core and journal syncer, compiled here from the bundle's generated C.
+(cd /opt/meridian/app && /opt/meridian/venv/bin/python setup_native.py --quiet build_ext --inplace)
 
 cat > /etc/meridian/node.env <<ENV
 AWS_REGION=$REGION
@@ -43,6 +45,7 @@ MERIDIAN_ENVIRONMENT=$ENVIRONMENT
 MERIDIAN_KINESIS_STREAM=${MarketDataStreamName}
 MERIDIAN_EXECUTIONS_STREAM=${ExecutionsStreamName}
 MERIDIAN_NODE_NUMBER=${NodeNumber}
+MERIDIAN_ACK_AFTER=${AckAfter}
 MERIDIAN_ARCHIVE_BUCKET=${EngineStateBucketName}
 MERIDIAN_ARCHIVE_PREFIX=${ArchivePrefix}
 MERIDIAN_ROUTES_PARAMETER=${RoutesParameter}

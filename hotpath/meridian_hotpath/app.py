@@ -5,29 +5,30 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
-from meridian.protocol import Fill, Message
-from meridian_hotpath.commit import DEFAULT_THREAD_ABOVE
-from meridian_hotpath.dropcopy import execution_records
+from meridian_hotpath.commit import AckMode, FencedError
+from meridian_hotpath.follower import DurableSeq, FollowerConfig
+from meridian_hotpath.follower_link import FollowerLink, FollowerProcess, FollowerThread
 from meridian_hotpath.identity import claim_node_number
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
-from meridian_hotpath.marketdata import trade_record
 from meridian_hotpath.metrics import NodeMetrics
 from meridian_hotpath.metrics_http import start_metrics_server
 from meridian_hotpath.node import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_SNAPSHOT_EVERY, MatchingNode
-from meridian_hotpath.publisher import KinesisSink, StreamPublisher, StreamRecord, StreamSink
-from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
+from meridian_hotpath.publisher import StreamSink
+from meridian_hotpath.recovery import journal_dir, recover
+from meridian_hotpath.replication import EpochLog
+from meridian_hotpath.roles import ShardRole, cut_back, reserve_port
 from meridian_hotpath.runtime_tuning import RuntimeTuning
 from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
-from meridian_hotpath.snapshot import SnapshotStore
+from meridian_hotpath.shard import DivergedError, ShardConfig
 from meridian_hotpath.volatility import DEFAULT_INTERVAL
 
 try:
@@ -56,11 +57,15 @@ class NodeConfig:
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
-    max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their fsync
-    journal_thread_above: float = DEFAULT_THREAD_ABOVE  # fsync seconds beyond which it runs off the loop
+    max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their journal records
+    ack_after: AckMode = AckMode.FSYNC  # when answers leave: journal records durable, or written
     volatility_interval: float = DEFAULT_INTERVAL  # seconds between mid-price samples (volatility.py)
     tune_runtime: bool = False  # process-wide GC and GIL settings: the command line sets it, tests don't
     node_number: int | None = None  # None: the data dir's stored number (0 for a new one)
+    follower_process: bool = False  # the journal follower as its own process (the command line's way)
+    expected_client_order_ids: int = 1 << 20  # a trading day's, to size the engine's table up front
+    expected_live_orders: int = 1 << 16
+    shard: ShardConfig | None = None  # a replicated shard: primary or standby by its lease (roles.py)
 
 
 def load_instruments(path: Path) -> tuple[Instrument, ...]:
@@ -90,32 +95,14 @@ def startup_line(host: str, port: int, metrics_port: int | None, seq: int) -> st
     return f"{STARTUP_PREFIX} host={host} port={port} metrics_port={metrics} seq={seq}"
 
 
-def _stream_sink(stream: str | None) -> StreamSink | None:
-    return None if stream is None else KinesisSink(stream)
-
-
-def _keep_fills(into: list[Fill]) -> Callable[[list[Message]], None]:
-    def keep(answer: list[Message]) -> None:
-        into.extend(message for message in answer if type(message) is Fill)
-
-    return keep
-
-
-def _resending(sink: StreamSink, name: str, replayed: list[StreamRecord]) -> StreamPublisher:
-    """A started publisher that sends ``replayed`` ahead of anything new: an input replayed after the
-    last snapshot may have traded with its records never delivered (they may also have been: the
-    consumers are idempotent)."""
-    publisher = StreamPublisher(sink, name)
-    publisher.publish(replayed)
-    publisher.start()
-    log.info("%s: re-sending the %d trades replayed from the journal", name, len(replayed))
-    return publisher
-
-
 class RunningNode:
-    """A started node: recovered engine, journal, TCP server, metrics endpoint, publishers.
+    """A started node: recovered engine, journal and its syncer, the journal follower, TCP server,
+    metrics endpoint.
 
-    ``sink`` and ``executions_sink`` replace the Kinesis sinks the config names (tests).
+    ``sink`` and ``executions_sink`` are Python sinks for the market data and the drop copy: the
+    follower then runs on a thread of this process (tests). Without them, a follower process
+    publishes to the Kinesis streams the config names (``follower_process``) or a follower thread
+    publishes nothing.
     """
 
     def __init__(
@@ -132,15 +119,8 @@ class RunningNode:
         # First, before anything is read or repaired: a data dir numbered otherwise stays untouched.
         self.node_number = claim_node_number(config.data_dir, config.node_number)
         log.info("node number %d", self.node_number)
-        executions_sink = self._executions_sink or _stream_sink(config.executions_stream)
-        sink = self._sink or _stream_sink(config.kinesis_stream)
-        replayed: list[Fill] = []  # the fills of every replayed input: the publishers may lack them
-        engine, self.recovery = recover(
-            config.data_dir,
-            config.instruments,
-            repair=True,
-            on_answer=None if sink is None and executions_sink is None else _keep_fills(replayed),
-        )
+        engine, self.recovery = recover(config.data_dir, config.instruments, repair=True)
+        engine.reserve(config.expected_client_order_ids, config.expected_live_orders)
         for line in self.recovery.lines():
             log.info("%s", line)
         configured = {instrument.symbol for instrument in config.instruments}
@@ -150,70 +130,108 @@ class RunningNode:
                 sorted(engine.instruments),
                 sorted(configured),
             )
-        store = SnapshotStore(snapshot_dir(config.data_dir))
-        for stray in store.remove_stray_temporaries():
-            log.info("removed unfinished snapshot %s", stray.name)
         self.metrics = metrics = NodeMetrics()
-        journal = JournalWriter(
-            journal_dir(config.data_dir), engine.seq + 1, config.segment_bytes, metrics.observe_commit
-        )
-        now = time.time_ns()
-        self.publisher: StreamPublisher | None = None
-        if sink is not None:
-            resent = [trade_record(fill, now, resent=True) for fill in replayed]
-            self.publisher = _resending(sink, "market data", resent)
-        self.drop_copy: StreamPublisher | None = None
-        if executions_sink is None:
+        # Bound now, listening once this node serves clients: a standby refuses connections.
+        self._client_socket = reserve_port(config.host, config.port)
+        self.port = self._client_socket.getsockname()[1]
+        self.role: ShardRole | None = None
+        leading = True
+        if config.shard is not None:
+            self.role = ShardRole(self, config.shard, EpochLog.load(config.data_dir))
+            leading = await self.role.try_lead()
+        self.durable = DurableSeq(config.data_dir)
+        journal = JournalWriter(journal_dir(config.data_dir), engine.seq + 1, config.segment_bytes)
+        syncer = journal.start_syncer()
+        syncer.share_durable(self.durable.view)
+        self.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # the syncer wakes the follower through it
+        syncer.notify(self.wake[1])
+        self.follower = self._follower(standby=not leading, start_seq=self.recovery.seq)
+        if self._executions_sink is None and not config.executions_stream:
             log.warning("executions are not published: no --executions-stream, so this node has no drop copy")
-        else:
-            resent = execution_records(replayed, engine.instruments, now)
-            self.drop_copy = _resending(executions_sink, "drop copy", resent)
-        self._tuning = RuntimeTuning() if config.tune_runtime else None
-        if self._tuning is not None:
-            self._tuning.start()
+        self._tuning = RuntimeTuning(metrics.gc_pauses) if config.tune_runtime else None
         self.node = MatchingNode(
-            engine,
-            journal,
-            store,
-            metrics,
-            self.publisher,
-            config.snapshot_every,
-            self._fatal,
-            None if self._tuning is None else self._tuning.gc,
-            config.journal_thread_above,
-            self.drop_copy,
-            config.delivery_timeout,
-            self.recovery.snapshot_seq or 0,
+            engine, journal, metrics, self.follower, config.ack_after, self.fatal, config.delivery_timeout
         )
+        syncer.start()
+        await self.follower.start()
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
         metrics.state.details["node_number"] = str(self.node_number)
         self.server = MatchingServer(
             self.node, config.write_buffer_high, config.socket_send_buffer, config.max_owed
         )
-        self.port = await self.server.start(config.host, config.port)
+        if self.role is None:
+            await self.serve_clients()
+        elif leading:
+            await self.role.serve_as_primary()
+            await self.serve_clients()
+        else:
+            self.role.start_following()
+        if self.role is not None:
+            role = self.role
+            metrics.state.details["shard"] = role.config.shard
+            self.node.extra_gauges.append(role.gauges)
         self._metrics_server: asyncio.AbstractServer | None = None
         self.metrics_port: int | None = None
         if config.metrics_port is not None:
             self._metrics_server = await start_metrics_server(metrics, config.host, config.metrics_port)
             self.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
         self.node.start_volatility_sampling(config.volatility_interval)
+        if self._tuning is not None:
+            self._tuning.start()  # last: what start-up made is frozen out of the collector's way
+
+    def _follower(self, standby: bool, start_seq: int) -> FollowerLink:
+        config = self.config
+        follower_config = FollowerConfig(
+            config.data_dir,
+            config.instruments,
+            config.snapshot_every,
+            config.delivery_timeout,
+            start_seq,
+            standby,
+        )
+        if config.follower_process and self._sink is None and self._executions_sink is None:
+            streams = (None, None) if standby else (config.kinesis_stream, config.executions_stream)
+            return FollowerProcess(follower_config, self.wake, *streams)
+        if standby:
+            return FollowerThread(follower_config, self.wake, None, None)
+        return FollowerThread(follower_config, self.wake, self._sink, self._executions_sink)
+
+    async def serve_clients(self) -> None:
+        await self.server.start(self.config.host, self.port, sock=self._client_socket)
+
+    async def become_publishing(self) -> None:
+        """A standby taking over: its silent follower gives way to one that publishes, re-sending
+        the trades after the last snapshot its primary confirmed delivered."""
+        node = self.node
+        await self.follower.stop(node.journal.durable_seq, self.config.delivery_timeout + 5)
+        self.follower = self._follower(standby=False, start_seq=node.engine.seq)
+        node.follower = self.follower
+        await self.follower.start()
 
     def startup_line(self) -> str:
         return startup_line(self.config.host, self.port, self.metrics_port, self.recovery.seq)
 
-    def _fatal(self, exc: BaseException) -> None:
+    def fatal(self, exc: BaseException) -> None:
         self.failure = exc
+        node = getattr(self, "node", None)
+        if node is not None and not node.failed:
+            node.fail(exc)  # calls back here, through on_fatal
+            return
         self.stopped.set()
 
     async def shutdown(self) -> None:
-        """Stop reading, commit, write the final snapshot, flush answers, market data and drop copy."""
+        """Stop reading, commit, make the journal durable, let the follower finish, flush answers."""
         log.info("shutting down at seq %d", self.node.engine.seq)
+        if self.role is not None:
+            await self.role.close()
         self.server.stop_accepting()
         await self.node.close()
         await self.server.close_connections()
-        publishers = [publisher for publisher in (self.publisher, self.drop_copy) if publisher is not None]
-        # What either cannot deliver in time is logged; undelivered trades are re-sent on restart.
-        await asyncio.gather(*(publisher.close(self.config.delivery_timeout) for publisher in publishers))
+        self._client_socket.close()
+        await self.node.stop_follower()  # what it cannot deliver in time is re-sent on the next start
+        self.durable.close()
+        for end in self.wake:
+            os.close(end)
         if self._metrics_server is not None:
             self._metrics_server.close()
         if self._tuning is not None:
@@ -221,21 +239,35 @@ class RunningNode:
 
 
 async def serve(config: NodeConfig, announce: Callable[[str], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT (or a fatal failure); return the process exit code."""
+    """Serve until SIGTERM/SIGINT (or a fatal failure); return the process exit code.
+
+    A standby whose journal parted from its primary's (a deposed primary's unacknowledged tail) has
+    cut it back (``roles``) and starts again at once, in this process; so does a primary that lost
+    its lease (it stopped answering first): it takes the lease again if nobody else did, and
+    otherwise rejoins as the standby of whoever did.
+    """
     loop = asyncio.get_running_loop()
-    running = RunningNode(config)
-    await running.start()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, running.stopped.set)
-    (announce or _print_flush)(running.startup_line())
-    try:
-        await running.stopped.wait()
-    finally:
+    announced = False
+    while True:
+        running = RunningNode(config)
+        await running.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        await running.shutdown()
-        log.info("stopped at seq %d", running.node.engine.seq)
-    return 1 if running.failure is not None else 0
+            loop.add_signal_handler(signum, running.stopped.set)
+        if not announced:
+            (announce or _print_flush)(running.startup_line())
+            announced = True
+        try:
+            await running.stopped.wait()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await running.shutdown()
+            log.info("stopped at seq %d", running.node.engine.seq)
+        if not isinstance(running.failure, (DivergedError, FencedError)):
+            return 1 if running.failure is not None else 0
+        if isinstance(running.failure, DivergedError):
+            cut_back(config.data_dir, running.failure.seq)
+        log.warning("starting again after: %s", running.failure)
 
 
 def _print_flush(line: str, stream: TextIO = sys.stdout) -> None:

@@ -1,43 +1,65 @@
-"""Group commit: answers wait behind the journal records of their inputs.
+"""Answers wait behind the journal records of their inputs, as the node's ack mode says.
 
-Every answer joins the *open* batch together with its input's record. At the end of a loop
-iteration (``call_soon`` after that iteration's reads) the open batch is sealed, written and
-fdatasynced once, and only then released: answers written, then the node's bookkeeping. One batch
-is durable-in-progress at a time, so records reach the disk in processing order, and batches grow
-by themselves when the disk is slow.
+The matching core encodes each state-changing request's answer and its journal record together
+(``MatchingEngine.feed``). Answers join the *open* batch; at the end of a loop iteration
+(``call_soon`` after that iteration's reads) the batch is sealed: its records are written with one
+``write()`` on the loop (into the page cache, microseconds) and handed to the journal's syncer
+thread, which runs ``fdatasync`` off the loop (``journal_sync``). Then, by ack mode:
 
-Where the write runs depends on how long the disk takes, measured as a moving average:
+* ``fsync``: the batch waits until the syncer reports its records durable (an eventfd wakes the
+  loop), then its answers go out. An acknowledged order survives a crash of the host.
+* ``async``: the answers go out as soon as the records are written; fdatasync follows behind,
+  continuously. An acknowledged order survives a crash of the node's process (the kernel holds the
+  write); a crash of the host can lose what the last fdatasync did not cover, which a replicated
+  shard covers.
 
-* fast (below ``thread_above``, e.g. NVMe with power-loss protection, tmpfs): on the loop thread.
-  Handing a batch to another thread and back costs two thread wake-ups, measured at 90 us median
-  and milliseconds at p99 on a busy 2-CPU host, far more than such an fsync;
-* slow (EBS, a busy disk): on the journal thread, while the loop goes on matching the inputs that
-  arrive meanwhile into the next open batch, which is sealed as soon as the write returns.
+Batches are released in order, so a client's answers keep their order within each connection. A
+failed write or fdatasync fails the node: the fate of the records on disk is unknown, and
+answering could acknowledge a lost order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import logging
+import os
+import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from meridian.protocol import Fill, ProtocolRejectCode
-from meridian_hotpath.journal import JournalWriter, SealedBatch
-from meridian_hotpath.publisher import StreamRecord
+from meridian.protocol import ProtocolRejectCode
+from meridian_hotpath.engine import MatchingEngine
+from meridian_hotpath.journal import JournalWriter
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THREAD_ABOVE = 300e-6
-_SMOOTHING = 0.1
+
+class AckMode(enum.StrEnum):
+    FSYNC = "fsync"
+    ASYNC = "async"
+    REPLICA = "replica"  # once the shard's standby holds the batch (both disks sync behind)
+    REPLICA_FSYNC = "replica+fsync"  # once both disks hold it
+
+    @property
+    def replicated(self) -> bool:
+        return self in (AckMode.REPLICA, AckMode.REPLICA_FSYNC)
+
+
+class FencedError(Exception):
+    """The primary could not confirm its lease in time: it answers nothing more (self-fencing)."""
 
 
 class AnswerChannel(Protocol):
     """Where a request's answer goes: a client connection."""
 
     def send(self, data: bytes) -> None: ...
+
+    def held(self, answers: int) -> None:
+        """``answers`` answers to this channel now wait for their journal records."""
 
     def released(self, answers: int) -> None:
         """``answers`` held answers to this channel were just sent."""
@@ -48,58 +70,76 @@ class AnswerChannel(Protocol):
 @dataclass(slots=True)
 class Batch:
     answers: dict[AnswerChannel, list[bytes]] = field(default_factory=dict)
-    received: list[tuple[str, int]] = field(default_factory=list)  # (request type, received ns)
-    fills: list[Fill] = field(default_factory=list)  # staged for the publishers, in seq order
-    market_data: list[StreamRecord] = field(default_factory=list)  # top-of-book changes
+    counts: dict[AnswerChannel, int] = field(default_factory=dict)  # held answers per channel
+    received: list[tuple[int, int]] = field(default_factory=list)  # (received ns, requests)
     after: list[Callable[[], None]] = field(default_factory=list)  # run once the answers are out
     records: int = 0
+    last_seq: int = 0
+    written_ns: int = 0
 
 
-class GroupCommitter:
+class Committer:
     def __init__(
         self,
+        engine: MatchingEngine,
         journal: JournalWriter,
-        on_released: Callable[[Batch, float], None],
+        mode: AckMode,
+        on_released: Callable[[Batch], None],
         on_failure: Callable[[BaseException], None],
-        thread_above: float = DEFAULT_THREAD_ABOVE,
     ) -> None:
+        self.engine = engine
         self.journal = journal
-        self.thread_above = thread_above  # seconds of fsync beyond which writes go to the thread
-        self.fsync_estimate = 0.0  # moving average of the fsync time, seconds
-        self._on_released = on_released  # (batch, seconds in fdatasync), on the loop
+        self.mode = mode
+        self._on_released = on_released  # (batch), on the loop, after its answers went out
         self._on_failure = on_failure
         self._loop = asyncio.get_running_loop()
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="journal")
         self.open = Batch()
-        self._in_flight: asyncio.Future[float] | None = None
-        self._in_flight_batch: Batch | None = None
+        self._waiting: deque[Batch] = deque()  # written, not yet durable (fsync mode)
         self._scheduled = False
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._durable_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.failed = False
+        # Replication (replica modes): what the standby holds, whether it is there, and where each
+        # written batch goes to reach it. Without a live standby, answers wait for the local disk.
+        self.replica_written = 0
+        self.replica_durable = 0
+        self.replica_live = False
+        # Without a live standby, a replicated mode answers from the local disk only once the lease
+        # says the standby is not in sync (so it will not take over without those orders).
+        self.alone_allowed = True
+        self.forward: Callable[[int, int, bytes], None] | None = None
+        # Fencing: answers leave only while this returns True (the primary's lease is valid).
+        self.may_answer: Callable[[], bool] = lambda: True
+        self.on_durable: list[Callable[[], None]] = []  # told after each fdatasync (a standby's acks)
+        self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        assert journal.syncer is not None, "the journal's syncer is started by the node, after this"
+        self.syncer = journal.syncer
+        self.syncer.notify(self._wakeup)
+        self._loop.add_reader(self._wakeup, self._synced)
 
-    def add(
-        self, seq: int, frame: bytes, channel: AnswerChannel, answer: bytes, label: str, received_ns: int
-    ) -> None:
-        """Journal ``frame`` as input ``seq`` and hold ``answer`` until that record is durable."""
-        self.journal.append(seq, frame)
+    def hold(self, channel: AnswerChannel, answers: bytes, requests: int, received_ns: int) -> None:
+        """Hold ``answers`` (to ``requests`` state-changing requests read at ``received_ns``) until
+        their journal records are safe by the ack mode."""
         batch = self.open
-        batch.records += 1
+        channel.held(requests)
         pending = batch.answers.get(channel)
         if pending is None:
-            batch.answers[channel] = [answer]
+            batch.answers[channel] = [answers]
+            batch.counts[channel] = requests
         else:
-            pending.append(answer)
-        batch.received.append((label, received_ns))
-        if not self._scheduled and self._in_flight is None:
+            pending.append(answers)
+            batch.counts[channel] += requests
+        batch.received.append((received_ns, requests))
+        batch.records += requests
+        if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._flush)  # after this iteration's other reads: they share the fsync
+            self._loop.call_soon(self._flush)  # after this iteration's other reads: they share the write
 
     def after_answers(self, action: Callable[[], None]) -> None:
         """Run ``action`` once every answer accepted so far has been written."""
         if self.open.records:
             self.open.after.append(action)
-        elif self._in_flight_batch is not None:
-            self._in_flight_batch.after.append(action)
+        elif self._waiting:
+            self._waiting[-1].after.append(action)
         else:
             action()
 
@@ -109,70 +149,113 @@ class GroupCommitter:
         if self.journal.durable_seq >= seq:
             future.set_result(None)
         else:
-            self._waiters.append((seq, future))
+            self._durable_waiters.append((seq, future))
         return future
 
     async def drain(self) -> None:
-        """Until nothing is open or in flight (shutdown)."""
-        while not self.failed and (self._in_flight is not None or self.open.records):
-            if self._in_flight is None:
-                self._flush()
-            if self._in_flight is not None:
-                await asyncio.wait([self._in_flight])
+        """Until everything accepted is written and, in fsync mode, durable (shutdown)."""
+        if self.open.records:
+            self._flush()
+        while not self.failed and self._waiting:
+            await self.durable(self._waiting[-1].last_seq)
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
-
-    @property
-    def threaded(self) -> bool:
-        """Whether the next batch goes to the journal thread."""
-        return self.fsync_estimate >= self.thread_above
+        self._loop.remove_reader(self._wakeup)
+        os.close(self._wakeup)
 
     def _flush(self) -> None:
         self._scheduled = False
-        if self._in_flight is not None or not self.open.records or self.failed:
+        batch = self.open
+        if not batch.records or self.failed:
             return
-        sealed = self.journal.seal()
-        assert sealed is not None
-        batch, self.open = self.open, Batch()
-        if not self.threaded:
-            try:
-                seconds = self.journal.write(sealed)
-            except OSError as error:
-                self._write_failed(error)
-                return
-            self._release(batch, sealed, seconds)
+        self.open = Batch()
+        batch.last_seq = self.engine.seq
+        first = batch.last_seq - batch.records + 1
+        records = self.engine.take_journal()
+        try:
+            self.journal.write_records(records, batch.last_seq)
+        except OSError as error:
+            self._fail(error)
             return
-        future = self._loop.run_in_executor(self._thread, self.journal.write, sealed)
-        self._in_flight, self._in_flight_batch = future, batch
-        future.add_done_callback(lambda done: self._written(batch, sealed, done))
+        if self.forward is not None:
+            self.forward(first, batch.last_seq, records)
+        batch.written_ns = time.perf_counter_ns()
+        if self.mode is AckMode.ASYNC:
+            self._release(batch)
+        else:
+            self._waiting.append(batch)
+            if self.mode.replicated:
+                self._release_safe()
 
-    def _written(self, batch: Batch, sealed: SealedBatch, done: asyncio.Future[float]) -> None:
-        self._in_flight = self._in_flight_batch = None
-        error = done.exception()
-        if error is not None:
-            self._write_failed(error)
+    def _synced(self) -> None:
+        """The syncer made more records durable (or failed)."""
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._wakeup)
+        error = self.syncer.error
+        if error:
+            self._fail(OSError(error, f"journal fdatasync failed: {os.strerror(error)}"))
             return
-        self._release(batch, sealed, done.result())
-        if self.open.records:
-            self._flush()  # the inputs matched while this batch was on the disk
-
-    def _write_failed(self, error: BaseException) -> None:
-        # The batch's fate on disk is unknown: answering could acknowledge a lost order.
-        self.failed = True
-        self._on_failure(error)
-
-    def _release(self, batch: Batch, sealed: SealedBatch, fsync_seconds: float) -> None:
-        self.fsync_estimate += _SMOOTHING * (fsync_seconds - self.fsync_estimate)
-        for channel, frames in batch.answers.items():
-            channel.send(frames[0] if len(frames) == 1 else b"".join(frames))
-            channel.released(len(frames))
-        for action in batch.after:
-            action()
-        self._on_released(batch, fsync_seconds)
-        if self._waiters:
-            ready = [w for w in self._waiters if w[0] <= sealed.last_seq]
-            self._waiters = [w for w in self._waiters if w[0] > sealed.last_seq]
+        durable = self.journal.durable_seq
+        self._release_safe()
+        for listener in self.on_durable:
+            listener()
+        if self._durable_waiters:
+            ready = [w for w in self._durable_waiters if w[0] <= durable]
+            self._durable_waiters = [w for w in self._durable_waiters if w[0] > durable]
             for _, waiter in ready:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    def replicated(self, written: int, durable: int) -> None:
+        """The standby acknowledged: it holds the journal up to ``written``, durably to ``durable``."""
+        self.replica_written = max(self.replica_written, written)
+        self.replica_durable = max(self.replica_durable, durable)
+        self._release_safe()
+
+    def standby_connected(self, live: bool) -> None:
+        self.replica_live = live
+        self._release_safe()
+
+    def oldest_waiting_ns(self) -> int | None:
+        """When the oldest batch still waiting for its answers was written (None: none waits)."""
+        return self._waiting[0].written_ns if self._waiting else None
+
+    def release_safe(self) -> None:
+        self._release_safe()
+
+    def safe_seq(self) -> int:
+        """The last seq whose answers may leave, by the ack mode."""
+        local = self.journal.durable_seq
+        mode = self.mode
+        if mode is AckMode.ASYNC:
+            return self.journal.next_seq - 1
+        if mode is AckMode.FSYNC:
+            return local
+        if not self.replica_live:  # alone: from the local disk, once the lease says so
+            return local if self.alone_allowed else min(self.replica_written, local)
+        if mode is AckMode.REPLICA:
+            return self.replica_written  # the standby holds it (and the local write went first)
+        return min(self.replica_durable, local)
+
+    def _release_safe(self) -> None:
+        safe = self.safe_seq()
+        waiting = self._waiting
+        while waiting and waiting[0].last_seq <= safe and not self.failed:
+            self._release(waiting.popleft())
+
+    def _fail(self, error: BaseException) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        self._on_failure(error)
+
+    def _release(self, batch: Batch) -> None:
+        if not self.may_answer():  # the lease is no longer certainly ours: not one answer more
+            self._fail(FencedError("the primary's lease may have lapsed: it stops answering"))
+            return
+        for channel, frames in batch.answers.items():
+            channel.send(frames[0] if len(frames) == 1 else b"".join(frames))
+            channel.released(batch.counts[channel])
+        for action in batch.after:
+            action()
+        self._on_released(batch)

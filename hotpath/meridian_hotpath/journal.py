@@ -2,12 +2,18 @@
 
 A journal is a directory of segment files ``journal-<first seq>.log``. Each record is::
 
-    u32 frame_length | u64 seq | frame (the request's wire frame) | u32 crc32c(length, seq, frame)
+    u16 frame_length | u16 epoch | u64 seq | frame (the request's wire frame) | u32 crc32c(all before)
 
-Records are appended in batches (group commit): the server buffers the records of the inputs that
-arrived together, writes them with one ``write`` and makes them durable with one ``fdatasync``
-before any answer leaves the node. Segments rotate at batch boundaries, so a record never spans
-two files and every segment but the last is complete.
+The epoch is the leadership term of the shard when the record was written (``lease``): a record
+from a deposed primary is recognisable by it, and a replica refuses what comes from an older term.
+Journals written before epochs existed read as epoch 0 (the two fields were one u32 length).
+
+Records are appended in batches: the node's matching core encodes the records of the inputs that
+arrived together, the writer hands them to the page cache with one ``write`` (``write_records``) and
+the journal's syncer thread (``journal_sync``) makes them durable with one ``fdatasync`` for every
+batch written meanwhile, off the event loop. Segments rotate at batch boundaries, so a record never
+spans two files and every segment but the last is complete. Tools and tests use the synchronous
+``append``/``commit``.
 
 A crash can leave a torn record at the end of the last segment: it was never acknowledged, so it
 is reported and cut off when the node opens the journal. A bad record anywhere else (an earlier
@@ -23,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import google_crc32c
 
@@ -32,6 +39,7 @@ from meridian.protocol import (
     Admin,
     Cancel,
     NewOrder,
+    NewStopOrder,
     ProtocolError,
     Replace,
     decode,
@@ -44,8 +52,28 @@ SEGMENT_PREFIX = "journal-"
 SEGMENT_SUFFIX = ".log"
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 
-StateChange = NewOrder | Cancel | Replace | Admin
-STATE_CHANGE_TYPES = (NewOrder, Cancel, Replace, Admin)
+if TYPE_CHECKING:
+    from meridian_hotpath.journal_sync import JournalSyncer
+
+StateChange = NewOrder | NewStopOrder | Cancel | Replace | Admin
+STATE_CHANGE_TYPES = (NewOrder, NewStopOrder, Cancel, Replace, Admin)
+
+
+class ReplayingEngine(Protocol):
+    """What replaying a journal needs of an engine (the native core's ``replay``)."""
+
+    @property
+    def seq(self) -> int: ...
+
+    def replay(
+        self,
+        data: bytes,
+        offset: int = 0,
+        end: int = -1,
+        to_seq: int = 0,
+        answers: bool = False,
+        first_seq: int = 0,
+    ) -> tuple[int, int, str | None, bytes, int]: ...
 
 
 class JournalCorruptError(Exception):
@@ -88,8 +116,13 @@ class TornTail:
         )
 
 
-def encode_record(seq: int, frame: bytes) -> bytes:
-    header = RECORD_HEADER.pack(len(frame), seq)
+def record_word(length: int, epoch: int) -> int:
+    """The first u32 of a record: the frame's length in the low 16 bits, the epoch in the high 16."""
+    return (epoch << 16) | length
+
+
+def encode_record(seq: int, frame: bytes, epoch: int = 0) -> bytes:
+    header = RECORD_HEADER.pack(record_word(len(frame), epoch), seq)
     crc = google_crc32c.extend(google_crc32c.value(header), frame)
     return header + frame + RECORD_CRC.pack(crc)
 
@@ -98,7 +131,8 @@ def _record_at(data: bytes, offset: int) -> tuple[int, int, str | None]:
     """Parse the record at ``offset``: ``(seq, end offset, None)`` or ``(0, 0, defect)``."""
     if len(data) - offset < RECORD_HEADER.size:
         return 0, 0, "truncated header"
-    length, seq = RECORD_HEADER.unpack_from(data, offset)
+    word, seq = RECORD_HEADER.unpack_from(data, offset)
+    length = word & 0xFFFF
     if not HEADER_SIZE <= length <= MAX_FRAME_SIZE:
         return 0, 0, f"implausible frame length {length}"
     end = offset + RECORD_HEADER.size + length + RECORD_CRC.size
@@ -156,6 +190,12 @@ def segment_first_seq(path: Path) -> int:
 def segment_paths(directory: Path) -> list[Path]:
     paths = [p for p in directory.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}") if p.is_file()]
     return sorted(paths, key=segment_first_seq)
+
+
+def journal_first_seq(directory: Path) -> int | None:
+    """The seq the journal's oldest segment starts at (None for an empty journal)."""
+    paths = segment_paths(directory)
+    return segment_first_seq(paths[0]) if paths else None
 
 
 def segment_name(first_seq: int) -> str:
@@ -216,6 +256,57 @@ def read_journal(
                 scan.torn_tail = TornTail(path, result.good_end, dropped, expected - 1, result.defect)
 
 
+def replay_journal(
+    directory: Path,
+    engine: ReplayingEngine,
+    to_seq: int | None = None,
+    on_answers: Callable[[bytes], object] | None = None,
+) -> JournalScan:
+    """Apply every intact record after ``engine.seq`` (up to ``to_seq``) to ``engine``, in the
+    engine's own code (CRC32C, frame checks and matching, no Python object per record).
+
+    The rules of ``read_journal``: damage that is not a torn tail of the last segment raises
+    ``JournalCorruptError``, as does a gap between segments. ``on_answers`` gets the encoded answers
+    of each segment's applied records. Returns what was read; the torn tail, if any, is known only
+    when the replay reached the journal's end.
+    """
+    paths = segment_paths(directory)
+    expected = segment_first_seq(paths[0]) if paths else engine.seq + 1
+    scan = JournalScan(expected, expected - 1, None)
+    for index, path in enumerate(paths):
+        first = segment_first_seq(path)
+        if first != expected:
+            raise JournalCorruptError(
+                path, 0, expected, f"segment starts at seq {first}, expected {expected}"
+            )
+        next_first = segment_first_seq(paths[index + 1]) if index + 1 < len(paths) else None
+        if next_first is not None and next_first <= engine.seq + 1:
+            expected = next_first  # the whole segment is at or before the engine's state
+            scan.last_seq = next_first - 1
+            continue
+        if to_seq is not None and engine.seq >= to_seq:
+            return scan
+        if first > engine.seq + 1:
+            raise JournalCorruptError(path, 0, engine.seq + 1, f"journal resumes at seq {first}")
+        data = path.read_bytes()
+        end, _, defect, answers, last = engine.replay(
+            data, 0, -1, 0 if to_seq is None else to_seq, on_answers is not None, first
+        )
+        if on_answers is not None and answers:
+            on_answers(answers)
+        expected = last + 1
+        scan.last_seq = last
+        if to_seq is not None and engine.seq >= to_seq:
+            return scan
+        if defect is not None:
+            if not defect.startswith(("truncated", "implausible", "crc")) or _valid_record_follows(data, end):
+                raise JournalCorruptError(path, end, last + 1, f"{defect} before intact records")
+            if next_first is not None:
+                raise JournalCorruptError(path, end, last + 1, defect)
+            scan.torn_tail = TornTail(path, end, len(data) - end, last, defect)
+    return scan
+
+
 def truncate_torn_tail(tail: TornTail) -> None:
     with open(tail.segment, "r+b") as handle:
         handle.truncate(tail.offset)
@@ -237,10 +328,12 @@ class SealedBatch:
 
 
 class JournalWriter:
-    """Appends records in batches; a batch becomes durable with a single write and fdatasync.
+    """Appends records in batches.
 
-    ``append`` and ``seal`` run on the caller's thread; ``write`` may run on another (the node's
-    journal thread), one batch at a time and in seal order. ``commit`` does both in one go.
+    The node's path: ``start_syncer`` once, then ``write_records`` for each batch of records the
+    matching core encoded (one ``write()`` on the caller's thread); the syncer thread makes them
+    durable behind it and ``durable_seq`` says how far. Tools and tests: ``append`` records one by
+    one and ``commit`` (write and fdatasync on the caller's thread).
     """
 
     def __init__(
@@ -257,6 +350,8 @@ class JournalWriter:
         self._buffer = bytearray()
         self._pending = 0
         self._durable_seq = next_seq - 1
+        self.syncer: JournalSyncer | None = None
+        self._dir_fd = -1
         directory.mkdir(parents=True, exist_ok=True)
         paths = segment_paths(directory)
         self._fd = -1
@@ -272,7 +367,34 @@ class JournalWriter:
 
     @property
     def durable_seq(self) -> int:
-        return self._durable_seq
+        return self._durable_seq if self.syncer is None else int(self.syncer.durable_seq)
+
+    def start_syncer(self) -> JournalSyncer:
+        """Hand fdatasync to a native syncer thread (``journal_sync``) for ``write_records``."""
+        from meridian_hotpath.journal_sync import JournalSyncer  # noqa: PLC0415
+
+        self._dir_fd = os.open(self.directory, os.O_RDONLY)
+        syncer = JournalSyncer(self._fd, self._dir_fd, self._durable_seq)
+        self.syncer = syncer
+        return syncer
+
+    def write_records(self, data: bytes, last_seq: int) -> None:
+        """Write encoded records ending at ``last_seq`` (one ``write``, into the page cache) and
+        let the syncer make them durable. Raises OSError when the write fails."""
+        syncer = self.syncer
+        assert syncer is not None, "start_syncer first"
+        if self._size >= self.segment_bytes:
+            old = self._fd
+            self._start_segment(self.next_seq, sync_directory=False)
+            syncer.rotate(self._fd)  # the syncer fsyncs and closes the old one, and the directory
+            del old
+        view = memoryview(data)
+        written = 0
+        while written < len(view):
+            written += os.write(self._fd, view[written:])
+        self._size += len(data)
+        self.next_seq = last_seq + 1
+        syncer.written(last_seq)
 
     def append(self, seq: int, frame: bytes) -> None:
         if seq != self.next_seq:
@@ -316,6 +438,18 @@ class JournalWriter:
         return batch.records
 
     def close(self) -> None:
+        """Make everything written durable and close (the syncer's error, if any, is raised)."""
+        if self.syncer is not None:
+            syncer, self.syncer = self.syncer, None
+            try:
+                self._durable_seq = int(syncer.stop())
+            finally:
+                os.close(self._dir_fd)
+                self._dir_fd = -1
+                if self._fd >= 0:
+                    os.close(self._fd)
+                    self._fd = -1
+            return
         if self._fd >= 0:
             self.commit()
             os.close(self._fd)
@@ -325,11 +459,12 @@ class JournalWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         self._size = os.fstat(self._fd).st_size
 
-    def _start_segment(self, first_seq: int) -> None:
+    def _start_segment(self, first_seq: int, sync_directory: bool = True) -> None:
         path = self.directory / segment_name(first_seq)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
         self._size = 0
-        fsync_directory(self.directory)
+        if sync_directory:
+            fsync_directory(self.directory)
 
     def _rotate(self, first_seq: int) -> None:
         os.fsync(self._fd)

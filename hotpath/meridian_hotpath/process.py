@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -64,6 +65,7 @@ class NodeProcess:
                 stderr=log,
                 text=True,
                 env={**os.environ, **(env or {})},
+                start_new_session=True,  # its own process group: the node and its journal follower
             )
         assert process.stdout is not None
         line = _read_line(process.stdout, timeout)
@@ -83,7 +85,14 @@ class NodeProcess:
         )
 
     def kill(self) -> None:
-        """SIGKILL: no flush, no final snapshot; what is durable is what the journal fsynced."""
+        """SIGKILL to the node and its journal follower, as a host crash would: no flush, no final
+        snapshot, no further delivery; what is durable is what the journal fsynced."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def kill_node_only(self) -> None:
+        """SIGKILL to the matching process alone: its follower goes on delivering what is durable."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
@@ -100,6 +109,9 @@ class NodeProcess:
     ) -> None:
         if self.process.poll() is None:
             self.kill()
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # a follower still delivering
         if self.process.stdout is not None:
             self.process.stdout.close()
 

@@ -18,14 +18,15 @@ from pathlib import Path
 
 from meridian.domain import Instrument
 from meridian.executions import trade_id_base
-from meridian.protocol import Message
 from meridian_hotpath.engine import MatchingEngine
 from meridian_hotpath.identity import NodeIdentityError, data_dir_node_number
 from meridian_hotpath.journal import (
     JournalCorruptError,
     JournalScan,
     TornTail,
+    journal_first_seq,
     read_journal,
+    replay_journal,
     truncate_torn_tail,
 )
 from meridian_hotpath.snapshot import CHECKSUM_MASK, InvalidSnapshotError, SnapshotStore
@@ -109,30 +110,26 @@ def recover(
     instruments: Iterable[Instrument],
     to_seq: int | None = None,
     repair: bool = False,
-    on_answer: Callable[[list[Message]], object] | None = None,
+    on_answers: Callable[[bytes], object] | None = None,
 ) -> tuple[MatchingEngine, RecoveryReport]:
     """State as of ``to_seq`` (default: the last intact journal record).
 
     ``repair`` truncates a torn journal tail (the node does this on startup; read-only tools don't).
-    ``on_answer`` is called with the engine's answer to every replayed record, in order (the node
-    collects the fills it must re-send to its drop copy).
+    ``on_answers`` gets the encoded answers of the replayed records (the journal's follower
+    re-publishes the trades among them). The replay runs in the native core, record after record.
     Raises ``JournalCorruptError`` for damage inside the journal and ``RecoveryError`` when the
     requested seq is beyond the journal or the journal does not reach back to the snapshot used.
     """
     report = RecoveryReport()
     store = SnapshotStore(snapshot_dir(data_dir))
     engine = _newest_valid_snapshot(store, to_seq, report) or empty_engine(data_dir, instruments)
-    scan = JournalScan(0, 0, None)
-    for record in read_journal(journal_dir(data_dir), engine.seq, scan):
-        if to_seq is not None and record.seq > to_seq:
-            break
-        if record.seq != engine.seq + 1:
-            raise RecoveryError(f"journal resumes at seq {record.seq} but the state is at seq {engine.seq}")
-        answer = engine.process(record.request())
-        if on_answer is not None:
-            on_answer(answer)
-        report.replayed += 1
-    else:
+    start_seq = engine.seq
+    first = journal_first_seq(journal_dir(data_dir))
+    if first is not None and first > engine.seq + 1:
+        raise RecoveryError(f"journal resumes at seq {first} but the state is at seq {engine.seq}")
+    scan = replay_journal(journal_dir(data_dir), engine, to_seq, on_answers)
+    report.replayed = engine.seq - start_seq
+    if to_seq is None or engine.seq < to_seq:
         # Only a complete pass sees the whole journal, so only then is its tail known.
         report.torn_tail = scan.torn_tail
         report.journal_last_seq = scan.last_seq

@@ -1,8 +1,8 @@
 """The matching node's TCP server: many connections, pipelined requests, one engine.
 
-Connections are ``asyncio.Protocol`` objects: ``data_received`` decodes every complete frame in
-the bytes just read and hands each request to the node, so a client may keep many requests in
-flight (answers carry its request ids). Back-pressure is per connection: when a client stops
+Connections are ``asyncio.Protocol`` objects: ``data_received`` hands the bytes just read to the
+node, whose native core processes every complete frame in them at once, so a client may keep many
+requests in flight (answers carry its request ids). Back-pressure is per connection: when a client stops
 reading its answers and the transport's write buffer passes its high-water mark, the server stops
 reading that client's requests until the buffer drains; other clients are unaffected. A malformed
 frame is answered with ``ProtocolReject`` and that connection alone is closed.
@@ -16,20 +16,7 @@ import socket
 import time
 from typing import cast
 
-from meridian.protocol import (
-    HEADER,
-    HEADER_SIZE,
-    LENGTH_SIZE,
-    REQUEST_TYPES,
-    Flag,
-    ProtocolError,
-    ProtocolReject,
-    ProtocolRejectCode,
-    decode,
-    encode,
-    frame_length,
-)
-from meridian_hotpath.journal import STATE_CHANGE_TYPES
+from meridian.protocol import Flag, ProtocolReject, ProtocolRejectCode, encode
 from meridian_hotpath.node import MatchingNode
 
 log = logging.getLogger(__name__)
@@ -38,19 +25,6 @@ DEFAULT_WRITE_BUFFER_HIGH = 256 * 1024
 # A client may have this many requests awaiting their fsync before its reading pauses: the bound on
 # what one client can make the node hold while the disk is slow.
 DEFAULT_MAX_OWED = 4096
-
-_REJECT_CODES = {
-    "oversize": ProtocolRejectCode.BAD_LENGTH,
-    "bad_length": ProtocolRejectCode.BAD_LENGTH,
-    "unsupported_version": ProtocolRejectCode.UNSUPPORTED_VERSION,
-    "unknown_type": ProtocolRejectCode.UNKNOWN_TYPE,
-    "bad_field": ProtocolRejectCode.BAD_FIELD,
-    "bad_enum": ProtocolRejectCode.BAD_FIELD,
-}
-
-
-def reject_code(error: ProtocolError) -> ProtocolRejectCode:
-    return _REJECT_CODES.get(error.reason, ProtocolRejectCode.MALFORMED)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -82,33 +56,23 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         received_ns = time.perf_counter_ns()
+        if self.closing:
+            return
         if self._leftover:
             data = self._leftover + data
             self._leftover = b""
-        end = len(data)
-        offset = 0
-        handle = self._node.handle
-        while end - offset >= LENGTH_SIZE and not self.closing:
-            try:
-                total = frame_length(data, offset)
-                if end - offset < total:
-                    break
-                message, _, _ = decode(data, offset)
-            except ProtocolError as error:
-                request_id = HEADER.unpack_from(data, offset)[4] if end - offset >= HEADER_SIZE else 0
-                self.reject_and_close(request_id, reject_code(error))
-                return
-            if not isinstance(message, REQUEST_TYPES):
-                self.reject_and_close(message.request_id, ProtocolRejectCode.NOT_A_REQUEST)
-                return
-            if type(message) in STATE_CHANGE_TYPES:
-                self.owed += 1
-            handle(message, data[offset : offset + total], self, received_ns)
-            offset += total
-        if offset < end and not self.closing:
-            self._leftover = data[offset:]
+        self._node.feed(self, data, received_ns)
         if self.owed >= self._server.max_owed:
             self._update_reading()
+
+    def keep(self, rest: bytes) -> None:
+        """The start of a frame whose rest has not arrived yet."""
+        if not self.closing:
+            self._leftover = rest
+
+    def held(self, answers: int) -> None:
+        """``answers`` answers to this client wait for their journal records."""
+        self.owed += answers
 
     @property
     def reading_paused(self) -> bool:
@@ -195,10 +159,14 @@ class MatchingServer:
     def paused_connections(self) -> int:
         return sum(1 for connection in self.connections if connection.reading_paused)
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen; return the bound port (``port`` 0 picks a free one)."""
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
+        """Listen; return the bound port (``port`` 0 picks a free one). ``sock``: a socket bound
+        before (a standby reserves its port and listens on it only once it takes over)."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: ClientConnection(self), host, port, backlog=1024)
+        if sock is not None:
+            server = await loop.create_server(lambda: ClientConnection(self), sock=sock, backlog=1024)
+        else:
+            server = await loop.create_server(lambda: ClientConnection(self), host, port, backlog=1024)
         self._server = server
         bound: int = server.sockets[0].getsockname()[1]
         return bound

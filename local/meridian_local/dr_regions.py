@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from botocore.credentials import Credentials
-from meridian_client.api import MeridianClient
 from werkzeug.serving import BaseWSGIServer
 
+from meridian_client.api import MeridianClient
 from meridian_local.apigw import ApiGateway, serve_in_thread
 from meridian_local.apigw_events import API_ID
 from meridian_local.dr_orders import register_principal

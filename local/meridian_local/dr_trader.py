@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
+
 from meridian_client.api import ApiError, MeridianClient
 
 RETRYABLE = {"TRADING_HALTED", "NODE_UNAVAILABLE", "SERVICE_UNAVAILABLE", "NODE_TIMEOUT"}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from meridian.events import EVENT_SOURCE, EventDetail
+from meridian.events import EventDetail
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -34,7 +34,7 @@ def eventbridge_event(
         "version": "0",
         "id": event_id or str(uuid.uuid4()),
         "detail-type": detail.detail_type,
-        "source": EVENT_SOURCE,
+        "source": detail.source,
         "account": account,
         "time": detail.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,

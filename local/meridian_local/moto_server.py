@@ -2,14 +2,15 @@
 
 In-process (tests, the local platform)::
 
-    with MotoServer() as moto:            # a free port on 127.0.0.1
+    with MotoServer() as moto:            # a port the OS picks on 127.0.0.1 (moto.port)
         boto3.client("sqs", endpoint_url=moto.endpoint_url)
 
 As its own process (the adapter is installed there, where the functions run)::
 
-    python -m meridian_local.moto_server --port 5000 [--template template.yaml]
+    python -m meridian_local.moto_server --port 5000 [--template template.yaml] [--log-file functions.log]
 
-which prints ``meridian-moto ready http://127.0.0.1:5000`` once it serves, configured.
+which prints ``meridian-moto ready http://127.0.0.1:5000`` once it serves, configured (``--port 0``:
+the OS picks the port when the server binds, and that line names it).
 
 Either way the server sets ``MOTO_PORT`` (moto's Step Functions interpreter calls the other
 services through it), turns on ``stepfunctions.execute_state_machine`` through ``/moto-api/config``,
@@ -24,26 +25,19 @@ import json
 import logging
 import os
 import signal
-import socket
 import threading
 import urllib.request
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from meridian_local import lambda_adapter, moto_fidelity
+from meridian_local import lambda_adapter, moto_fidelity, moto_speed, moto_transactions
+from meridian_local.function_logs import FunctionLogs
 
 HOST = "127.0.0.1"
 READY_PREFIX = "meridian-moto ready"  # the process's first stdout line, once it serves configured
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 
 log = logging.getLogger(__name__)
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def configure(endpoint_url: str, config: dict[str, object] | None = None) -> None:
@@ -78,7 +72,7 @@ class MotoServer:
         registry: lambda_adapter.HandlerRegistry | None = None,
     ) -> None:
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port  # 0: the OS picks one when the server binds (read back in start)
         self.template = template
         self.registry = registry
         self._server: object | None = None
@@ -90,19 +84,22 @@ class MotoServer:
     def start(self) -> MotoServer:
         # Before any boto3 session exists, so every session reads the per-invocation environment.
         lambda_adapter.thread_local_environ()
-        os.environ["MOTO_PORT"] = str(self.port)
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy; only when a server starts
 
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        server.start()
+        server.start()  # returns once the socket is bound and listening
         self._server = server
+        self.port = server.get_host_and_port()[1]
+        os.environ["MOTO_PORT"] = str(self.port)  # moto's state machines call the services through it
         if self.registry is None:
             self.registry = lambda_adapter.HandlerRegistry(lambda_adapter.template_functions(self.template))
         lambda_adapter.install(self.registry, self.endpoint_url)
         moto_fidelity.install()
+        moto_transactions.install()
+        moto_speed.install()
         configure(self.endpoint_url)
         return self
 
@@ -133,13 +130,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("MOTO_PORT", "5000")))
     parser.add_argument("--host", default=HOST)
     parser.add_argument("--template", type=Path, default=lambda_adapter.ROOT_TEMPLATE)
+    parser.add_argument(
+        "--log-file", type=Path, help="where the functions it runs write their JSON logs and EMF metrics"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs = FunctionLogs(args.log_file).install() if args.log_file is not None else None
+    # With a log file (make run) the terminal gets warnings only: request lines come from the API.
+    logging.basicConfig(
+        level=logging.WARNING if logs else logging.INFO, format="%(asctime)s %(name)s %(message)s"
+    )
     server = MotoServer(port=args.port, host=args.host, template=args.template).start()
     registry = server.registry
     known = sorted(registry.sources) if registry is not None else []
     log.info("moto on %s; functions from the template: %s", server.endpoint_url, ", ".join(known) or "none")
-    print(f"{READY_PREFIX} {server.endpoint_url}", flush=True)
+    ready = f"{READY_PREFIX} {server.endpoint_url}"
+    if logs is not None:
+        logs.say(ready)
+    else:
+        print(ready, flush=True)
     stopped = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -1,7 +1,10 @@
 """The order API's tables, principals and collaborators for local runs, tests and benchmarks.
 
-The table layouts mirror the ``# ---- order API ----`` section of template.yaml (keys, indexes,
-TTL). ``EngineGateway`` runs the real matching engine in-process for tests that need no node.
+The tables are the ones template.yaml gives the order API: every variable of
+``OrdersApiFunction``'s environment that references an ``AWS::DynamoDB::Table`` names one, created
+here with that resource's keys, attributes, indexes and TTL (so the tests' tables cannot drift
+from the deployed ones). ``EngineGateway`` runs the real matching engine in-process for tests that
+need no node.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from orders_api.config import Settings
 from orders_api.dal.hotpath import MatchingGateway, NodeAnswer
-from orders_api.dal.interfaces import LedgerReader, PositionRow, TradePageRows
+from orders_api.dal.interfaces import LedgerReader, PositionRow, TradePageRows, TradeRow
 from orders_api.services import Services, default_instruments
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
@@ -24,9 +28,12 @@ from meridian.protocol import Message
 from meridian_hotpath.engine import MatchingEngine
 
 ACCOUNT_ID = "123456789012"
-FUNCTION_DIR = Path(__file__).resolve().parents[2] / "functions" / "orders_api"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FUNCTION_DIR = REPO_ROOT / "functions" / "orders_api"
+TEMPLATE = REPO_ROOT / "template.yaml"
+FUNCTION_LOGICAL_ID = "OrdersApiFunction"
 _HANDLER_MODULE = "orders_api_app"
-_S, _HASH, _RANGE = "S", "HASH", "RANGE"
+_INDEX_KEYS = ("IndexName", "KeySchema", "Projection")
 
 
 def load_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -48,63 +55,59 @@ def role_session_arn(role: str, session: str, account_id: str = ACCOUNT_ID) -> s
     return f"arn:aws:sts::{account_id}:assumed-role/{role}/{session}"
 
 
-def _index(name: str, hash_key: str, range_key: str = "created_key") -> dict[str, Any]:
-    return {
-        "IndexName": name,
-        "KeySchema": [
-            {"AttributeName": hash_key, "KeyType": _HASH},
-            {"AttributeName": range_key, "KeyType": _RANGE},
-        ],
-        "Projection": {"ProjectionType": "ALL"},
-    }
+@lru_cache(maxsize=1)
+def template_tables() -> dict[str, dict[str, Any]]:
+    """Environment variable of the order API -> the properties of the table template.yaml gives it."""
+    from meridian_local.sam_template import load  # noqa: PLC0415 - the YAML parser is slow to import
+
+    resources = load(TEMPLATE)["Resources"]
+    variables = resources[FUNCTION_LOGICAL_ID]["Properties"]["Environment"]["Variables"]
+    tables = {}
+    for variable, value in variables.items():
+        target = resources.get(value.get("Ref", "")) if isinstance(value, dict) else None
+        if target is not None and target["Type"] == "AWS::DynamoDB::Table":
+            tables[variable] = target["Properties"]
+    return tables
 
 
 def table_definitions(settings: Settings) -> list[dict[str, Any]]:
-    def attrs(*names: str) -> list[dict[str, str]]:
-        return [{"AttributeName": n, "AttributeType": _S} for n in names]
-
-    def simple(name: str, key: str) -> dict[str, Any]:
-        return {
-            "TableName": name,
-            "KeySchema": [{"AttributeName": key, "KeyType": _HASH}],
-            "AttributeDefinitions": attrs(key),
+    """CreateTable arguments of every order API table, named as ``settings`` name them."""
+    definitions = []
+    for variable, properties in template_tables().items():
+        definition: dict[str, Any] = {
+            "TableName": getattr(settings, variable.lower()),
+            "KeySchema": properties["KeySchema"],
+            "AttributeDefinitions": properties["AttributeDefinitions"],
         }
+        for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if properties.get(kind):
+                definition[kind] = [{k: index[k] for k in _INDEX_KEYS} for index in properties[kind]]
+        definitions.append(definition)
+    return definitions
 
-    orders = {
-        "TableName": settings.orders_table,
-        "KeySchema": [{"AttributeName": "order_id", "KeyType": _HASH}],
-        "AttributeDefinitions": attrs(
-            "order_id", "account", "status", "symbol", "created_key", "open_account"
-        ),
-        "GlobalSecondaryIndexes": [
-            _index("AccountIndex", "account"),
-            _index("StatusIndex", "status"),
-            _index("SymbolIndex", "symbol"),
-            _index("OpenIndex", "open_account"),
-        ],
+
+def time_to_live(settings: Settings) -> dict[str, str]:
+    """Table name -> its TTL attribute, for the tables whose template resource enables TTL."""
+    return {
+        getattr(settings, variable.lower()): properties["TimeToLiveSpecification"]["AttributeName"]
+        for variable, properties in template_tables().items()
+        if properties.get("TimeToLiveSpecification", {}).get("Enabled")
     }
-    market_data = {
-        "TableName": settings.market_data_table,
-        "KeySchema": [{"AttributeName": "pk", "KeyType": _HASH}, {"AttributeName": "sk", "KeyType": _RANGE}],
-        "AttributeDefinitions": attrs("pk", "sk"),
-    }
-    return [
-        orders,
-        simple(settings.idempotency_table, "id"),
-        simple(settings.risk_limits_table, "account"),
-        simple(settings.principals_table, "principal"),
-        simple(settings.trading_controls_table, "scope"),
-        simple(settings.order_approvals_table, "order_id"),
-        market_data,
-    ]
 
 
 def create_tables(dynamodb: Any, settings: Settings) -> None:
     """Create the order API's tables (and MarketData, which the market_data function owns)."""
     existing = set(dynamodb.list_tables().get("TableNames", []))
+    expiring = time_to_live(settings)
     for definition in table_definitions(settings):
-        if definition["TableName"] not in existing:
-            dynamodb.create_table(BillingMode="PAY_PER_REQUEST", **definition)
+        name = definition["TableName"]
+        if name in existing:
+            continue
+        dynamodb.create_table(BillingMode="PAY_PER_REQUEST", **definition)
+        if name in expiring:
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": expiring[name]}
+            )
 
 
 def register_principal(
@@ -155,8 +158,7 @@ class EngineGateway:
 
     def send_to(self, node: str, request: Message) -> NodeAnswer:
         self.sent.append(request)
-        # arg-type against the reference engine's signature; the native core's stub takes any object.
-        messages = self.engine.process(request)  # type: ignore[arg-type, unused-ignore]
+        messages = self.engine.process(request)
         flags = self.engine.last_flags
         return NodeAnswer(node, tuple(messages), duplicate=bool(flags & 2), replaced=bool(flags & 4))
 
@@ -179,6 +181,9 @@ class EmptyLedger:
     ) -> TradePageRows:
         return TradePageRows([], None)
 
+    def order_fills(self, order_id: str) -> list[TradeRow]:
+        return []
+
 
 def local_services(
     settings: Settings,
@@ -188,32 +193,37 @@ def local_services(
     instruments: Sequence[Instrument] | None = None,
 ) -> Services:
     """The real DynamoDB/EventBridge implementations over the given boto3 ``clients``."""
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
     from orders_api.aws import client  # noqa: PLC0415
     from orders_api.dal.approvals import StepFunctionsApprovalDesk  # noqa: PLC0415
+    from orders_api.dal.cached_reference import CachedReferencePrices, CachedReferenceStore  # noqa: PLC0415
     from orders_api.dal.dynamo_orders import DynamoOrderStore  # noqa: PLC0415
     from orders_api.dal.dynamo_reference import DynamoReferenceStore  # noqa: PLC0415
     from orders_api.dal.eventbridge import EventBridgePublisher  # noqa: PLC0415
     from orders_api.dal.market_data import DynamoMarketDataReader  # noqa: PLC0415
 
     dynamodb = clients["dynamodb"]
+    known = {i.symbol: i for i in instruments} if instruments else default_instruments()
+    reference = DynamoReferenceStore(
+        dynamodb, settings.principals_table, settings.risk_limits_table, settings.trading_controls_table
+    )
+    market_data = DynamoMarketDataReader(dynamodb, settings.market_data_table)
     return Services(
         settings=settings,
-        orders=DynamoOrderStore(dynamodb, settings.orders_table),
-        reference=DynamoReferenceStore(
-            dynamodb, settings.principals_table, settings.risk_limits_table, settings.trading_controls_table
+        orders=DynamoOrderStore(
+            dynamodb, settings.orders_table, settings.exposure_table, settings.idempotency_table, known
         ),
-        market_data=DynamoMarketDataReader(dynamodb, settings.market_data_table),
+        reference=CachedReferenceStore(reference, settings.reference_ttl_seconds),
+        market_data=market_data,
         ledger=ledger or EmptyLedger(),
         events=EventBridgePublisher(
             clients["events"], settings.event_bus_name, clients.get("sqs"), settings.events_dlq_url
         ),
         gateway=gateway,
-        idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
-        instruments={i.symbol: i for i in instruments} if instruments else default_instruments(),
+        instruments=known,
         approvals=StepFunctionsApprovalDesk(
             dynamodb,
             settings.order_approvals_table,
             lambda: clients["stepfunctions"] if "stepfunctions" in clients else client("stepfunctions"),
         ),
+        prices=CachedReferencePrices(market_data, settings.reference_ttl_seconds),
     )

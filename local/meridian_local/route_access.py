@@ -17,6 +17,10 @@ here: implicit deny. A role's identity policies are its inline ``Policies`` and 
 Methods of the API's definition (the REST API's ``Body``) that are unauthenticated MOCK integrations
 (``apigw_mock``) are answered by API Gateway itself: IAM is not asked and no function runs;
 ``gateway_answer`` gives their fixed response.
+
+A session must also be one its role's trust policy would have let STS issue to the user it was
+issued to (``trust_policy``): the template's roles bind the session name to the caller's verified
+name, and ``check_session`` refuses a session that breaks that rule, as AWS never issues one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meridian_local import trust_policy
 from meridian_local.apigw_mock import MockResponse, mock_responses
 from meridian_local.iam_policy import (
     Decision,
@@ -38,6 +43,7 @@ from meridian_local.iam_policy import (
 )
 from meridian_local.intrinsics import Resolver
 from meridian_local.sam_template import load_transformed
+from meridian_local.trust_policy import SessionRequest
 
 INVOKE = "execute-api:Invoke"
 _ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
@@ -72,10 +78,12 @@ class ExecuteApi:
 
 @dataclass(frozen=True, slots=True)
 class RolePolicies:
-    """A role's identity policies as (name, document), or why they cannot be evaluated here."""
+    """A role's identity policies as (name, document), or why they cannot be evaluated here, and its
+    trust policy."""
 
     documents: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     unsupported: str = ""
+    trust: Mapping[str, Any] | None = None
 
 
 class RouteAccess:
@@ -116,6 +124,21 @@ class RouteAccess:
         if match is None or match["account"] != self.api.account:
             return None
         return match["role"]
+
+    def check_session(self, principal: str, user: str | None) -> None:
+        """Raise AccessDeniedError unless the role's trust policy lets ``user`` hold this session."""
+        match = _ASSUMED_ROLE.match(principal)
+        role = self.role_of(principal)
+        if match is None or role is None:
+            return  # not an assumed role of this account: it has no policies here (implicit deny)
+        trust = self.roles.get(role, RolePolicies()).trust
+        session = principal.rsplit("/", 1)[1]
+        if trust is None or not trust_policy.allows(trust, SessionRequest(session, user=user)):
+            caller = user or "an unknown caller"
+            raise AccessDeniedError(
+                f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role} with the "
+                f"session name {session}: the role's trust policy binds the session name to the caller's name"
+            )
 
     def gateway_answer(self, method: str, path: str) -> MockResponse | None:
         """API Gateway's own answer to an unauthenticated MOCK method; None when IAM decides the route."""
@@ -162,6 +185,7 @@ def from_template(
     api = ExecuteApi(region, account, api_id, _stage_of(resources, api_logical_id, resolver))
     documents: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     unsupported: dict[str, str] = {}
+    trusts: dict[str, Mapping[str, Any]] = {}
     for lid, res in resources.items():
         if res["Type"] != "AWS::IAM::Role":
             continue
@@ -169,6 +193,8 @@ def from_template(
         name = str(props.get("RoleName") or f"{stack_name}-{lid}"[:64])
         refs[lid] = name
         documents[name] = [(p["PolicyName"], p["PolicyDocument"]) for p in props.get("Policies", [])]
+        if props.get("AssumeRolePolicyDocument"):
+            trusts[name] = props["AssumeRolePolicyDocument"]
         if props.get("ManagedPolicyArns"):
             unsupported[name] = f"managed policies are not read here: {props['ManagedPolicyArns']}"
     for lid, res in resources.items():
@@ -176,7 +202,10 @@ def from_template(
             props = resolver.resolve(res.get("Properties", {}))
             for role in props.get("Roles", []):
                 documents.setdefault(str(role), []).append((lid, props["PolicyDocument"]))
-    roles = {name: RolePolicies(tuple(docs), unsupported.get(name, "")) for name, docs in documents.items()}
+    roles = {
+        name: RolePolicies(tuple(docs), unsupported.get(name, ""), trusts.get(name))
+        for name, docs in documents.items()
+    }
     return RouteAccess(api, roles, mock_responses(_definition_of(resources, api_logical_id)))
 
 

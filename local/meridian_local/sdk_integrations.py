@@ -43,13 +43,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Services whose SDK name has more than one word: AWS names their errors in the SDK's Pascal case
+# (``DynamoDb.TransactionCanceledException``); moto capitalises the first letter only.
+_SERVICE_NAMES = {"dynamodb": "DynamoDb"}
+
+
 def sdk_error_name(service: str, code: str) -> str:
     """``rds`` + ``DBInstanceNotFound`` -> ``Rds.DbInstanceNotFoundException``."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (  # noqa: PLC0415
         state_task_service as base,
     )
 
-    service_name = base.StateTaskService._to_sfn_cased(service)
+    service_name = _SERVICE_NAMES.get(service.lower()) or base.StateTaskService._to_sfn_cased(service)
     exception = base.StateTaskService._to_sfn_cased(code)
     if not exception.endswith("Exception"):
         exception += "Exception"

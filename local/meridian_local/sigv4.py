@@ -4,7 +4,10 @@ The request is re-signed with botocore's ``SigV4Auth`` using the secret that the
 file holds for the request's access key, over exactly the headers the client signed; signatures
 are compared in constant time. The credentials file (JSON)::
 
-    {"access_keys": {"AKIA...": {"secret": "...", "principal": "arn:aws:sts::...:assumed-role/r/s"}}}
+    {"access_keys": {"AKIA...": {"secret": "...", "principal": "arn:aws:sts::...:assumed-role/r/s",
+                                 "user": "s"}}}
+
+``user`` is who the session was issued to (the IAM user whose name STS checked it against).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ _AUTHORIZATION = re.compile(
 class LocalCredential:
     secret: str
     principal: str
+    user: str | None = None
 
 
 class SignatureError(Exception):
@@ -48,7 +52,11 @@ class SignatureError(Exception):
 def load_credentials(path: Path) -> dict[str, LocalCredential]:
     raw = json.loads(path.read_text(encoding="utf-8"))
     return {
-        key: LocalCredential(secret=str(value["secret"]), principal=str(value["principal"]))
+        key: LocalCredential(
+            secret=str(value["secret"]),
+            principal=str(value["principal"]),
+            user=str(value["user"]) if value.get("user") else None,
+        )
         for key, value in raw.get("access_keys", {}).items()
     }
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.infra.templates import load, properties, resource
+from tools.cfn_model import StackModel, environments
 
 CONTAINERS = load("stacks/containers.yaml")
 
@@ -23,7 +28,8 @@ def test_trading_engine_service_runs_the_matching_node_on_fargate() -> None:
     service = properties(CONTAINERS, "EngineService")
     assert service["LaunchType"] == "FARGATE"
     assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
-    assert service["LoadBalancers"][0]["TargetGroupArn"] == {"Ref": "EngineTargetGroup"}
+    assert service["LoadBalancers"]["Fn::If"][0] == "HasCertificate"
+    assert service["LoadBalancers"]["Fn::If"][1][0]["TargetGroupArn"] == {"Ref": "EngineTargetGroup"}
     assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {
         "Enable": True,
         "Rollback": True,
@@ -40,15 +46,51 @@ def test_internal_alb_with_health_checks() -> None:
     assert (target["HealthCheckPath"], target["Port"]) == ("/healthz", 9101)
 
 
-def test_https_with_a_certificate_else_http_with_a_written_reason() -> None:
-    https, http = resource(CONTAINERS, "HttpsListener"), resource(CONTAINERS, "HttpListener")
+def test_the_https_listener_uses_a_tls13_policy() -> None:
+    https = resource(CONTAINERS, "HttpsListener")
     assert https["Condition"] == "HasCertificate"
     assert https["Properties"]["Protocol"] == "HTTPS"
     assert https["Properties"]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
-    assert http["Condition"] == "HasNoCertificate"
-    skipped = {s["id"]: s["comment"] for s in http["Metadata"]["checkov"]["skip"]}
-    assert "CKV_AWS_2" in skipped
-    assert "internal" in skipped["CKV_AWS_2"]
+
+
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0c0ffee0-0000-4000-8000-000000000000"
+
+
+def _listeners(model: StackModel) -> list[dict[str, Any]]:
+    return [model.properties(lid) for lid in model.of_type("AWS::ElasticLoadBalancingV2::Listener")]
+
+
+@pytest.mark.parametrize("certificate", ["", CERTIFICATE])
+@pytest.mark.parametrize("section", sorted(environments()))
+def test_the_internal_alb_never_serves_grafana_in_clear_text(section: str, certificate: str) -> None:
+    """Grafana's login, Prometheus and the engine's admin surface: HTTPS through the ALB or nothing."""
+    environment = environments()[section]
+    root = StackModel(
+        "template.yaml",
+        {**environment.parameters, "AlbCertificateArn": certificate},
+        environment.region,
+        environment.stack_name,
+        environment.name,
+    )
+    containers, observability = root.nested("ContainersStack"), root.nested("ObservabilityStack")
+    listeners = _listeners(containers)
+    assert all(listener["Protocol"] == "HTTPS" for listener in listeners)
+    assert all(listener["Port"] == 443 for listener in listeners)
+    assert len(listeners) == (1 if certificate else 0)
+    ingress = containers.properties("LoadBalancerSecurityGroup")["SecurityGroupIngress"]
+    assert {(r["FromPort"], r["ToPort"]) for r in ingress} == {(443, 443)}
+    rules = observability.of_type("AWS::ElasticLoadBalancingV2::ListenerRule")
+    assert bool(rules) == bool(certificate)
+    for lid in rules:
+        assert observability.properties(lid)["ListenerArn"] == containers.ref("HttpsListener")
+    grafana = observability.properties("GrafanaService")
+    assert bool(grafana.get("LoadBalancers")) == bool(certificate)
+    environment_variables = {
+        e["Name"]: e["Value"]
+        for e in observability.properties("GrafanaTaskDefinition")["ContainerDefinitions"][0]["Environment"]
+    }
+    assert environment_variables["GF_SERVER_ROOT_URL"].startswith("https://")
+    assert environment_variables["GF_SECURITY_COOKIE_SECURE"] == "true"
 
 
 def test_service_scales_on_cpu_and_on_market_volatility() -> None:

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meridian_hotpath.archive import ship
+from meridian_hotpath.identity import write_node_number
 from tests.infra.templates import load, properties, resource
-from tools.cfn_model import environment_model
+from tests.s3 import S3_BUCKET
+from tests.unit.statemachines.trading_data import write_data_dir
+from tools.cfn_model import StackModel, environment_model, environments
 
 DATA = load("stacks/data.yaml")
+# The data stack's parameters without a default, as the root would pass them.
+_DATA_REQUIRED = {
+    name: "x"
+    for name, spec in DATA["Parameters"].items()
+    if "Default" not in spec and name not in ("Environment", "DataSubnetIds")
+} | {"Environment": "dev", "DataSubnetIds": "subnet-a,subnet-b"}
 
 
 def test_rds_postgresql_multi_az_encrypted_private_and_protected() -> None:
@@ -160,3 +175,54 @@ def test_outputs_are_the_stacks_interface() -> None:
         "FileSystemId",
         "BackupVaultArn",
     } <= set(DATA["Outputs"])
+
+
+def _expiring_prefixes(section: str) -> tuple[list[str], list[str]]:
+    """(prefixes whose current objects expire, every rule's prefix) of the engine-state bucket."""
+    data = environment_model(section).nested("DataStack")
+    rules = data.properties("EngineStateBucket")["LifecycleConfiguration"]["Rules"]
+    expiring = [str(r["Prefix"]) for r in rules if "ExpirationInDays" in r and r["Status"] == "Enabled"]
+    return expiring, [str(r.get("Prefix", "")) for r in rules]
+
+
+@pytest.mark.parametrize("section", sorted(environments()))
+def test_engine_state_retention_applies_where_the_nodes_archive_and_spares_their_identity(
+    section: str, tmp_path: Path, s3: Any
+) -> None:
+    """The node ships to <ArchivePrefix>/journal/ and /snapshots/ (meridian_hotpath.archive): the
+    retention rules must match those keys, and never the node's number (<ArchivePrefix>/node.json)."""
+    root = environment_model(section)
+    archive_prefix = str(root.nested("HotpathStack").parameters["ArchivePrefix"])
+    assert archive_prefix in str(root.parameters["EngineArchivePrefixes"]).split(",")
+    write_data_dir(tmp_path, orders=40, snapshot_at=(20,), segment_bytes=800)
+    write_node_number(tmp_path, 7)
+    shipped = ship(tmp_path, s3, S3_BUCKET, archive_prefix, include_active=True).uploaded
+    expiring, _ = _expiring_prefixes(section)
+
+    def expires(key: str) -> bool:
+        return any(key.startswith(prefix) for prefix in expiring)
+
+    journal = [k for k in shipped if "/journal/" in k]
+    snapshots = [k for k in shipped if "/snapshots/" in k]
+    identity = [k for k in shipped if k.endswith("/node.json")]
+    assert journal
+    assert snapshots
+    assert identity
+    assert all(expires(k) for k in journal + snapshots), (expiring, journal + snapshots)
+    assert not any(expires(k) for k in identity)
+    assert not expires(f"{archive_prefix}/restore-points/run-1.json")
+
+
+def test_every_listed_shard_gets_its_retention_rules() -> None:
+    model = StackModel(
+        "stacks/data.yaml",
+        {**_DATA_REQUIRED, "EngineArchivePrefixes": "shards/a,shards/b,venue-x"},
+        "us-east-1",
+        "meridian-dev-DataStack",
+        "dev",
+    )
+    rules = model.properties("EngineStateBucket")["LifecycleConfiguration"]["Rules"]
+    prefixes = {r["Prefix"] for r in rules if "ExpirationInDays" in r}
+    assert prefixes == {
+        f"{s}/{f}/" for s in ("shards/a", "shards/b", "venue-x") for f in ("journal", "snapshots")
+    }

@@ -42,7 +42,7 @@ def test_the_first_deploy_section_names_what_exists_in_an_order_that_works() -> 
     assert set(deployed) <= set(environments()), deployed
     assert deployed.index("prod") < deployed.index("dr")  # the replica needs its primary
     named = set(re.findall(r"`([A-Z][A-Za-z0-9]+)=", section))
-    assert {"PrimaryDbInstanceArn", "LedgerDbSecretArn", "DbDeletionProtection"} <= named
+    assert {"PrimaryDbInstanceArn", "DbDeletionProtection"} <= named
     assert named <= set(TEMPLATE["Parameters"]), named - set(TEMPLATE["Parameters"])
     listed = re.findall(r"its outputs (`[^.]*)\.", section)[0]
     outputs = set(re.findall(r"`([A-Z][A-Za-z0-9]+)`", listed)) | set(

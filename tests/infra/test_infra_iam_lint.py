@@ -52,7 +52,10 @@ def rendered_policies(stack: StackModel) -> Iterator[Rendered]:
         elif rtype in _RESOURCE_POLICIES:
             document = stack.properties(lid).get(_RESOURCE_POLICIES[rtype])
             if isinstance(document, dict):
-                document = document if "Statement" in document else {"Statement": [document]}
+                # An EventBusPolicy holds one statement; EventBridge files it in the bus's policy,
+                # a 2012-10-17 document it writes itself.
+                if "Statement" not in document:
+                    document = {"Version": "2012-10-17", "Statement": [document]}
                 yield Rendered(stack.path, lid, rtype, _RESOURCE_POLICIES[rtype], document)
 
 

@@ -122,7 +122,13 @@ def test_gateway_endpoints_for_s3_and_dynamodb_on_every_private_route_table() ->
     assert set(gateways) == {"s3", "dynamodb"}
     for endpoint in gateways.values():
         tables = {t["Ref"] for t in endpoint["RouteTableIds"]}
-        assert tables == {"PrivateRouteTableA", "PrivateRouteTableB", "DataRouteTable"}
+        assert tables == {
+            "PrivateRouteTableA",
+            "PrivateRouteTableB",
+            "HotpathRouteTableA",
+            "HotpathRouteTableB",
+            "DataRouteTable",
+        }
 
 
 def test_interface_endpoints_with_private_dns_and_their_security_group() -> None:
@@ -222,3 +228,52 @@ def test_outputs_are_the_stacks_interface() -> None:
         "PeerRegionRouteTableId",
     } <= set(NETWORK["Outputs"])
     assert NETWORK["Outputs"]["PrivateSubnetIds"]["Value"]["Fn::Join"][0] == ","
+
+
+def _tables_of(network: Any, tier: str) -> set[str]:
+    return {
+        network.properties(lid)["RouteTableId"]
+        for lid in network.of_type("AWS::EC2::SubnetRouteTableAssociation")
+        if network.properties(lid)["SubnetId"]
+        in (network.ref(f"{tier}SubnetA"), network.ref(f"{tier}SubnetB"))
+    }
+
+
+@pytest.mark.parametrize("section", ["default", "prod", "dr"])
+def test_on_premises_routes_never_reach_the_hot_path(section: str) -> None:
+    """The firm's network (and the other region) is reached through the Transit Gateway from the
+    private tier (operators and the execute-api endpoint) only; the nodes' tables hold their NAT route
+    and the gateway endpoints."""
+    network = environment_model(section).nested("NetworkStack")
+    hotpath, private = _tables_of(network, "Hotpath"), _tables_of(network, "Private")
+    assert len(hotpath) == 2
+    assert not hotpath & private
+    routes = [network.properties(lid) for lid in network.of_type("AWS::EC2::Route")]
+    through_the_hub = {r["RouteTableId"] for r in routes if "TransitGatewayId" in r}
+    assert through_the_hub == private
+    for table in hotpath:
+        mine = [r for r in routes if r["RouteTableId"] == table]
+        assert [(r["DestinationCidrBlock"], "NatGatewayId" in r) for r in mine] == [("0.0.0.0/0", True)]
+        for endpoint in ("S3GatewayEndpoint", "DynamoDbGatewayEndpoint"):
+            assert table in network.properties(endpoint)["RouteTableIds"]
+
+
+@pytest.mark.parametrize("section", ["default", "prod", "dr"])
+@pytest.mark.parametrize("port", [9001, 9101, 1024, 22, 3389, 8080])
+def test_the_hot_path_acl_admits_its_ports_from_the_vpc_only(section: str, port: int) -> None:
+    """No outside address (the firm's network, the other region, the internet) gets through the hot
+    path's network ACL to the order or metrics port, or to any port below the ephemeral range;
+    answers to the nodes' own connections (HTTPS through NAT) still come back."""
+    from tests.infra.test_infra_reachability import Environment  # noqa: PLC0415 - shared ACL evaluator
+
+    env = Environment(section)
+    vpc = env.root.nested("NetworkStack").parameters["VpcCidr"]
+    outside = [
+        env.root.nested("NetworkStack").parameters["OnPremisesCidr"],
+        "203.0.113.7/32",
+        "10.1.32.0/20" if section != "dr" else "10.0.32.0/20",
+    ]
+    for network in outside:
+        assert not env.acl_allows("Hotpath", False, port, network), (network, port)
+    assert env.acl_allows("Hotpath", False, port, vpc) == (port in (9001, 9101, 1024, 8080))
+    assert env.acl_allows("Hotpath", False, 50000, "203.0.113.7/32")  # an AWS API's answer via NAT

@@ -121,10 +121,14 @@ def test_buildspec_runs_make_test_then_sam_build_then_sam_package() -> None:
 def test_buildspec_writes_stage_parameters_the_root_template_accepts(tmp_path: Path) -> None:
     (post_build,) = BUILDSPEC["phases"]["post_build"]["commands"]
     shutil.copy(ROOT / "samconfig.toml", tmp_path / "samconfig.toml")
+    # What the build project gives the build (its EnvironmentVariables), plus CodeBuild's own.
+    project = {v["Name"] for v in properties(PIPELINE, "BuildProject")["Environment"]["EnvironmentVariables"]}
+    assert {"ARTIFACT_BUCKET", "ARTIFACT_KEY_ARN", "PERMISSIONS_BOUNDARY_ARN"} <= project
     environment = {
         **os.environ,
         "NODE_RELEASE_URI": "s3://artifacts/releases/meridian-node-abc.tar.gz",
         "ARTIFACT_KEY_ARN": "arn:aws:kms:us-east-1:111122223333:key/example",
+        "PERMISSIONS_BOUNDARY_ARN": "arn:aws:iam::111122223333:policy/meridian-dev-permissions-boundary",
         "CODEBUILD_RESOLVED_SOURCE_VERSION": "abc",
     }
     script = post_build.replace("python3.11 -", f"{sys.executable} -", 1)
@@ -134,4 +138,5 @@ def test_buildspec_writes_stage_parameters_the_root_template_accepts(tmp_path: P
         config = json.loads((tmp_path / "deploy" / f"{stage}.json").read_text())
         assert config["Parameters"]["Environment"] == stage
         assert config["Parameters"]["HotpathReleaseS3Uri"] == environment["NODE_RELEASE_URI"]
+        assert config["Parameters"]["PermissionsBoundaryArn"] == environment["PERMISSIONS_BOUNDARY_ARN"]
         assert set(config["Parameters"]) <= accepted, set(config["Parameters"]) - accepted

@@ -33,7 +33,9 @@ def _reserved_concurrency(stacks: list[StackModel]) -> int:
 
 def _kinesis_shards(stacks: list[StackModel]) -> int:
     return sum(
-        int(s.properties(lid)["ShardCount"]) for s in stacks for lid in s.of_type("AWS::Kinesis::Stream")
+        int(s.properties(lid).get("ShardCount", 0))  # ON_DEMAND streams count against no shard quota here
+        for s in stacks
+        for lid in s.of_type("AWS::Kinesis::Stream")
     )
 
 

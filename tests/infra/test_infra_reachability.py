@@ -75,6 +75,10 @@ API_CALLERS = {
     "SecurityStack/MarketDataSecurityGroup",
     "SecurityStack/ComplianceSecurityGroup",
 }
+# The internal ALB admits HTTPS (only) from the VPC range, where operators' sessions arrive; every
+# tier with HTTPS egress can open it. Nothing listens in clear text (port 80 is checked closed).
+ALB = "ContainersStack/LoadBalancerSecurityGroup"
+ALB_CLIENTS = {(caller, ALB, 443) for caller in API_CALLERS}
 # The DR integrity checks: the other region's functions -> this region's ledger and node endpoint.
 PEER_FLOWS = {
     (PEER_LAMBDAS, "DataStack/DatabaseSecurityGroup", 5432),
@@ -193,7 +197,7 @@ def _allowed(source: Environment, src: str, target: Environment, dst: str, port:
 
 def _ports(env: Environment) -> set[int]:
     ports = {r.low for rules in env.ingress.values() for r in rules if r.protocol != "-1"}
-    return ports | {22, 443, 5432, 9001, 9090, 9101, 2049, 3000}
+    return ports | {22, 80, 443, 5432, 9001, 9090, 9101, 2049, 3000}
 
 
 def _flows(section: str) -> set[tuple[str, str, int]]:
@@ -211,7 +215,7 @@ def _flows(section: str) -> set[tuple[str, str, int]]:
 @pytest.mark.parametrize("section", ["default", "prod", "dr"])
 def test_declared_flows_are_allowed_and_nothing_else(section: str) -> None:
     allowed = _flows(section)
-    expected = set(DECLARED)
+    expected = set(DECLARED) | ALB_CLIENTS
     if section != "default":  # interface endpoints only where InterfaceEndpoints=all
         expected |= {(caller, AWS_APIS, 443) for caller in API_CALLERS}
     assert not expected - allowed, f"declared but blocked: {sorted(expected - allowed)}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import botocore.session
+import pytest
 
 from tests.infra.templates import as_list, branches, load, properties, resources
-from tools.cfn_model import StackModel
+from tools.cfn_model import StackModel, environment_model, environments
 
 SECURITY = load("stacks/security.yaml")
 DATA_CLASS_KEYS = ("TradingDataKey", "MarketDataKey", "ComplianceKey", "LogsKey")
@@ -167,3 +168,26 @@ def test_alb_log_delivery_is_granted_in_every_region_load_balancing_runs_in() ->
         assert delivering[0]["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
     legacy = _security_stack("us-east-1").properties("AccessLogsBucketPolicy")["PolicyDocument"]["Statement"]
     assert {"AWS": "arn:aws:iam::127311923021:root"} in [s.get("Principal") for s in legacy]
+
+
+# An ordinary trading client over REST: a few orders, cancels and reads a second, with bursts.
+ORDINARY_CLIENT_REQUESTS_PER_SECOND = 50
+WAF_WINDOW_SECONDS = 300  # a rate-based statement without EvaluationWindowSec counts 5 minutes
+
+
+@pytest.mark.parametrize("section", sorted(environments()))
+def test_the_waf_rate_limit_admits_an_ordinary_trading_client_and_stays_below_the_stage(section: str) -> None:
+    """The per-IP limit is the root's WafRateLimitPerIp (docs/deploy.md), not the security stack's own
+    default: it lets a trading client through and cuts one address off before it takes the stage."""
+    root = environment_model(section)
+    security = root.nested("SecurityStack")
+    (rule,) = [
+        r for r in security.properties("OrderApiWebAcl")["Rules"] if "RateBasedStatement" in r["Statement"]
+    ]
+    statement = rule["Statement"]["RateBasedStatement"]
+    assert statement.get("EvaluationWindowSec", WAF_WINDOW_SECONDS) == WAF_WINDOW_SECONDS
+    limit = int(statement["Limit"])
+    assert limit == int(root.parameters["WafRateLimitPerIp"])
+    per_second = limit / WAF_WINDOW_SECONDS
+    assert per_second >= ORDINARY_CLIENT_REQUESTS_PER_SECOND, per_second
+    assert per_second < int(root.parameters["OrderApiThrottlingRateLimit"])

@@ -4,12 +4,14 @@ parameters or stand-ins of their own."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
 from collections.abc import Mapping
 from typing import Any
 
+from meridian_local.sam_env import DECLARED_FOR_LOCAL
 from tests.infra.templates import (
     HOTPATH_TEMPLATE,
     ROOT,
@@ -296,6 +298,11 @@ def _operator_choices() -> set[str]:
     return set(re.findall(r"^\| `([A-Za-z0-9]+)` \|", section, re.MULTILINE))
 
 
+def test_the_variables_declared_for_sam_local_are_empty_in_aws() -> None:
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert {name: variables.get(name) for name in DECLARED_FOR_LOCAL} == dict.fromkeys(DECLARED_FOR_LOCAL, "")
+
+
 def test_every_root_parameter_is_used() -> None:
     body = {key: value for key, value in TEMPLATE.items() if key != "Parameters"}
     used = {target for kind, target in references(body) if kind == "Ref"}
@@ -313,6 +320,8 @@ def test_function_environments_name_resources_of_the_template_or_its_nested_stac
         for variable, value in function["Properties"].get("Environment", {}).get("Variables", {}).items():
             if variable.startswith("POWERTOOLS_") or not RESOURCE_VARIABLE.search(variable):
                 continue
+            if variable in DECLARED_FOR_LOCAL and value == "":  # sam local invoke's hook (sam_env)
+                continue
             checked += 1
             targets = list(references(value))
             unresolved = [
@@ -327,7 +336,17 @@ def test_function_environments_name_resources_of_the_template_or_its_nested_stac
     assert not free, f"variables naming a parameter instead of a resource or stack output: {free}"
 
 
-def test_ledger_connections_come_from_the_data_stack() -> None:
+def _migration_roles() -> set[str]:
+    """The database roles the ledger migrations create (one per function)."""
+    sql = "".join(
+        p.read_text() for p in sorted((ROOT / "layers/shared/meridian/ledger/migrations").glob("*.sql"))
+    )
+    return set(re.findall(r"'(meridian_[a-z_]+)'", sql))
+
+
+def test_ledger_connections_come_from_the_data_stack_as_each_functions_own_role() -> None:
+    """Each function connects as its own database role with IAM authentication (rds-db:connect on
+    exactly that user of this region's instance); only the migrations read the master secret."""
     template = transformed(ROOT_TEMPLATE)
     secret = {
         "Fn::If": [
@@ -341,29 +360,36 @@ def test_ledger_connections_come_from_the_data_stack() -> None:
         for name, function in _functions().items()
         if "DB_HOST" in function["Properties"].get("Environment", {}).get("Variables", {})
     }
-    assert {"OrdersApiFunction", "LedgerFunction", "SurveillanceFunction", "MigrationsFunction"} <= set(
-        connecting
-    )
+    assert {
+        "OrdersApiFunction",
+        "LedgerFunction",
+        "SurveillanceFunction",
+        "MigrationsFunction",
+        "ComplianceExportFunction",
+        "ComplianceVerifyFunction",
+        "ValidateIntegrityFunction",
+    } == set(connecting)
+    roles = _migration_roles()
+    used: dict[str, set[str]] = {}
     for name, variables in connecting.items():
         assert variables["DB_HOST"] == _output("DataStack", "DbEndpointAddress"), name
         assert variables["DB_NAME"] == _output("DataStack", "DbName"), name
-        assert variables["DB_SECRET_ARN"] == secret, name
-        readable = {
-            target
-            for statement in _role_statements(template, name)
-            if "secretsmanager:GetSecretValue" in as_list(statement.get("Action"))
-            for target in references(statement.get("Resource"))
-        }
-        own = set(references(secret))
-        assert own <= readable, f"{name}: {readable}"
-        # The RDS-managed secret is encrypted with the trading-data key: reading it needs kms:Decrypt.
-        decryptable = {
-            target
-            for statement in _role_statements(template, name)
-            if "kms:Decrypt" in as_list(statement.get("Action"))
-            for target in references(statement.get("Resource"))
-        }
-        assert any("TradingDataKeyArn" in str(t) for t in decryptable), (
-            f"{name}: cannot decrypt the ledger secret ({decryptable})"
-        )
-        assert readable - own <= {("Ref", "PeerLedgerDbSecretArn")}, f"{name}: {readable}"  # DR check
+        user = variables["DB_USER"]
+        assert user in roles, (name, user)
+        used.setdefault(user, set()).add(name)
+        statements = _role_statements(template, name)
+        connects = [s for s in statements if "rds-db:connect" in as_list(s.get("Action"))]
+        own = [s for s in connects if "DbResourceId" in json.dumps(s["Resource"])]
+        assert len(own) == 1, name
+        assert json.dumps(own[0]["Resource"]).count(f"/{user}") == 1, name
+        readable = [s for s in statements if "secretsmanager:GetSecretValue" in as_list(s.get("Action"))]
+        if name == "MigrationsFunction":
+            assert variables["DB_SECRET_ARN"] == secret
+            assert {t for s in readable for t in references(s.get("Resource"))} == set(references(secret))
+        else:
+            assert "DB_SECRET_ARN" not in variables, name
+            assert not readable or name == "ValidateIntegrityFunction", name
+    # One role per function (the two compliance steps are one function's code, one role).
+    assert used.pop("meridian_compliance") == {"ComplianceExportFunction", "ComplianceVerifyFunction"}
+    assert all(len(functions) == 1 for functions in used.values()), used
+    assert set(used) | {"meridian_compliance"} == roles

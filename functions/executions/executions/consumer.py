@@ -21,7 +21,8 @@ Failures, and why each is handled as it is:
   for its retention), and the shard moves on.
 * **Events EventBridge still refuses** after the shared publisher's retries (throttling, an
   outage) are reported by the sequence number of the first such record; the chunks after it are not
-  sent, since Lambda re-delivers from there anyway.
+  sent, since Lambda re-delivers from there anyway. An aggregated record is re-delivered whole, so
+  the trades before the refused one in it are published again (consumers are idempotent).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from meridian.consumers import PoisonMessageError, process_batch
-from meridian.dropcopy import DropCopyError, parse_drop_copy
+from meridian.dropcopy import DropCopyError, parse_drop_copies
 from meridian.eventbridge import put_events_with_retries
 from meridian.events import TradeExecuted, put_events_entry
 
@@ -50,9 +51,13 @@ class UnreadableRecordAtHeadError(RuntimeError):
 
 @dataclass
 class ExecutionsBatch:
-    """What one invocation read: each readable record's event, by sequence number, in stream order."""
+    """What one invocation read: each readable record's events, by sequence number, in stream order.
 
-    trades: dict[str, TradeExecuted] = field(default_factory=dict)
+    A Kinesis record holds one drop-copy record, or many of one symbol in the KPL aggregation
+    format (``meridian.kpl``); an aggregated record is readable only when all of them are.
+    """
+
+    trades: dict[str, list[TradeExecuted]] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)  # unreadable records: sequence number -> why
 
     def add(self, record: KinesisStreamRecord) -> None:
@@ -60,7 +65,7 @@ class ExecutionsBatch:
         payload = record["kinesis"]
         sequence_number = str(payload["sequenceNumber"])
         try:
-            trade = parse_drop_copy(a2b_base64(payload["data"])).trade_executed()
+            trades = [copy.trade_executed() for copy in parse_drop_copies(a2b_base64(payload["data"]))]
         except (DropCopyError, ValueError) as exc:  # a2b_base64 raises binascii.Error, a ValueError
             reason = exc.reason if isinstance(exc, DropCopyError) else f"data is not base64: {exc}"
             self.reasons[sequence_number] = reason
@@ -69,7 +74,7 @@ class ExecutionsBatch:
                 extra={"sequence_number": sequence_number, "reason": reason},
             )
             raise PoisonMessageError(reason) from None
-        self.trades[sequence_number] = trade
+        self.trades[sequence_number] = trades
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +105,13 @@ def consume(
         )
     publish: list[tuple[str, TradeExecuted]] = []
     seen: set[str] = set()
+    readable = 0
     for sequence_number in order[:first_unreadable]:
-        trade = batch.trades[sequence_number]
-        if trade.execution_id not in seen:
-            seen.add(trade.execution_id)
-            publish.append((sequence_number, trade))
+        for trade in batch.trades[sequence_number]:
+            readable += 1
+            if trade.execution_id not in seen:
+                seen.add(trade.execution_id)
+                publish.append((sequence_number, trade))
     entries = [put_events_entry(trade, bus_name) for _, trade in publish]
     kwargs = {} if sleep is None else {"sleep": sleep}
     delivery = put_events_with_retries(events_client, entries, stop_at_first_failure=True, **kwargs)
@@ -120,9 +127,9 @@ def consume(
         resume_from = order[first_unreadable]
     return BatchOutcome(
         response={"batchItemFailures": [] if resume_from is None else [{"itemIdentifier": resume_from}]},
-        records=len(order),
+        records=sum(len(trades) for trades in batch.trades.values()) + len(batch.reasons),
         published=delivery.accepted,
-        duplicates=first_unreadable - len(publish),
+        duplicates=readable - len(publish),
         unreadable=len(batch.reasons),
         undelivered=len(delivery.undelivered),
     )

@@ -1,9 +1,12 @@
 """One Kinesis batch -> the fewest DynamoDB writes that leave the MarketData table current.
 
-Every record is decoded on its own (a poison record fails alone); top-of-book updates collapse
-to the newest per symbol, trades are de-duplicated by key (the first copy stays). After the batch
-is read, everything is written at once; items that could not be written are reported by the
-sequence number of the first record behind them, so Lambda resumes the shard from there.
+A Kinesis record is one update, or many updates of one symbol in the KPL aggregation format
+(``meridian.kpl``: the nodes aggregate); both are read. Every Kinesis record is decoded on its own
+(a poison record fails alone, an aggregated one whole: all its updates or none); top-of-book
+updates collapse to the newest per symbol, trades are de-duplicated by key (the first copy
+stays). After the batch is read, everything is written at once; items that could not be written
+are reported by the sequence number of the first record behind them, so Lambda resumes the shard
+from there.
 
 Writes are idempotent: a redelivered record rewrites its item unchanged, and a trade a restarted
 node re-sent (``resent``, with its re-send time) is written only if the tape lacks it, so the copy
@@ -26,7 +29,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from meridian.consumers import PoisonMessageError, process_batch
 
 from .items import book_item, trade_item
-from .records import BookTop, decode
+from .records import BookTop, TradePrint, decode_all
 from .writer import MarketDataWriter, Pending, WriteReport
 
 logger = Logger(child=True)
@@ -47,18 +50,22 @@ class MarketDataBatch:
         self._books: dict[str, tuple[BookTop, str]] = {}
 
     def add(self, record: KinesisStreamRecord) -> None:
-        """The batch processor's record handler."""
+        """The batch processor's record handler: one Kinesis record, plain or aggregated (KPL)."""
         payload = record["kinesis"]  # the raw dict: no wrapper objects on the hot path
         sequence_number = payload["sequenceNumber"]
         try:
-            update = decode(a2b_base64(payload["data"]))
+            updates = decode_all(a2b_base64(payload["data"]))
         except PoisonMessageError as exc:
             logger.warning(
                 "poison record: reported as failed, goes to the on-failure destination when retries end",
                 extra={"sequence_number": sequence_number, "reason": exc.reason},
             )
             raise
-        self.records += 1
+        self.records += len(updates)
+        for update in updates:
+            self._add(update, sequence_number)
+
+    def _add(self, update: TradePrint | BookTop, sequence_number: str) -> None:
         if isinstance(update, BookTop):
             held = self._books.get(update.symbol)
             if held is None:

@@ -1,6 +1,7 @@
 """Decoding the matching nodes' market-data records (``meridian_hotpath.marketdata``).
 
-Each Kinesis record is one JSON object with integer price units::
+Each update is one JSON object with integer price units; a Kinesis record holds one, or many of
+one symbol in the KPL aggregation format (``decode_all`` reads both)::
 
     {"type": "trade", "symbol", "seq", "trade_id", "price", "quantity", "aggressor_side", "timestamp_ns"}
     {"type": "top_of_book", "symbol", "seq", "bid_price", "bid_quantity", "ask_price", "ask_quantity",
@@ -25,6 +26,7 @@ from orjson import loads  # ~3x the standard library on these small objects
 from meridian.consumers import PoisonMessageError
 from meridian.domain import DEFAULT_INSTRUMENTS
 from meridian.executions import execution_id as execution_id_of
+from meridian.kpl import AggregationError, user_records
 
 PRICE_SCALES: dict[str, int] = {i.symbol: i.price_scale for i in DEFAULT_INSTRUMENTS}
 _SIDES = {1: "BUY", 2: "SELL", "BUY": "BUY", "SELL": "SELL"}
@@ -85,6 +87,16 @@ def _levels(payload: dict[str, Any], name: str, top: tuple[int, int]) -> Levels:
     ):
         raise PoisonMessageError(f"{name} must be a list of [price, quantity] integer pairs")
     return tuple((level[0], level[1]) for level in raw)
+
+
+def decode_all(data: bytes) -> list[TradePrint | BookTop]:
+    """Every update in one Kinesis record's data: one when it is plain, many when the node
+    aggregated them (``meridian.kpl``); raises PoisonMessageError unless every one decodes."""
+    try:
+        parts = user_records(data)
+    except AggregationError as exc:
+        raise PoisonMessageError(exc.reason) from None
+    return [decode(part) for part in parts]
 
 
 def decode(data: bytes) -> TradePrint | BookTop:

@@ -14,6 +14,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     orders_table: str = "meridian-orders"
+    exposure_table: str = "meridian-exposure"
     order_approvals_table: str = "meridian-order-approvals"
     compliance_approvals_topic_arn: str = ""
     approval_api_url: str = Field(default="", description="base URL of the order API, for the notice")

@@ -2,7 +2,9 @@
 
 An execution starts either from the ``order.pending_approval.v1`` event (an EventBridge rule targets
 the state machine) or directly with ``{"order_id": ...}``. Either way the order is read from the
-order API's table, so the flow acts on what the API stored, never on a copy in the event.
+order API's table, so the flow acts on what the API stored, never on a copy in the event. The step
+also states how to give back the exposure the order API reserved for the held order
+(``release``), which the flow writes with the order's REJECTED record if it never reaches a node.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from meridian import exposure
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian.exposure import Exposure
 
 from .models import FlowOrder
 
@@ -92,14 +96,36 @@ def load_pending(start_input: Mapping[str, Any], orders: OrderReader) -> FlowOrd
     return order
 
 
-def intake(start_input: Mapping[str, Any], orders: OrderReader) -> dict[str, Any]:
-    """The step's answer: the order, and whether it can be routed (a reason when it cannot)."""
+def held_exposure(order: FlowOrder) -> Exposure:
+    """What the held order reserved (the order API reserves an order's exposure when it creates it)."""
+    instrument = INSTRUMENTS[order.symbol]
+    ticks = order.price_ticks if order.price_ticks is not None else order.reference_ticks
+    return exposure.of_order(
+        order.side,
+        order.symbol,
+        open_quantity=order.quantity,
+        filled=0,
+        is_open=True,
+        price=instrument.to_price(ticks or 0),
+    )
+
+
+def release(order: FlowOrder, exposure_table: str) -> dict[str, Any]:
+    """The TransactWriteItems entry that gives the held order's exposure back."""
+    held = held_exposure(order) if order.symbol in INSTRUMENTS else Exposure()  # unknown: never reserved
+    return {"Update": exposure.update(exposure_table, order.account, -held)}
+
+
+def intake(start_input: Mapping[str, Any], orders: OrderReader, exposure_table: str) -> dict[str, Any]:
+    """The step's answer: the order, whether it can be routed (a reason when it cannot), and how
+    to give its exposure back."""
     order = load_pending(start_input, orders)
+    answer = {"order": order.model_dump(), "release": release(order, exposure_table)}
     try:
         check_instrument_rules(order)
     except OrderInvalidError as exc:
-        return {"order": order.model_dump(), "valid": False, "reason": exc.reason, "message": str(exc)}
-    return {"order": order.model_dump(), "valid": True, "reason": "", "message": ""}
+        return {**answer, "valid": False, "reason": exc.reason, "message": str(exc)}
+    return {**answer, "valid": True, "reason": "", "message": ""}
 
 
 class DynamoOrderReader:
@@ -123,4 +149,6 @@ class DynamoOrderReader:
         return {k: int(v) if k in _INTEGER_FIELDS and v is not None else v for k, v in values.items()}
 
 
-_INTEGER_FIELDS = frozenset({"quantity", "price_ticks", "order_flags", "filled_quantity", "leaves_quantity"})
+_INTEGER_FIELDS = frozenset(
+    {"quantity", "price_ticks", "order_flags", "filled_quantity", "leaves_quantity", "reference_ticks"}
+)

@@ -34,6 +34,7 @@ class FlowOrder(_Frozen):
     quantity: int = Field(gt=0)
     price_ticks: int | None = Field(default=None, ge=0)
     order_flags: int = Field(default=0, ge=0)
+    reference_ticks: int | None = Field(default=None, ge=0)  # a market order's value, set by the order API
     status: str = "PENDING_APPROVAL"
     submitted_by: str = ""
     created_at: str = ""
@@ -55,12 +56,3 @@ class RecordUpdate(_Frozen):
     last_seq: int
     price_ticks: int | None
     open: bool
-
-
-class CounterpartyUpdate(_Frozen):
-    """A resting order of another request that a fill or self-trade cancel touched."""
-
-    order_id: str
-    leaves_quantity: int
-    seq: int
-    status: Literal["PARTIALLY_FILLED", "FILLED", "CANCELLED"]

@@ -3,7 +3,10 @@
 API Gateway verifies the SigV4 signature and the role's ``execute-api:Invoke`` permission per route;
 this module maps the verified identity (the assumed-role ARN) to Meridian's principal record and
 checks the action against the user type, so a trader's role that is too broad still cannot act on
-another account.
+another account. The session name is the person: the roles' trust policies let a caller assume
+them only under their own IAM user name or the source identity their identity provider set, so
+``--role-session-name alice`` makes no one alice but alice. A trader's account belongs to a person:
+a trader is registered by session ARN, never for every session of a role (``<role>/*``).
 """
 
 from __future__ import annotations
@@ -109,6 +112,8 @@ def resolve_caller(identity: Mapping[str, Any], lookup: PrincipalLookup) -> Call
     user_type = _USER_TYPES.get(str(record.get("user_type", "")))
     if user_type is None:
         raise ForbiddenError("FORBIDDEN", "this identity has no valid user type")
+    if user_type == "trader" and str(record.get("principal", "")).endswith("/*"):
+        raise ForbiddenError("FORBIDDEN", "a trader is registered by person (the session's ARN), not by role")
     account = record.get("account")
     if user_type == "trader" and not account:
         raise ForbiddenError("FORBIDDEN", "this trader has no trading account")

@@ -20,6 +20,7 @@ class Settings(BaseModel):
     principals_table: str = "meridian-principals"
     trading_controls_table: str = "meridian-trading-controls"
     order_approvals_table: str = "meridian-order-approvals"
+    exposure_table: str = "meridian-exposure"
     market_data_table: str = "meridian-market-data"
     event_bus_name: str = "meridian-trading"
     events_dlq_url: str = ""
@@ -28,6 +29,10 @@ class Settings(BaseModel):
     default_max_order_quantity: int = 100_000
     default_max_notional: Decimal = Decimal("5000000")
     default_max_open_orders: int = 500
+    default_max_open_notional: Decimal | None = None  # none: open notional is tracked, not limited
+    # Principals, risk limits and trading controls are kept this long in the warm function (the
+    # matching node enforces halts itself: a cached control is briefly permissive at the API only).
+    reference_ttl_seconds: float = Field(default=1.0, ge=0)
     idempotency_ttl_seconds: int = 24 * 3600
     retry_after_seconds: int = 1
     database_url: str = ""

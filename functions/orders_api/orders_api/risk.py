@@ -1,8 +1,11 @@
 """Pre-trade risk: plain functions over plain values, run before an order leaves the Lambda.
 
-``check`` raises ``OrderRefusedError`` with the reason (MAX_ORDER_QUANTITY ... TRADING_HALTED,
-PRICE_BAND) or returns whether the order must first be approved by compliance (large notional, or
-a symbol restricted for approval). The caller gathers the inputs; nothing here does I/O.
+``check`` raises ``OrderRefusedError`` with the reason (MAX_ORDER_QUANTITY, MAX_NOTIONAL,
+TRADING_HALTED, RESTRICTED_SYMBOL, PRICE_BAND) or returns whether the order must first be approved
+by compliance (large notional, or a symbol restricted for approval). The limits on what an account
+holds open (open orders, positions with open orders, open notional) are not checked here: the
+order's exposure is reserved against them atomically when the order is created
+(``meridian.exposure``), and ``exposure_refused`` words a refusal. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from decimal import Decimal
 from enum import Enum
 
 from meridian.domain import Instrument, RejectReason
+from meridian.exposure import Breach
 from orders_api.dal.interfaces import RiskLimits, TradingControl
 from orders_api.errors import OrderRefusedError
 from orders_api.models import SideName
@@ -29,8 +33,6 @@ class OrderIntent:
 @dataclass(frozen=True, slots=True)
 class RiskInputs:
     limits: RiskLimits
-    open_orders: int
-    position: int | None  # signed; None when no position limit applies, so it was not read
     last_trade_ticks: int | None
     global_control: TradingControl
     symbol_control: TradingControl
@@ -81,19 +83,6 @@ def check(intent: OrderIntent, instrument: Instrument, inputs: RiskInputs) -> Ri
         raise _reject(
             RejectReason.MAX_NOTIONAL, f"notional {value} exceeds the limit of {limits.max_notional}"
         )
-    if inputs.open_orders >= limits.max_open_orders:
-        raise _reject(
-            RejectReason.MAX_OPEN_ORDERS, f"the account has {inputs.open_orders} open orders already"
-        )
-    position_limit = limits.position_limits.get(intent.symbol)
-    if position_limit is not None:
-        signed = intent.quantity if intent.side == "BUY" else -intent.quantity
-        projected = (inputs.position or 0) + signed
-        if abs(projected) > position_limit:
-            raise _reject(
-                RejectReason.POSITION_LIMIT,
-                f"the position would be {projected}, beyond the limit of {position_limit}",
-            )
     if intent.price_ticks is not None:
         low, high = instrument.band(reference)
         if not low <= intent.price_ticks <= high:
@@ -104,3 +93,16 @@ def check(intent: OrderIntent, instrument: Instrument, inputs: RiskInputs) -> Ri
     if value > inputs.large_order_notional:
         return RiskDecision(Route.APPROVAL, value, f"notional above {inputs.large_order_notional}")
     return RiskDecision(Route.MATCHING, value)
+
+
+_EXPOSURE_REASONS: dict[Breach, RejectReason] = {
+    "MAX_OPEN_ORDERS": RejectReason.MAX_OPEN_ORDERS,
+    "MAX_NOTIONAL": RejectReason.MAX_NOTIONAL,
+    "POSITION_LIMIT": RejectReason.POSITION_LIMIT,
+}
+
+
+def exposure_refused(breach: Breach, message: str) -> OrderRefusedError:
+    """The refusal of an order whose exposure reservation would pass one of the account's limits
+    (``breach`` is never NOT_SEEDED here: the caller seeds the account and tries again)."""
+    return _reject(_EXPOSURE_REASONS[breach], message)

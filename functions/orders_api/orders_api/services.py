@@ -13,8 +13,6 @@ from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from orders_api.config import Settings, settings
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-
     from orders_api.dal.hotpath import MatchingGateway
     from orders_api.dal.interfaces import (
         ApprovalDesk,
@@ -22,6 +20,7 @@ if TYPE_CHECKING:
         LedgerReader,
         MarketDataReader,
         OrderStore,
+        ReferencePrices,
         ReferenceStore,
     )
 
@@ -35,9 +34,9 @@ class Services:
     ledger: LedgerReader
     events: EventPublisher
     gateway: MatchingGateway
-    idempotency: BasePersistenceLayer
     instruments: Mapping[str, Instrument]
     approvals: ApprovalDesk
+    prices: ReferencePrices
 
 
 def default_instruments() -> dict[str, Instrument]:
@@ -47,11 +46,10 @@ def default_instruments() -> dict[str, Instrument]:
 def build(config: Settings | None = None) -> Services:
     """Wire the AWS and PostgreSQL implementations from the environment."""
     # Deferred imports: boto3 and psycopg load here, on the first request, not at import.
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
-
     from meridian import db  # noqa: PLC0415
     from orders_api.aws import client  # noqa: PLC0415
     from orders_api.dal.approvals import StepFunctionsApprovalDesk  # noqa: PLC0415
+    from orders_api.dal.cached_reference import CachedReferencePrices, CachedReferenceStore  # noqa: PLC0415
     from orders_api.dal.dynamo_orders import DynamoOrderStore  # noqa: PLC0415
     from orders_api.dal.dynamo_reference import DynamoReferenceStore  # noqa: PLC0415
     from orders_api.dal.eventbridge import EventBridgePublisher  # noqa: PLC0415
@@ -60,23 +58,26 @@ def build(config: Settings | None = None) -> Services:
 
     s = config or settings()
     dynamodb = client("dynamodb")
+    instruments = default_instruments()
+    reference = DynamoReferenceStore(
+        dynamodb, s.principals_table, s.risk_limits_table, s.trading_controls_table
+    )
+    market_data = DynamoMarketDataReader(dynamodb, s.market_data_table)
     return Services(
         settings=s,
-        orders=DynamoOrderStore(dynamodb, s.orders_table),
-        reference=DynamoReferenceStore(
-            dynamodb, s.principals_table, s.risk_limits_table, s.trading_controls_table
-        ),
-        market_data=DynamoMarketDataReader(dynamodb, s.market_data_table),
+        orders=DynamoOrderStore(dynamodb, s.orders_table, s.exposure_table, s.idempotency_table, instruments),
+        reference=CachedReferenceStore(reference, s.reference_ttl_seconds),
+        market_data=market_data,
         ledger=PostgresLedgerReader(db.shared_connection),
         events=EventBridgePublisher(
             client("events"), s.event_bus_name, client("sqs") if s.events_dlq_url else None, s.events_dlq_url
         ),
         gateway=_gateway(s),
-        idempotency=DynamoDBPersistenceLayer(table_name=s.idempotency_table, boto3_client=dynamodb),
-        instruments=default_instruments(),
+        instruments=instruments,
         approvals=StepFunctionsApprovalDesk(
             dynamodb, s.order_approvals_table, lambda: client("stepfunctions")
         ),
+        prices=CachedReferencePrices(market_data, s.reference_ttl_seconds),
     )
 
 

@@ -125,6 +125,12 @@ static void *mn_table_alloc(size_t bytes) {
     return p;
 }
 
+/* Fault every page of a buffer in (writing each page's first byte back), keeping its contents. */
+static void mn_touch(void *p, size_t bytes) {
+    volatile char *c = (volatile char *)p;
+    for (size_t i = 0; i < bytes; i += 4096) c[i] = c[i];
+}
+
 static void mn_table_free(void *p, size_t bytes) {
     if (p == NULL) return;
     if (bytes < MN_HUGE) free(p); else munmap(p, bytes);

@@ -1,7 +1,8 @@
 """The drop-copy record as its consumers read it: a checked model of ``executions.drop_copy_record``.
 
 One JSON object per trade, written by the matching node to the private executions stream (see
-:mod:`meridian.executions`). :func:`parse_drop_copy` accepts exactly version
+:mod:`meridian.executions`), many of one symbol to a Kinesis record in the KPL aggregation format
+(:func:`parse_drop_copies` reads both). :func:`parse_drop_copy` accepts exactly version
 ``DROP_COPY_VERSION`` with exactly its fields (a new field means a new version, and consumers are
 deployed before the nodes that write it), and checks what the record can check about itself: the
 execution id is the trade id's, and each order id is derived from its account and client order id.
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from meridian.domain import ACCOUNT_LEN, CLIENT_ORDER_ID_LEN
 from meridian.events import TradeExecuted
 from meridian.executions import DROP_COPY_VERSION, execution_id, order_id_for
+from meridian.kpl import AggregationError, user_records
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UINT64 = (1 << 64) - 1
@@ -118,6 +120,16 @@ class DropCopyRecord(BaseModel):
         )
 
 
+def parse_drop_copies(data: bytes) -> list[DropCopyRecord]:
+    """Every drop-copy record in one Kinesis record's data: one when it is plain, many when the
+    node aggregated them (``meridian.kpl``); raises DropCopyError unless every one is valid."""
+    try:
+        parts = user_records(data)
+    except AggregationError as exc:
+        raise DropCopyError(exc.reason) from None
+    return [parse_drop_copy(part) for part in parts]
+
+
 def parse_drop_copy(data: bytes | str) -> DropCopyRecord:
     """One drop-copy record from its JSON; raises DropCopyError when it is not a valid one."""
     try:
@@ -137,4 +149,4 @@ def parse_drop_copy(data: bytes | str) -> DropCopyRecord:
         ) from None
 
 
-__all__ = ["DropCopyError", "DropCopyRecord", "parse_drop_copy"]
+__all__ = ["DropCopyError", "DropCopyRecord", "parse_drop_copies", "parse_drop_copy"]

@@ -21,6 +21,10 @@ if TYPE_CHECKING:  # annotations only: consumers of the events need not load the
     from meridian.protocol import CancelAck
 
 EVENT_SOURCE = "meridian.trading"
+# Trades have their own source: only the executions function (the drop copy's reader) may put it
+# on the bus (its role's events:source condition and the bus policy), and the ledger's rule accepts
+# trade.executed.v1 from it alone, so no other publisher can forge a trade into the ledger.
+EXECUTIONS_SOURCE = "meridian.executions"
 BUS_NAME_ENV = "EVENT_BUS_NAME"
 
 SideName = Literal["BUY", "SELL"]
@@ -33,8 +37,10 @@ class UnknownEventError(ValueError):
 class EventDetail(BaseModel):
     """Base of every lifecycle event detail."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use, not at import: a consumer builds the schemas of the events it reads only.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     detail_type: ClassVar[str]
+    source: ClassVar[str] = EVENT_SOURCE
 
     schema_version: int = Field(default=1, ge=1)
     event_id: str = Field(min_length=1, max_length=128, description="Idempotency key of the event")
@@ -48,10 +54,11 @@ class OrderAccepted(EventDetail):
     account: str
     symbol: str
     side: SideName
-    order_type: Literal["LIMIT", "MARKET"]
+    order_type: Literal["LIMIT", "MARKET", "STOP", "STOP_LIMIT"]
     time_in_force: Literal["GTC", "IOC", "FOK", "DAY"]
     quantity: int = Field(gt=0)
     price: Decimal | None = None
+    stop_price: Decimal | None = Field(default=None, description="STOP and STOP_LIMIT orders' trigger price")
     status: str
     node_seq: int = Field(ge=0)
 
@@ -72,7 +79,7 @@ class OrderCancelled(EventDetail):
     account: str
     symbol: str
     cancelled_quantity: int = Field(ge=0)
-    reason: str
+    reason: str = Field(description="The CancelReason: USER, IOC_REMAINDER, FOK_UNFILLED, SELF_TRADE, ...")
     node_seq: int = Field(ge=0)
 
 
@@ -103,6 +110,7 @@ class TradeExecuted(EventDetail):
     """One trade with both sides; ``execution_id`` is unique across the fleet."""
 
     detail_type: ClassVar[str] = "trade.executed.v1"
+    source: ClassVar[str] = EXECUTIONS_SOURCE
     execution_id: str
     symbol: str
     price: Decimal = Field(gt=0)
@@ -159,7 +167,7 @@ def order_cancelled(cancel: CancelAck, occurred_at: datetime) -> OrderCancelled:
 def put_events_entry(detail: EventDetail, bus_name: str, trace_header: str | None = None) -> dict[str, Any]:
     """The PutEvents entry for ``detail`` on ``bus_name``."""
     entry: dict[str, Any] = {
-        "Source": EVENT_SOURCE,
+        "Source": detail.source,
         "DetailType": detail.detail_type,
         "Detail": detail.model_dump_json(),
         "EventBusName": bus_name,
@@ -199,6 +207,7 @@ __all__ = [
     "BUS_NAME_ENV",
     "EVENT_SOURCE",
     "EVENT_TYPES",
+    "EXECUTIONS_SOURCE",
     "EventDetail",
     "OrderAccepted",
     "OrderCancelled",

@@ -9,6 +9,8 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from meridian.kpl import user_records
+
 AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
@@ -33,7 +35,8 @@ def kinesis_client(endpoint: str) -> Any:
 
 
 def read_stream(kinesis: Any, stream: str) -> list[dict[str, Any]]:
-    """Every record in ``stream``, shard by shard, as its JSON plus ``key`` (the partition key)."""
+    """Every record in ``stream`` (aggregated ones split), shard by shard, as its JSON plus ``key``
+    (the partition key of the Kinesis record that carried it)."""
     records: list[dict[str, Any]] = []
     for shard in kinesis.describe_stream(StreamName=stream)["StreamDescription"]["Shards"]:
         iterator = kinesis.get_shard_iterator(
@@ -43,6 +46,10 @@ def read_stream(kinesis: Any, stream: str) -> list[dict[str, Any]]:
             response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
             if not response["Records"]:
                 break
-            records += [{"key": r["PartitionKey"], **json.loads(r["Data"])} for r in response["Records"]]
+            records += [
+                {"key": r["PartitionKey"], **json.loads(data)}
+                for r in response["Records"]
+                for data in user_records(r["Data"])
+            ]
             iterator = response.get("NextShardIterator")
     return records

@@ -131,15 +131,17 @@ def check_the_tape(records: list[dict[str, Any]], received: list[Fill], trade_id
     return sum(len(copies) for copies in prints.values())
 
 
+@pytest.mark.parametrize("ack_after", ["fsync", "async"])
 def test_every_acknowledged_trade_survives_kill_9_in_the_drop_copy_and_on_the_tape(
-    tmp_path: Path, moto_endpoint: str
+    tmp_path: Path, moto_endpoint: str, ack_after: str
 ) -> None:
     kinesis = kinesis_client(moto_endpoint)
-    kinesis.create_stream(StreamName=STREAM, ShardCount=2)
+    stream, market_data = f"{STREAM}-{ack_after}", f"{MARKET_DATA}-{ack_after}"  # one pair per mode
+    kinesis.create_stream(StreamName=stream, ShardCount=2)
     env = {**AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint}
     args = (
-        *("--executions-stream", STREAM, "--kinesis-stream", MARKET_DATA),
-        *("--node-number", str(NODE_NUMBER), "--snapshot-every", "200"),
+        *("--executions-stream", stream, "--kinesis-stream", market_data),
+        *("--node-number", str(NODE_NUMBER), "--snapshot-every", "200", "--ack-after", ack_after),
     )
     data_dir = tmp_path / "node"
     rng = random.Random(20_261_125)
@@ -150,7 +152,7 @@ def test_every_acknowledged_trade_survives_kill_9_in_the_drop_copy_and_on_the_ta
     try:
         for trial in range(TRIALS):
             if trial == TRIALS // 2:  # the market-data sink has failed so far: now it takes records
-                kinesis.create_stream(StreamName=MARKET_DATA, ShardCount=2)
+                kinesis.create_stream(StreamName=market_data, ShardCount=2)
             trader = Trader(node.port, flow)
             trader.start()
             time.sleep(rng.uniform(0.05, 0.5))
@@ -167,7 +169,7 @@ def test_every_acknowledged_trade_survives_kill_9_in_the_drop_copy_and_on_the_ta
         if node.process.poll() is None:
             node.kill()
 
-    records = read_stream(kinesis, STREAM)
+    records = read_stream(kinesis, stream)
     by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         assert record["key"] == record["symbol"], "partition key = symbol"
@@ -185,7 +187,7 @@ def test_every_acknowledged_trade_survives_kill_9_in_the_drop_copy_and_on_the_ta
     base = trade_id_base(NODE_NUMBER)
     made = sorted(copies[0]["trade_id"] for copies in by_id.values())
     assert made == list(range(base + 1, base + len(made) + 1)), "every trade the node made, once each id"
-    printed = check_the_tape(read_stream(kinesis, MARKET_DATA), received, made)
+    printed = check_the_tape(read_stream(kinesis, market_data), received, made)
     elapsed = time.monotonic() - started
     print(
         f"{TRIALS} kill -9 trials: {len(received)} fills acknowledged, {len(made)} trades, "

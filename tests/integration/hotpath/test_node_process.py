@@ -11,7 +11,7 @@ import pytest
 from meridian.client import HotpathClient, HotpathUnavailable, close_pooled_connections
 from meridian.domain import Side
 from meridian.protocol import Ack, Fill
-from meridian_hotpath.process import NodeProcess
+from meridian_hotpath.process import NodeProcess, NodeStartError
 from meridian_hotpath.recovery import snapshot_dir
 
 pytestmark = pytest.mark.integration
@@ -50,3 +50,8 @@ def test_instruments_file_limits_the_symbols_a_node_trades(tmp_path: Path) -> No
         assert isinstance(client.submit("t1", "a", "TSLA", Side.BUY, 1, 25_005).messages[0], Ack)
         assert type(client.submit("t2", "a", "AAPL", Side.BUY, 1, 19_000).messages[0]).__name__ == "Reject"
         assert node.terminate() == 0
+
+
+def test_a_node_that_cannot_start_says_so_and_leaves_no_process(tmp_path: Path) -> None:
+    with pytest.raises(NodeStartError, match="node did not start \\(exit 2\\)"):
+        NodeProcess.start(tmp_path / "node", "--snapshot-every", "0")  # refused by the command line

@@ -4,38 +4,39 @@ from __future__ import annotations
 
 import json
 import os
-import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from botocore.credentials import Credentials
-from meridian_client import ApiError, MeridianClient
 
+from meridian_client import ApiError, MeridianClient
 from meridian_local.aws import aws_client
 from meridian_local.preflight import port_is_free
+from tests.browser import rendered_dom
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _free_ports(count: int) -> list[int]:
-    # Below the ephemeral range (32768+): a port picked there can be taken, between this check and
-    # the platform's bind, by the source port of one of the platform's own client connections.
-    rng = random.Random()
-    ports: list[int] = []
-    while len(ports) < count:
-        port = rng.randrange(20000, 32000)
-        if port not in ports and port_is_free("127.0.0.1", port):
-            ports.append(port)
-    return ports
+def _port(url: str) -> int:
+    return int(url.rstrip("/").rsplit(":", 1)[1].split("/")[0])
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Wait for ``condition`` itself (polled); the timeout only bounds a hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
 
 
 def _children(pid: int) -> set[int]:
@@ -64,15 +65,16 @@ Platform = tuple[subprocess.Popen[str], dict[str, str], dict[str, Any], list[str
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
-    """A running ``meridian_local run``: the process, its environment, its endpoints and its output."""
-    api, aws, node, metrics = _free_ports(4)
+    """A running ``meridian_local run``: the process, its environment, its endpoints and its output.
+
+    Every port is 0: each component binds one the OS picks, and endpoints.json names them."""
     env = {
         **os.environ,
         "MERIDIAN_STATE_DIR": str(tmp_path / "state"),
-        "MERIDIAN_API_PORT": str(api),
-        "MERIDIAN_AWS_PORT": str(aws),
-        "MERIDIAN_NODE_PORT": str(node),
-        "MERIDIAN_METRICS_PORT": str(metrics),
+        "MERIDIAN_API_PORT": "0",
+        "MERIDIAN_AWS_PORT": "0",
+        "MERIDIAN_NODE_PORT": "0",
+        "MERIDIAN_METRICS_PORT": "0",
     }
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
@@ -117,7 +119,8 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     platform: Platform,
 ) -> None:
     process, env, endpoints, output = platform
-    ports = [int(env[k]) for k in ("MERIDIAN_API_PORT", "MERIDIAN_AWS_PORT", "MERIDIAN_NODE_PORT")]
+    ports = [_port(endpoints[name]) for name in ("api", "aws", "node", "metrics")]
+    assert 0 not in ports
 
     # A second platform on the same state dir says so and exits 2 instead of failing obscurely.
     second = subprocess.run(
@@ -142,6 +145,8 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "Driving the running platform" in demo.stdout
     assert "(the same order, no second trade)" in demo.stdout
+    assert "mallory with a session named alice -> 403 ACCESS_DENIED" in demo.stdout
+    assert "AWS round trips each POST /orders waited for" in demo.stdout
 
     # The REST API checks each route against the caller's role in template.yaml, as API Gateway does.
     users = json.loads((Path(env["MERIDIAN_STATE_DIR"]) / "credentials.json").read_text())["users"]
@@ -161,6 +166,47 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     assert sorted(execution_ids) == [f"1-{n}" for n in range(1, 6)]
     assert ("ACC-ALICE", "AAPL", 150) in positions
     assert ("ACC-BOB", "AAPL", -150) in positions
+
+    # A quiet terminal: one line per request, no library warnings; the functions' logs in files.
+    said = "".join(output)
+    for noise in ("XDG_RUNTIME_DIR", "Feature Toggle", "unpublished metrics", "No application metrics"):
+        assert noise not in said, noise
+    assert re.search(r"\] POST\s+/orders 201 \d+\.\d ms alice", said), said[-2000:]
+    logs = Path(endpoints["logs"])
+    emf = [
+        json.loads(line) for line in (logs / "orders-api.log").read_text().splitlines() if '"_aws"' in line
+    ]
+    assert {d["route"] for d in emf if "ApiLatency" in d} >= {"POST /orders", "DELETE /orders/{order_id}"}
+    assert all(
+        len(d["ApiLatency"]) == 1 for d in emf if isinstance(d.get("ApiLatency"), list)
+    )  # one request each
+    env_vars = json.loads((Path(env["MERIDIAN_STATE_DIR"]) / "env.json").read_text())
+    assert env_vars["OrdersApiFunction"]["AWS_ENDPOINT_URL"] == endpoints["aws"]
+
+    # The live dashboard renders the platform's data in a real browser, while alice trades.
+    alice = MeridianClient(
+        endpoints["api"], Credentials(users["alice"]["access_key"], users["alice"]["secret"])
+    )
+    trading = threading.Event()
+
+    def trade() -> None:
+        while not trading.is_set():
+            alice.submit_order("MSFT", "buy", 1, "400.00", time_in_force="IOC")
+
+    trader = threading.Thread(target=trade, daemon=True)
+    trader.start()
+    try:
+        dom = rendered_dom(endpoints["api"] + "/dashboard")
+    finally:
+        trading.set()
+        trader.join(timeout=30)
+    status = json.loads(re.search(r'<span id="status">(\{.*?\})</span>', dom).group(1))  # type: ignore[union-attr]
+    assert status["node_up"] is True
+    assert status["samples"] >= 3
+    assert all(status["points"][chart] > 0 for chart in ("latency", "throughput", "cpu", "depth", "lag")), (
+        status
+    )
+    assert dom.count('class="uplot') >= 6
 
     dynamodb, s3 = aws_client("dynamodb", endpoints["aws"]), aws_client("s3", endpoints["aws"])
     market_tables = [
@@ -184,6 +230,5 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     except subprocess.TimeoutExpired:
         pytest.fail("the platform did not stop within 120 s of Ctrl-C; its output:\n" + "".join(output[-80:]))
     assert code == 0, "".join(output[-80:])
-    time.sleep(0.5)
-    assert not [pid for pid in children if _alive(pid)]
-    assert all(port_is_free("127.0.0.1", port) for port in ports)
+    _until(lambda: not [pid for pid in children if _alive(pid)], "every child process exited")
+    _until(lambda: all(port_is_free("127.0.0.1", port) for port in ports), "every port released")

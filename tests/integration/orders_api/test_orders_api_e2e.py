@@ -14,16 +14,16 @@ from typing import Any
 import psycopg
 import pytest
 from botocore.credentials import Credentials
-from meridian_client import ApiError, MeridianClient
 from moto.server import ThreadedMotoServer
 from orders_api import aws, config, services
 from orders_api.openapi_export import document
 
 from meridian.events import TradeExecuted
 from meridian.ledger import record_trade
+from meridian_client import ApiError, MeridianClient
 from meridian_hotpath.process import NodeProcess
 from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
-from meridian_local.moto_server import free_port, reset
+from meridian_local.moto_server import reset
 from meridian_local.orders_api_fixtures import (
     create_tables,
     load_handler,
@@ -44,9 +44,9 @@ def platform(
     tmp_path: Path, ledger_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, MeridianClient]]:
     node = NodeProcess.start(tmp_path / "node")
-    moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()  # the OS picks the port as it binds
+    _, moto_port = moto.get_host_and_port()
     reset(f"http://127.0.0.1:{moto_port}")  # moto's backends live in-process: start from nothing
     env = {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
@@ -68,7 +68,9 @@ def platform(
     aws.client("events").create_event_bus(Name=settings.event_bus_name)
     for principal, account in KEYS.values():
         register_principal(aws.client("dynamodb"), settings, principal, "trader", account)
-    credentials = {key: LocalCredential(f"secret-{key}", who) for key, (who, _) in KEYS.items()}
+    credentials = {
+        key: LocalCredential(f"secret-{key}", who, who.rsplit("/", 1)[1]) for key, (who, _) in KEYS.items()
+    }
     server = serve_in_thread(ApiGateway(load_handler(), credentials, document, template_access()))
     url = f"http://127.0.0.1:{server.port}"
     try:

@@ -1,8 +1,7 @@
-"""moto in server mode on a free loopback port, as the AWS endpoint of the pipeline tests."""
+"""moto in server mode on a loopback port the OS picks, as the AWS endpoint of the pipeline tests."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,17 +12,11 @@ from moto.server import ThreadedMotoServer
 ClientFactory = Callable[[str], Any]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()  # bound and listening when it returns: no port probed and released first
+    _, port = server.get_host_and_port()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

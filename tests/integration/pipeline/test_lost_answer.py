@@ -26,7 +26,7 @@ from orders_api.config import Settings
 from orders_api.dal.hotpath import HotpathGateway, MatchingGateway, NodeAnswer, NodeOutcomeUnknown
 
 from meridian import db
-from meridian.dropcopy import parse_drop_copy
+from meridian.dropcopy import parse_drop_copies
 from meridian.protocol import Message, NewOrder
 from meridian.routing import Router, RouteTable, StaticRoutes
 from meridian_hotpath.process import NodeProcess
@@ -84,7 +84,7 @@ def _queue_for_trades(aws: Callable[[str], Any]) -> str:
     sqs, events = aws("sqs"), aws("events")
     url = str(sqs.create_queue(QueueName="ledger-lost-answer")["QueueUrl"])
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    pattern = {"source": ["meridian.trading"], "detail-type": ["trade.executed.v1"]}
+    pattern = {"source": ["meridian.executions"], "detail-type": ["trade.executed.v1"]}
     events.put_rule(Name="ledger-trades", EventBusName=BUS, EventPattern=json.dumps(pattern))
     events.put_targets(Rule="ledger-trades", EventBusName=BUS, Targets=[{"Id": "ledger", "Arn": arn}])
     return url
@@ -155,7 +155,7 @@ def world(
 
 
 def _drop_copy(kinesis: Any) -> list[Any]:
-    """Every record on the executions stream, re-sends included."""
+    """Every drop-copy record on the executions stream (aggregated ones split), re-sends included."""
     records = []
     for shard in kinesis.list_shards(StreamName=STREAM)["Shards"]:
         iterator = kinesis.get_shard_iterator(
@@ -163,7 +163,7 @@ def _drop_copy(kinesis: Any) -> list[Any]:
         )["ShardIterator"]
         while iterator:
             answer = kinesis.get_records(ShardIterator=iterator, Limit=1000)
-            records += [parse_drop_copy(r["Data"]) for r in answer["Records"]]
+            records += [copy for r in answer["Records"] for copy in parse_drop_copies(r["Data"])]
             iterator = answer.get("NextShardIterator") if answer["Records"] else None
     return records
 

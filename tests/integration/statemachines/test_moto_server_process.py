@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from meridian_local import lambda_adapter
-from meridian_local.moto_server import READY_PREFIX, free_port
+from meridian_local.moto_server import READY_PREFIX
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def server() -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "meridian_local.moto_server", "--port", str(free_port())],
+        [sys.executable, "-m", "meridian_local.moto_server", "--port", "0"],  # its ready line names the port
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

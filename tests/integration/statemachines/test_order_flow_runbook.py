@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from orders_api.dal.dynamo_orders import item_to_record, record_to_item
+from orders_api.dal.order_items import item_to_record, record_to_item
 from orders_api.records import OrderRecord
 
 from meridian.approvals import ApprovalExpiredError, Decision, DynamoApprovalStore, submit_decision
@@ -66,6 +67,20 @@ def _record(
 
 def _put(stack: RunbookStack, record: OrderRecord) -> None:
     stack.client("dynamodb").put_item(TableName=stack.refs["OrdersTable"], Item=record_to_item(record))
+
+
+def _exposure(stack: RunbookStack, account: str) -> dict[str, Any]:
+    item = (
+        stack.client("dynamodb")
+        .get_item(TableName=stack.refs["ExposureTable"], Key={"account": {"S": account}}, ConsistentRead=True)
+        .get("Item", {})
+    )
+    numbers = {name: Decimal(value["N"]) for name, value in item.items() if "N" in value}
+    return {
+        name: int(n) if n == n.to_integral_value() and "notional" not in name else n
+        for name, n in numbers.items()
+        if n
+    }
 
 
 def _get(stack: RunbookStack, order_id: str) -> OrderRecord:
@@ -131,7 +146,10 @@ def test_an_approved_order_is_routed_recorded_and_announced(moto: Any, node: Nod
     _wait_for_pending(stack, held.order_id)
     notice = notices.messages()[0]
     assert held.order_id in notice["Message"]
-    assert "Task token: " in notice["Message"]
+    approvals = DynamoApprovalStore(stack.client("dynamodb"), stack.refs["OrderApprovalsTable"])
+    pending = approvals.get(held.order_id)
+    assert pending is not None
+    assert pending.task_token not in notice["Message"]  # the token stays in the table
     _decide(stack, held.order_id, "APPROVE")
     result = stack.wait(execution)
 
@@ -144,6 +162,14 @@ def test_an_approved_order_is_routed_recorded_and_announced(moto: Any, node: Nod
     assert (stored.node, stored.node_order_id) == (node.address, output["node_order_id"])
     counterparty = _get(stack, resting.order_id)
     assert (counterparty.status, counterparty.leaves_quantity) == ("PARTIALLY_FILLED", 40)
+    # Each account's exposure moved with its order, in the same transactions (the records were put
+    # here directly, without the reservation the order API makes: these are the changes alone).
+    assert _exposure(stack, "fund1") == {
+        "open_orders": -1,
+        "open_notional": Decimal("-11400"),
+        "short:AAPL": -60,
+    }
+    assert _exposure(stack, "mm1") == {"open_notional": Decimal("-11400"), "long:AAPL": -60}
     # Published by the finished execution; the trade's event comes from the node's drop copy.
     events = [parse_eventbridge_event(m) for m in lifecycle.messages()]
     assert [e.detail_type for e in events] == ["order.accepted.v1"]
@@ -173,6 +199,12 @@ def test_a_rejected_order_ends_rejected_with_an_event(moto: Any, node: Node) -> 
     assert "compliance-officer-1" in result["cause"]
     stored = _get(stack, held.order_id)
     assert (stored.status, stored.reject_reason) == ("REJECTED", "COMPLIANCE_REJECTED")
+    # The reservation the order API made when it held the order is given back with the REJECTED record.
+    assert _exposure(stack, "fund2") == {
+        "open_orders": -1,
+        "open_notional": Decimal("-11400"),
+        "long:AAPL": -60,
+    }
     rejected = parse_eventbridge_event(lifecycle.messages()[0])
     assert rejected.model_dump()["reason"] == "COMPLIANCE_REJECTED"
     assert "RouteToMatchingNode" not in stack.states_entered(execution)

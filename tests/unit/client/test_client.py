@@ -99,11 +99,13 @@ def test_tcp_nodelay_is_set(stub_factory: StubFactory) -> None:
 
 
 def test_connection_refused_is_unavailable() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nothing listens here once the probe closes
-    with pytest.raises(HotpathUnavailable, match="cannot connect"):
-        HotpathClient("127.0.0.1", port).heartbeat()
+    with socket.socket() as held:
+        # Bound and never listening: a connection to it is refused, and while it is held no other
+        # process (another test worker) can take the port, as one could after a probe closed.
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        with pytest.raises(HotpathUnavailable, match="cannot connect"):
+            HotpathClient("127.0.0.1", port).heartbeat()
 
 
 def test_no_answer_in_time_is_a_timeout_and_the_connection_is_not_reused(stub_factory: StubFactory) -> None:

@@ -17,9 +17,11 @@ from meridian import aws_clients
 from meridian.consumers import parse_queued_event
 from meridian.dropcopy import DropCopyError, parse_drop_copy
 from meridian.events import TradeExecuted
+from meridian.kpl import aggregate
 from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
 from meridian_local.pollers import Handler, load_handler
 from tests.dropcopy_factories import record
+from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 
 REPO = Path(__file__).resolve().parents[3]
 BUS = "meridian-trading-test"
@@ -160,3 +162,60 @@ def test_puts_go_in_chunks_of_ten_in_stream_order() -> None:
     assert events.sent == [f"1-{n}" for n in range(1, 24)]
     assert events.calls == 3
     assert (outcome.records, outcome.published, outcome.response) == (23, 23, {"batchItemFailures": []})
+
+
+def test_metrics_carry_the_catalogued_names_units_and_dimensions(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = emit_as_deployed(monkeypatch, "ExecutionsFunction")
+    handler = load_handler(REPO / "functions" / "executions", "app.lambda_handler")
+    capsys.readouterr()
+    records = [record(n) for n in range(1, 6)]
+    handler(kinesis_event([*records, records[0], b"{not json", record(6)]), LocalLambdaContext())
+    with pytest.raises(UnreadableRecordAtHeadError):
+        handler(kinesis_event([b"{not json", record(7)]), LocalLambdaContext())
+    metrics = emitted(capsys.readouterr().out)
+    assert assert_catalogued("executions", metrics, service) == set(FUNCTION_METRICS["executions"])
+    assert totals(metrics) == {
+        "DropCopyRecords": 8,  # every record of the first batch
+        "TradesPublished": 5,
+        "DuplicateDropCopyRecords": 1,
+        "UnreadableDropCopyRecords": 2,  # one mid-batch, one heading a batch
+        "UndeliveredTradeEvents": 0,
+    }
+
+
+# ---- aggregated records (KPL): many drop-copy records of one symbol in one Kinesis record -----
+
+
+def _aggregated(*groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Kinesis event whose records each aggregate one group of drop-copy records."""
+    return kinesis_event([aggregate("AAPL", [json.dumps(r).encode() for r in group]) for group in groups])
+
+
+def test_aggregated_and_plain_records_each_publish_every_trade_once_in_stream_order() -> None:
+    events = FlakyBus(refuse=set())
+    aggregated = _aggregated([record(n) for n in range(1, 8)], [record(n) for n in range(8, 15)])
+    plain = kinesis_event([record(15), record(3)], first_sequence=3)  # a plain one, and a re-send
+    event = {"Records": aggregated["Records"] + plain["Records"]}
+    outcome = consume(event, LocalLambdaContext(), events, BUS)
+    assert events.sent == [f"1-{n}" for n in range(1, 16)]
+    assert (outcome.records, outcome.published, outcome.duplicates) == (16, 15, 1)
+    assert outcome.response == {"batchItemFailures": []}
+
+
+def test_an_aggregated_record_with_one_bad_drop_copy_is_unreadable_whole() -> None:
+    events = FlakyBus(refuse=set())
+    event = _aggregated([record(1), record(2)], [record(3), {**record(4), "v": 9}, record(5)], [record(6)])
+    outcome = consume(event, LocalLambdaContext(), events, BUS)
+    assert outcome.response == {"batchItemFailures": [{"itemIdentifier": _sequence_numbers(event)[1]}]}
+    assert events.sent == ["1-1", "1-2"]  # none of the bad record's trades, nothing after it
+    assert outcome.unreadable == 1
+
+
+def test_a_refused_trade_inside_an_aggregated_record_resumes_at_that_record() -> None:
+    events = FlakyBus(refuse={"1-12"})
+    event = _aggregated([record(n) for n in range(1, 11)], [record(n) for n in range(11, 21)])
+    outcome = consume(event, LocalLambdaContext(), events, BUS, sleep=lambda _: None)
+    assert outcome.response == {"batchItemFailures": [{"itemIdentifier": _sequence_numbers(event)[1]}]}
+    assert (outcome.published, outcome.undelivered) == (19, 1)  # the retry re-sends the second's (idempotent)

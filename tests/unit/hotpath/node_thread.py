@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from meridian.protocol import Flag, Message, decode_stream, encode
 from meridian_hotpath.app import NodeConfig, RunningNode, run
+from meridian_hotpath.follower import Follower
+from meridian_hotpath.follower_link import FollowerThread
 from meridian_hotpath.publisher import StreamSink
 
 T = TypeVar("T")
@@ -34,7 +37,18 @@ class NodeThread:
 
     @property
     def port(self) -> int:
-        return self.node.port
+        port: int = self.node.port
+        return port
+
+    def follower(self) -> Follower:
+        """The journal follower (a thread of this process in tests), once it has started."""
+        link = self.node.follower
+        assert isinstance(link, FollowerThread)
+        deadline = time.monotonic() + WAIT
+        while (link.follower is None or not hasattr(link.follower, "engine")) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert link.follower is not None
+        return link.follower
 
     def _run(self) -> None:
         async def main() -> int:
@@ -70,6 +84,12 @@ class NodeThread:
                 await asyncio.sleep(0.002)
 
         asyncio.run_coroutine_threadsafe(poll(), self._loop).result(WAIT)
+
+    def wait_stopped(self) -> None:
+        """Until the node has shut down by itself (after a fatal failure); WAIT bounds a hang."""
+        self._thread.join(WAIT)
+        if self._thread.is_alive():
+            raise TimeoutError("node did not stop")
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -13,9 +13,10 @@ from moto import mock_aws
 from meridian.client import HotpathClient
 from meridian.domain import DEFAULT_INSTRUMENTS, Side
 from meridian.executions import execution_id, node_number_of, trade_id_base
-from meridian.protocol import Fill, Message
+from meridian.protocol import Fill, Message, decode_stream
 from meridian_hotpath.archive import restore, ship
 from meridian_hotpath.cli import main
+from meridian_hotpath.follower import fills_in
 from meridian_hotpath.identity import (
     IDENTITY_FILE,
     NodeIdentityError,
@@ -103,10 +104,10 @@ def test_a_malformed_identity_is_an_error(tmp_path: Path, text: str) -> None:
 
 def test_replay_from_the_journal_alone_numbers_trades_from_the_stored_base(tmp_path: Path) -> None:
     built = build_data_dir(tmp_path, INPUTS, node_number=7)
-    replayed: list[list[Message]] = []
-    engine, report = recover(tmp_path, DEFAULT_INSTRUMENTS, on_answer=replayed.append)
+    replayed: list[bytes] = []
+    engine, report = recover(tmp_path, DEFAULT_INSTRUMENTS, on_answers=replayed.append)
     assert (report.snapshot_seq, report.replayed) == (None, 300)
-    trades = fills_of(replayed)
+    trades = fills_in(b"".join(replayed))
     assert trades, "the flow trades"
     base = trade_id_base(7)
     assert [f.trade_id for f in trades] == list(range(base + 1, base + len(trades) + 1))
@@ -116,12 +117,12 @@ def test_replay_from_the_journal_alone_numbers_trades_from_the_stored_base(tmp_p
 
 def test_recovery_hands_over_the_answers_replayed_after_the_snapshot(tmp_path: Path) -> None:
     build_data_dir(tmp_path, INPUTS, snapshot_at={200}, node_number=3)
-    replayed: list[list[Message]] = []
-    recover(tmp_path, DEFAULT_INSTRUMENTS, on_answer=replayed.append)
+    replayed: list[bytes] = []
+    recover(tmp_path, DEFAULT_INSTRUMENTS, on_answers=replayed.append)
     engine = fresh_engine(INPUTS[:200], node_number=3)
-    expected = [engine.process(request) for request in INPUTS[200:]]
-    assert replayed == expected
-    assert fills_of(replayed), "the replayed part trades"
+    expected = [message for request in INPUTS[200:] for message in engine.process(request)]
+    assert [message for message, _ in decode_stream(b"".join(replayed))[0]] == expected
+    assert fills_in(b"".join(replayed)), "the replayed part trades"
 
 
 def test_verify_checks_snapshots_against_a_replay_numbered_as_the_node(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meridian.client import HotpathClient
 from meridian.domain import Side
-from meridian_hotpath.metrics import LatencyReservoir, LoopHistogram
+from meridian_hotpath.metrics import LoopHistogram, WindowQuantiles
 from meridian_hotpath.volatility import TRADING_SECONDS_PER_YEAR
 from tests.unit.hotpath.conftest import StartNode
 from tests.unit.hotpath.node_thread import WAIT, NodeThread
@@ -36,15 +37,24 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return found
 
 
-def test_reservoir_quantiles_cover_the_most_recent_window() -> None:
-    reservoir = LatencyReservoir(size=1000)
-    for value in range(5000):  # only the last 1000 (4000..4999) remain
-        reservoir.add(value)
-    quantiles = reservoir.quantiles()
-    assert quantiles["p50"] == 4500
-    assert quantiles["p99"] == 4990
-    assert quantiles["p999"] == 4999
-    assert LatencyReservoir().quantiles() == {}
+def test_window_quantiles_cover_the_most_recent_window_to_bucket_precision() -> None:
+    window = WindowQuantiles(size=1000)
+    for value in range(5000):  # only the last 1000 (4000..4999 ns) remain
+        window.add(value)
+    quantiles = window.quantiles()
+    for name, exact in (("p50", 4499), ("p99", 4989), ("p999", 4998)):  # nearest rank
+        assert exact / 1e9 <= quantiles[name] <= exact * 1.07 / 1e9, name
+    assert WindowQuantiles().quantiles() == {}
+
+
+def test_window_quantiles_weigh_an_observation_by_its_count_and_drop_old_ones_whole() -> None:
+    window = WindowQuantiles(size=100)
+    window.add(1_000_000, 90)  # 1 ms for 90 requests
+    window.add(10_000, 10)  # 10 us for 10
+    assert window.quantiles()["p50"] == pytest.approx(1e-3, rel=0.07)
+    window.add(10_000, 95)  # the 90 slow ones leave the window together
+    quantiles = window.quantiles()
+    assert quantiles["p50"] == quantiles["p999"] == pytest.approx(10e-6, rel=0.07)
 
 
 def test_metrics_endpoint_exposes_rates_latencies_commits_depth_and_connections(
@@ -66,11 +76,15 @@ def test_metrics_endpoint_exposes_rates_latencies_commits_depth_and_connections(
     assert found[("meridian_requests_total", (("outcome", "duplicate"), ("type", "new_order")))] == 1
     assert found[("meridian_requests_total", (("outcome", "rejected"), ("type", "new_order")))] == 1
     assert found[("meridian_requests_total", (("outcome", "accepted"), ("type", "heartbeat")))] == 1
-    assert found[("meridian_request_latency_seconds_count", (("type", "new_order"),))] == 5
-    assert ("meridian_request_latency_seconds_bucket", (("le", "5e-06"), ("type", "new_order"))) in found
-    assert ("meridian_request_latency_seconds_bucket", (("le", "0.01"), ("type", "new_order"))) in found
-    assert found[("meridian_journal_fsync_seconds_count", ())] == 5
+    assert found[("meridian_request_latency_seconds_count", (("type", "order"),))] == 5
+    assert found[("meridian_request_latency_seconds_count", (("type", "heartbeat"),))] == 1
+    assert ("meridian_request_latency_seconds_bucket", (("le", "5e-06"), ("type", "order"))) in found
+    assert ("meridian_request_latency_seconds_bucket", (("le", "0.01"), ("type", "order"))) in found
+    assert 1 <= found[("meridian_journal_fsync_seconds_count", ())] <= 5  # the syncer may cover several
     assert found[("meridian_journal_batch_records_count", ())] == 5
+    assert found[("meridian_journal_durable_seq", ())] == 5
+    assert found[("meridian_ack_mode_fsync", ())] == 1
+    assert found[("meridian_live_orders", ())] == 3
     assert found[("meridian_book_depth_levels", (("side", "bid"), ("symbol", "AAPL")))] == 1
     assert found[("meridian_book_depth_levels", (("side", "ask"), ("symbol", "AAPL")))] == 2
     assert found[("meridian_book_depth_levels", (("side", "ask"), ("symbol", "MSFT")))] == 0
@@ -121,3 +135,18 @@ def test_market_volatility_follows_the_mid_price_and_is_exported(start_node: Sta
     assert found[("meridian_market_volatility", ())] == pytest.approx(
         matching.volatility.annualised_percent("AAPL")
     )
+
+
+def test_the_metrics_endpoint_answers_only_gets_and_drops_what_is_not_http(start_node: StartNode) -> None:
+    node = start_node()
+    port = node.node.metrics_port
+    assert port is not None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", method="POST", data=b"x")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=WAIT)  # noqa: S310 - http://127.0.0.1, built above
+    assert refused.value.code == 405
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as raw:
+        raw.sendall(b"not http at all")
+        raw.shutdown(socket.SHUT_WR)  # no header terminator: the endpoint closes without answering
+        assert raw.recv(1024) == b""
+    assert get(node, "/healthz")[0] == 200  # and goes on serving

@@ -21,7 +21,7 @@ from meridian_hotpath.recovery import journal_dir, snapshot_dir
 from meridian_hotpath.snapshot import SnapshotStore
 from tests.unit.hotpath.conftest import StartNode
 from tests.unit.hotpath.datadir import build_data_dir, fresh_engine
-from tests.unit.hotpath.node_thread import WAIT, NodeThread, RawConnection
+from tests.unit.hotpath.node_thread import NodeThread, RawConnection
 from tests.unit.hotpath.test_metrics import get, samples
 from tests.unit.hotpath.test_publisher import SwitchableSink
 
@@ -59,7 +59,7 @@ def snapshot_seqs(data_dir: Path) -> list[int]:
 
 
 def drop_copy_of(node: NodeThread) -> StreamPublisher:
-    publisher = node.node.drop_copy
+    publisher = node.follower().drop_copy
     assert publisher is not None
     return publisher
 
@@ -101,11 +101,12 @@ def test_no_snapshot_covers_an_undelivered_execution(
     connection = RawConnection(node.port)
     connection.send(SnapshotRequest(77, ""))
     node.wait_until(lambda: sink.calls >= 3)  # the drop copy keeps failing...
-    # ...so every snapshot since the trades must be blocked: let any write already queued finish
-    # (the node's one snapshot-writer thread), then look.
-    node.node.node._snapshot_writer.submit(lambda: None).result(WAIT)
+    # ...so every snapshot since the trades is held back: the follower captured them, wrote none.
+    node.wait_until(lambda: node.follower()._last_capture_seq >= first_trade_seq)
     assert all(seq < first_trade_seq for seq, _ in writes), writes
     assert all(seq < first_trade_seq for seq in snapshot_seqs(tmp_path / "node"))
+    stats = node.node.follower.stats  # the follower reports its publishers every second
+    node.wait_until(lambda: stats.get("meridian_dropcopy_failures", 0) >= 2)
     found = samples(get(node, "/metrics")[2])
     assert found[("meridian_dropcopy_backlog", ())] == 2
     assert found[("meridian_dropcopy_failures", ())] >= 2
@@ -118,6 +119,7 @@ def test_no_snapshot_covers_an_undelivered_execution(
     assert answer.seq in snapshot_seqs(tmp_path / "node")
     assert all(oldest is None or oldest > seq for seq, oldest in writes), writes
     assert executions(sink.records) == [expected(fill) for fill in seen]
+    node.wait_until(lambda: node.node.follower.stats.get("meridian_dropcopy_published") == 2)
     found = samples(get(node, "/metrics")[2])
     assert (found[("meridian_dropcopy_backlog", ())], found[("meridian_dropcopy_published", ())]) == (0, 2)
     connection.close()
@@ -178,7 +180,7 @@ def test_without_an_executions_stream_the_node_warns_once(
         node.stop()
     warnings = [r.getMessage() for r in caplog.records if "executions are not published" in r.getMessage()]
     assert len(warnings) == 1
-    assert node.node.drop_copy is None
+    assert node.follower().drop_copy is None
 
 
 def test_serve_takes_an_executions_stream_and_a_node_number() -> None:

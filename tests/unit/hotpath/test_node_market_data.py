@@ -20,7 +20,7 @@ from meridian_hotpath.publisher import StreamPublisher, StreamRecord
 from meridian_hotpath.snapshot import SnapshotStore
 from tests.unit.hotpath.conftest import StartNode
 from tests.unit.hotpath.datadir import build_data_dir, fresh_engine
-from tests.unit.hotpath.node_thread import WAIT, NodeThread, RawConnection
+from tests.unit.hotpath.node_thread import NodeThread, RawConnection
 from tests.unit.hotpath.test_metrics import get, samples
 from tests.unit.hotpath.test_node_dropcopy import INPUTS, fills_of, snapshot_seqs, trade_twice
 from tests.unit.hotpath.test_publisher import SwitchableSink
@@ -52,7 +52,7 @@ def assert_public(records: list[StreamRecord]) -> None:
 
 
 def market_data_of(node: NodeThread) -> StreamPublisher:
-    publisher = node.node.publisher
+    publisher = node.follower().publisher
     assert publisher is not None
     return publisher
 
@@ -106,9 +106,10 @@ def test_a_failing_market_data_sink_holds_snapshots_back_until_it_recovers(
     connection = RawConnection(node.port)
     connection.send(SnapshotRequest(77, ""))
     node.wait_until(lambda: sink.calls >= 3 and len(executions.records) == len(seen))
-    node.node.node._snapshot_writer.submit(lambda: None).result(WAIT)  # let a queued write finish
+    node.wait_until(lambda: node.follower()._last_capture_seq >= first_trade_seq)  # captured, held back
     assert all(seq < first_trade_seq for seq, _ in writes), writes
     assert all(seq < first_trade_seq for seq in snapshot_seqs(tmp_path / "node"))
+    node.wait_until(lambda: node.node.follower.stats.get("meridian_marketdata_trade_failures", 0) >= 2)
     found = samples(get(node, "/metrics")[2])
     assert found[("meridian_marketdata_trades_backlog", ())] == 2
     assert found[("meridian_marketdata_trade_failures", ())] >= 2
@@ -120,6 +121,7 @@ def test_a_failing_market_data_sink_holds_snapshots_back_until_it_recovers(
     assert answer.seq in snapshot_seqs(tmp_path / "node")
     assert all(oldest is None or oldest > seq for seq, oldest in writes), writes
     assert trades(sink.records) == [expected(fill) for fill in seen]
+    node.wait_until(lambda: node.node.follower.stats.get("meridian_marketdata_trades_backlog") == 0)
     assert samples(get(node, "/metrics")[2])[("meridian_marketdata_trades_backlog", ())] == 0
     connection.close()
 
@@ -131,7 +133,7 @@ def test_a_stop_with_the_market_data_sink_down_skips_the_final_snapshot_and_the_
     down = SwitchableSink(all_down=True)
     node = start_node(sink=down, executions_sink=SwitchableSink(), delivery_timeout=0.2)
     seen = trade_twice(node.port, "s")
-    with caplog.at_level(logging.WARNING, logger="meridian_hotpath.node"):
+    with caplog.at_level(logging.WARNING, logger="meridian_hotpath.follower"):
         node.stop()
     assert node.exit_code == 0
     assert down.records == []
@@ -163,7 +165,7 @@ def test_a_start_resends_the_replayed_fills_as_trade_records_ahead_of_new_ones(
     assert replayed, "the flow trades after the snapshot"
     sink = SwitchableSink()
     node = start_node(sink=sink)
-    assert node.node.drop_copy is None
+    assert node.follower().drop_copy is None
     assert (node.node.recovery.snapshot_seq, node.node.recovery.replayed) == (200, 100)
     client = HotpathClient("127.0.0.1", node.port)
     client.submit("n-s", "maker", "MSFT", Side.SELL, 1, 42000)

@@ -19,10 +19,11 @@ from moto import mock_aws
 
 from meridian.domain import DEFAULT_INSTRUMENTS
 from meridian.executions import drop_copy_record, trade_id_base
+from meridian.kpl import user_records
 from meridian.protocol import Fill
 from meridian_hotpath.dropcopy import execution_record
 from meridian_hotpath.marketdata import top_of_book_record, trade_record
-from meridian_hotpath.publisher import InMemorySink, KinesisSink, StreamPublisher, StreamRecord
+from meridian_hotpath.publisher import Delivery, InMemorySink, KinesisSink, StreamPublisher, StreamRecord
 
 STREAM = "meridian-market-data"
 INSTRUMENTS = {instrument.symbol: instrument for instrument in DEFAULT_INSTRUMENTS}
@@ -269,26 +270,35 @@ def kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def stream_records(client: Any) -> list[dict[str, Any]]:
+    """Every user record on the stream (aggregated records split), with its Kinesis record's key."""
     found = []
     for shard in client.describe_stream(StreamName=STREAM)["StreamDescription"]["Shards"]:
         iterator = client.get_shard_iterator(
             StreamName=STREAM, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
         response = client.get_records(ShardIterator=iterator, Limit=10_000)
-        found += [{"key": r["PartitionKey"], **json.loads(r["Data"])} for r in response["Records"]]
+        found += [
+            {"key": r["PartitionKey"], **json.loads(data)}
+            for r in response["Records"]
+            for data in user_records(r["Data"])
+        ]
     return found
 
 
-def test_kinesis_sink_puts_json_records_keyed_by_symbol(kinesis: Any) -> None:
+def test_kinesis_sink_aggregates_each_symbols_records_into_one_kinesis_record(kinesis: Any) -> None:
     sink = KinesisSink(STREAM, client=kinesis)
-    records = [trade(1, "AAPL"), trade(2, "MSFT"), top(3, "MSFT")]
-    assert sink.put(records) == []
+    records = [trade(1, "AAPL"), trade(2, "MSFT"), top(3, "MSFT"), trade(4, "AAPL")]
+    delivery = sink.put(records)
+    assert (delivery.failed, delivery.deferred, delivery.superseded) == ([], [], [])
+    assert (sink.calls, sink.records_sent) == (1, 2)
     delivered = stream_records(kinesis)
-    assert sorted((r["key"], r["symbol"], r["type"]) for r in delivered) == [
-        ("AAPL", "AAPL", "trade"),
-        ("MSFT", "MSFT", "top_of_book"),
-        ("MSFT", "MSFT", "trade"),
+    assert sorted((r["key"], r["seq"], r["type"]) for r in delivered) == [
+        ("AAPL", 1, "trade"),
+        ("AAPL", 4, "trade"),
+        ("MSFT", 2, "trade"),
+        ("MSFT", 3, "top_of_book"),
     ]
+    assert all(r["key"] == r["symbol"] for r in delivered)
 
 
 def test_kinesis_sink_splits_calls_at_500_records(kinesis: Any) -> None:
@@ -300,26 +310,32 @@ def test_kinesis_sink_splits_calls_at_500_records(kinesis: Any) -> None:
         return real(**kwargs)
 
     kinesis.put_records = counting
-    assert KinesisSink(STREAM, client=kinesis).put([trade(n) for n in range(1, 1202)]) == []
+    roomy = KinesisSink(STREAM, client=kinesis, shard_records_per_s=1_000_000)  # the budget is not the point
+    delivery = roomy.put([trade(n, f"S{n:04d}") for n in range(1, 1202)])  # 1,201 symbols: one record each
+    assert (delivery.failed, delivery.deferred) == ([], [])
     assert calls == [500, 500, 201]
     assert len(stream_records(kinesis)) == 1201
 
 
-def test_kinesis_sink_retries_only_the_failed_records(kinesis: Any) -> None:
+def test_kinesis_sink_retries_what_failed_and_sends_nothing_of_a_key_past_its_failed_record(
+    kinesis: Any,
+) -> None:
     real = kinesis.put_records
-    sent: list[list[int]] = []
+    sent: list[list[tuple[str, list[int]]]] = []
 
     def partially_failing(**kwargs: Any) -> Any:
         entries = kwargs["Records"]
-        sent.append([json.loads(e["Data"])["trade_id"] for e in entries])
+        sent.append(
+            [(e["PartitionKey"], [json.loads(u)["seq"] for u in user_records(e["Data"])]) for e in entries]
+        )
         if len(sent) > 1:
             return real(**kwargs)
-        # First call: odd trade ids are throttled, even ones go through to the stream.
-        passed = [e for e in entries if json.loads(e["Data"])["trade_id"] % 2 == 0]
+        # First call: MSFT's record fails (a service error), AAPL's goes through.
+        passed = [e for e in entries if e["PartitionKey"] != "MSFT"]
         real(StreamName=kwargs["StreamName"], Records=passed)
         results = [
-            {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"}
-            if json.loads(e["Data"])["trade_id"] % 2
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
+            if e["PartitionKey"] == "MSFT"
             else {"SequenceNumber": "1", "ShardId": "shardId-000000000000"}
             for e in entries
         ]
@@ -328,10 +344,11 @@ def test_kinesis_sink_retries_only_the_failed_records(kinesis: Any) -> None:
     kinesis.put_records = partially_failing
     delays: list[float] = []
     sink = KinesisSink(STREAM, client=kinesis, sleep=delays.append)
-    assert sink.put([trade(n) for n in range(1, 7)]) == []
-    assert sent == [[1, 2, 3, 4, 5, 6], [1, 3, 5]]
-    assert len(delays) == 1
-    assert sorted(r["trade_id"] for r in stream_records(kinesis)) == [1, 2, 3, 4, 5, 6]
+    delivery = sink.put([trade(1, "AAPL"), trade(2, "MSFT"), trade(3, "MSFT"), trade(4, "AAPL")])
+    assert (delivery.failed, delivery.deferred) == ([], [])
+    assert sent == [[("AAPL", [1, 4]), ("MSFT", [2, 3])], [("MSFT", [2, 3])]]
+    assert delays == [0.05]
+    assert sorted(r["seq"] for r in stream_records(kinesis)) == [1, 2, 3, 4]
 
 
 def test_kinesis_sink_gives_back_what_still_fails_after_its_attempts(kinesis: Any) -> None:
@@ -342,5 +359,61 @@ def test_kinesis_sink_gives_back_what_still_fails_after_its_attempts(kinesis: An
     delays: list[float] = []
     sink = KinesisSink(STREAM, client=kinesis, max_attempts=3, base_delay=0.1, sleep=delays.append)
     records = [trade(1), trade(2)]
-    assert sink.put(records) == records
+    assert sink.put(records).failed == records
     assert delays == [0.1, 0.2]
+
+
+class DeferringSink:
+    """Answers with a Delivery: the first call defers AAPL's records and supersedes all but MSFT's
+    newest book; later calls take everything."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[StreamRecord]] = []
+
+    def put(self, records: Sequence[StreamRecord]) -> Delivery:
+        self.calls.append(list(records))
+        if len(self.calls) > 1:
+            return Delivery()
+        msft_books = [r for r in records if r.droppable and r.partition_key == "MSFT"]
+        return Delivery(
+            deferred=[r for r in records if r.partition_key == "AAPL"],
+            superseded=msft_books[:-1],
+            retry_after=0.001,
+            throttled=2,
+        )
+
+
+def test_deferred_records_come_back_first_in_order_and_superseded_ones_count_as_dropped() -> None:
+    sink = DeferringSink()
+    publisher = StreamPublisher(sink, retry_delay=10.0)  # a deferral is not a failure: no retry delay
+    records = [trade(1), top(2, "MSFT"), trade(3, "MSFT"), top(4), top(5, "MSFT"), trade(6)]
+
+    async def scenario() -> None:
+        publisher.start()
+        publisher.publish(records)
+        await until(lambda: len(sink.calls) == 2)
+        await publisher.close(timeout=WAIT)
+
+    asyncio.run(scenario())
+    assert [(r.partition_key, r.seq) for r in sink.calls[1]] == [("AAPL", 1), ("AAPL", 6), ("AAPL", 4)]
+    stats = publisher.stats
+    assert (stats.published, stats.superseded, stats.dropped) == (5, 1, 1)
+    assert (stats.deferred, stats.throttled, stats.failures) == (3, 2, 0)
+    assert publisher.backlog == (0, 0)
+
+
+def test_a_batch_waits_its_linger_for_company_unless_it_is_full() -> None:
+    sink = InMemorySink()
+
+    async def scenario(linger: float, batch_size: int) -> int:
+        sink.calls = 0
+        publisher = StreamPublisher(sink, linger=linger, batch_size=batch_size)
+        publisher.start()
+        publisher.publish([trade(1)])
+        await asyncio.sleep(0.01)
+        publisher.publish([trade(2)])
+        await publisher.close(timeout=WAIT)
+        return sink.calls
+
+    assert asyncio.run(scenario(linger=WAIT, batch_size=100)) == 1  # the second came within the linger
+    assert asyncio.run(scenario(linger=WAIT, batch_size=1)) == 2  # a full batch does not wait

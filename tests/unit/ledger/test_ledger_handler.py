@@ -14,6 +14,7 @@ from psycopg import sql
 from meridian import db
 from meridian_local.lambda_events import LocalLambdaContext, sqs_event
 from meridian_local.pollers import Handler, load_handler
+from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 from tests.pipeline_factories import accepted, envelope, trade
 
 REPO = Path(__file__).resolve().parents[3]
@@ -89,3 +90,26 @@ def test_sample_events_run_through_the_handler(handler: Handler, ledger_database
         poison = {r["messageId"] for r in event["Records"] if r["messageId"].startswith("poison")}
         assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == poison, sample.name
     assert _count(ledger_database_url, "trades") >= 1
+
+
+def test_metrics_carry_the_catalogued_names_units_and_dimensions(
+    ledger_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", ledger_database_url)
+    service = emit_as_deployed(monkeypatch, "LedgerFunction")
+    db.reset_shared_connection()
+    handler = load_handler(REPO / "functions" / "ledger", "app.lambda_handler")
+    first = trade("m-1", buyer="A", seller="B", quantity=10)
+    capsys.readouterr()
+    handler(
+        sqs_event([envelope(first), envelope(first), envelope(first.model_copy(update={"quantity": 11}))]),
+        LocalLambdaContext(),
+    )
+    metrics = emitted(capsys.readouterr().out)
+    assert assert_catalogued("ledger", metrics, service) == set(FUNCTION_METRICS["ledger"])
+    assert totals(metrics) == {
+        "LedgerMessages": 3,
+        "TradesRecorded": 1,
+        "DuplicateTrades": 1,
+        "ExecutionIdCollisions": 1,
+    }

@@ -14,10 +14,12 @@ import pytest
 from moto import mock_aws
 
 from meridian.consumers import PoisonMessageError
+from meridian.kpl import aggregate
 from meridian.protocol import Fill
-from meridian_hotpath.marketdata import trade_record
+from meridian_hotpath.marketdata import top_of_book_record, trade_record
 from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
 from meridian_local.pollers import Handler, load_handler
+from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 
 REPO = Path(__file__).resolve().parents[3]
 TABLE = "meridian-market-data-test"
@@ -125,3 +127,60 @@ def test_the_copies_a_restarted_node_re_sends_leave_the_tape_as_the_first_copy_w
         ("0-1", "2026-03-02T14:30:00.000000+00:00"),
         ("0-2", "2026-03-02T15:30:00.000000+00:00"),  # first delivered as a re-send
     ]
+
+
+def test_metrics_carry_the_catalogued_names_units_and_dimensions(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = emit_as_deployed(monkeypatch, "MarketDataFunction")
+    handler = load_handler(REPO / "functions" / "market_data", "app.lambda_handler")
+    monkeypatch.setattr(sys.modules["market_data.consumer"], "_writer", None)
+    capsys.readouterr()
+    for sample in ("kinesis-batch.json", "poison-record.json"):
+        handler(json.loads((REPO / "events" / "market_data" / sample).read_text()), LocalLambdaContext())
+    metrics = emitted(capsys.readouterr().out)
+    assert assert_catalogued("market_data", metrics, service) == set(FUNCTION_METRICS["market_data"])
+    summed = totals(metrics)
+    assert summed["MarketDataRecords"] > 0
+    assert summed["MarketDataItemsWritten"] > 0
+    assert summed["MarketDataFailures"] >= 1  # the poison record
+
+
+# ---- aggregated records (KPL): many updates of one symbol in one Kinesis record --------------
+
+
+def test_aggregated_and_plain_records_leave_the_same_table(handler: Handler, dynamodb: Any) -> None:
+    """The node aggregates; records written before it did (or by any other writer) are plain."""
+    fills = [
+        Fill(1, 40 + n, n, "AAPL", 19020 + n, 10 * n, 1, 5, 6, "A", "B", "ca", "cb", 0, 0) for n in (1, 2, 3)
+    ]
+    trades = [trade_record(fill, T0 + fill.seq).to_json() for fill in fills]
+    books = [
+        top_of_book_record("AAPL", seq, (19020 + seq, 5, 19030, 7), T0 + seq).to_json() for seq in (41, 43)
+    ]
+    event = kinesis_event(
+        [aggregate("AAPL", [trades[0], books[0], trades[1]]), trades[2], aggregate("AAPL", [books[1]])]
+    )
+    response: Any = handler(event, LocalLambdaContext())
+    assert response["batchItemFailures"] == []
+    assert [(t["execution_id"]["S"], t["node_seq"]["N"]) for t in _tape(dynamodb, "AAPL")] == [
+        ("0-1", "41"),
+        ("0-2", "42"),
+        ("0-3", "43"),
+    ]
+    book = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": "SYMBOL#AAPL"}, "sk": {"S": "BOOK"}})["Item"]
+    assert (book["node_seq"]["N"], book["bid_price"]["N"]) == ("43", "190.63")
+
+
+def test_an_aggregated_record_with_one_poison_update_fails_whole_and_alone(
+    handler: Handler, dynamodb: Any
+) -> None:
+    good = trade_record(Fill(1, 7, 7, "AAPL", 19025, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0), T0).to_json()
+    other = trade_record(Fill(1, 8, 8, "MSFT", 42000, 100, 1, 5, 6, "A", "B", "ca", "cb", 0, 0), T0).to_json()
+    event = kinesis_event([aggregate("AAPL", [good, b'{"type":"lifecycle"}']), aggregate("MSFT", [other])])
+    response: Any = handler(event, LocalLambdaContext())
+    assert response["batchItemFailures"] == [
+        {"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}
+    ]
+    assert _tape(dynamodb, "AAPL") == [], "none of the poison record's updates"
+    assert len(_tape(dynamodb, "MSFT")) == 1

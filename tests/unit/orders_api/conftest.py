@@ -7,17 +7,26 @@ from typing import Any
 
 import pytest
 from botocore.credentials import Credentials
-from meridian_client import MeridianClient
 from moto import mock_aws
 from orders_api import aws, config, services
 from orders_api.config import Settings
 from orders_api.openapi_export import document
 
+from meridian_client import MeridianClient
+from meridian_local import moto_transactions
 from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.orders_api_fixtures import EngineGateway, load_handler, local_services
 from meridian_local.route_access import RouteAccess
-from meridian_local.sigv4 import LocalCredential
-from tests.unit.orders_api.harness import ACCESS_KEYS, Answer, call, key_for, new_gateway, secret_for, seed
+from tests.unit.orders_api.harness import (
+    ACCESS_KEYS,
+    Answer,
+    call,
+    key_for,
+    local_credential,
+    new_gateway,
+    secret_for,
+    seed,
+)
 
 
 @pytest.fixture
@@ -48,6 +57,7 @@ def settings(aws_env: None) -> Settings:
 
 @pytest.fixture
 def clients(aws_env: None, settings: Settings) -> Iterator[dict[str, Any]]:
+    moto_transactions.install()
     with mock_aws():
         made = {name: aws.client(name) for name in ("dynamodb", "events", "sqs")}
         seed(made, settings)
@@ -93,7 +103,7 @@ def local_api(
     svc: services.Services, route_access: RouteAccess, invoked: list[dict[str, Any]]
 ) -> Iterator[str]:
     """The order API behind the local API Gateway, over HTTP on a free loopback port."""
-    credentials = {key: LocalCredential(secret_for(key), who) for key, who in ACCESS_KEYS.items()}
+    credentials = {key: local_credential(key, who) for key, who in ACCESS_KEYS.items()}
     handler = load_handler()
 
     def recording(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from meridian_local.orders_api_fixtures import (
     register_principal,
     role_session_arn,
 )
+from meridian_local.sigv4 import LocalCredential
 
 # Sessions of the template's roles (environment dev), so the local gateway's IAM check applies to them.
 TRADER_A = role_session_arn("meridian-trader-dev", "alice")
@@ -92,6 +93,11 @@ ACCESS_KEYS = {
 
 def secret_for(access_key: str) -> str:
     return f"secret-of-{access_key.lower()}"
+
+
+def local_credential(access_key: str, principal: str, user: str | None = None) -> LocalCredential:
+    """A session as STS issues it to the IAM user of its name (``user``: issued to someone else)."""
+    return LocalCredential(secret_for(access_key), principal, user or principal.rsplit("/", 1)[1])
 
 
 def key_for(principal: str) -> str:

@@ -14,6 +14,7 @@ import pytest
 from orders_api.services import Services
 
 from meridian.approvals.store import DynamoApprovalStore
+from meridian_local.orders_api_fixtures import register_principal, role_session_arn
 from tests.unit.orders_api.harness import (
     COMPLIANCE,
     Answer,
@@ -114,6 +115,22 @@ def test_the_submitter_cannot_decide_403(api: Api, svc: Services, clients: dict[
     assert sfn.calls == []
     assert approval_item(clients, svc, held)["status"]["S"] == "PENDING"
     assert_still_held(api, held)
+
+
+def test_one_person_in_two_roles_cannot_decide_on_their_own_order_403(
+    api: Api, svc: Services, clients: dict[str, Any], held: str
+) -> None:
+    # Alice trades (the held order is hers) and is also a compliance officer: two role sessions,
+    # one person, as the roles' trust policies bind each session name to the caller's own name.
+    alice_in_compliance = role_session_arn("meridian-compliance-officer-dev", "alice")
+    register_principal(clients["dynamodb"], svc.settings, alice_in_compliance, "compliance_officer", None)
+    sfn = await_approval(svc, clients["dynamodb"], held)
+    body = {"decision": "APPROVE", "comment": "mine"}
+    refused = api("POST", f"/orders/{held}/approval", who=alice_in_compliance, body=body)
+    assert_error(refused, 403, "SELF_APPROVAL")
+    assert sfn.calls == []
+    assert_still_held(api, held)
+    assert decide(api, held, "APPROVE").status == 200  # carl is someone else
 
 
 def test_a_trader_cannot_decide_403(api: Api, svc: Services, clients: dict[str, Any], held: str) -> None:

@@ -35,6 +35,13 @@ def test_role_wildcard_covers_every_session() -> None:
         caller.require(Action.SUBMIT)
 
 
+def test_a_trader_is_registered_by_person_not_for_every_session_of_the_role() -> None:
+    wildcard = principal_keys(SESSION)[1]
+    records = {wildcard: {"principal": wildcard, "user_type": "trader", "account": "ACC-Z"}}
+    with pytest.raises(ForbiddenError):
+        resolve_caller({"userArn": SESSION}, directory(records))
+
+
 @pytest.mark.parametrize(
     ("identity", "records"),
     [

@@ -11,7 +11,15 @@ from orders_api.services import Services
 
 from meridian.protocol import Message
 from meridian_local.orders_api_fixtures import EngineGateway
-from tests.unit.orders_api.harness import COMPLIANCE, RISK, TRADER_A, TRADER_B, Answer, await_approval
+from tests.unit.orders_api.harness import (
+    COMPLIANCE,
+    OPERATOR,
+    RISK,
+    TRADER_A,
+    TRADER_B,
+    Answer,
+    await_approval,
+)
 
 Api = Callable[..., Answer]
 
@@ -201,3 +209,45 @@ def test_unknown_identity_is_403(api: Api) -> None:
     assert stranger.body["error"] == "FORBIDDEN"
     assert api("POST", "/orders", body=order(), who=RISK).status == 403
     assert api("GET", "/health", who=TRADER_A).status == 403  # operators only, as the roles in template.yaml
+
+
+class RetryingWhileSent(EngineGateway):
+    """While the first request waits for the node, the client's retry of it arrives."""
+
+    def __init__(self, api: Api) -> None:
+        super().__init__(node="node-1")
+        self.api = api
+        self.retried: Answer | None = None
+
+    def send_to(self, node: str, request: Message) -> NodeAnswer:
+        if self.retried is None:
+            self.retried = self.api("POST", "/orders", body=order(), headers={"Idempotency-Key": "k-busy"})
+        return super().send_to(node, request)
+
+
+def test_a_retry_while_the_first_request_waits_for_the_node_is_409_and_sends_nothing(
+    api: Api, svc: Services
+) -> None:
+    gateway = RetryingWhileSent(api)
+    svc.gateway = gateway
+    first = api("POST", "/orders", body=order(), headers={"Idempotency-Key": "k-busy"})
+    assert first.status == 201
+    assert gateway.retried is not None
+    assert (gateway.retried.status, gateway.retried.body["error"]) == (409, "REQUEST_IN_PROGRESS")
+    assert gateway.retried.headers["Retry-After"] == "1"
+    assert len(gateway.sent) == 1
+    again = api("POST", "/orders", body=order(), headers={"Idempotency-Key": "k-busy"})
+    assert (again.status, again.body["order_id"]) == (201, first.body["order_id"])
+    assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_a_retry_after_a_halt_still_gets_the_first_answer(api: Api) -> None:
+    headers = {"Idempotency-Key": "k-halt"}
+    first = api("POST", "/orders", body=order(), headers=headers)
+    assert api("POST", "/admin/halt", who=OPERATOR, body={"symbol": "AAPL"}).status == 200
+    again = api("POST", "/orders", body=order(), headers=headers)
+    assert (again.status, again.body["order_id"]) == (201, first.body["order_id"])
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert api("POST", "/orders", body=order(), headers={"Idempotency-Key": "k-new"}).body["error"] == (
+        "TRADING_HALTED"
+    )

@@ -14,7 +14,7 @@ from orders_api.services import Services
 
 from meridian.events import TradeExecuted
 from meridian.ledger import record_trade
-from tests.unit.orders_api.harness import ACCOUNT_A, ACCOUNT_B, OPERATOR, RISK, TRADER_A, Answer
+from tests.unit.orders_api.harness import ACCOUNT_A, ACCOUNT_B, OPERATOR, RISK, TRADER_A, TRADER_B, Answer
 
 Api = Callable[..., Answer]
 
@@ -55,8 +55,9 @@ def test_market_data_reads_book_and_latest_trades_first(
     put_book(clients, svc.settings.market_data_table)
     answer = api("GET", "/marketdata/AAPL", query="trades=5")
     assert answer.status == 200
-    assert answer.body["bid_price"] == "189.5"
+    assert answer.body["bid_price"] == "189.50"  # on the instrument's grid, as stored 189.5
     assert answer.body["asks"] == [{"price": "190.25", "quantity": 7}]
+    assert [t["price"] for t in answer.body["last_trades"]] == ["190.50", "190.00"]
     assert [t["execution_id"] for t in answer.body["last_trades"]] == ["n1-41", "n1-40"]
     assert api("GET", "/marketdata/MSFT").body["bids"] == []
     assert api("GET", "/marketdata/ZZZ").status == 404
@@ -123,8 +124,8 @@ def test_positions_and_trades_come_from_the_ledger(api: Api, ledger: psycopg.Con
             "account": ACCOUNT_A,
             "symbol": "AAPL",
             "quantity": 50,
-            "average_price": "190.5",
-            "realized_pnl": "0",
+            "average_price": "190.5000",
+            "realized_pnl": "0.00",
             "updated_at": mine.body["positions"][0]["updated_at"],
         }
     ]
@@ -136,6 +137,21 @@ def test_positions_and_trades_come_from_the_ledger(api: Api, ledger: psycopg.Con
     assert rest.body["next_token"] is None
     assert api("GET", "/trades", query="next_token=zzz").body["error"] == "INVALID_NEXT_TOKEN"
     assert len(api("GET", "/trades", who=RISK).body["trades"]) == 6
+
+
+def test_a_trader_sees_their_side_of_a_trade_and_not_the_counterparty(
+    api: Api, ledger: psycopg.Connection[Any]
+) -> None:
+    bought = api("GET", "/trades", query="limit=1").body["trades"][0]  # ACC-A bought from ACC-B
+    assert (bought["buy_account"], bought["buy_order_id"]) == (ACCOUNT_A, "b5")
+    assert (bought["sell_account"], bought["sell_order_id"]) == (None, None)
+    sold = api("GET", "/trades", who=TRADER_B, query="limit=1").body["trades"][0]
+    assert (sold["buy_account"], sold["buy_order_id"]) == (None, None)
+    assert (sold["sell_account"], sold["sell_order_id"]) == (ACCOUNT_B, "s6")
+    assert ACCOUNT_A not in str(api("GET", "/trades", who=TRADER_B).body)
+    officer = api("GET", "/trades", who=RISK, query="limit=1").body["trades"][0]  # risk keeps both sides
+    assert (officer["buy_account"], officer["sell_account"]) == ("ACC-C", ACCOUNT_B)
+    assert (officer["buy_order_id"], officer["sell_order_id"]) == ("b6", "s6")
 
 
 def test_position_limit_reads_the_ledger(

@@ -1,4 +1,6 @@
-"""Pre-trade risk as plain logic: each limit, the band, halts, restrictions and approval routing."""
+"""Pre-trade risk as plain logic: each per-order limit, the band, halts, restrictions and approval
+routing. The limits on what an account holds open are the exposure reservation's
+(tests/unit/shared/test_exposure.py, and the concurrency test in test_orders_api_exposure.py)."""
 
 from __future__ import annotations
 
@@ -20,8 +22,6 @@ LIMITS = RiskLimits(
 def inputs(**changes: object) -> risk.RiskInputs:
     base: dict[str, object] = {
         "limits": LIMITS,
-        "open_orders": 0,
-        "position": 0,
         "last_trade_ticks": None,
         "global_control": TradingControl("GLOBAL"),
         "symbol_control": TradingControl("AAPL"),
@@ -43,9 +43,6 @@ def intent(quantity: int = 10, price: int | None = 19000, side: str = "BUY") -> 
         (intent(), {"symbol_control": TradingControl("AAPL", restricted=True)}, "RESTRICTED_SYMBOL"),
         (intent(quantity=1001), {}, "MAX_ORDER_QUANTITY"),
         (intent(quantity=600), {}, "MAX_NOTIONAL"),
-        (intent(), {"open_orders": 3}, "MAX_OPEN_ORDERS"),
-        (intent(quantity=20), {"position": 490}, "POSITION_LIMIT"),
-        (intent(quantity=20, side="SELL"), {"position": -490}, "POSITION_LIMIT"),
         (intent(price=21000), {}, "PRICE_BAND"),
         (intent(price=19000), {"last_trade_ticks": 15000}, "PRICE_BAND"),
     ],
@@ -75,3 +72,9 @@ def test_market_orders_are_valued_at_the_last_trade() -> None:
     decision = risk.check(intent(quantity=10, price=None), AAPL, inputs(last_trade_ticks=20000))
     assert decision.notional == Decimal("2000.00")
     assert risk.check(intent(quantity=10, price=None), AAPL, inputs()).notional == Decimal("1900.00")
+
+
+@pytest.mark.parametrize("breach", ["MAX_OPEN_ORDERS", "POSITION_LIMIT", "MAX_NOTIONAL"])
+def test_an_exposure_breach_is_refused_with_its_reason(breach: str) -> None:
+    refused = risk.exposure_refused(breach, "why")  # type: ignore[arg-type]
+    assert (refused.code, refused.status, refused.message) == (breach, 422, "why")

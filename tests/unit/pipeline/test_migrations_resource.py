@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -28,12 +27,14 @@ class CloudFormationEndpoint:
 
     def __init__(self) -> None:
         self.responses: list[dict[str, Any]] = []
+        self.answered = threading.Event()  # set once a response has arrived
         outer = self
 
         class Receive(BaseHTTPRequestHandler):
             def do_PUT(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.responses.append(json.loads(body))
+                outer.answered.set()
                 self.send_response(200)
                 self.end_headers()
 
@@ -116,12 +117,13 @@ def test_the_watchdog_answers_before_the_function_times_out(cloudformation: Clou
     responder = Responder(event)
 
     def hang() -> psycopg.Connection[Any]:
-        time.sleep(0.6)
+        # The database answers only after the watchdog has told CloudFormation: no race on timings.
+        assert cloudformation.answered.wait(30), "the watchdog never answered"
         raise TimeoutError("database never answered")
 
     with pytest.raises(TimeoutError):
         handle(event, remaining_ms=5_300, connect=hang, responder=responder)  # watchdog fires after 0.3 s
-    assert [r["Status"] for r in cloudformation.responses] == ["FAILED"]
+    assert [r["Status"] for r in cloudformation.responses] == ["FAILED"]  # the late failure sends nothing
     assert "timed out" in cloudformation.responses[0]["Reason"]
 
 

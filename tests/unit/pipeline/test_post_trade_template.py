@@ -10,6 +10,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 from meridian.ledger import latest_version
 from meridian_local.pollers import load_handler
+from tools.cfn_model import StackModel
 
 REPO = Path(__file__).resolve().parents[3]
 RESOURCES: dict[str, Any] = yaml_parse((REPO / "template.yaml").read_text())["Resources"]
@@ -56,8 +57,6 @@ def test_rules_route_by_detail_type() -> None:
 
 def test_market_data_mapping_batches_and_reports_failures() -> None:
     stream = props("MarketDataStream")
-    # 10 shards in prod and dr (samconfig.toml), fewer in dev.
-    assert stream["ShardCount"] == {"Ref": "MarketDataShardCount"}
     assert stream["StreamEncryption"]["EncryptionType"] == "KMS"
     event = props("MarketDataFunctionStream")
     assert event["FunctionName"] == {"Ref": "MarketDataFunction"}
@@ -81,3 +80,48 @@ def test_every_function_has_its_code_and_sample_events(function: str) -> None:
     code = REPO / fn["CodeUri"]
     assert callable(load_handler(code, fn["Handler"]))
     assert list((REPO / "events" / code.name).glob("*.json")), f"events/{code.name}/ has no sample event"
+
+
+@pytest.mark.parametrize(
+    ("stream", "shards", "mode"),
+    [
+        ("MarketDataStream", "MarketDataShardCount", "MarketDataStreamMode"),
+        ("ExecutionsStream", "ExecutionsShardCount", "ExecutionsStreamMode"),
+    ],
+)
+def test_stream_capacity_is_shards_from_a_parameter_or_on_demand(stream: str, shards: str, mode: str) -> None:
+    """10 and 4 shards in prod and dr (samconfig.toml), fewer in dev; ON_DEMAND takes no shard count."""
+    provisioned = StackModel(str(REPO / "template.yaml"), {shards: "7"}, "us-east-1", "meridian-dev", "dev")
+    assert int(provisioned.properties(stream)["ShardCount"]) == 7
+    assert provisioned.properties(stream)["StreamModeDetails"] == {"StreamMode": "PROVISIONED"}
+    on_demand = StackModel(
+        str(REPO / "template.yaml"), {mode: "ON_DEMAND"}, "us-east-1", "meridian-dev", "dev"
+    )
+    assert "ShardCount" not in on_demand.properties(stream)
+    assert on_demand.properties(stream)["StreamModeDetails"] == {"StreamMode": "ON_DEMAND"}
+
+
+@pytest.mark.parametrize("stream", ["MarketDataStream", "ExecutionsStream"])
+def test_write_throttling_on_each_stream_alarms(stream: str) -> None:
+    [alarm] = [
+        props(lid)
+        for lid, resource in RESOURCES.items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and props(lid).get("MetricName") == "WriteProvisionedThroughputExceeded"
+        and props(lid)["Dimensions"] == [{"Name": "StreamName", "Value": {"Ref": stream}}]
+    ]
+    assert (alarm["Namespace"], alarm["Statistic"], alarm["Threshold"]) == ("AWS/Kinesis", "Sum", 0)
+    assert alarm["AlarmActions"] == [{"Ref": "TradingAlertsTopic"}]
+
+
+def test_the_consumers_and_the_market_data_streams_readers_alarm_when_behind() -> None:
+    ages = {
+        (props(lid)["Namespace"], props(lid)["MetricName"], props(lid)["Dimensions"][0]["Value"]["Ref"])
+        for lid, resource in RESOURCES.items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and "IteratorAge" in props(lid).get("MetricName", "")
+    }
+    assert ages == {
+        ("AWS/Lambda", "IteratorAge", "MarketDataFunction"),
+        ("AWS/Lambda", "IteratorAge", "ExecutionsFunction"),
+        ("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "MarketDataStream"),  # the archive too
+    }

@@ -39,7 +39,7 @@ def test_put_events_entry_round_trips_through_an_eventbridge_envelope() -> None:
     detail = trade()
     entry = events.put_events_entry(detail, "meridian-trading-dev", trace_header="Root=1-abc")
     assert entry["DetailType"] == "trade.executed.v1"
-    assert entry["Source"] == events.EVENT_SOURCE
+    assert entry["Source"] == events.EXECUTIONS_SOURCE == "meridian.executions"
     assert entry["TraceHeader"] == "Root=1-abc"
     delivered = {
         "detail-type": entry["DetailType"],
@@ -81,3 +81,10 @@ def test_schema_violations_are_validation_errors() -> None:
         events.parse_detail("trade.executed.v1", {**body, "unexpected": 1})
     with pytest.raises(ValidationError):
         events.parse_detail("trade.executed.v1", {**body, "aggressor_side": "SIDEWAYS"})
+
+
+def test_only_trades_carry_the_executions_source() -> None:
+    """The ledger's rule accepts trade.executed.v1 from meridian.executions only (template.yaml)."""
+    for detail_type, cls in events.EVENT_TYPES.items():
+        expected = events.EXECUTIONS_SOURCE if detail_type == "trade.executed.v1" else events.EVENT_SOURCE
+        assert cls.source == expected, detail_type

@@ -30,8 +30,10 @@ from meridian.domain import CancelReason, OrderStatus, RejectReason, Side
 from meridian.events import OrderAccepted, parse_detail
 from meridian.executions import order_id_for
 from meridian.protocol import Ack, CancelAck, Fill, Reject
+from meridian.resting_orders import CONDITION, transact_items
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAf-approval-token-of-exec-1"
 
 
 def _order(**changes: Any) -> FlowOrder:
@@ -71,14 +73,23 @@ def test_the_order_id_comes_from_a_direct_start_or_the_pending_approval_event() 
 def test_intake_answers_the_stored_order_and_whether_it_can_be_routed() -> None:
     good, off_grid = _order(), _order(order_id="ord_x", symbol="ESZ6", price_ticks=600010)
     orders = Orders(good, off_grid)
-    assert intake.intake({"order_id": good.order_id}, orders)["valid"]
-    refused = intake.intake({"order_id": "ord_x"}, orders)
+    taken = intake.intake({"order_id": good.order_id}, orders, "exposure")
+    assert taken["valid"]
+    # What the order API reserved when it held the order (100 AAPL at 190.00), given back if rejected.
+    release = taken["release"]["Update"]
+    assert release["ExpressionAttributeNames"] == {
+        "#a0": "open_orders",
+        "#a1": "open_notional",
+        "#a2": "long:AAPL",
+    }
+    assert [v["N"] for v in release["ExpressionAttributeValues"].values()] == ["-1", "-19000.00", "-100"]
+    refused = intake.intake({"order_id": "ord_x"}, orders, "exposure")
     assert (refused["valid"], refused["reason"]) == (False, "TICK_SIZE")
     with pytest.raises(intake.OrderNotFoundError):
-        intake.intake({"order_id": "ord_missing"}, orders)
+        intake.intake({"order_id": "ord_missing"}, orders, "exposure")
     orders.items[good.order_id]["status"] = "CANCELLED"
     with pytest.raises(intake.OrderNotPendingError):
-        intake.intake({"order_id": good.order_id}, orders)
+        intake.intake({"order_id": good.order_id}, orders, "exposure")
 
 
 @pytest.mark.parametrize(
@@ -152,27 +163,41 @@ def test_an_answer_with_fills_becomes_the_record_the_counterparties_and_the_even
         0,
         False,
     )
-    assert [(c.status, c.leaves_quantity) for c in result.counterparties] == [
-        ("FILLED", 0),
-        ("PARTIALLY_FILLED", 20),
+    assert [(c.status, c.leaves_before, c.leaves_after) for c in result.resting] == [
+        ("FILLED", 60, 0),
+        ("PARTIALLY_FILLED", 60, 20),
     ]
-    assert [c.order_id for c in result.counterparties] == [order_id_for("mm1", "rest-1")] * 2
+    assert [c.order_id for c in result.resting] == [order_id_for("mm1", "rest-1")] * 2
     # The order's lifecycle only: trade.executed.v1 comes from the node's drop copy.
     events = [parse_detail(e.detail_type, e.model_dump(mode="json")) for e in result.events]
     assert [type(e) for e in events] == [OrderAccepted]
     assert result.trades == 2
-    values = routing.record_values(_order(), record, AT)
-    assert ":account" not in values  # a closed order leaves the open-order index
+    order_write, exposure_write = routing.record_items(_order(), record, AT, "orders", "exposure")
+    assert order_write["Update"]["ConditionExpression"] == "#s = :pending"
+    # Filled: the open order and its notional are given back; 100 held long, as position now.
+    names = exposure_write["Update"]["ExpressionAttributeNames"]
+    values = exposure_write["Update"]["ExpressionAttributeValues"]
+    assert {names[n]: values[v]["N"] for n, v in zip(names, values, strict=True)} == {
+        "open_orders": "-1",
+        "open_notional": "-19000.00",
+        "short:AAPL": "-100",
+    }
 
 
-def test_an_open_order_stays_in_the_open_index_and_a_remainder_cancel_closes_it() -> None:
+def test_an_open_order_keeps_its_reservation_and_a_remainder_cancel_gives_it_back() -> None:
     ack = Ack(0, 3, 7, "big-1", "fund1", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 100, 100, 0, 19000)
     open_result = routing.interpret(_order(), "n:1", [ack], AT)
     assert open_result.record.open
-    assert routing.record_values(_order(), open_result.record, AT)[":account"] == {"S": "fund1"}
+    assert len(routing.record_items(_order(), open_result.record, AT, "orders", "exposure")) == 1
     cancel = CancelAck(0, 3, 7, "big-1", "fund1", "AAPL", int(CancelReason.IOC_REMAINDER), 100)
     closed = routing.interpret(_order(time_in_force="IOC"), "n:1", [ack, cancel], AT)
     assert (closed.record.status, closed.record.open) == ("CANCELLED", False)
+    released = routing.answered_exposure(_order(), closed.record) - intake.held_exposure(_order())
+    assert (released.open_orders, released.notional, dict(released.long)) == (
+        -1,
+        Decimal("-19000.00"),
+        {"AAPL": -100},
+    )
 
 
 def test_a_node_reject_is_an_answer_of_its_own() -> None:
@@ -183,12 +208,58 @@ def test_a_node_reject_is_an_answer_of_its_own() -> None:
     assert (answer["rejected"], answer["reason"], answer["event_batches"]) == (True, "TRADING_HALTED", [])
 
 
-def test_counterparty_writes_are_conditional_like_the_order_api() -> None:
-    write = routing.counterparty_write(
-        routing.CounterpartyUpdate(order_id="ord_r", leaves_quantity=0, seq=5, status="FILLED")
+def test_counterparty_writes_are_the_order_apis_with_their_exposure() -> None:
+    ack = Ack(0, 10, 7, "big-1", "fund1", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 100, 100, 0, 19000)
+    result = routing.interpret(_order(), "n:1", [ack, _fill(10, 4, 60, 40, 0)], AT)
+    (change,) = routing.resting_changes(result, lambda order_id: None)
+    order_write, exposure_write = transact_items("orders", "exposure", change)
+    assert order_write["Update"]["ConditionExpression"] == CONDITION  # the order API's own condition
+    assert order_write["Update"]["ExpressionAttributeValues"][":before"] == {"N": "60"}
+    assert exposure_write["Update"]["Key"] == {"account": {"S": "mm1"}}
+
+
+def test_a_self_trade_cancel_of_a_resting_order_is_completed_from_the_stored_order() -> None:
+    ack = Ack(0, 3, 7, "big-1", "fund1", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 100, 100, 0, 19000)
+    stp = CancelAck(0, 4, 2, "rest-9", "fund1", "AAPL", int(CancelReason.SELF_TRADE), 30)
+    result = routing.interpret(_order(), "n:1", [ack, stp], AT)
+    resting_id = order_id_for("fund1", "rest-9")
+    stored = {resting_id: {"symbol": "AAPL", "side": "SELL", "price_ticks": 18990}}
+    (change,) = routing.resting_changes(result, stored.get)
+    assert (change.cancelled, change.side, change.price, change.leaves_before) == (
+        True,
+        "SELL",
+        Decimal("189.90"),
+        30,
     )
-    assert "REMOVE open_account" in write["expression"]
-    assert write["values"][":seq"] == {"N": "5"}
+    assert routing.resting_changes(result, lambda order_id: None) == []  # not an order of the API
+
+
+def test_a_stop_order_firing_in_the_answer_is_another_order_not_this_one() -> None:
+    """The node answers a trade that triggers a waiting stop with the stop's Ack and fills in the
+    same answer: the order flow's own order keeps its figures; the stop is recorded apart, valued
+    at its stored price, its trigger and its fill in one change."""
+    ack = Ack(0, 10, 7, "big-1", "fund1", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 100, 100, 0, 19000)
+    own_fill = _fill(10, 4, 60, 40, 0)  # fund1 buys 60 of mm1's resting sell (order 3)
+    fired = Ack(0, 10, 8, "stop-1", "mm2", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 10, 10, 0, 19100)
+    stop_fill = Fill(0, 10, 6, "AAPL", 19050, 10, int(Side.BUY), 8, 9, "mm2", "mm3", "stop-1", "rest-2", 0, 5)
+    result = routing.interpret(_order(), "n:1", [ack, own_fill, fired, stop_fill], AT)
+    assert (result.record.node_order_id, result.record.filled_quantity, result.record.leaves_quantity) == (
+        7,
+        60,
+        40,
+    )
+    assert len(result.events) == 1  # one order.accepted.v1, the flow's own order's
+    stop_id = order_id_for("mm2", "stop-1")
+    stored = {stop_id: {"symbol": "AAPL", "side": "BUY", "price_ticks": 19100}}
+    changes = {c.order_id: c for c in routing.resting_changes(result, stored.get)}
+    stop = changes[stop_id]
+    assert (stop.status, stop.filled, stop.price, stop.notional_ticks) == (
+        "FILLED",
+        10,
+        Decimal("191.00"),
+        190500,
+    )
+    assert set(changes) == {stop_id, order_id_for("mm1", "rest-1"), order_id_for("mm3", "rest-2")}
 
 
 # ---- approval --------------------------------------------------------------------------------------
@@ -247,7 +318,7 @@ class StepFunctions:
 def _request(store: Store, notices: Notices, execution: str = "exec-1") -> None:
     request = {
         "order": _order().model_dump(),
-        "task_token": "tok",
+        "task_token": TOKEN,
         "execution_id": execution,
         "timeout_seconds": 60,
         "reasons": ["LARGE_NOTIONAL"],
@@ -255,14 +326,17 @@ def _request(store: Store, notices: Notices, execution: str = "exec-1") -> None:
     approval.request_approval(request, store, notices, "https://api.example.com/v1", now=AT)
 
 
-def test_the_request_records_the_token_and_notifies_with_it() -> None:
+def test_the_request_records_the_token_and_notifies_without_it() -> None:
     store, notices = Store(), Notices()
     _request(store, notices)
     order_id = _order().order_id
-    assert store.items[order_id].task_token == "tok"
+    assert store.items[order_id].task_token == TOKEN
     subject, message = notices.sent[0]
     assert order_id in subject
-    assert "Task token: tok" in message
+    # Whoever holds the token (and states:SendTaskSuccess) could approve: it stays in the table.
+    assert TOKEN not in subject
+    assert TOKEN not in message
+    assert TOKEN[:12] not in message
     assert f"https://api.example.com/v1/orders/{order_id}/approval" in message
     _request(store, notices)  # a retry of the same execution's step is fine
     with pytest.raises(ApprovalAlreadyRequestedError):
@@ -278,11 +352,23 @@ def test_a_decision_answers_the_waiting_step_exactly_once() -> None:
     outcome = approval.submit_decision(order_id, "APPROVE", "officer", "fine", store=store, sfn=sfn, now=AT)
     assert (outcome.decision, outcome.reviewer) == ("APPROVE", "officer")
     assert sfn.calls[0][0] == "success"
-    assert sfn.calls[0][1]["taskToken"] == "tok"
+    assert sfn.calls[0][1]["taskToken"] == TOKEN
     with pytest.raises(ApprovalAlreadyDecidedError):
         approval.submit_decision(order_id, "REJECT", "officer", store=store, sfn=sfn)
     with pytest.raises(ApprovalNotFoundError):
         approval.submit_decision("ord_unknown", "APPROVE", "officer", store=store, sfn=sfn)
+
+
+def test_the_same_person_in_another_role_cannot_decide() -> None:
+    store, notices, sfn = Store(), Notices(), StepFunctions()
+    trader = "arn:aws:sts::123456789012:assumed-role/meridian-trader-prod/alice"
+    order = _order(submitted_by=trader)
+    request = {"order": order.model_dump(), "task_token": TOKEN, "execution_id": "e", "timeout_seconds": 60}
+    approval.request_approval(request, store, notices, now=AT)
+    officer = "arn:aws:sts::123456789012:assumed-role/meridian-compliance-officer-prod/alice"
+    with pytest.raises(SelfApprovalError):
+        approval.submit_decision(order.order_id, "APPROVE", officer, store=store, sfn=sfn)
+    assert sfn.calls == []
 
 
 def test_a_rejection_fails_the_waiting_step_with_its_reason() -> None:
@@ -310,7 +396,7 @@ def test_a_reviewer_keeps_the_request_alive_with_heartbeats() -> None:
     store, notices, sfn = Store(), Notices(), StepFunctions()
     _request(store, notices)
     approval.extend_review(_order().order_id, store=store, sfn=sfn)
-    assert sfn.calls == [("heartbeat", {"taskToken": "tok"})]
+    assert sfn.calls == [("heartbeat", {"taskToken": TOKEN})]
 
 
 @pytest.fixture

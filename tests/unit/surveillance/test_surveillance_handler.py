@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from moto import mock_aws
 from meridian import db
 from meridian_local.lambda_events import LocalLambdaContext
 from meridian_local.pollers import Handler, load_handler
+from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -76,3 +78,28 @@ def test_redelivery_alerts_nothing_new(handler: Handler, alerts_queue: tuple[Any
     handler(event, LocalLambdaContext())
     handler(event, LocalLambdaContext())
     assert len(_alerts(sqs, url)) == 1
+
+
+def test_metrics_carry_the_catalogued_names_units_and_dimensions(
+    alerts_queue: tuple[Any, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service = emit_as_deployed(monkeypatch, "SurveillanceFunction")
+    handler = load_handler(REPO / "functions" / "surveillance", "app.lambda_handler")
+    sys.modules["surveillance.handler"].alerts.cache_clear()
+    sys.modules["surveillance.handler"].config.cache_clear()
+    capsys.readouterr()
+    event = json.loads((REPO / "events" / "surveillance" / "lifecycle-events.json").read_text())
+    handler(event, LocalLambdaContext())
+    metrics = emitted(capsys.readouterr().out)
+    assert assert_catalogued("surveillance", metrics, service) == {
+        "SurveillanceMessages",
+        "Finding_wash_trade",
+    }
+    assert totals(metrics) == {"SurveillanceMessages": len(event["Records"]), "Finding_wash_trade": 1}
+    rules = {
+        name.removeprefix("Finding_")
+        for name in FUNCTION_METRICS["surveillance"]
+        if name.startswith("Finding_")
+    }
+    source = Path(sys.modules["surveillance.rules"].__file__ or "").read_text()
+    assert rules == set(re.findall(r'rule="(\w+)"', source))  # every rule's finding is catalogued

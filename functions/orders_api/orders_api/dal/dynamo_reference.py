@@ -1,8 +1,9 @@
-"""Principals, RiskLimits and TradingControls tables: small reference data read on every request.
+"""Principals, RiskLimits and TradingControls tables: small reference data every order needs.
 
 Principals: ``principal`` (an assumed-role session ARN, or ``<role ARN>/*`` for every session of a
 role) -> ``user_type``, ``account``. RiskLimits: ``account`` -> limits. TradingControls: ``scope``
-("GLOBAL" or "SYMBOL#<symbol>") -> ``halted``, ``restricted``, ``approval_required``.
+("GLOBAL" or "SYMBOL#<symbol>") -> ``halted``, ``restricted``, ``approval_required``. An order's
+limits and controls come in one BatchGetItem; ``cached_reference`` keeps them briefly.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from orders_api.dal.dynamo import from_item, to_item
-from orders_api.dal.interfaces import RiskLimits, TradingControl
+from orders_api.dal.interfaces import OrderReference, RiskLimits, TradingControl
 
 GLOBAL_SCOPE = "GLOBAL"
 
@@ -37,6 +38,18 @@ def _control(scope: str, values: Mapping[str, Any] | None) -> TradingControl:
     )
 
 
+def _limits(item: Mapping[str, Any]) -> RiskLimits:
+    v = from_item(item)
+    open_notional = v.get("max_open_notional")
+    return RiskLimits(
+        max_order_quantity=int(v["max_order_quantity"]),
+        max_notional=Decimal(v["max_notional"]),
+        max_open_orders=int(v["max_open_orders"]),
+        position_limits={str(k): int(n) for k, n in dict(v.get("position_limits", {})).items()},
+        max_open_notional=None if open_notional is None else Decimal(open_notional),
+    )
+
+
 class DynamoReferenceStore:
     def __init__(self, client: Any, principals_table: str, limits_table: str, controls_table: str) -> None:
         self._db = client
@@ -56,28 +69,39 @@ class DynamoReferenceStore:
 
     def risk_limits(self, account: str) -> RiskLimits | None:
         item = self._db.get_item(TableName=self._limits, Key=to_item({"account": account})).get("Item")
-        if not item:
-            return None
-        v = from_item(item)
-        return RiskLimits(
-            max_order_quantity=int(v["max_order_quantity"]),
-            max_notional=Decimal(v["max_notional"]),
-            max_open_orders=int(v["max_open_orders"]),
-            position_limits={str(k): int(n) for k, n in dict(v.get("position_limits", {})).items()},
-        )
+        return _limits(item) if item else None
 
     def controls(self, symbol: str) -> tuple[TradingControl, TradingControl]:
+        reference = self._read(None, symbol)
+        return reference.global_control, reference.symbol_control
+
+    def for_order(self, account: str, symbol: str) -> OrderReference:
+        return self._read(account, symbol)
+
+    def is_fresh(self, account: str, symbol: str) -> bool:
+        return False
+
+    def _read(self, account: str | None, symbol: str) -> OrderReference:
+        """One BatchGetItem: the account's limits (when asked) and the two controls of ``symbol``."""
         scopes = [GLOBAL_SCOPE, control_key(symbol)]
-        answer = self._db.batch_get_item(
-            RequestItems={
-                self._controls: {"Keys": [to_item({"scope": s}) for s in scopes], "ConsistentRead": True}
-            }
+        request: dict[str, Any] = {
+            self._controls: {"Keys": [to_item({"scope": s}) for s in scopes], "ConsistentRead": True}
+        }
+        if account is not None:
+            request[self._limits] = {"Keys": [to_item({"account": account})], "ConsistentRead": True}
+        found: dict[str, list[dict[str, Any]]] = {}
+        while request:
+            answer = self._db.batch_get_item(RequestItems=request)
+            for table, items in answer.get("Responses", {}).items():
+                found.setdefault(table, []).extend(items)
+            request = answer.get("UnprocessedKeys") or {}
+        controls = {v["scope"]: v for v in map(from_item, found.get(self._controls, []))}
+        limits = found.get(self._limits, [])
+        return OrderReference(
+            limits=_limits(limits[0]) if limits else None,
+            global_control=_control(GLOBAL_SCOPE, controls.get(GLOBAL_SCOPE)),
+            symbol_control=_control(symbol, controls.get(scopes[1])),
         )
-        found = {}
-        for item in answer.get("Responses", {}).get(self._controls, []):
-            values = from_item(item)
-            found[values["scope"]] = values
-        return _control(GLOBAL_SCOPE, found.get(GLOBAL_SCOPE)), _control(symbol, found.get(scopes[1]))
 
     def set_halted(self, scope: str, halted: bool, actor: str, reason: str, at: datetime) -> TradingControl:
         answer = self._db.update_item(

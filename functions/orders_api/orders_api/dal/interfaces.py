@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from meridian.approvals import ApprovalOutcome, Decision
 from meridian.events import EventDetail
+from meridian.exposure import Breach, Exposure, Limits
+from meridian.resting_orders import RestingChange
 from orders_api.records import OrderRecord
 
 
@@ -39,13 +41,80 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
-class FillUpdate:
-    """What a fill or a cancel tells about a resting order, keyed by the order's API id."""
+class SelfTradeCancel:
+    """A resting order of the same account that self-trade prevention cancelled; the cancel does not
+    carry its side and price, so it is recorded from the stored order (``RestingChange``)."""
 
     order_id: str
-    leaves_quantity: int
+    account: str
+    symbol: str
     seq: int
-    cancelled: bool = False
+    cancelled_quantity: int
+    reason: str = "SELF_TRADE"  # the CancelReason name
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    """An order as stored, with what the API keeps beside it for retries of its submission."""
+
+    record: OrderRecord
+    answer: str | None = None  # the first answer to POST /orders (JSON), replayed to retries
+    request_hash: str | None = None  # of the first request, when it had an idempotency key
+    in_progress_until: int = 0  # epoch ms: a request is sending it to the node until then
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """An Idempotency-Key that names an order with a client order id of its own."""
+
+    key_id: str  # "<account>#<key>"
+    expires_at: int  # epoch seconds (the table's TTL)
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """A new order and the reservation of its exposure against the account's limits, written together."""
+
+    stored: StoredOrder
+    limits: Limits
+    key: KeyClaim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What the conditional create found: created, or what stands in the way."""
+
+    created: bool
+    existing: StoredOrder | None = None  # the order with this id exists already
+    key_order_id: str | None = None  # the Idempotency-Key names this order already
+    key_request_hash: str | None = None
+    breach: tuple[Breach, str] | None = None  # the reservation would pass this limit
+
+
+@dataclass(frozen=True, slots=True)
+class OrderWrite:
+    """The order's new state, written only if the stored state is still ``base`` (its status and
+    ``last_seq``); its account's exposure changes by ``new``'s contribution minus ``base``'s."""
+
+    base: OrderRecord
+    new: OrderRecord
+    answer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """What one answer of the node changed, written together: the order (if any) and the resting
+    orders it touched, each with its account's exposure."""
+
+    order: OrderWrite | None
+    others: Sequence[RestingChange] = ()
+    reserved: Exposure = field(default_factory=Exposure)  # held for this change before the node: released
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    written: bool  # False: the order's stored state was not the expected one; ``current`` is it
+    current: OrderRecord | None = None
 
 
 class ApprovalDesk(Protocol):
@@ -59,21 +128,40 @@ class ApprovalDesk(Protocol):
 class OrderStore(Protocol):
     def get(self, order_id: str) -> OrderRecord | None: ...
 
-    def create(self, record: OrderRecord) -> bool:
-        """Store a new order; False (and nothing written) when the id exists already."""
+    def get_stored(self, order_id: str) -> StoredOrder | None: ...
+
+    def get_many(self, order_ids: Sequence[str]) -> dict[str, OrderRecord]: ...
+
+    def open(self, opening: Opening) -> Opened:
+        """Create the order and reserve its exposure (and claim its Idempotency-Key), all or nothing."""
         ...
 
-    def save(self, record: OrderRecord) -> None:
-        """Store the order's state as the node last described it (never older than what is stored)."""
+    def discard(self, opening: Opening) -> None:
+        """Undo ``open`` for an order that never reached a node."""
         ...
 
-    def apply_updates(self, updates: Sequence[FillUpdate]) -> None:
-        """Apply fills and cancels to resting orders made by other requests."""
+    def record(self, recording: Recording) -> Recorded:
+        """Write what the node answered (see ``Recording``), exactly once per answer."""
+        ...
+
+    def reserve(self, account: str, delta: Exposure, limits: Limits) -> tuple[Breach, str] | None:
+        """Add ``delta`` to the account's exposure unless a limit would be passed (then: which)."""
+        ...
+
+    def release(self, account: str, delta: Exposure) -> None:
+        """Take back a reservation whose change did not happen."""
+        ...
+
+    def claim(self, order_id: str, until: int, now: int) -> bool:
+        """Mark an UNCONFIRMED order as being resolved until ``until`` (epoch ms), unless another
+        request is resolving it (its mark is after ``now``); ``until=0`` clears the mark."""
+        ...
+
+    def seed_exposure(self, account: str, positions: Mapping[str, int]) -> None:
+        """Add the account's ledger positions to its exposure, once."""
         ...
 
     def list(self, query: OrderQuery) -> Page: ...
-
-    def count_open(self, account: str) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +170,10 @@ class RiskLimits:
     max_notional: Decimal
     max_open_orders: int
     position_limits: Mapping[str, int] = field(default_factory=dict)
+    max_open_notional: Decimal | None = None
+
+    def exposure_limits(self) -> Limits:
+        return Limits(self.max_open_orders, self.max_open_notional, self.position_limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +187,15 @@ class TradingControl:
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OrderReference:
+    """The reference data one order is checked against."""
+
+    limits: RiskLimits | None  # None: the account has no limits of its own (the defaults apply)
+    global_control: TradingControl
+    symbol_control: TradingControl
+
+
 class ReferenceStore(Protocol):
     """Principals, per-account risk limits and trading controls (halts, restrictions)."""
 
@@ -104,6 +205,14 @@ class ReferenceStore(Protocol):
 
     def controls(self, symbol: str) -> tuple[TradingControl, TradingControl]:
         """(global control, the symbol's control); defaults when nothing is stored."""
+        ...
+
+    def for_order(self, account: str, symbol: str) -> OrderReference:
+        """The account's limits and the controls of ``symbol``, read together."""
+        ...
+
+    def is_fresh(self, account: str, symbol: str) -> bool:
+        """Whether ``for_order`` would answer from memory, without reading a table."""
         ...
 
     def set_halted(
@@ -138,13 +247,23 @@ class MarketDataReader(Protocol):
     def last_trades(self, symbol: str, limit: int) -> list[TapeTrade]: ...
 
 
+class ReferencePrices(Protocol):
+    """The price an order is checked against: the symbol's last trade (None before the first)."""
+
+    def last_price(self, symbol: str) -> Decimal | None: ...
+
+    def is_fresh(self, symbol: str) -> bool:
+        """Whether ``last_price`` would answer from memory, without reading a table."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class PositionRow:
     account: str
     symbol: str
     quantity: int
     average_price: Decimal
-    realised_pnl: Decimal
+    realized_pnl: Decimal
     updated_at: datetime | None
 
 
@@ -182,6 +301,10 @@ class LedgerReader(Protocol):
         self, account: str | None, symbol: str | None, limit: int, cursor: str | None
     ) -> TradePageRows:
         """Newest first; InvalidPageTokenError for a cursor the ledger did not issue."""
+        ...
+
+    def order_fills(self, order_id: str) -> list[TradeRow]:
+        """Every trade of one order, oldest first."""
         ...
 
 

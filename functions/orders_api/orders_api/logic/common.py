@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 
 from meridian.domain import Instrument, RejectReason
+from meridian.exposure import Exposure
+from meridian.resting_orders import RestingChange, merge
 from orders_api.auth import Action, Caller
 from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
+from orders_api.dal.interfaces import OrderWrite, Recording
 from orders_api.errors import NotFoundError, OrderRefusedError, ServiceUnavailableError
 from orders_api.logic.answers import Outcome
 from orders_api.models import ErrorDetail
 from orders_api.records import OrderRecord
 from orders_api.services import Services
-
-
-def decimal_text(value: Decimal) -> str:
-    """A decimal as plain text without exponent or trailing zeros ("190.5", "100")."""
-    return format(value.normalize(), "f")
 
 
 def instrument_for(services: Services, symbol: str) -> Instrument:
@@ -32,23 +32,23 @@ def _field(name: str, rule: str = "invalid", msg: str = "") -> ErrorDetail:
     return ErrorDetail(loc=["body", name], type=rule, msg=msg)
 
 
-def price_ticks(instrument: Instrument, price: str) -> int:
+def price_ticks(instrument: Instrument, price: str, name: str = "price") -> int:
     """A decimal price string as integer ticks; off the instrument's grid -> TICK_SIZE (422)."""
     try:
         ticks = instrument.to_ticks(Decimal(price))
     except (ValueError, InvalidOperation):
         grid = instrument.to_price(instrument.tick_size)
         raise OrderRefusedError(
-            RejectReason.TICK_SIZE, f"price {price} is not on the {grid} grid", [_field("price", "tick_size")]
+            RejectReason.TICK_SIZE, f"{name} {price} is not on the {grid} grid", [_field(name, "tick_size")]
         ) from None
     if ticks <= 0:
-        raise OrderRefusedError(RejectReason.INVALID_PRICE, "price must be positive", [_field("price")])
+        raise OrderRefusedError(RejectReason.INVALID_PRICE, f"{name} must be positive", [_field(name)])
     if ticks % instrument.tick_size:
         grid = instrument.to_price(instrument.tick_size)
         raise OrderRefusedError(
             RejectReason.TICK_SIZE,
-            f"price {price} is not a multiple of {grid}",
-            [_field("price", "tick_size")],
+            f"{name} {price} is not a multiple of {grid}",
+            [_field(name, "tick_size")],
         )
     return ticks
 
@@ -90,9 +90,83 @@ def node_unavailable(
     )
 
 
-def record_outcome(services: Services, outcome: Outcome) -> None:
-    """Store what the node said (this order, the resting orders it touched), then announce it."""
-    services.orders.save(outcome.record)
-    if outcome.others:
-        services.orders.apply_updates(outcome.others)
+def record_outcome(
+    services: Services,
+    base: OrderRecord,
+    outcome: Outcome,
+    rederive: Callable[[OrderRecord], Outcome] | None = None,
+    answer: str | None = None,
+    reserved: Exposure | None = None,
+) -> tuple[bool, OrderRecord]:
+    """Announce what the node answered, then store it; (whether this answer's state of the order was
+    written, the order as stored afterwards).
+
+    The events go first, in one PutEvents: the order they are about is stored already (it was
+    created before it was sent), and if this function stops between the two, the order's stored
+    state stays behind (UNCONFIRMED for a new order, which its retry resolves and announces again
+    under the same event ids) rather than an event being lost. Then one transaction stores the
+    order (only if its stored state is still ``base``), the resting orders the answer touched and
+    the exposure of every account involved. If ``base`` changed meanwhile, ``rederive`` works the
+    answer out again from the stored state; without it the stored state stands. ``reserved``: the
+    exposure reserved for this change before the node acted, given back as the answer is recorded.
+    """
     services.events.publish(outcome.events)
+    others = resting_changes(services, outcome)
+    write = OrderWrite(base, outcome.record, answer)
+    for _ in range(3):
+        recorded = services.orders.record(Recording(write, others, reserved or Exposure()))
+        if recorded.written:
+            return True, write.new
+        current = recorded.current
+        if current is None or rederive is None or current.last_seq >= write.new.last_seq:
+            break
+        write = OrderWrite(current, rederive(current).record, answer)
+    if reserved is not None and not reserved.is_zero:
+        services.orders.release(base.account, reserved)
+    services.orders.record(Recording(None, others))  # the resting orders, whatever the order's fate
+    return False, recorded.current or write.new
+
+
+def resting_changes(services: Services, outcome: Outcome) -> list[RestingChange]:
+    """The resting orders an answer touched, one change per order (``merge``). Self-trade cancels
+    are completed from the stored orders (a cancel does not carry the order's side and price), and
+    so are the changes of stop orders that fired (valued at the stored order's price, as its
+    exposure was reserved); an order the API does not know is skipped."""
+    cancels = outcome.self_trade_cancels
+    fired = set(outcome.fired.values())
+    wanted = sorted({c.order_id for c in cancels} | fired)
+    stored = services.orders.get_many(wanted) if wanted else {}
+    changes: list[RestingChange] = []
+    for change in outcome.others:
+        if change.order_id not in fired:
+            changes.append(change)
+        elif (price := _valuation(services, stored.get(change.order_id))) is not None:
+            changes.append(replace(change, price=price))
+    for cancel in cancels:
+        order = stored.get(cancel.order_id)
+        price = _valuation(services, order)
+        if order is None or price is None:
+            continue
+        changes.append(
+            RestingChange(
+                order_id=cancel.order_id,
+                account=cancel.account,
+                side=order.side,
+                symbol=order.symbol,
+                price=price,
+                seq=cancel.seq,
+                leaves_before=cancel.cancelled_quantity,
+                leaves_after=0,
+                cancelled=True,
+                reason=cancel.reason,
+            )
+        )
+    return merge(changes)
+
+
+def _valuation(services: Services, order: OrderRecord | None) -> Decimal | None:
+    """The price an order's exposure is valued at: its limit, or a market order's reference."""
+    if order is None or order.symbol not in services.instruments:
+        return None
+    ticks = order.price_ticks if order.price_ticks is not None else order.reference_ticks
+    return None if ticks is None else services.instruments[order.symbol].to_price(ticks)

@@ -4,13 +4,16 @@ Shared by the order-flow function (which requests approvals) and the order API (
 
 The state machine's approval step is a ``.waitForTaskToken`` task: :func:`request_approval` records
 the pending approval (order id -> task token, deadline) in the OrderApprovals table and sends the
-compliance officers an SNS notice carrying the token. The execution then waits.
+compliance officers an SNS notice naming the order and the API route that decides it. The token
+stays in the table: anyone holding it and ``states:SendTaskSuccess`` could approve the order, so it
+goes to no topic, mailbox or log. The execution then waits.
 
 The order API's ``POST /orders/{id}/approval`` route calls :func:`submit_decision`, which records
 the decision exactly once (conditional write) and answers the waiting task: ``SendTaskSuccess``
 for APPROVE, ``SendTaskFailure`` (error ``ComplianceRejected``) for REJECT. :func:`extend_review`
 sends a heartbeat while an officer is still reviewing. Errors map to HTTP codes in the API:
-not found 404, self-approval 403, already decided or expired 409.
+not found 404, self-approval 403 (the same person, whichever role they use: ``meridian.people``),
+already decided or expired 409.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+
+from meridian.people import person_of, same_person
 
 from .models import ApprovalOutcome, Decision
 
@@ -84,8 +89,9 @@ def utc_now() -> datetime:
 # ---- the waiting side -------------------------------------------------------------------------------
 
 
-def notice(order: dict[str, Any], reasons: list[str], token: str, deadline: datetime, api_url: str) -> str:
-    """The text compliance officers receive; the token lets tooling answer without the API."""
+def notice(order: dict[str, Any], reasons: list[str], deadline: datetime, api_url: str) -> str:
+    """The text compliance officers receive: the order, why it waits, and how to decide it (the API
+    route, which checks who decides). The task token is never in it."""
     route = (
         f"{api_url.rstrip('/')}/orders/{order['order_id']}/approval"
         if api_url
@@ -99,7 +105,6 @@ def notice(order: dict[str, Any], reasons: list[str], token: str, deadline: date
         *(f"  reason: {reason}" for reason in reasons),
         f'Decide: POST {route} with {{"decision": "APPROVE"}} or {{"decision": "REJECT", "comment": "..."}}',
         "Without a decision by the deadline the order is rejected (APPROVAL_TIMEOUT).",
-        f"Task token: {token}",
     ]
     return "\n".join(lines)
 
@@ -130,7 +135,7 @@ def request_approval(
         raise ApprovalAlreadyRequestedError(f"order {pending.order_id} already has an approval request")
     notifier.publish(
         f"Approval needed: order {pending.order_id}"[:100],
-        notice(order, reasons, token, deadline, api_url),
+        notice(order, reasons, deadline, api_url),
         {"order_id": pending.order_id, "symbol": order["symbol"]},
     )
     return {"order_id": pending.order_id, "expires_at": pending.expires_at}
@@ -156,8 +161,9 @@ def submit_decision(
     if pending is None:
         raise ApprovalNotFoundError(f"no approval was requested for order {order_id}")
     _require_pending(pending)
-    if reviewer in (pending.submitted_by, pending.account):
-        raise SelfApprovalError(f"{reviewer} submitted order {order_id} and cannot decide on it")
+    # Four eyes compare people: one person holding the trader and the compliance role is still one.
+    if same_person(reviewer, pending.submitted_by) or reviewer == pending.account:
+        raise SelfApprovalError(f"{person_of(reviewer)} submitted order {order_id} and cannot decide on it")
     at = now or utc_now()
     status = APPROVED if decision == "APPROVE" else REJECTED
     if not store.decide(order_id, status, reviewer, comment, at):
