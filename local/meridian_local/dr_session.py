@@ -35,8 +35,9 @@ from meridian_local.dr_regions import (
 from meridian_local.dr_standins import DropCopyLedger, HealthProbe, JournalShipper, install_ssm_agent
 from meridian_local.dr_world import DR_ENDPOINT, PREFIX, PRIMARY_ENDPOINT, failover_dns, ledger, set_read_only
 from meridian_local.global_tables import TableReplicator
-from meridian_local.moto_server import MotoServer, free_port
+from meridian_local.moto_server import HOST, MotoServer
 from meridian_local.pollers import KinesisPoller, PollingThread
+from meridian_local.preflight import free_port
 from meridian_local.runbook_stack import ACCOUNT, DR, PRIMARY, RunbookStack, build
 
 PRIMARY_ENV, DR_ENV = "drill", "drilldr"
@@ -82,7 +83,7 @@ class DrillSession:
         bucket = engine_state_bucket(probe_stack, f"meridian-engine-state-{DR_ENV}")
         self._start_primary(rds_source)
         assert self.primary is not None
-        self.dr_node_port = free_port()
+        self.dr_node_port = free_port(HOST)  # the standby's address, known before it serves
         self._start_recovery(rds_source, rds_replica, bucket)
         self._uninstall_agent = install_ssm_agent(self._activate)
         self._running.append(
@@ -136,8 +137,8 @@ class DrillSession:
         for name in streams.values():
             kinesis.create_stream(StreamName=name, ShardCount=1)
             kinesis.get_waiter("stream_exists").wait(StreamName=name)
-        self.primary_node_port = free_port()
-        node = self._start_node(PRIMARY_REGION, self.primary_node_port, streams)
+        node = self._start_node(PRIMARY_REGION, 0, streams)
+        self.primary_node_port = node.port
         self.primary = build(
             self.moto,
             PRIMARY_REGION,
@@ -333,7 +334,7 @@ class DrillSession:
         # What each region wrote while they were apart is copied before anything else is written.
         self.replicator.catch_up()
         self.replicator.start()
-        self.primary_node_port = free_port()
+        self.primary_node_port = free_port(HOST)  # the restored primary's, before the failback starts it
         back = _Port(self.primary_node_port)
         self._configure(primary, "OrdersApiFunction", {"MERIDIAN_ROUTES": routes(back)})
         self._configure(

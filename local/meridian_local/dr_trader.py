@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import requests
 
 from meridian_client.api import ApiError, MeridianClient
+from meridian_client.models import OrderOut
 
 RETRYABLE = {"TRADING_HALTED", "NODE_UNAVAILABLE", "SERVICE_UNAVAILABLE", "NODE_TIMEOUT"}
 Say = Callable[[str], None]
@@ -96,14 +97,9 @@ class FailoverTrader(threading.Thread):
             key = f"{region}: {why}"
             self.refused[key] = self.refused.get(key, 0) + 1
 
-    def _accept(self, region: str, client_order_id: str, order: dict[str, object]) -> None:
-        fills = order.get("fills")
+    def _accept(self, region: str, client_order_id: str, order: OrderOut) -> None:
         accepted = Accepted(
-            datetime.now(UTC),
-            region,
-            client_order_id,
-            str(order.get("order_id")),
-            len(fills) if isinstance(fills, list) else 0,
+            datetime.now(UTC), region, client_order_id, order.order_id, len(order.fills or ())
         )
         with self._lock:
             self.accepted.append(accepted)

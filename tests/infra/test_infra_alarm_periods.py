@@ -24,6 +24,8 @@ PUBLISHING_PERIOD_S = {
     "AWS/SQS": 60,
     "AWS/Lambda": 60,
     "AWS/RDS": 60,
+    # Kinesis Data Streams: stream-level (basic) metrics are sent every minute.
+    "AWS/Kinesis": 60,
     # Route 53 health-check metrics: one-minute, and only in us-east-1.
     "AWS/Route53": 60,
     # The nodes' CloudWatch bridge puts every 10 s at standard resolution (no StorageResolution),

@@ -249,8 +249,10 @@ def test_on_premises_routes_never_reach_the_hot_path(section: str) -> None:
     assert len(hotpath) == 2
     assert not hotpath & private
     routes = [network.properties(lid) for lid in network.of_type("AWS::EC2::Route")]
-    through_the_hub = {r["RouteTableId"] for r in routes if "TransitGatewayId" in r}
-    assert through_the_hub == private
+    on_premises = network.parameters["OnPremisesCidr"]
+    to_on_premises = {r["RouteTableId"] for r in routes if r["DestinationCidrBlock"] == on_premises}
+    assert to_on_premises == (set() if section == "default" else private)
+    assert not {r["RouteTableId"] for r in routes if "TransitGatewayId" in r} & hotpath
     for table in hotpath:
         mine = [r for r in routes if r["RouteTableId"] == table]
         assert [(r["DestinationCidrBlock"], "NatGatewayId" in r) for r in mine] == [("0.0.0.0/0", True)]

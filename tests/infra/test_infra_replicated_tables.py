@@ -23,8 +23,14 @@ REGION_LOCAL = {
     # This region's view of the primary's health alarms and its own failover lock.
     "DrControlTable": "each region decides its own failover",
 }
-# The functions whose tables trading needs in the recovery region: order entry and market data.
-TRADING_FUNCTIONS = ("OrdersApiFunction", "MarketDataFunction", "OrderIntakeFunction")
+# The functions whose tables trading needs in the recovery region: order entry (the API and the
+# order flow's intake and routing) and market data.
+TRADING_FUNCTIONS = (
+    "OrdersApiFunction",
+    "MarketDataFunction",
+    "OrderIntakeFunction",
+    "RouteApprovedOrderFunction",
+)
 
 
 def _function(stack: StackModel, logical_id: str) -> dict[str, Any]:
@@ -58,7 +64,9 @@ def test_every_dynamodb_table_is_global_or_region_local_for_a_reason() -> None:
         for logical_id in resources(load(path), "AWS::DynamoDB::Table"):
             assert logical_id in REGION_LOCAL, f"{path} {logical_id}: make it a global table or say why not"
     root_globals = resources(load(ROOT_TEMPLATE), "AWS::DynamoDB::GlobalTable")
-    assert {"OrdersTable", "IdempotencyTable", "RiskLimitsTable", "PrincipalsTable"} <= set(root_globals)
+    assert {"OrdersTable", "IdempotencyTable", "RiskLimitsTable", "PrincipalsTable", "ExposureTable"} <= set(
+        root_globals
+    )
     assert {"TradingControlsTable", "MarketDataTable"} <= set(root_globals)
 
 
@@ -83,7 +91,15 @@ def test_every_table_the_dr_trading_functions_use_is_a_replica_of_prods(function
 
 def test_dr_grants_its_functions_the_replicas_in_its_own_region() -> None:
     policies = json.dumps([DR.properties(lid) for lid in DR.of_type("AWS::IAM::Role")])
-    for name in ("orders", "idempotency", "risk-limits", "principals", "trading-controls", "market-data"):
+    for name in (
+        "orders",
+        "idempotency",
+        "exposure",
+        "risk-limits",
+        "principals",
+        "trading-controls",
+        "market-data",
+    ):
         assert f"arn:aws:dynamodb:us-west-2:123456789012:table/meridian-{name}-prod" in policies, name
         assert f"table/meridian-{name}-dr" not in policies, name
 
@@ -118,7 +134,7 @@ def test_replicas_are_encrypted_with_the_recovery_regions_keys_and_keep_point_in
 def test_prods_first_deploy_keeps_its_tables_in_its_region_until_drs_keys_exist() -> None:
     first = environment_model("prod", include_after_first_deploy=False)
     tables = _global_tables(first)
-    assert len(tables) == 6
+    assert len(tables) == 7
     for table in tables.values():
         assert [replica["Region"] for replica in table["Replicas"]] == ["us-east-1"]
 
