@@ -45,15 +45,14 @@ def register_principal(stack: RunbookStack, principal: str, user_type: str, acco
     stack.client("dynamodb").put_item(TableName=stack.refs["PrincipalsTable"], Item=item)
 
 
-def submit(stack: RunbookStack, principal: str, order: dict[str, Any]) -> tuple[int, Any]:
+def submit(
+    stack: RunbookStack, principal: str, order: dict[str, Any], idempotency_key: str | None = None
+) -> tuple[int, Any]:
     """POST /orders through this region's order API function, as API Gateway invokes it."""
-    event = proxy_event(
-        "POST",
-        "/orders",
-        user_arn=principal,
-        body=json.dumps(order),
-        headers={"Content-Type": "application/json"},
-    )
+    headers = {"Content-Type": "application/json"}
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    event = proxy_event("POST", "/orders", user_arn=principal, body=json.dumps(order), headers=headers)
     answer = stack.client("lambda").invoke(
         FunctionName=stack.refs["OrdersApiFunction"], Payload=json.dumps(event).encode()
     )

@@ -41,7 +41,7 @@ class Pair:
 
 
 @pytest.fixture
-def pair(moto: Any, tmp_path: Path, start_node: Any) -> Iterator[Pair]:
+def pair(moto: Any, tmp_path: Path, start_node: Any, ledger_database_url: str) -> Iterator[Pair]:
     primary_env, dr_env = next_environment(), next_environment()
     cold_start()  # the order API below is a new function: an earlier test's cached wiring is not its
     primary = build(
@@ -60,7 +60,8 @@ def pair(moto: Any, tmp_path: Path, start_node: Any) -> Iterator[Pair]:
         role=DR,
         functions=("OrdersApiFunction",),
         environment={
-            "OrdersApiFunction": order_api_environment("postgresql://unused@127.0.0.1:1/none", node)
+            # The ledger replica: an account's first order adds its positions to its exposure.
+            "OrdersApiFunction": order_api_environment(ledger_database_url, node)
         },
     )
     tables = [(t.name, t.regions) for t in primary.global_tables]
@@ -80,6 +81,7 @@ def test_every_trading_table_is_global_with_a_replica_in_the_recovery_region(pai
     assert set(declared) == {
         "OrdersTable",
         "IdempotencyTable",
+        "ExposureTable",
         "RiskLimitsTable",
         "PrincipalsTable",
         "TradingControlsTable",
@@ -131,6 +133,7 @@ def test_the_recovery_regions_api_knows_the_primarys_users_limits_and_halts(pair
         pair.dr,
         alice,
         {"symbol": "AAPL", "side": "BUY", "quantity": 2, "price": "180.00", "client_order_id": "dr-1"},
+        idempotency_key="dr-key-1",
     )
     assert status == 201, order
     # The recovery region's writes reach the primary's replica too (global tables replicate both ways).
@@ -143,4 +146,8 @@ def test_the_recovery_regions_api_knows_the_primarys_users_limits_and_halts(pair
             pair.primary.client("dynamodb").scan(TableName=pair.primary.refs["IdempotencyTable"])["Count"] > 0
         )
     )
-    assert pair.replicator.replicated >= 5
+    # So does the exposure the order reserved: the primary's limits count it after a failback.
+    account_key = {"account": {"S": "ACC-ALICE"}}
+    pair.eventually(lambda: _item(pair.primary, "ExposureTable", account_key) is not None)
+    assert _item(pair.primary, "ExposureTable", account_key)["long:AAPL"] == {"N": "2"}
+    assert pair.replicator.replicated >= 6
