@@ -86,7 +86,11 @@ def _trade_until(trader: FailoverTrader, region: str, orders: int, timeout: floa
     deadline = time.monotonic() + timeout
     while trader.accepted_in(region) < orders:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{orders} orders not accepted in {region} within {timeout:.0f} s")
+            refused = ", ".join(f"{why} x{n}" for why, n in sorted(trader.refused.items())) or "none"
+            raise TimeoutError(
+                f"{orders} orders not accepted in {region} within {timeout:.0f} s "
+                f"({trader.accepted_in(region)} were; refusals: {refused})"
+            )
         time.sleep(0.05)
 
 
@@ -112,6 +116,11 @@ def failover(session: DrillSession, trader: FailoverTrader, orders: int, say: Sa
         f"Trading through the failover name {session.zone[1]}: {trader.accepted_in(PRIMARY_REGION)} orders "
         f"accepted in {PRIMARY_REGION} so far"
     )
+    trades = session.wait_trades_recorded()
+    if not trades:
+        say("No trade reached the ledger through the drop copy: the integrity checks would compare nothing")
+        return False
+    say(f"Drop copy: {trades} trades recorded in the primary's ledger and its replica so far")
     copied = session.wait_replicated()
     say(f"Global tables: {copied} writes copied to {DR_REGION} so far (the traders among them)")
     session.watch_primary_health()

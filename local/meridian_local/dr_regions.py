@@ -62,8 +62,8 @@ def serve_order_api(stack: RunbookStack) -> RegionApi:
         user: (f"AKIADR{user.upper()}{stack.environment.upper()}"[:20], secrets.token_urlsafe(24))
         for user, _ in TRADERS
     }
-    credentials = {
-        access_key: LocalCredential(secret, principal(stack.environment, user))
+    credentials = {  # each session issued to the IAM user of its name, as the roles' trust policies require
+        access_key: LocalCredential(secret, principal(stack.environment, user), user=user)
         for user, (access_key, secret) in keys.items()
     }
     lambda_client = stack.client("lambda")

@@ -70,6 +70,7 @@ class DrillSession:
     dr_node_port: int = 0
     primary_node_port: int = 0
     replicator: TableReplicator | None = None  # the global tables; paused while the primary is down
+    drop_copy: DropCopyLedger | None = None  # the primary's trades into both ledgers
     _running: list[Any] = field(default_factory=list)  # threads with stop()
     _uninstall_agent: Callable[[], None] | None = None
 
@@ -191,11 +192,10 @@ class DrillSession:
         delivery = PollingThread([market_data], idle_sleep_s=0.05, max_idle_sleep_s=0.2)
         delivery.start()
         self._running.append(delivery)
-        self._running.append(
-            DropCopyLedger(
-                kinesis, streams["ExecutionsStream"], [self.ledgers.primary, self.ledgers.replica]
-            ).start()
-        )
+        self.drop_copy = DropCopyLedger(
+            kinesis, streams["ExecutionsStream"], [self.ledgers.primary, self.ledgers.replica]
+        ).start()
+        self._running.append(self.drop_copy)
 
     def _start_recovery(self, rds_source: dict[str, Any], replica_id: str, bucket: str) -> None:
         assert self.ledgers is not None
@@ -289,6 +289,15 @@ class DrillSession:
             self._running.remove(running)
         if self.replicator is not None:
             self.replicator.pause()
+
+    def wait_trades_recorded(self, timeout: float = 30.0) -> int:
+        """Until the drop copy has recorded a trade in the ledgers (the traders cross every second
+        order); how many it recorded so far (0: none within ``timeout``)."""
+        assert self.drop_copy is not None
+        deadline = time.monotonic() + timeout
+        while self.drop_copy.recorded == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.drop_copy.recorded
 
     def wait_replicated(self, timeout: float = 30.0) -> int:
         """Until the recovery region's replicas hold the traders (written in the primary); how many

@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from meridian.dropcopy import parse_drop_copy
+from meridian.dropcopy import parse_drop_copies
 from meridian.ledger import record_trade
 from meridian_hotpath.archive import ship
 from meridian_local.pollers import KinesisPoller
@@ -186,11 +186,12 @@ class DropCopyLedger:
         self._loop = _Loop("drop-copy", interval, lambda: _drain(poller))
 
     def _record(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        for record in event["Records"]:
-            trade = parse_drop_copy(base64.b64decode(record["kinesis"]["data"])).trade_executed()
-            for conn in self._connections:
-                record_trade(conn, trade)
-            self.recorded += 1
+        for record in event["Records"]:  # a record aggregates several (meridian.kpl)
+            for copy in parse_drop_copies(base64.b64decode(record["kinesis"]["data"])):
+                trade = copy.trade_executed()
+                for conn in self._connections:
+                    record_trade(conn, trade)
+                self.recorded += 1
         return {"batchItemFailures": []}
 
     def start(self) -> DropCopyLedger:
