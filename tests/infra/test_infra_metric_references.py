@@ -125,7 +125,10 @@ def _metric_data(parameters: dict[str, Any]) -> list[dict[str, Any]]:
         return list(parameters["MetricData"])
     assert parameters["MetricData.$"] == "$.rto.metric_data", parameters
     now = datetime.now(UTC)
-    return timeline.metric_data("dr-failover", "dev", 1.0, 1.0, [timeline.Step("halt", now, 0.1)])
+    data: list[dict[str, Any]] = timeline.metric_data(
+        "dr-failover", "dev", 1.0, 1.0, [timeline.Step("halt", now, 0.1)]
+    )
+    return data
 
 
 def _states(definition: dict[str, Any]) -> list[dict[str, Any]]:
