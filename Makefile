@@ -67,7 +67,7 @@ demo: setup
 	$(PY) -m meridian_local demo
 
 drill: setup
-	$(PY) -m meridian_local drill
+	$(PY) -m meridian_local drill --failback
 
 build: setup
 	$(BIN)/sam build --template-file template.yaml

@@ -31,16 +31,18 @@ _ARTIFACT_PREFIX = re.compile(r"^https://s3\.[a-z0-9-]+\.amazonaws\.com/meridian
 
 # Values an environment can only be given after another deploy exists (docs/deploy.md, "First
 # deploy"): the dr environment replicates the prod database (its functions need no secret: they
-# authenticate with IAM); prod requests the Transit Gateway peering and both route through it once
-# accepted. Examples
-# of their shape, so the pair can be evaluated as it runs once paired.
+# authenticate with IAM) and requests the Transit Gateway peering with prod's hub; both route through
+# it once accepted; prod replicates its tables into dr's region with dr's keys.
+# Examples of their shape, so the pair can be evaluated as it runs once paired.
 AFTER_FIRST_DEPLOY: dict[str, dict[str, str]] = {
     "prod": {
-        "PeerTransitGatewayId": "tgw-0dr00000000000000",
-        "PeerRegion": "us-west-2",
         "PeerTransitGatewayAttachmentId": "tgw-attach-0peer0000000000",
+        "TablesReplicaTradingDataKeyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/0dr-trading-data",
+        "TablesReplicaMarketDataKeyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/0dr-market-data",
     },
     "dr": {
+        "PeerTransitGatewayId": "tgw-0prod0000000000000",
+        "PeerRegion": "us-east-1",
         "PeerTransitGatewayAttachmentId": "tgw-attach-0peer0000000000",
         "PrimaryDbInstanceArn": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:meridian-prod-ledger",
     },
@@ -89,6 +91,11 @@ def environments(include_after_first_deploy: bool = True) -> dict[str, Environme
 _ARN = "arn:aws:{service}:{region}:{account}:"
 _TYPES: dict[str, tuple[str | None, str, dict[str, str]]] = {
     "AWS::DynamoDB::Table": (
+        "TableName",
+        "{name}",
+        {"Arn": _ARN + "table/{name}", "StreamArn": _ARN + "table/{name}/stream/x"},
+    ),
+    "AWS::DynamoDB::GlobalTable": (
         "TableName",
         "{name}",
         {"Arn": _ARN + "table/{name}", "StreamArn": _ARN + "table/{name}/stream/x"},

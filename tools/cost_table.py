@@ -107,9 +107,20 @@ def interface_endpoints(env: Environment) -> Cost:
 
 
 def transit_gateway(env: Environment) -> Cost:
-    count = len(env.each("AWS::EC2::TransitGatewayAttachment"))
+    """Every attachment of the hub is billed by the hour: the VPC's, the VPN's and Direct Connect's
+    (created by their own resources) and the peering with the other region (once routed here)."""
+    vpns = env.each("AWS::EC2::VPNConnection")
+    associations = env.each("AWS::EC2::TransitGatewayRouteTableAssociation")
+    kinds = {
+        "VPC": len(env.each("AWS::EC2::TransitGatewayAttachment")),
+        "VPN": sum(1 for stack, lid in vpns if "TransitGatewayId" in stack.properties(lid)),
+        "Direct Connect": len(env.each("AWS::DirectConnect::DirectConnectGatewayAssociation")),
+        "peering": sum(1 for _, lid in associations if lid == "TransitGatewayPeerAssociation"),
+    }
+    count = sum(kinds.values())
     usd = count * env.prices["network"]["transit_gateway_attachment_per_hour"] * env.hours
-    return Cost(usd, f"{count} VPC attachment" if count else "none")
+    basis = ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
+    return Cost(usd, f"{basis} attachment{'s' if count > 1 else ''}" if count else "none")
 
 
 def load_balancers(env: Environment) -> Cost:

@@ -8,13 +8,14 @@ returns JSON. Errors keep their class names, which the state machines catch by n
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import psycopg
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from runbook_tasks import clock, compliance, integrity, restore
+from runbook_tasks import compliance, integrity, market_check, reconcile, restore, timeline
 from runbook_tasks.config import primary_database_environment, settings
 
 from meridian import aws_clients as aws
@@ -23,6 +24,7 @@ from meridian.aws_clients import TRACED_MODULES
 from meridian.client import HotpathClient
 from meridian.routing import RouteTable, RoutingError, provider_from_environment
 
+_T = TypeVar("_T")
 logger = Logger(service="runbooks")
 tracer = Tracer(service="runbooks", patch_modules=TRACED_MODULES)
 
@@ -77,14 +79,32 @@ def restore_engine_handler(event: dict[str, Any], context: LambdaContext) -> dic
     """{"run_id": ..., "to_seq"?: n} -> each node's verified restore point and the book checksums."""
     s = settings()
     to_seq = event.get("to_seq")
+    s3 = aws.client("s3")
+    caught_up = {}
+    if len(s.node_prefixes) == 1 and to_seq is None:  # one node: the old primary's routes name it
+        old = (
+            _nodes(RouteTable.from_json(s.primary_meridian_routes), ["*"])
+            if s.primary_meridian_routes
+            else {}
+        )
+        caught_up = restore.await_archive(
+            s3,
+            s.engine_archive_bucket,
+            s.node_prefixes[0],
+            old.get("*"),
+            s.archive_catch_up_seconds,
+            s.halt_settle_seconds,
+        )
+        logger.info("archive against the old primary", extra=caught_up)
     restored: dict[str, Any] = restore.restore_nodes(
-        aws.client("s3"),
+        s3,
         s.engine_archive_bucket,
         s.node_prefixes,
         str(event["run_id"]),
         None if to_seq is None else int(to_seq),
     )
     logger.info("engine restored", extra={"seq": restored["seq"], "nodes": len(restored["nodes"])})
+    restored["archive"] = caught_up
     return restored
 
 
@@ -107,41 +127,83 @@ def _nodes(table: RouteTable | None, symbols: list[str]) -> dict[str, HotpathCli
     return clients
 
 
+def _on_primary_ledger(query: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+    """``query`` run on the old primary's ledger (PRIMARY_DB_* / PRIMARY_DATABASE_URL)."""
+    primary_env = primary_database_environment()
+    if primary_env is None:
+        raise RuntimeError("no old primary ledger is configured")
+    with db.connect(db.settings_from_env(primary_env)) as conn:
+        return query(conn)
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def validate_integrity_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """{"restore": <restore output>, "accept_data_loss"?: bool} -> the checks; raises when one fails."""
+    """{"restore": <restore output>, "accept_data_loss"?: bool} -> the checks and what to reconcile;
+    raises when a check fails."""
     restored = event["restore"]
-    primary_env = primary_database_environment()
-
-    def primary() -> tuple[int, int]:
-        assert primary_env is not None
-        with db.connect(db.settings_from_env(primary_env)) as conn:
-            counted: tuple[int, int] = integrity.count_trades(conn)
-            return counted
-
+    s = settings()
     symbols = list(restored["book_checksums"])
-    old_routes = settings().primary_meridian_routes
+    old_routes = s.primary_meridian_routes
+    has_primary = primary_database_environment() is not None
     with _ledger() as conn:
+        dynamodb = aws.client("dynamodb")
+        sources = integrity.Sources(
+            trades_beyond=lambda seq: reconcile.trades_beyond(conn, seq),
+            checksum_here=lambda seq: reconcile.ledger_checksum(conn, seq),
+            checksum_primary=(
+                (lambda seq: _on_primary_ledger(lambda c: reconcile.ledger_checksum(c, seq)))
+                if has_primary
+                else None
+            ),
+            orders=(
+                reconcile.recent_orders(
+                    dynamodb, s.orders_table, datetime.now(UTC), s.reconciliation_window_seconds
+                )
+                if s.orders_table
+                else None
+            ),
+            market_data=(
+                (lambda symbol: market_check.published(dynamodb, s.market_data_table, symbol))
+                if s.market_data_table
+                else None
+            ),
+        )
         report = integrity.validate(
             restored,
             lambda: integrity.count_trades(conn),
-            primary if primary_env else None,
+            (lambda: _on_primary_ledger(integrity.count_trades)) if has_primary else None,
             _nodes(RouteTable.from_json(old_routes) if old_routes else None, symbols),
             _nodes(_active_routes(), symbols),
             bool(event.get("accept_data_loss", False)),
+            sources,
         )
     outcome: dict[str, Any] = report.as_dict()
     if not report.ok:
         failed = "; ".join(f"{c['name']}: {c['detail']}" for c in outcome["checks"] if not c["ok"])
-        raise integrity.IntegrityCheckFailedError(failed)
+        raise integrity.IntegrityCheckFailedError(failed + integrity.reconcile_summary(report))
     return outcome
+
+
+def _history(execution_arn: str) -> list[dict[str, Any]]:
+    sfn = aws.client("stepfunctions")
+    events: list[dict[str, Any]] = []
+    args: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**args)
+        events += page["events"]
+        if not page.get("nextToken"):
+            return events
+        args["nextToken"] = page["nextToken"]
 
 
 @logger.inject_lambda_context
 def measure_recovery_time_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """{"halted_at": ..., "resumed_at": ...} -> seconds halted, against the RTO target."""
-    measured: dict[str, Any] = clock.recovery_time(
-        str(event["halted_at"]), str(event["resumed_at"]), settings().rto_target_seconds
+    """The switchover's clock, timeline and first order -> the RTO, each step's time and the
+    CloudWatch datums (statemachines/dr-switchover.asl.json, MeasureRecoveryTime)."""
+    s = settings()
+    measured: dict[str, Any] = timeline.measure(
+        event, _history(str(event["execution_arn"])), s.meridian_environment, s.rto_target_seconds
     )
+    logger.info("recovery measured", extra={"seconds": measured["seconds"], "steps": measured["steps"]})
     return measured

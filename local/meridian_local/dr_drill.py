@@ -1,28 +1,29 @@
-"""``python -m meridian_local drill [--failback]``: rehearse the DR failover runbook on this machine.
+"""``python -m meridian_local drill [--failback]``: rehearse the automatic DR failover on this machine.
 
-Everything the drill needs runs here and only for the drill: its own moto server on a free port,
-its own PostgreSQL (embedded, in ``<state dir>/drill/pgdata``; or new databases on ``DATABASE_URL``),
-matching nodes on free ports. A running ``make run`` is left alone. The drill
+Everything runs here and only for the drill: its own moto server on a free port, its own PostgreSQL
+(embedded, in ``<state dir>/drill/pgdata``; or new databases on ``DATABASE_URL``), both regions'
+order APIs and matching nodes on free ports (``meridian_local.dr_session``). A running ``make run``
+is left alone. The drill
 
-1. trades a short history through a real matching node (journal plus snapshots) and ships it to
-   the DR region's engine-state bucket, as replication would;
-2. builds the primary/DR world (``meridian_local.dr_world``) under a dr deploy's conditions: the DR
-   stack names the primary's database, its ledger is read-only like the replica it stands for, and
-   the template's LedgerMigrations (the real MigrationsFunction) only verifies its schema version;
-   then runs ``DrFailoverStateMachine`` through Step Functions, printing each state it enters with
-   the time since the start, and makes the ledger writable once the runbook has promoted it;
-3. prints the recovery time (halt to resume) and the integrity check: trades in each region's ledger,
-   each book's checksum on the old primary against the restored engine.
+1. stands up the primary (us-east-1) and the recovery region (us-west-2) as their deploys would run
+   (global tables replicated, the journal shipped, the ledger replica read-only and verified by the
+   template's LedgerMigrations, automatic failover on) and trades through the failover DNS name;
+2. cuts the primary while trading: its order API and matching node stop;
+3. shows the detection (Route 53's checkers stood in for: first failed probe, the alarms), the
+   trigger (its executions and what each decided), each state of the failover runbook it starts, the
+   first order the recovery region's API accepts, and the recovery time as the runbook measured and
+   recorded it (first failed probe to first order accepted), step by step;
+4. prints the integrity check (ledgers, checksums, market data) and what is listed to reconcile;
+5. with ``--failback``, brings the primary back and runs the failback runbook the same way.
 
-Exit status: 0 when the runbook succeeded and the regions agree, 1 when the runbook stopped (its
-stop reason is printed) or the regions disagree, 2 for bad arguments or a drill already running.
+Exit status: 0 when every runbook succeeded within the 30 s recovery target, 1 when one stopped, its
+recovery took longer or the regions disagree, 2 for bad arguments or a drill already running.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -35,29 +36,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import psycopg
-
-from meridian.client import HotpathClient
-from meridian_hotpath.archive import archived_segments, archived_snapshots
-from meridian_hotpath.process import NodeProcess
-from meridian_local.dr_world import (
-    DR_REGION,
-    DRILL,
-    FAILBACK,
-    PREFIX,
-    PRIMARY_REGION,
-    World,
-    build_failback,
-    build_world,
-    set_read_only,
-)
+from meridian_local import lambda_adapter
+from meridian_local.containers import ContainerCaches
+from meridian_local.dr_regions import DR_REGION, PRIMARY_REGION
+from meridian_local.dr_report import Watcher, print_recovery
+from meridian_local.dr_session import UNHEALTHY_FOR_S, DrillSession
+from meridian_local.dr_trader import FailoverTrader
+from meridian_local.dr_world import DR_ENDPOINT, PRIMARY_ENDPOINT, set_read_only
 from meridian_local.moto_server import MotoServer
 from meridian_local.preflight import InstanceLock, PreflightError
 from meridian_local.sam_template import REPO_ROOT
 
 EXIT_OK, EXIT_STOPPED, EXIT_USAGE = 0, 1, 2
-SNAPSHOT_EVERY = 10  # node seqs between snapshots: a short history still leaves one in the archive
-RUNBOOK_TIMEOUT_S = 300.0
+RTO_TARGET_S = 30.0
+RUNBOOK_TIMEOUT_S = 240.0
 Say = Callable[[str], None]
 
 
@@ -66,29 +58,11 @@ def state_dir() -> Path:
     return Path(base) / "drill"
 
 
+_console = sys.stdout  # the drill's report; the functions' own output goes to a log file
+
+
 def _say(line: str) -> None:
-    print(line, flush=True)
-
-
-class _Nodes:
-    """Matching nodes started for the drill (``--snapshot-every`` short), stopped at the end."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.started: list[NodeProcess] = []
-
-    def __call__(self, data_dir: Path) -> NodeProcess:
-        node = NodeProcess.start(
-            data_dir, "--snapshot-every", str(SNAPSHOT_EVERY), log_path=self.logs / f"{data_dir.name}.log"
-        )
-        self.started.append(node)
-        return node
-
-    def stop(self) -> None:
-        for node in reversed(self.started):
-            with node, contextlib.suppress(Exception):  # leaving ``node`` kills what SIGTERM did not stop
-                node.terminate(timeout=10)
-        self.started.clear()
+    print(line, file=_console, flush=True)
 
 
 @contextlib.contextmanager
@@ -108,150 +82,142 @@ def _postgres(directory: Path) -> Iterator[str]:
         server.cleanup()
 
 
-def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    args: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**args)
-        events += page["events"]
-        if not page.get("nextToken"):
-            return events
-        args["nextToken"] = page["nextToken"]
-
-
-def run_runbook(world: World, logical_id: str, payload: dict[str, Any], say: Say) -> dict[str, Any]:
-    """Start the state machine; one line per state entered (from the execution history) until done."""
-    sfn = world.stack.client("stepfunctions")
-    arn = world.stack.start(logical_id, payload)
-    started: Any = None  # the ExecutionStarted event's timestamp
-    shown = 0
-    deadline = time.monotonic() + RUNBOOK_TIMEOUT_S
-    while True:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-        history = _history(sfn, arn)
-        started = started or (history[0]["timestamp"] if history else None)
-        entered = [e for e in history if "stateEnteredEventDetails" in e]
-        for event in entered[shown:]:
-            elapsed = (event["timestamp"] - started).total_seconds()
-            say(f"  +{elapsed:7.3f} s  {event['stateEnteredEventDetails']['name']}")
-        shown = len(entered)
-        if described["status"] != "RUNNING":
-            return described
+def _trade_until(trader: FailoverTrader, region: str, orders: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while trader.accepted_in(region) < orders:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{logical_id} still running after {RUNBOOK_TIMEOUT_S:.0f} s")
-        time.sleep(0.1)
+            refused = ", ".join(f"{why} x{n}" for why, n in sorted(trader.refused.items())) or "none"
+            raise TimeoutError(
+                f"{orders} orders not accepted in {region} within {timeout:.0f} s "
+                f"({trader.accepted_in(region)} were; refusals: {refused})"
+            )
+        time.sleep(0.05)
 
 
-def _trades(database_url: str) -> int:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM trades").fetchone()
-    return int(row[0]) if row else 0
-
-
-def _metric_recorded(world: World) -> bool:
-    metrics = world.stack.client("cloudwatch").list_metrics(Namespace="Meridian/Runbooks")["Metrics"]
-    return any(m["MetricName"] == "RecoveryTimeSeconds" for m in metrics)
-
-
-def report_outcome(
-    world: World, result: dict[str, Any], primary_region: str, runbook_region: str, say: Say
-) -> bool:
-    """Print the RTO and the integrity line; True when the runbook succeeded and the regions agree."""
-    if result["status"] != "SUCCEEDED":
-        say(
-            f"Runbook stopped ({result['status']}): {result.get('error', '?')}: "
-            f"{result.get('cause', 'no cause given')}"
-        )
+def _passed(report: dict[str, Any] | None, name: str, say: Say) -> bool:
+    if report is None:
         return False
-    report = json.loads(result["output"])
-    rto = report.get("rto") or {}
-    if rto.get("seconds") is None:
-        say(f"RTO (halt to resume): not measured ({report.get('warnings', {}).get('rto')})")
-    else:
-        metric = (
-            "recorded as Meridian/Runbooks RecoveryTimeSeconds" if _metric_recorded(world) else "no metric"
-        )
-        say(
-            f"RTO (halt to resume): {rto['seconds']:.3f} s (target {rto['target_seconds']:g} s; "
-            f"halted {rto['halted_at']}, resumed {rto['resumed_at']}; {metric})"
-        )
-    old, new = _trades(world.primary_database_url), _trades(world.database_url)
-    agree = old == new and bool(report.get("integrity", {}).get("ok"))
-    books = []
-    primary = HotpathClient("127.0.0.1", world.primary.port)
-    for node in report.get("nodes", []):
-        for symbol, restored in sorted(node["book_checksums"].items()):
-            theirs = f"{primary.snapshot(symbol).checksum:016x}"
-            agree = agree and theirs == restored
-            same = "=" if theirs == restored else "!="
-            books.append(f"{symbol} checksum primary {theirs} {same} restored {restored}")
+    seconds = report["rto"].get("seconds")
+    if seconds is None:
+        say(f"{name}: recovery time not measured ({report['rto'].get('not_measured')})")
+        return False
+    if seconds > RTO_TARGET_S:
+        say(f"{name}: recovery took {seconds:.3f} s, over the {RTO_TARGET_S:g} s target")
+        return False
+    return bool(report.get("integrity", {}).get("ok"))
+
+
+def failover(session: DrillSession, trader: FailoverTrader, orders: int, say: Say) -> bool:
+    assert session.primary is not None
+    assert session.dr is not None
+    assert session.ledgers is not None
+    _trade_until(trader, PRIMARY_REGION, orders)
     say(
-        f"Integrity: {'ok' if agree else 'MISMATCH'}; trades {primary_region} {old} "
-        f"{'=' if old == new else '!='} {runbook_region} {new}; " + "; ".join(books or ["no books restored"])
+        f"Trading through the failover name {session.zone[1]}: {trader.accepted_in(PRIMARY_REGION)} orders "
+        f"accepted in {PRIMARY_REGION} so far"
     )
-    if not agree:
-        failed = [c for c in report.get("integrity", {}).get("checks", []) if not c["ok"]]
-        for check in failed:
-            say(f"  {check['name']}: {check['detail']}")
-    return agree
+    trades = session.wait_trades_recorded()
+    if not trades:
+        say("No trade reached the ledger through the drop copy: the integrity checks would compare nothing")
+        return False
+    say(f"Drop copy: {trades} trades recorded in the primary's ledger and its replica so far")
+    copied = session.wait_replicated()
+    say(f"Global tables: {copied} writes copied to {DR_REGION} so far (the traders among them)")
+    session.watch_primary_health()
+    time.sleep(1.0)  # the checkers see it healthy first
+    trader.expect(DR_REGION)
+    watcher = Watcher(session.dr, say)
+    session.cut_primary()
+    cut = watcher.started_at.isoformat(timespec="milliseconds")
+    say(f"Cut at {cut}: the primary's order API and matching node stopped")
+    say(f"Automatic failover ({DR_REGION}; unhealthy for {UNHEALTHY_FOR_S} s, switch on):")
+    report = watcher.follow_failover(RUNBOOK_TIMEOUT_S)
+    if report is not None:
+        set_read_only(session.ledgers.replica, False)  # the runbook promoted the replica
+        _wait_for_first(trader, DR_REGION)
+    return print_recovery(report, trader, DR_REGION, session, say) and _passed(report, "Failover", say)
 
 
-def _archive(world: World, say: Say) -> None:
-    s3 = world.stack.client("s3")
-    segments = archived_segments(s3, world.bucket, PREFIX)
-    snapshots = archived_snapshots(s3, world.bucket, PREFIX)
-    say(
-        f"Archive s3://{world.bucket}/{PREFIX} ({world.stack.region}): {len(segments)} journal segment(s), "
-        f"{len(snapshots)} snapshot(s) (last at seq {snapshots[-1].seq if snapshots else '-'}); "
-        f"{len(world.trades)} trades in the ledgers"
-    )
+def failback(session: DrillSession, trader: FailoverTrader, say: Say) -> bool:
+    session.bring_primary_back()
+    assert session.primary is not None
+    trader.expect(PRIMARY_REGION)
+    watcher = Watcher(session.primary, say)
+    say(f"Failback runbook (DrFailbackStateMachine, {PRIMARY_REGION}), started by the operator:")
+    report = watcher.run_failback(RUNBOOK_TIMEOUT_S)
+    if report is not None:
+        _wait_for_first(trader, PRIMARY_REGION)
+    return print_recovery(report, trader, PRIMARY_REGION, session, say) and _passed(report, "Failback", say)
 
 
-def drill(directory: Path, orders: int, failback: bool, say: Say = _say) -> int:
+def _wait_for_first(trader: FailoverTrader, region: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while region not in trader.first_in and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def drill(directory: Path, orders: int, with_failback: bool, say: Say = _say) -> int:
     if directory.exists():
         for leftover in directory.iterdir():
             if leftover.name != "drill.lock":
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
     logging.getLogger("moto").setLevel(logging.CRITICAL)  # failing states log their stack traces
-    nodes = _Nodes(directory / "logs")
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its notes while translating the template
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     began = time.perf_counter()
-    with MotoServer() as moto, _postgres(directory / "pgdata") as postgres_url:
+    functions_log = (directory / "functions.log").open("w")
+    with (
+        contextlib.redirect_stdout(functions_log),
+        MotoServer() as moto,
+        _postgres(directory / "pgdata") as postgres_url,
+    ):
         os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url
+        lambda_adapter.separate_regions(ContainerCaches())  # two regions' containers in one process
+        session = DrillSession(moto, postgres_url, directory, say)
+        trader: FailoverTrader | None = None
         try:
             say(f"DR drill: moto server {moto.endpoint_url}, PostgreSQL, state in {directory}")
-            world = build_world(
-                moto,
-                postgres_url,
-                directory,
-                nodes,
-                active_node=True,
-                orders=orders,
-                environment="drill",
-                replica_read_only=True,
+            session.start()
+            _describe(session, say)
+            targets = {PRIMARY_ENDPOINT: PRIMARY_REGION, DR_ENDPOINT: DR_REGION}
+            trader = FailoverTrader(
+                lambda: targets[session.record_target()],
+                {region: (region, session.clients(region)) for region in (PRIMARY_REGION, DR_REGION)},
+                say,
             )
-            _archive(world, say)
-            say(
-                f"Ledger replica ({DR_REGION}): read-only; LedgerMigrations (Mode verify) found schema "
-                f"version {world.replica_schema.get('SchemaVersion')}, applied "
-                f"{world.replica_schema.get('Applied')}"
-            )
-            say(f"Failover runbook (DrFailoverStateMachine, {DR_REGION}):")
-            result = run_runbook(world, "DrFailoverStateMachine", DRILL, say)
-            if result["status"] == "SUCCEEDED":
-                set_read_only(world.database_url, False)  # the runbook promoted the replica
-            if not report_outcome(world, result, PRIMARY_REGION, DR_REGION, say):
+            trader.start()
+            if not failover(session, trader, orders, say):
                 return EXIT_STOPPED
-            if failback:
-                back = build_failback(moto, world, directory, nodes, environment="drillback")
-                say(f"Failback runbook (DrFailbackStateMachine, {PRIMARY_REGION}):")
-                result = run_runbook(back, "DrFailbackStateMachine", FAILBACK, say)
-                if not report_outcome(back, result, DR_REGION, PRIMARY_REGION, say):
-                    return EXIT_STOPPED
+            if with_failback and not failback(session, trader, say):
+                return EXIT_STOPPED
             say(f"Drill passed in {time.perf_counter() - began:.1f} s.")
             return EXIT_OK
         finally:
-            nodes.stop()
+            if trader is not None:
+                trader.stop()
+            session.stop()
+            lambda_adapter.separate_regions(None)
             os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def _describe(session: DrillSession, say: Say) -> None:
+    assert session.primary is not None
+    assert session.dr is not None
+    tables = len(session.primary.global_tables)
+    api = session.apis[PRIMARY_REGION].url
+    say(
+        f"Primary {PRIMARY_REGION} ({session.primary.environment}): order API {api}, matching node "
+        f"127.0.0.1:{session.primary_node_port}; {tables} global tables with replicas in {DR_REGION}"
+    )
+    say(
+        f"Recovery region {DR_REGION} ({session.dr.environment}): order API {session.apis[DR_REGION].url}, "
+        f"standby node (activated by the runbook on 127.0.0.1:{session.dr_node_port}), automatic failover on"
+    )
+    say(
+        f"Ledger replica ({DR_REGION}): read-only; LedgerMigrations (Mode verify) found schema version "
+        f"{session.replica_schema.get('SchemaVersion')}, applied {session.replica_schema.get('Applied')}"
+    )
 
 
 def _positive(text: str) -> int:
@@ -262,17 +228,18 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--failback", action="store_true", help="run the failback runbook afterwards")
+    parser.add_argument("--failback", action="store_true", help="fail back to the primary afterwards")
     parser.add_argument(
-        "--orders", type=_positive, default=24, help="orders the old primary trades before the failover"
+        "--orders", type=_positive, default=24, help="orders the primary takes before it is cut"
     )
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the drill with parsed arguments (see :func:`add_arguments`)."""
-    # Keep the handlers' INFO logs and traces off the drill's report.
+    # Keep the handlers' INFO logs, metrics and traces off the drill's report.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

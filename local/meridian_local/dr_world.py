@@ -12,12 +12,11 @@ drill``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 
@@ -27,9 +26,11 @@ from meridian.events import TradeExecuted
 from meridian.ledger import migrate, record_trade
 from meridian.protocol import Fill
 from meridian_hotpath.archive import restore, ship
+from meridian_local.containers import cold_start
 from meridian_local.databases import create_database
+from meridian_local.dr_orders import RunningNode, order_api_environment, routes
 from meridian_local.moto_server import MotoServer
-from meridian_local.runbook_stack import ACCOUNT, RunbookStack, build, next_environment
+from meridian_local.runbook_stack import ACCOUNT, DR, PRIMARY, RunbookStack, build, next_environment
 
 PREFIX = "shards/default"
 PRIMARY_REGION, DR_REGION = "us-east-1", "us-west-2"
@@ -38,19 +39,7 @@ DRILL = {"operator": "dr-drill", "reason": "quarterly DR drill", "drill": True}
 FAILBACK = {"operator": "dr-drill", "reason": "fail back after the drill"}
 
 
-class RunningNode(Protocol):
-    """A matching node serving on 127.0.0.1."""
-
-    @property
-    def port(self) -> int: ...
-
-
 StartNode = Callable[[Path], RunningNode]
-
-
-def routes(node: RunningNode) -> str:
-    """``MERIDIAN_ROUTES`` sending every symbol to ``node``."""
-    return json.dumps({"default": f"127.0.0.1:{node.port}"})
 
 
 @dataclass
@@ -182,11 +171,21 @@ def build_world(
     orders: int = 12,
     environment: str | None = None,
     replica_read_only: bool = False,
+    first_order_wait: int = 5,
+    order_api: bool = False,
+    parameters: dict[str, str] | None = None,
+    deliver_rules: bool = False,
 ) -> World:
     """A failover (runbook in the DR region) or failback (runbook in the primary region) world.
 
     ``start_node(data_dir)`` starts a matching node; the old primary trades ``orders`` orders on it.
     ``lost_trades`` leaves that many trades out of the runbook region's ledger.
+
+    ``parameters`` adds template parameters (UnhealthyForSeconds ...); ``deliver_rules`` delivers
+    what the dr stack's rules send to state machines (the automatic trigger; close the world's stack).
+    ``first_order_wait`` is how long the runbook waits for the first order after the resume;
+    ``order_api`` also creates this region's order API function (``submit``), serving the activated
+    node.
 
     ``replica_read_only`` (failover only) deploys the DR region as a dr deploy does: its stack names
     the primary's database (PrimaryDbInstanceArn), its ledger refuses writes like the read replica
@@ -197,6 +196,7 @@ def build_world(
     if replica_read_only and failback:
         raise ValueError("the read-only replica path is the dr deploy's (failover)")
     environment = environment or next_environment()
+    cold_start()  # this world's functions are new: nothing an earlier world's kept applies
     here, there = (PRIMARY_REGION, DR_REGION) if failback else (DR_REGION, PRIMARY_REGION)
     old_primary = start_node(workdir / "old-primary")
     trades = trade_on(old_primary, orders)
@@ -229,31 +229,44 @@ def build_world(
         activated = start_node(workdir / "activated")
         integrity.update({"MERIDIAN_ROUTES_PARAMETER": "", "MERIDIAN_ROUTES": routes(activated)})
     zone_id, record_name, check = failover_dns(RunbookStack(moto, here, environment), environment, failback)
-    parameters = {
+    template_parameters = {
         "HostedZoneId": zone_id,
         "FailoverRecordName": record_name,
         "FailoverTargetDnsName": PRIMARY_ENDPOINT if failback else DR_ENDPOINT,
         "FailbackReplicaDbInstanceIdentifier": replica,
+        "FirstOrderWaitSeconds": str(first_order_wait),
+        **(parameters or {}),
     }
     if replica_read_only:  # what samconfig's [dr] section gives a dr deploy once prod exists
-        parameters.update(
+        template_parameters.update(
             {
                 "PrimaryDbInstanceArn": source["DBInstanceArn"],
                 "LedgerDbSecretArn": f"arn:aws:secretsmanager:{here}:{ACCOUNT}:secret:meridian/ledger",
             }
         )
+    if not failback:  # the dr stack trades on the replicas of its primary's tables
+        template_parameters["PeerEnvironment"] = f"{environment}p"
     stack = build(
         moto,
         here,
         name=environment,
-        parameters=parameters,
-        environment={"ValidateIntegrityFunction": integrity, "MigrationsFunction": {"DATABASE_URL": new_db}},
+        parameters=template_parameters,
+        environment={
+            "ValidateIntegrityFunction": integrity,
+            "RestoreEngineFunction": {"PRIMARY_MERIDIAN_ROUTES": routes(old_primary)},
+            "MigrationsFunction": {"DATABASE_URL": new_db},
+            "OrdersApiFunction": order_api_environment(new_db, activated),
+        },
         outputs={
             "DataStack.DbInstanceIdentifier": replica,
             "DataStack.EngineStateBucketName": bucket,
             "DrStack.HealthCheckId": check,
         },
-        functions=("MigrationsFunction",) if replica_read_only else (),
+        functions=(("MigrationsFunction",) if replica_read_only else ())
+        + (("OrdersApiFunction",) if order_api else ()),
+        role=PRIMARY if failback else DR,
+        replicas=not failback,
+        deliver_rules=deliver_rules,
     )
     alarm = stack.refs["FailbackReplicaLagAlarm" if failback else "LedgerReplicaLagAlarm"]
     stack.client("cloudwatch").set_alarm_state(AlarmName=alarm, StateValue=lag, StateReason="test")
@@ -268,10 +281,12 @@ def build_world(
 
 def halted(world: World) -> bool:
     """Is trading halted (the GLOBAL trading control) in the runbook region?"""
-    item = world.stack.client("dynamodb").get_item(
-        TableName=world.stack.refs["TradingControlsTable"], Key={"scope": {"S": "GLOBAL"}}
-    )["Item"]
-    return bool(item["halted"]["BOOL"])
+    item = (
+        world.stack.client("dynamodb")
+        .get_item(TableName=world.stack.refs["TradingControlsTable"], Key={"scope": {"S": "GLOBAL"}})
+        .get("Item", {})
+    )
+    return bool(item.get("halted", {}).get("BOOL", False))
 
 
 def replicating(world: World) -> bool:
@@ -321,13 +336,14 @@ def build_failback(
             "FailbackReplicaDbInstanceIdentifier": replica,
         },
         environment={
+            "RestoreEngineFunction": {"PRIMARY_MERIDIAN_ROUTES": routes(world.activated)},
             "ValidateIntegrityFunction": {
                 "DATABASE_URL": world.primary_database_url,
                 "PRIMARY_DATABASE_URL": world.database_url,
                 "PRIMARY_MERIDIAN_ROUTES": routes(world.activated),
                 "MERIDIAN_ROUTES_PARAMETER": "",
                 "MERIDIAN_ROUTES": routes(activated),
-            }
+            },
         },
         outputs={
             "DataStack.DbInstanceIdentifier": replica,

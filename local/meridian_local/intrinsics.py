@@ -32,7 +32,10 @@ class Resolver:
         region: str = "us-east-1",
         account: str = "123456789012",
         stack_name: str = "meridian-local",
+        decided: dict[str, bool] | None = None,
     ) -> None:
+        """``decided`` fixes conditions whatever the parameters say (a local stack playing the dr
+        role under a unique environment name)."""
         self.parameters = dict(parameters)
         self.parameters.update(
             {
@@ -48,7 +51,7 @@ class Resolver:
         self.refs = refs
         self.attributes = attributes
         self._condition_defs = conditions
-        self._condition_values: dict[str, bool] = {}
+        self._condition_values: dict[str, bool] = dict(decided or {})
 
     # ---- conditions -------------------------------------------------------------------------
 

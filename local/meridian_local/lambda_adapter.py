@@ -292,6 +292,14 @@ def run_handler(
 
 _original_invoke: Any = None
 _active_registry: HandlerRegistry | None = None
+_regional: Any = None  # a containers.ContainerCaches when two regions share this process
+
+
+def separate_regions(caches: Any) -> None:
+    """Give each function of each region its own process-wide caches (``containers.ContainerCaches``),
+    renewed when its configuration changes; None shares them again."""
+    global _regional
+    _regional = caches
 
 
 def install(registry: HandlerRegistry, endpoint_url: str | None = None) -> None:
@@ -321,7 +329,13 @@ def install(registry: HandlerRegistry, endpoint_url: str | None = None) -> None:
             timeout_s=int(self.timeout or source.timeout),
             log_group_name=f"/aws/lambda/{name}",
         )
-        with registry.container(name):
+        with registry.container(f"{self.region}:{name}"):  # a function is its name in its region
+            if _regional is not None:  # one container per function and configuration, as Lambda keeps
+                container = json.dumps([str(self.region), name, variables], sort_keys=True, default=str)
+                result: tuple[str, bool, str] = _regional.run(
+                    container, lambda: run_handler(handler, event, environment, context)
+                )
+                return result
             return run_handler(handler, event, environment, context)
 
     if _original_invoke is None:

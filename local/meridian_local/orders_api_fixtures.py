@@ -55,6 +55,9 @@ def role_session_arn(role: str, session: str, account_id: str = ACCOUNT_ID) -> s
     return f"arn:aws:sts::{account_id}:assumed-role/{role}/{session}"
 
 
+TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
+
+
 @lru_cache(maxsize=1)
 def template_tables() -> dict[str, dict[str, Any]]:
     """Environment variable of the order API -> the properties of the table template.yaml gives it."""
@@ -64,10 +67,22 @@ def template_tables() -> dict[str, dict[str, Any]]:
     variables = resources[FUNCTION_LOGICAL_ID]["Properties"]["Environment"]["Variables"]
     tables = {}
     for variable, value in variables.items():
-        target = resources.get(value.get("Ref", "")) if isinstance(value, dict) else None
-        if target is not None and target["Type"] == "AWS::DynamoDB::Table":
+        target = resources.get(owned_table(value) or "")
+        if target is not None and target["Type"] in TABLE_TYPES:
             tables[variable] = target["Properties"]
     return tables
+
+
+def owned_table(value: Any) -> str | None:
+    """The logical id a function's variable names as the stack that owns its tables sees it:
+    ``!Ref Table``, or ``!If [OwnsTables, !Ref Table, <the replica's name>]`` (a dr stack uses the
+    replicas of its primary's global tables)."""
+    if not isinstance(value, dict):
+        return None
+    if "Ref" in value:
+        return str(value["Ref"])
+    condition, owned, _ = value.get("Fn::If", (None, None, None))
+    return owned_table(owned) if condition == "OwnsTables" else None
 
 
 def table_definitions(settings: Settings) -> list[dict[str, Any]]:

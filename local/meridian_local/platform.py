@@ -28,7 +28,7 @@ from typing import Any
 from meridian_hotpath.process import NodeProcess
 from meridian_local import custom_resources, moto_server, prometheus
 from meridian_local.aws import aws_client
-from meridian_local.preflight import InstanceLock, check_ports, port_is_free
+from meridian_local.preflight import InstanceLock, check_ports, free_port, port_is_free
 from meridian_local.processes import ChildProcess
 from meridian_local.provision import Provisioner
 from meridian_local.sam_env import env_vars
@@ -425,7 +425,7 @@ class LocalPlatform:
         # Debian's package runs its own Prometheus on 9090: then this one takes a free port.
         port = self.config.prometheus_port
         if not port or not port_is_free(HOST, port):
-            port = _free_port()
+            port = free_port(HOST)
         folder = self.config.state_dir / "prometheus"
         config = prometheus.write(folder, self.endpoints.metrics.split("//", 1)[1].split("/", 1)[0])
         args = [
@@ -469,11 +469,3 @@ def _local_retries(maximum_retry_attempts: int | None) -> int:
     if maximum_retry_attempts is None or maximum_retry_attempts < 0:
         return LOCAL_MAX_RETRIES
     return min(maximum_retry_attempts, LOCAL_MAX_RETRIES)
-
-
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])

@@ -71,6 +71,15 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def free_port(host: str) -> int:
+    """A port free on ``host`` now, for an address that must be known before its server starts (a
+    standby's, named in routes and runbooks ahead of its activation). A server that can bind port 0
+    and report the port should do that instead: this one may be taken before it is used."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def check_ports(host: str, ports: dict[str, tuple[int, str]]) -> None:
     """``ports`` maps a component to (port, environment variable that moves it)."""
     busy = [(name, port, env) for name, (port, env) in ports.items() if port and not port_is_free(host, port)]

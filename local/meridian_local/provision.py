@@ -78,6 +78,8 @@ class Provisioner:
         self._clients: dict[str, Any] = {}
         self._creators: dict[str, Callable[[Stack, str, dict[str, Any]], None]] = {
             "AWS::DynamoDB::Table": self._table,
+            # This region's replica; the platform runs one region (the DR drill stands up two).
+            "AWS::DynamoDB::GlobalTable": self._table,
             "AWS::SQS::Queue": self._queue,
             "AWS::SNS::Topic": self._topic,
             "AWS::SNS::Subscription": self._subscription,

@@ -21,12 +21,22 @@ from meridian_local import custom_resources, lambda_adapter
 from meridian_local.aws import LOCAL_CREDENTIALS
 from meridian_local.intrinsics import Resolver, references
 from meridian_local.moto_server import MotoServer
+from meridian_local.runbook_resources import (
+    Created,
+    GlobalTable,
+    RuleDelivery,
+    create_parameter,
+    create_queue,
+    create_replica,
+    create_rule,
+    create_table,
+    resolved,
+)
 from meridian_local.sam_template import REPO_ROOT
 from meridian_local.stack_model import CustomResource
 
 REPO = REPO_ROOT
 ACCOUNT = "123456789012"
-TABLES = ("OrdersTable", "ExposureTable", "TradingControlsTable", "OrderApprovalsTable")
 TOPICS = (
     "ComplianceApprovalsTopic",
     "OrderFlowNotificationsTopic",
@@ -34,7 +44,20 @@ TOPICS = (
     "ComplianceAlertsTopic",
 )
 ALARMS = ("LedgerReplicaLagAlarm", "FailbackReplicaLagAlarm")
+QUEUES = ("FirstOrderAcceptedQueue",)
+PARAMETERS = ("AutomaticFailoverSwitch",)
+# Rules the state machines name come first; rules that target a state machine come after them.
+RULES_NAMED = ("FirstOrderAcceptedRule",)
+RULES_TARGETING = ("PrimaryHealthRule", "HealthSignalForwardRule")
+TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
+PRIMARY, DR = "primary", "dr"
 _stack_numbers = itertools.count(1)
+
+
+def decided_conditions(role: str) -> dict[str, bool]:
+    """The conditions a stack of ``role`` deploys with, whatever its (unique) environment name."""
+    dr = role == DR
+    return {"IsDr": dr, "IsPrimary": not dr, "OwnsTables": not dr}
 
 
 def next_environment() -> str:
@@ -52,6 +75,15 @@ class RunbookStack:
     state_machines: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     resolver: Resolver | None = None
+    role: str = PRIMARY
+    global_tables: list[GlobalTable] = field(default_factory=list)
+    delivery: RuleDelivery | None = None
+
+    def close(self) -> None:
+        """Stop delivering bridged rule targets (a stack with rules to state machines has some)."""
+        if self.delivery is not None:
+            self.delivery.stop()
+            self.delivery = None
 
     def client(self, service: str, region: str | None = None) -> Any:
         make: Any = boto3.client
@@ -129,38 +161,56 @@ def build(
     outputs: Mapping[str, Any] | None = None,
     name: str | None = None,
     functions: tuple[str, ...] = (),
+    role: str = PRIMARY,
+    replicas: bool = False,
+    deliver_rules: bool = False,
 ) -> RunbookStack:
-    """Create the runbooks' tables, topics, bus, functions and state machines.
+    """Create the runbooks' tables, queues, topics, parameters, bus, functions, state machines and
+    rules, as a stack of ``role`` (``primary`` or ``dr``) deploys them.
 
     ``environment`` adds (or overrides) variables per function logical id (a DATABASE_URL,
     MERIDIAN_ROUTES ...); ``outputs`` stands in for the nested stacks' outputs the section reads
     (``"DataStack.DbInstanceIdentifier": ...``); ``functions`` names further functions of the
-    template to create (the MigrationsFunction behind a custom resource).
+    template to create (the MigrationsFunction behind a custom resource, the order API).
+
+    A dr stack uses the replicas of its primary's global tables (``PeerEnvironment``): built next to
+    a primary stack, that stack created them; alone, ``replicas=True`` creates them here.
+    ``deliver_rules`` forwards what rules send to state machines (until :meth:`RunbookStack.close`).
     """
     template = _template()
-    stack = RunbookStack(moto, region, name or next_environment())
+    stack = RunbookStack(moto, region, name or next_environment(), role=role)
     params = {k: v.get("Default", "") for k, v in template["Parameters"].items()}
     params.update({"Environment": stack.environment, "EventBusName": f"meridian-trading-{stack.environment}"})
     params.update(parameters or {})
     stack.parameters = params
-    for name, value in (outputs or {}).items():
-        nested, output = name.split(".", 1)
+    for key, value in (outputs or {}).items():
+        nested, output = key.split(".", 1)
         stack.attributes[(nested, f"Outputs.{output}")] = value
-    resolver = Resolver(params, template.get("Conditions", {}), stack.refs, stack.attributes, region, ACCOUNT)
+    resolver = Resolver(
+        params,
+        template.get("Conditions", {}),
+        stack.refs,
+        stack.attributes,
+        region,
+        ACCOUNT,
+        decided=decided_conditions(role),
+    )
     stack.resolver = resolver
     resources = template["Resources"]
-    dynamodb = stack.client("dynamodb")
-    for logical_id in TABLES:
-        props = resolver.resolve(resources[logical_id]["Properties"])
-        args = {k: props[k] for k in ("TableName", "KeySchema", "AttributeDefinitions") if k in props}
-        if props.get("GlobalSecondaryIndexes"):
-            args["GlobalSecondaryIndexes"] = [
-                {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
-                for index in props["GlobalSecondaryIndexes"]
-            ]
-        created = dynamodb.create_table(BillingMode="PAY_PER_REQUEST", **args)["TableDescription"]
-        stack.refs[logical_id] = props["TableName"]
-        stack.attributes[(logical_id, "Arn")] = created["TableArn"]
+    created = Created(stack.refs, stack.attributes)
+
+    def client(service: str, where: str | None) -> Any:
+        return stack.client(service, where)
+
+    if role == DR:
+        _peer_replicas(stack, template, client, create=replicas)
+    for logical_id, resource in resources.items():
+        if resource["Type"] in TABLE_TYPES and (props := resolved(resolver, resource)) is not None:
+            create_table(client, logical_id, props, resource["Type"], region, created)
+    stack.global_tables = created.global_tables
+    for logical_id in QUEUES:
+        if (props := resolved(resolver, resources[logical_id])) is not None:
+            create_queue(client, logical_id, props, created)
     sns = stack.client("sns")
     for logical_id in TOPICS:
         props = resolver.resolve(resources[logical_id]["Properties"])
@@ -169,27 +219,66 @@ def build(
         stack.attributes[(logical_id, "TopicName")] = props["TopicName"]
     cloudwatch = stack.client("cloudwatch")
     for logical_id in ALARMS:
-        props = resolver.resolve(resources[logical_id]["Properties"])
+        if (props := resolved(resolver, resources[logical_id])) is None:
+            continue
         cloudwatch.put_metric_alarm(
             **{k: v for k, v in props.items() if k != "Threshold"}, Threshold=float(props["Threshold"])
         )
         stack.refs[logical_id] = props["AlarmName"]
+    for logical_id in PARAMETERS:
+        if (props := resolved(resolver, resources[logical_id])) is not None:
+            create_parameter(client, logical_id, props, created)
     bus = stack.client("events").create_event_bus(Name=params["EventBusName"])
     stack.refs["TradingEventBus"] = params["EventBusName"]
     stack.attributes[("TradingEventBus", "Arn")] = bus["EventBusArn"]
+    for logical_id in RULES_NAMED:
+        if (props := resolved(resolver, resources[logical_id])) is not None:
+            create_rule(client, logical_id, props, created)
     stack.refs["OrdersApi"] = "local-api"
     _create_functions(stack, template, resolver, environment or {}, functions)
     for logical_id, resource in _runbook_resources(template).items():
+        if "Condition" in resource and not resolver.condition(resource["Condition"]):
+            continue
         props = resource["Properties"]
         definition = (REPO / props["DefinitionUri"]).read_text()
         for key, value in resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
             definition = definition.replace("${" + key + "}", str(value))
-        name = str(resolver.resolve(props["Name"]))
+        machine = str(resolver.resolve(props["Name"]))
         arn = stack.client("stepfunctions").create_state_machine(
-            name=name, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}"
+            name=machine, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/{machine}"
         )["stateMachineArn"]
         stack.state_machines[logical_id] = arn
+        stack.refs[logical_id] = arn
+        stack.attributes[(logical_id, "Name")] = machine
+    for logical_id in RULES_TARGETING:
+        if (props := resolved(resolver, resources[logical_id])) is not None:
+            create_rule(client, logical_id, props, created)
+    if created.bridges and deliver_rules:
+        stack.delivery = RuleDelivery(client, created.bridges)
     return stack
+
+
+def _peer_replicas(stack: RunbookStack, template: Mapping[str, Any], client: Any, create: bool) -> None:
+    """The replicas the primary's global tables (``PeerEnvironment``'s) have in this region: their
+    names under the tables' logical ids, and the tables themselves with ``create``."""
+    peer = str(stack.parameters["PeerEnvironment"])
+    if not peer:
+        raise ValueError("a dr stack names its primary's environment (PeerEnvironment)")
+    primary = Resolver(
+        {**stack.parameters, "Environment": peer},
+        template.get("Conditions", {}),
+        {},
+        {},
+        stack.region,
+        ACCOUNT,
+        decided=decided_conditions(PRIMARY),
+    )
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::DynamoDB::GlobalTable":
+            props = primary.resolve(resource["Properties"])
+            stack.refs[logical_id] = (
+                create_replica(client, props, stack.region) if create else props["TableName"]
+            )
 
 
 def _create_functions(

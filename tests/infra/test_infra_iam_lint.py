@@ -66,6 +66,10 @@ REASONS: dict[tuple[str, str, str], str] = {
         "document, another the matching nodes by tag (a tag condition in the document's statement "
         "would deny the document); parliament expects the required document in every statement"
     ),
+    ("template.yaml", "DrAutomaticFailoverStateMachineRole", "RESOURCE_MISMATCH"): (
+        "states:ListExecutions lists the executions of a state machine (resource: the state machine) "
+        "or of a Map Run; parliament expects the Map Run's ARN in every statement naming it"
+    ),
     ("stacks/data.yaml", "MonitoringFileSystem", "MALFORMED"): (
         "an EFS file system policy governs its own file system; it has no Resource element to name "
         "(and the template could not name the file system's own ARN inside it)"

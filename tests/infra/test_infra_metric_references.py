@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from runbook_tasks import timeline
 
 from hotpath.deploy.cloudwatch_bridge import metric_data, parse_exposition
 from meridian_hotpath.metrics import NodeMetrics
@@ -110,9 +113,22 @@ def runbook_metrics() -> dict[str, frozenset[str]]:
     for path in (ROOT / "statemachines").glob("*.asl.json"):
         for state in _states(json.loads(path.read_text())):
             if state.get("Resource", "").endswith(":cloudwatch:putMetricData"):
-                for datum in state["Parameters"]["MetricData"]:
+                for datum in _metric_data(state["Parameters"]):
                     found[datum["MetricName"]] = frozenset(d["Name"] for d in datum.get("Dimensions", []))
     return found
+
+
+def _metric_data(parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """A step's MetricData: written in the definition, or (the switchover runbooks' recovery time)
+    the datums the recovery-time function computes, with every metric it can emit."""
+    if "MetricData" in parameters:
+        return list(parameters["MetricData"])
+    assert parameters["MetricData.$"] == "$.rto.metric_data", parameters
+    now = datetime.now(UTC)
+    data: list[dict[str, Any]] = timeline.metric_data(
+        "dr-failover", "dev", 1.0, 1.0, [timeline.Step("halt", now, 0.1)]
+    )
+    return data
 
 
 def _states(definition: dict[str, Any]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ NAME_PROPERTIES: dict[str, tuple[str, ...]] = {
     "AWS::CodeBuild::Project": ("Name",),
     "AWS::CodePipeline::Pipeline": ("Name",),
     "AWS::DynamoDB::Table": ("TableName",),
+    "AWS::DynamoDB::GlobalTable": ("TableName",),
     "AWS::ECS::Cluster": ("ClusterName",),
     "AWS::ECS::Service": ("ServiceName",),
     "AWS::ECS::TaskDefinition": ("Family",),
@@ -125,6 +126,7 @@ UNNAMED = {
     "AWS::Logs::ResourcePolicy",
     "AWS::CodeStarNotifications::NotificationRule",
     "Custom::LedgerMigrations",
+    "Custom::TransitGatewayAttachment",
 }
 SECTIONS = sorted(environments())
 

@@ -175,31 +175,39 @@ def test_vpc_flow_logs_capture_all_traffic_into_an_encrypted_log_group() -> None
     assert group["RetentionInDays"]
 
 
-def test_site_to_site_ipsec_vpn_from_parameters() -> None:
+def test_site_to_site_ipsec_vpn_from_parameters_on_the_hub() -> None:
     gateway = NETWORK["Resources"]["CustomerGateway"]
     assert gateway["Condition"] == "HasCustomerGateway"
     assert gateway["Properties"]["IpAddress"] == {"Ref": "CustomerGatewayIp"}
     assert gateway["Properties"]["BgpAsn"] == {"Ref": "CustomerGatewayBgpAsn"}
-    assert properties(NETWORK, "VpnGatewayAttachment")["VpnGatewayId"] == {"Ref": "VpnGateway"}
     vpn = properties(NETWORK, "VpnConnection")
     assert vpn["Type"] == "ipsec.1"
-    assert vpn["VpnGatewayId"] == {"Ref": "VpnGateway"}
-    assert vpn["StaticRoutesOnly"] is False  # BGP
+    assert vpn["TransitGatewayId"] == {"Ref": "TransitGateway"}
+    assert "VpnGatewayId" not in vpn
+    assert vpn["StaticRoutesOnly"] is False  # BGP: the firm's routes propagate into the hub
     tunnels = vpn["VpnTunnelOptionsSpecifications"]
     assert len(tunnels) == 2
     assert {t["TunnelInsideCidr"]["Ref"] for t in tunnels} == {"VpnTunnel1InsideCidr", "VpnTunnel2InsideCidr"}
     assert all(t["IKEVersions"] == [{"Value": "ikev2"}] for t in tunnels)
 
 
-def test_direct_connect_ready_virtual_private_gateway() -> None:
-    assert properties(NETWORK, "VpnRoutePropagation")["VpnGatewayId"] == {"Ref": "VpnGateway"}
+def test_direct_connect_gateway_associates_with_the_hub() -> None:
     association = NETWORK["Resources"]["DirectConnectGatewayAssociation"]
     assert association["Condition"] == "HasDirectConnectGateway"
     assert NETWORK["Conditions"]["HasDirectConnectGateway"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "DirectConnectGatewayId"}, ""]}]
     }
-    assert association["Properties"]["AssociatedGatewayId"] == {"Ref": "VpnGateway"}
+    assert association["Properties"]["AssociatedGatewayId"] == {"Ref": "TransitGateway"}
     assert _default("DirectConnectGatewayId") == ""
+
+
+def test_no_virtual_private_gateway() -> None:
+    for resource_type in ("AWS::EC2::VPNGateway", "AWS::EC2::VPNGatewayRoutePropagation"):
+        assert not resources(NETWORK, resource_type)
+    assert not any(
+        "VpnGatewayId" in r["Properties"]
+        for r in resources(NETWORK, "AWS::EC2::VPCGatewayAttachment").values()
+    )
 
 
 def test_outputs_are_the_stacks_interface() -> None:
@@ -215,7 +223,9 @@ def test_outputs_are_the_stacks_interface() -> None:
         "DataRouteTableId",
         "EndpointSecurityGroupId",
         "TransitGatewayId",
-        "VpnGatewayId",
+        "TradingVpcRouteTableId",
+        "OnPremisesRouteTableId",
+        "PeerRegionRouteTableId",
     } <= set(NETWORK["Outputs"])
     assert NETWORK["Outputs"]["PrivateSubnetIds"]["Value"]["Fn::Join"][0] == ","
 
@@ -231,19 +241,18 @@ def _tables_of(network: Any, tier: str) -> set[str]:
 
 @pytest.mark.parametrize("section", ["default", "prod", "dr"])
 def test_on_premises_routes_never_reach_the_hot_path(section: str) -> None:
-    """BGP-learned routes of the firm's network propagate into the private tier (operators and the
-    execute-api endpoint) only; the nodes' tables hold their NAT route and the gateway endpoints."""
+    """The firm's network (and the other region) is reached through the Transit Gateway from the
+    private tier (operators and the execute-api endpoint) only; the nodes' tables hold their NAT route
+    and the gateway endpoints."""
     network = environment_model(section).nested("NetworkStack")
     hotpath, private = _tables_of(network, "Hotpath"), _tables_of(network, "Private")
     assert len(hotpath) == 2
     assert not hotpath & private
-    propagated = {
-        table
-        for lid in network.of_type("AWS::EC2::VPNGatewayRoutePropagation")
-        for table in network.properties(lid)["RouteTableIds"]
-    }
-    assert propagated == private
     routes = [network.properties(lid) for lid in network.of_type("AWS::EC2::Route")]
+    on_premises = network.parameters["OnPremisesCidr"]
+    to_on_premises = {r["RouteTableId"] for r in routes if r["DestinationCidrBlock"] == on_premises}
+    assert to_on_premises == (set() if section == "default" else private)
+    assert not {r["RouteTableId"] for r in routes if "TransitGatewayId" in r} & hotpath
     for table in hotpath:
         mine = [r for r in routes if r["RouteTableId"] == table]
         assert [(r["DestinationCidrBlock"], "NatGatewayId" in r) for r in mine] == [("0.0.0.0/0", True)]

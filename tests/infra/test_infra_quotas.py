@@ -62,7 +62,6 @@ QUOTAS: list[tuple[str, int, Counter]] = [
     ("EC2-VPC Elastic IPs", 5, _count("AWS::EC2::EIP")),
     ("VPCs per Region", 5, _count("AWS::EC2::VPC")),
     ("Internet gateways per Region", 5, _count("AWS::EC2::InternetGateway")),
-    ("Virtual private gateways per Region", 5, _count("AWS::EC2::VPNGateway")),
     ("NAT gateways per Availability Zone", 5, _nat_gateways_in_first_az),
     ("Transit gateways per account", 5, _count("AWS::EC2::TransitGateway")),
     # 1,000 concurrent executions, of which AWS keeps 100 unreserved.

@@ -96,6 +96,10 @@ def _render(value: Any, names: Mapping[str, Any]) -> Any:
     if function == "Fn::Select":
         index, items = argument
         return _render(items, names)[int(_render(index, names))]
+    if function == "Fn::If":  # as the dev environment decides it
+        condition, when_true, when_false = argument
+        chosen = when_true if environment_model("default").condition(condition) else when_false
+        return _render(chosen, names)
     raise AssertionError(f"cannot evaluate {function}")
 
 
@@ -232,6 +236,22 @@ SECURITY_KEYS = {"TradingDataKeyArn", "MarketDataKeyArn", "ComplianceKeyArn", "L
 def test_every_encrypted_resource_uses_a_security_stack_key() -> None:
     assert not resources(TEMPLATE, "AWS::KMS::Key"), "the security stack owns the keys"
     checked, wrong = [], {}
+    # A global table: this region's replica with this region's key, the other region's with that
+    # region's key of the same kind (the other stack's output, given as a parameter).
+    peer_keys = {
+        "TradingDataKeyArn": "TablesReplicaTradingDataKeyArn",
+        "MarketDataKeyArn": "TablesReplicaMarketDataKeyArn",
+    }
+    for name, table in resources(TEMPLATE, "AWS::DynamoDB::GlobalTable").items():
+        checked.append(name)
+        here, peer = table["Properties"]["Replicas"]
+        key = here["SSESpecification"]["KMSMasterKeyId"]
+        kind = key["Fn::GetAtt"][1].removeprefix("Outputs.")
+        if here["Region"] != {"Ref": "AWS::Region"} or key != _output("SecurityStack", kind):
+            wrong[name] = here
+        peer_replica = peer["Fn::If"][1]
+        if peer_replica["SSESpecification"]["KMSMasterKeyId"] != {"Ref": peer_keys.get(kind, "?")}:
+            wrong[name] = peer_replica
     for resource_type, path in _KEY_PROPERTIES.items():
         for name, resource in resources(TEMPLATE, resource_type).items():
             value: Any = resource.get("Properties", {})

@@ -1,4 +1,4 @@
-"""The recovery-time clock: how long trading was halted, from the runbook's own timestamps."""
+"""The recovery-time clock: elapsed time between the runbook's own timestamps."""
 
 from __future__ import annotations
 
@@ -18,14 +18,3 @@ def elapsed_seconds(started: str, finished: str) -> float:
     if seconds < 0:
         raise ValueError(f"{finished} is before {started}")
     return round(seconds, 3)
-
-
-def recovery_time(halted_at: str, resumed_at: str, target_seconds: float) -> dict[str, object]:
-    seconds = elapsed_seconds(halted_at, resumed_at)
-    return {
-        "halted_at": halted_at,
-        "resumed_at": resumed_at,
-        "seconds": seconds,
-        "target_seconds": target_seconds,
-        "within_target": seconds <= target_seconds,
-    }

@@ -23,6 +23,18 @@ class Settings(BaseModel):
         default="", description="route table JSON of the old primary's nodes"
     )
     rto_target_seconds: float = 30.0
+    orders_table: str = Field(default="", description="the (replicated) orders table, for reconciliation")
+    market_data_table: str = Field(default="", description="the (replicated) market-data table")
+    reconciliation_window_seconds: float = Field(
+        default=3600.0, gt=0, description="closed orders created this long before the switchover are checked"
+    )
+    meridian_environment: str = ""
+    archive_catch_up_seconds: float = Field(
+        default=30.0, ge=0, description="longest wait for the archive to hold an answering old primary's seq"
+    )
+    halt_settle_seconds: float = Field(
+        default=2.0, ge=0, description="an answering old primary's seq must stay put this long after the halt"
+    )
 
     @property
     def node_prefixes(self) -> list[str]:

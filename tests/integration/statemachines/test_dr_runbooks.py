@@ -13,12 +13,15 @@ shared test machine says nothing about the runbook.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from meridian_hotpath.archive import archived_segments
+from meridian_local.dr_orders import register_principal, submit
 from meridian_local.dr_world import (
     DR_ENDPOINT,
     DRILL,
@@ -35,34 +38,91 @@ from tests.integration.statemachines.conftest import tap_bus
 pytestmark = pytest.mark.integration
 
 
-def _rto_recorded(report: dict[str, Any], stack: Any) -> None:
-    """The report carries a positive halt-to-resume time, also published as a CloudWatch metric."""
-    assert report["rto"]["seconds"] > 0
+def _metrics(stack: Any) -> set[str]:
     metrics = stack.client("cloudwatch").list_metrics(Namespace="Meridian/Runbooks")["Metrics"]
-    assert any(m["MetricName"] == "RecoveryTimeSeconds" for m in metrics)
+    return {m["MetricName"] for m in metrics}
+
+
+def _steps_recorded(report: dict[str, Any], stack: Any) -> None:
+    """The report times each step and halt to resume; both are published as CloudWatch metrics."""
+    assert report["rto"]["halt_to_resume_seconds"] > 0
+    steps = [s["step"] for s in report["rto"]["steps"]]
+    assert steps[0] == "runbook start"
+    assert {"halt order entry", "restore engine (verified)", "validate integrity"} <= set(steps)
+    assert {"HaltToResumeSeconds", "RecoveryStepSeconds"} <= _metrics(stack)
+
+
+TRADER = "arn:aws:sts::123456789012:assumed-role/meridian-trader-prod/alice"
+
+
+def _first_order_after_the_resume(world: Any) -> threading.Thread:
+    """A client retrying its order on the recovery region's API until it is accepted, from the halt
+    on (an order accepted before it would be the old primary's last, not the recovery's first)."""
+
+    def trade() -> None:
+        deadline = time.monotonic() + 60
+        while not halted(world) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        while time.monotonic() < deadline:
+            status, _ = submit(
+                world.stack, TRADER, {"symbol": "AAPL", "side": "BUY", "quantity": 1, "price": "180.00"}
+            )
+            if status == 201:
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=trade, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_failover_drill_promotes_restores_switches_validates_resumes_and_reports_its_rto(
     moto: Any, postgres_url: str, tmp_path: Path, start_node: Any
 ) -> None:
-    world = build_world(moto, postgres_url, tmp_path, start_node, active_node=True)
-    announcements = tap_bus(world.stack, {"source": ["meridian.trading", "meridian.runbooks"]})
+    world = build_world(moto, postgres_url, tmp_path, start_node, active_node=True, order_api=True)
+    register_principal(world.stack, TRADER, "trader", "ACC-ALICE")  # replicated from the primary
+    announcements = tap_bus(
+        world.stack,
+        {
+            "source": ["meridian.trading", "meridian.runbooks"],
+            "detail-type": ["trading.halted.v1", "runbook.completed.v1"],  # not the client's rejects
+        },
+    )
 
-    result = world.stack.run("DrFailoverStateMachine", DRILL)
+    execution = world.stack.start("DrFailoverStateMachine", DRILL)
+    client = _first_order_after_the_resume(world)
+    result = world.stack.wait(execution, timeout=120)
+    client.join(10)
 
     assert result["status"] == "SUCCEEDED", result.get("cause")
     report = json.loads(result["output"])
-    print(f"\nDR failover RTO (halt to resume): {report['rto']['seconds']:.3f} s")
-    _rto_recorded(report, world.stack)
+    rto = report["rto"]
+    print(f"\nDR failover RTO (runbook start to first order): {rto['seconds']:.3f} s")
+    assert rto["started_by"] == "runbook start"  # started by hand: no health probe to clock from
+    assert rto["seconds"] >= rto["halt_to_resume_seconds"] > 0
+    assert report["first_order"]["account"] == "ACC-ALICE"
+    # The client's order may beat the runbook's own wait for it, by a few milliseconds.
+    assert rto["steps"][-1]["step"] in ("first order accepted", "resume order entry")
+    assert round(sum(s["seconds"] for s in rto["steps"]), 3) == rto["seconds"]
+    _steps_recorded(report, world.stack)
+    assert "RecoveryTimeSeconds" in _metrics(world.stack)
     assert report["trading_resumed"]
     assert not halted(world)
     assert not replicating(world)
     assert primary_record(world) == DR_ENDPOINT
     checks = {c["name"]: c for c in report["integrity"]["checks"]}
-    assert all(c["ok"] and not c["skipped"] for c in checks.values()), checks
-    assert {"ledger_trade_count", "ledger_within_engine", "old_primary_book:AAPL", "active_book:AAPL"} <= set(
-        checks
-    )
+    assert all(c["ok"] for c in checks.values()), checks
+    compared = {
+        "ledger_trade_count",
+        "ledger_within_engine",
+        "ledger_checksum",
+        "acknowledged_orders",
+        "old_primary_book:AAPL",
+        "active_book:AAPL",
+    }
+    assert all(not checks[name]["skipped"] for name in compared), checks
+    assert checks["market_data:AAPL"]["skipped"]  # this world publishes no market data
+    assert report["reconcile"] == {"orders": []}
     assert report["restored_seq"] == 12
     metrics = world.stack.client("cloudwatch").list_metrics(Namespace="Meridian/Runbooks")["Metrics"]
     assert any(m["MetricName"] == "RecoveryTimeSeconds" for m in metrics)
@@ -148,9 +208,11 @@ def test_failback_makes_the_primary_region_active_again(
 
     assert result["status"] == "SUCCEEDED", result.get("cause")
     report = json.loads(result["output"])
-    print(f"\nDR failback RTO (halt to resume): {report['rto']['seconds']:.3f} s")
+    print(f"\nDR failback halt to resume: {report['rto']['halt_to_resume_seconds']:.3f} s")
     assert report["runbook"] == "dr-failback"
-    _rto_recorded(report, world.stack)
+    _steps_recorded(report, world.stack)
+    assert report["first_order"]["accepted_at"] is None  # nobody traded: not measured, not failed
+    assert report["rto"]["seconds"] is None
     assert primary_record(world) == PRIMARY_ENDPOINT
     assert not replicating(world)
     assert not halted(world)

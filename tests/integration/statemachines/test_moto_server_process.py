@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,6 +17,7 @@ from meridian_local import lambda_adapter
 from meridian_local.moto_server import READY_PREFIX
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -50,34 +52,31 @@ def _client(service: str, endpoint: str) -> Any:
 def test_the_server_process_runs_template_handlers_and_executes_state_machines(server: str) -> None:
     client = _client("lambda", server)
     role = lambda_adapter.ensure_lambda_role(_client("iam", server))
-    source = lambda_adapter.template_functions()["MeasureRecoveryTimeFunction"]
-    lambda_adapter.create_functions(client, role, {"rto": (source, {"RTO_TARGET_SECONDS": "30"})})
-    answer = client.invoke(
-        FunctionName="rto",
-        Payload=json.dumps({"halted_at": "2026-11-25T12:00:00Z", "resumed_at": "2026-11-25T12:00:02Z"}),
-    )
-    assert json.loads(answer["Payload"].read())["seconds"] == 2.0
+    source = lambda_adapter.template_functions()["OrderRiskFunction"]
+    lambda_adapter.create_functions(client, role, {"risk": (source, {"LARGE_ORDER_NOTIONAL": "1000000"})})
+    sample = (REPO / "events" / "order_flow" / "risk.json").read_text()
+    answer = client.invoke(FunctionName="risk", Payload=sample)
+    assert json.loads(answer["Payload"].read())["notional"] == "1140000.00"
 
     sfn = _client("stepfunctions", server)
     definition = {
-        "StartAt": "Measure",
+        "StartAt": "Risk",
         "States": {
-            "Measure": {
+            "Risk": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::lambda:invoke",
-                "Parameters": {"FunctionName": "rto", "Payload.$": "$"},
+                "Parameters": {"FunctionName": "risk", "Payload.$": "$"},
                 "OutputPath": "$.Payload",
                 "End": True,
             }
         },
     }
-    arn = sfn.create_state_machine(name="rto", definition=json.dumps(definition), roleArn=role)[
+    arn = sfn.create_state_machine(name="risk", definition=json.dumps(definition), roleArn=role)[
         "stateMachineArn"
     ]
-    execution = sfn.start_execution(
-        stateMachineArn=arn,
-        input=json.dumps({"halted_at": "2026-11-25T12:00:00Z", "resumed_at": "2026-11-25T12:00:05Z"}),
-    )
+    smaller = json.loads(sample)
+    smaller["order"]["quantity"] = 10
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(smaller))
     deadline = time.monotonic() + 20
     while (described := sfn.describe_execution(executionArn=execution["executionArn"]))[
         "status"
@@ -85,4 +84,4 @@ def test_the_server_process_runs_template_handlers_and_executes_state_machines(s
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert described["status"] == "SUCCEEDED"
-    assert json.loads(described["output"])["seconds"] == 5.0
+    assert json.loads(described["output"])["notional"] == "1900.00"

@@ -6,7 +6,7 @@ from typing import Any
 
 from orders_api.config import Settings
 
-from meridian_local.orders_api_fixtures import TEMPLATE, template_tables
+from meridian_local.orders_api_fixtures import TABLE_TYPES, TEMPLATE, owned_table, template_tables
 from meridian_local.sam_template import load
 
 
@@ -22,9 +22,9 @@ def test_every_table_the_function_reads_from_its_environment_comes_from_the_temp
     table_settings = {name for name in Settings.model_fields if name.endswith("_table")}
     assert {variable.lower() for variable in template_tables()} == table_settings
     resources = load(TEMPLATE)["Resources"]
-    declared = {lid for lid, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
+    declared = {lid for lid, r in resources.items() if r["Type"] in TABLE_TYPES}
     function_env = resources["OrdersApiFunction"]["Properties"]["Environment"]["Variables"]
-    referenced = {v["Ref"] for v in function_env.values() if isinstance(v, dict) and v.get("Ref") in declared}
+    referenced = {owned_table(v) for v in function_env.values()} & declared
     assert len(referenced) == len(template_tables())
 
 

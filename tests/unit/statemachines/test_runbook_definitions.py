@@ -24,6 +24,8 @@ NUMERIC = {
     "MaxPolls",
     "RecordTtl",
     "BackupRetentionDays",
+    "FirstOrderPolls",
+    "UnhealthyForSeconds",
 }
 BOOLEAN = {"ManagesDns"}
 
@@ -169,8 +171,9 @@ def _unknown_members(parameters: dict[str, Any], shape: Any) -> list[str]:
 @pytest.mark.parametrize("path", DEFINITIONS, ids=lambda p: p.name)
 def test_sdk_integration_parameters_are_members_of_the_api(path: Path) -> None:
     session = botocore.session.get_session()
+    boto_names = {"eventbridge": "events", "sfn": "stepfunctions"}  # Step Functions' names -> boto3's
     for name, service, action, parameters in _sdk_parameters(path):
-        model = session.get_service_model(service)
+        model = session.get_service_model(boto_names.get(service, service))
         operation = next(op for op in model.operation_names if op.lower() == action.lower())
         shape = model.operation_model(operation).input_shape
         assert not _unknown_members(parameters, shape), f"{name}: {service}.{operation}"

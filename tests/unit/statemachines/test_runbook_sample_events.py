@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 from order_flow.models import FlowOrder
 
 from meridian.events import parse_eventbridge_event
@@ -45,13 +48,35 @@ def test_the_risk_handler_answers_its_sample() -> None:
 
 
 def test_the_recovery_time_handler_answers_its_sample() -> None:
-    answer, errored = _run(
-        "MeasureRecoveryTimeFunction",
-        "runbook_tasks/measure_recovery_time.json",
-        {"RTO_TARGET_SECONDS": "30"},
-    )
-    assert not errored
-    assert (answer["seconds"], answer["within_target"]) == (17.745, True)
+    sample = json.loads((EVENTS / "runbook_tasks/measure_recovery_time.json").read_text())
+    arn = sample["execution_arn"]
+    with mock_aws():  # the execution whose history the handler reads
+        sfn = boto3.client("stepfunctions", region_name="us-west-2")
+        machine = sfn.create_state_machine(
+            name=arn.split(":")[-2],
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sample",
+        )["stateMachineArn"]
+        sfn.start_execution(stateMachineArn=machine, name=arn.split(":")[-1])
+        answer, errored = _run(
+            "MeasureRecoveryTimeFunction",
+            "runbook_tasks/measure_recovery_time.json",
+            {"RTO_TARGET_SECONDS": "30", "AWS_DEFAULT_REGION": "us-west-2", "MERIDIAN_ENVIRONMENT": "dr"},
+        )
+    assert not errored, answer
+    # From the first failed probe (09:40:52.000) to the first order accepted (09:41:20.412).
+    assert (answer["seconds"], answer["within_target"]) == (28.412, True)
+    assert answer["halt_to_resume_seconds"] == 17.745
+    measured: list[dict[str, Any]] = answer["steps"]  # type: ignore[assignment]
+    assert [s["step"] for s in measured][:3] == [
+        "detection",
+        "trigger (unhealthy-for wait, guards)",
+        "runbook start",
+    ]
+    assert round(sum(s["seconds"] for s in measured), 3) == 28.412
+    datums: list[dict[str, Any]] = answer["metric_data"]  # type: ignore[assignment]
+    names = {d["MetricName"] for d in datums}
+    assert names == {"RecoveryTimeSeconds", "HaltToResumeSeconds", "RecoveryStepSeconds"}
 
 
 def test_a_handler_failure_keeps_its_error_name_for_the_state_machine() -> None:
