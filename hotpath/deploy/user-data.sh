@@ -13,6 +13,7 @@ REGION='${AWS::Region}'
 RELEASE_URI='${NodeReleaseS3Uri}'
 NODE_MODE='${NodeMode}'
 KERNEL_CPU_ISOLATION='${KernelCpuIsolation}'
+REPLICATED='${ReplicatedShards}'
 
 dnf install -y -q python3.11 python3.11-devel gcc ethtool xfsprogs amazon-cloudwatch-agent
 
@@ -37,6 +38,17 @@ python3.11 -m venv /opt/meridian/venv
 # The native matching core and journal syncer, compiled here from the bundle's generated C.
 (cd /opt/meridian/app && /opt/meridian/venv/bin/python setup_native.py --quiet build_ext --inplace)
 
+# ---- a replicated shard: this node's name in the lease (its instance id) and the address the other
+# node and the lease's readers reach it at (its private IP), both from IMDSv2
+SHARD_ARGS=""
+if [ "$REPLICATED" = "true" ]; then
+  IMDS=http://169.254.169.254/latest
+  TOKEN=$(curl -sSf -X PUT "$IMDS/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
+  INSTANCE_ID=$(curl -sSf -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/instance-id")
+  PRIVATE_IP=$(curl -sSf -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/local-ipv4")
+  SHARD_ARGS="--shard ${ShardName} --lease-table ${LeaseTable} --node-id $INSTANCE_ID --advertise $PRIVATE_IP --replication-port 9002 --lease-ttl-ms ${LeaseTtlMs}"
+fi
+
 cat > /etc/meridian/node.env <<ENV
 AWS_REGION=$REGION
 AWS_DEFAULT_REGION=$REGION
@@ -46,6 +58,7 @@ MERIDIAN_KINESIS_STREAM=${MarketDataStreamName}
 MERIDIAN_EXECUTIONS_STREAM=${ExecutionsStreamName}
 MERIDIAN_NODE_NUMBER=${NodeNumber}
 MERIDIAN_ACK_AFTER=${AckAfter}
+MERIDIAN_SHARD_ARGS="$SHARD_ARGS"
 MERIDIAN_ARCHIVE_BUCKET=${EngineStateBucketName}
 MERIDIAN_ARCHIVE_PREFIX=${ArchivePrefix}
 MERIDIAN_ROUTES_PARAMETER=${RoutesParameter}
@@ -167,10 +180,12 @@ EnvironmentFile=/etc/meridian/node.env
 # helpers stay off) and MERIDIAN_HOUSEKEEPING_CPUS. Every other unit runs on the housekeeping CPUs
 # (system.conf.d CPUAffinity); taskset moves the engine onto its own.
 EnvironmentFile=/etc/meridian/cpus.env
-ExecStart=/usr/bin/taskset -c $MERIDIAN_ENGINE_CPUS /opt/meridian/venv/bin/python -m meridian_hotpath serve --host 0.0.0.0 --port 9001 --metrics-port 9101 --data-dir /var/lib/meridian --kinesis-stream $MERIDIAN_KINESIS_STREAM --executions-stream $MERIDIAN_EXECUTIONS_STREAM --node-number $MERIDIAN_NODE_NUMBER
+ExecStart=/usr/bin/taskset -c $MERIDIAN_ENGINE_CPUS /opt/meridian/venv/bin/python -m meridian_hotpath serve --host 0.0.0.0 --port 9001 --metrics-port 9101 --data-dir /var/lib/meridian --kinesis-stream $MERIDIAN_KINESIS_STREAM --executions-stream $MERIDIAN_EXECUTIONS_STREAM --node-number $MERIDIAN_NODE_NUMBER --ack-after $MERIDIAN_ACK_AFTER $MERIDIAN_SHARD_ARGS
 # On every stop (deploys, scale-in, instance retirement) ship the journal, active segment included,
-# so a replacement node or the DR region restores up to the last acknowledged order.
-ExecStopPost=-/opt/meridian/venv/bin/python -m meridian_hotpath.archive ship --include-active --data-dir /var/lib/meridian --bucket $MERIDIAN_ARCHIVE_BUCKET --prefix $MERIDIAN_ARCHIVE_PREFIX
+# so a replacement node or the DR region restores up to the last acknowledged order. A replicated
+# shard's node does not: the shard's other node holds every acknowledged order and, as the primary,
+# is the one node that ships the shard's archive (meridian-journal-ship.service).
+ExecStopPost=-/bin/sh -c 'test -n "$$MERIDIAN_SHARD_ARGS" || exec "$$0" "$$@"' /opt/meridian/venv/bin/python -m meridian_hotpath.archive ship --include-active --data-dir /var/lib/meridian --bucket $MERIDIAN_ARCHIVE_BUCKET --prefix $MERIDIAN_ARCHIVE_PREFIX
 Restart=on-failure
 RestartSec=1
 TimeoutStopSec=60
