@@ -15,7 +15,7 @@ NODE_MODE='${NodeMode}'
 KERNEL_CPU_ISOLATION='${KernelCpuIsolation}'
 REPLICATED='${ReplicatedShards}'
 
-dnf install -y -q python3.11 python3.11-devel gcc ethtool xfsprogs amazon-cloudwatch-agent
+dnf install -y -q python3.11 python3.11-devel gcc ethtool xfsprogs amazon-cloudwatch-agent aws-cfn-bootstrap
 
 # ---- journal volume (/dev/sdf, gp3/io2, encrypted): XFS, no atime updates
 DEVICE=/dev/sdf
@@ -237,6 +237,27 @@ systemctl enable meridian-tuning.service
 # An active node restores its shard and starts serving; a standby (DR region) waits for the runbook.
 if [ "$NODE_MODE" = "active" ]; then
   /usr/local/sbin/meridian-activate
+fi
+
+# A replicated shard's rolling update waits for this signal before it replaces the other node: the
+# node is ready once it holds the shard's lease or the lease says its standby is in sync (this node,
+# caught up). Failing that within the update's PauseTime, the update stops and rolls back.
+if [ "$REPLICATED" = "true" ]; then
+  READY=no LEASE=none
+  [ "$NODE_MODE" = "active" ] || READY=yes
+  for _ in $(seq 1 200); do
+    [ "$READY" = "yes" ] && break
+    LEASE=$(aws dynamodb get-item --region "$REGION" --table-name '${LeaseTable}' --consistent-read \
+      --key '{"shard": {"S": "${ShardName}"}}' --query '[Item.holder.S, Item.in_sync.BOOL]' --output text 2>/dev/null || true)
+    case "$LEASE" in
+      "$INSTANCE_ID"[[:space:]]*|*[[:space:]]True) READY=yes ;;
+      *) sleep 5 ;;
+    esac
+  done
+  [ "$READY" = "yes" ] && SIGNAL=0 || SIGNAL=1
+  echo "meridian bootstrap: lease $LEASE, ready=$READY"
+  /opt/aws/bin/cfn-signal --exit-code "$SIGNAL" --stack '${AWS::StackName}' --resource NodeAutoScalingGroup \
+    --region "$REGION" || true
 fi
 echo "meridian bootstrap done: mode=$NODE_MODE"
 if [ "$REBOOT" = "yes" ]; then

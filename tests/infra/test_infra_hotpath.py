@@ -224,7 +224,7 @@ def test_user_data_only_substitutes_parameters_and_resources() -> None:
     known = (
         set(HOTPATH["Parameters"])
         | set(HOTPATH["Resources"])
-        | {"AWS::Region", "AWS::AccountId", "AWS::Partition"}
+        | {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName"}
     )
     used = set(re.findall(r"\$\{([A-Za-z0-9:]+)\}", _user_data()))
     assert used <= known, used - known

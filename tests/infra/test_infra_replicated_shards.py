@@ -279,10 +279,67 @@ def test_a_replicated_shard_is_two_nodes_in_the_cluster_placement_group(
     assert asg["HealthCheckType"] == check
 
 
-def test_rolling_updates_keep_one_node_of_a_pair_in_service() -> None:
+def test_rolling_updates_keep_one_node_of_a_pair_in_service_and_wait_for_the_new_one() -> None:
     update = HOTPATH["Resources"]["NodeAutoScalingGroup"]["UpdatePolicy"]["AutoScalingRollingUpdate"]
     assert update["MaxBatchSize"] == 1
     assert update["MinInstancesInService"] == {"Fn::If": ["IsReplicated", 1, 0]}
+    assert update["WaitOnResourceSignals"] == {"Fn::If": ["IsReplicated", True, False]}
+    assert update["PauseTime"] == {"Fn::If": ["IsReplicated", "PT20M", "PT0S"]}
+    # The signal: cfn-signal from the bootstrap, allowed on this stack only.
+    model = hotpath("prod")
+    signal = _statements(model)["SignalRollingUpdates"]
+    assert signal["Action"] == "cloudformation:SignalResource"
+    assert signal["Resource"] == f"arn:aws:cloudformation:us-east-1:123456789012:stack/{model.stack_name}/*"
+    assert "--resource NodeAutoScalingGroup" in USER_DATA
+    assert "aws-cfn-bootstrap" in USER_DATA  # the package that installs cfn-signal
+
+
+def _readiness(tmp_path: Path, node_mode: str, leases: list[str]) -> tuple[str, int]:
+    """Run the bootstrap's readiness block: ``aws`` answers the lease reads in turn (its last
+    answer from then on), cfn-signal and sleep are stubs. Returns (signal exit code, reads)."""
+    lines = USER_DATA.splitlines()
+    start = lines.index("  READY=no LEASE=none") - 1
+    end = start + lines[start:].index("fi") + 1
+    block = "\n".join(lines[start:end]).replace("/opt/aws/bin/cfn-signal", "cfn_signal")
+    names = {"LeaseTable": "meridian-shard-leases-prod", "ShardName": "default", "AWS::StackName": "hp"}
+    block = re.sub(r"\$\{([\w:]+)\}", lambda m: names[m.group(1)], block)
+    answers = tmp_path / "answers"
+    answers.write_text("\n".join(leases) + "\n")
+    script = tmp_path / "ready.sh"
+    script.write_text(
+        "set -euo pipefail\n"
+        f"REPLICATED=true NODE_MODE={node_mode} REGION=us-east-1 INSTANCE_ID=i-0me\n"
+        f"READS={tmp_path / 'reads'}; : > $READS\n"
+        # $(aws ...) runs in a subshell: the reads are counted in a file
+        'aws() { [[ "$*" == *"--table-name meridian-shard-leases-prod"* ]] || return 9; echo x >> $READS;'
+        f' n=$(wc -l < $READS); sed -n "$(( n < {len(leases)} ? n : {len(leases)} ))p" {answers}; }}\n'
+        "sleep() { :; }\n"
+        'cfn_signal() { echo "signal $2 $*"; }\n'
+        f"{block}\n"
+        'echo "reads $(wc -l < $READS)"\n'
+    )
+    out = subprocess.run(["bash", str(script)], check=True, capture_output=True, text=True).stdout
+    (signal,) = [line for line in out.splitlines() if line.startswith("signal ")]
+    assert "--stack hp --resource NodeAutoScalingGroup" in signal
+    (reads,) = [line for line in out.splitlines() if line.startswith("reads ")]
+    return signal.split()[1], int(reads.split()[1])
+
+
+@pytest.mark.parametrize(
+    ("node_mode", "leases", "signal", "reads"),
+    [
+        ("active", ["i-0me\tFalse"], "0", 1),  # this node took the lease: it is the primary
+        ("active", ["i-0other\tFalse", "i-0other\tFalse", "i-0other\tTrue"], "0", 3),  # caught up
+        ("active", ["i-0other\tFalse"], "1", 200),  # never in sync: the update must not go on
+        ("active", [""], "1", 200),  # the lease unreadable
+        ("active", ["i-0mega\tFalse"], "1", 200),  # another node whose id starts like this one's
+        ("standby", ["i-0other\tFalse"], "0", 0),  # DR standby: waits for the runbook, not the lease
+    ],
+)
+def test_a_replicated_node_signals_the_rolling_update_once_it_leads_or_follows_in_sync(
+    tmp_path: Path, node_mode: str, leases: list[str], signal: str, reads: int
+) -> None:
+    assert _readiness(tmp_path, node_mode, leases) == (signal, reads)
 
 
 def test_the_nlb_checks_the_order_port_only_the_primary_listens_on_as_fast_as_nlb_allows() -> None:
