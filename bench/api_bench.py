@@ -147,8 +147,8 @@ def route_summary(worlds: dict[str, World], delay_ms: float) -> dict[str, Any]:
         floor = worlds["floor"].samples[name]
         typical = statistics.mode(samples.trips)
         worst = max(samples.trips, key=lambda t: (t.total, t.calls))
-        modelled_p50 = percentile(samples.modelled_ms, 50)
-        floor_p50 = percentile(floor.wall_ms, 50)
+        modelled_p50 = percentile_ms(samples.modelled_ms, 50)
+        floor_p50 = percentile_ms(floor.wall_ms, 50)
         summary[name] = {
             "round_trips": typical.total,
             "before_node": typical.before_node,
@@ -159,11 +159,11 @@ def route_summary(worlds: dict[str, World], delay_ms: float) -> dict[str, Any]:
                 sum(t.total > typical.total for t in samples.trips) / len(samples.trips), 3
             ),
             "modelled_p50_ms": round(modelled_p50, 3),
-            "modelled_p99_ms": round(percentile(samples.modelled_ms, 99), 3),
-            "padded_p50_ms": round(percentile(samples.wall_ms, 50), 3),
+            "modelled_p99_ms": round(percentile_ms(samples.modelled_ms, 99), 3),
+            "padded_p50_ms": round(percentile_ms(samples.wall_ms, 50), 3),
             "modelled_cpu_ms_per_op": round(statistics.fmean(samples.cpu_ms), 3),
             "floor_p50_ms": round(floor_p50, 3),
-            "floor_p99_ms": round(percentile(floor.wall_ms, 99), 3),
+            "floor_p99_ms": round(percentile_ms(floor.wall_ms, 99), 3),
             "floor_cpu_ms_per_op": round(statistics.fmean(floor.cpu_ms), 3),
             "modelled_minus_floor_in_delays": round((modelled_p50 - floor_p50) / delay_ms, 2),
         }

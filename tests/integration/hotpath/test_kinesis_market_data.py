@@ -34,7 +34,7 @@ def test_trades_and_book_depth_land_in_kinesis(tmp_path: Path, moto_endpoint: st
     ]
     # Book updates may be conflated (the journal follower publishes what changed per batch it reads),
     # but each record is the book's depth as of its seq, and the last one per symbol is the book now.
-    truth = {1: {"MSFT": ([], [[42_010, 5]])}, 2: {"MSFT": ([], [[42_010, 2]])},
+    truth: dict[int, dict[str, tuple[list[list[int]], list[list[int]]]]] = {1: {"MSFT": ([], [[42_010, 5]])}, 2: {"MSFT": ([], [[42_010, 2]])},
              3: {"MSFT": ([], [[42_010, 2]]), "AAPL": ([[19_000, 1]], [])}}  # fmt: skip
     books = [r for r in records if r["type"] == "book"]
     assert books, "book depth was published"
@@ -43,6 +43,5 @@ def test_trades_and_book_depth_land_in_kinesis(tmp_path: Path, moto_endpoint: st
         assert (book["bids"], book["asks"]) == truth[book["seq"]][book["symbol"]]
     last = {book["symbol"]: book for book in sorted(books, key=lambda b: b["seq"])}
     assert {symbol: book["seq"] for symbol, book in last.items()} == {"MSFT": last["MSFT"]["seq"], "AAPL": 3}
-    assert last["AAPL"]["book_seq"] == 1 and last["MSFT"]["book_seq"] == len(
-        [b for b in books if b["symbol"] == "MSFT"]
-    )
+    assert last["AAPL"]["book_seq"] == 1
+    assert last["MSFT"]["book_seq"] == len([b for b in books if b["symbol"] == "MSFT"])

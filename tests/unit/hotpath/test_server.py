@@ -224,7 +224,8 @@ def test_trades_and_book_depth_reach_the_market_data_sink(start_node: StartNode)
     # Each update is the whole depth, numbered per symbol; the follower may conflate what one
     # journal read changed, so the numbers are contiguous and the last is the book now.
     assert [b["book_seq"] for b in books] == list(range(1, len(books) + 1))
-    assert books[-1]["asks"] == [[19005, 1], [19007, 4]] and books[-1]["bids"] == []
+    assert books[-1]["asks"] == [[19005, 1], [19007, 4]]
+    assert books[-1]["bids"] == []
     assert all(b["levels"] == 10 and b["type"] == "book" for b in books)
 
 

@@ -42,7 +42,8 @@ def test_decodes_the_nodes_depth_and_keeps_its_levels_in_the_item() -> None:
         {"N": "3"},
     )
     empty = decode(book_record("MSFT", 79, 6, ([], []), 10, T0).to_json())
-    assert isinstance(empty, BookTop) and (empty.bid_price, empty.asks) == (0, ())
+    assert isinstance(empty, BookTop)
+    assert (empty.bid_price, empty.asks) == (0, ())
 
 
 @pytest.mark.parametrize(
