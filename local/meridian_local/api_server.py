@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import BaseWSGIServer
 
+from meridian.iam.sigv4 import load_credentials
 from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.aws_round_trips import RoundTripRecorder
-from meridian_local.sigv4 import load_credentials
 
 if TYPE_CHECKING:
     from meridian_local.platform import LocalPlatform

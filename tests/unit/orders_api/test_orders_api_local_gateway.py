@@ -14,7 +14,7 @@ from botocore.credentials import Credentials
 from meridian_client import ApiError, MeridianClient, SigV4RequestAuth
 from meridian_client.cli import main
 
-from meridian_local.sigv4 import LocalCredential, SignatureError, verify
+from meridian.iam.sigv4 import LocalCredential, SignatureError, verify
 from tests.unit.orders_api.harness import OPERATOR, TRADER_A, TRADER_B, key_for, secret_for
 
 ClientFor = Callable[[str], MeridianClient]
