@@ -30,7 +30,7 @@ $(STAMP): requirements/lock.txt clients/pyproject.toml
 	@# The client package, editable: puts the `meridian` command in .venv/bin (its dependencies are locked above).
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e clients
 	@# Source folders on the venv's path: the layer, the matching node, the local platform, each function.
-	@printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)/hotpath" "$(CURDIR)/local" "$(CURDIR)/clients" "$(CURDIR)" \
+	@printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)/hotpath" "$(CURDIR)/local" "$(CURDIR)/clients" "$(CURDIR)/gateway" "$(CURDIR)" \
 	  "import sys, glob; sys.path.extend(sorted(glob.glob('$(CURDIR)/functions/*/')))" \
 	  > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/meridian-dev.pth
 	touch $@
@@ -40,7 +40,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy layers/shared/meridian hotpath/meridian_hotpath local functions bench tests tools
+	$(BIN)/mypy layers/shared/meridian hotpath/meridian_hotpath gateway/meridian_gateway local functions bench tests tools
 
 cfn: setup
 	$(BIN)/cfn-lint $(TEMPLATES)

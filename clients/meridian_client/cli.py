@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import requests
 
+from meridian_client import stream
 from meridian_client.api import ApiError, MeridianClient
 from meridian_client.table import render, render_record
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     market = commands.add_parser("marketdata", help="top of book, depth and last trades")
     market.add_argument("symbol", type=_symbol)
     commands.add_parser("health", help="service health")
+    stream.add_parser(commands)
     return parser
 
 
@@ -173,6 +175,8 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage and the problem
         return int(exc.code or 0)
+    if args.command == "stream":
+        return stream.main(args, out, err)
     try:
         run(args, client_factory(args), out)
     except argparse.ArgumentTypeError as exc:
