@@ -34,7 +34,7 @@ from meridian.iam.sigv4 import LocalCredential, SignatureError, verify
 HEADER = "X-Meridian-Auth"
 AUDIENCE_HEADER = "x-meridian-gateway"
 BODY = "Action=GetCallerIdentity&Version=2011-06-15"
-MAX_TOKEN_BYTES = 8192
+MAX_TOKEN_BYTES = 6144  # a token with a session token is about 2.5 KB; a header line may be 8 KB
 DEFAULT_MAX_AGE = timedelta(minutes=5)
 _ARN = re.compile(r"<Arn>([^<]+)</Arn>")
 

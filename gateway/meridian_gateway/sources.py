@@ -65,13 +65,14 @@ class KinesisReader:
                     continue
                 iterators[shard] = answer.get("NextShardIterator")
                 for record in answer.get("Records", []):
-                    self._deliver(record["Data"])
+                    self.deliver(record["Data"])
                 if iterators[shard] is None:  # closed by a reshard: follow its children from their start
                     for child in await asyncio.to_thread(self._shards, shard):
                         iterators[child] = await asyncio.to_thread(self._iterator, child, "TRIM_HORIZON")
             await asyncio.sleep(self.poll_interval)
 
-    def _deliver(self, data: bytes) -> None:
+    def deliver(self, data: bytes) -> None:
+        """One Kinesis record (plain or KPL-aggregated): each update to the hub; a bad one is skipped."""
         try:
             parts = user_records(data)
         except AggregationError as exc:
