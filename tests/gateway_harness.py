@@ -147,7 +147,8 @@ class GatewaySink:
 
 
 def open_client(url: str, name: str, **kwargs: Any) -> ClientConnection:
-    return connect(url, additional_headers={AUTH_HEADER: token(name, **kwargs)}, open_timeout=10)
+    sock = kwargs.pop("sock", None)
+    return connect(url, additional_headers={AUTH_HEADER: token(name, **kwargs)}, open_timeout=10, sock=sock)
 
 
 def receive(connection: ClientConnection, timeout: float = 10.0) -> list[dict[str, Any]]:

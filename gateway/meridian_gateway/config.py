@@ -29,6 +29,7 @@ class GatewaySettings(BaseSettings):
     sts_endpoint: str = ""  # STS through a VPC endpoint; empty: the regional endpoint
     heartbeat_s: float = Field(default=10.0, gt=0)
     max_queue: int = Field(default=2000, ge=10)
+    write_limit: int = Field(default=256 * 1024, ge=1024, description="bytes buffered per connection")
     max_subscriptions: int = Field(default=50, ge=1)
     max_message_bytes: int = Field(default=4096, ge=256)
     poll_interval: float = Field(default=0.2, gt=0)

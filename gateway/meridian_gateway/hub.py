@@ -2,8 +2,10 @@
 own task, so a slow client never holds up another.
 
 Every connection has a bounded outbox. Trades and order updates are queued as they are and never
-merged or dropped: a connection whose outbox reaches ``max_queue`` messages is closed with
-``SLOW_CONSUMER`` (4008) and its queue freed. A book has at most one queued message per connection:
+merged or dropped: a connection whose outbox reaches ``max_queue`` messages while its last frame is
+still being written (the client is not reading: the socket pushes back) is closed with
+``SLOW_CONSUMER`` (4008) and its queue freed; a burst that arrives while the connection keeps up
+is sent as the next frame (up to ``HARD_LIMIT`` times ``max_queue``). A book has at most one queued message per connection:
 an update that finds one still queued is merged into it (conflation, as venues do when a client
 falls behind: the client gets fewer, larger updates and its book stays correct), so books never
 make a queue grow. A connection's task sends everything queued at once as one frame (a JSON array),
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SLOW_CONSUMER = 4008
 MAX_FRAME_MESSAGES = 1000
+HARD_LIMIT = 8  # times max_queue: queued messages that close a connection even while it keeps up
 _SIDES = {1: "BUY", 2: "SELL", "BUY": "BUY", "SELL": "SELL"}
 
 Send = Callable[[bytes], Any]  # awaitable: one text frame
@@ -52,6 +55,7 @@ class Client:
         self._ready = asyncio.Event()
         self.closing = False
         self.sent = 0
+        self._writing = False  # the pump is waiting for a frame to be written
 
     @property
     def queued(self) -> int:
@@ -60,7 +64,8 @@ class Client:
     def enqueue(self, node_ts: int, encoded: bytes) -> None:
         if self.closing:
             return
-        if len(self._items) >= self.max_queue:
+        queued = len(self._items)
+        if queued >= self.max_queue and (self._writing or queued >= HARD_LIMIT * self.max_queue):
             self.drop_slow()
             return
         self._items.append((node_ts, encoded))
@@ -122,7 +127,11 @@ class Client:
             frame, count, oldest = self._frame()
             if not count:
                 continue
-            await self._send(frame)
+            self._writing = True
+            try:
+                await self._send(frame)
+            finally:
+                self._writing = False
             self.sent += count
             metrics.frames.inc()
             metrics.messages.labels("all").inc(count)

@@ -221,7 +221,7 @@ class Gateway:
             process_request=self.process_request,
             max_size=settings.max_message_bytes,
             max_queue=16,
-            write_limit=256 * 1024,
+            write_limit=settings.write_limit,
             ping_interval=settings.ping_interval,
             ping_timeout=settings.ping_interval,
             close_timeout=2,
