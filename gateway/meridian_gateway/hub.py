@@ -2,14 +2,16 @@
 own task, so a slow client never holds up another.
 
 Every connection has a bounded outbox. Trades and order updates are queued as they are and never
-merged or dropped: a connection whose outbox reaches ``max_queue`` messages while its last frame is
-still being written (the client is not reading: the socket pushes back) is closed with
+merged or dropped: a connection whose outbox reaches ``max_queue`` messages while its last frame
+is still being written (the client is not reading: the socket pushes back) is closed with
 ``SLOW_CONSUMER`` (4008) and its queue freed; a burst that arrives while the connection keeps up
-is sent as the next frame (up to ``HARD_LIMIT`` times ``max_queue``). A book has at most one
-queued message per connection: an update that finds one still queued is merged into it
-(conflation, as venues do when a client falls behind: the client gets fewer, larger updates and
-its book stays correct), so books never make a queue grow. A connection's task sends everything queued at once as one frame (a JSON array),
-which is how a busy feed costs one write per client per wake-up rather than one per update.
+is sent as the next frame (up to ``HARD_LIMIT`` times ``max_queue``).
+
+A book has at most one queued message per connection: an update that finds one still queued is
+merged into it (conflation, as venues do when a client falls behind: the client gets fewer,
+larger updates and its book stays correct), so books never make a queue grow. A connection's task
+sends everything queued at once as one frame (a JSON array): a busy feed costs one write per
+client per wake-up rather than one per update.
 """
 
 from __future__ import annotations
