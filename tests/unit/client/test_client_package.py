@@ -83,7 +83,8 @@ def test_the_wheel_carries_the_library_the_command_and_its_dependencies(tmp_path
     (wheel,) = (tmp_path / "dist").glob("meridian_client-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        assert {"meridian_client/cli.py", "meridian_client/api.py", "meridian_client/auth.py"} <= set(names)
+        assert {"meridian_client/cli.py", "meridian_client/api.py", "meridian_client/auth.py",
+                "meridian_client/stream.py"} <= set(names)  # fmt: skip
         info = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         assert "meridian = meridian_client.cli:main" in archive.read(info).decode()
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -93,4 +94,4 @@ def test_the_wheel_carries_the_library_the_command_and_its_dependencies(tmp_path
     declared = tomllib.loads((CLIENTS / "pyproject.toml").read_text())["project"]["dependencies"]
     assert {Requirement(r).name for r in required} == {Requirement(r).name for r in declared}
     # What meridian_client imports beyond the standard library, and nothing else, is declared.
-    assert {Requirement(r).name for r in declared} == {"botocore", "requests"}
+    assert {Requirement(r).name for r in declared} == {"botocore", "requests", "websockets"}
