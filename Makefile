@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill bench bench-engine bench-wire bench-api \
-        bench-pipeline bench-recovery bench-fuzz build lock openapi clean
+        bench-pipeline bench-recovery bench-fuzz bench-local build lock openapi clean
 
 # The native matching core (Cython -> C -> gcc), built in place beside its sources.
 NATIVE := $(VENV)/.native-core
@@ -92,8 +92,13 @@ bench-recovery: setup
 bench-fuzz: setup
 	$(PY) bench/fuzz_bench.py
 
+# Against the running `make run` (another terminal): 8 clients placing orders through the REST API.
+bench-local: setup
+	$(PY) bench/local_bench.py
+
 openapi: setup
 	$(PY) -m orders_api.openapi_export docs/api/openapi.json
+	$(PY) -m tools.sdk_models
 
 lock:
 	$(BIN)/pip freeze --exclude-editable > requirements/lock.txt

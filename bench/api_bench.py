@@ -81,6 +81,11 @@ from meridian_local.route_timing import World  # noqa: E402
 TRADERS = [(role_session_arn("meridian-trader", f"bench{i}"), f"BENCH-{i}") for i in range(2)]
 
 
+def percentile(samples: list[float], pct: float) -> float:
+    """The ``pct``-th percentile (nearest rank), in the samples' unit."""
+    return nearest_rank(sorted(samples), pct / 100)
+
+
 def percentile_ms(samples: list[float], q: float) -> float:
     """Nearest rank (``meridian.stats``, as every benchmark and the node's metrics use), in ms."""
     return round(nearest_rank(sorted(samples), q), 3)
@@ -147,8 +152,8 @@ def route_summary(worlds: dict[str, World], delay_ms: float) -> dict[str, Any]:
         floor = worlds["floor"].samples[name]
         typical = statistics.mode(samples.trips)
         worst = max(samples.trips, key=lambda t: (t.total, t.calls))
-        modelled_p50 = percentile_ms(samples.modelled_ms, 50)
-        floor_p50 = percentile_ms(floor.wall_ms, 50)
+        modelled_p50 = percentile_ms(samples.modelled_ms, 0.50)
+        floor_p50 = percentile_ms(floor.wall_ms, 0.50)
         summary[name] = {
             "round_trips": typical.total,
             "before_node": typical.before_node,
@@ -159,11 +164,11 @@ def route_summary(worlds: dict[str, World], delay_ms: float) -> dict[str, Any]:
                 sum(t.total > typical.total for t in samples.trips) / len(samples.trips), 3
             ),
             "modelled_p50_ms": round(modelled_p50, 3),
-            "modelled_p99_ms": round(percentile_ms(samples.modelled_ms, 99), 3),
-            "padded_p50_ms": round(percentile_ms(samples.wall_ms, 50), 3),
+            "modelled_p99_ms": round(percentile_ms(samples.modelled_ms, 0.99), 3),
+            "padded_p50_ms": round(percentile_ms(samples.wall_ms, 0.50), 3),
             "modelled_cpu_ms_per_op": round(statistics.fmean(samples.cpu_ms), 3),
             "floor_p50_ms": round(floor_p50, 3),
-            "floor_p99_ms": round(percentile_ms(floor.wall_ms, 99), 3),
+            "floor_p99_ms": round(percentile_ms(floor.wall_ms, 0.99), 3),
             "floor_cpu_ms_per_op": round(statistics.fmean(floor.cpu_ms), 3),
             "modelled_minus_floor_in_delays": round((modelled_p50 - floor_p50) / delay_ms, 2),
         }
@@ -267,36 +272,39 @@ def _probe(folder: Path, site: Path | None) -> list[str]:
 
 def cold_imports(runs: int, site: Path | None) -> dict[str, float]:
     """Median import time of each function's ``app`` in a fresh interpreter, as Lambda starts it:
-    LAMBDA_TASK_ROOT set (the X-Ray SDK then uses its Lambda sampler) and tracing on."""
-    results = {}
-    folders = sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists())
-    for folder in [*folders, FLOOR]:
-        env = {
-            **os.environ,
-            "LAMBDA_TASK_ROOT": str(folder),
-            "AWS_LAMBDA_FUNCTION_NAME": folder.name,
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
-            "POWERTOOLS_TRACE_DISABLED": "false",
-        }
-        samples = []
-        for _ in range(runs):
+    LAMBDA_TASK_ROOT set (the X-Ray SDK then uses its Lambda sampler) and tracing on. Interleaved:
+    each round imports every function and the floor once, in turn, so a busy moment of the machine
+    falls on all of them rather than on one."""
+    folders = [*sorted(p for p in (ROOT / "functions").iterdir() if (p / "app.py").exists()), FLOOR]
+    samples: dict[str, list[float]] = {folder.name: [] for folder in folders}
+    failed: set[str] = set()
+    for _ in range(runs):
+        for folder in folders:
+            if folder.name in failed:
+                continue
+            env = {
+                **os.environ,
+                "LAMBDA_TASK_ROOT": str(folder),
+                "AWS_LAMBDA_FUNCTION_NAME": folder.name,
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+                "POWERTOOLS_TRACE_DISABLED": "false",
+            }
             done = subprocess.run(
                 _probe(folder, site), cwd=folder, env=env, capture_output=True, text=True, check=False
             )
             if done.returncode != 0:
                 print(f"{folder.name}: import failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
-                break
-            samples.append(float(done.stdout.strip().splitlines()[-1]))
-        if samples:
-            results[folder.name] = round(statistics.median(samples), 1)
-    return results
+                failed.add(folder.name)
+                continue
+            samples[folder.name].append(float(done.stdout.strip().splitlines()[-1]))
+    return {name: round(statistics.median(values), 1) for name, values in samples.items() if values}
 
 
 def routes(node: NodeProcess) -> dict[str, Any]:
     """Section 3, against the live node; written to bench/results/api_round_trips.json."""
     route_n = int(os.environ.get("BENCH_API_ROUTE_N", "100"))
     delay_ms = float(os.environ.get("BENCH_API_DELAY_MS", "4"))
-    router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
+    router = Router(StaticRoutes(RouteTable(default=((node.host, node.port),))))
     summary = route_summary(route_timing.run(route_n, delay_ms, HotpathGateway(router)), delay_ms)
     summary["n"] = route_n
     ROUTE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -317,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             route_result = routes(node)
             if only_routes:
                 return 0
-            router = Router(StaticRoutes(RouteTable(default=(node.host, node.port))))
+            router = Router(StaticRoutes(RouteTable(default=((node.host, node.port),))))
             live = latency(HotpathGateway(router), n, "live")
         finally:
             node.terminate()

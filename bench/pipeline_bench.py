@@ -82,7 +82,7 @@ def pin_to_one_cpu() -> str:
         return "not pinned (no sched_setaffinity)"
     allowed = ALLOWED_CPUS
     try:
-        import psutil  # type: ignore[import-untyped]  # noqa: PLC0415 - only to pick the quietest CPU
+        import psutil  # noqa: PLC0415 - only to pick the quietest CPU
 
         busy = psutil.cpu_percent(interval=0.5, percpu=True)
         cpu = min(allowed, key=lambda c: busy[c] if c < len(busy) else 100.0)

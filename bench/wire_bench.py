@@ -20,9 +20,11 @@ pipelined, so a change in the machine's load hits floor and orders alike. Report
 the achieved rate beside the configured one, ratios to both floors, and CPU time per request of
 the server process (node or echo) and of the client beside wall time.
 
-``BENCH_WIRE_NODE_ARGS`` adds arguments to the node's command line (e.g. ``--ack-after async``);
-alternatives separated by ``;`` run one node each, one set of
-rows per alternative (e.g. ``--ack-after fsync;--ack-after async``). Writes ``BENCH_OUT`` (default
+``BENCH_WIRE_NODE_ARGS`` adds arguments to the node's command line (e.g. ``--ack-after async``; a
+replicated mode, ``--ack-after replica``, starts a primary and its standby with a lease table on an
+in-process moto server, and measures the primary once its standby is in sync); alternatives
+separated by ``;`` run one node each, one set of rows per alternative (e.g.
+``--ack-after fsync;--ack-after async;--ack-after replica``). Writes ``BENCH_OUT`` (default
 bench/results/wire.json).
 """
 
@@ -43,7 +45,13 @@ if str(ROOT) not in sys.path:
 
 from bench.echo_server import READY_PREFIX as ECHO_READY  # noqa: E402
 from bench.wire_client import LAST, RunResult, paced, pipelined  # noqa: E402
-from bench.wire_node import filesystem_of, journal_figures, node_counters, process_cpu_seconds  # noqa: E402
+from bench.wire_node import (  # noqa: E402
+    filesystem_of,
+    journal_figures,
+    node_counters,
+    process_cpu_seconds,
+    replicated_pair,
+)
 from meridian.domain import DEFAULT_INSTRUMENTS  # noqa: E402
 from meridian.protocol import Heartbeat, Message, NewOrder  # noqa: E402
 from meridian.stats import nearest_rank  # noqa: E402
@@ -222,7 +230,12 @@ def main() -> int:
             journal = filesystem_of(Path(tmp))
             for i, extra in enumerate(node_configs):
                 node_args = ("--metrics-port", "0", "--snapshot-every", "10000000", *extra)
-                with NodeProcess.start(Path(tmp) / f"node-{i}", *node_args) as node:
+                replicated = any(arg.startswith("replica") for arg in extra)
+                with (
+                    replicated_pair(Path(tmp) / f"pair-{i}", *node_args)
+                    if replicated
+                    else NodeProcess.start(Path(tmp) / f"node-{i}", *node_args)
+                ) as node:
                     configs.append({"node_args": " ".join(extra), **measure(node, echo, settings)})
                     node.terminate()
     finally:

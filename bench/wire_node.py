@@ -7,15 +7,22 @@
   how loaded the machine is.
 * ``filesystem_of``: the file system a path lives on (``/proc/self/mounts``): an fdatasync on
   tmpfs reaches memory, not a disk.
+* ``replicated_pair``: a primary and its standby, for the replicated ack modes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from meridian_hotpath.process import NodeProcess
 
 MEMORY_FILE_SYSTEMS = frozenset({"tmpfs", "ramfs"})
 _LATENCY_BUCKET = "meridian_request_latency_seconds_bucket"
@@ -110,3 +117,61 @@ def filesystem_of(path: Path, mounts: str | None = None) -> dict[str, str | bool
         else f"{fs_type} at {mount_point}: fdatasync per batch reaches the device"
     )
     return {"mount_point": mount_point, "filesystem": fs_type, "memory_backed": memory, "verdict": verdict}
+
+
+REPLICA_TABLE = "meridian-bench-leases"
+
+
+@contextlib.contextmanager
+def replicated_pair(directory: Path, *node_args: str) -> Iterator[NodeProcess]:
+    """A primary and its hot standby (a lease table on an in-process moto server), for the rows of a
+    replicated ack mode: yields the primary once its standby is in sync; stops all three after."""
+    import boto3  # noqa: PLC0415
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    dynamodb = boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+        aws_secret_access_key="bench",  # noqa: S106 - the local moto server's stand-in credentials
+    )  # fmt: skip
+    dynamodb.create_table(
+        TableName=REPLICA_TABLE,
+        KeySchema=[{"AttributeName": "shard", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "shard", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    env = {**credentials, "AWS_ENDPOINT_URL": endpoint}
+    shard = ("--shard", "bench", "--lease-table", REPLICA_TABLE, "--replication-port", "0")
+    nodes: list[NodeProcess] = []
+    try:
+        nodes.append(
+            NodeProcess.start(directory / "primary", *node_args, *shard, "--node-id", "primary", env=env)
+        )
+        nodes.append(
+            NodeProcess.start(directory / "standby", *node_args, *shard, "--node-id", "standby", env=env)
+        )
+        deadline = time.monotonic() + 60
+        while not _in_sync(dynamodb):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the standby never got in sync")
+            time.sleep(0.05)
+        yield nodes[0]
+    finally:
+        for node in reversed(nodes):
+            node.__exit__(None, None, None)
+        server.stop()
+
+
+def _in_sync(dynamodb: Any) -> bool:
+    item = dynamodb.get_item(TableName=REPLICA_TABLE, Key={"shard": {"S": "bench"}}, ConsistentRead=True).get(
+        "Item"
+    )
+    return bool(item and item.get("in_sync", {}).get("BOOL"))

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from botocore.credentials import Credentials
-from meridian_client.stream import AUTH_HEADER, connect_token
 from websockets.sync.client import ClientConnection, connect
 
 from meridian.iam.access import ExecuteApi, RoleAccess, RolePolicies
 from meridian.iam.sigv4 import LocalCredential
 from meridian.kpl import aggregate
+from meridian_client.stream import AUTH_HEADER, connect_token
 from meridian_gateway.access import ChannelAccess
 from meridian_gateway.config import GatewaySettings
 from meridian_gateway.identity import LocalVerifier

@@ -24,7 +24,7 @@ COUNT = "Count"
 
 FUNCTION_METRICS: dict[str, dict[str, tuple[str, frozenset[str]]]] = {
     "orders_api": {
-        "OrderLatency": ("Milliseconds", SERVICE),
+        "ApiLatency": ("Milliseconds", SERVICE | {"route"}),
         "Rejects": (COUNT, SERVICE | {"reason"}),
     },
     "ledger": {

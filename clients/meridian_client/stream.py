@@ -1,4 +1,4 @@
-"""Streaming: a signed connect to the gateway, a book kept by its sequence numbers, ``meridian stream``.
+"""Streaming: a signed connect to the gateway and a book kept by its sequence numbers.
 
 The gateway (``docs/api/streaming.md``) takes a connect token: a ``sts:GetCallerIdentity``
 request signed with the caller's own AWS credentials (SigV4, the same credentials the REST calls
@@ -7,20 +7,16 @@ client; the gateway asks STS (or, locally, the local credentials) who signed it.
 
 ``BookKeeper`` holds a book from ``book_snapshot`` and ``book_update`` messages: an update whose
 ``prev_seq`` is not the seq held is a gap, and the keeper asks for a re-sync (a new snapshot).
+The ``meridian stream`` command over these is ``cli_stream``.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import json
-import os
-import sys
-import time
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -122,59 +118,3 @@ def describe(message: dict[str, Any], books: dict[str, BookKeeper]) -> str:
         shown = " ".join(f"{k}={v}" for k, v in details.items() if v is not None)
         return f"order {message['event']:<8} {message['symbol']} {message['client_order_id']} {shown}"
     return f"{kind:<13} {json.dumps(message, separators=(',', ':'))}"
-
-
-def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("stream", help="stream books, trades or your orders from the gateway")
-    parser.add_argument("channel", choices=("book", "trades", "orders"))
-    parser.add_argument("symbol", nargs="?", help="book and trades: the symbol")
-    parser.add_argument("--gateway-url", default=os.environ.get("MERIDIAN_GATEWAY_URL", DEFAULT_URL))
-    parser.add_argument("--audience", default=os.environ.get("MERIDIAN_GATEWAY_AUDIENCE", DEFAULT_AUDIENCE))
-    parser.add_argument("--count", type=int, help="stop after this many messages")
-    parser.add_argument("--seconds", type=float, help="stop after this many seconds")
-
-
-def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """``meridian stream``: exit 0 when done, 2 for bad arguments, 3 when refused, 4 unreachable."""
-    import botocore.session  # noqa: PLC0415
-    from websockets.exceptions import InvalidStatus, WebSocketException  # noqa: PLC0415
-
-    if (args.channel == "orders") == bool(args.symbol):
-        print("error: book and trades need a symbol; orders takes none", file=err)
-        return 2
-    credentials = botocore.session.get_session().get_credentials()
-    if credentials is None:
-        print("error: no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", file=err)
-        return 2
-    channel = "orders" if args.channel == "orders" else f"{args.channel}.{args.symbol.upper()}"
-    token = connect_token(credentials, args.region, args.audience)
-
-    async def follow() -> None:
-        books: dict[str, BookKeeper] = {}
-        seen, deadline = 0, None if args.seconds is None else time.monotonic() + args.seconds
-        async for message in stream(args.gateway_url, token, [channel], books):
-            print(describe(message, books), file=out, flush=True)
-            seen += 1
-            if message["type"] == "error" or (args.count and seen >= args.count):
-                return
-            if deadline is not None and time.monotonic() > deadline:
-                return
-
-    try:
-        if args.seconds is not None:
-            with_timeout = asyncio.wait_for(follow(), args.seconds + 5)
-            asyncio.run(with_timeout)
-        else:
-            asyncio.run(follow())
-    except InvalidStatus as exc:
-        body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
-        print(f"refused: {exc.response.status_code} {body}", file=err)
-        return 3
-    except TimeoutError:
-        return 0
-    except (OSError, WebSocketException) as exc:
-        print(f"error: no stream from {args.gateway_url} ({type(exc).__name__}: {exc})", file=err)
-        return 4
-    except KeyboardInterrupt:
-        return 0
-    return 0

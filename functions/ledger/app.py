@@ -1,4 +1,5 @@
-"""LedgerFunction: SQS (LedgerQueue) -> trades and positions in PostgreSQL, partial batch failures."""
+"""LedgerFunction: SQS (LedgerQueue) -> trades, positions and order cancellations in PostgreSQL,
+partial batch failures."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ledger.consumer import record_trade_message
+from ledger.consumer import record_ledger_message
 
 from meridian.aws_clients import TRACED_MODULES
 from meridian.consumers import process_batch
@@ -24,4 +25,4 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meri
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     metrics.add_metric(name="LedgerMessages", unit=MetricUnit.Count, value=len(event.get("Records", [])))
-    return process_batch(event, context, record_trade_message)
+    return process_batch(event, context, record_ledger_message)

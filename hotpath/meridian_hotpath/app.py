@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
-from meridian_hotpath.commit import AckMode
+from meridian_hotpath.commit import AckMode, FencedError
 from meridian_hotpath.follower import DurableSeq, FollowerConfig
 from meridian_hotpath.follower_link import FollowerLink, FollowerProcess, FollowerThread
 from meridian_hotpath.identity import claim_node_number
@@ -24,8 +25,11 @@ from meridian_hotpath.metrics_http import start_metrics_server
 from meridian_hotpath.node import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_SNAPSHOT_EVERY, MatchingNode
 from meridian_hotpath.publisher import StreamSink
 from meridian_hotpath.recovery import journal_dir, recover
+from meridian_hotpath.replication import EpochLog
+from meridian_hotpath.roles import ShardRole, cut_back, reserve_port
 from meridian_hotpath.runtime_tuning import RuntimeTuning
 from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
+from meridian_hotpath.shard import DivergedError, ShardConfig
 from meridian_hotpath.volatility import DEFAULT_INTERVAL
 
 try:
@@ -63,6 +67,7 @@ class NodeConfig:
     follower_process: bool = False  # the journal follower as its own process (the command line's way)
     expected_client_order_ids: int = 1 << 20  # a trading day's, to size the engine's table up front
     expected_live_orders: int = 1 << 16
+    shard: ShardConfig | None = None  # a replicated shard: primary or standby by its lease (roles.py)
 
 
 def load_instruments(path: Path) -> tuple[Instrument, ...]:
@@ -128,17 +133,26 @@ class RunningNode:
                 sorted(configured),
             )
         self.metrics = metrics = NodeMetrics()
+        # Bound now, listening once this node serves clients: a standby refuses connections.
+        self._client_socket = reserve_port(config.host, config.port)
+        self.port = self._client_socket.getsockname()[1]
+        self.role: ShardRole | None = None
+        leading = True
+        if config.shard is not None:
+            self.role = ShardRole(self, config.shard, EpochLog.load(config.data_dir))
+            leading = await self.role.try_lead()
         self.durable = DurableSeq(config.data_dir)
         journal = JournalWriter(journal_dir(config.data_dir), engine.seq + 1, config.segment_bytes)
         syncer = journal.start_syncer()
         syncer.share_durable(self.durable.view)
-        self.follower = self._follower()
-        syncer.notify(self.follower.wake_write)
+        self.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # the syncer wakes the follower through it
+        syncer.notify(self.wake[1])
+        self.follower = self._follower(standby=not leading, start_seq=self.recovery.seq)
         if self._executions_sink is None and not config.executions_stream:
             log.warning("executions are not published: no --executions-stream, so this node has no drop copy")
         self._tuning = RuntimeTuning(metrics.gc_pauses) if config.tune_runtime else None
         self.node = MatchingNode(
-            engine, journal, metrics, self.follower, config.ack_after, self._fatal, config.delivery_timeout
+            engine, journal, metrics, self.follower, config.ack_after, self.fatal, config.delivery_timeout
         )
         syncer.start()
         await self.follower.start()
@@ -147,7 +161,17 @@ class RunningNode:
         self.server = MatchingServer(
             self.node, config.write_buffer_high, config.socket_send_buffer, config.max_owed
         )
-        self.port = await self.server.start(config.host, config.port)
+        if self.role is None:
+            await self.serve_clients()
+        elif leading:
+            await self.role.serve_as_primary()
+            await self.serve_clients()
+        else:
+            self.role.start_following()
+        if self.role is not None:
+            role = self.role
+            metrics.state.details["shard"] = role.config.shard
+            self.node.extra_gauges.append(role.gauges)
         self._metrics_server: asyncio.AbstractServer | None = None
         self.metrics_port: int | None = None
         if config.metrics_port is not None:
@@ -157,35 +181,60 @@ class RunningNode:
         if self._tuning is not None:
             self._tuning.start()  # last: what start-up made is frozen out of the collector's way
 
-    def _follower(self) -> FollowerLink:
+    def _follower(self, standby: bool, start_seq: int) -> FollowerLink:
         config = self.config
         follower_config = FollowerConfig(
             config.data_dir,
             config.instruments,
             config.snapshot_every,
             config.delivery_timeout,
-            self.recovery.seq,
+            start_seq,
             depth_levels=config.depth_levels,
+            standby=standby,
         )
         if config.follower_process and self._sink is None and self._executions_sink is None:
-            return FollowerProcess(follower_config, config.kinesis_stream, config.executions_stream)
-        return FollowerThread(follower_config, self._sink, self._executions_sink)
+            streams = (None, None) if standby else (config.kinesis_stream, config.executions_stream)
+            return FollowerProcess(follower_config, self.wake, *streams)
+        if standby:
+            return FollowerThread(follower_config, self.wake, None, None)
+        return FollowerThread(follower_config, self.wake, self._sink, self._executions_sink)
+
+    async def serve_clients(self) -> None:
+        await self.server.start(self.config.host, self.port, sock=self._client_socket)
+
+    async def become_publishing(self) -> None:
+        """A standby taking over: its silent follower gives way to one that publishes, re-sending
+        the trades after the last snapshot its primary confirmed delivered."""
+        node = self.node
+        await self.follower.stop(node.journal.durable_seq, self.config.delivery_timeout + 5)
+        self.follower = self._follower(standby=False, start_seq=node.engine.seq)
+        node.follower = self.follower
+        await self.follower.start()
 
     def startup_line(self) -> str:
         return startup_line(self.config.host, self.port, self.metrics_port, self.recovery.seq)
 
-    def _fatal(self, exc: BaseException) -> None:
+    def fatal(self, exc: BaseException) -> None:
         self.failure = exc
+        node = getattr(self, "node", None)
+        if node is not None and not node.failed:
+            node.fail(exc)  # calls back here, through on_fatal
+            return
         self.stopped.set()
 
     async def shutdown(self) -> None:
         """Stop reading, commit, make the journal durable, let the follower finish, flush answers."""
         log.info("shutting down at seq %d", self.node.engine.seq)
+        if self.role is not None:
+            await self.role.close()
         self.server.stop_accepting()
         await self.node.close()
         await self.server.close_connections()
+        self._client_socket.close()
         await self.node.stop_follower()  # what it cannot deliver in time is re-sent on the next start
         self.durable.close()
+        for end in self.wake:
+            os.close(end)
         if self._metrics_server is not None:
             self._metrics_server.close()
         if self._tuning is not None:
@@ -193,21 +242,35 @@ class RunningNode:
 
 
 async def serve(config: NodeConfig, announce: Callable[[str], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT (or a fatal failure); return the process exit code."""
+    """Serve until SIGTERM/SIGINT (or a fatal failure); return the process exit code.
+
+    A standby whose journal parted from its primary's (a deposed primary's unacknowledged tail) has
+    cut it back (``roles``) and starts again at once, in this process; so does a primary that lost
+    its lease (it stopped answering first): it takes the lease again if nobody else did, and
+    otherwise rejoins as the standby of whoever did.
+    """
     loop = asyncio.get_running_loop()
-    running = RunningNode(config)
-    await running.start()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, running.stopped.set)
-    (announce or _print_flush)(running.startup_line())
-    try:
-        await running.stopped.wait()
-    finally:
+    announced = False
+    while True:
+        running = RunningNode(config)
+        await running.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        await running.shutdown()
-        log.info("stopped at seq %d", running.node.engine.seq)
-    return 1 if running.failure is not None else 0
+            loop.add_signal_handler(signum, running.stopped.set)
+        if not announced:
+            (announce or _print_flush)(running.startup_line())
+            announced = True
+        try:
+            await running.stopped.wait()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await running.shutdown()
+            log.info("stopped at seq %d", running.node.engine.seq)
+        if not isinstance(running.failure, (DivergedError, FencedError)):
+            return 1 if running.failure is not None else 0
+        if isinstance(running.failure, DivergedError):
+            cut_back(config.data_dir, running.failure.seq)
+        log.warning("starting again after: %s", running.failure)
 
 
 def _print_flush(line: str, stream: TextIO = sys.stdout) -> None:

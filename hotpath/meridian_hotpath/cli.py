@@ -19,9 +19,11 @@ from meridian_hotpath.commit import AckMode
 from meridian_hotpath.follower_link import instruments_from_env, run_follower_process
 from meridian_hotpath.identity import NodeIdentityError, NodeNumberMismatchError
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalCorruptError
+from meridian_hotpath.lease import DynamoLeaseStore
 from meridian_hotpath.marketdata import DEFAULT_DEPTH_LEVELS, MAX_DEPTH_LEVELS
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY
 from meridian_hotpath.recovery import RecoveryError, engine_checksum, recover, verify
+from meridian_hotpath.shard import ShardConfig
 
 EXIT_OK, EXIT_CORRUPT, EXIT_USAGE = 0, 1, 2
 
@@ -100,7 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=AckMode.FSYNC.value,
         help="fsync: answer once the journal records are on disk (an acknowledged order survives a host"
         " crash); async: once written, fdatasync following continuously (survives a crash of the"
-        " process; a host crash is covered by the shard's replica)",
+        " process; a host crash is covered by the shard's replica); replica: once the shard's standby"
+        " holds them; replica+fsync: once both disks do",
+    )
+    shard = serve_cmd.add_argument_group("replicated shard (primary and standby, by a DynamoDB lease)")
+    shard.add_argument("--shard", help="the shard this node belongs to; without it the node runs alone")
+    shard.add_argument("--lease-table", help="DynamoDB table of the shards' leases (key: shard)")
+    shard.add_argument("--node-id", help="this node's name in the lease (default: host:port)")
+    shard.add_argument("--advertise", help="the address other nodes and clients reach this one at")
+    shard.add_argument("--replication-port", type=_port, default=9002, help="0 picks a free port")
+    shard.add_argument("--lease-ttl-ms", type=_positive, default=2000)
+    shard.add_argument(
+        "--replica-timeout-ms",
+        type=_positive,
+        default=500,
+        help="a standby that acknowledges nothing for this long is let go (the primary goes on alone)",
     )
     serve_cmd.add_argument(
         "--expected-orders-per-day",
@@ -159,6 +175,29 @@ def _replay(data_dir: Path, instruments: tuple[Instrument, ...], to_seq: int) ->
     return EXIT_OK
 
 
+def _shard(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ShardConfig | None:
+    """The replicated shard the command line names, if it names one."""
+    if args.shard is None:
+        if AckMode(args.ack_after).replicated:
+            parser.error(f"--ack-after {args.ack_after} needs a replicated shard: --shard and --lease-table")
+        return None
+    if not args.lease_table:
+        parser.error("--shard needs --lease-table")
+    advertise = args.advertise or args.host
+    return ShardConfig(
+        shard=args.shard,
+        node_id=args.node_id or f"{advertise}:{args.port}",
+        store=DynamoLeaseStore(args.lease_table),
+        client_address=f"{advertise}:{args.port}" if args.port else "",
+        replication_host=args.host,
+        replication_port=args.replication_port,
+        advertise_host=advertise,
+        ttl_ms=args.lease_ttl_ms,
+        margin_ms=args.lease_ttl_ms // 4,
+        replica_timeout=args.replica_timeout_ms / 1000,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a message on stderr for bad arguments
@@ -209,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         node_number=args.node_number,
         follower_process=True,
         expected_client_order_ids=args.expected_orders_per_day,
+        shard=_shard(parser, args),
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

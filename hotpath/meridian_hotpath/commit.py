@@ -41,6 +41,16 @@ log = logging.getLogger(__name__)
 class AckMode(enum.StrEnum):
     FSYNC = "fsync"
     ASYNC = "async"
+    REPLICA = "replica"  # once the shard's standby holds the batch (both disks sync behind)
+    REPLICA_FSYNC = "replica+fsync"  # once both disks hold it
+
+    @property
+    def replicated(self) -> bool:
+        return self in (AckMode.REPLICA, AckMode.REPLICA_FSYNC)
+
+
+class FencedError(Exception):
+    """The primary could not confirm its lease in time: it answers nothing more (self-fencing)."""
 
 
 class AnswerChannel(Protocol):
@@ -88,6 +98,18 @@ class Committer:
         self._scheduled = False
         self._durable_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.failed = False
+        # Replication (replica modes): what the standby holds, whether it is there, and where each
+        # written batch goes to reach it. Without a live standby, answers wait for the local disk.
+        self.replica_written = 0
+        self.replica_durable = 0
+        self.replica_live = False
+        # Without a live standby, a replicated mode answers from the local disk only once the lease
+        # says the standby is not in sync (so it will not take over without those orders).
+        self.alone_allowed = True
+        self.forward: Callable[[int, int, bytes], None] | None = None
+        # Fencing: answers leave only while this returns True (the primary's lease is valid).
+        self.may_answer: Callable[[], bool] = lambda: True
+        self.on_durable: list[Callable[[], None]] = []  # told after each fdatasync (a standby's acks)
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         assert journal.syncer is not None, "the journal's syncer is started by the node, after this"
         self.syncer = journal.syncer
@@ -148,16 +170,22 @@ class Committer:
             return
         self.open = Batch()
         batch.last_seq = self.engine.seq
+        first = batch.last_seq - batch.records + 1
+        records = self.engine.take_journal()
         try:
-            self.journal.write_records(self.engine.take_journal(), batch.last_seq)
+            self.journal.write_records(records, batch.last_seq)
         except OSError as error:
             self._fail(error)
             return
+        if self.forward is not None:
+            self.forward(first, batch.last_seq, records)
         batch.written_ns = time.perf_counter_ns()
         if self.mode is AckMode.ASYNC:
             self._release(batch)
         else:
             self._waiting.append(batch)
+            if self.mode.replicated:
+                self._release_safe()
 
     def _synced(self) -> None:
         """The syncer made more records durable (or failed)."""
@@ -168,15 +196,52 @@ class Committer:
             self._fail(OSError(error, f"journal fdatasync failed: {os.strerror(error)}"))
             return
         durable = self.journal.durable_seq
-        waiting = self._waiting
-        while waiting and waiting[0].last_seq <= durable:
-            self._release(waiting.popleft())
+        self._release_safe()
+        for listener in self.on_durable:
+            listener()
         if self._durable_waiters:
             ready = [w for w in self._durable_waiters if w[0] <= durable]
             self._durable_waiters = [w for w in self._durable_waiters if w[0] > durable]
             for _, waiter in ready:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    def replicated(self, written: int, durable: int) -> None:
+        """The standby acknowledged: it holds the journal up to ``written``, durably to ``durable``."""
+        self.replica_written = max(self.replica_written, written)
+        self.replica_durable = max(self.replica_durable, durable)
+        self._release_safe()
+
+    def standby_connected(self, live: bool) -> None:
+        self.replica_live = live
+        self._release_safe()
+
+    def oldest_waiting_ns(self) -> int | None:
+        """When the oldest batch still waiting for its answers was written (None: none waits)."""
+        return self._waiting[0].written_ns if self._waiting else None
+
+    def release_safe(self) -> None:
+        self._release_safe()
+
+    def safe_seq(self) -> int:
+        """The last seq whose answers may leave, by the ack mode."""
+        local = self.journal.durable_seq
+        mode = self.mode
+        if mode is AckMode.ASYNC:
+            return self.journal.next_seq - 1
+        if mode is AckMode.FSYNC:
+            return local
+        if not self.replica_live:  # alone: from the local disk, once the lease says so
+            return local if self.alone_allowed else min(self.replica_written, local)
+        if mode is AckMode.REPLICA:
+            return self.replica_written  # the standby holds it (and the local write went first)
+        return min(self.replica_durable, local)
+
+    def _release_safe(self) -> None:
+        safe = self.safe_seq()
+        waiting = self._waiting
+        while waiting and waiting[0].last_seq <= safe and not self.failed:
+            self._release(waiting.popleft())
 
     def _fail(self, error: BaseException) -> None:
         if self.failed:
@@ -185,6 +250,9 @@ class Committer:
         self._on_failure(error)
 
     def _release(self, batch: Batch) -> None:
+        if not self.may_answer():  # the lease is no longer certainly ours: not one answer more
+            self._fail(FencedError("the primary's lease may have lapsed: it stops answering"))
+            return
         for channel, frames in batch.answers.items():
             channel.send(frames[0] if len(frames) == 1 else b"".join(frames))
             channel.released(batch.counts[channel])

@@ -177,6 +177,9 @@ class FollowerConfig:
     delivery_timeout: float
     start_seq: int = 0  # the node's seq when it started: what the journal held before is re-sent
     depth_levels: int = DEFAULT_DEPTH_LEVELS  # price levels a side in each book update
+    # A standby's follower: it publishes nothing, and writes snapshots only where its primary's
+    # follower did (``verify``: every trade up to there was delivered), never of its own accord.
+    standby: bool = False
 
 
 @dataclass(slots=True)
@@ -214,6 +217,9 @@ class Follower:
         self._pending_requests: list[tuple[int, int]] = []  # (request id, min seq)
         self._stop_seq: int | None = None
         self._node_gone = False
+        self._verify: list[tuple[int, int]] = []  # (seq, the primary's checksum there), standby only
+        self.checksum_matches = 0
+        self.checksum_mismatches = 0
         self._wakeup = asyncio.Event()
 
     def node_gone(self) -> None:
@@ -253,14 +259,17 @@ class Follower:
         log.info("following the journal from seq %d (snapshot %s)", engine.seq, report.snapshot_seq)
         try:
             while True:
-                self._apply(tail, durable.get())
+                self._apply(tail, self._apply_target(durable.get()))
+                while self._verify_here():  # checked and snapshotted at a seq: apply on past it
+                    self._apply(tail, self._apply_target(durable.get()))
                 self._serve_snapshot_requests()
                 if self._stop_seq is not None and engine.seq >= self._stop_seq:
                     break
                 if self._node_gone:
                     self._apply(tail, durable.get())
                     break
-                if engine.seq - self._last_capture_seq >= config.snapshot_every and not self._snapshot_busy():
+                periodic = not config.standby and engine.seq - self._last_capture_seq >= config.snapshot_every
+                if periodic and not self._snapshot_busy():
                     self._start_snapshot()
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -294,7 +303,36 @@ class Follower:
                 self._pending_requests.append((int(message["id"]), int(message["seq"])))
             elif message["op"] == "stop":
                 self._stop_seq = int(message["seq"])
+            elif message["op"] == "verify":
+                self._verify.append((int(message["seq"]), int(message["checksum"])))
+                self._verify.sort()
             self._wakeup.set()
+
+    def _apply_target(self, durable: int) -> int:
+        """How far to apply now: the durable seq, or the next seq a standby must check and snapshot."""
+        if self._verify and self._verify[0][0] > self.engine.seq:
+            return min(durable, self._verify[0][0])
+        return durable
+
+    def _verify_here(self) -> bool:
+        """At a seq the primary snapshotted: compare checksums, and snapshot here (delivered).
+        Whether a check was done."""
+        checked = False
+        while self._verify and self._verify[0][0] <= self.engine.seq:
+            seq, theirs = self._verify.pop(0)
+            if seq != self.engine.seq:
+                continue  # passed already (a restart): the next one will do
+            ours = self.engine.checksum() & CHECKSUM_MASK
+            if ours == theirs:
+                self.checksum_matches += 1
+            else:
+                self.checksum_mismatches += 1
+                log.error(
+                    "standby state at seq %d differs from its primary's (%016x != %016x)", seq, ours, theirs
+                )
+            self._start_snapshot()
+            checked = True
+        return checked
 
     def _apply(self, tail: JournalTail, durable: int) -> None:
         if durable <= self.engine.seq:
@@ -394,6 +432,7 @@ class Follower:
             return None
         self._last_snapshot_seq = max(self._last_snapshot_seq, seq)
         self.counters.snapshots_written += 1
+        self._send({"op": "snapshot_written", "seq": seq, "checksum": checksum})
         return seq, checksum, books
 
     def _serve_snapshot_requests(self) -> None:
@@ -424,7 +463,7 @@ class Follower:
         if self._snapshot_busy():
             assert self._snapshot_task is not None
             await asyncio.wait([self._snapshot_task], timeout=timeout)
-        if self.engine.seq > self._last_snapshot_seq:
+        if self.engine.seq > self._last_snapshot_seq and not self.config.standby:
             snapshot = await self._start_snapshot(timeout)
         for publisher in (self.publisher, self.drop_copy):
             if publisher is not None:
@@ -448,6 +487,8 @@ class Follower:
             "meridian_snapshots_written": self.counters.snapshots_written,
             "meridian_snapshots_failed": self.counters.snapshots_failed,
             "meridian_snapshots_skipped": self.counters.snapshots_skipped,
+            "meridian_replica_checksum_matches": self.checksum_matches,
+            "meridian_replica_checksum_mismatches": self.checksum_mismatches,
         }
         if self.publisher is not None:
             trades, tops = self.publisher.backlog

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -39,17 +40,21 @@ class SnapshotUnavailableError(Exception):
 class FollowerLink:
     """What the node holds: the control connection, the wake-up pipe, the latest statistics."""
 
-    def __init__(self) -> None:
+    def __init__(self, wake: tuple[int, int]) -> None:
+        """``wake``: the read and write ends of the pipe the journal's syncer writes to after each
+        fdatasync. The node owns it (a standby's follower is replaced by a publishing one when it
+        takes over, on the same pipe)."""
         self.stats: dict[str, float] = {}
+        # (seq, engine checksum) of each snapshot the follower writes: every trade up to seq delivered.
+        self.on_snapshot_written: Callable[[int, int], None] = lambda seq, checksum: None
         self.stopped: asyncio.Future[dict[str, Any]] | None = None
         self._requests: dict[int, asyncio.Future[tuple[int, int, dict[str, int]]]] = {}
         self._next_id = 0
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
-        # The wires, made now so that the syncer can be told its wake-up fd before it starts.
         self._node_side, self._follower_side = socket.socketpair()
-        self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_read, self.wake_write = wake
 
     async def _connect(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -60,7 +65,11 @@ class FollowerLink:
     async def _read(self) -> None:
         assert self._reader is not None
         while True:
-            line = await self._reader.readline()
+            try:
+                line = await self._reader.readline()
+            except (ConnectionError, OSError) as exc:  # the follower died (its failure is in its log)
+                log.error("the journal follower's link broke: %r", exc)
+                break
             if not line:
                 break
             message = json.loads(line)
@@ -76,6 +85,8 @@ class FollowerLink:
                 else:
                     books = {str(k): int(v) for k, v in message["books"].items()}
                     future.set_result((int(message["seq"]), int(message["checksum"]), books))
+            elif op == "snapshot_written":
+                self.on_snapshot_written(int(message["seq"]), int(message["checksum"]))
             elif op == "stopped" and self.stopped is not None and not self.stopped.done():
                 self.stopped.set_result(message)
         for future in self._requests.values():
@@ -92,6 +103,10 @@ class FollowerLink:
     def _send(self, message: dict[str, Any]) -> None:
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    def verify(self, seq: int, checksum: int) -> None:
+        """A standby's follower: the primary snapshotted at ``seq``; check and snapshot there too."""
+        self._send({"op": "verify", "seq": seq, "checksum": checksum})
 
     def snapshot(self, min_seq: int) -> asyncio.Future[tuple[int, int, dict[str, int]]]:
         """A snapshot at or after ``min_seq``: resolves to (seq, engine checksum, book checksums)."""
@@ -125,18 +140,19 @@ class FollowerLink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self.wake_write >= 0:
-            os.close(self.wake_write)
-            self.wake_write = -1
 
 
 class FollowerProcess(FollowerLink):
     """The follower as ``python -m meridian_hotpath follow`` (production)."""
 
     def __init__(
-        self, config: FollowerConfig, kinesis_stream: str | None, executions_stream: str | None
+        self,
+        config: FollowerConfig,
+        wake: tuple[int, int],
+        kinesis_stream: str | None,
+        executions_stream: str | None,
     ) -> None:
-        super().__init__()
+        super().__init__(wake)
         self.config = config
         self.kinesis_stream = kinesis_stream
         self.executions_stream = executions_stream
@@ -167,7 +183,6 @@ class FollowerProcess(FollowerLink):
         if housekeeping:  # off the engine's CPUs, which the node was pinned to (and we inherited)
             os.sched_setaffinity(self.process.pid, cpu_list(housekeeping))
         follower_side.close()
-        os.close(wake_read)
         await self._connect(self._node_side)
 
     async def stop(self, through_seq: int, timeout: float) -> dict[str, Any]:
@@ -186,9 +201,13 @@ class FollowerThread(FollowerLink):
     """The follower on a thread of this process, with Python sinks (tests)."""
 
     def __init__(
-        self, config: FollowerConfig, market_data: StreamSink | None, executions: StreamSink | None
+        self,
+        config: FollowerConfig,
+        wake: tuple[int, int],
+        market_data: StreamSink | None,
+        executions: StreamSink | None,
     ) -> None:
-        super().__init__()
+        super().__init__(wake)
         self.config = config
         self.market_data = market_data
         self.executions = executions
@@ -209,7 +228,6 @@ class FollowerThread(FollowerLink):
                 log.exception("journal follower failed")
             finally:
                 follower_side.close()
-                os.close(wake_read)
 
         self._thread = threading.Thread(target=run, name="journal-follower", daemon=True)
         self._thread.start()

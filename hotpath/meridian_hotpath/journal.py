@@ -39,6 +39,7 @@ from meridian.protocol import (
     Admin,
     Cancel,
     NewOrder,
+    NewStopOrder,
     ProtocolError,
     Replace,
     decode,
@@ -54,8 +55,8 @@ DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 if TYPE_CHECKING:
     from meridian_hotpath.journal_sync import JournalSyncer
 
-StateChange = NewOrder | Cancel | Replace | Admin
-STATE_CHANGE_TYPES = (NewOrder, Cancel, Replace, Admin)
+StateChange = NewOrder | NewStopOrder | Cancel | Replace | Admin
+STATE_CHANGE_TYPES = (NewOrder, NewStopOrder, Cancel, Replace, Admin)
 
 
 class ReplayingEngine(Protocol):

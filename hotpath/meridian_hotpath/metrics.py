@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -143,6 +143,8 @@ class NodeMetrics(Collector):
         self.latency: dict[str, LoopHistogram] = {}  # request kind -> received -> answer written
         self.batch_size = LoopHistogram(BATCH_BUCKETS)
         r = self.registry
+        # process_cpu_seconds_total & co.: the node's CPU per order on the dashboards and alerts.
+        ProcessCollector(registry=r)
         self.connections = Gauge("meridian_connections", "Open client connections", registry=r)
         self.connections_accepted = Counter(
             "meridian_connections_accepted", "Client connections accepted", registry=r

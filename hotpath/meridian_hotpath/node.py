@@ -80,6 +80,7 @@ class MatchingNode:
         self.volatility = VolatilityTracker()
         self._volatility_sampler: asyncio.Task[None] | None = None
         self.failed = False
+        self.extra_gauges: list[Callable[[], dict[str, float]]] = []  # e.g. the shard role's
         self._bind_metrics()
 
     # ---- requests ------------------------------------------------------------------------------
@@ -191,8 +192,13 @@ class MatchingNode:
             return
         log.critical("matching node stopping: %r", exc)
         self.failed = True
+        self.committer.failed = True  # not one answer more, and nothing left to wait for
         if self._on_fatal is not None:
             self._on_fatal(exc)
+
+    def fail(self, exc: BaseException) -> None:
+        """Stop answering at once (a fenced primary, a journal that parted from its primary's)."""
+        self._fail(exc)
 
     async def close(self) -> None:
         """Commit what is pending and make the journal durable (the follower is stopped after the
@@ -249,6 +255,7 @@ class MatchingNode:
                 "meridian_engine_memory_bytes": engine.memory_bytes(),
                 "meridian_market_volatility": self.volatility.market_volatility(),
                 **self.follower.stats,
+                **{name: value for gauges in self.extra_gauges for name, value in gauges().items()},
             }
 
         state.extra_gauges = extras

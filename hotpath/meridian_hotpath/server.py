@@ -159,10 +159,14 @@ class MatchingServer:
     def paused_connections(self) -> int:
         return sum(1 for connection in self.connections if connection.reading_paused)
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen; return the bound port (``port`` 0 picks a free one)."""
+    async def start(self, host: str, port: int, sock: socket.socket | None = None) -> int:
+        """Listen; return the bound port (``port`` 0 picks a free one). ``sock``: a socket bound
+        before (a standby reserves its port and listens on it only once it takes over)."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: ClientConnection(self), host, port, backlog=1024)
+        if sock is not None:
+            server = await loop.create_server(lambda: ClientConnection(self), sock=sock, backlog=1024)
+        else:
+            server = await loop.create_server(lambda: ClientConnection(self), host, port, backlog=1024)
         self._server = server
         bound: int = server.sockets[0].getsockname()[1]
         return bound

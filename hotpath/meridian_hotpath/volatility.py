@@ -1,4 +1,4 @@
-"""Realised market volatility per symbol, the signal the node fleet scales on.
+"""Realized market volatility per symbol, the signal the node fleet scales on.
 
 Every ``interval`` seconds the node samples each symbol's mid price (the middle of its best bid and
 offer; a one-sided book gives no sample). The log return between two samples of a symbol, squared

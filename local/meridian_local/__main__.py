@@ -42,11 +42,16 @@ def _start(platform: LocalPlatform) -> bool:
         return False
     e = platform.endpoints
     print(f"Meridian is up in {seconds:.1f} s.", flush=True)
-    print(f"  REST API      {e.api}   (Swagger UI: {e.api}/docs)")
+    print(f"  REST API      {e.api}   (Swagger UI: {e.api}/docs, live dashboard: {e.api}/dashboard)")
     print(f"  AWS endpoint  {e.aws}   (aws --endpoint-url {e.aws} ...)")
     print(f"  node          {e.node}   (metrics: {e.metrics})")
     print(f"  PostgreSQL    {e.database_url}")
-    print(f"  sign requests with the keys in {platform.credentials_file}", flush=True)
+    print(f"  logs          {e.logs}/  (the functions' JSON logs and EMF metrics, one file per component)")
+    print(f"  sign requests with the keys in {platform.credentials_file}")
+    print("  a first trade: .venv/bin/meridian --user alice orders submit --symbol AAPL --side buy --qty 10")
+    print("                 --price 190.00   (Swagger UI signs as a local user too: pick one on /docs)")
+    env_vars = platform.env_vars_file
+    print(f"  sam local invoke <Function> --env-vars {env_vars} --docker-network host", flush=True)
     return True
 
 

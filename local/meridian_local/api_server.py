@@ -3,11 +3,14 @@
 Requests are SigV4-checked against ``<state_dir>/credentials.json`` (written here with one
 principal per user type, so the demo and the CLI can sign), checked against the ``execute-api:Invoke``
 policies of the signer's role in the template the platform provisioned (same template, same
-environment), turned into REST proxy events and sent to the order function through the Lambda
-endpoint, as API Gateway's Lambda proxy integration does. ``GET /ping``, the definition's
-unauthenticated MOCK route, is answered by the gateway itself, unsigned, without the function.
-The order function's AWS clients (created in this process, where moto runs the function) are
-counted: each answer says how many AWS round trips the function waited for (``make demo``).
+environment), turned into REST proxy events and handed to the order function, as API Gateway's
+Lambda proxy integration does. ``GET /ping``, the definition's unauthenticated MOCK route, is
+answered by the gateway itself, unsigned, without the function.
+
+The platform binds the port and starts ``MERIDIAN_API_WORKERS`` worker processes on it
+(``api_worker``): each runs the gateway and the function, one request at a time, as one Lambda
+container does, and counts the function's AWS clients (each answer says how many AWS round trips
+the function waited for: ``make demo``).
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from __future__ import annotations
 import functools
 import json
 import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from werkzeug.serving import BaseWSGIServer
-
-from meridian.iam.sigv4 import load_credentials
-from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
+from meridian_local import api_worker
+from meridian_local.apigw import template_access
 from meridian_local.aws_round_trips import RoundTripRecorder
+from meridian_local.processes import ChildProcess
 
 if TYPE_CHECKING:
     from meridian_local.platform import LocalPlatform
@@ -103,29 +106,59 @@ def count_order_api_round_trips() -> RoundTripRecorder:
 
 
 class ApiServer:
-    def __init__(self, platform: LocalPlatform, host: str, port: int) -> None:
-        self.platform, self.host, self.port = platform, host, port
+    """The local REST API: a listening socket and ``workers`` processes serving it (``api_worker``)."""
+
+    def __init__(self, platform: LocalPlatform, host: str, port: int, workers: int = 2) -> None:
+        self.platform, self.host, self.port, self.workers = platform, host, port, max(1, workers)
         self.credentials_path = platform.credentials_file
-        self._server: BaseWSGIServer | None = None
+        self._socket: socket.socket | None = None
+        self._children: list[ChildProcess] = []
 
     def start(self) -> ApiServer:
-        from orders_api.openapi_export import document  # noqa: PLC0415 - the function's own package
-
         function = self.platform.function(ORDERS_FUNCTION)
         access = template_access(self.platform.config.template, self.platform.config.environment)
         access.require_roles({user.role for user in LOCAL_USERS})
         write_credentials(self.credentials_path)
         self._register_principals(function.environment)
-        app = ApiGateway(
-            self.platform.invoker(function.name),
-            load_credentials(self.credentials_path),
-            document,
-            access,
-            round_trips=count_order_api_round_trips(),
-        )
-        self._server = serve_in_thread(app, self.host, self.port)
-        self.port = self._server.port
+        spec_file = self.platform.config.state_dir / "api.json"
+        spec = {
+            "environment": {
+                **function.environment,
+                "AWS_LAMBDA_FUNCTION_NAME": function.name,
+                "AWS_ENDPOINT_URL": self.platform.endpoints.aws,
+            },
+            "credentials": str(self.credentials_path),
+            "template": str(self.platform.config.template),
+            "stage_environment": self.platform.config.environment,
+            "log_file": str(self.platform.logs_dir / "orders-api.log"),
+            "metrics_url": self.platform.endpoints.metrics,
+        }
+        spec_file.write_text(json.dumps(spec, indent=2))
+        listener = socket.create_server((self.host, self.port), backlog=256)
+        listener.set_inheritable(True)
+        self._socket = listener
+        self.port = listener.getsockname()[1]
+        try:
+            for n in range(1, self.workers + 1):
+                self._children.append(
+                    ChildProcess.start(
+                        f"api-{n}",
+                        "meridian_local.api_worker",
+                        ["--spec", str(spec_file), "--fd", str(listener.fileno()), "--name", f"api-{n}"],
+                        api_worker.READY_PREFIX,
+                        self.platform.say,
+                        env=self.platform._child_environment(),
+                        pass_fds=[listener.fileno()],
+                    )
+                )
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self._children]
 
     def _register_principals(self, environment: dict[str, str]) -> None:
         dynamodb = self.platform.client("dynamodb")
@@ -136,7 +169,9 @@ class ApiServer:
             dynamodb.put_item(TableName=environment["PRINCIPALS_TABLE"], Item=item)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        for child in self._children:
+            child.stop(grace=10)
+        self._children = []
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -15,6 +15,13 @@ ships (nothing is fetched from the network). Given a ``RoundTripRecorder`` attac
 function's AWS clients, each answer carries ``X-Meridian-Aws-Round-Trips``: the sequential AWS
 round trips the function waited for (a local diagnostic: exact when requests come one at a time).
 
+Swagger UI's "Try it out" cannot sign SigV4. With ``local_signing`` (the local platform turns it
+on; tests and benchmarks leave it off) the docs page offers the local users and sends its calls
+under ``/as/<user>/...``: the gateway then acts as that user's signer, taking the user's own
+credentials from the local credentials file, and everything after the signature (the session
+check, the route's IAM policy, the function) is as for a signed request. A path under ``/as/``
+names a user, never an API route, so no signed client can be confused with it.
+
     python -m meridian_local.apigw --port 3000 --credentials local/.state/credentials.json
 """
 
@@ -34,6 +41,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from meridian.iam.sigv4 import LocalCredential, SignatureError, load_credentials, verify
 from meridian_local.apigw_events import ACCOUNT_ID, API_ID, proxy_event
 from meridian_local.aws_round_trips import AwsCall, RoundTripRecorder, sequential_round_trips
+from meridian_local.dashboard import ASSET_TYPES as DASHBOARD_ASSET_TYPES
+from meridian_local.dashboard import ASSETS as DASHBOARD_ASSETS
+from meridian_local.dashboard import DashboardSource
+from meridian_local.dashboard import page as dashboard_page
 from meridian_local.lambda_events import LocalLambdaContext
 from meridian_local.route_access import AccessDeniedError, RouteAccess, from_template_file
 from meridian_local.sam_template import ROOT_TEMPLATE
@@ -62,18 +73,39 @@ def swagger_assets() -> Path | None:
     return folder if (folder / "swagger-ui-bundle.min.js").exists() else None
 
 
-def docs_page(assets: Path | None) -> str:
+_SIGNING = """
+<div style='font-family:sans-serif;padding:8px 16px;background:#f4f6f8;border-bottom:1px solid #ddd'>
+<label>Try it out as the local user <select id='meridian-user'>{options}</select></label>
+<span style='color:#555'> (make run signs for them: SigV4 cannot be signed in the page)</span></div>
+"""
+_INTERCEPTOR = (
+    "requestInterceptor: (r) => { const u = document.getElementById('meridian-user'); "
+    "if (u) { const url = new URL(r.url, window.location.origin); "
+    "if (url.origin === window.location.origin && !url.pathname.startsWith('/as/') "
+    "&& url.pathname !== '/openapi.json') { url.pathname = '/as/' + u.value + url.pathname; "
+    "r.url = url.toString(); } } return r; },"
+)
+
+
+def docs_page(assets: Path | None, signing_users: list[str] | None = None) -> str:
     if assets is None:
         return (
             "<!DOCTYPE html><html><body><h1>Meridian Order API</h1><p>Swagger UI is not installed here. "
             "The OpenAPI document is at <a href='/openapi.json'>/openapi.json</a> "
             "(also docs/api/openapi.json in the repository): open it in any OpenAPI viewer.</p></body></html>"
         )
+    picker = ""
+    interceptor = ""
+    if signing_users:
+        options = "".join(f"<option value='{u}'>{u}</option>" for u in signing_users)
+        picker, interceptor = _SIGNING.format(options=options), _INTERCEPTOR
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Meridian Order API</title>"
-        "<link rel='stylesheet' href='/docs/swagger-ui.min.css'></head><body><div id='swagger-ui'></div>"
+        "<link rel='stylesheet' href='/docs/swagger-ui.min.css'></head>"
+        f"<body>{picker}<div id='swagger-ui'></div>"
         "<script src='/docs/swagger-ui-bundle.min.js'></script><script>"
-        "window.ui = SwaggerUIBundle({url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true});"
+        "window.ui = SwaggerUIBundle({url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true, "
+        f"{interceptor}}});"
         "</script></body></html>"
     )
 
@@ -89,9 +121,13 @@ class ApiGateway:
         access: RouteAccess,
         region: str = REGION,
         round_trips: RoundTripRecorder | None = None,
+        local_signing: bool = False,
+        dashboard: DashboardSource | None = None,
     ) -> None:
         self.handler = handler
         self.credentials = dict(credentials)
+        self.local_signing = local_signing
+        self.dashboard = dashboard
         self.access = access
         self.openapi = openapi
         self.region = region
@@ -108,9 +144,16 @@ class ApiGateway:
                 return self._send(
                     start_response, 200, json.dumps(self.openapi()).encode(), "application/json"
                 )
-            return self._send(
-                start_response, 200, docs_page(self.assets).encode(), "text/html; charset=utf-8"
-            )
+            page = docs_page(self.assets, self._signing_users() if self.local_signing else None)
+            return self._send(start_response, 200, page.encode(), "text/html; charset=utf-8")
+        if path.startswith("/as/"):
+            return self._signed_for(environ, start_response, path)
+        if (
+            self.dashboard is not None
+            and environ["REQUEST_METHOD"] == "GET"
+            and path.startswith("/dashboard")
+        ):
+            return self._dashboard(start_response, path)
         if environ["REQUEST_METHOD"] == "GET" and path.startswith("/docs/") and self.assets is not None:
             return self._asset(start_response, path.removeprefix("/docs/"))
         return self._invoke(environ, start_response)
@@ -121,7 +164,51 @@ class ApiGateway:
             return self._error(start_response, 404, "ROUTE_NOT_FOUND", "no such document")
         return self._send(start_response, 200, (self.assets / name).read_bytes(), kinds[name])
 
-    def _invoke(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def _dashboard(self, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        """The local dashboard (``dashboard``): its page, its data, its vendored chart library."""
+        assert self.dashboard is not None
+        if path in ("/dashboard", "/dashboard/"):
+            return self._send(start_response, 200, dashboard_page().encode(), "text/html; charset=utf-8")
+        if path == "/dashboard/data":
+            body = json.dumps(self.dashboard.snapshot()).encode()
+            return self._send(start_response, 200, body, "application/json", {"Cache-Control": "no-store"})
+        name = path.removeprefix("/dashboard/assets/")
+        if name in DASHBOARD_ASSET_TYPES:
+            return self._send(
+                start_response, 200, (DASHBOARD_ASSETS / name).read_bytes(), DASHBOARD_ASSET_TYPES[name]
+            )
+        return self._error(start_response, 404, "ROUTE_NOT_FOUND", "no such page")
+
+    def _signing_users(self) -> list[str]:
+        """The local users the docs page may call as: the ones with their own name as IAM user."""
+        return sorted({c.user for c in self.credentials.values() if c.user and c.user in c.principal})
+
+    def _signed_for(
+        self, environ: WSGIEnvironment, start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
+        """``/as/<user>/<route>``: the request as ``user`` signed it (see the module docstring)."""
+        if not self.local_signing:
+            return self._error(
+                start_response, 403, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
+            )
+        user, _, rest = path.removeprefix("/as/").partition("/")
+        keys = [
+            key for key, c in self.credentials.items() if c.user == user and user in self._signing_users()
+        ]
+        if not keys:
+            return self._error(
+                start_response, 403, "UNRECOGNIZED_CLIENT", f"no local user {user!r} to sign as"
+            )
+        inner = dict(environ)
+        inner["PATH_INFO"] = "/" + rest
+        return self._invoke(inner, start_response, signer=(keys[0], self.credentials[keys[0]].principal))
+
+    def _invoke(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        signer: tuple[str, str] | None = None,
+    ) -> Iterable[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         headers = [
@@ -136,7 +223,7 @@ class ApiGateway:
         raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
         url = f"{environ['wsgi.url_scheme']}://{environ.get('HTTP_HOST', 'localhost')}{raw_uri}"
         try:
-            access_key, principal = verify(
+            access_key, principal = signer or verify(
                 environ["REQUEST_METHOD"], url, dict(headers), body, self.credentials, self.region
             )
         except SignatureError as exc:

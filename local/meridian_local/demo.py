@@ -23,12 +23,14 @@ from typing import Any
 import psycopg
 import requests
 from botocore.credentials import Credentials
-from meridian_client.api import ApiError, MeridianClient
-from meridian_client.table import render
 from prometheus_client.parser import text_string_to_metric_families
 
+from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian.ledger import queries
 from meridian.stats import nearest_rank
+from meridian_client.api import ApiError, MeridianClient
+from meridian_client.models import OrderOut
+from meridian_client.output import table_text as render
 from meridian_local.apigw import ROUND_TRIPS_HEADER
 from meridian_local.aws import aws_client
 
@@ -50,6 +52,11 @@ class DemoResult:
     findings: list[dict[str, Any]] = field(default_factory=list)
     archive_objects: int = 0
     node_latency_us: dict[str, float] = field(default_factory=dict)
+    cancellations: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _instrument(symbol: str) -> Instrument:
+    return next((i for i in DEFAULT_INSTRUMENTS if i.symbol == symbol), Instrument(symbol))
 
 
 def _client(api_url: str, credentials_file: Path, user: str, session: requests.Session) -> MeridianClient:
@@ -82,21 +89,25 @@ class Session:
         qty: int,
         price: str | None,
         **options: Any,
-    ) -> dict[str, Any]:
+    ) -> OrderOut | None:
         began = time.perf_counter()
         try:
             order = who.submit_order(symbol, side, qty, price, **options)
         except ApiError as exc:
             label = f"  {name:<5} {side:<4} {qty:>4} {symbol:<5} @ {price or 'MKT':>7}"
             self.say(f"{label}  -> {exc.status} {exc.code}")
-            return {}
+            return None
         self.result.api_latency_ms.append((time.perf_counter() - began) * 1000)
         self.result.orders += 1
         for fill in order.get("fills", []):
-            self.result.fills.append({"account": order["account"], "symbol": symbol, "side": side, **fill})
+            self.result.fills.append(
+                {"account": order.account, "symbol": symbol, "side": side, **fill.to_json()}
+            )
+        status = order["status"] + (f" ({order['cancel_reason']})" if order.get("cancel_reason") else "")
+        average = f" avg {order['average_price']}" if order.get("average_price") else ""
         self.say(
-            f"  {name:<5} {side:<4} {qty:>4} {symbol:<5} @ {price or 'MKT':>7}  -> {order['status']:<16} "
-            f"filled {order['filled_quantity']:>4}  order {order['order_id']}"
+            f"  {name:<5} {side:<4} {qty:>4} {symbol:<5} @ {price or 'MKT':>7}  -> {status:<28} "
+            f"filled {order['filled_quantity']:>4}{average}  order {order['order_id']}"
         )
         return order
 
@@ -122,10 +133,11 @@ class Session:
         began = time.perf_counter()
         retry = b.submit_order("MSFT", "SELL", 25, "419.50", idempotency_key=key)
         self.result.api_latency_ms.append((time.perf_counter() - began) * 1000)
-        same = bool(first) and retry["order_id"] == first["order_id"]
+        same = first is not None and retry.order_id == first.order_id
         outcome = "the same order, no second trade" if same else "A DIFFERENT ORDER"
         self.say(f"  bob   retry with the same Idempotency-Key -> order {retry['order_id']} ({outcome})")
         self.order(b, "bob", "MSFT", "SELL", 30, "419.00", time_in_force="IOC")
+        self.order(a, "alice", "MSFT", "BUY", 500, "419.50", time_in_force="FOK")  # cannot fill: says why
         self.quote_and_pull(b, "bob", count=40)
         self.impersonate()
 
@@ -170,6 +182,23 @@ def _wait_for_ledger(database_url: str, expected: int, deadline_s: float = 30.0)
             if (count and count[0] >= expected) or time.monotonic() > end:
                 return queries.positions(conn, None)
             time.sleep(0.2)
+
+
+def _cancellations(database_url: str, deadline_s: float = 10.0) -> list[dict[str, Any]]:
+    """Cancellations per reason, once the ledger has some (they arrive through the event bus)."""
+    end = time.monotonic() + deadline_s
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            rows = queries.cancellations(conn, None)
+            if rows or time.monotonic() > end:
+                break
+            time.sleep(0.3)
+    by_reason: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = by_reason.setdefault(row.reason, {"reason": row.reason, "orders": 0, "quantity": 0})
+        entry["orders"] += 1
+        entry["quantity"] += row.cancelled_quantity
+    return sorted(by_reason.values(), key=lambda e: str(e["reason"]))
 
 
 def _findings(database_url: str, deadline_s: float = 15.0) -> list[dict[str, Any]]:
@@ -235,12 +264,16 @@ def run_demo(
             "account": r.account,
             "symbol": r.symbol,
             "quantity": r.quantity,
-            "average_price": r.average_price,
-            "realised_pnl": r.realised_pnl,
+            "average_price": _instrument(r.symbol).average_text(r.average_price),
+            "realized_pnl": _instrument(r.symbol).price_text(r.realized_pnl),
         }
         for r in rows
     ]
-    say(render(result.positions, ["account", "symbol", "quantity", "average_price", "realised_pnl"]))
+    say(render(result.positions, ["account", "symbol", "quantity", "average_price", "realized_pnl"]))
+
+    say("\n== Orders that ended without trading everything (PostgreSQL ledger, by reason) ==")
+    result.cancellations = _cancellations(database_url)
+    say(render(result.cancellations, ["reason", "orders", "quantity"]))
 
     say("\n== Market data (DynamoDB via GET /marketdata) ==")
     for symbol in ("AAPL", "MSFT"):

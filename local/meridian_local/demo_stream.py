@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.credentials import Credentials
+
 from meridian_client.stream import BookKeeper, connect_token, describe, stream
 
 CHANNELS = ("book.AAPL", "trades.AAPL", "orders")

@@ -7,9 +7,13 @@ a call of the function's handler from this repository, found through ``Handler``
 ``template.yaml``; so it must run in the process that serves moto (see ``moto_server``).
 
 Each invocation sees the function's own environment variables (plus ``AWS_ENDPOINT_URL`` pointing
-back at moto) through a thread-local overlay of ``os.environ``: invocations on different threads
-never see each other's variables, and no global lock is held while a handler runs, so a handler may
-call services whose side effects invoke other functions.
+back at moto) through a thread-local overlay of ``os.environ``, from the import of its handler on
+(Lambda sets a function's environment before it imports the code: a Powertools ``Logger()`` reads its
+service name then). Invocations on different threads never see each other's variables. A function
+runs one invocation at a time, as one Lambda container does (its module-level state, such as a
+Powertools resolver's current event or a metrics set, is never shared by two invocations in
+flight); no global lock is held while a handler runs, so a handler may call services whose side
+effects invoke other functions.
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ class HandlerRegistry:
         self.sources: dict[str, FunctionSource] = dict(sources or {})
         self._bound: dict[str, FunctionSource] = {}
         self._handlers: dict[tuple[str, str, str], Handler] = {}
+        self._containers: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def bind(self, function_name: str, source: FunctionSource) -> None:
@@ -168,12 +173,24 @@ class HandlerRegistry:
             return suffixed[0]
         raise HandlerNotFoundError(f"function {function_name!r} matches no function of the template")
 
-    def handler(self, function_name: str, source: FunctionSource) -> Handler:
+    def handler(
+        self, function_name: str, source: FunctionSource, environment: Mapping[str, str] | None = None
+    ) -> Handler:
+        """The function's handler, imported once (under ``environment``, when given)."""
         key = (function_name, str(source.code_dir), source.handler)
         with self._lock:
             if key not in self._handlers:
-                self._handlers[key] = import_handler(function_name, source)
+                if environment is None:
+                    self._handlers[key] = import_handler(function_name, source)
+                else:
+                    with thread_local_environ().overlaid(environment):
+                        self._handlers[key] = import_handler(function_name, source)
             return self._handlers[key]
+
+    def container(self, function_name: str) -> threading.Lock:
+        """Held while an invocation of ``function_name`` runs: one at a time per function."""
+        with self._lock:
+            return self._containers.setdefault(function_name, threading.Lock())
 
 
 def import_handler(function_name: str, source: FunctionSource) -> Handler:
@@ -239,9 +256,9 @@ def invocation_environment(
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
     }
-    if endpoint_url:
-        env["AWS_ENDPOINT_URL"] = endpoint_url
     env.update({str(k): str(v) for k, v in variables.items()})
+    if endpoint_url and not env.get("AWS_ENDPOINT_URL"):  # the template declares it empty (sam_env)
+        env["AWS_ENDPOINT_URL"] = endpoint_url
     return env
 
 
@@ -287,9 +304,13 @@ def install(registry: HandlerRegistry, endpoint_url: str | None = None) -> None:
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         name = str(self.function_name)
+        variables = dict(self.environment_vars or {})
         try:
             source = registry.resolve(name, getattr(self, "tags", None))
-            handler = registry.handler(name, source)
+            environment = invocation_environment(
+                variables, name, str(self.region), endpoint_url, source.handler
+            )
+            handler = registry.handler(name, source, environment)
         except (HandlerNotFoundError, ImportError, SyntaxError) as exc:
             message = {"errorMessage": str(exc), "errorType": type(exc).__name__}
             return json.dumps(message), True, f"cannot load the handler of {name}: {exc}"
@@ -300,9 +321,8 @@ def install(registry: HandlerRegistry, endpoint_url: str | None = None) -> None:
             timeout_s=int(self.timeout or source.timeout),
             log_group_name=f"/aws/lambda/{name}",
         )
-        variables = dict(self.environment_vars or {})
-        environment = invocation_environment(variables, name, str(self.region), endpoint_url, source.handler)
-        return run_handler(handler, event, environment, context)
+        with registry.container(name):
+            return run_handler(handler, event, environment, context)
 
     if _original_invoke is None:
         _original_invoke = LambdaFunction._invoke_lambda

@@ -7,7 +7,7 @@ In-process (tests, the local platform)::
 
 As its own process (the adapter is installed there, where the functions run)::
 
-    python -m meridian_local.moto_server --port 5000 [--template template.yaml]
+    python -m meridian_local.moto_server --port 5000 [--template template.yaml] [--log-file functions.log]
 
 which prints ``meridian-moto ready http://127.0.0.1:5000`` once it serves, configured (``--port 0``:
 the OS picks the port when the server binds, and that line names it).
@@ -30,7 +30,8 @@ import urllib.request
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from meridian_local import lambda_adapter, moto_fidelity, moto_transactions
+from meridian_local import lambda_adapter, moto_fidelity, moto_speed, moto_transactions
+from meridian_local.function_logs import FunctionLogs
 
 HOST = "127.0.0.1"
 READY_PREFIX = "meridian-moto ready"  # the process's first stdout line, once it serves configured
@@ -98,6 +99,7 @@ class MotoServer:
         lambda_adapter.install(self.registry, self.endpoint_url)
         moto_fidelity.install()
         moto_transactions.install()
+        moto_speed.install()
         configure(self.endpoint_url)
         return self
 
@@ -128,13 +130,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("MOTO_PORT", "5000")))
     parser.add_argument("--host", default=HOST)
     parser.add_argument("--template", type=Path, default=lambda_adapter.ROOT_TEMPLATE)
+    parser.add_argument(
+        "--log-file", type=Path, help="where the functions it runs write their JSON logs and EMF metrics"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs = FunctionLogs(args.log_file).install() if args.log_file is not None else None
+    # With a log file (make run) the terminal gets warnings only: request lines come from the API.
+    logging.basicConfig(
+        level=logging.WARNING if logs else logging.INFO, format="%(asctime)s %(name)s %(message)s"
+    )
     server = MotoServer(port=args.port, host=args.host, template=args.template).start()
     registry = server.registry
     known = sorted(registry.sources) if registry is not None else []
     log.info("moto on %s; functions from the template: %s", server.endpoint_url, ", ".join(known) or "none")
-    print(f"{READY_PREFIX} {server.endpoint_url}", flush=True)
+    ready = f"{READY_PREFIX} {server.endpoint_url}"
+    if logs is not None:
+        logs.say(ready)
+    else:
+        print(ready, flush=True)
     stopped = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from orders_api.config import Settings
 from orders_api.dal.hotpath import MatchingGateway, NodeAnswer
-from orders_api.dal.interfaces import LedgerReader, PositionRow, TradePageRows
+from orders_api.dal.interfaces import LedgerReader, PositionRow, TradePageRows, TradeRow
 from orders_api.services import Services, default_instruments
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
@@ -180,6 +180,9 @@ class EmptyLedger:
         self, account: str | None, symbol: str | None, limit: int, cursor: str | None
     ) -> TradePageRows:
         return TradePageRows([], None)
+
+    def order_fills(self, order_id: str) -> list[TradeRow]:
+        return []
 
 
 def local_services(

@@ -1,10 +1,16 @@
 """The local platform: every moving part of Meridian on one machine, wired as in AWS.
 
-``LocalPlatform.start`` brings up, with one progress line per step: moto server (the AWS endpoint,
-running state machines and the real Lambda handlers in-process), PostgreSQL, the resources
-``template.yaml`` declares, the ledger migrations (through the template's custom resource), the
-matching node, event delivery (SQS and Kinesis event source mappings, Firehose from Kinesis) and
-the REST API serving the real ``orders_api`` handler.
+``LocalPlatform.start`` brings up, with one progress line per step: the AWS endpoint (moto server in
+a process of its own, running state machines and the Lambda handlers they call), PostgreSQL, the
+resources ``template.yaml`` declares, the ledger migrations (through the template's custom
+resource), the matching node, event delivery (SQS and Kinesis event source mappings, rule targets
+and Firehose from Kinesis: a process running the mapped functions) and the REST API (workers on one
+socket, each the local API Gateway with the real ``orders_api`` function, one request at a time).
+
+As in AWS, these are separate processes: the endpoint, the API's workers and the delivery share no
+interpreter, so no one of them waits on another's GIL. The functions' JSON logs and EMF metrics go
+to files under ``<state dir>/logs``, one per component; the terminal gets one line per request and
+per notable event.
 """
 
 from __future__ import annotations
@@ -20,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from meridian_hotpath.process import NodeProcess
-from meridian_local import custom_resources
+from meridian_local import custom_resources, moto_server, prometheus
 from meridian_local.aws import aws_client
-from meridian_local.lambda_adapter import FunctionSource, HandlerRegistry
-from meridian_local.moto_server import MotoServer
-from meridian_local.pollers import KinesisPoller, Poller, PollingThread, SqsPoller, sqs_destination
-from meridian_local.preflight import InstanceLock, check_ports
+from meridian_local.preflight import InstanceLock, check_ports, port_is_free
+from meridian_local.processes import ChildProcess
 from meridian_local.provision import Provisioner
-from meridian_local.rule_targets import forwarder
+from meridian_local.sam_env import env_vars
 from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
 from meridian_local.stack_model import LocalFunction, Stack
 
@@ -51,6 +55,9 @@ class PlatformConfig:
     database_url: str = os.environ.get("DATABASE_URL", "")
     template: Path = ROOT_TEMPLATE
     environment: str = "dev"
+    # Eight: one per concurrent client of make bench-local (a Lambda container per request in flight).
+    api_workers: int = int(os.environ.get("MERIDIAN_API_WORKERS", "8"))
+    prometheus_port: int = int(os.environ.get("MERIDIAN_PROMETHEUS_PORT", "9090"))
 
 
 @dataclass
@@ -61,6 +68,8 @@ class Endpoints:
     node: str = ""
     metrics: str = ""
     gateway: str = ""
+    logs: str = ""  # the folder of the components' log files
+    prometheus: str = ""  # when the prometheus binary is installed
 
 
 @dataclass
@@ -70,11 +79,11 @@ class LocalPlatform:
     endpoints: Endpoints = field(default_factory=Endpoints)
     stack: Stack | None = None
     _lock: InstanceLock | None = None
-    _moto: MotoServer | None = None
-    _registry: HandlerRegistry = field(default_factory=HandlerRegistry)
+    _moto: ChildProcess | None = None
     _pg: Any = None
     _node: NodeProcess | None = None
-    _pollers: PollingThread | None = None
+    _delivery: ChildProcess | None = None
+    _prometheus: ChildProcess | None = None
     _api: Any = None
     _gateway: Any = None
     _steps: int = 0
@@ -110,6 +119,8 @@ class LocalPlatform:
                 self._start_node()
             with self._step("event delivery (SQS, Kinesis, Firehose)"):
                 self._start_delivery()
+            if prometheus.binary() is not None:
+                self._start_prometheus()
             with self._step("REST API"):
                 self._start_api()
             with self._step("streaming gateway"):
@@ -118,7 +129,14 @@ class LocalPlatform:
             self.stop()
             raise
         self.endpoints_file.write_text(json.dumps(asdict(self.endpoints), indent=2))
+        if self.stack is not None:
+            self.env_vars_file.write_text(json.dumps(env_vars(self.stack, self.endpoints.aws), indent=2))
         return time.perf_counter() - started
+
+    @property
+    def env_vars_file(self) -> Path:
+        """``sam local invoke --env-vars`` against this platform (``sam_env``)."""
+        return self.config.state_dir / "env.json"
 
     @property
     def endpoints_file(self) -> Path:
@@ -130,14 +148,8 @@ class LocalPlatform:
         return self.config.state_dir / "credentials.json"
 
     def stop(self) -> None:
-        for action in (
-            self._stop_gateway,
-            self._stop_api,
-            self._stop_delivery,
-            self._stop_node,
-            self._stop_moto,
-            self._stop_pg,
-        ):
+        stops = (self._stop_gateway, self._stop_api, self._stop_prometheus, self._stop_delivery)
+        for action in (*stops, self._stop_node, self._stop_moto, self._stop_pg):
             try:
                 action()
             except Exception as exc:  # keep stopping the rest
@@ -162,7 +174,9 @@ class LocalPlatform:
             "AWS endpoint (moto server)": e.aws,
             "PostgreSQL": e.database_url.split("?")[0],
             "matching node": f"{e.node} (metrics {e.metrics})",
-            "REST API": f"{e.api} (Swagger UI {e.api}/docs)",
+            "REST API": f"{e.api} ({self.config.api_workers} workers; Swagger UI {e.api}/docs, "
+            f"dashboard {e.api}/dashboard)",
+            "event delivery (SQS, Kinesis, Firehose)": f"(functions' logs: {self.logs_dir / 'delivery.log'})",
             "streaming gateway": e.gateway,
         }
         if name.startswith("resources") and self.stack is not None:
@@ -171,9 +185,13 @@ class LocalPlatform:
             return f"({created} created; {skipped} need real AWS and are skipped: VPC, fleet, WAF, ...)"
         return f"({details[name]})" if details.get(name) else ""
 
+    @property
+    def logs_dir(self) -> Path:
+        return self.config.state_dir / "logs"
+
     def _fresh_state(self) -> None:
         # moto keeps nothing between runs, so the node's journal and the database start empty too.
-        for leftover in ("node", "node.log"):
+        for leftover in ("node", "node.log", "logs"):
             path = self.config.state_dir / leftover
             if path.is_dir():
                 shutil.rmtree(path)
@@ -183,14 +201,32 @@ class LocalPlatform:
     # ---- components -----------------------------------------------------------------------------
 
     def _start_moto(self) -> None:
-        # Functions are bound to their handlers as they are provisioned (see _provision).
-        self._registry = HandlerRegistry()
-        self._moto = MotoServer(
-            port=self.config.aws_port, host=HOST, template=self.config.template, registry=self._registry
-        ).start()
-        self.endpoints.aws = self._moto.endpoint_url
-        os.environ["AWS_ENDPOINT_URL"] = self._moto.endpoint_url
+        # Functions the endpoint runs (state machine tasks, SNS subscriptions, custom resources) are
+        # found by the logical id the provisioner tags them with.
+        self.endpoints.logs = str(self.logs_dir)
+        args = ["--port", str(self.config.aws_port), "--host", HOST, "--template", str(self.config.template)]
+        self._moto = ChildProcess.start(
+            "aws-endpoint",
+            "meridian_local.moto_server",
+            [*args, "--log-file", str(self.logs_dir / "aws-endpoint-functions.log")],
+            moto_server.READY_PREFIX,
+            self.say,
+            env=self._child_environment(),
+        )
+        self.endpoints.aws = self._moto.ready_line.split()[-1]
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoints.aws
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+    def _child_environment(self) -> dict[str, str]:
+        """What every child process of the platform runs with."""
+        runtime = self.config.state_dir / "runtime"
+        runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "XDG_RUNTIME_DIR": str(runtime),
+        }
 
     def _stop_moto(self) -> None:
         if self._moto is not None:
@@ -201,6 +237,8 @@ class LocalPlatform:
         if self.config.database_url:
             self.endpoints.database_url = self.config.database_url
             return
+        # platformdirs (under pgserver) wants the per-user runtime folder Linux sessions provide.
+        os.environ.setdefault("XDG_RUNTIME_DIR", self._child_environment()["XDG_RUNTIME_DIR"])
         from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
 
         pgdata = self.config.state_dir / "pgdata"
@@ -229,14 +267,6 @@ class LocalPlatform:
     def _provision(self) -> None:
         provisioner = Provisioner(self.endpoints.aws)
         self.stack = provisioner.provision(self.config.template, {"Environment": self.config.environment})
-        for stack in self.stack.all_stacks():
-            for function in stack.functions.values():
-                self._registry.bind(
-                    function.name,
-                    FunctionSource(
-                        function.logical_id, function.handler, function.code_dir, timeout=function.timeout
-                    ),
-                )
         self._override_function_environment(
             {
                 "DATABASE_URL": self.endpoints.database_url,
@@ -244,9 +274,8 @@ class LocalPlatform:
                 "MERIDIAN_ROUTES": json.dumps({"default": f"{HOST}:{self.config.node_port}"}),
                 "MERIDIAN_ROUTES_PARAMETER": "",
                 "POWERTOOLS_TRACE_DISABLED": "true",
-                # No CloudWatch here: keep EMF documents and INFO logs off the console the demo prints to.
-                "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
+                # JSON logs and EMF metrics as in Lambda; they go to the components' log files.
+                "POWERTOOLS_LOG_LEVEL": "INFO",
                 "AWS_ENDPOINT_URL": self.endpoints.aws,
             }
         )
@@ -326,85 +355,114 @@ class LocalPlatform:
         return invoke
 
     def _start_delivery(self) -> None:
+        spec_file = self.config.state_dir / "delivery.json"
+        spec_file.write_text(json.dumps(self._delivery_spec(), indent=2))
+        self._delivery = ChildProcess.start(
+            "delivery",
+            "meridian_local.delivery",
+            ["--spec", str(spec_file)],
+            "meridian-delivery ready",
+            self.say,
+            env=self._child_environment(),
+        )
+
+    def _delivery_spec(self) -> dict[str, Any]:
+        """What the delivery process polls and which functions it runs (see ``delivery``)."""
         assert self.stack is not None
-        sqs, kinesis, firehose = self.client("sqs"), self.client("kinesis"), self.client("firehose")
-        pollers: list[Poller] = []
         queue_urls = {
             s.attributes[(lid, "Arn")]: s.refs[lid]
             for s in self.stack.all_stacks()
             for lid, kind in s.created.items()
             if kind == "AWS::SQS::Queue"
         }
+        spec: dict[str, Any] = {
+            "aws_endpoint": self.endpoints.aws,
+            "log_file": str(self.logs_dir / "delivery.log"),
+            "stop_timeout_s": DELIVERY_STOP_TIMEOUT_S,
+            "functions": {},
+            "sqs": [],
+            "kinesis": [],
+            "bridges": [],
+            "firehoses": [],
+        }
         for stack in self.stack.all_stacks():
+            for function in stack.functions.values():
+                spec["functions"][function.name] = {
+                    "logical_id": function.logical_id,
+                    "handler": function.handler,
+                    "code_dir": str(function.code_dir),
+                    "environment": function.environment,
+                    "timeout": function.timeout,
+                }
             for mapping in stack.mappings:
-                invoke = self.invoker(mapping.function)
                 if mapping.source_arn in queue_urls:
-                    pollers.append(
-                        SqsPoller(
-                            sqs,
-                            queue_urls[mapping.source_arn],
-                            invoke,
-                            batch_size=min(mapping.batch_size, 10),
-                            report_batch_item_failures=mapping.report_batch_item_failures,
-                            retry_visibility_s=1,
-                            function_name=mapping.function,
-                        )
+                    spec["sqs"].append(
+                        {
+                            "queue_url": queue_urls[mapping.source_arn],
+                            "function": mapping.function,
+                            "batch_size": mapping.batch_size,
+                            "report_batch_item_failures": mapping.report_batch_item_failures,
+                        }
                     )
                 elif ":kinesis:" in mapping.source_arn:
-                    on_failure = queue_urls.get(mapping.on_failure_arn or "")
-                    pollers.append(
-                        KinesisPoller(
-                            kinesis,
-                            mapping.source_arn.rsplit("/", 1)[-1],
-                            invoke,
-                            batch_size=mapping.batch_size,
-                            function_name=mapping.function,
-                            on_failure=sqs_destination(sqs, on_failure) if on_failure else None,
-                            bisect_on_error=mapping.bisect_on_error,
-                            max_retries=_local_retries(mapping.maximum_retry_attempts),
-                        )
+                    spec["kinesis"].append(
+                        {
+                            "stream": mapping.source_arn.rsplit("/", 1)[-1],
+                            "function": mapping.function,
+                            "batch_size": mapping.batch_size,
+                            "on_failure_queue_url": queue_urls.get(mapping.on_failure_arn or ""),
+                            "bisect_on_error": mapping.bisect_on_error,
+                            "max_retries": _local_retries(mapping.maximum_retry_attempts),
+                        }
                     )
             for bridge in stack.bridges:
-                pollers.append(
-                    SqsPoller(
-                        sqs,
-                        bridge.queue_url,
-                        forwarder(bridge.target, self.client),
-                        retry_visibility_s=1,
-                        function_name=f"rule:{bridge.rule}",
-                    )
+                spec["bridges"].append(
+                    {"queue_url": bridge.queue_url, "target": bridge.target, "rule": bridge.rule}
                 )
             for hose in stack.firehoses:
                 if hose.source_stream_arn:
-                    pollers.append(
-                        KinesisPoller(
-                            kinesis,
-                            hose.source_stream_arn.rsplit("/", 1)[-1],
-                            _firehose_forwarder(firehose, hose.name),
-                            batch_size=500,
-                            function_name=f"firehose:{hose.name}",
-                        )
-                    )
-        self._pollers = PollingThread(pollers, idle_sleep_s=0.05, max_idle_sleep_s=1.0)
-        self._pollers.start()
+                    stream = hose.source_stream_arn.rsplit("/", 1)[-1]
+                    spec["firehoses"].append({"stream": stream, "delivery_stream": hose.name})
+        return spec
+
+    def _start_prometheus(self) -> None:
+        """Prometheus with the repository's configuration and alert rules, scraping the node."""
+        binary = prometheus.binary()
+        assert binary is not None
+        # Debian's package runs its own Prometheus on 9090: then this one takes a free port.
+        port = self.config.prometheus_port
+        if not port or not port_is_free(HOST, port):
+            port = _free_port()
+        folder = self.config.state_dir / "prometheus"
+        config = prometheus.write(folder, self.endpoints.metrics.split("//", 1)[1].split("/", 1)[0])
+        args = [
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address={HOST}:{port}",
+        ]
+        self._prometheus = ChildProcess.start(
+            "prometheus", "", args, prometheus.READY, lambda line: None, command=[binary]
+        )
+        self.endpoints.prometheus = f"http://{HOST}:{port}"
+        self.say(f"      Prometheus (alert rules of observability/prometheus) at {self.endpoints.prometheus}")
+
+    def _stop_prometheus(self) -> None:
+        if self._prometheus is not None:
+            self._prometheus.stop(grace=10)
+            self._prometheus = None
 
     def _stop_delivery(self) -> None:
-        # Let the round in progress finish before moto stops: its handlers run inside moto's request
-        # threads and call moto again, so stopping moto under them would leave those calls waiting
-        # out botocore's read timeout, and moto's shutdown joining the threads that make them.
-        if self._pollers is not None:
-            self._pollers.stop(timeout=DELIVERY_STOP_TIMEOUT_S)
-            if self._pollers.is_alive():
-                self.say(
-                    f"  (event delivery still busy after {DELIVERY_STOP_TIMEOUT_S:.0f} s; stopping anyway)"
-                )
-            self._pollers = None
+        # Let the round in progress finish before the endpoint stops (a handler stopped halfway
+        # would leave its batch to its retry, which is safe, but noisy).
+        if self._delivery is not None:
+            self._delivery.stop(grace=DELIVERY_STOP_TIMEOUT_S)
+            self._delivery = None
 
     def _start_api(self) -> None:
         from meridian_local.api_server import ApiServer  # noqa: PLC0415 - needs the provisioned stack
 
         assert self.stack is not None
-        self._api = ApiServer(self, HOST, self.config.api_port).start()
+        self._api = ApiServer(self, HOST, self.config.api_port, self.config.api_workers).start()
         self.endpoints.api = f"http://{HOST}:{self._api.port}"  # the bound port (0 lets the OS choose)
 
     def _start_gateway(self) -> None:
@@ -432,32 +490,16 @@ class LocalPlatform:
             self._api = None
 
 
-def _firehose_forwarder(firehose: Any, delivery_stream: str) -> Callable[[dict[str, Any], Any], Any]:
-    """What a Kinesis-sourced delivery stream does: read the stream, de-aggregate KPL records (as
-    Firehose does), deliver the user records."""
-    import base64  # noqa: PLC0415
-
-    from meridian.kpl import user_records  # noqa: PLC0415
-
-    def forward(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        records = [
-            {"Data": data}
-            for r in event["Records"]
-            for data in user_records(base64.b64decode(r["kinesis"]["data"]))
-        ]
-        for start in range(0, len(records), 500):
-            response = firehose.put_record_batch(
-                DeliveryStreamName=delivery_stream, Records=records[start : start + 500]
-            )
-            if response.get("FailedPutCount"):
-                raise RuntimeError(f"firehose {delivery_stream}: {response['FailedPutCount']} records failed")
-        return {"batchItemFailures": []}
-
-    return forward
-
-
 def _local_retries(maximum_retry_attempts: int | None) -> int:
     """A stream mapping's retries here: its own, at most LOCAL_MAX_RETRIES (-1/None: until expiry)."""
     if maximum_retry_attempts is None or maximum_retry_attempts < 0:
         return LOCAL_MAX_RETRIES
     return min(maximum_retry_attempts, LOCAL_MAX_RETRIES)
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])

@@ -17,6 +17,7 @@ from typing import Any
 
 from meridian_local.aws import aws_client
 from meridian_local.intrinsics import Resolver, references
+from meridian_local.lambda_adapter import LOGICAL_ID_TAG
 from meridian_local.sam_template import LOCAL_ARTIFACT_BUCKET, REPO_ROOT, ROOT_TEMPLATE, load_transformed
 from meridian_local.stack_model import (
     CustomResource,
@@ -336,6 +337,7 @@ class Provisioner:
             Code={"ZipFile": _dummy_zip()},
             Timeout=int(p.get("Timeout", 3)),
             Environment={"Variables": environment},
+            Tags={LOGICAL_ID_TAG: lid},  # how the AWS endpoint's process finds the function's code
         )
         stack.functions[name] = LocalFunction(
             lid,

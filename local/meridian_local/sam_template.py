@@ -13,6 +13,10 @@ from typing import Any
 import boto3
 from samcli.lib.cfn_language_extensions.sam_integration import expand_language_extensions as _expand
 from samcli.yamlhelper import yaml_parse
+from samtranslator.feature_toggle.feature_toggle import FeatureToggle, FeatureToggleConfigProvider
+from samtranslator.metrics.metrics import DummyMetricsPublisher
+from samtranslator.metrics.metrics import Metrics as TranslatorMetrics
+from samtranslator.model.api.api_generator import FEATURE_FLAG_NORMALIZED_OPENAPI_VERSION
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
@@ -88,13 +92,35 @@ def transform(
     if "Transform" not in template:
         return copy.deepcopy(template)
     session = boto3.session.Session(region_name=region)
-    translator = Translator(managed_policy_map=None, sam_parser=Parser(), plugins=[], boto_session=session)
-    translated: dict[str, Any] = translator.translate(
-        sam_template=copy.deepcopy(template),
-        parameter_values=dict(parameters or {}),
-        get_managed_policy_map=_AnyManagedPolicy,
+    # The translator times itself into a metrics cache; published (to its dummy publisher) at the
+    # end, it does not warn of "unpublished metrics" when it is collected.
+    timings = TranslatorMetrics("ServerlessTransform", DummyMetricsPublisher())
+    translator = Translator(
+        managed_policy_map=None, sam_parser=Parser(), plugins=[], boto_session=session, metrics=timings
     )
+    try:
+        translated: dict[str, Any] = translator.translate(
+            sam_template=copy.deepcopy(template),
+            parameter_values=dict(parameters or {}),
+            feature_toggle=_feature_toggle(region),
+            get_managed_policy_map=_AnyManagedPolicy,
+        )
+    finally:
+        timings.publish()
     return translated
+
+
+class _KnownFeatures(FeatureToggleConfigProvider):  # type: ignore[misc] # samtranslator ships untyped for mypy here
+    """The translator's feature flags, each declared and off for this stage (as without a config,
+    but declared: an undeclared flag is a warning on every transform)."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {FEATURE_FLAG_NORMALIZED_OPENAPI_VERSION: {}}
+
+
+def _feature_toggle(region: str) -> FeatureToggle:
+    return FeatureToggle(_KnownFeatures(), stage="local", account_id="123456789012", region=region)
 
 
 def expand_language_extensions(

@@ -41,11 +41,29 @@ def _dashboard_references(where: str, body: Any) -> list[Reference]:
     found = []
     for widget in json.loads(_sub_text(body))["widgets"]:
         for entry in widget.get("properties", {}).get("metrics", []):
+            expressions = [f["expression"] for f in entry if isinstance(f, dict) and "expression" in f]
+            found += [r for e in expressions if (r := _search_reference(where, e)) is not None]
             fields = [f for f in entry if isinstance(f, str)]
+            if not fields:
+                assert expressions, f"{where}: a dashboard metric is neither spelled out nor an expression"
+                continue
             assert fields[0] not in (".", "..."), f"{where}: spell dashboard metrics out in full"
             namespace, name, *pairs = fields
             found.append(Reference(where, namespace, name, frozenset(pairs[0::2])))
     return found
+
+
+_SEARCH = re.compile(r"SEARCH\('\{(?P<schema>[^}]+)\}\s+MetricName=\"(?P<name>[^\"]+)\"")
+
+
+def _search_reference(where: str, expression: str) -> Reference | None:
+    """``SEARCH('{Namespace,dim,...} MetricName="X" ...')``: the metrics with exactly those dimensions."""
+    match = _SEARCH.search(expression)
+    assert match is not None or "SEARCH" not in expression, f"{where}: unreadable {expression!r}"
+    if match is None:
+        return None
+    namespace, *dimensions = (part.strip() for part in match["schema"].split(","))
+    return Reference(where, namespace, match["name"], frozenset(dimensions))
 
 
 def _alarm_references(where: str, properties: dict[str, Any]) -> list[Reference]:

@@ -15,7 +15,50 @@ PROMETHEUS = load_yaml("observability/prometheus/prometheus.yml")
 
 
 def _expressions() -> list[str]:
-    return [target["expr"] for panel in DASHBOARD["panels"] for target in panel.get("targets", [])]
+    """The PromQL of the Prometheus panels."""
+    return [
+        target["expr"]
+        for panel in DASHBOARD["panels"]
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+
+
+def _cloudwatch_targets() -> dict[str, list[dict[str, Any]]]:
+    """Panel title -> its CloudWatch queries."""
+    return {
+        panel["title"]: panel["targets"]
+        for panel in DASHBOARD["panels"]
+        if panel.get("datasource", {}).get("type") == "cloudwatch"
+    }
+
+
+def test_grafana_and_cloudwatch_show_the_api_its_routes_rejects_and_dead_letters() -> None:
+    panels = _cloudwatch_targets()
+    gateway = next(t for title, t in panels.items() if "API Gateway" in title)
+    assert {(q["namespace"], q["metricName"]) for q in gateway} == {
+        ("AWS/ApiGateway", "Latency"),
+        ("AWS/ApiGateway", "IntegrationLatency"),
+    }
+    searches = " ".join(q.get("expression", "") for targets in panels.values() for q in targets)
+    assert 'MetricName="ApiLatency"' in searches
+    assert "{Meridian,route,service}" in searches
+    assert 'MetricName="Rejects"' in searches
+    assert "{Meridian,reason,service}" in searches
+    assert "ApproximateNumberOfMessagesVisible" in searches
+    sources = load_yaml("observability/grafana/provisioning/datasources.yaml")["datasources"]
+    assert {s["uid"]: s["type"] for s in sources} == {
+        "meridian-prometheus": "prometheus",
+        "meridian-cloudwatch": "cloudwatch",
+    }
+    body = properties(OBSERVABILITY, "OperationsDashboard")["DashboardBody"]["Fn::Sub"][0]
+    for needed in (
+        '"IntegrationLatency"',
+        'MetricName=\\"ApiLatency\\"',
+        'MetricName=\\"Rejects\\"',
+        "ApproximateNumberOfMessagesVisible",
+    ):
+        assert needed in body, needed
 
 
 def _container(task: str) -> dict[str, Any]:

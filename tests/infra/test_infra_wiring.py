@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
+from meridian_local.sam_env import DECLARED_FOR_LOCAL
 from tests.infra.templates import (
     HOTPATH_TEMPLATE,
     ROOT,
@@ -277,6 +278,11 @@ def _operator_choices() -> set[str]:
     return set(re.findall(r"^\| `([A-Za-z0-9]+)` \|", section, re.MULTILINE))
 
 
+def test_the_variables_declared_for_sam_local_are_empty_in_aws() -> None:
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert {name: variables.get(name) for name in DECLARED_FOR_LOCAL} == dict.fromkeys(DECLARED_FOR_LOCAL, "")
+
+
 def test_every_root_parameter_is_used() -> None:
     body = {key: value for key, value in TEMPLATE.items() if key != "Parameters"}
     used = {target for kind, target in references(body) if kind == "Ref"}
@@ -293,6 +299,8 @@ def test_function_environments_name_resources_of_the_template_or_its_nested_stac
     for name, function in _functions().items():
         for variable, value in function["Properties"].get("Environment", {}).get("Variables", {}).items():
             if variable.startswith("POWERTOOLS_") or not RESOURCE_VARIABLE.search(variable):
+                continue
+            if variable in DECLARED_FOR_LOCAL and value == "":  # sam local invoke's hook (sam_env)
                 continue
             checked += 1
             targets = list(references(value))

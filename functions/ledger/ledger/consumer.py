@@ -1,4 +1,5 @@
-"""One queued trade event -> one idempotent ledger transaction."""
+"""One queued event -> one idempotent ledger transaction: a trade (trade.executed.v1: the trade and
+both positions) or an order's cancellation (order.cancelled.v1: why it lost its open quantity)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,20 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from meridian import db
 from meridian.consumers import PoisonMessageError, expect, parse_queued_event
-from meridian.events import TradeExecuted
-from meridian.ledger import ExecutionIdCollisionError, record_trade
+from meridian.events import OrderCancelled, TradeExecuted
+from meridian.ledger import ExecutionIdCollisionError, record_cancellation, record_trade
 
 logger = Logger(child=True)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
 
 
-def record_trade_message(record: SQSRecord) -> bool:
-    """Record the trade in ``record``; True if it was new, False if it was already recorded."""
+def record_ledger_message(record: SQSRecord) -> bool:
+    """Record the trade or cancellation in ``record``; True if new, False if already recorded."""
     try:
-        trade = expect(parse_queued_event(record.body), TradeExecuted)
+        detail = parse_queued_event(record.body)
+        if isinstance(detail, OrderCancelled):
+            return _record_cancellation(detail)
+        trade = expect(detail, TradeExecuted)
     except PoisonMessageError as exc:
         logger.warning(
             "poison message: reported as failed, reaches the DLQ after its last receive",
@@ -45,6 +49,18 @@ def record_trade_message(record: SQSRecord) -> bool:
     )
     if not recorded:
         logger.info("trade already recorded", extra={"execution_id": trade.execution_id})
+    return recorded
+
+
+def _record_cancellation(cancel: OrderCancelled) -> bool:
+    try:
+        recorded = record_cancellation(db.shared_connection(), cancel)
+    except psycopg.OperationalError:
+        db.reset_shared_connection()
+        raise
+    metrics.add_metric(
+        name="CancellationsRecorded" if recorded else "DuplicateCancellations", unit=MetricUnit.Count, value=1
+    )
     return recorded
 
 

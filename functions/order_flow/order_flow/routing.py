@@ -15,13 +15,13 @@ drop copy is the one source of those (``functions/executions``); ``trades`` coun
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from meridian import exposure
 from meridian.client import HotpathClient
-from meridian.domain import OrderStatus, OrderType, RejectReason, Side, TimeInForce
+from meridian.domain import CancelReason, OrderStatus, OrderType, RejectReason, Side, TimeInForce
 from meridian.events import (
     EventDetail,
     OrderAccepted,
@@ -31,7 +31,7 @@ from meridian.events import (
 from meridian.executions import order_id_for
 from meridian.exposure import Exposure
 from meridian.protocol import Ack, CancelAck, Fill, Message, NewOrder, Reject
-from meridian.resting_orders import RestingChange, transact_items
+from meridian.resting_orders import RestingChange, merge, transact_items
 
 from .intake import INSTRUMENTS, held_exposure
 from .models import FlowOrder, RecordUpdate
@@ -71,6 +71,7 @@ class SelfTradeCancel:
     account: str
     seq: int
     cancelled_quantity: int
+    reason: str = "SELF_TRADE"  # the CancelReason name
 
 
 class _Interpretation:
@@ -90,6 +91,8 @@ class _Interpretation:
         )
         self.quantity = order.quantity
         self.resting: list[RestingChange] = []
+        self.fired: set[str] = set()  # other requests' stop orders that fired in this answer (order ids)
+        self.acked = False
         self.self_trade: list[SelfTradeCancel] = []
         self.events: list[EventDetail] = []
         self.trades = 0
@@ -98,6 +101,10 @@ class _Interpretation:
         self.record = self.record.model_copy(update=changes)
 
     def ack(self, ack: Ack) -> None:
+        if self.acked and ack.order_id != self.record.node_order_id:
+            self._fired(ack)  # any Ack after the first is a stop order firing (engine/reference.py)
+            return
+        first, self.acked = not self.acked, True
         status = OrderStatus(ack.status).name
         price = self.order.price_ticks if self.order.type == "MARKET" else ack.price
         self.quantity = ack.quantity
@@ -109,6 +116,8 @@ class _Interpretation:
             last_seq=ack.seq,
             price_ticks=price,
         )
+        if not first:
+            return
         o = self.order
         self.events.append(
             OrderAccepted(
@@ -125,6 +134,23 @@ class _Interpretation:
                 price=None if price is None else self.to_price(price),
                 status=status,
                 node_seq=ack.seq,
+            )
+        )
+
+    def _fired(self, ack: Ack) -> None:
+        order_id = order_id_for(ack.account, ack.client_order_id)
+        self.fired.add(order_id)
+        self.resting.append(
+            RestingChange(
+                order_id=order_id,
+                account=ack.account,
+                side="BUY" if ack.side == 1 else "SELL",
+                symbol=ack.symbol,
+                price=self.to_price(ack.price),  # completed from the stored order (resting_changes)
+                seq=ack.seq,
+                leaves_before=ack.leaves_quantity,
+                leaves_after=ack.leaves_quantity,
+                triggered=True,
             )
         )
 
@@ -153,6 +179,7 @@ class _Interpretation:
                         seq=fill.seq,
                         leaves_before=leaves + fill.quantity,
                         leaves_after=leaves,
+                        notional_ticks=fill.price * fill.quantity,
                     )
                 )
 
@@ -162,7 +189,10 @@ class _Interpretation:
             filled = max(self.quantity - cancel.cancelled_quantity, 0)
             self._update(status="CANCELLED", leaves_quantity=0, filled_quantity=filled, last_seq=cancel.seq)
         else:  # a resting order removed by self-trade prevention
-            cancelled = SelfTradeCancel(order_id, cancel.account, cancel.seq, cancel.cancelled_quantity)
+            reason = CancelReason(cancel.reason).name
+            cancelled = SelfTradeCancel(
+                order_id, cancel.account, cancel.seq, cancel.cancelled_quantity, reason
+            )
             self.self_trade.append(cancelled)
         self.events.append(order_cancelled(cancel, self.at))
 
@@ -249,8 +279,21 @@ def answered_exposure(order: FlowOrder, record: RecordUpdate) -> Exposure:
 
 def resting_changes(result: _Interpretation, lookup: StoredLookup) -> list[RestingChange]:
     """The fills of resting orders, and the self-trade cancels completed from the stored orders (a
-    cancel does not carry the order's side and price); an order the table does not hold is skipped."""
-    changes = list(result.resting)
+    cancel does not carry the order's side and price), one change per order (``merge``); the
+    changes of stop orders that fired are valued at the stored order's price, as its exposure was
+    reserved; an order the table does not hold is skipped."""
+    changes: list[RestingChange] = []
+    for change in result.resting:
+        if change.order_id not in result.fired:
+            changes.append(change)
+            continue
+        stored = lookup(change.order_id)
+        if not stored or stored.get("symbol") not in INSTRUMENTS:
+            continue
+        ticks = stored.get("price_ticks", stored.get("reference_ticks"))
+        if ticks is None:
+            continue
+        changes.append(replace(change, price=INSTRUMENTS[str(stored["symbol"])].to_price(int(ticks))))
     for cancel in result.self_trade:
         stored = lookup(cancel.order_id)
         if not stored or stored.get("price_ticks") is None or stored.get("symbol") not in INSTRUMENTS:
@@ -267,9 +310,10 @@ def resting_changes(result: _Interpretation, lookup: StoredLookup) -> list[Resti
                 leaves_before=cancel.cancelled_quantity,
                 leaves_after=0,
                 cancelled=True,
+                reason=cancel.reason,
             )
         )
-    return changes
+    return merge(changes)
 
 
 def route_order(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -43,4 +44,30 @@ def create_app() -> APIGatewayRestResolver:
     return app
 
 
+def build_models_now() -> int:
+    """Import every route's rules and build every model's validator now (both wait for first use
+    otherwise): what a container initialised for provisioned concurrency should pay in its init,
+    which no request waits for, rather than in its first requests. Returns how many models it built."""
+    from pydantic import BaseModel  # noqa: PLC0415
+
+    from meridian import events  # noqa: PLC0415
+    from meridian.approvals import models as approval_models  # noqa: PLC0415
+    from orders_api import logic, models  # noqa: PLC0415
+
+    logic.load_all()  # the rules of every route, imported on first use otherwise
+    built = 0
+    for module in (models, events, approval_models):
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseModel)
+                and value.__module__ == module.__name__
+            ):
+                value.model_rebuild(force=True)
+                built += 1
+    return built
+
+
 app = create_app()
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "provisioned-concurrency":
+    build_models_now()

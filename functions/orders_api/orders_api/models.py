@@ -14,11 +14,22 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from meridian.domain import MAX_QUANTITY
 
 SideName = Literal["BUY", "SELL"]
-OrderTypeName = Literal["LIMIT", "MARKET"]
+OrderTypeName = Literal["LIMIT", "MARKET", "STOP", "STOP_LIMIT"]
 TimeInForceName = Literal["GTC", "IOC", "FOK", "DAY"]
 SelfTradePreventionName = Literal["CANCEL_NEWEST", "CANCEL_OLDEST", "CANCEL_BOTH", "ALLOW"]
 OrderStatusName = Literal[
-    "NEW", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "PENDING_APPROVAL", "EXPIRED", "UNCONFIRMED"
+    "NEW",
+    "PARTIALLY_FILLED",
+    "FILLED",
+    "CANCELLED",
+    "REJECTED",
+    "PENDING_APPROVAL",
+    "EXPIRED",
+    "UNCONFIRMED",
+    "PENDING_TRIGGER",
+]
+CancelReasonName = Literal[
+    "USER", "IOC_REMAINDER", "FOK_UNFILLED", "SELF_TRADE", "END_OF_DAY", "NO_LIQUIDITY", "HALT"
 ]
 UserType = Literal["trader", "risk_officer", "compliance_officer", "operator"]
 
@@ -37,15 +48,23 @@ SymbolName = Annotated[str, Field(min_length=1, max_length=8, pattern=r"^[A-Z0-9
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(BaseModel):
+    # Each model's validator and serializer are built when first used, not at import: a cold start
+    # builds only those of the route it serves (the OpenAPI export builds them all).
+    model_config = ConfigDict(defer_build=True)
+
+
+class _Strict(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # ---- requests ---------------------------------------------------------------------------------
 
 
 class OrderRequest(_Strict):
-    """A new order. LIMIT orders carry a price; MARKET orders must not."""
+    """A new order. LIMIT and STOP_LIMIT orders carry a price; MARKET and STOP orders must not. STOP
+    and STOP_LIMIT orders carry a ``stop_price``: they wait (PENDING_TRIGGER) until a trade reaches
+    it (at or above for a buy, at or below for a sell), then work as a MARKET or LIMIT order."""
 
     symbol: SymbolName
     side: SideName
@@ -56,17 +75,26 @@ class OrderRequest(_Strict):
     client_order_id: ClientOrderId | None = Field(
         default=None, description="Your id for the order; a retry with the same id never makes a second order"
     )
+    stop_price: PriceText | None = Field(
+        default=None, description="STOP and STOP_LIMIT orders: the trade price that triggers them"
+    )
     post_only: bool = False
     self_trade_prevention: SelfTradePreventionName = "CANCEL_NEWEST"
 
     @model_validator(mode="after")
     def _price_matches_type(self) -> OrderRequest:
-        if self.type == "LIMIT" and self.price is None:
-            raise ValueError("a LIMIT order needs a price")
-        if self.type == "MARKET" and self.price is not None:
-            raise ValueError("a MARKET order takes no price")
-        if self.type == "MARKET" and self.post_only:
-            raise ValueError("a MARKET order cannot be post-only")
+        priced = self.type in ("LIMIT", "STOP_LIMIT")
+        stop = self.type in ("STOP", "STOP_LIMIT")
+        if priced and self.price is None:
+            raise ValueError(f"a {self.type} order needs a price")
+        if not priced and self.price is not None:
+            raise ValueError(f"a {self.type} order takes no price")
+        if stop and self.stop_price is None:
+            raise ValueError(f"a {self.type} order needs a stop_price")
+        if not stop and self.stop_price is not None:
+            raise ValueError(f"a {self.type} order takes no stop_price")
+        if self.type != "LIMIT" and self.post_only:
+            raise ValueError(f"a {self.type} order cannot be post-only")
         return self
 
 
@@ -98,13 +126,13 @@ class TradingControlRequest(_Strict):
 # ---- answers ----------------------------------------------------------------------------------
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Model):
     loc: list[str | int] = Field(default_factory=list)
     type: str = ""
     msg: str = ""
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Model):
     """Every error answer: a machine-readable code, a sentence, and field-level details."""
 
     error: str = Field(examples=["MAX_NOTIONAL"])
@@ -115,21 +143,31 @@ class ErrorResponse(BaseModel):
     )
 
 
-class FillOut(BaseModel):
+class FillOut(_Model):
     execution_id: str
     price: str
     quantity: int
     liquidity: Literal["MAKER", "TAKER"]
+    occurred_at: datetime | None = Field(
+        default=None, description="When the trade happened (from the ledger)"
+    )
 
 
-class Approval(BaseModel):
+class FillList(_Model):
+    """Every fill of one order, oldest first, as the ledger recorded them."""
+
+    order_id: str
+    fills: list[FillOut]
+
+
+class Approval(_Model):
     decision: Literal["APPROVE", "REJECT"]
     actor: str
     comment: str = ""
     decided_at: datetime
 
 
-class OrderOut(BaseModel):
+class OrderOut(_Model):
     order_id: str
     client_order_id: str
     account: str
@@ -139,22 +177,34 @@ class OrderOut(BaseModel):
     time_in_force: TimeInForceName
     quantity: int
     price: str | None = None
+    stop_price: str | None = Field(default=None, description="STOP and STOP_LIMIT orders' trigger price")
     status: OrderStatusName
     filled_quantity: int = 0
     leaves_quantity: int = 0
+    average_price: str | None = Field(
+        default=None, description="Average price of the fills so far (two decimals finer than the tick)"
+    )
     reject_reason: str | None = None
+    cancel_reason: CancelReasonName | None = Field(
+        default=None,
+        description="Why the order ended without trading its whole quantity: USER (a cancel), IOC_REMAINDER,"
+        " FOK_UNFILLED, SELF_TRADE, END_OF_DAY, NO_LIQUIDITY (a market order found no more)",
+    )
     approval: Approval | None = None
     created_at: datetime
     updated_at: datetime
-    fills: list[FillOut] = Field(default_factory=list, description="Fills made by this request")
+    fills: list[FillOut] = Field(
+        default_factory=list,
+        description="Fills made by this request (GET /orders/{order_id}/fills lists all of them)",
+    )
 
 
-class OrderList(BaseModel):
+class OrderList(_Model):
     orders: list[OrderOut]
     next_token: str | None = Field(default=None, description="Pass back as next_token for the next page")
 
 
-class PositionOut(BaseModel):
+class PositionOut(_Model):
     account: str
     symbol: str
     quantity: int
@@ -163,14 +213,14 @@ class PositionOut(BaseModel):
     updated_at: datetime | None = None
 
 
-class PositionList(BaseModel):
+class PositionList(_Model):
     positions: list[PositionOut]
 
 
 _OTHER_SIDE = "null for a trader when it is the other side of the trade (risk and compliance see both)"
 
 
-class TradeOut(BaseModel):
+class TradeOut(_Model):
     execution_id: str
     symbol: str
     price: str
@@ -183,24 +233,24 @@ class TradeOut(BaseModel):
     occurred_at: datetime
 
 
-class TradeList(BaseModel):
+class TradeList(_Model):
     trades: list[TradeOut]
     next_token: str | None = None
 
 
-class BookLevel(BaseModel):
+class BookLevel(_Model):
     price: str
     quantity: int
 
 
-class LastTrade(BaseModel):
+class LastTrade(_Model):
     price: str
     quantity: int
     execution_id: str
     occurred_at: str
 
 
-class MarketDataOut(BaseModel):
+class MarketDataOut(_Model):
     symbol: str
     bid_price: str | None = None
     bid_quantity: int | None = None
@@ -216,7 +266,7 @@ class MarketDataOut(BaseModel):
     updated_at: str | None = None
 
 
-class TradingControlOut(BaseModel):
+class TradingControlOut(_Model):
     scope: str = Field(description="GLOBAL or the symbol")
     halted: bool
     actor: str
@@ -225,7 +275,7 @@ class TradingControlOut(BaseModel):
     updated_at: datetime
 
 
-class HealthOut(BaseModel):
+class HealthOut(_Model):
     status: Literal["ok", "degraded"]
     version: str
     matching_node: Literal["up", "down", "unknown"]

@@ -85,6 +85,7 @@ cdef enum:
     T_HEARTBEAT = 4
     T_SNAPSHOT_REQUEST = 5
     T_ADMIN = 6
+    T_NEW_STOP_ORDER = 7
     T_ACK = 20
     T_REJECT = 21
     T_FILL = 22
@@ -98,6 +99,7 @@ cdef enum:
     SZ_HEARTBEAT = 24
     SZ_SNAPSHOT_REQUEST = 24
     SZ_ADMIN = 32
+    SZ_NEW_STOP_ORDER = 88
     SZ_ACK = 116
     SZ_REJECT = 68
     SZ_FILL = 168
@@ -133,6 +135,7 @@ cdef enum:
     STATUS_PARTIALLY_FILLED = 2
     STATUS_FILLED = 3
     STATUS_CANCELLED = 4
+    STATUS_PENDING_TRIGGER = 8
     UNKNOWN_SYMBOL = 1
     INVALID_QUANTITY = 2
     LOT_SIZE = 3
@@ -175,7 +178,8 @@ cdef enum:
     K_REPLACE = 2
     K_ADMIN = 3
     K_HEARTBEAT = 4
-    N_KINDS = 5
+    K_NEW_STOP_ORDER = 5
+    N_KINDS = 6
     O_ACCEPTED = 0
     O_REJECTED = 1
     O_CANCELLED = 2
@@ -183,12 +187,13 @@ cdef enum:
     O_OTHER = 4
     N_OUTCOMES = 5
 
-REQUEST_KINDS = ("new_order", "cancel", "replace", "admin", "heartbeat")
+REQUEST_KINDS = ("new_order", "cancel", "replace", "admin", "heartbeat", "new_stop_order")
 OUTCOMES = ("accepted", "rejected", "cancelled", "duplicate", "other")
 
 cdef int64_t MAX_PRICE_VALUE = 10 ** 15
 cdef int64_t ANY_PRICE_KEY = -(10 ** 15) - 1  # every key is >= this: a market order crosses every level
 cdef uint32_t NIL = 0xFFFFFFFF
+cdef uint32_t STOP_WAITING = 0xFFFFFFFE  # an Order's ``level`` while it is a stop order not triggered yet
 cdef uint64_t LOW32 = 0xFFFFFFFF
 cdef enum:
     PAGE_BITS = 8
@@ -199,7 +204,8 @@ cdef enum:
 
 SNAPSHOT_MAGIC = b"MRDNENG2"
 SNAPSHOT_HEADER = "<8sIQQQBI"  # magic, version, seq, trade id, order count, global halt, journal epoch
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3  # 3: each book's waiting stop orders follow its resting orders; 2 (none) still restores
+SNAPSHOT_VERSIONS = (2, 3)
 
 # ---- state -----------------------------------------------------------------------------------------
 
@@ -210,9 +216,10 @@ cdef struct Order:
     int64_t leaves
     int64_t filled
     int64_t cancelled
-    uint32_t prev
-    uint32_t next  # in its level; the free list's link while the slot is free
-    uint32_t level
+    uint32_t prev  # in its level; a waiting stop's stop price (low 32 bits)
+    uint32_t next  # in its level; the free list's link while the slot is free; a waiting stop's stop
+                   # price (high 32 bits)
+    uint32_t level  # STOP_WAITING: a stop order not triggered yet (in its book's ``stops``, not a level)
     uint32_t dup  # index + 1 of its client-order-id entry (0: none)
     uint16_t book
     uint8_t side
@@ -242,6 +249,18 @@ cdef struct SideBook:
     uint32_t cap
 
 
+cdef struct StopRef:
+    int64_t key  # buy stops: -stop price; sell stops: stop price (the next to trigger is the last)
+    uint64_t order_id  # ties: the lower id triggers first, so it sits nearer the end
+    uint32_t slot
+
+
+cdef struct StopSide:
+    StopRef *refs  # sorted by (key ascending, order id descending)
+    uint32_t n
+    uint32_t cap
+
+
 cdef struct Book:
     char symbol[SYMBOL_LEN]
     uint64_t symbol_key
@@ -257,6 +276,7 @@ cdef struct Book:
     int trading
     uint64_t trades
     SideBook sides[2]  # 0: bids, 1: asks
+    StopSide stops[2]  # waiting stop orders: 0: buy stops, 1: sell stops
 
 
 cdef struct DupEntry:
@@ -398,7 +418,13 @@ cdef str text_of(const char *p, int width):
     return p[:end].decode("ascii")
 
 
+cdef inline int64_t stop_price_of(Order *o) noexcept nogil:
+    return <int64_t> ((<uint64_t> o.next << 32) | o.prev)
+
+
 cdef int order_status(Order *o) noexcept nogil:
+    if o.leaves > 0 and o.level == STOP_WAITING:
+        return STATUS_PENDING_TRIGGER
     if o.leaves > 0:
         return STATUS_PARTIALLY_FILLED if o.filled > 0 else STATUS_NEW
     return STATUS_CANCELLED if o.cancelled > 0 else STATUS_FILLED
@@ -463,6 +489,9 @@ cdef class MatchingEngine:
     cdef Buf now
     cdef Buf journal
     cdef uint64_t journal_first
+    cdef uint32_t *fire_queue  # stop orders triggered and not fired yet (empty between requests)
+    cdef uint32_t fire_len
+    cdef uint32_t fire_cap
     cdef uint64_t counts[N_KINDS][N_OUTCOMES]
     cdef public uint64_t seq
     cdef public uint64_t trade_id
@@ -482,6 +511,9 @@ cdef class MatchingEngine:
         self.dup_index = NULL
         self.dup_old = NULL
         self.book_keys = NULL
+        self.fire_queue = NULL
+        self.fire_len = 0
+        self.fire_cap = 0
         memset(&self.out, 0, sizeof(Buf))
         memset(&self.now, 0, sizeof(Buf))
         memset(&self.journal, 0, sizeof(Buf))
@@ -554,7 +586,10 @@ cdef class MatchingEngine:
             for i in range(self.nbooks):
                 free(self.books[i].sides[0].refs)
                 free(self.books[i].sides[1].refs)
+                free(self.books[i].stops[0].refs)
+                free(self.books[i].stops[1].refs)
             free(self.books)
+        free(self.fire_queue)
         free(self.book_keys)
         free(self.orders)
         free(self.levels)
@@ -1039,34 +1074,18 @@ cdef class MatchingEngine:
         """``key``: the client order id (20 bytes) then the account (16); ``hash``: its hash when the
         caller has it (0: compute it)."""
         cdef int64_t found
-        cdef DupEntry *entry
         cdef int b, reason, opposite
         cdef Book *book
         cdef int64_t limit_key
         cdef uint32_t slot
         cdef Order *o
-        cdef char *p
         cdef bint has_coid = not is_blank(key, COID_LEN)
         if has_coid:
             if hash == 0:
                 hash = mn_hash_bytes(key, KEY_LEN)
             found = self._dup_find(key, hash)
             if found >= 0:
-                self.last_flags = FLAG_DUPLICATE
-                entry = &self.dups[found]
-                if entry.slot != NIL:
-                    return self._ack(&self.out, rid, &self.orders[entry.slot])
-                p = put_frame(&self.out, T_ACK, SZ_ACK, rid)
-                mn_store_u64(p + 16, self.seq)
-                mn_store_u64(p + 24, entry.order_id)
-                memcpy(p + 32, entry.key, KEY_LEN)
-                memcpy(p + 68, self.books[entry.book].symbol, SYMBOL_LEN)
-                p[76] = <char> entry.side
-                p[77] = <char> entry.status
-                mn_store_i64(p + 84, entry.quantity)
-                mn_store_i64(p + 100, entry.filled)
-                mn_store_i64(p + 108, entry.price)
-                return 0
+                return self._answer_duplicate(rid, &self.dups[found])
         b = self._book_of(mn_load_u64(symbol))
         if b < 0:
             return self._reject(&self.out, rid, 0, key, symbol, UNKNOWN_SYMBOL)
@@ -1130,8 +1149,211 @@ cdef class MatchingEngine:
         self._ack(&self.out, rid, &self.orders[slot])
         if ((book.sides[opposite].n and self._best_key(book, opposite) >= limit_key)
                 or order_type == MARKET or tif == IOC or tif == FOK):
-            return self._execute(book, slot, limit_key, rid)
+            self._execute(book, slot, limit_key, rid)
+            if book.stops[0].n or book.stops[1].n:
+                return self._run_stops(book, rid)
+            return 0
         return self._rest(slot)
+
+    cdef int _answer_duplicate(self, uint64_t rid, DupEntry *entry) except -1:
+        """A new order whose (client order id, account) the day has seen: the existing order now."""
+        cdef char *p
+        self.last_flags = FLAG_DUPLICATE
+        if entry.slot != NIL:
+            return self._ack(&self.out, rid, &self.orders[entry.slot])
+        p = put_frame(&self.out, T_ACK, SZ_ACK, rid)
+        mn_store_u64(p + 16, self.seq)
+        mn_store_u64(p + 24, entry.order_id)
+        memcpy(p + 32, entry.key, KEY_LEN)
+        memcpy(p + 68, self.books[entry.book].symbol, SYMBOL_LEN)
+        p[76] = <char> entry.side
+        p[77] = <char> entry.status
+        mn_store_i64(p + 84, entry.quantity)
+        mn_store_i64(p + 100, entry.filled)
+        mn_store_i64(p + 108, entry.price)
+        return 0
+
+    # ---- stop orders (the rules: reference.py) ------------------------------------------------------
+
+    cdef int _stop_problem(self, Book *book, int side, int order_type, int tif, int flags, int64_t quantity,
+                           int64_t price, int64_t stop_price) noexcept nogil:
+        """0, or the reason a new stop order is refused (the reference's order of checks)."""
+        if ((side != BUY and side != SELL) or (order_type != LIMIT and order_type != MARKET)
+                or tif < GTC or tif > DAY or flags & ~KNOWN_ORDER_FLAGS or flags & POST_ONLY):
+            return INVALID_ORDER
+        if not book.trading:
+            return TRADING_HALTED
+        if quantity <= 0 or quantity > book.max_quantity:
+            return INVALID_QUANTITY
+        if quantity % book.lot:
+            return LOT_SIZE
+        if order_type == LIMIT:
+            if price <= 0:
+                return INVALID_PRICE
+            if price % book.tick:
+                return TICK_SIZE
+            if price < book.band_low or price > book.band_high:
+                return PRICE_BAND
+        if stop_price <= 0:
+            return INVALID_PRICE
+        if stop_price % book.tick:
+            return TICK_SIZE
+        if stop_price < book.band_low or stop_price > book.band_high:
+            return PRICE_BAND
+        return 0
+
+    cdef int _new_stop_order(self, uint64_t rid, const char *key, const char *symbol, int side,
+                             int order_type, int tif, int flags, int64_t quantity, int64_t price,
+                             int64_t stop_price) except -1:
+        cdef int64_t found
+        cdef int b, reason
+        cdef Book *book
+        cdef uint32_t slot
+        cdef Order *o
+        cdef uint64_t hash = 0
+        cdef bint has_coid = not is_blank(key, COID_LEN)
+        if has_coid:
+            hash = mn_hash_bytes(key, KEY_LEN)
+            found = self._dup_find(key, hash)
+            if found >= 0:
+                return self._answer_duplicate(rid, &self.dups[found])
+        b = self._book_of(mn_load_u64(symbol))
+        if b < 0:
+            return self._reject(&self.out, rid, 0, key, symbol, UNKNOWN_SYMBOL)
+        book = &self.books[b]
+        reason = self._stop_problem(book, side, order_type, tif, flags, quantity, price, stop_price)
+        if reason:
+            return self._reject(&self.out, rid, 0, key, symbol, reason)
+        slot = self._new_order_slot()
+        self.order_count += 1
+        o = &self.orders[slot]
+        o.order_id = self.order_count
+        o.price = 0 if order_type == MARKET else price
+        o.quantity = quantity
+        o.leaves = quantity
+        o.filled = 0
+        o.cancelled = 0
+        o.book = <uint16_t> b
+        o.side = <uint8_t> side
+        o.order_type = <uint8_t> order_type
+        o.tif = <uint8_t> tif
+        o.flags = <uint8_t> flags
+        o.dup = 0
+        o.level = STOP_WAITING
+        o.prev = <uint32_t> (<uint64_t> stop_price & LOW32)
+        o.next = <uint32_t> (<uint64_t> stop_price >> 32)
+        memcpy(o.key, key, KEY_LEN)
+        self._map_id(o.order_id, slot)
+        if has_coid:
+            self.orders[slot].dup = self._dup_add(key, hash, slot, self.order_count, <uint16_t> b, <uint8_t> side)
+        self._add_stop(slot)
+        self._ack(&self.out, rid, &self.orders[slot])
+        return self._run_stops(book, rid)
+
+    cdef int _add_stop(self, uint32_t slot) except -1:
+        """Put a waiting stop order in its book's trigger order."""
+        cdef Order *o = &self.orders[slot]
+        cdef StopSide *s = &self.books[o.book].stops[0 if o.side == BUY else 1]
+        cdef int64_t stop = stop_price_of(o)
+        cdef int64_t key = -stop if o.side == BUY else stop
+        cdef uint32_t lo = 0, hi, mid
+        cdef StopRef *grown
+        if s.n == s.cap:
+            grown = <StopRef *> realloc(s.refs, sizeof(StopRef) * (s.cap * 2 if s.cap else 16))
+            if grown == NULL:
+                raise MemoryError()
+            s.refs = grown
+            s.cap = s.cap * 2 if s.cap else 16
+        hi = s.n
+        while lo < hi:  # the first ref after (key, order id) in (key ascending, id descending) order
+            mid = (lo + hi) >> 1
+            if s.refs[mid].key < key or (s.refs[mid].key == key and s.refs[mid].order_id > o.order_id):
+                lo = mid + 1
+            else:
+                hi = mid
+        memmove(&s.refs[lo + 1], &s.refs[lo], sizeof(StopRef) * (s.n - lo))
+        s.refs[lo].key = key
+        s.refs[lo].order_id = o.order_id
+        s.refs[lo].slot = slot
+        s.n += 1
+        return 0
+
+    cdef void _remove_stop(self, uint32_t slot) noexcept nogil:
+        """Take a waiting stop order out of its book (cancelled); its leaves are the caller's."""
+        cdef Order *o = &self.orders[slot]
+        cdef StopSide *s = &self.books[o.book].stops[0 if o.side == BUY else 1]
+        cdef int64_t stop = stop_price_of(o)
+        cdef int64_t key = -stop if o.side == BUY else stop
+        cdef uint32_t lo = 0, hi = s.n, mid
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if s.refs[mid].key < key or (s.refs[mid].key == key and s.refs[mid].order_id > o.order_id):
+                lo = mid + 1
+            else:
+                hi = mid
+        memmove(&s.refs[lo], &s.refs[lo + 1], sizeof(StopRef) * (s.n - lo - 1))
+        s.n -= 1
+        o.level = NIL
+
+    cdef int _collect_stops(self, Book *book) except -1:
+        """Queue the waiting stops the book's last trade price meets, in trigger order."""
+        cdef int64_t last = book.last_price
+        cdef int k
+        cdef int64_t threshold
+        cdef StopSide *s
+        cdef uint32_t *grown
+        if last == 0:
+            return 0
+        for k in range(2):
+            s = &book.stops[k]
+            threshold = -last if k == 0 else last  # buy stops: stop <= last; sell stops: stop >= last
+            while s.n and s.refs[s.n - 1].key >= threshold:
+                if self.fire_len == self.fire_cap:
+                    grown = <uint32_t *> realloc(self.fire_queue,
+                                                 sizeof(uint32_t) * (self.fire_cap * 2 if self.fire_cap else 64))
+                    if grown == NULL:
+                        raise MemoryError()
+                    self.fire_queue = grown
+                    self.fire_cap = self.fire_cap * 2 if self.fire_cap else 64
+                s.n -= 1
+                self.fire_queue[self.fire_len] = s.refs[s.n].slot
+                self.fire_len += 1
+        return 0
+
+    cdef int _run_stops(self, Book *book, uint64_t rid) except -1:
+        """Fire the stops the last trade price triggered, and those their trades trigger, in order."""
+        cdef uint32_t head = 0, slot
+        cdef uint64_t trades_before
+        cdef Order *o
+        cdef int opposite
+        cdef int64_t limit_key
+        self.fire_len = 0
+        self._collect_stops(book)
+        try:
+            while head < self.fire_len:
+                slot = self.fire_queue[head]
+                head += 1
+                o = &self.orders[slot]
+                o.level = NIL
+                o.prev = NIL
+                o.next = NIL
+                self._ack(&self.out, rid, o)
+                trades_before = self.trade_id
+                opposite = 1 if o.side == BUY else 0
+                if o.order_type == MARKET:
+                    limit_key = ANY_PRICE_KEY
+                else:
+                    limit_key = -o.price if o.side == BUY else o.price
+                if ((book.sides[opposite].n and self._best_key(book, opposite) >= limit_key)
+                        or o.order_type == MARKET or o.tif == IOC or o.tif == FOK):
+                    self._execute(book, slot, limit_key, rid)
+                else:
+                    self._rest(slot)
+                if self.trade_id != trades_before:
+                    self._collect_stops(book)
+        finally:
+            self.fire_len = 0
+        return 0
 
     cdef bint _fok_fillable(self, Book *book, int opposite, int64_t limit_key, int64_t quantity,
                             const char *account, int stp) noexcept nogil:
@@ -1318,7 +1540,10 @@ cdef class MatchingEngine:
             return 0
         o = &self.orders[slot]
         quantity = o.leaves
-        self._unlink(slot)
+        if o.level == STOP_WAITING:
+            self._remove_stop(slot)
+        else:
+            self._unlink(slot)
         o.leaves = 0
         o.cancelled += quantity
         self._cancel_ack(&self.out, rid, slot, CANCEL_USER, quantity)
@@ -1339,7 +1564,9 @@ cdef class MatchingEngine:
         book = &self.books[o.book]
         opposite = 1 if o.side == BUY else 0
         match_key = -price if o.side == BUY else price
-        if not book.trading:
+        if o.level == STOP_WAITING:
+            reason = REPLACE_NOT_ALLOWED
+        elif not book.trading:
             reason = TRADING_HALTED
         elif quantity <= 0 or quantity > book.max_quantity:
             reason = INVALID_QUANTITY
@@ -1369,7 +1596,10 @@ cdef class MatchingEngine:
         if keeps_priority:
             return 0
         if book.sides[opposite].n and self._best_key(book, opposite) >= match_key:
-            return self._execute(book, slot, match_key, rid)
+            self._execute(book, slot, match_key, rid)
+            if book.stops[0].n or book.stops[1].n:
+                return self._run_stops(book, rid)
+            return 0
         return self._rest(slot)
 
     cdef int _admin(self, uint64_t rid, const char *symbol, int action) except -1:
@@ -1422,12 +1652,26 @@ cdef class MatchingEngine:
                                     day_orders[count] = o.order_id
                                     count += 1
                                 cursor = o.next
+                    for k in range(2):
+                        for r in range(book.stops[k].n):
+                            o = &self.orders[book.stops[k].refs[r].slot]
+                            if o.tif == DAY:
+                                if count == capacity:
+                                    capacity *= 2
+                                    day_orders = <uint64_t *> realloc(day_orders, sizeof(uint64_t) * capacity)
+                                    if day_orders == NULL:
+                                        raise MemoryError()
+                                day_orders[count] = o.order_id
+                                count += 1
                     qsort(day_orders, count, sizeof(uint64_t), compare_u64)
                     for n in range(count):
                         slot = self._slot_of(day_orders[n])
                         o = &self.orders[slot]
                         quantity = o.leaves
-                        self._unlink(slot)
+                        if o.level == STOP_WAITING:
+                            self._remove_stop(slot)
+                        else:
+                            self._unlink(slot)
                         self._cancel_ack(&self.out, rid, slot, CANCEL_END_OF_DAY, quantity)
                         o = &self.orders[slot]
                         o.cancelled += quantity
@@ -1468,6 +1712,11 @@ cdef class MatchingEngine:
             self._new_order(rid, f + 16, f + 52, <unsigned char> f[60], <unsigned char> f[61],
                             <unsigned char> f[62], <unsigned char> f[63], mn_load_i64(f + 64),
                             mn_load_i64(f + 72), hash)
+        elif mtype == T_NEW_STOP_ORDER:
+            kind = K_NEW_STOP_ORDER
+            self._new_stop_order(rid, f + 16, f + 52, <unsigned char> f[60], <unsigned char> f[61],
+                                 <unsigned char> f[62], <unsigned char> f[63], mn_load_i64(f + 64),
+                                 mn_load_i64(f + 72), mn_load_i64(f + 80))
         elif mtype == T_CANCEL:
             kind = K_CANCEL
             self._cancel(rid, f + 16, f + 32, mn_load_u64(f + 40))
@@ -1658,7 +1907,8 @@ cdef class MatchingEngine:
                 if (<unsigned char> f[4] != PROTOCOL_VERSION or frame_expected != <int> length
                         or mn_load_u32(f) + 4 != length):
                     code = PR_MALFORMED
-                elif mtype != T_NEW_ORDER and mtype != T_CANCEL and mtype != T_REPLACE and mtype != T_ADMIN:
+                elif (mtype != T_NEW_ORDER and mtype != T_CANCEL and mtype != T_REPLACE and mtype != T_ADMIN
+                        and mtype != T_NEW_STOP_ORDER):
                     code = PR_NOT_A_REQUEST
                 else:
                     code = validate_frame(f, mtype)
@@ -1707,6 +1957,21 @@ cdef class MatchingEngine:
         self._new_order(request_id, key, sym, side, order_type, time_in_force, order_flags, quantity, price)
         return self._answer(0, K_NEW_ORDER)
 
+    def submit_stop(self, uint64_t request_id, client_order_id, account, symbol, int side, int order_type,
+                    int time_in_force, int order_flags, int64_t quantity, int64_t price, int64_t stop_price):
+        """A new stop (``order_type`` MARKET) or stop-limit (LIMIT) order; returns its encoded answer."""
+        cdef char key[KEY_LEN]
+        cdef char sym[SYMBOL_LEN]
+        put_text(client_order_id, key, COID_LEN)
+        put_text(account, key + COID_LEN, ACCOUNT_LEN)
+        put_text(symbol, sym, SYMBOL_LEN)
+        self.out.length = 0
+        self.seq += 1
+        self.last_flags = 0
+        self._new_stop_order(request_id, key, sym, side, order_type, time_in_force, order_flags, quantity, price,
+                             stop_price)
+        return self._answer(0, K_NEW_STOP_ORDER)
+
     def cancel(self, uint64_t request_id, account, symbol, uint64_t order_id):
         """Cancel a live order; returns the encoded answer."""
         cdef char acct[ACCOUNT_LEN]
@@ -1750,6 +2015,10 @@ cdef class MatchingEngine:
             rid, coid, account, symbol, side, order_type, tif, flags, quantity, price = request
             answer = self.submit(rid, coid, account, symbol, byte(side), byte(order_type), byte(tif), byte(flags),
                                  quantity, price)
+        elif kind == K_NEW_STOP_ORDER:
+            rid, coid, account, symbol, side, order_type, tif, flags, quantity, price, stop_price = request
+            answer = self.submit_stop(rid, coid, account, symbol, byte(side), byte(order_type), byte(tif),
+                                      byte(flags), quantity, price, stop_price)
         elif kind == K_CANCEL:
             answer = self.cancel(*request)
         elif kind == K_REPLACE:
@@ -1854,7 +2123,7 @@ cdef class MatchingEngine:
         return OrderView(
             o.order_id, text_of(o.key, COID_LEN), text_of(o.key + COID_LEN, ACCOUNT_LEN),
             self._symbols[o.book], o.side, o.order_type, o.tif, o.flags, o.price, o.quantity, o.leaves,
-            o.filled, o.cancelled, order_status(o),
+            o.filled, o.cancelled, order_status(o), stop_price_of(o) if o.level == STOP_WAITING else 0,
         )
 
     cdef object _record(self, uint32_t slot):
@@ -1906,6 +2175,25 @@ cdef class MatchingEngine:
         cdef int b = self._index_of(symbol)
         return [self._view(slot) for slot in self._resting_slots(b)]
 
+    cdef list _stop_slots(self, int b):
+        """The waiting stop orders of one book in trigger order: buy stops, then sell stops."""
+        cdef int k
+        cdef uint32_t at
+        cdef StopSide *s
+        slots = []
+        for k in range(2):
+            s = &self.books[b].stops[k]
+            at = s.n
+            while at > 0:
+                at -= 1
+                slots.append(s.refs[at].slot)
+        return slots
+
+    def waiting_stops(self, str symbol):
+        """Every stop order of ``symbol`` not triggered yet, as an OrderView, in trigger order."""
+        cdef int b = self._index_of(symbol)
+        return [self._view(slot) for slot in self._stop_slots(b)]
+
     def book_checksums(self):
         cdef int b
         checksums = {}
@@ -1913,6 +2201,7 @@ cdef class MatchingEngine:
             checksums[self._symbols[b]] = book_checksum(
                 self._symbols[b], bool(self.books[b].halted), self.books[b].last_price,
                 [self._record(slot) for slot in self._resting_slots(b)],
+                [(*self._record(slot), stop_price_of(&self.orders[slot])) for slot in self._stop_slots(b)],
             )
         return checksums
 
@@ -1964,20 +2253,22 @@ cdef class MatchingEngine:
                 resting = 0
                 for slot in self._resting_slots(i):
                     o = &self.orders[slot]
-                    buf_reserve(&b, 8 + KEY_LEN + 4 + 40)
-                    p = b.data + b.length
-                    mn_store_u64(p, o.order_id)
-                    memcpy(p + 8, o.key, KEY_LEN)
-                    p[44] = <char> o.side
-                    p[45] = <char> o.order_type
-                    p[46] = <char> o.tif
-                    p[47] = <char> o.flags
-                    mn_store_i64(p + 48, o.price)
-                    mn_store_i64(p + 56, o.quantity)
-                    mn_store_i64(p + 64, o.leaves)
-                    mn_store_i64(p + 72, o.filled)
-                    mn_store_i64(p + 80, o.cancelled)
+                    buf_reserve(&b, 88)
+                    self._put_order(b.data + b.length, o)
                     b.length += 88
+                    resting += 1
+                mn_store_u32(b.data + count_at, resting)
+                count_at = b.length
+                buf_reserve(&b, 4)
+                b.length += 4
+                resting = 0
+                for slot in self._stop_slots(i):
+                    o = &self.orders[slot]
+                    buf_reserve(&b, 96)
+                    p = b.data + b.length
+                    self._put_order(p, o)
+                    mn_store_i64(p + 88, stop_price_of(o))
+                    b.length += 96
                     resting += 1
                 mn_store_u32(b.data + count_at, resting)
             # Every client order id of the day, in the table's order (live ones with status 0).
@@ -2005,6 +2296,41 @@ cdef class MatchingEngine:
             free(b.data)
         return body + struct.pack("<Q", self.checksum())
 
+    cdef void _put_order(self, char *p, Order *o) noexcept nogil:
+        """An order as a snapshot holds it (88 bytes)."""
+        mn_store_u64(p, o.order_id)
+        memcpy(p + 8, o.key, KEY_LEN)
+        p[44] = <char> o.side
+        p[45] = <char> o.order_type
+        p[46] = <char> o.tif
+        p[47] = <char> o.flags
+        mn_store_i64(p + 48, o.price)
+        mn_store_i64(p + 56, o.quantity)
+        mn_store_i64(p + 64, o.leaves)
+        mn_store_i64(p + 72, o.filled)
+        mn_store_i64(p + 80, o.cancelled)
+
+    cdef uint32_t _load_order(self, const char *p, int b) except? 0xFFFFFFFF:
+        """A new slot holding the order a snapshot wrote with ``_put_order``, mapped by its id."""
+        cdef uint32_t slot = self._new_order_slot()
+        cdef Order *o = &self.orders[slot]
+        o.order_id = mn_load_u64(p)
+        memcpy(o.key, p + 8, KEY_LEN)
+        o.side = <unsigned char> p[44]
+        o.order_type = <unsigned char> p[45]
+        o.tif = <unsigned char> p[46]
+        o.flags = <unsigned char> p[47]
+        o.price = mn_load_i64(p + 48)
+        o.quantity = mn_load_i64(p + 56)
+        o.leaves = mn_load_i64(p + 64)
+        o.filled = mn_load_i64(p + 72)
+        o.cancelled = mn_load_i64(p + 80)
+        o.book = <uint16_t> b
+        o.dup = 0
+        o.level = NIL
+        self._check_loaded(slot, b)
+        return slot
+
     @classmethod
     def restore(cls, data):
         """The engine ``snapshot`` described (this format, or the previous engine's JSON snapshot);
@@ -2024,15 +2350,16 @@ cdef class MatchingEngine:
         cdef MatchingEngine engine
         cdef const char *p = PyBytes_AS_STRING(raw)
         cdef Py_ssize_t size = PyBytes_GET_SIZE(raw), at
-        cdef uint32_t nbooks, resting, r, slot
+        cdef uint32_t nbooks, resting, stops, r, slot
         cdef int i, b
         cdef uint64_t n, k
+        cdef int64_t stop
         cdef Order *o
         cdef DupEntry *e
         cdef uint64_t hash
         magic, version, seq, trade_id, order_count, halt, epoch = struct.unpack_from(SNAPSHOT_HEADER, raw, 0)
-        if version != SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {version} is not {SNAPSHOT_VERSION}")
+        if version not in SNAPSHOT_VERSIONS:
+            raise ValueError(f"snapshot version {version} is not one of {SNAPSHOT_VERSIONS}")
         at = struct.calcsize(SNAPSHOT_HEADER)
         (nbooks,) = struct.unpack_from("<I", raw, at)
         at += 4
@@ -2046,6 +2373,7 @@ cdef class MatchingEngine:
         engine.global_halt = bool(halt)
         engine.journal_epoch = epoch
         loaded = []
+        waiting = []
         for i in range(<int> nbooks):
             if at + 29 > size:
                 raise ValueError("snapshot ends inside a book")
@@ -2061,24 +2389,27 @@ cdef class MatchingEngine:
             if at + <Py_ssize_t> resting * 88 > size:
                 raise ValueError("snapshot ends inside a book's orders")
             for r in range(resting):
-                slot = engine._new_order_slot()
-                o = &engine.orders[slot]
-                o.order_id = mn_load_u64(p + at)
-                memcpy(o.key, p + at + 8, KEY_LEN)
-                o.side = <unsigned char> p[at + 44]
-                o.order_type = <unsigned char> p[at + 45]
-                o.tif = <unsigned char> p[at + 46]
-                o.flags = <unsigned char> p[at + 47]
-                o.price = mn_load_i64(p + at + 48)
-                o.quantity = mn_load_i64(p + at + 56)
-                o.leaves = mn_load_i64(p + at + 64)
-                o.filled = mn_load_i64(p + at + 72)
-                o.cancelled = mn_load_i64(p + at + 80)
-                o.book = <uint16_t> b
-                o.dup = 0
-                engine._check_loaded(slot, b)
-                loaded.append(slot)
+                loaded.append(engine._load_order(p + at, b))
                 at += 88
+            if version < 3:  # version 2 knew no stop orders
+                continue
+            if at + 4 > size:
+                raise ValueError("snapshot ends inside a book")
+            stops = mn_load_u32(p + at)
+            at += 4
+            if at + <Py_ssize_t> stops * 96 > size:
+                raise ValueError("snapshot ends inside a book's stop orders")
+            for r in range(stops):
+                slot = engine._load_order(p + at, b)
+                stop = mn_load_i64(p + at + 88)
+                o = &engine.orders[slot]
+                if stop <= 0 or o.filled or o.order_type not in (LIMIT, MARKET):
+                    raise ValueError(f"snapshot stop order {o.order_id} cannot wait in {engine._symbols[b]}")
+                o.level = STOP_WAITING
+                o.prev = <uint32_t> (<uint64_t> stop & LOW32)
+                o.next = <uint32_t> (<uint64_t> stop >> 32)
+                waiting.append(slot)
+                at += 96
         if at + 8 > size:
             raise ValueError("snapshot ends before its client order ids")
         n = mn_load_u64(p + at)
@@ -2087,6 +2418,8 @@ cdef class MatchingEngine:
             raise ValueError("snapshot size does not match its contents")
         for slot in loaded:
             engine._rest(slot)
+        for slot in waiting:
+            engine._add_stop(slot)
         for k in range(n):
             engine._dup_loaded(p + at, mn_load_u64(p + at + 36), mn_load_u16(p + at + 44),
                                <unsigned char> p[at + 46], <unsigned char> p[at + 47], mn_load_i64(p + at + 48),
@@ -2219,6 +2552,7 @@ cdef class MatchingEngine:
         o.cancelled = fields.cancelled
         o.book = <uint16_t> b
         o.dup = 0
+        o.level = NIL
         return 0
 
     def reserve(self, client_order_ids, live_orders):
@@ -2263,6 +2597,8 @@ cdef class MatchingEngine:
             total += sizeof(uint64_t) * (self.dup_old_mask + 1)
         for i in range(self.nbooks):
             total += sizeof(LevelRef) * (self.books[i].sides[0].cap + self.books[i].sides[1].cap)
+            total += sizeof(StopRef) * (self.books[i].stops[0].cap + self.books[i].stops[1].cap)
+        total += sizeof(uint32_t) * self.fire_cap
         total += self.out.capacity + self.now.capacity + self.journal.capacity
         return total
 
@@ -2282,6 +2618,8 @@ cdef int frame_size(int mtype) noexcept nogil:
         return SZ_SNAPSHOT_REQUEST
     if mtype == T_ADMIN:
         return SZ_ADMIN
+    if mtype == T_NEW_STOP_ORDER:
+        return SZ_NEW_STOP_ORDER
     if mtype == T_ACK:
         return SZ_ACK
     if mtype == T_REJECT:
@@ -2303,7 +2641,7 @@ cdef int validate_frame(const char *f, int mtype) noexcept nogil:
     """The checks ``meridian.protocol.decode`` makes on a frame of known type and size: 0 or the
     ProtocolRejectCode it would answer (strings, then enums, in field order)."""
     cdef int side, action
-    if mtype == T_NEW_ORDER:
+    if mtype == T_NEW_ORDER or mtype == T_NEW_STOP_ORDER:
         if not (valid_text(f + 16, COID_LEN) and valid_text(f + 36, ACCOUNT_LEN) and valid_text(f + 52, SYMBOL_LEN)):
             return PR_BAD_FIELD
         side = <unsigned char> f[60]
@@ -2330,7 +2668,7 @@ cdef int validate_frame(const char *f, int mtype) noexcept nogil:
     if mtype == T_ACK:
         if not (valid_text(f + 32, COID_LEN) and valid_text(f + 52, ACCOUNT_LEN) and valid_text(f + 68, SYMBOL_LEN)):
             return PR_BAD_FIELD
-        if <unsigned char> f[76] not in (BUY, SELL) or <unsigned char> f[77] < 1 or <unsigned char> f[77] > 7:
+        if <unsigned char> f[76] not in (BUY, SELL) or <unsigned char> f[77] < 1 or <unsigned char> f[77] > 8:
             return PR_BAD_FIELD
         return 0
     if mtype == T_REJECT:
@@ -2365,11 +2703,13 @@ cdef inline int byte(object value) except -1:
 
 
 cdef int request_kind(object request) except -2:
-    from meridian.protocol import Admin, Cancel, NewOrder, Replace
+    from meridian.protocol import Admin, Cancel, NewOrder, NewStopOrder, Replace
 
     kind = type(request)
     if kind is NewOrder:
         return K_NEW_ORDER
+    if kind is NewStopOrder:
+        return K_NEW_STOP_ORDER
     if kind is Cancel:
         return K_CANCEL
     if kind is Replace:

@@ -34,6 +34,38 @@ Checks on a new order, in order: duplicate, UNKNOWN_SYMBOL, INVALID_ORDER (side,
 force or flags out of range), TRADING_HALTED, INVALID_QUANTITY, LOT_SIZE, then for limits
 INVALID_PRICE, TICK_SIZE, PRICE_BAND, then post-only rules (INVALID_ORDER on a market, IOC or FOK
 order; POST_ONLY_WOULD_CROSS).
+
+Stop orders (``NewStopOrder``: a stop-market order names MARKET, a stop-limit order LIMIT and its
+limit price, both a ``stop_price``):
+
+* Checks, in order: those of a new order (a stop-market order's price is ignored, as a market
+  order's is), except that post-only is INVALID_ORDER on any stop order; then the stop price:
+  INVALID_PRICE (not positive), TICK_SIZE, PRICE_BAND (around the last trade price, as a limit).
+* Accepted, the order waits (status PENDING_TRIGGER, ``leaves == quantity``, not in the book):
+  the answer is its ``Ack``. A buy stop is triggered by a trade of its symbol at or above its stop
+  price, a sell stop by one at or below it. A stop whose condition the symbol's last trade price
+  already meets when it is accepted is triggered at once (no trade yet: it waits for the first).
+  So waiting buy stops are always above the last trade price and waiting sell stops below it.
+* Triggering: after each step that trades (an incoming order's matching, a replace's, a fired
+  stop's), the waiting stops that the step's last trade price meets are triggered, in order: buy
+  stops by stop price ascending, sell stops by stop price descending, then by order id (the
+  trades of one step move the price one way only, so this is the order in which the step's
+  trades reached them). Triggered stops fire one after another, in the order they were triggered,
+  each after the previous one has finished matching, and the trades of each may trigger more
+  (appended behind them): the whole cascade belongs to the request whose trade started it, under
+  its seq, and nothing is left triggered between requests.
+* Firing: an ``Ack`` of the stop order (status NEW, the order as a new order now) inside the
+  triggering request's answer, then its fills and its cancel as for a new market or limit order
+  (FOK, IOC, self-trade prevention, NO_LIQUIDITY for a stop-market order), time priority from the
+  moment it fires. So any ``Ack`` after the first frame of an answer is a stop order firing
+  (the request's own order, when a new stop is triggered at once, or another one).
+* A waiting stop can be cancelled (CancelAck USER, also while halted); a replace of a waiting stop
+  is REPLACE_NOT_ALLOWED (cancel it and send a new one; once fired it is an ordinary order).
+  END_OF_DAY cancels waiting DAY stops with the resting DAY orders, by order id. A halt stops
+  trading, so it triggers nothing; waiting stops stay. A duplicate of a waiting stop is answered
+  with its Ack (PENDING_TRIGGER).
+* Checksums and snapshots hold the waiting stops of each book, in trigger order (buy stops, then
+  sell stops), after its resting orders.
 """
 
 from __future__ import annotations
@@ -65,6 +97,7 @@ from meridian.protocol import (
     Flag,
     Message,
     NewOrder,
+    NewStopOrder,
     Reject,
     Replace,
 )
@@ -87,8 +120,13 @@ class RefOrder:
     filled: int = 0
     cancelled: int = 0
     arrival: int = 0  # time priority: larger is later
+    stop_price: int = 0  # a stop order's trigger price (0: not a stop order)
+    waiting: bool = False  # a stop order that has not fired yet (never in the book)
+    triggered: bool = False  # a waiting stop order in line to fire
 
     def status(self) -> int:
+        if self.waiting and self.leaves > 0:
+            return OrderStatus.PENDING_TRIGGER
         if self.leaves > 0:
             return OrderStatus.PARTIALLY_FILLED if self.filled else OrderStatus.NEW
         return OrderStatus.CANCELLED if self.cancelled else OrderStatus.FILLED
@@ -120,7 +158,11 @@ class ReferenceEngine:
 
     def resting(self, symbol: str, side: int) -> list[RefOrder]:
         """Resting orders of one side, best first: by price (high bids, low asks), then arrival."""
-        live = [o for o in self.orders.values() if o.symbol == symbol and o.side == side and o.leaves > 0]
+        live = [
+            o
+            for o in self.orders.values()
+            if o.symbol == symbol and o.side == side and o.leaves > 0 and not o.waiting
+        ]
         if side == Side.BUY:
             return sorted(live, key=lambda o: (-o.price, o.arrival))
         return sorted(live, key=lambda o: (o.price, o.arrival))
@@ -139,11 +181,46 @@ class ReferenceEngine:
 
     # ---- requests ----------------------------------------------------------------------------
 
-    def process(self, request: NewOrder | Cancel | Replace | Admin) -> list[Message]:
+    def waiting(self, symbol: str) -> list[RefOrder]:
+        """The waiting stop orders of ``symbol`` in trigger order: buy stops, then sell stops."""
+        waiting = [o for o in self.orders.values() if o.symbol == symbol and o.waiting and o.leaves > 0]
+        buys = sorted((o for o in waiting if o.side == Side.BUY), key=lambda o: (o.stop_price, o.order_id))
+        sells = sorted((o for o in waiting if o.side == Side.SELL), key=lambda o: (-o.stop_price, o.order_id))
+        return buys + sells
+
+    def triggered(self, symbol: str) -> list[RefOrder]:
+        """The waiting stops the last trade price meets, in trigger order, marked triggered."""
+        last = self.last_price[symbol]
+        if not last:
+            return []
+        hit = [
+            o
+            for o in self.waiting(symbol)
+            if not o.triggered and (o.stop_price <= last if o.side == Side.BUY else o.stop_price >= last)
+        ]
+        for order in hit:
+            order.triggered = True  # it waits (out of the book) until it fires
+        return hit
+
+    def run_stops(self, request_id: int, symbol: str, out: list[Message]) -> None:
+        """Fire the stops triggered now, and those their trades trigger, one after another."""
+        queue = self.triggered(symbol)
+        while queue:
+            order = queue.pop(0)
+            order.waiting = False
+            trades_before = self.trade_id
+            out.append(self.ack(request_id, order))
+            self.match(request_id, order, out)
+            if self.trade_id != trades_before:
+                queue += self.triggered(symbol)
+
+    def process(self, request: NewOrder | NewStopOrder | Cancel | Replace | Admin) -> list[Message]:
         self.seq += 1
         self.last_flags = 0
         if isinstance(request, NewOrder):
             return self.new_order(request)
+        if isinstance(request, NewStopOrder):
+            return self.new_stop_order(request)
         if isinstance(request, Cancel):
             return self.cancel(request)
         if isinstance(request, Replace):
@@ -168,13 +245,15 @@ class ReferenceEngine:
             reason, quantity,
         )  # fmt: skip
 
-    def new_order_problem(self, r: NewOrder) -> int | None:
+    def new_order_problem(self, r: NewOrder | NewStopOrder) -> int | None:
         instrument = self.instruments[r.symbol]
+        stop = isinstance(r, NewStopOrder)
         if (
             r.side not in (Side.BUY, Side.SELL)
             or r.order_type not in (OrderType.LIMIT, OrderType.MARKET)
             or r.time_in_force not in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.DAY)
             or r.order_flags & ~(ORDER_FLAG_POST_ONLY | ORDER_FLAG_STP_MASK)
+            or (stop and r.order_flags & ORDER_FLAG_POST_ONLY)
         ):
             return RejectReason.INVALID_ORDER
         if not self.trading(r.symbol):
@@ -185,18 +264,30 @@ class ReferenceEngine:
             return RejectReason.LOT_SIZE
         post_only = bool(r.order_flags & ORDER_FLAG_POST_ONLY)
         if r.order_type == OrderType.MARKET:
-            return RejectReason.INVALID_ORDER if post_only else None
-        if r.price <= 0:
-            return RejectReason.INVALID_PRICE
-        if r.price % instrument.tick_size != 0:
-            return RejectReason.TICK_SIZE
-        low, high = instrument.band(self.last_price[r.symbol] or instrument.reference_price)
-        if not low <= r.price <= high:
-            return RejectReason.PRICE_BAND
+            if post_only:
+                return RejectReason.INVALID_ORDER
+            return self.price_problem(r.symbol, r.stop_price) if isinstance(r, NewStopOrder) else None
+        problem = self.price_problem(r.symbol, r.price)
+        if problem is None and isinstance(r, NewStopOrder):
+            problem = self.price_problem(r.symbol, r.stop_price)
+        if problem is not None:
+            return problem
         if post_only and r.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
             return RejectReason.INVALID_ORDER
         if post_only and self.would_cross(r.symbol, r.side, r.price):
             return RejectReason.POST_ONLY_WOULD_CROSS
+        return None
+
+    def price_problem(self, symbol: str, price: int) -> int | None:
+        """INVALID_PRICE, TICK_SIZE or PRICE_BAND for a limit or stop price, else None."""
+        instrument = self.instruments[symbol]
+        if price <= 0:
+            return RejectReason.INVALID_PRICE
+        if price % instrument.tick_size != 0:
+            return RejectReason.TICK_SIZE
+        low, high = instrument.band(self.last_price[symbol] or instrument.reference_price)
+        if not low <= price <= high:
+            return RejectReason.PRICE_BAND
         return None
 
     def would_cross(self, symbol: str, side: int, price: int) -> bool:
@@ -223,6 +314,30 @@ class ReferenceEngine:
             self.day_ids[key] = order.order_id
         out: list[Message] = [self.ack(r.request_id, order)]
         self.match(r.request_id, order, out)
+        self.run_stops(r.request_id, r.symbol, out)
+        return out
+
+    def new_stop_order(self, r: NewStopOrder) -> list[Message]:
+        key = (r.account, r.client_order_id)
+        if r.client_order_id and key in self.day_ids:
+            self.last_flags = Flag.DUPLICATE
+            return [self.ack(r.request_id, self.orders[self.day_ids[key]])]
+        if r.symbol not in self.instruments:
+            return self.reject(r.request_id, 0, r.client_order_id, r.symbol, RejectReason.UNKNOWN_SYMBOL)
+        problem = self.new_order_problem(r)
+        if problem is not None:
+            return self.reject(r.request_id, 0, r.client_order_id, r.symbol, problem)
+        market = r.order_type == OrderType.MARKET
+        order = RefOrder(
+            len(self.orders) + 1, r.client_order_id, r.account, r.symbol, r.side, r.order_type,
+            r.time_in_force, r.order_flags, 0 if market else r.price, r.quantity, r.quantity,
+            stop_price=r.stop_price, waiting=True,
+        )  # fmt: skip
+        self.orders[order.order_id] = order
+        if r.client_order_id:
+            self.day_ids[key] = order.order_id
+        out: list[Message] = [self.ack(r.request_id, order)]
+        self.run_stops(r.request_id, r.symbol, out)
         return out
 
     def fillable(self, order: RefOrder, stp: int) -> bool:
@@ -311,7 +426,9 @@ class ReferenceEngine:
         instrument = self.instruments[order.symbol]
         low, high = instrument.band(self.last_price[order.symbol] or instrument.reference_price)
         problem: int | None = None
-        if not self.trading(order.symbol):
+        if order.waiting:
+            problem = RejectReason.REPLACE_NOT_ALLOWED
+        elif not self.trading(order.symbol):
             problem = RejectReason.TRADING_HALTED
         elif r.quantity <= 0 or r.quantity > instrument.max_order_quantity:
             problem = RejectReason.INVALID_QUANTITY
@@ -335,6 +452,7 @@ class ReferenceEngine:
         out: list[Message] = [self.ack(r.request_id, order)]
         if not keeps_priority:
             self.match(r.request_id, order, out)
+            self.run_stops(r.request_id, order.symbol, out)
         return out
 
     def admin(self, r: Admin) -> list[Message]:
@@ -386,7 +504,14 @@ class ReferenceEngine:
         o = self.orders.get(order_id)
         if o is None:
             return None
-        return OrderView(*o.record(), o.status())
+        return self.view(o)
+
+    def view(self, o: RefOrder) -> OrderView:
+        return OrderView(*o.record(), o.status(), o.stop_price if o.waiting and o.leaves else 0)
+
+    def waiting_stops(self, symbol: str) -> list[OrderView]:
+        """The stop orders of ``symbol`` not triggered yet, in trigger order."""
+        return [self.view(o) for o in self.waiting(symbol)]
 
     def book_checksums(self) -> dict[str, int]:
         return {
@@ -395,6 +520,7 @@ class ReferenceEngine:
                 symbol in self.halted,
                 self.last_price[symbol],
                 [o.record() for side in (Side.BUY, Side.SELL) for o in self.resting(symbol, side)],
+                [(*o.record(), o.stop_price) for o in self.waiting(symbol)],
             )
             for symbol in sorted(self.instruments)
         }

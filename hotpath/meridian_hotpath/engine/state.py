@@ -50,6 +50,7 @@ class OrderView(NamedTuple):
     filled_quantity: int
     cancelled_quantity: int
     status: int
+    stop_price: int = 0  # a stop order's trigger price (0: not a stop order)
 
 
 class BookRecord(NamedTuple):
@@ -76,9 +77,20 @@ def _digest(rows: list[tuple[int | str, ...]]) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def book_checksum(symbol: str, halted: bool, last_price: int, resting: list[OrderRecord]) -> int:
-    """u64 over one book: its trading state and its resting orders, bids then asks, in priority order."""
-    return _digest([(symbol, int(halted), last_price), *resting])
+def book_checksum(
+    symbol: str,
+    halted: bool,
+    last_price: int,
+    resting: list[OrderRecord],
+    stops: list[tuple[int | str, ...]] | None = None,
+) -> int:
+    """u64 over one book: its trading state, its resting orders (bids then asks, in priority order)
+    and its waiting stop orders (``OrderRecord`` + stop price, in trigger order). A book without
+    waiting stops sums as it did before stop orders existed, so older snapshots still verify."""
+    rows: list[tuple[int | str, ...]] = [(symbol, int(halted), last_price), *resting]
+    if stops:
+        rows += [("stops",), *stops]
+    return _digest(rows)
 
 
 def engine_checksum(

@@ -4,10 +4,10 @@ Connections are pooled per address at module level, so a warm Lambda container r
 across invocations. Every request gets a process-unique request id; its answer is every frame
 carrying that id up to the one flagged LAST.
 
-A ``NewOrder`` whose connection breaks before its answer is re-sent once on a fresh connection with
-the same client order id: the engine answers a repeat with the existing order's Ack flagged
-DUPLICATE, so the resend can never create a second order. Cancels and replaces are not re-sent
-(their outcome is unknown and ``HotpathConnectionLostError`` says so).
+A ``NewOrder`` (or ``NewStopOrder``) whose connection breaks before its answer is re-sent once on a
+fresh connection with the same client order id: the engine answers a repeat with the existing
+order's Ack flagged DUPLICATE, so the resend can never create a second order. Cancels and replaces
+are not re-sent (their outcome is unknown and ``HotpathConnectionLostError`` says so).
 
 Errors: ``HotpathUnavailable`` (cannot connect, or no answer in time; the API maps it to 503),
 ``HotpathConnectionLostError`` (broke mid-request), ``HotpathProtocolError`` (the node refused a frame
@@ -34,6 +34,7 @@ from meridian.protocol import (
     Heartbeat,
     Message,
     NewOrder,
+    NewStopOrder,
     ProtocolError,
     ProtocolReject,
     Replace,
@@ -48,7 +49,12 @@ DEFAULT_CONNECT_TIMEOUT = 1.0
 DEFAULT_PIPELINE_WINDOW = 512
 _RECV_BYTES = 256 * 1024
 _M = TypeVar("_M", Heartbeat, Snapshot)
-_IDEMPOTENT = (NewOrder, Heartbeat, SnapshotRequest)  # safe to send twice (see module docstring)
+_IDEMPOTENT = (
+    NewOrder,
+    NewStopOrder,
+    Heartbeat,
+    SnapshotRequest,
+)  # safe to send twice (see module docstring)
 
 
 class HotpathError(Exception):

@@ -7,7 +7,7 @@ quantities are integers in units of the instrument. Nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import IntEnum
 
 SYMBOL_LEN = 8
@@ -15,6 +15,7 @@ ACCOUNT_LEN = 16
 CLIENT_ORDER_ID_LEN = 20
 MAX_QUANTITY = 10**12
 MAX_PRICE = 10**15
+AVERAGE_EXTRA_DIGITS = 2  # an average price prints this many digits finer than the instrument's prices
 
 
 class Side(IntEnum):
@@ -55,6 +56,7 @@ class OrderStatus(IntEnum):
     REJECTED = 5
     PENDING_APPROVAL = 6
     EXPIRED = 7
+    PENDING_TRIGGER = 8  # a stop order waiting in the node for its trigger price
 
 
 class RejectReason(IntEnum):
@@ -129,6 +131,19 @@ class Instrument:
 
     def to_price(self, units: int) -> Decimal:
         return Decimal(units).scaleb(-self.price_scale)
+
+    def price_text(self, value: Decimal | int) -> str:
+        """A price (or an amount of money) as text on the instrument's grid of decimals: "190.00",
+        never "190", "190.0000000000" or "1.9E+2" (whatever scale the number was stored with)."""
+        return _fixed(Decimal(value), self.price_scale)
+
+    def average_text(self, value: Decimal) -> str:
+        """An average price: ``AVERAGE_EXTRA_DIGITS`` finer than the grid, rounded half-even."""
+        return _fixed(value, self.price_scale + AVERAGE_EXTRA_DIGITS)
+
+
+def _fixed(value: Decimal, places: int) -> str:
+    return format(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
 
 
 DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (

@@ -37,7 +37,8 @@ class UnknownEventError(ValueError):
 class EventDetail(BaseModel):
     """Base of every lifecycle event detail."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use, not at import: a consumer builds the schemas of the events it reads only.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     detail_type: ClassVar[str]
     source: ClassVar[str] = EVENT_SOURCE
 
@@ -53,10 +54,11 @@ class OrderAccepted(EventDetail):
     account: str
     symbol: str
     side: SideName
-    order_type: Literal["LIMIT", "MARKET"]
+    order_type: Literal["LIMIT", "MARKET", "STOP", "STOP_LIMIT"]
     time_in_force: Literal["GTC", "IOC", "FOK", "DAY"]
     quantity: int = Field(gt=0)
     price: Decimal | None = None
+    stop_price: Decimal | None = Field(default=None, description="STOP and STOP_LIMIT orders' trigger price")
     status: str
     node_seq: int = Field(ge=0)
 
@@ -77,7 +79,7 @@ class OrderCancelled(EventDetail):
     account: str
     symbol: str
     cancelled_quantity: int = Field(ge=0)
-    reason: str
+    reason: str = Field(description="The CancelReason: USER, IOC_REMAINDER, FOK_UNFILLED, SELF_TRADE, ...")
     node_seq: int = Field(ge=0)
 
 

@@ -57,6 +57,7 @@ class MessageType(IntEnum):
     HEARTBEAT = 4
     SNAPSHOT_REQUEST = 5
     ADMIN = 6
+    NEW_STOP_ORDER = 7
     ACK = 20
     REJECT = 21
     FILL = 22
@@ -107,6 +108,24 @@ class NewOrder(NamedTuple):
     order_flags: int
     quantity: int
     price: int
+
+
+class NewStopOrder(NamedTuple):
+    """A stop (``order_type`` MARKET) or stop-limit (LIMIT, at ``price``) order: it waits in the node
+    until a trade in its symbol reaches ``stop_price`` (at or above it for a buy, at or below for a
+    sell), then works as the market or limit order it names (``reference.py`` has the rules)."""
+
+    request_id: int
+    client_order_id: str
+    account: str
+    symbol: str
+    side: int
+    order_type: int
+    time_in_force: int
+    order_flags: int
+    quantity: int
+    price: int
+    stop_price: int
 
 
 class Cancel(NamedTuple):
@@ -216,6 +235,7 @@ class ProtocolReject(NamedTuple):
 
 Message = (
     NewOrder
+    | NewStopOrder
     | Cancel
     | Replace
     | Heartbeat
@@ -229,7 +249,7 @@ Message = (
     | AdminAck
     | ProtocolReject
 )
-REQUEST_TYPES = (NewOrder, Cancel, Replace, Heartbeat, SnapshotRequest, Admin)
+REQUEST_TYPES = (NewOrder, NewStopOrder, Cancel, Replace, Heartbeat, SnapshotRequest, Admin)
 
 _S, _A, _C = f"{SYMBOL_LEN}s", f"{ACCOUNT_LEN}s", f"{CLIENT_ORDER_ID_LEN}s"
 
@@ -276,6 +296,12 @@ _LAYOUTS: dict[int, _Layout] = {
         NewOrder,
         MessageType.NEW_ORDER,
         f"{_C}{_A}{_S}BBBBqq",
+        (("side", _SIDES), ("order_type", _TYPES), ("time_in_force", _TIFS)),
+    ),
+    MessageType.NEW_STOP_ORDER: _layout(
+        NewStopOrder,
+        MessageType.NEW_STOP_ORDER,
+        f"{_C}{_A}{_S}BBBBqqq",
         (("side", _SIDES), ("order_type", _TYPES), ("time_in_force", _TIFS)),
     ),
     MessageType.CANCEL: _layout(Cancel, MessageType.CANCEL, f"{_A}{_S}Q"),

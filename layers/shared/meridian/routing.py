@@ -2,7 +2,13 @@
 
 The fleet shards symbols across nodes. The table is JSON::
 
-    {"default": "10.0.1.10:9001", "symbols": {"MSFT": "10.0.1.11:9001"}}
+    {"default": "10.0.1.10:9001,10.0.1.20:9001", "symbols": {"MSFT": "10.0.1.11:9001"}}
+
+A replicated shard lists its nodes, comma-separated: only its primary accepts connections (a standby
+refuses them until it takes over), so a client tries them in order and keeps to the one that
+answered (``failover``). An order whose answer was lost in a takeover is resent with the same
+client order id: the new primary holds it (it was replicated before it was acknowledged) and
+answers it as a duplicate, so it is never entered twice.
 
 and comes either from the environment variable ``MERIDIAN_ROUTES`` (static) or from the SSM
 parameter named by ``MERIDIAN_ROUTES_PARAMETER`` (re-read after a short TTL). Adding a node or
@@ -14,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,16 +52,29 @@ def parse_address(text: str) -> Address:
     return host.strip("[]"), int(port)
 
 
+def parse_addresses(text: str) -> tuple[Address, ...]:
+    """A shard's nodes, ``host:port[,host:port...]``."""
+    return tuple(parse_address(part.strip()) for part in text.split(","))
+
+
 @dataclass(frozen=True, slots=True)
 class RouteTable:
-    default: Address | None = None
-    symbols: Mapping[str, Address] = field(default_factory=dict)
+    default: tuple[Address, ...] | None = None
+    symbols: Mapping[str, tuple[Address, ...]] = field(default_factory=dict)
+
+    def addresses_for(self, symbol: str) -> tuple[Address, ...]:
+        """The nodes of the shard that owns ``symbol`` (its primary among them)."""
+        addresses = self.symbols.get(symbol, self.default)
+        if addresses is None:
+            raise RoutingError(f"no matching node is configured for {symbol!r}")
+        return addresses
 
     def address_for(self, symbol: str) -> Address:
-        address = self.symbols.get(symbol, self.default)
-        if address is None:
-            raise RoutingError(f"no matching node is configured for {symbol!r}")
-        return address
+        return self.addresses_for(symbol)[0]
+
+    def shards(self) -> list[tuple[Address, ...]]:
+        found = set(self.symbols.values()) | ({self.default} if self.default else set())
+        return sorted(found)
 
     @classmethod
     def from_json(cls, text: str) -> RouteTable:
@@ -79,8 +99,8 @@ class RouteTable:
         if default is None and not symbols:
             raise RoutingError("routing table names no node")
         return cls(
-            default=parse_address(default) if default is not None else None,
-            symbols={symbol: parse_address(address) for symbol, address in symbols.items()},
+            default=parse_addresses(default) if default is not None else None,
+            symbols={symbol: parse_addresses(address) for symbol, address in symbols.items()},
         )
 
 
@@ -166,15 +186,56 @@ class Router:
         self.provider = provider
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.failover = FAILOVER
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Router:
         return cls(provider_from_environment(environ))
 
+    def addresses_for(self, symbol: str) -> tuple[Address, ...]:
+        """The shard's nodes, the one that last answered first."""
+        return self.failover.ordered(self.provider.table().addresses_for(symbol))
+
     def address_for(self, symbol: str) -> Address:
-        return self.provider.table().address_for(symbol)
+        return self.addresses_for(symbol)[0]
 
     def client_for(self, symbol: str) -> HotpathClient:
-        # Clients are cheap: the sockets behind them are pooled per address by the client module.
-        host, port = self.address_for(symbol)
-        return HotpathClient(host, port, timeout=self.timeout, connect_timeout=self.connect_timeout)
+        """A client for the node of ``symbol``'s shard that accepts a connection (its primary).
+        Clients are cheap: the sockets behind them are pooled per address by the client module."""
+        addresses = self.addresses_for(symbol)
+        for address in addresses:
+            if len(addresses) == 1 or self.failover.reachable(address, self.connect_timeout):
+                return HotpathClient(*address, timeout=self.timeout, connect_timeout=self.connect_timeout)
+        return HotpathClient(*addresses[0], timeout=self.timeout, connect_timeout=self.connect_timeout)
+
+
+class Failover:
+    """Which node of each replicated shard answered last (a process-wide memory, like the pool)."""
+
+    def __init__(self) -> None:
+        self._preferred: dict[tuple[Address, ...], Address] = {}
+        self._lock = threading.Lock()
+
+    def ordered(self, addresses: tuple[Address, ...]) -> tuple[Address, ...]:
+        with self._lock:
+            preferred = self._preferred.get(addresses)
+        if preferred is None or preferred == addresses[0]:
+            return addresses
+        return (preferred, *(address for address in addresses if address != preferred))
+
+    def answered(self, addresses: tuple[Address, ...], address: Address) -> None:
+        with self._lock:
+            self._preferred[addresses] = address
+
+    def reachable(self, address: Address, timeout: float) -> bool:
+        """Whether ``address`` accepts a connection (a standby refuses them)."""
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+        except OSError:
+            return False
+        for shard in [s for s in list(self._preferred) if address in s]:
+            self.answered(shard, address)
+        return True
+
+
+FAILOVER = Failover()

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from meridian_client.stream import BookKeeper
 from websockets.exceptions import ConnectionClosed
 
 from meridian.client import HotpathClient
 from meridian.domain import Side
 from meridian.protocol import Fill
+from meridian_client.stream import BookKeeper
 from meridian_hotpath.app import NodeConfig
 from meridian_hotpath.commit import AckMode
 from meridian_hotpath.marketdata import trade_record

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,10 +17,11 @@ from typing import Any
 import psycopg
 import pytest
 from botocore.credentials import Credentials
-from meridian_client import ApiError, MeridianClient
 
+from meridian_client import ApiError, MeridianClient
 from meridian_local.aws import aws_client
 from meridian_local.preflight import port_is_free
+from tests.browser import rendered_dom
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
@@ -165,6 +167,47 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     assert sorted(execution_ids) == [f"1-{n}" for n in range(1, 6)]
     assert ("ACC-ALICE", "AAPL", 150) in positions
     assert ("ACC-BOB", "AAPL", -150) in positions
+
+    # A quiet terminal: one line per request, no library warnings; the functions' logs in files.
+    said = "".join(output)
+    for noise in ("XDG_RUNTIME_DIR", "Feature Toggle", "unpublished metrics", "No application metrics"):
+        assert noise not in said, noise
+    assert re.search(r"\] POST\s+/orders 201 \d+\.\d ms alice", said), said[-2000:]
+    logs = Path(endpoints["logs"])
+    emf = [
+        json.loads(line) for line in (logs / "orders-api.log").read_text().splitlines() if '"_aws"' in line
+    ]
+    assert {d["route"] for d in emf if "ApiLatency" in d} >= {"POST /orders", "DELETE /orders/{order_id}"}
+    assert all(
+        len(d["ApiLatency"]) == 1 for d in emf if isinstance(d.get("ApiLatency"), list)
+    )  # one request each
+    env_vars = json.loads((Path(env["MERIDIAN_STATE_DIR"]) / "env.json").read_text())
+    assert env_vars["OrdersApiFunction"]["AWS_ENDPOINT_URL"] == endpoints["aws"]
+
+    # The live dashboard renders the platform's data in a real browser, while alice trades.
+    alice = MeridianClient(
+        endpoints["api"], Credentials(users["alice"]["access_key"], users["alice"]["secret"])
+    )
+    trading = threading.Event()
+
+    def trade() -> None:
+        while not trading.is_set():
+            alice.submit_order("MSFT", "buy", 1, "400.00", time_in_force="IOC")
+
+    trader = threading.Thread(target=trade, daemon=True)
+    trader.start()
+    try:
+        dom = rendered_dom(endpoints["api"] + "/dashboard")
+    finally:
+        trading.set()
+        trader.join(timeout=30)
+    status = json.loads(re.search(r'<span id="status">(\{.*?\})</span>', dom).group(1))  # type: ignore[union-attr]
+    assert status["node_up"] is True
+    assert status["samples"] >= 3
+    assert all(status["points"][chart] > 0 for chart in ("latency", "throughput", "cpu", "depth", "lag")), (
+        status
+    )
+    assert dom.count('class="uplot') >= 6
 
     dynamodb, s3 = aws_client("dynamodb", endpoints["aws"]), aws_client("s3", endpoints["aws"])
     market_tables = [

@@ -14,7 +14,6 @@ from typing import Any
 import psycopg
 import pytest
 from botocore.credentials import Credentials
-from meridian_client import ApiError, MeridianClient
 from moto.server import ThreadedMotoServer
 from orders_api import aws, config, services
 from orders_api.openapi_export import document
@@ -22,6 +21,7 @@ from orders_api.openapi_export import document
 from meridian.events import TradeExecuted
 from meridian.iam.sigv4 import LocalCredential
 from meridian.ledger import record_trade
+from meridian_client import ApiError, MeridianClient
 from meridian_hotpath.process import NodeProcess
 from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.moto_server import reset

@@ -83,7 +83,7 @@ def test_in_equals_applied_plus_dlq(
     with psycopg.connect(ledger_database_url) as conn:
         applied = {row[0] for row in conn.execute("SELECT execution_id FROM trades")}
         rebuilt = rebuild_from_history(conn)
-        stored = {(p.account, p.symbol): (p.quantity, p.realised_pnl) for p in positions(conn, None)}
+        stored = {(p.account, p.symbol): (p.quantity, p.realized_pnl) for p in positions(conn, None)}
 
     assert len(bodies) == poller.stats.succeeded + len(dead)  # in = applied (incl. duplicates) + DLQ
     assert applied == {e.execution_id for e in events} - PERMANENT
@@ -91,7 +91,7 @@ def test_in_equals_applied_plus_dlq(
     assert sum(1 for m in dead if m["Body"] in POISON) == len(POISON)
     # Moved after MAX_RECEIVES receives (our receive from the DLQ counts one more).
     assert all(int(m["Attributes"]["ApproximateReceiveCount"]) > MAX_RECEIVES for m in dead)
-    assert {k: (p.quantity, p.realised_pnl) for k, p in rebuilt.items()} == stored  # nothing doubled
+    assert {k: (p.quantity, p.realized_pnl) for k, p in rebuilt.items()} == stored  # nothing doubled
     # Only the failing records were retried: everything else was attempted exactly once.
     healthy = {e.execution_id for e in events} - TRANSIENT - PERMANENT - {e.execution_id for e in events[:15]}
     assert {attempts[x] for x in healthy} == {1}

@@ -24,7 +24,7 @@ def test_wire_bench_interleaves_floors_and_orders_and_labels_every_figure(tmp_pa
         "BENCH_WIRE_ORDERS": "2000",
         "BENCH_WIRE_ROUNDS": "2",
         "BENCH_WIRE_DIR": str(tmp_path),
-        "BENCH_WIRE_NODE_ARGS": "--ack-after async;",  # two nodes: one row set each
+        "BENCH_WIRE_NODE_ARGS": "--ack-after replica;",  # a replicated pair, then a lone node
         "BENCH_OUT": str(out),
     }
     result = subprocess.run(
@@ -35,7 +35,7 @@ def test_wire_bench_interleaves_floors_and_orders_and_labels_every_figure(tmp_pa
     report = json.loads(out.read_text())
     assert report["journal"]["filesystem"] not in ("", "unknown")
     assert report["journal"]["verdict"] in result.stdout
-    assert [c["node_args"] for c in report["node_configs"]] == ["--ack-after async", ""]
+    assert [c["node_args"] for c in report["node_configs"]] == ["--ack-after replica", ""]
     for config in report["node_configs"]:
         paced, piped = config["paced"], config["pipelined"]
         for kind in ("echo", "heartbeat", "orders"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -11,9 +12,10 @@ import zipfile
 from pathlib import Path
 
 from botocore.credentials import Credentials
+from packaging.requirements import Requirement
+
 from meridian_client import MeridianClient
 from meridian_client.cli import EXIT_UNREACHABLE, main
-from packaging.requirements import Requirement
 
 CLIENTS = Path(__file__).resolve().parents[3] / "clients"
 
@@ -22,8 +24,8 @@ def test_the_meridian_command_is_installed_and_answers_help() -> None:
     command = Path(sys.executable).parent / "meridian"  # make setup installs the package editable
     done = subprocess.run([str(command), "--help"], capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("usage: meridian ")
-    for subcommand in ("orders", "positions", "trades", "marketdata"):
+    assert done.stdout.startswith("Usage: meridian ")
+    for subcommand in ("orders", "positions", "trades", "marketdata", "halt", "resume"):
         assert subcommand in done.stdout
 
 
@@ -44,14 +46,16 @@ def test_bad_input_exits_2_without_calling_the_api() -> None:
         timeout=60,
     )
     assert done.returncode == 2
-    assert "invalid choice" in done.stderr or "--side" in done.stderr
+    assert "Invalid value for '--side'" in done.stderr
 
 
 def test_an_api_that_does_not_answer_is_reported_in_one_line_with_exit_3() -> None:
     err = io.StringIO()
     code = main(
         ["--url", "http://127.0.0.1:9", "--region", "us-east-1", "positions"],  # port 9: nobody listens
-        client_factory=lambda args: MeridianClient(args.url, Credentials("key", "secret"), "us-east-1"),
+        client_factory=lambda identity, region: MeridianClient(
+            identity.url, Credentials("key", "secret"), region
+        ),
         out=io.StringIO(),
         err=err,
     )
@@ -83,8 +87,9 @@ def test_the_wheel_carries_the_library_the_command_and_its_dependencies(tmp_path
     (wheel,) = (tmp_path / "dist").glob("meridian_client-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        assert {"meridian_client/cli.py", "meridian_client/api.py", "meridian_client/auth.py",
-                "meridian_client/stream.py"} <= set(names)  # fmt: skip
+        modules = ("cli", "cli_orders", "cli_reads", "cli_stream", "stream", "api", "auth", "models", "base",
+                   "output", "profiles")  # fmt: skip
+        assert {f"meridian_client/{m}.py" for m in modules} <= set(names)
         info = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         assert "meridian = meridian_client.cli:main" in archive.read(info).decode()
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -94,4 +99,40 @@ def test_the_wheel_carries_the_library_the_command_and_its_dependencies(tmp_path
     declared = tomllib.loads((CLIENTS / "pyproject.toml").read_text())["project"]["dependencies"]
     assert {Requirement(r).name for r in required} == {Requirement(r).name for r in declared}
     # What meridian_client imports beyond the standard library, and nothing else, is declared.
-    assert {Requirement(r).name for r in declared} == {"botocore", "requests", "websockets"}
+    assert {Requirement(r).name for r in declared} == {
+        "botocore", "requests", "pydantic", "click", "rich", "websockets"
+    }  # fmt: skip
+
+
+def test_the_sdk_models_are_what_the_api_contract_generates() -> None:
+    """``make openapi`` regenerates docs/api/openapi.json and the models from it: both committed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.sdk_models", "--check"],
+        cwd=CLIENTS.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_route_of_the_contract_has_a_client_method() -> None:
+    contract = json.loads((CLIENTS.parent / "docs" / "api" / "openapi.json").read_text())
+    routes = {(method.upper(), path) for path, ops in contract["paths"].items() for method in ops}
+    covered = {
+        ("POST", "/orders"): MeridianClient.submit_order,
+        ("GET", "/orders"): MeridianClient.list_orders,
+        ("GET", "/orders/{order_id}"): MeridianClient.get_order,
+        ("GET", "/orders/{order_id}/fills"): MeridianClient.order_fills,
+        ("DELETE", "/orders/{order_id}"): MeridianClient.cancel_order,
+        ("PATCH", "/orders/{order_id}"): MeridianClient.replace_order,
+        ("POST", "/orders/{order_id}/approval"): MeridianClient.decide_approval,
+        ("GET", "/positions"): MeridianClient.positions,
+        ("GET", "/trades"): MeridianClient.trades,
+        ("GET", "/marketdata/{symbol}"): MeridianClient.market_data,
+        ("GET", "/health"): MeridianClient.health,
+        ("POST", "/admin/halt"): MeridianClient.halt,
+        ("POST", "/admin/resume"): MeridianClient.resume,
+    }
+    assert routes == set(covered)

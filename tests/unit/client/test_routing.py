@@ -148,3 +148,33 @@ def test_ssm_without_a_readable_table_is_a_routing_error(ssm: Any) -> None:
 def test_ssm_client_is_created_from_the_environment(ssm: Any) -> None:
     router = Router.from_environment({ROUTES_PARAMETER_ENV: PARAMETER})
     assert router.client_for("ESZ6").address == ("::1", 9003)
+
+
+def test_a_replicated_shard_lists_its_nodes_and_the_client_reaches_the_one_that_accepts() -> None:
+    import socket  # noqa: PLC0415
+
+    from orders_api.dal.hotpath import HotpathGateway  # noqa: PLC0415
+
+    from meridian.client import close_pooled_connections  # noqa: PLC0415
+    from meridian.protocol import Flag  # noqa: PLC0415
+    from tests.unit.client.stub_node import StubNode  # noqa: PLC0415
+
+    standby = socket.socket()
+    standby.bind(("127.0.0.1", 0))  # bound, not listening: it refuses, as a standby does
+    standby_address = f"127.0.0.1:{standby.getsockname()[1]}"
+    primary = StubNode(lambda message, _: [(message, Flag.LAST)])  # an echo: heartbeats come back
+    try:
+        shard = f"{standby_address},127.0.0.1:{primary.port}"
+        table = RouteTable.from_mapping({"default": shard})
+        assert table.addresses_for("AAPL") == (parse_address(standby_address), ("127.0.0.1", primary.port))
+        router = Router(StaticRoutes(table))
+        assert router.client_for("AAPL").address == ("127.0.0.1", primary.port)
+        gateway = HotpathGateway(router)
+        assert gateway.nodes() == [shard]
+        assert gateway.ping()
+        # The node that answered goes first from now on.
+        assert router.addresses_for("AAPL")[0] == ("127.0.0.1", primary.port)
+    finally:
+        primary.stop()
+        standby.close()
+        close_pooled_connections()

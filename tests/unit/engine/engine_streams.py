@@ -16,6 +16,7 @@ from meridian.protocol import (
     AdminAction,
     Cancel,
     NewOrder,
+    NewStopOrder,
     Replace,
 )
 from meridian_hotpath.engine import MatchingEngine
@@ -25,7 +26,7 @@ INSTRUMENTS = (
     Instrument("BBB", tick_size=1, lot_size=1, reference_price=200, band_bps=1000, max_order_quantity=500),
 )
 ACCOUNTS = ("ACC1", "ACC2", "ACC3")
-Request = NewOrder | Cancel | Replace | Admin
+Request = NewOrder | NewStopOrder | Cancel | Replace | Admin
 TIME_IN_FORCE_MIX = (TimeInForce.GTC, TimeInForce.GTC, TimeInForce.DAY, TimeInForce.IOC, TimeInForce.FOK)
 ADMIN_MIX = (AdminAction.HALT, AdminAction.RESUME, AdminAction.RESUME, AdminAction.END_OF_DAY, 9, 2)
 
@@ -91,6 +92,24 @@ def _new_orders(draw: st.DrawFn, request_id: int) -> NewOrder:
     )
 
 
+@st.composite
+def _new_stop_orders(draw: st.DrawFn, request_id: int) -> NewStopOrder:
+    """Stop and stop-limit orders with stop prices around the reference, so trades trigger them
+    (and some are met, or invalid, on arrival)."""
+    order = draw(_new_orders(request_id))
+    instrument = INSTRUMENTS[0] if order.symbol == "AAA" else INSTRUMENTS[1]
+    stop_price = instrument.reference_price + draw(st.integers(-3, 3)) * instrument.tick_size
+    roll = draw(st.integers(0, 19))
+    if roll == 0:
+        stop_price = 0
+    elif roll == 1:
+        stop_price += 1 if instrument.tick_size > 1 else 0
+    elif roll == 2:
+        stop_price = instrument.reference_price * 2
+    flags = order.order_flags & ~ORDER_FLAG_POST_ONLY if draw(st.integers(0, 9)) else order.order_flags
+    return NewStopOrder(*order._replace(order_flags=flags), stop_price)
+
+
 OWNER = "?"  # a cancel or replace from the order's owner, on the order's symbol: see ``concretize``
 # A cancel or replace with order id -k names the k-th newest live order (an older one if fewer live).
 
@@ -102,8 +121,10 @@ def _requests(draw: st.DrawFn, request_id: int, orders_so_far: int) -> Request:
     order_id = draw(st.one_of(live, live, live, st.integers(1, max(1, orders_so_far) + 1)))
     account = draw(st.sampled_from((OWNER, OWNER, OWNER, OWNER, *ACCOUNTS)))
     symbol = draw(st.sampled_from((OWNER, OWNER, OWNER, OWNER, OWNER, OWNER, "", "AAA", "BBB")))
-    if kind < 60:
+    if kind < 50:
         return draw(_new_orders(request_id))
+    if kind < 60:
+        return draw(_new_stop_orders(request_id))
     if kind < 78:
         return Cancel(request_id, account, symbol, order_id)
     if kind < 97:
@@ -120,7 +141,9 @@ def request_streams(draw: st.DrawFn, max_size: int = 80) -> list[Request]:
     size = draw(st.integers(1, max_size))
     stream: list[Request] = []
     for request_id in range(1, size + 1):
-        stream.append(draw(_requests(request_id, sum(isinstance(r, NewOrder) for r in stream))))
+        stream.append(
+            draw(_requests(request_id, sum(isinstance(r, NewOrder | NewStopOrder) for r in stream)))
+        )
     return stream
 
 

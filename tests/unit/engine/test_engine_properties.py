@@ -6,8 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from meridian.domain import Side
 from meridian.executions import MAX_NODE_NUMBER, trade_id_base
-from meridian.protocol import Admin, Cancel, Fill, Message, NewOrder, Replace, encode
+from meridian.protocol import Admin, Cancel, Fill, Message, NewOrder, NewStopOrder, Replace, encode
 from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
 from tests.unit.engine.engine_streams import INSTRUMENTS, Request, concretize, request_streams
 
@@ -32,6 +33,15 @@ def assert_not_crossed(engine: MatchingEngine) -> None:
         assert bid == 0 or ask == 0 or bid < ask, f"{symbol} crossed: {bid} >= {ask}"
 
 
+def assert_stops_wait_beyond_the_last_trade(engine: MatchingEngine, last: int, symbol: str) -> None:
+    """Between requests no stop is left triggered: waiting buy stops are above the last trade
+    price, waiting sell stops below it (with no trade yet, any stop may wait)."""
+    for stop in engine.waiting_stops(symbol):
+        assert stop.stop_price > 0
+        if last:
+            assert stop.stop_price > last if stop.side == Side.BUY else stop.stop_price < last, stop
+
+
 @PROPERTY_SETTINGS
 @given(request_streams())
 def test_engine_matches_reference_model_request_by_request(raw: list[Request]) -> None:
@@ -49,6 +59,8 @@ def test_engine_matches_reference_model_request_by_request(raw: list[Request]) -
         for symbol in engine.instruments:
             assert engine.top_of_book(symbol) == reference.top_of_book(symbol)
             assert engine.depth(symbol, 3) == reference.depth(symbol, 3)
+            assert engine.waiting_stops(symbol) == reference.waiting_stops(symbol)
+            assert_stops_wait_beyond_the_last_trade(engine, reference.last_price[symbol], symbol)
         assert engine.book_checksums() == reference.book_checksums()
         assert engine.checksum() == reference.checksum()
 
@@ -131,6 +143,21 @@ _wild_requests = st.one_of(
     st.builds(NewOrder, _ids, _text, _text, _text, _small, _small, _small, _small, _ints, _ints),
     st.builds(
         NewOrder, _ids, _text, _text, _text, _small, _small, _small, _small, st.integers(-3, 12), _prices
+    ),
+    st.builds(NewStopOrder, _ids, _text, _text, _text, _small, _small, _small, _small, _ints, _ints, _ints),
+    st.builds(
+        NewStopOrder,
+        _ids,
+        _text,
+        _text,
+        _text,
+        _small,
+        _small,
+        _small,
+        _small,
+        st.integers(-3, 12),
+        _prices,
+        _prices,
     ),
     st.builds(Cancel, _ids, _text, _text, _small),
     st.builds(Replace, _ids, _text, _text, _small, _ints, _ints),

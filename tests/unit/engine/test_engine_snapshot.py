@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from meridian.domain import Side, TimeInForce
-from meridian.protocol import Admin, AdminAction, Cancel, Replace
+from meridian.domain import OrderType, Side, TimeInForce
+from meridian.protocol import Ack, Admin, AdminAction, Cancel, CancelAck, NewStopOrder, Replace
 from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
 from meridian_hotpath.engine.state import BookRecord, EngineState, encode_snapshot
 from tests.unit.engine.engine_streams import INSTRUMENTS, Request, new_order
 
 HEADER = struct.Struct("<8sIQQQBI")
+# busy_engine()'s snapshot as the engine wrote it before stop orders (version 2, no stops section).
+VERSION_2_SNAPSHOT = Path(__file__).parent / "fixtures" / "busy-engine-v2.snapshot"
 
 
 def busy_requests() -> list[Request]:
@@ -74,9 +77,54 @@ def test_snapshot_is_canonical_and_ends_with_its_checksum() -> None:
     engine = busy_engine()
     data = engine.snapshot()
     magic, version, seq, trade_id, order_count, halt, epoch = HEADER.unpack_from(data)
-    assert (magic, version, seq, trade_id, order_count, halt, epoch) == (b"MRDNENG2", 2, 8, 1, 5, 0, 0)
+    assert (magic, version, seq, trade_id, order_count, halt, epoch) == (b"MRDNENG2", 3, 8, 1, 5, 0, 0)
     assert struct.unpack_from("<Q", data, len(data) - 8)[0] == engine.checksum()
     assert data == busy_engine().snapshot()
+
+
+def test_a_version_2_snapshot_restores_into_the_same_state_and_behaviour() -> None:
+    restored = MatchingEngine.restore(VERSION_2_SNAPSHOT.read_bytes())
+    straight = busy_engine()
+    assert restored.checksum() == straight.checksum()
+    assert restored.snapshot() == straight.snapshot()  # written again as the current version
+    for request in later_requests():
+        assert restored.process(request) == straight.process(request)
+    assert restored.checksum() == straight.checksum()
+
+
+def stop_requests() -> list[Request]:
+    """Stops of both kinds waiting on both sides of AAA (last trade 995), and one on BBB."""
+    return [
+        NewStopOrder(20, "S1", "ACC1", "AAA", Side.BUY, OrderType.MARKET, TimeInForce.GTC, 0, 10, 0, 1000),
+        NewStopOrder(21, "S2", "ACC2", "AAA", Side.BUY, OrderType.LIMIT, TimeInForce.DAY, 0, 10, 1010, 1000),
+        NewStopOrder(22, "S3", "ACC3", "AAA", Side.SELL, OrderType.LIMIT, TimeInForce.GTC, 0, 20, 980, 985),
+        Admin(23, "BBB", AdminAction.RESUME),
+        NewStopOrder(24, "", "ACC3", "BBB", Side.SELL, OrderType.MARKET, TimeInForce.IOC, 0, 1, 0, 195),
+        new_order(25, Side.SELL, 40, 1005, account="ACC2"),
+    ]
+
+
+def test_waiting_stop_orders_survive_a_snapshot_and_fire_as_they_would_have() -> None:
+    engine = busy_engine()
+    for request in stop_requests():
+        engine.process(request)
+    assert [v.stop_price for v in engine.waiting_stops("AAA")] == [1000, 1000, 985]
+    data = engine.snapshot()
+    assert HEADER.unpack_from(data)[1] == 3
+    restored = MatchingEngine.restore(data)
+    assert restored.snapshot() == data
+    assert restored.waiting_stops("AAA") == engine.waiting_stops("AAA")
+    lift = new_order(30, Side.BUY, 60, 1010, account="ACC3")  # trades at 1005: both buy stops fire
+    answer = restored.process(lift)
+    assert answer == engine.process(lift)
+    assert [(type(m).__name__, m.order_id) for m in answer if isinstance(m, Ack | CancelAck)] == [
+        ("Ack", 11),
+        ("Ack", 6),  # the stop-market order fires, finds no ask left ...
+        ("CancelAck", 6),  # ... and its remainder goes (NO_LIQUIDITY)
+        ("Ack", 7),  # the stop-limit order fires and rests at 1010
+    ]
+    assert restored.checksum() == engine.checksum()
+    assert [v.order_id for v in restored.waiting_stops("AAA")] == [8]
 
 
 def test_snapshot_size_follows_live_orders_not_history() -> None:
@@ -164,7 +212,20 @@ def _truncate(data: bytearray) -> None:
 
 
 def _version(data: bytearray) -> None:
-    struct.pack_into("<I", data, 8, 3)
+    struct.pack_into("<I", data, 8, 4)
+
+
+def _labelled_version_2(data: bytearray) -> None:
+    struct.pack_into("<I", data, 8, 2)  # a version 3 layout (stops sections) read as version 2
+
+
+def _stop_price(data: bytearray) -> None:
+    engine = busy_engine()
+    for request in stop_requests():
+        engine.process(request)
+    data[:] = engine.snapshot()
+    at = data.index(b"S3")  # the sell stop: its stop price follows its 88-byte order record
+    struct.pack_into("<q", data, at - 8 + 88, 990)
 
 
 @pytest.mark.parametrize(
@@ -180,6 +241,8 @@ def _version(data: bytearray) -> None:
         _rewrite(_halt_everything),
         _rewrite(_truncate),
         _rewrite(_version),
+        _rewrite(_labelled_version_2),
+        _rewrite(_stop_price),
     ],
 )
 def test_restore_refuses_malformed_or_inconsistent_snapshots(data: bytes) -> None:

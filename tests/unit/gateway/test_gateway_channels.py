@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from meridian_client.stream import BookKeeper
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from meridian.events import OrderAccepted, OrderCancelled, TradeExecuted
 from meridian.protocol import Fill
+from meridian_client.stream import BookKeeper
 from meridian_gateway.access import Caller
 from meridian_gateway.hub import Client
 from meridian_gateway.models import SERVER_MESSAGE

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 import requests
-from meridian_client.stream import AUTH_HEADER
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from meridian_client.stream import AUTH_HEADER
 from meridian_gateway.identity import AuthError, LocalVerifier, StsVerifier
 from tests.gateway_harness import CREDENTIALS, REGION, key_of, now, open_client, receive, token
 from tests.unit.gateway.conftest import StartGateway

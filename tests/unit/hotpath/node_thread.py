@@ -37,7 +37,8 @@ class NodeThread:
 
     @property
     def port(self) -> int:
-        return self.node.port
+        port: int = self.node.port
+        return port
 
     def follower(self) -> Follower:
         """The journal follower (a thread of this process in tests), once it has started."""

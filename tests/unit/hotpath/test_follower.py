@@ -136,7 +136,8 @@ def test_a_follower_that_cannot_read_the_journal_stops_and_says_why(tmp_path: Pa
     segment.write_bytes(bytes(damaged))
     durable = DurableSeq(tmp_path)
     durable.set(50)
-    link = FollowerThread(FollowerConfig(tmp_path, DEFAULT_INSTRUMENTS, 10**9, 1.0), None, None)
+    wake = os.pipe2(os.O_NONBLOCK)
+    link = FollowerThread(FollowerConfig(tmp_path, DEFAULT_INSTRUMENTS, 10**9, 1.0), wake, None, None)
 
     async def run() -> None:
         await link.start()
@@ -147,3 +148,5 @@ def test_a_follower_that_cannot_read_the_journal_stops_and_says_why(tmp_path: Pa
     assert isinstance(link.failure, FollowerError)
     assert "unreadable" in str(link.failure)
     durable.close()
+    for end in wake:
+        os.close(end)

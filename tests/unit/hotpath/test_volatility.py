@@ -1,4 +1,4 @@
-"""Realised volatility: recovers a known volatility, decays in a quiet market, scales on the max."""
+"""Realized volatility: recovers a known volatility, decays in a quiet market, scales on the max."""
 
 from __future__ import annotations
 

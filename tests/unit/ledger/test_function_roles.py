@@ -32,6 +32,12 @@ FINDING = (
     " VALUES (%s, 'r', 'LOW', 'A', 'e', now(), 's')"
 )
 
+CANCELLATION = (
+    "INSERT INTO order_cancellations (event_id, order_id, client_order_id, account, symbol,"
+    " cancelled_quantity, reason, node_seq, occurred_at)"
+    " VALUES (%s, 'o', 'c', 'A', 'AAPL', 1, 'USER', 1, now())"
+)
+
 Statement = tuple[str, Callable[[int], tuple[Any, ...]]]
 WRITE_TRADE: Statement = (TRADE, lambda i: (f"x{i}",))
 WRITE_POSITION: Statement = (POSITION, lambda i: (f"A{i}",))
@@ -45,6 +51,8 @@ ALERT_FINDING: Statement = (
     lambda _: (),
 )
 READ_HISTORY: Statement = ("SELECT count(*) FROM schema_migrations", lambda _: ())
+WRITE_CANCELLATION: Statement = (CANCELLATION, lambda i: (f"c{i}",))
+READ_CANCELLATIONS: Statement = ("SELECT count(*) FROM order_cancellations", lambda _: ())
 DELETE_TRADES: Statement = ("DELETE FROM trades", lambda _: ())
 CREATE_TABLE: Statement = ("CREATE TABLE intruder (x int)", lambda _: ())
 EVERYTHING = [
@@ -57,13 +65,23 @@ EVERYTHING = [
     WRITE_FINDING,
     ALERT_FINDING,
     READ_HISTORY,
+    WRITE_CANCELLATION,
+    READ_CANCELLATIONS,
     DELETE_TRADES,
     CREATE_TABLE,
 ]
 ALLOWED = {
-    "meridian_ledger": [WRITE_TRADE, WRITE_POSITION, UPDATE_POSITION, READ_TRADES, READ_POSITIONS],
+    "meridian_ledger": [
+        WRITE_TRADE,
+        WRITE_POSITION,
+        UPDATE_POSITION,
+        READ_TRADES,
+        READ_POSITIONS,
+        WRITE_CANCELLATION,
+        READ_CANCELLATIONS,
+    ],
     "meridian_surveillance": [WRITE_ACTIVITY, WRITE_FINDING, ALERT_FINDING],
-    "meridian_orders_api": [READ_TRADES, READ_POSITIONS],
+    "meridian_orders_api": [READ_TRADES, READ_POSITIONS, READ_CANCELLATIONS],
     "meridian_compliance": [READ_TRADES],
     "meridian_integrity": [READ_TRADES],
     "meridian_migrations": [READ_HISTORY],

@@ -70,10 +70,10 @@ def ledger_state(url: str) -> tuple[Counter[str], dict[Any, Any], dict[Any, Any]
     with psycopg.connect(url) as conn:
         ids = Counter(row[0] for row in conn.execute("SELECT execution_id FROM trades"))
         rebuilt = {
-            k: (p.quantity, p.realised_pnl, p.trade_count) for k, p in rebuild_from_history(conn).items()
+            k: (p.quantity, p.realized_pnl, p.trade_count) for k, p in rebuild_from_history(conn).items()
         }
         stored = {
-            (p.account, p.symbol): (p.quantity, p.realised_pnl, p.trade_count) for p in positions(conn, None)
+            (p.account, p.symbol): (p.quantity, p.realized_pnl, p.trade_count) for p in positions(conn, None)
         }
     return ids, rebuilt, stored
 

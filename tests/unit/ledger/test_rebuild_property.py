@@ -57,10 +57,10 @@ def test_incremental_equals_rebuild(
     assert stored.keys() == expected.keys()
     for key, want in expected.items():
         got = stored[key]
-        assert (got.quantity, got.cost_basis, got.realised_pnl, got.trade_count) == (
+        assert (got.quantity, got.cost_basis, got.realized_pnl, got.trade_count) == (
             want.quantity,
             want.cost_basis,
-            want.realised_pnl,
+            want.realized_pnl,
             want.trade_count,
         )
         assert got.average_price == want.average_price

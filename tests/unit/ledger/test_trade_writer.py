@@ -25,7 +25,7 @@ Conn = psycopg.Connection[Any]
 
 def _position(conn: Conn, account: str, symbol: str = "AAPL") -> tuple[int, Decimal, Decimal, int]:
     row = conn.execute(
-        "SELECT quantity, average_price, realised_pnl, trade_count FROM positions"
+        "SELECT quantity, average_price, realized_pnl, trade_count FROM positions"
         " WHERE account = %s AND symbol = %s",
         (account, symbol),
     ).fetchone()
@@ -78,7 +78,7 @@ def test_a_different_trade_under_a_recorded_execution_id_is_refused_by_name(
     assert ledger_conn.execute("SELECT count(*) FROM trades").fetchone() == (1,)
 
 
-def test_realised_pnl_and_flip_are_stored_exactly(ledger_conn: Conn) -> None:
+def test_realized_pnl_and_flip_are_stored_exactly(ledger_conn: Conn) -> None:
     record_trade(ledger_conn, trade("e1", price="100", quantity=10, buyer="A", seller="B"))
     record_trade(ledger_conn, trade("e2", price="90", quantity=25, buyer="B", seller="A"))
     assert _position(ledger_conn, "A") == (-15, D("90"), D("-100"), 2)
@@ -149,8 +149,8 @@ def test_rebuild_matches_the_stored_positions(ledger_conn: Conn) -> None:
     assert rebuilt[("B", "AAPL")] == Position(2, D("22"), D("-3"), 2)
     stored = {(p.account, p.symbol): p for p in positions(ledger_conn, None)}
     for key, position in rebuilt.items():
-        assert (stored[key].quantity, stored[key].cost_basis, stored[key].realised_pnl) == (
+        assert (stored[key].quantity, stored[key].cost_basis, stored[key].realized_pnl) == (
             position.quantity,
             position.cost_basis,
-            position.realised_pnl,
+            position.realized_pnl,
         )

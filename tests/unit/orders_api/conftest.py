@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from botocore.credentials import Credentials
-from meridian_client import MeridianClient
 from moto import mock_aws
 from orders_api import aws, config, services
 from orders_api.config import Settings
 from orders_api.openapi_export import document
 
+from meridian_client import MeridianClient
 from meridian_local import moto_transactions
 from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.orders_api_fixtures import EngineGateway, load_handler, local_services

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import requests
 from botocore.credentials import Credentials
-from meridian_client import SigV4RequestAuth
 from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator, validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from orders_api.apigateway_definition import EXTENSION_PREFIX, HTTP_METHODS, from_contract
@@ -32,6 +31,7 @@ from orders_api.openapi_export import (
     render,
 )
 
+from meridian_client import SigV4RequestAuth
 from meridian_local.route_access import RouteAccess
 from tests.unit.orders_api.harness import ACCESS_KEYS, Answer, key_for, secret_for
 

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import io
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
 from botocore.credentials import Credentials
-from meridian_client import ApiError, MeridianClient, SigV4RequestAuth
-from meridian_client.cli import main
+from orders_api.openapi_export import document
 
 from meridian.iam.sigv4 import LocalCredential, SignatureError, verify
-from tests.unit.orders_api.harness import OPERATOR, TRADER_A, TRADER_B, key_for, secret_for
+from meridian_client import ApiError, MeridianClient, SigV4RequestAuth
+from meridian_local.apigw import ApiGateway, serve_in_thread
+from meridian_local.orders_api_fixtures import load_handler
+from tests.unit.orders_api.harness import (
+    ACCESS_KEYS,
+    ACCOUNT_A,
+    OPERATOR,
+    TRADER_A,
+    TRADER_B,
+    key_for,
+    local_credential,
+    secret_for,
+)
 
 ClientFor = Callable[[str], MeridianClient]
 
@@ -111,34 +120,6 @@ def test_docs_and_openapi_are_served(local_api: str) -> None:
     assert requests.get(f"{local_api}/docs/swagger-ui-bundle.min.js", timeout=5).status_code == 200
 
 
-def test_cli_prints_tables_and_rejects_bad_input(client_for: ClientFor) -> None:
-    alice = client_for(TRADER_A)
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["orders", "submit", "--symbol", "aapl", "--side", "buy", "--qty", "10", "--price", "190.00"],
-                lambda _: alice, out, err)  # fmt: skip
-    assert code == 0, err.getvalue()
-    assert "PENDING_APPROVAL" not in out.getvalue()
-    listing = io.StringIO()
-    assert main(["orders", "list"], lambda _: alice, listing, err) == 0
-    assert listing.getvalue().splitlines()[0].split()[:3] == ["ORDER_ID", "SYMBOL", "SIDE"]
-    assert "AAPL" in listing.getvalue()
-    submit = ["orders", "submit", "--symbol", "AAPL"]
-    for bad in (
-        [*submit, "--side", "buy", "--qty", "ten", "--price", "1"],
-        [*submit, "--side", "buy", "--qty", "1"],
-        [*submit, "--side", "hold", "--qty", "1", "--price", "1"],
-        [*submit, "--side", "buy", "--qty", "1", "--price", "1,5"],
-    ):
-        assert main(bad, lambda _: alice, io.StringIO(), io.StringIO()) == 2, bad
-    refused = io.StringIO()
-    assert main(["orders", "cancel", "ord_missing"], lambda _: alice, io.StringIO(), refused) == 1
-    assert "NOT_FOUND" in refused.getvalue()
-    market = io.StringIO()
-    assert main(["marketdata", "AAPL"], lambda _: alice, market, err) == 0
-    assert "symbol" in market.getvalue()
-    json.dumps(alice.positions())  # answers are plain JSON
-
-
 def test_each_answer_says_how_many_aws_round_trips_the_function_waited_for(
     svc: Any, clients: dict[str, Any], route_access: Any
 ) -> None:
@@ -212,3 +193,36 @@ def test_a_session_named_after_someone_else_is_refused_before_the_function(
         assert len(invoked) == 1
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def signing_api(svc: Any, route_access: Any) -> Iterator[str]:
+    """The local gateway as ``make run`` serves it: Swagger UI may call as a local user."""
+    credentials = {key: local_credential(key, who) for key, who in ACCESS_KEYS.items()}
+    gateway = ApiGateway(load_handler(), credentials, document, route_access, local_signing=True)
+    server = serve_in_thread(gateway)
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+
+
+def test_swagger_ui_calls_as_a_picked_local_user_and_iam_still_applies(
+    signing_api: str, local_api: str
+) -> None:
+    page = requests.get(f"{signing_api}/docs", timeout=5).text
+    assert "<select id='meridian-user'>" in page
+    assert "<option value='alice'>alice</option>" in page
+    assert "requestInterceptor" in page
+    body: dict[str, Any] = {"symbol": "AAPL", "side": "BUY", "quantity": 1, "price": "190.00"}
+    placed = requests.post(f"{signing_api}/as/alice/orders", json=body, timeout=10)
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["account"] == ACCOUNT_A
+    mine = requests.get(f"{signing_api}/as/alice/orders", timeout=10).json()["orders"]
+    assert [o["order_id"] for o in mine] == [placed.json()["order_id"]]
+    denied = requests.post(f"{signing_api}/as/alice/admin/halt", json={}, timeout=10)  # a trader may not
+    assert (denied.status_code, denied.json()["error"]) == (403, "ACCESS_DENIED")
+    unknown = requests.get(f"{signing_api}/as/mallory/orders", timeout=10)
+    assert (unknown.status_code, unknown.json()["error"]) == (403, "UNRECOGNIZED_CLIENT")
+    # Without the signing mode (tests, benchmarks, AWS) there is no such path: it needs a signature.
+    refused = requests.get(f"{local_api}/as/alice/orders", timeout=10)
+    assert (refused.status_code, refused.json()["error"]) == (403, "MISSING_AUTHENTICATION_TOKEN")
+    assert "meridian-user" not in requests.get(f"{local_api}/docs", timeout=5).text

@@ -1,4 +1,5 @@
-"""The order API's metrics: OrderLatency on every request, Rejects by reason, as catalogued."""
+"""The order API's metrics: ApiLatency by route on every request (one EMF document each), Rejects by
+reason, as catalogued."""
 
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ def test_every_request_is_timed_and_every_refusal_counted_by_reason(
     assert listed.status == 200
     metrics = emitted(capsys.readouterr().out)
     assert assert_catalogued("orders_api", metrics, service) == set(FUNCTION_METRICS["orders_api"])
-    assert sum(1 for m in metrics if m.name == "OrderLatency") == 4  # refused ones included
-    assert all(m.value >= 0 for m in metrics if m.name == "OrderLatency")
+    latencies = [m for m in metrics if m.name == "ApiLatency"]
+    assert len(latencies) == 4  # refused ones included
+    assert all(m.value >= 0 for m in latencies)
+    # One document per invocation, each under its own route (never a concrete order id).
+    assert [m.dimensions["route"] for m in latencies] == ["POST /orders"] * 3 + ["GET /orders"]
     reasons = sorted(m.dimensions["reason"] for m in metrics if m.name == "Rejects")
     assert reasons == sorted([unknown.body["error"], too_big.body["error"]])

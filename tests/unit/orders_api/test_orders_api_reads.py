@@ -55,8 +55,9 @@ def test_market_data_reads_book_and_latest_trades_first(
     put_book(clients, svc.settings.market_data_table)
     answer = api("GET", "/marketdata/AAPL", query="trades=5")
     assert answer.status == 200
-    assert answer.body["bid_price"] == "189.5"
+    assert answer.body["bid_price"] == "189.50"  # on the instrument's grid, as stored 189.5
     assert answer.body["asks"] == [{"price": "190.25", "quantity": 7}]
+    assert [t["price"] for t in answer.body["last_trades"]] == ["190.50", "190.00"]
     assert [t["execution_id"] for t in answer.body["last_trades"]] == ["n1-41", "n1-40"]
     assert api("GET", "/marketdata/MSFT").body["bids"] == []
     assert api("GET", "/marketdata/ZZZ").status == 404
@@ -123,8 +124,8 @@ def test_positions_and_trades_come_from_the_ledger(api: Api, ledger: psycopg.Con
             "account": ACCOUNT_A,
             "symbol": "AAPL",
             "quantity": 50,
-            "average_price": "190.5",
-            "realized_pnl": "0",
+            "average_price": "190.5000",
+            "realized_pnl": "0.00",
             "updated_at": mine.body["positions"][0]["updated_at"],
         }
     ]

@@ -15,7 +15,6 @@ import requests
 import schemathesis
 from botocore.credentials import Credentials
 from hypothesis import HealthCheck, given, settings
-from meridian_client import SigV4RequestAuth
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -24,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from meridian_client import SigV4RequestAuth
 from tests.unit.orders_api.harness import COMPLIANCE, OPERATOR, TRADER_A, key_for, secret_for
 
 DOCUMENT = Path(__file__).resolve().parents[3] / "docs" / "api" / "openapi.json"

@@ -195,3 +195,69 @@ def test_a_function_unknown_to_the_template_fails_as_a_function_error(installed:
         answer = client.invoke(FunctionName="not-in-template", Payload=b"{}")
         assert answer["FunctionError"] == "Handled"
         assert json.loads(answer["Payload"].read())["errorType"] == "HandlerNotFoundError"
+
+
+IMPORT_TIME = """
+import os
+import threading
+import time
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")  # as Powertools' Logger() reads it
+inside = []
+most = [0]
+lock = threading.Lock()
+
+def service(event, context):
+    return SERVICE
+
+def slow(event, context):
+    with lock:
+        inside.append(1)
+        most[0] = max(most[0], len(inside))
+    time.sleep(0.05)
+    with lock:
+        inside.pop()
+    return most[0]
+"""
+
+
+def test_a_handler_is_imported_under_its_functions_environment(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(IMPORT_TIME)
+    source = FunctionSource("Surveil", "app.service", tmp_path)
+    registry = HandlerRegistry()
+    handler = registry.handler("surveil-fn", source, {"POWERTOOLS_SERVICE_NAME": "surveillance"})
+    assert handler({}, None) == "surveillance"  # not "service_undefined": set before the import
+
+
+def test_a_function_runs_one_invocation_at_a_time(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(IMPORT_TIME)
+    registry = HandlerRegistry()
+    handler = registry.handler("slow-fn", FunctionSource("Slow", "app.slow", tmp_path))
+    seen: list[Any] = []
+
+    def invoke() -> None:
+        with registry.container("slow-fn"):
+            seen.append(handler({}, None))
+
+    threads = [threading.Thread(target=invoke) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(seen) == 1  # never two invocations of one function in flight (one container)
+
+
+def test_the_delivery_process_runs_a_function_with_its_environment(tmp_path: Path) -> None:
+    from meridian_local.delivery import Container  # noqa: PLC0415 - the delivery process's own module
+
+    (tmp_path / "app.py").write_text(IMPORT_TIME)
+    lines: list[str] = []
+    spec = {
+        "logical_id": "Surveil",
+        "handler": "app.service",
+        "code_dir": str(tmp_path),
+        "environment": {"POWERTOOLS_SERVICE_NAME": "surveillance"},
+    }
+    container = Container("surveil-delivery", spec, "http://127.0.0.1:9", lines.append)
+    assert container({"Records": []}) == "surveillance"
+    assert lines == []

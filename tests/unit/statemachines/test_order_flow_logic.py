@@ -234,6 +234,34 @@ def test_a_self_trade_cancel_of_a_resting_order_is_completed_from_the_stored_ord
     assert routing.resting_changes(result, lambda order_id: None) == []  # not an order of the API
 
 
+def test_a_stop_order_firing_in_the_answer_is_another_order_not_this_one() -> None:
+    """The node answers a trade that triggers a waiting stop with the stop's Ack and fills in the
+    same answer: the order flow's own order keeps its figures; the stop is recorded apart, valued
+    at its stored price, its trigger and its fill in one change."""
+    ack = Ack(0, 10, 7, "big-1", "fund1", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 100, 100, 0, 19000)
+    own_fill = _fill(10, 4, 60, 40, 0)  # fund1 buys 60 of mm1's resting sell (order 3)
+    fired = Ack(0, 10, 8, "stop-1", "mm2", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 10, 10, 0, 19100)
+    stop_fill = Fill(0, 10, 6, "AAPL", 19050, 10, int(Side.BUY), 8, 9, "mm2", "mm3", "stop-1", "rest-2", 0, 5)
+    result = routing.interpret(_order(), "n:1", [ack, own_fill, fired, stop_fill], AT)
+    assert (result.record.node_order_id, result.record.filled_quantity, result.record.leaves_quantity) == (
+        7,
+        60,
+        40,
+    )
+    assert len(result.events) == 1  # one order.accepted.v1, the flow's own order's
+    stop_id = order_id_for("mm2", "stop-1")
+    stored = {stop_id: {"symbol": "AAPL", "side": "BUY", "price_ticks": 19100}}
+    changes = {c.order_id: c for c in routing.resting_changes(result, stored.get)}
+    stop = changes[stop_id]
+    assert (stop.status, stop.filled, stop.price, stop.notional_ticks) == (
+        "FILLED",
+        10,
+        Decimal("191.00"),
+        190500,
+    )
+    assert set(changes) == {stop_id, order_id_for("mm1", "rest-1"), order_id_for("mm3", "rest-2")}
+
+
 # ---- approval --------------------------------------------------------------------------------------
 
 

@@ -56,24 +56,45 @@ class HotpathGateway:
     def __init__(self, router: Router) -> None:
         self._router = router
 
-    def _address(self, symbol: str) -> tuple[str, int]:
+    def _addresses(self, symbol: str) -> tuple[tuple[str, int], ...]:
         from meridian.routing import RoutingError  # noqa: PLC0415 - boto3 behind it: see services
 
         try:
-            return self._router.address_for(symbol)
+            return self._router.provider.table().addresses_for(symbol)
         except RoutingError as exc:
             raise NodeUnavailable(str(exc)) from exc
 
     def nodes(self) -> list[str]:
+        """One entry per shard: its nodes, ``host:port[,host:port]`` (its primary answers)."""
         table = self._router.provider.table()
-        addresses = set(table.symbols.values()) | ({table.default} if table.default else set())
-        return sorted(f"{host}:{port}" for host, port in addresses)
+        return [",".join(f"{host}:{port}" for host, port in shard) for shard in table.shards()]
 
     def send(self, symbol: str, request: Message) -> NodeAnswer:
-        host, port = self._address(symbol)
-        return self.send_to(f"{host}:{port}", request)
+        return self.send_to(",".join(f"{host}:{port}" for host, port in self._addresses(symbol)), request)
 
     def send_to(self, node: str, request: Message) -> NodeAnswer:
+        """To a node, or to a replicated shard's primary (``host:port,host:port``): its nodes in turn,
+        the last one that answered first. A node that refuses the connection (a standby) is skipped;
+        one that took the request and then failed is not retried here (its outcome is unknown: the
+        caller resends by client order id)."""
+        if "," not in node:
+            return self._send_to_node(node, request)
+        from meridian.routing import parse_addresses  # noqa: PLC0415 - boto3 behind it: see services
+
+        shard = parse_addresses(node)
+        refused: NodeUnavailable | None = None
+        for host, port in self._router.failover.ordered(shard):
+            try:
+                answer = self._send_to_node(f"{host}:{port}", request)
+            except NodeUnavailable as exc:
+                refused = exc
+                continue
+            self._router.failover.answered(shard, (host, port))
+            return answer
+        assert refused is not None
+        raise refused
+
+    def _send_to_node(self, node: str, request: Message) -> NodeAnswer:
         host, _, port = node.rpartition(":")
         client = HotpathClient(
             host, int(port), timeout=self._router.timeout, connect_timeout=self._router.connect_timeout

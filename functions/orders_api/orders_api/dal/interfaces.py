@@ -50,6 +50,7 @@ class SelfTradeCancel:
     symbol: str
     seq: int
     cancelled_quantity: int
+    reason: str = "SELF_TRADE"  # the CancelReason name
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +264,7 @@ class PositionRow:
     symbol: str
     quantity: int
     average_price: Decimal
-    realised_pnl: Decimal
+    realized_pnl: Decimal
     updated_at: datetime | None
 
 
@@ -301,6 +302,10 @@ class LedgerReader(Protocol):
         self, account: str | None, symbol: str | None, limit: int, cursor: str | None
     ) -> TradePageRows:
         """Newest first; InvalidPageTokenError for a cursor the ledger did not issue."""
+        ...
+
+    def order_fills(self, order_id: str) -> list[TradeRow]:
+        """Every trade of one order, oldest first."""
         ...
 
 

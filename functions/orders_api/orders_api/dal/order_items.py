@@ -36,6 +36,9 @@ def record_to_item(record: OrderRecord) -> dict[str, Any]:
         "approval": record.approval.model_dump(mode="json") if record.approval else None,
         "submitted_by": record.submitted_by,
         "reference_ticks": record.reference_ticks,
+        "cancel_reason": record.cancel_reason,
+        "stop_price_ticks": record.stop_price_ticks,
+        "filled_notional_ticks": record.filled_notional_ticks,
     }
     return to_item(values)
 
@@ -65,6 +68,7 @@ def item_to_record(item: dict[str, Any]) -> OrderRecord:
     price = v.get("price_ticks")
     node_order_id = v.get("node_order_id")
     reference = v.get("reference_ticks")
+    stop = v.get("stop_price_ticks")
     return OrderRecord(
         order_id=v["order_id"],
         account=v["account"],
@@ -88,13 +92,25 @@ def item_to_record(item: dict[str, Any]) -> OrderRecord:
         approval=Approval.model_validate(v["approval"]) if v.get("approval") else None,
         submitted_by=v.get("submitted_by", ""),
         reference_ticks=None if reference is None else int(reference),
+        cancel_reason=v.get("cancel_reason"),
+        stop_price_ticks=None if stop is None else int(stop),
+        filled_notional_ticks=int(v.get("filled_notional_ticks", 0)),
     )
 
 
 _KEY_AND_IMMUTABLE = frozenset(
     {"order_id", "account", "client_order_id", "symbol", "side", "created_at", "created_key"}
 )
-_NULLABLE = ("price_ticks", "node", "node_order_id", "reject_reason", "approval", "reference_ticks")
+_NULLABLE = (
+    "price_ticks",
+    "node",
+    "node_order_id",
+    "reject_reason",
+    "approval",
+    "reference_ticks",
+    "cancel_reason",
+    "stop_price_ticks",
+)
 
 
 def record_update(

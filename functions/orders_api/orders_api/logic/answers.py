@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
-from meridian.domain import Instrument, OrderStatus, RejectReason, Side
+from meridian.domain import CancelReason, Instrument, OrderStatus, RejectReason, Side
 from meridian.events import (
     EventDetail,
     OrderAccepted,
@@ -37,10 +38,13 @@ class Outcome:
     others: list[RestingChange] = field(default_factory=list)
     self_trade_cancels: list[SelfTradeCancel] = field(default_factory=list)
     rejected: RejectReason | None = None
+    # Stop orders of other requests that fired in this answer: node order id -> API order id. Their
+    # changes in ``others`` carry the fill's price until the stored order gives its own (``common``).
+    fired: dict[int, str] = field(default_factory=dict)
 
 
 def _settled_status(record: OrderRecord) -> OrderStatusName:
-    if record.status in ("CANCELLED", "REJECTED"):
+    if record.status in ("CANCELLED", "REJECTED", "PENDING_TRIGGER"):
         return record.status
     if record.leaves_quantity == 0 and record.filled_quantity > 0:
         return "FILLED"
@@ -60,6 +64,7 @@ def _accepted(record: OrderRecord, instrument: Instrument, seq: int, at: datetim
         time_in_force=record.time_in_force,
         quantity=record.quantity,
         price=None if record.price_ticks is None else instrument.to_price(record.price_ticks),
+        stop_price=None if record.stop_price_ticks is None else instrument.to_price(record.stop_price_ticks),
         status=record.status,
         node_seq=seq,
     )
@@ -69,6 +74,7 @@ def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, a
     """Apply every frame of ``answer`` (to a new order, a replace or a cancel of ``record``)."""
     out = Outcome(record)
     mine = record.node_order_id
+    acked = False
     for message in answer.messages:
         if isinstance(message, Reject):
             out.rejected = RejectReason(message.reason)
@@ -82,7 +88,10 @@ def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, a
                 )
                 out.events.append(rejected_event(out.record, out.rejected.name, at))
             return out
-        if isinstance(message, Ack):
+        if isinstance(message, Ack) and acked and message.order_id != mine:
+            _apply_fired(out, message)  # a stop order of another request fired in this answer
+        elif isinstance(message, Ack):
+            first, acked = not acked, True  # any Ack after the first is a stop order firing
             mine = message.order_id
             out.record = out.record.evolve(
                 node=answer.node,
@@ -90,11 +99,13 @@ def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, a
                 quantity=message.quantity,
                 leaves_quantity=message.leaves_quantity,
                 filled_quantity=message.filled_quantity,
-                price_ticks=out.record.price_ticks if out.record.type == "MARKET" else message.price,
+                price_ticks=out.record.price_ticks if message.price == 0 else message.price,
                 status=OrderStatus(message.status).name,
                 last_seq=message.seq,
                 updated_at=at,
             )
+            if not first:
+                continue
             if answer.replaced:
                 out.events.append(_replaced_event(out.record, instrument, message.seq, at))
             else:
@@ -126,12 +137,18 @@ def _apply_fill(out: Outcome, fill: Fill, mine: int | None, instrument: Instrume
             out.record = record.evolve(
                 leaves_quantity=leaves,
                 filled_quantity=record.quantity - leaves,  # the node's figures, not a running sum
+                filled_notional_ticks=record.filled_notional_ticks + fill.price * fill.quantity,
                 last_seq=fill.seq,
                 updated_at=at,
             )
             liquidity = "TAKER" if fill.aggressor_side == side else "MAKER"
             out.fills.append(
-                FillOut(execution_id=exec_id, price=str(price), quantity=fill.quantity, liquidity=liquidity)
+                FillOut(
+                    execution_id=exec_id,
+                    price=instrument.price_text(price),
+                    quantity=fill.quantity,
+                    liquidity=liquidity,
+                )
             )
         else:
             out.others.append(
@@ -140,10 +157,11 @@ def _apply_fill(out: Outcome, fill: Fill, mine: int | None, instrument: Instrume
                     account=account,
                     side="BUY" if side is Side.BUY else "SELL",
                     symbol=fill.symbol,
-                    price=price,  # the resting order's own price
+                    price=price,  # the resting order's own price (a fired stop's: see ``fired``)
                     seq=fill.seq,
                     leaves_before=leaves + fill.quantity,
                     leaves_after=leaves,
+                    notional_ticks=fill.price * fill.quantity,
                 )
             )
 
@@ -156,14 +174,41 @@ def _apply_cancel(out: Outcome, cancel: CancelAck, mine: int | None, at: datetim
             status="CANCELLED",
             leaves_quantity=0,
             filled_quantity=max(record.quantity - cancel.cancelled_quantity, 0),
+            cancel_reason=CancelReason(cancel.reason).name,
             last_seq=cancel.seq,
             updated_at=at,
         )
-    else:  # a resting order removed by self-trade prevention
+    else:  # a resting order removed by self-trade prevention (or a fired stop's remainder)
         out.self_trade_cancels.append(
-            SelfTradeCancel(order_id, cancel.account, cancel.symbol, cancel.seq, cancel.cancelled_quantity)
+            SelfTradeCancel(
+                order_id,
+                cancel.account,
+                cancel.symbol,
+                cancel.seq,
+                cancel.cancelled_quantity,
+                CancelReason(cancel.reason).name,
+            )
         )
     out.events.append(order_cancelled(cancel, at))
+
+
+def _apply_fired(out: Outcome, ack: Ack) -> None:
+    """Another request's stop order fired: it is working now (its fills and cancel follow)."""
+    order_id = order_id_for(ack.account, ack.client_order_id)
+    out.fired[ack.order_id] = order_id
+    out.others.append(
+        RestingChange(
+            order_id=order_id,
+            account=ack.account,
+            side="BUY" if ack.side == Side.BUY else "SELL",
+            symbol=ack.symbol,
+            price=Decimal(0),  # completed from the stored order (``common.resting_changes``)
+            seq=ack.seq,
+            leaves_before=ack.leaves_quantity,
+            leaves_after=ack.leaves_quantity,
+            triggered=True,
+        )
+    )
 
 
 def _replaced_event(record: OrderRecord, instrument: Instrument, seq: int, at: datetime) -> OrderReplaced:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 
 from meridian.domain import Instrument, RejectReason
 from meridian.exposure import Exposure
-from meridian.resting_orders import RestingChange
+from meridian.resting_orders import RestingChange, merge
 from orders_api.auth import Action, Caller
 from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
 from orders_api.dal.interfaces import OrderWrite, Recording
@@ -16,11 +17,6 @@ from orders_api.logic.answers import Outcome
 from orders_api.models import ErrorDetail
 from orders_api.records import OrderRecord
 from orders_api.services import Services
-
-
-def decimal_text(value: Decimal) -> str:
-    """A decimal as plain text without exponent or trailing zeros ("190.5", "100")."""
-    return format(value.normalize(), "f")
 
 
 def instrument_for(services: Services, symbol: str) -> Instrument:
@@ -36,23 +32,23 @@ def _field(name: str, rule: str = "invalid", msg: str = "") -> ErrorDetail:
     return ErrorDetail(loc=["body", name], type=rule, msg=msg)
 
 
-def price_ticks(instrument: Instrument, price: str) -> int:
+def price_ticks(instrument: Instrument, price: str, name: str = "price") -> int:
     """A decimal price string as integer ticks; off the instrument's grid -> TICK_SIZE (422)."""
     try:
         ticks = instrument.to_ticks(Decimal(price))
     except (ValueError, InvalidOperation):
         grid = instrument.to_price(instrument.tick_size)
         raise OrderRefusedError(
-            RejectReason.TICK_SIZE, f"price {price} is not on the {grid} grid", [_field("price", "tick_size")]
+            RejectReason.TICK_SIZE, f"{name} {price} is not on the {grid} grid", [_field(name, "tick_size")]
         ) from None
     if ticks <= 0:
-        raise OrderRefusedError(RejectReason.INVALID_PRICE, "price must be positive", [_field("price")])
+        raise OrderRefusedError(RejectReason.INVALID_PRICE, f"{name} must be positive", [_field(name)])
     if ticks % instrument.tick_size:
         grid = instrument.to_price(instrument.tick_size)
         raise OrderRefusedError(
             RejectReason.TICK_SIZE,
-            f"price {price} is not a multiple of {grid}",
-            [_field("price", "tick_size")],
+            f"{name} {price} is not a multiple of {grid}",
+            [_field(name, "tick_size")],
         )
     return ticks
 
@@ -132,14 +128,24 @@ def record_outcome(
 
 
 def resting_changes(services: Services, outcome: Outcome) -> list[RestingChange]:
-    """The resting orders an answer touched; self-trade cancels are completed from the stored
-    orders (a cancel does not carry the order's side and price); an unknown order is skipped."""
-    changes = list(outcome.others)
+    """The resting orders an answer touched, one change per order (``merge``). Self-trade cancels
+    are completed from the stored orders (a cancel does not carry the order's side and price), and
+    so are the changes of stop orders that fired (valued at the stored order's price, as its
+    exposure was reserved); an order the API does not know is skipped."""
     cancels = outcome.self_trade_cancels
-    stored = services.orders.get_many([c.order_id for c in cancels]) if cancels else {}
+    fired = set(outcome.fired.values())
+    wanted = sorted({c.order_id for c in cancels} | fired)
+    stored = services.orders.get_many(wanted) if wanted else {}
+    changes: list[RestingChange] = []
+    for change in outcome.others:
+        if change.order_id not in fired:
+            changes.append(change)
+        elif (price := _valuation(services, stored.get(change.order_id))) is not None:
+            changes.append(replace(change, price=price))
     for cancel in cancels:
         order = stored.get(cancel.order_id)
-        if order is None or order.price_ticks is None or order.symbol not in services.instruments:
+        price = _valuation(services, order)
+        if order is None or price is None:
             continue
         changes.append(
             RestingChange(
@@ -147,11 +153,20 @@ def resting_changes(services: Services, outcome: Outcome) -> list[RestingChange]
                 account=cancel.account,
                 side=order.side,
                 symbol=order.symbol,
-                price=services.instruments[order.symbol].to_price(order.price_ticks),
+                price=price,
                 seq=cancel.seq,
                 leaves_before=cancel.cancelled_quantity,
                 leaves_after=0,
                 cancelled=True,
+                reason=cancel.reason,
             )
         )
-    return changes
+    return merge(changes)
+
+
+def _valuation(services: Services, order: OrderRecord | None) -> Decimal | None:
+    """The price an order's exposure is valued at: its limit, or a market order's reference."""
+    if order is None or order.symbol not in services.instruments:
+        return None
+    ticks = order.price_ticks if order.price_ticks is not None else order.reference_ticks
+    return None if ticks is None else services.instruments[order.symbol].to_price(ticks)

@@ -64,7 +64,9 @@ def cancel_order(services: Services, caller: Caller, order_id: str) -> OrderOut:
     record = _own_open_order(services, caller, order_id)
     instrument = instrument_for(services, record.symbol)
     if record.status == "PENDING_APPROVAL":  # never reached the node: cancelled here
-        cancelled = record.evolve(status="CANCELLED", leaves_quantity=0, updated_at=utc_now())
+        cancelled = record.evolve(
+            status="CANCELLED", leaves_quantity=0, cancel_reason=CancelReason.USER.name, updated_at=utc_now()
+        )
         event = OrderCancelled(
             event_id=f"{record.order_id}:cancelled:approval",
             occurred_at=cancelled.updated_at,
@@ -101,6 +103,11 @@ def replace_order(services: Services, caller: Caller, order_id: str, change: Rep
     """AWS round trips: the order's read; the last trade (with the account's limits when not cached);
     a reservation only if the change grows towards a limit; after the node, PutEvents and one transaction."""
     record = _own_open_order(services, caller, order_id)
+    if record.status == "PENDING_TRIGGER":
+        raise ConflictError(
+            "REPLACE_NOT_ALLOWED",
+            "a stop order waiting for its trigger cannot be replaced: cancel it and send a new one",
+        )
     if record.status not in LIVE_ON_NODE or record.node_order_id is None or record.price_ticks is None:
         raise ConflictError(
             "REPLACE_NOT_ALLOWED", f"a {record.status} {record.type} order cannot be replaced"

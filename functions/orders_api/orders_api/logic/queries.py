@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from meridian.domain import Instrument
 from orders_api.auth import Action, Caller
 from orders_api.dal.interfaces import InvalidPageTokenError, OrderQuery, TradeRow
 from orders_api.errors import NotFoundError, UnprocessableError
-from orders_api.logic.common import decimal_text, visible_order
+from orders_api.logic.common import visible_order
 from orders_api.models import (
     BookLevel,
+    FillList,
+    FillOut,
     LastTrade,
     MarketDataOut,
     OrderList,
@@ -24,9 +27,32 @@ def _invalid_token() -> UnprocessableError:
     return UnprocessableError("INVALID_NEXT_TOKEN", "next_token was not issued for this query")
 
 
+def _instrument(services: Services, symbol: str) -> Instrument:
+    """The symbol's instrument; one no longer configured prints with two decimals."""
+    return services.instruments.get(symbol) or Instrument(symbol)
+
+
 def get_order(services: Services, caller: Caller, order_id: str) -> OrderOut:
     record = visible_order(services, caller, order_id)
     return record.to_out(services.instruments[record.symbol])
+
+
+def order_fills(services: Services, caller: Caller, order_id: str) -> FillList:
+    """Every fill of one order, as the ledger recorded them (from the drop copy: a fill the node
+    made reaches it within moments, whichever request's answer it was in)."""
+    record = visible_order(services, caller, order_id)
+    instrument = _instrument(services, record.symbol)
+    fills = [
+        FillOut(
+            execution_id=r.execution_id,
+            price=instrument.price_text(r.price),
+            quantity=r.quantity,
+            liquidity="TAKER" if r.aggressor_side == record.side else "MAKER",
+            occurred_at=r.occurred_at,
+        )
+        for r in services.ledger.order_fills(order_id)
+    ]
+    return FillList(order_id=order_id, fills=fills)
 
 
 def list_orders(
@@ -62,8 +88,8 @@ def list_positions(
                 account=r.account,
                 symbol=r.symbol,
                 quantity=r.quantity,
-                average_price=decimal_text(r.average_price),
-                realized_pnl=decimal_text(r.realised_pnl),
+                average_price=_instrument(services, r.symbol).average_text(r.average_price),
+                realized_pnl=_instrument(services, r.symbol).price_text(r.realized_pnl),
                 updated_at=r.updated_at,
             )
             for r in rows
@@ -85,16 +111,17 @@ def list_trades(
         page = services.ledger.trades(caller.account_scope(account), symbol, limit, next_token)
     except InvalidPageTokenError:
         raise _invalid_token() from None
-    return TradeList(trades=[_trade_out(caller, r) for r in page.rows], next_token=page.next_token)
+    trades = [_trade_out(caller, r, _instrument(services, r.symbol)) for r in page.rows]
+    return TradeList(trades=trades, next_token=page.next_token)
 
 
-def _trade_out(caller: Caller, r: TradeRow) -> TradeOut:
+def _trade_out(caller: Caller, r: TradeRow, instrument: Instrument) -> TradeOut:
     """A trade as ``caller`` may see it: a trader sees their own side, never who was on the other."""
     buy_visible, sell_visible = caller.owns(r.buy_account), caller.owns(r.sell_account)
     return TradeOut(
         execution_id=r.execution_id,
         symbol=r.symbol,
-        price=decimal_text(r.price),
+        price=instrument.price_text(r.price),
         quantity=r.quantity,
         buy_account=r.buy_account if buy_visible else None,
         sell_account=r.sell_account if sell_visible else None,
@@ -109,11 +136,13 @@ def market_data(services: Services, caller: Caller, symbol: str, trades: int) ->
     caller.require(Action.READ_MARKET_DATA)
     if symbol not in services.instruments:
         raise NotFoundError("UNKNOWN_SYMBOL", f"{symbol} is not traded here")
+    instrument = services.instruments[symbol]
+    text = instrument.price_text
     book = services.market_data.book(symbol)
     tape = services.market_data.last_trades(symbol, trades) if trades else []
     last = [
         LastTrade(
-            price=decimal_text(t.price),
+            price=text(t.price),
             quantity=t.quantity,
             execution_id=t.execution_id,
             occurred_at=t.occurred_at,
@@ -124,12 +153,12 @@ def market_data(services: Services, caller: Caller, symbol: str, trades: int) ->
         return MarketDataOut(symbol=symbol, last_trades=last)
     return MarketDataOut(
         symbol=symbol,
-        bid_price=None if book.bid_price is None else decimal_text(book.bid_price),
+        bid_price=None if book.bid_price is None else text(book.bid_price),
         bid_quantity=book.bid_quantity,
-        ask_price=None if book.ask_price is None else decimal_text(book.ask_price),
+        ask_price=None if book.ask_price is None else text(book.ask_price),
         ask_quantity=book.ask_quantity,
-        bids=[BookLevel(price=decimal_text(p), quantity=q) for p, q in book.bids],
-        asks=[BookLevel(price=decimal_text(p), quantity=q) for p, q in book.asks],
+        bids=[BookLevel(price=text(p), quantity=q) for p, q in book.bids],
+        asks=[BookLevel(price=text(p), quantity=q) for p, q in book.asks],
         last_trades=last,
         node_seq=book.node_seq,
         book_seq=book.book_seq,

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from meridian.domain import Instrument, OrderType, SelfTradePrevention, Side, TimeInForce
+from meridian.domain import Instrument, OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
 from meridian.events import OrderPendingApproval
 from meridian.executions import order_id_for
-from meridian.protocol import ORDER_FLAG_POST_ONLY, ORDER_FLAG_STP_SHIFT, NewOrder
+from meridian.protocol import ORDER_FLAG_POST_ONLY, ORDER_FLAG_STP_SHIFT, NewOrder, NewStopOrder
 from orders_api import risk
 from orders_api.auth import Action, Caller
 from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
@@ -121,6 +121,12 @@ def submit_order(
         _announce_refusal(services, candidate, refused)
         raise
     held = decision.route is risk.Route.APPROVAL
+    if held and candidate.is_stop:  # the order flow routes plain orders only
+        raise OrderRefusedError(
+            RejectReason.INVALID_ORDER,
+            f"a {candidate.type} order this large would need compliance approval, which stop orders do not"
+            " take: send a smaller one, or a LIMIT order",
+        )
     record = candidate.evolve(
         status="PENDING_APPROVAL" if held else "UNCONFIRMED",
         reference_ticks=risk.reference_ticks(instrument, last_ticks)
@@ -243,6 +249,7 @@ def _order_flags(request: OrderRequest) -> int:
 def _candidate(caller: Caller, request: OrderRequest, instrument: Instrument, key: str | None) -> OrderRecord:
     check_quantity(instrument, request.quantity)
     ticks = price_ticks(instrument, request.price) if request.price is not None else None
+    stop_ticks = price_ticks(instrument, request.stop_price, "stop_price") if request.stop_price else None
     account = caller.account or ""
     client_order_id = request.client_order_id or client_order_id_for(key)
     now = utc_now()
@@ -256,6 +263,7 @@ def _candidate(caller: Caller, request: OrderRequest, instrument: Instrument, ke
         time_in_force=request.time_in_force,
         quantity=request.quantity,
         price_ticks=ticks,
+        stop_price_ticks=stop_ticks,
         status="UNCONFIRMED",
         created_at=now,
         updated_at=now,
@@ -301,19 +309,23 @@ def _announce_held(
     return answer_for(held, instrument)
 
 
-def _new_order(record: OrderRecord) -> NewOrder:
-    return NewOrder(
+def _new_order(record: OrderRecord) -> NewOrder | NewStopOrder:
+    working_type = OrderType.MARKET if record.type in ("MARKET", "STOP") else OrderType.LIMIT
+    fields = (
         0,
         record.client_order_id,
         record.account,
         record.symbol,
         int(Side[record.side]),
-        int(OrderType[record.type]),
+        int(working_type),
         int(TimeInForce[record.time_in_force]),
         record.order_flags,
         record.quantity,
         record.price_ticks or 0,
     )
+    if record.is_stop:
+        return NewStopOrder(*fields, record.stop_price_ticks or 0)
+    return NewOrder(*fields)
 
 
 def _send(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from orders_api.logic import admin
+from orders_api import logic
 from orders_api.models import HealthOut, TradingControlOut, TradingControlRequest
 from orders_api.routes.common import caller, errors, new_router, ok, svc
 
@@ -20,7 +20,7 @@ router = new_router()
     responses={**ok(200, HealthOut, "Health"), **errors()},
 )
 def get_health() -> HealthOut:
-    return admin.health(svc(), caller(router))
+    return logic.admin.health(svc(), caller(router))
 
 
 @router.post(
@@ -30,7 +30,7 @@ def get_health() -> HealthOut:
     responses={**ok(200, TradingControlOut, "Trading halted"), **errors(404, 415)},
 )
 def post_halt(request: Annotated[TradingControlRequest, Body()]) -> TradingControlOut:
-    return admin.set_trading(svc(), caller(router), request, halted=True)
+    return logic.admin.set_trading(svc(), caller(router), request, halted=True)
 
 
 @router.post(
@@ -40,4 +40,4 @@ def post_halt(request: Annotated[TradingControlRequest, Body()]) -> TradingContr
     responses={**ok(200, TradingControlOut, "Trading resumed"), **errors(404, 415)},
 )
 def post_resume(request: Annotated[TradingControlRequest, Body()]) -> TradingControlOut:
-    return admin.set_trading(svc(), caller(router), request, halted=False)
+    return logic.admin.set_trading(svc(), caller(router), request, halted=False)

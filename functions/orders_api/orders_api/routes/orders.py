@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
-from orders_api.logic import manage, queries, submit
+from orders_api import logic
 from orders_api.models import (
     ApprovalRequest,
+    FillList,
     OrderList,
     OrderOut,
     OrderRequest,
@@ -47,7 +48,7 @@ IdempotencyKey = Annotated[
 def post_order(
     order: Annotated[OrderRequest, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[Any]:
-    answer = submit.submit_order(svc(), caller(router), order, idempotency_key, router.lambda_context)
+    answer = logic.submit.submit_order(svc(), caller(router), order, idempotency_key, router.lambda_context)
     body = answer.order if answer.order is not None else answer.error
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return Response(
@@ -65,7 +66,22 @@ def post_order(
     responses={**ok(200, OrderOut, "The order"), **errors(404)},
 )
 def get_order(order_id: OrderId) -> OrderOut:
-    return queries.get_order(svc(), caller(router), order_id)
+    return logic.queries.get_order(svc(), caller(router), order_id)
+
+
+@router.get(
+    "/orders/<order_id>/fills",
+    summary="Every fill of one order",
+    description=(
+        "All the fills of the order, oldest first, whichever request's answer they came in (a resting "
+        "order is filled by other orders' requests), as the ledger recorded them from the matching "
+        "node's drop copy: a fill appears here moments after it happened."
+    ),
+    tags=TAGS,
+    responses={**ok(200, FillList, "The order's fills"), **errors(404)},
+)
+def get_order_fills(order_id: OrderId) -> FillList:
+    return logic.queries.order_fills(svc(), caller(router), order_id)
 
 
 @router.get(
@@ -81,7 +97,7 @@ def list_orders(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     next_token: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
 ) -> OrderList:
-    return queries.list_orders(
+    return logic.queries.list_orders(
         svc(),
         caller(router),
         status=status,
@@ -99,7 +115,7 @@ def list_orders(
     responses={**ok(200, OrderOut, "The cancelled order"), **errors(404, 409, 503)},
 )
 def cancel_order(order_id: OrderId) -> OrderOut:
-    return manage.cancel_order(svc(), caller(router), order_id)
+    return logic.manage.cancel_order(svc(), caller(router), order_id)
 
 
 @router.patch(
@@ -109,7 +125,7 @@ def cancel_order(order_id: OrderId) -> OrderOut:
     responses={**ok(200, OrderOut, "The order after the change"), **errors(404, 409, 415, 503)},
 )
 def replace_order(order_id: OrderId, change: Annotated[ReplaceRequest, Body()]) -> OrderOut:
-    return manage.replace_order(svc(), caller(router), order_id, change)
+    return logic.manage.replace_order(svc(), caller(router), order_id, change)
 
 
 @router.post(
@@ -128,4 +144,4 @@ def replace_order(order_id: OrderId, change: Annotated[ReplaceRequest, Body()]) 
     },
 )
 def decide_approval(order_id: OrderId, decision: Annotated[ApprovalRequest, Body()]) -> OrderOut:
-    return manage.decide_approval(svc(), caller(router), order_id, decision)
+    return logic.manage.decide_approval(svc(), caller(router), order_id, decision)

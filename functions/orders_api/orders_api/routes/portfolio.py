@@ -6,7 +6,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from orders_api.logic import queries
+from orders_api import logic
 from orders_api.models import MarketDataOut, PositionList, SymbolName, TradeList
 from orders_api.routes.common import caller, errors, new_router, ok, svc
 
@@ -23,7 +23,7 @@ SymbolFilter = Annotated[SymbolName | None, Query()]
     responses={**ok(200, PositionList, "Positions"), **errors()},
 )
 def get_positions(account: Account = None, symbol: SymbolFilter = None) -> PositionList:
-    return queries.list_positions(svc(), caller(router), account, symbol)
+    return logic.queries.list_positions(svc(), caller(router), account, symbol)
 
 
 @router.get(
@@ -38,7 +38,7 @@ def get_trades(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     next_token: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> TradeList:
-    return queries.list_trades(
+    return logic.queries.list_trades(
         svc(), caller(router), account=account, symbol=symbol, limit=limit, next_token=next_token
     )
 
@@ -53,4 +53,4 @@ def get_market_data(
     symbol: Annotated[str, Path(min_length=1, max_length=8)],
     trades: Annotated[int, Query(ge=0, le=100, description="How many recent trades")] = 20,
 ) -> MarketDataOut:
-    return queries.market_data(svc(), caller(router), symbol, trades)
+    return logic.queries.market_data(svc(), caller(router), symbol, trades)

@@ -12,7 +12,7 @@ Decision = Literal["APPROVE", "REJECT"]
 class ApprovalOutcome(BaseModel):
     """What the compliance officer decided; the state machine's output of the approval step."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)  # built on first use
 
     order_id: str
     decision: Decision

@@ -10,16 +10,25 @@ from meridian.ledger.migrate import (
 )
 from meridian.ledger.positions import Fill, Position, apply_fill, rebuild_positions
 from meridian.ledger.queries import (
+    CancellationRow,
     InvalidCursorError,
     PositionRow,
     TradePage,
     TradeRow,
+    cancellations,
+    order_fills,
     positions,
     trades,
 )
-from meridian.ledger.writer import ExecutionIdCollisionError, rebuild_from_history, record_trade
+from meridian.ledger.writer import (
+    ExecutionIdCollisionError,
+    rebuild_from_history,
+    record_cancellation,
+    record_trade,
+)
 
 __all__ = [
+    "CancellationRow",
     "ExecutionIdCollisionError",
     "Fill",
     "InvalidCursorError",
@@ -30,12 +39,15 @@ __all__ = [
     "TradePage",
     "TradeRow",
     "apply_fill",
+    "cancellations",
     "is_read_only",
     "latest_version",
     "migrate",
+    "order_fills",
     "positions",
     "rebuild_from_history",
     "rebuild_positions",
+    "record_cancellation",
     "record_trade",
     "trades",
     "verify",

@@ -1,12 +1,12 @@
 """Average-cost position maths: pure functions over exact decimals.
 
 A position keeps its signed quantity, the exact cost of that open quantity (``cost_basis``, always
-non-negative) and the P&L realised so far. Adding to a position adds ``price * quantity`` to the
+non-negative) and the P&L realized so far. Adding to a position adds ``price * quantity`` to the
 cost; reducing releases a proportional share of the cost and realises the difference against
 the fill price; a fill larger than the position closes it and opens the remainder on the other
 side (a flip). The only rounding is the released share of a partial reduction, quantised to
 ``MONEY_QUANTUM``; closing a position releases whatever cost is left, so once a position is flat
-its realised P&L equals the exact cash flow of its trades.
+its realized P&L equals the exact cash flow of its trades.
 
 The ledger applies fills in its own recording order (``trades.ledger_seq``), and
 :func:`rebuild_positions` folds the history in that same order, so the two always agree.
@@ -29,7 +29,7 @@ _CONTEXT = decimal.Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[decimal.Inv
 class Position:
     quantity: int = 0
     cost_basis: Decimal = ZERO
-    realised_pnl: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
     trade_count: int = 0
 
     @property
@@ -58,11 +58,11 @@ def apply_fill(position: Position, quantity: int, price: Decimal) -> Position:
         raise ValueError("a fill has a non-zero quantity")
     if price <= 0:
         raise ValueError("a fill has a positive price")
-    held, cost, realised = position.quantity, position.cost_basis, position.realised_pnl
+    held, cost, realized = position.quantity, position.cost_basis, position.realized_pnl
     count = position.trade_count + 1
     if held == 0 or (held > 0) == (quantity > 0):
         added = _CONTEXT.multiply(price, Decimal(abs(quantity)))
-        return Position(held + quantity, _CONTEXT.add(cost, added), realised, count)
+        return Position(held + quantity, _CONTEXT.add(cost, added), realized, count)
 
     direction = 1 if held > 0 else -1  # +1 closing a long (selling), -1 closing a short (buying)
     closing = min(abs(quantity), abs(held))
@@ -73,12 +73,12 @@ def apply_fill(position: Position, quantity: int, price: Decimal) -> Position:
         released = share.quantize(MONEY_QUANTUM, context=_CONTEXT)
     proceeds = _CONTEXT.multiply(price, Decimal(closing))
     pnl = _CONTEXT.subtract(proceeds, released) if direction > 0 else _CONTEXT.subtract(released, proceeds)
-    realised = _CONTEXT.add(realised, pnl)
+    realized = _CONTEXT.add(realized, pnl)
     remaining_cost = _CONTEXT.subtract(cost, released)
     new_quantity = held + quantity
     if abs(quantity) > abs(held):  # flip: the remainder opens a position on the other side
         remaining_cost = _CONTEXT.multiply(price, Decimal(abs(new_quantity)))
-    return Position(new_quantity, remaining_cost, realised, count)
+    return Position(new_quantity, remaining_cost, realized, count)
 
 
 def trade_fills(

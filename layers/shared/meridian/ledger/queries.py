@@ -31,7 +31,7 @@ class PositionRow:
     quantity: int
     average_price: Decimal
     cost_basis: Decimal
-    realised_pnl: Decimal
+    realized_pnl: Decimal
     trade_count: int
     updated_at: datetime
 
@@ -59,6 +59,16 @@ class TradeRow:
 
 
 @dataclass(frozen=True, slots=True)
+class CancellationRow:
+    order_id: str
+    account: str
+    symbol: str
+    cancelled_quantity: int
+    reason: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TradePage:
     items: list[TradeRow]
     next_cursor: str | None
@@ -81,7 +91,7 @@ def decode_cursor(cursor: str) -> int:
 def positions(conn: psycopg.Connection[Any], account: str | None) -> list[PositionRow]:
     """Positions of ``account`` (every account when None) that are open or have traded."""
     query = sql.SQL(
-        "SELECT account, symbol, quantity, average_price, cost_basis, realised_pnl, trade_count, updated_at "
+        "SELECT account, symbol, quantity, average_price, cost_basis, realized_pnl, trade_count, updated_at "
         "FROM positions {where} ORDER BY account, symbol"
     ).format(where=sql.SQL("WHERE account = %s") if account is not None else sql.SQL(""))
     rows = conn.execute(query, (account,) if account is not None else ()).fetchall()
@@ -123,24 +133,49 @@ def trades(
         columns=_TRADE_COLUMNS, where=where
     )
     rows = conn.execute(query, [*params, limit + 1]).fetchall()
-    items = [
-        TradeRow(
-            execution_id=r[0],
-            symbol=r[1],
-            price=r[2],
-            quantity=int(r[3]),
-            aggressor_side=r[4],
-            buy_account=r[5],
-            sell_account=r[6],
-            buy_order_id=r[7],
-            sell_order_id=r[8],
-            buy_client_order_id=r[9],
-            sell_client_order_id=r[10],
-            node_seq=int(r[11]),
-            occurred_at=r[12],
-            ledger_seq=int(r[13]),
-        )
-        for r in rows[:limit]
-    ]
+    items = [_trade_row(r) for r in rows[:limit]]
     next_cursor = encode_cursor(items[-1].ledger_seq) if len(rows) > limit else None
     return TradePage(items=items, next_cursor=next_cursor)
+
+
+def _trade_row(r: Any) -> TradeRow:
+    return TradeRow(
+        execution_id=r[0],
+        symbol=r[1],
+        price=r[2],
+        quantity=int(r[3]),
+        aggressor_side=r[4],
+        buy_account=r[5],
+        sell_account=r[6],
+        buy_order_id=r[7],
+        sell_order_id=r[8],
+        buy_client_order_id=r[9],
+        sell_client_order_id=r[10],
+        node_seq=int(r[11]),
+        occurred_at=r[12],
+        ledger_seq=int(r[13]),
+    )
+
+
+def order_fills(conn: psycopg.Connection[Any], order_id: str, limit: int = MAX_PAGE_SIZE) -> list[TradeRow]:
+    """Every trade of one order (either side), oldest first, at most ``limit``."""
+    query = sql.SQL(
+        "SELECT {columns} FROM trades WHERE buy_order_id = %s OR sell_order_id = %s "
+        "ORDER BY ledger_seq LIMIT %s"
+    ).format(columns=_TRADE_COLUMNS)
+    return [_trade_row(r) for r in conn.execute(query, (order_id, order_id, limit)).fetchall()]
+
+
+def cancellations(
+    conn: psycopg.Connection[Any], account: str | None, limit: int = MAX_PAGE_SIZE
+) -> list[CancellationRow]:
+    """Order cancellations, newest first, of ``account`` (every account when None)."""
+    query = sql.SQL(
+        "SELECT order_id, account, symbol, cancelled_quantity, reason, occurred_at FROM order_cancellations "
+        "{where} ORDER BY occurred_at DESC, event_id LIMIT %s"
+    ).format(where=sql.SQL("WHERE account = %s") if account is not None else sql.SQL(""))
+    params: tuple[Any, ...] = (account, limit) if account is not None else (limit,)
+    return [
+        CancellationRow(o, a, s, int(q), reason, at)
+        for o, a, s, q, reason, at in conn.execute(query, params).fetchall()
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from meridian.events import TradeExecuted
+from meridian.events import OrderCancelled, TradeExecuted
 from meridian.ledger.positions import Fill, Position, apply_fill, rebuild_positions, trade_fills
 
 
@@ -58,7 +58,7 @@ ON CONFLICT (account, symbol) DO NOTHING
 
 # LockRows runs above the sort, so rows are locked in (account, symbol) order.
 _LOCK_POSITIONS = """
-SELECT p.account, p.symbol, p.quantity, p.cost_basis, p.realised_pnl, p.trade_count
+SELECT p.account, p.symbol, p.quantity, p.cost_basis, p.realized_pnl, p.trade_count
 FROM positions p
 JOIN unnest(%s::text[], %s::text[]) AS k(account, symbol) USING (account, symbol)
 ORDER BY p.account, p.symbol
@@ -67,7 +67,7 @@ FOR UPDATE OF p
 
 _UPDATE_POSITION = """
 UPDATE positions
-SET quantity = %s, cost_basis = %s, average_price = %s, realised_pnl = %s, trade_count = %s,
+SET quantity = %s, cost_basis = %s, average_price = %s, realized_pnl = %s, trade_count = %s,
     last_ledger_seq = %s, updated_at = now()
 WHERE account = %s AND symbol = %s
 """
@@ -107,8 +107,8 @@ def record_trade(conn: psycopg.Connection[Any], trade: TradeExecuted) -> bool:
         accounts, symbols = [k[0] for k in keys], [k[1] for k in keys]
         conn.execute(_ENSURE_POSITIONS, (accounts, symbols))
         current = {
-            (account, symbol): Position(int(quantity), cost, realised, int(count))
-            for account, symbol, quantity, cost, realised, count in conn.execute(
+            (account, symbol): Position(int(quantity), cost, realized, int(count))
+            for account, symbol, quantity, cost, realized, count in conn.execute(
                 _LOCK_POSITIONS, (accounts, symbols)
             )
         }
@@ -123,7 +123,7 @@ def record_trade(conn: psycopg.Connection[Any], trade: TradeExecuted) -> bool:
                         p.quantity,
                         p.cost_basis,
                         p.average_price,
-                        p.realised_pnl,
+                        p.realized_pnl,
                         p.trade_count,
                         ledger_seq,
                         account,
@@ -133,6 +133,35 @@ def record_trade(conn: psycopg.Connection[Any], trade: TradeExecuted) -> bool:
                 ],
             )
         return True
+
+
+_INSERT_CANCELLATION = """
+INSERT INTO order_cancellations (
+    event_id, order_id, client_order_id, account, symbol, cancelled_quantity, reason, node_seq, occurred_at
+) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+"""
+
+
+def record_cancellation(conn: psycopg.Connection[Any], cancel: OrderCancelled) -> bool:
+    """Record why an order lost its open quantity; False (no change) if the event was recorded."""
+    with conn.transaction():
+        row = conn.execute(
+            _INSERT_CANCELLATION,
+            (
+                cancel.event_id,
+                cancel.order_id,
+                cancel.client_order_id,
+                cancel.account,
+                cancel.symbol,
+                cancel.cancelled_quantity,
+                cancel.reason,
+                cancel.node_seq,
+                cancel.occurred_at,
+            ),
+        ).fetchone()
+    return row is not None
 
 
 def _check_same_trade(conn: psycopg.Connection[Any], trade: TradeExecuted) -> None:

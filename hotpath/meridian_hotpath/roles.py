@@ -1,0 +1,311 @@
+"""Primary and standby: how a node of a replicated shard takes its role, keeps it, and changes it.
+
+* At start a node tries to take its shard's lease (``lease``). If it does, it is the **primary**:
+  it listens for clients, feeds a standby over its replication port (``replication``), renews its
+  lease every ``ttl / 3`` and answers only while the lease is certainly its own (``HeldLease.valid``:
+  a primary that cannot renew stops answering before the lease can run out).
+* Otherwise it is the **standby**: it does not listen for clients (a client's connection is
+  refused, and it tries the shard's other address); it follows the primary's journal
+  (``shard.StandbyLink``), and watches the lease. When the lease has run out, it takes it (a new
+  epoch), stops following, switches its journal follower from a silent standby follower to a
+  publishing one (which re-sends the trades after the last snapshot the primary confirmed
+  delivered), and starts serving as the primary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from meridian_hotpath.commit import FencedError
+from meridian_hotpath.lease import HeldLease, Lease, LeaseError
+from meridian_hotpath.recovery import journal_dir, snapshot_dir
+from meridian_hotpath.replication import EpochLog, ReplicationServer, truncate_journal_after
+from meridian_hotpath.shard import DivergedError, ShardConfig, StandbyLink, follow
+from meridian_hotpath.snapshot import SnapshotStore
+
+if TYPE_CHECKING:
+    from meridian_hotpath.app import RunningNode
+
+log = logging.getLogger(__name__)
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` but not listening: connections to it are refused until
+    the node starts serving on it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+class ShardRole:
+    """The role logic of one running node (see the module docstring)."""
+
+    def __init__(self, running: RunningNode, config: ShardConfig, epochs: EpochLog) -> None:
+        self.running = running
+        self.config = config
+        self.epochs = epochs
+        self.held: HeldLease | None = None
+        self.role = "standby"
+        self.takeovers = 0
+        self.replication: ReplicationServer | None = None
+        self.link: StandbyLink | None = None
+        self.primary_address: tuple[str, int] | None = None
+        self._stop_following = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.replication_socket = reserve_port(config.replication_host, config.replication_port)
+        advertised = config.advertise_host or config.replication_host
+        self.replication_address = f"{advertised}:{self.replication_socket.getsockname()[1]}"
+        self.promoted_at: float | None = None
+        self._said_out_of_sync = False
+
+    # ---- at start ------------------------------------------------------------------------------
+
+    async def try_lead(self) -> bool:
+        """Take the lease if nobody holds a live one. True: this node is the primary."""
+        config = self.config
+        current = await asyncio.to_thread(config.store.read, config.shard)
+        if current is not None and current.replication:
+            self.primary_address = _address(current.replication)
+        now_ms = time.time_ns() // 1_000_000
+        if (
+            current is not None
+            and current.holder != config.node_id
+            and not current.expired(now_ms, config.skew_ms)
+        ):
+            return False
+        lease = await asyncio.to_thread(
+            config.store.acquire,
+            config.shard,
+            config.node_id,
+            config.ttl_ms,
+            config.client_address
+            or f"{config.advertise_host or self.running.config.host}:{self.running.port}",
+            self.replication_address,
+        )
+        if lease is None:
+            return False
+        self.held = HeldLease(config.store, lease, config.ttl_ms, config.margin_ms)
+        return True
+
+    # ---- primary -------------------------------------------------------------------------------
+
+    async def serve_as_primary(self) -> None:
+        """Start everything a primary does (after ``try_lead`` or a takeover)."""
+        held = self.held
+        assert held is not None
+        running = self.running
+        node = running.node
+        engine = node.engine
+        self.role = "primary"
+        engine.journal_epoch = held.epoch
+        self.epochs.note(held.epoch, engine.seq + 1)
+        committer = node.committer
+        self.replication = ReplicationServer(
+            journal_dir(running.config.data_dir),
+            self.epochs,
+            lambda: held.epoch,
+            lambda: running.node.journal.next_seq - 1,
+            committer.replicated,
+            self._standby_live,
+        )
+        await self.replication.start_on(self.replication_socket)
+        committer.forward = self.replication.forward
+        committer.may_answer = held.valid
+        node.follower.on_snapshot_written = self.replication.check
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._renew_forever(), name="lease-renewal"))
+        self._tasks.append(loop.create_task(self._watch_standby(), name="standby-watch"))
+        log.info("primary of shard %s in epoch %d from seq %d", self.config.shard, held.epoch, engine.seq)
+
+    def _standby_live(self, live: bool) -> None:
+        """The standby caught up (live) or its link dropped. Losing it, the primary answers from its
+        own disk only once the lease says the standby is out of sync (it must then not take over)."""
+        committer = self.running.node.committer
+        if live:
+            committer.standby_connected(True)
+            self._spawn(self._write_in_sync(True))
+            return
+        committer.alone_allowed = False
+        committer.standby_connected(False)
+        self._spawn(self._write_in_sync(False))
+
+    async def _write_in_sync(self, in_sync: bool) -> None:
+        held = self.held
+        assert held is not None
+        if not await asyncio.to_thread(held.renew, in_sync):
+            self.running.fatal(
+                FencedError(f"lost the lease of shard {self.config.shard} (epoch {held.epoch})")
+            )
+            return
+        committer = self.running.node.committer
+        if not in_sync and not committer.replica_live:
+            committer.alone_allowed = True
+            committer.release_safe()
+            log.warning("no standby in sync: answering from this node's disk alone")
+
+    async def _watch_standby(self) -> None:
+        """A standby that stops acknowledging (stalled, or its link cut) is let go after
+        ``replica_timeout``: the primary then goes on alone rather than stop answering."""
+        committer = self.running.node.committer
+        while True:
+            await asyncio.sleep(self.config.replica_timeout / 5)
+            oldest = committer.oldest_waiting_ns()
+            server = self.replication
+            if oldest is None or server is None or server.standby is None or not committer.replica_live:
+                continue
+            if (time.perf_counter_ns() - oldest) / 1e9 > self.config.replica_timeout:
+                waited = self.config.replica_timeout * 1000
+                log.warning("the standby has not acknowledged for %.0f ms: letting it go", waited)
+                server.standby.close()
+
+    def _spawn(self, coroutine: Any) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(coroutine))
+
+    async def _renew_forever(self) -> None:
+        held = self.held
+        assert held is not None
+        while True:
+            await asyncio.sleep(self.config.renew_every)
+            in_sync = self.running.node.committer.replica_live
+            if not await asyncio.to_thread(held.renew, in_sync) or not held.valid():
+                self.running.fatal(
+                    FencedError(f"lost the lease of shard {self.config.shard} (epoch {held.epoch})")
+                )
+                return
+
+    # ---- standby -------------------------------------------------------------------------------
+
+    def start_following(self) -> None:
+        running = self.running
+        node = running.node
+
+        def make_link() -> StandbyLink:
+            return StandbyLink(node.engine, node.journal, self.epochs, self._checked, self._diverged)
+
+        def linked(link: StandbyLink | None) -> None:
+            self.link = link
+
+        node.committer.on_durable.append(lambda: self.link.acknowledge() if self.link is not None else None)
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._follow(make_link, linked), name="standby-link"))
+        self._tasks.append(loop.create_task(self._watch_lease(), name="lease-watch"))
+
+    async def _follow(
+        self, make_link: Callable[[], StandbyLink], linked: Callable[[StandbyLink | None], None]
+    ) -> None:
+        while not self._stop_following.is_set():
+            address = self.primary_address
+            if address is None:
+                await asyncio.sleep(self.config.poll_s)
+                continue
+            await follow(address, make_link, self._stop_following, linked)
+
+    def _checked(self, seq: int, checksum: int) -> None:
+        self.running.node.follower.verify(seq, checksum)
+
+    def _diverged(self, seq: int) -> None:
+        """Stop, to cut this node's journal back to where it and the primary's agree (``cut_back``,
+        once the node and its follower have stopped: a follower still running could snapshot the
+        tail again) and start again as a standby."""
+        self.running.fatal(DivergedError(seq))
+
+    async def _watch_lease(self) -> None:
+        config = self.config
+        while not self._stop_following.is_set():
+            await asyncio.sleep(config.poll_s)
+            try:
+                lease = await asyncio.to_thread(config.store.read, config.shard)
+            except LeaseError as exc:
+                log.warning("cannot read the lease: %s", exc)
+                continue
+            if lease is not None and lease.replication and lease.holder != config.node_id:
+                self.primary_address = _address(lease.replication)
+            now_ms = time.time_ns() // 1_000_000
+            if lease is None or lease.may_take_over(now_ms, config.skew_ms):
+                if await self._take_over(lease):
+                    return
+            elif lease.expired(now_ms, config.skew_ms) and not self._said_out_of_sync:
+                self._said_out_of_sync = True
+                log.error(
+                    "the primary's lease ran out but this standby was not in sync with it: only %s may"
+                    " take the shard back (it holds acknowledged orders this one lacks)",
+                    lease.holder,
+                )
+
+    async def _take_over(self, seen: Lease | None) -> bool:
+        """The primary's lease ran out: take it and serve (True), or someone else did (False)."""
+        if not await self.try_lead():
+            return False
+        started = time.monotonic()
+        self._stop_following.set()
+        if self.link is not None:
+            self.link.close()
+        running = self.running
+        await running.become_publishing()
+        await self.serve_as_primary()
+        await running.serve_clients()
+        self.takeovers += 1
+        self.promoted_at = time.monotonic()
+        log.warning(
+            "took over shard %s from %s in epoch %d (%.1f ms)",
+            self.config.shard,
+            "nobody" if seen is None else seen.holder,
+            self.held.epoch if self.held else 0,
+            (self.promoted_at - started) * 1000,
+        )
+        return True
+
+    # ---- both ----------------------------------------------------------------------------------
+
+    def gauges(self) -> dict[str, float]:
+        committer = self.running.node.committer
+        values: dict[str, float] = {
+            "meridian_role_primary": float(self.role == "primary"),
+            "meridian_lease_epoch": float(
+                self.held.epoch if self.held else self.running.node.engine.journal_epoch
+            ),
+            "meridian_takeovers": float(self.takeovers),
+        }
+        if self.role == "primary":
+            written = self.running.node.journal.next_seq - 1
+            values |= {
+                "meridian_replication_connected": float(committer.replica_live),
+                "meridian_replication_lag_records": float(max(0, written - committer.replica_written)),
+                "meridian_lease_renewals": float(self.held.renewals if self.held else 0),
+            }
+        elif self.link is not None:
+            values |= {"meridian_replication_received": float(self.link.received)}
+        return values
+
+    async def close(self) -> None:
+        self._stop_following.set()
+        for task in self._tasks:
+            task.cancel()
+        if self.link is not None:
+            self.link.close()
+        if self.replication is not None:
+            await self.replication.close()
+        self.replication_socket.close()
+
+
+def cut_back(data_dir: Path, seq: int) -> int:
+    """Cut a stopped node's journal, epoch log and snapshots back to ``seq``; records cut."""
+    cut = truncate_journal_after(journal_dir(data_dir), seq)
+    EpochLog.load(data_dir).truncate_after(seq)
+    for snapshot in SnapshotStore(snapshot_dir(data_dir)).files():
+        if snapshot.seq > seq:
+            snapshot.path.unlink()
+    log.warning("cut %d records a deposed primary wrote after seq %d; restarting as a standby", cut, seq)
+    return cut
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
