@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill bench bench-engine bench-wire bench-api \
-        bench-pipeline bench-recovery bench-fuzz bench-local build lock openapi clean
+        bench-pipeline bench-recovery bench-fuzz bench-local bench-gateway build lock openapi clean
 
 # The native matching core (Cython -> C -> gcc), built in place beside its sources.
 NATIVE := $(VENV)/.native-core
@@ -72,7 +72,7 @@ drill: setup
 build: setup
 	$(BIN)/sam build --template-file template.yaml
 
-bench: bench-engine bench-wire bench-api bench-pipeline bench-recovery bench-fuzz
+bench: bench-engine bench-wire bench-api bench-pipeline bench-recovery bench-fuzz bench-gateway
 
 bench-engine: setup
 	$(PY) bench/engine_bench.py
@@ -88,6 +88,9 @@ bench-pipeline: setup
 
 bench-recovery: setup
 	$(PY) bench/recovery_bench.py
+
+bench-gateway: setup
+	$(PY) bench/gateway_bench.py
 
 bench-fuzz: setup
 	$(PY) bench/fuzz_bench.py
