@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -259,6 +259,7 @@ async def serve(config: NodeConfig, announce: Callable[[str], None] | None = Non
         if not announced:
             (announce or _print_flush)(running.startup_line())
             announced = True
+            config = _pinned(config, running)  # a restart listens where clients already connect
         try:
             await running.stopped.wait()
         finally:
@@ -271,6 +272,15 @@ async def serve(config: NodeConfig, announce: Callable[[str], None] | None = Non
         if isinstance(running.failure, DivergedError):
             cut_back(config.data_dir, running.failure.seq)
         log.warning("starting again after: %s", running.failure)
+
+
+def _pinned(config: NodeConfig, running: RunningNode) -> NodeConfig:
+    """``config`` with the ports ``running`` picked (port 0) fixed, for a restart in this process."""
+    shard = config.shard
+    if shard is not None and running.role is not None:
+        shard = replace(shard, replication_port=running.role.replication_socket.getsockname()[1])
+    metrics_port = running.metrics_port if config.metrics_port is not None else None
+    return replace(config, port=running.port, metrics_port=metrics_port, shard=shard)
 
 
 def _print_flush(line: str, stream: TextIO = sys.stdout) -> None:

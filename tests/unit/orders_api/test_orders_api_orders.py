@@ -251,3 +251,18 @@ def test_a_retry_after_a_halt_still_gets_the_first_answer(api: Api) -> None:
     assert api("POST", "/orders", body=order(), headers={"Idempotency-Key": "k-new"}).body["error"] == (
         "TRADING_HALTED"
     )
+
+
+def test_an_order_waiting_for_compliance_is_cancelled_without_reaching_the_node(
+    api: Api, gateway: EngineGateway, svc: Services, clients: dict[str, Any]
+) -> None:
+    held = api("POST", "/orders", body=order("BUY", 6000, "190.00")).body["order_id"]
+    await_approval(svc, clients["dynamodb"], held)
+    cancelled = api("DELETE", f"/orders/{held}")
+    assert cancelled.status == 200
+    assert (cancelled.body["status"], cancelled.body["cancel_reason"]) == ("CANCELLED", "USER")
+    assert cancelled.body["leaves_quantity"] == 0
+    assert gateway.sent == []  # it never reached the node
+    assert api("GET", f"/orders/{held}").body["status"] == "CANCELLED"
+    again = api("DELETE", f"/orders/{held}")
+    assert (again.status, again.body["error"]) == (409, "ORDER_NOT_OPEN")
