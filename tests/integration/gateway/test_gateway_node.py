@@ -27,7 +27,7 @@ from tests.gateway_harness import GatewaySink, GatewayThread, open_client, recei
 from tests.unit.hotpath.node_thread import NodeThread
 
 pytestmark = pytest.mark.integration
-WAIT = 15.0
+WAIT = 60.0  # a deadline, not a timing: each wait ends as soon as what it waits for arrived
 
 
 @pytest.fixture

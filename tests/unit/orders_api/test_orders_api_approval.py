@@ -166,13 +166,3 @@ def test_an_expired_approval_is_409(api: Api, svc: Services, clients: dict[str, 
 
     assert_error(decide(api, held, "APPROVE"), 409, "APPROVAL_EXPIRED")
 
-
-def test_the_trader_cancels_a_held_order_without_the_node(api: Api, held: str) -> None:
-    """A held order never reached the matching node: its cancel is recorded by the API itself, with
-    the user's reason, and the order is no longer open (a second cancel, or a decision, finds it ended)."""
-    cancelled = api("DELETE", f"/orders/{held}")
-    assert cancelled.status == 200
-    body = cancelled.body
-    assert (body["status"], body["cancel_reason"], body["filled_quantity"]) == ("CANCELLED", "USER", 0)
-    assert api("GET", f"/orders/{held}", who=COMPLIANCE).body["status"] == "CANCELLED"
-    assert_error(api("DELETE", f"/orders/{held}"), 409, "ORDER_NOT_OPEN")
