@@ -165,4 +165,3 @@ def test_an_expired_approval_is_409(api: Api, svc: Services, clients: dict[str, 
     assert_still_held(api, held)
 
     assert_error(decide(api, held, "APPROVE"), 409, "APPROVAL_EXPIRED")
-
