@@ -148,7 +148,10 @@ class GatewaySink:
 
 def open_client(url: str, name: str, **kwargs: Any) -> ClientConnection:
     sock = kwargs.pop("sock", None)
-    return connect(url, additional_headers={AUTH_HEADER: token(name, **kwargs)}, open_timeout=10, sock=sock)
+    # No keepalive pings from test clients: on a starved machine a late pong would close a
+    # connection the test is reading (the gateway's own pings still run).
+    return connect(url, additional_headers={AUTH_HEADER: token(name, **kwargs)}, open_timeout=10, sock=sock,
+                   ping_interval=None)  # fmt: skip
 
 
 def receive(connection: ClientConnection, timeout: float = 10.0) -> list[dict[str, Any]]:

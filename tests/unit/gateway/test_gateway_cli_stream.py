@@ -54,7 +54,7 @@ def local_platform_state(directory: Path, gateway: GatewayThread) -> None:
 def test_a_local_user_streams_the_book_from_the_running_platforms_gateway(
     start_gateway: StartGateway, tmp_path: Path
 ) -> None:
-    gateway = start_gateway()
+    gateway = start_gateway(heartbeat_s=3600)
     gateway.feed([book_record("AAPL", 7, 1, ([(19000, 5), (18990, 2)], [(19010, 3)]), 10, T0)])
     local_platform_state(tmp_path / "state", gateway)
     code, out, err = run("--user", "alice", "stream", "book", "aapl", "--count", "3")
@@ -69,8 +69,9 @@ def test_a_local_user_streams_the_book_from_the_running_platforms_gateway(
 
 @pytest.fixture
 def trading(start_gateway: StartGateway) -> Iterator[GatewayThread]:
-    """A gateway whose MSFT trades are fed again and again (it sends each once) until the test ends."""
-    gateway = start_gateway()
+    """A gateway whose MSFT trades are fed again and again (it sends each once) until the test ends;
+    no heartbeat within the test."""
+    gateway = start_gateway(heartbeat_s=3600)
     fills = [
         Fill(n, 10 + n, 100 + n, "MSFT", 42000 + n, 5, 1, 1, 2, "a", "b", "x", "y", 0, 0) for n in range(3)
     ]
@@ -103,7 +104,7 @@ def test_json_output_prints_each_message_as_the_gateway_sent_it(
 
 
 def test_seconds_ends_a_quiet_stream(start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch) -> None:
-    gateway = start_gateway()
+    gateway = start_gateway(heartbeat_s=3600)
     as_environment(monkeypatch, "alice")
     code, out, err = run("stream", "orders", "--gateway-url", gateway.url, "--seconds", "0.5")
     assert code == 0, err
@@ -113,7 +114,7 @@ def test_seconds_ends_a_quiet_stream(start_gateway: StartGateway, monkeypatch: p
 def test_a_refused_connect_is_exit_1_with_the_gateways_reason(
     start_gateway: StartGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gateway = start_gateway()
+    gateway = start_gateway(heartbeat_s=3600)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_of("alice"))
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-alices-secret")
     code, out, err = run("stream", "orders", "--gateway-url", gateway.url, "--count", "1")
