@@ -31,6 +31,7 @@ TIERS = {
     ("SecurityStack", "MarketDataSecurityGroup"): "Private",
     ("SecurityStack", "ComplianceSecurityGroup"): "Private",
     ("ContainersStack", "LoadBalancerSecurityGroup"): "Private",
+    ("ContainersStack", "GatewaySecurityGroup"): "Private",
     ("NetworkStack", "EndpointSecurityGroup"): "Private",
     ("HotpathStack", "EndpointSecurityGroup"): "Private",
     ("HotpathStack", "LoadBalancerSecurityGroup"): "Hotpath",
@@ -43,6 +44,7 @@ MONITORING = "SecurityStack/MonitoringSecurityGroup"
 NODES = "HotpathStack/NodeSecurityGroup"
 AWS_APIS = "NetworkStack/EndpointSecurityGroup"
 PEER_LAMBDAS = "peer region/LambdaSecurityGroup"
+GATEWAY = "ContainersStack/GatewaySecurityGroup"  # the streaming gateway's tasks
 
 # The platform's service-to-service flows (source, destination, port).
 DECLARED = {
@@ -65,6 +67,7 @@ DECLARED = {
     ("ContainersStack/LoadBalancerSecurityGroup", MONITORING, 3000),  # operators -> Grafana
     ("ContainersStack/LoadBalancerSecurityGroup", MONITORING, 9090),  # operators -> Prometheus
     ("ContainersStack/LoadBalancerSecurityGroup", "SecurityStack/TradingEngineSecurityGroup", 9101),
+    ("ContainersStack/LoadBalancerSecurityGroup", GATEWAY, 8080),  # WebSocket clients -> gateway
 }
 # A replicated shard (hot path ReplicatedShards true): the standby follows the primary's journal.
 REPLICATION = (NODES, NODES, 9002)
@@ -76,6 +79,7 @@ API_CALLERS = {
     "SecurityStack/TradingEngineSecurityGroup",
     "SecurityStack/MarketDataSecurityGroup",
     "SecurityStack/ComplianceSecurityGroup",
+    GATEWAY,
 }
 # The internal ALB admits HTTPS (only) from the VPC range, where operators' sessions arrive; every
 # tier with HTTPS egress can open it. Nothing listens in clear text (port 80 is checked closed).
