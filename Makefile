@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill bench bench-engine bench-wire bench-api \
-        bench-pipeline bench-recovery bench-fuzz bench-local build lock openapi clean
+        bench-pipeline bench-recovery bench-fuzz bench-local bench-gateway build lock openapi clean
 
 # The native matching core (Cython -> C -> gcc), built in place beside its sources.
 NATIVE := $(VENV)/.native-core
@@ -30,7 +30,7 @@ $(STAMP): requirements/lock.txt clients/pyproject.toml
 	@# The client package, editable: puts the `meridian` command in .venv/bin (its dependencies are locked above).
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e clients
 	@# Source folders on the venv's path: the layer, the matching node, the local platform, each function.
-	@printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)/hotpath" "$(CURDIR)/local" "$(CURDIR)/clients" "$(CURDIR)" \
+	@printf '%s\n' "$(CURDIR)/layers/shared" "$(CURDIR)/hotpath" "$(CURDIR)/local" "$(CURDIR)/clients" "$(CURDIR)/gateway" "$(CURDIR)" \
 	  "import sys, glob; sys.path.extend(sorted(glob.glob('$(CURDIR)/functions/*/')))" \
 	  > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/meridian-dev.pth
 	touch $@
@@ -40,7 +40,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy layers/shared/meridian hotpath/meridian_hotpath local functions bench tests tools
+	$(BIN)/mypy layers/shared/meridian hotpath/meridian_hotpath gateway/meridian_gateway local functions bench tests tools
 
 cfn: setup
 	$(BIN)/cfn-lint $(TEMPLATES)
@@ -72,7 +72,7 @@ drill: setup
 build: setup
 	$(BIN)/sam build --template-file template.yaml
 
-bench: bench-engine bench-wire bench-api bench-pipeline bench-recovery bench-fuzz
+bench: bench-engine bench-wire bench-api bench-pipeline bench-recovery bench-fuzz bench-gateway
 
 bench-engine: setup
 	$(PY) bench/engine_bench.py
@@ -88,6 +88,9 @@ bench-pipeline: setup
 
 bench-recovery: setup
 	$(PY) bench/recovery_bench.py
+
+bench-gateway: setup
+	$(PY) bench/gateway_bench.py
 
 bench-fuzz: setup
 	$(PY) bench/fuzz_bench.py

@@ -57,7 +57,10 @@ class Environment:
 def _launch(env: Environment) -> tuple[dict[str, Any], int]:
     hotpath = env.stack("HotpathStack")
     data = hotpath.properties("NodeLaunchTemplate")["LaunchTemplateData"]
-    return data, int(hotpath.parameters["NodeCount"])
+    # The fleet once a release is deployed (before that it is empty): a replicated shard is a
+    # primary and a standby.
+    nodes = 2 if hotpath.condition("IsReplicated") else int(hotpath.parameters["NodeCount"])
+    return data, nodes
 
 
 def dedicated_fee(env: Environment) -> Cost:

@@ -21,7 +21,7 @@ import click
 import requests
 from pydantic import ValidationError
 
-from meridian_client import cli_orders, cli_reads
+from meridian_client import cli_orders, cli_reads, cli_stream
 from meridian_client.api import ApiError, MeridianClient
 from meridian_client.output import Format, Printer, refusal
 from meridian_client.profiles import Identity, ProfileError, resolve
@@ -104,6 +104,7 @@ def cli(
 
 cli_orders.register(cli)
 cli_reads.register(cli)
+cli.add_command(cli_stream.stream)
 
 
 def main(

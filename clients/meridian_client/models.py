@@ -83,6 +83,13 @@ class MarketDataOut(ApiModel):
     asks: Annotated[list[BookLevel] | None, Field(title="Asks")] = None
     last_trades: Annotated[list[LastTrade] | None, Field(title="Last Trades")] = None
     node_seq: Annotated[int | None, Field(title="Node Seq")] = None
+    book_seq: Annotated[
+        int | None,
+        Field(
+            description="The symbol's book update number (the streaming gateway's book sequence)",
+            title="Book Seq",
+        ),
+    ] = None
     updated_at: Annotated[str | None, Field(title="Updated At")] = None
 
 

@@ -27,6 +27,7 @@ class Identity:
     url: str
     credentials: Credentials | None  # None: whatever botocore finds (environment, profiles, roles)
     profile: str | None = None
+    gateway_url: str | None = None  # the local platform's streaming gateway, with --user
 
 
 def state_dir(given: str | None) -> Path:
@@ -49,13 +50,14 @@ def local_user(directory: Path, user: str) -> Credentials:
     return Credentials(users[user]["access_key"], users[user]["secret"])
 
 
-def local_url(directory: Path) -> str | None:
-    """The REST API the running local platform serves, if its endpoints file says."""
+def local_url(directory: Path, endpoint: str = "api") -> str | None:
+    """The REST API (or the streaming ``gateway``) the running local platform serves, if its
+    endpoints file says."""
     try:
-        api = json.loads((directory / "endpoints.json").read_text()).get("api")
+        found = json.loads((directory / "endpoints.json").read_text()).get(endpoint)
     except (FileNotFoundError, ValueError, AttributeError):
         return None
-    return str(api) if api else None
+    return str(found) if found else None
 
 
 def resolve(url: str | None, user: str | None, profile: str | None, directory: str | None) -> Identity:
@@ -64,4 +66,6 @@ def resolve(url: str | None, user: str | None, profile: str | None, directory: s
         raise ProfileError("--user (a local platform user) and --profile (an AWS profile) exclude each other")
     state = state_dir(directory)
     chosen = url or os.environ.get("MERIDIAN_API_URL") or (local_url(state) if user else None) or DEFAULT_URL
-    return Identity(chosen, local_user(state, user) if user else None, profile)
+    if not user:
+        return Identity(chosen, None, profile)
+    return Identity(chosen, local_user(state, user), profile, local_url(state, "gateway"))

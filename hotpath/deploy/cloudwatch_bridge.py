@@ -15,6 +15,22 @@ OrderRate                     rate of meridian_requests_total                   
 MarketVolatility              meridian_market_volatility (when the node has it)  None
 NodeUp                        1 when /metrics answered, else 0                   Count
 ============================  =================================================  ==============
+
+A node of a replicated shard (``--shard``) adds (``replication_metric_data``):
+
+============================  =================================================  ==============
+CloudWatch metric             from the node's metric                             unit
+============================  =================================================  ==============
+ReplicationConnected          meridian_replication_connected (primary only)      Count
+ReplicationLagRecords         meridian_replication_lag_records (primary only)    Count
+ReplicaChecksumMismatches     meridian_replica_checksum_mismatches (standby)     Count
+LeaseEpoch                    meridian_lease_epoch                               None
+LeaseEpochChanges             1 when the epoch grew since the last scrape        Count
+============================  =================================================  ==============
+
+ReplicaChecksumMismatches is the standby's count since its process started: a mismatch keeps its
+alarm on until the standby is rebuilt. The epoch is kept in the lease table, so a grown epoch is a
+takeover (or a primary that lost its lease and took it again) whichever process restarted.
 """
 
 from __future__ import annotations
@@ -86,6 +102,33 @@ def metric_data(
     return data, requests
 
 
+REPLICATION_GAUGES = (
+    ("meridian_replication_connected", "ReplicationConnected", "Count"),
+    ("meridian_replication_lag_records", "ReplicationLagRecords", "Count"),
+    ("meridian_replica_checksum_mismatches", "ReplicaChecksumMismatches", "Count"),
+    ("meridian_lease_epoch", "LeaseEpoch", "None"),
+)
+
+
+def replication_metric_data(
+    samples: list[Sample], previous_epoch: float | None, environment: str
+) -> tuple[list[dict[str, Any]], float | None]:
+    """A replicated shard's CloudWatch MetricData for one scrape (none from a node without a
+    shard), and the lease epoch to compare with next time."""
+    data: list[dict[str, Any]] = []
+    for node_metric, metric, unit in REPLICATION_GAUGES:
+        value = _first(samples, node_metric)
+        if value is not None:
+            data.append({"MetricName": metric, "Value": value, "Unit": unit})
+    epoch = _first(samples, "meridian_lease_epoch")
+    if epoch is not None and previous_epoch is not None:
+        changed = 1.0 if epoch > previous_epoch else 0.0
+        data.append({"MetricName": "LeaseEpochChanges", "Value": changed, "Unit": "Count"})
+    for datum in data:
+        datum["Dimensions"] = [{"Name": "Environment", "Value": environment}]
+    return data, epoch if epoch is not None else previous_epoch
+
+
 def node_down(environment: str) -> list[dict[str, Any]]:
     return [
         {
@@ -113,10 +156,14 @@ def main() -> None:  # pragma: no cover - the loop around the tested pieces
     interval = float(os.environ.get("MERIDIAN_BRIDGE_INTERVAL", "10"))
     cloudwatch = boto3.client("cloudwatch")
     previous: float | None = None
+    epoch: float | None = None
     while True:
         started = time.monotonic()
         try:
-            data, previous = metric_data(parse_exposition(scrape(url)), previous, interval, environment)
+            samples = parse_exposition(scrape(url))
+            data, previous = metric_data(samples, previous, interval, environment)
+            replication, epoch = replication_metric_data(samples, epoch, environment)
+            data += replication
         except OSError as exc:
             log.warning("node metrics unavailable: %s", exc)
             data, previous = node_down(environment), None

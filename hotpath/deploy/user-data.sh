@@ -13,8 +13,9 @@ REGION='${AWS::Region}'
 RELEASE_URI='${NodeReleaseS3Uri}'
 NODE_MODE='${NodeMode}'
 KERNEL_CPU_ISOLATION='${KernelCpuIsolation}'
+REPLICATED='${ReplicatedShards}'
 
-dnf install -y -q python3.11 python3.11-devel gcc ethtool xfsprogs amazon-cloudwatch-agent
+dnf install -y -q python3.11 python3.11-devel gcc ethtool xfsprogs amazon-cloudwatch-agent aws-cfn-bootstrap
 
 # ---- journal volume (/dev/sdf, gp3/io2, encrypted): XFS, no atime updates
 DEVICE=/dev/sdf
@@ -37,6 +38,17 @@ python3.11 -m venv /opt/meridian/venv
 # The native matching core and journal syncer, compiled here from the bundle's generated C.
 (cd /opt/meridian/app && /opt/meridian/venv/bin/python setup_native.py --quiet build_ext --inplace)
 
+# ---- a replicated shard: this node's name in the lease (its instance id) and the address the other
+# node and the lease's readers reach it at (its private IP), both from IMDSv2
+SHARD_ARGS=""
+if [ "$REPLICATED" = "true" ]; then
+  IMDS=http://169.254.169.254/latest
+  TOKEN=$(curl -sSf -X PUT "$IMDS/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
+  INSTANCE_ID=$(curl -sSf -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/instance-id")
+  PRIVATE_IP=$(curl -sSf -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/local-ipv4")
+  SHARD_ARGS="--shard ${ShardName} --lease-table ${LeaseTable} --node-id $INSTANCE_ID --advertise $PRIVATE_IP --replication-port 9002 --lease-ttl-ms ${LeaseTtlMs}"
+fi
+
 cat > /etc/meridian/node.env <<ENV
 AWS_REGION=$REGION
 AWS_DEFAULT_REGION=$REGION
@@ -46,6 +58,7 @@ MERIDIAN_KINESIS_STREAM=${MarketDataStreamName}
 MERIDIAN_EXECUTIONS_STREAM=${ExecutionsStreamName}
 MERIDIAN_NODE_NUMBER=${NodeNumber}
 MERIDIAN_ACK_AFTER=${AckAfter}
+MERIDIAN_SHARD_ARGS="$SHARD_ARGS"
 MERIDIAN_ARCHIVE_BUCKET=${EngineStateBucketName}
 MERIDIAN_ARCHIVE_PREFIX=${ArchivePrefix}
 MERIDIAN_ROUTES_PARAMETER=${RoutesParameter}
@@ -167,10 +180,12 @@ EnvironmentFile=/etc/meridian/node.env
 # helpers stay off) and MERIDIAN_HOUSEKEEPING_CPUS. Every other unit runs on the housekeeping CPUs
 # (system.conf.d CPUAffinity); taskset moves the engine onto its own.
 EnvironmentFile=/etc/meridian/cpus.env
-ExecStart=/usr/bin/taskset -c $MERIDIAN_ENGINE_CPUS /opt/meridian/venv/bin/python -m meridian_hotpath serve --host 0.0.0.0 --port 9001 --metrics-port 9101 --data-dir /var/lib/meridian --kinesis-stream $MERIDIAN_KINESIS_STREAM --executions-stream $MERIDIAN_EXECUTIONS_STREAM --node-number $MERIDIAN_NODE_NUMBER
+ExecStart=/usr/bin/taskset -c $MERIDIAN_ENGINE_CPUS /opt/meridian/venv/bin/python -m meridian_hotpath serve --host 0.0.0.0 --port 9001 --metrics-port 9101 --data-dir /var/lib/meridian --kinesis-stream $MERIDIAN_KINESIS_STREAM --executions-stream $MERIDIAN_EXECUTIONS_STREAM --node-number $MERIDIAN_NODE_NUMBER --ack-after $MERIDIAN_ACK_AFTER $MERIDIAN_SHARD_ARGS
 # On every stop (deploys, scale-in, instance retirement) ship the journal, active segment included,
-# so a replacement node or the DR region restores up to the last acknowledged order.
-ExecStopPost=-/opt/meridian/venv/bin/python -m meridian_hotpath.archive ship --include-active --data-dir /var/lib/meridian --bucket $MERIDIAN_ARCHIVE_BUCKET --prefix $MERIDIAN_ARCHIVE_PREFIX
+# so a replacement node or the DR region restores up to the last acknowledged order. A replicated
+# shard's node does not: the shard's other node holds every acknowledged order and, as the primary,
+# is the one node that ships the shard's archive (meridian-journal-ship.service).
+ExecStopPost=-/bin/sh -c 'test -n "$$MERIDIAN_SHARD_ARGS" || exec "$$0" "$$@"' /opt/meridian/venv/bin/python -m meridian_hotpath.archive ship --include-active --data-dir /var/lib/meridian --bucket $MERIDIAN_ARCHIVE_BUCKET --prefix $MERIDIAN_ARCHIVE_PREFIX
 Restart=on-failure
 RestartSec=1
 TimeoutStopSec=60
@@ -222,6 +237,27 @@ systemctl enable meridian-tuning.service
 # An active node restores its shard and starts serving; a standby (DR region) waits for the runbook.
 if [ "$NODE_MODE" = "active" ]; then
   /usr/local/sbin/meridian-activate
+fi
+
+# A replicated shard's rolling update waits for this signal before it replaces the other node: the
+# node is ready once it holds the shard's lease or the lease says its standby is in sync (this node,
+# caught up). Failing that within the update's PauseTime, the update stops and rolls back.
+if [ "$REPLICATED" = "true" ]; then
+  READY=no LEASE=none
+  [ "$NODE_MODE" = "active" ] || READY=yes
+  for _ in $(seq 1 200); do
+    [ "$READY" = "yes" ] && break
+    LEASE=$(aws dynamodb get-item --region "$REGION" --table-name '${LeaseTable}' --consistent-read \
+      --key '{"shard": {"S": "${ShardName}"}}' --query '[Item.holder.S, Item.in_sync.BOOL]' --output text 2>/dev/null || true)
+    case "$LEASE" in
+      "$INSTANCE_ID"[[:space:]]*|*[[:space:]]True) READY=yes ;;
+      *) sleep 5 ;;
+    esac
+  done
+  [ "$READY" = "yes" ] && SIGNAL=0 || SIGNAL=1
+  echo "meridian bootstrap: lease $LEASE, ready=$READY"
+  /opt/aws/bin/cfn-signal --exit-code "$SIGNAL" --stack '${AWS::StackName}' --resource NodeAutoScalingGroup \
+    --region "$REGION" || true
 fi
 echo "meridian bootstrap done: mode=$NODE_MODE"
 if [ "$REBOOT" = "yes" ]; then

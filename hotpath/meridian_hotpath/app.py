@@ -19,6 +19,7 @@ from meridian_hotpath.follower import DurableSeq, FollowerConfig
 from meridian_hotpath.follower_link import FollowerLink, FollowerProcess, FollowerThread
 from meridian_hotpath.identity import claim_node_number
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
+from meridian_hotpath.marketdata import DEFAULT_DEPTH_LEVELS
 from meridian_hotpath.metrics import NodeMetrics
 from meridian_hotpath.metrics_http import start_metrics_server
 from meridian_hotpath.node import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_SNAPSHOT_EVERY, MatchingNode
@@ -51,6 +52,7 @@ class NodeConfig:
     metrics_port: int | None = None
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
+    depth_levels: int = DEFAULT_DEPTH_LEVELS  # price levels a side in each market-data book update
     kinesis_stream: str | None = None  # market data
     executions_stream: str | None = None  # the drop copy; None runs without one (local development)
     delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT  # shutdown waits so long for the publishers
@@ -187,7 +189,8 @@ class RunningNode:
             config.snapshot_every,
             config.delivery_timeout,
             start_seq,
-            standby,
+            depth_levels=config.depth_levels,
+            standby=standby,
         )
         if config.follower_process and self._sink is None and self._executions_sink is None:
             streams = (None, None) if standby else (config.kinesis_stream, config.executions_stream)

@@ -20,6 +20,7 @@ from meridian_hotpath.follower_link import instruments_from_env, run_follower_pr
 from meridian_hotpath.identity import NodeIdentityError, NodeNumberMismatchError
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalCorruptError
 from meridian_hotpath.lease import DynamoLeaseStore
+from meridian_hotpath.marketdata import DEFAULT_DEPTH_LEVELS, MAX_DEPTH_LEVELS
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY
 from meridian_hotpath.recovery import RecoveryError, engine_checksum, recover, verify
 from meridian_hotpath.shard import ShardConfig
@@ -38,6 +39,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {value}")
+    return value
+
+
+def _depth_levels(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_DEPTH_LEVELS:
+        raise argparse.ArgumentTypeError(f"must be 1-{MAX_DEPTH_LEVELS}: {value}")
     return value
 
 
@@ -69,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=_port, required=True, help="0 picks a free port")
     serve_cmd.add_argument("--metrics-port", type=_port, help="HTTP port for /metrics and /healthz")
     serve_cmd.add_argument("--snapshot-every", type=_positive, default=DEFAULT_SNAPSHOT_EVERY)
+    serve_cmd.add_argument(
+        "--depth-levels", type=_depth_levels, default=DEFAULT_DEPTH_LEVELS,
+        help=f"price levels a side in each market-data book update (1-{MAX_DEPTH_LEVELS})",
+    )  # fmt: skip
     serve_cmd.add_argument("--kinesis-stream", help="publish trades and top of book to this stream")
     serve_cmd.add_argument(
         "--executions-stream",
@@ -123,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     follow_cmd.add_argument("--executions-stream")
     follow_cmd.add_argument("--instruments", type=Path)
     follow_cmd.add_argument("--start-seq", type=int, default=0)
+    follow_cmd.add_argument("--depth-levels", type=_depth_levels, default=DEFAULT_DEPTH_LEVELS)
 
     verify_cmd = commands.add_parser("verify", help="check every journal record and snapshot")
     common(verify_cmd)
@@ -217,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.executions_stream,
             instruments_from_env() or instruments,
             args.start_seq,
+            args.depth_levels,
         )
     config = NodeConfig(
         data_dir=data_dir,
@@ -225,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics_port=args.metrics_port,
         instruments=instruments,
         snapshot_every=args.snapshot_every,
+        depth_levels=args.depth_levels,
         kinesis_stream=args.kinesis_stream,
         executions_stream=args.executions_stream,
         segment_bytes=args.segment_bytes,

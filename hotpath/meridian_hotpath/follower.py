@@ -7,7 +7,8 @@ applies each record to its own copy of the engine (the engine is deterministic, 
 node's state and answers, fills included), and
 
 * publishes every trade to the market-data stream and every execution to the drop copy (kept
-  records: retried until delivered), and the top of book of each symbol that changed (droppable);
+  records: retried until delivered), and the depth of each symbol whose book changed (its best
+  ``depth_levels`` levels a side, numbered per symbol: ``marketdata.book_record``; droppable);
 * writes a snapshot every ``snapshot_every`` inputs, once both publishers delivered every trade up to
   it: no snapshot covers a trade that a crash could lose;
 * answers the node's snapshot requests (a client's SNAPSHOT_REQUEST) with the seq and checksums of
@@ -47,7 +48,7 @@ from meridian.protocol import FRAME_SIZES, Fill, MessageType, decode
 from meridian_hotpath.dropcopy import execution_records
 from meridian_hotpath.engine import MatchingEngine
 from meridian_hotpath.journal import SEGMENT_SUFFIX, segment_first_seq, segment_name, segment_paths
-from meridian_hotpath.marketdata import top_of_book_record, trade_record
+from meridian_hotpath.marketdata import DEFAULT_DEPTH_LEVELS, Level, book_record, trade_record
 from meridian_hotpath.publisher import StreamPublisher, StreamRecord, StreamSink
 from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
 from meridian_hotpath.snapshot import CHECKSUM_MASK, SnapshotStore
@@ -175,6 +176,7 @@ class FollowerConfig:
     snapshot_every: int
     delivery_timeout: float
     start_seq: int = 0  # the node's seq when it started: what the journal held before is re-sent
+    depth_levels: int = DEFAULT_DEPTH_LEVELS  # price levels a side in each book update
     # A standby's follower: it publishes nothing, and writes snapshots only where its primary's
     # follower did (``verify``: every trade up to there was delivered), never of its own accord.
     standby: bool = False
@@ -244,7 +246,9 @@ class Follower:
         )
         self.engine = engine
         self._last_snapshot_seq = self._last_capture_seq = report.snapshot_seq or 0
-        self._tops = {symbol: engine.top_of_book(symbol) for symbol in engine.instruments}
+        levels = config.depth_levels
+        self._books = {symbol: engine.depth(symbol, levels) for symbol in engine.instruments}
+        self._book_seqs = dict.fromkeys(engine.instruments, 0)
         self._start_publishers(fills_in(b"".join(replayed)))
         tail = JournalTail(journal_dir(config.data_dir), engine)
         loop.add_reader(self.wake_fd, self._woken)
@@ -342,16 +346,20 @@ class Follower:
             if self.drop_copy is not None:
                 self.drop_copy.publish(execution_records(fills, self.engine.instruments, now))
         if self.publisher is not None:
-            self._publish_tops(now)
+            self._publish_books(now)
 
-    def _publish_tops(self, now: int) -> None:
+    def _publish_books(self, now: int) -> None:
+        """One book update for each symbol whose top ``depth_levels`` levels changed."""
         assert self.publisher is not None
+        levels = self.config.depth_levels
+        engine = self.engine
         changed: list[StreamRecord] = []
-        for symbol, before in self._tops.items():
-            top = self.engine.top_of_book(symbol)
-            if top != before:
-                self._tops[symbol] = top
-                changed.append(top_of_book_record(symbol, self.engine.seq, top, now))
+        for symbol, before in self._books.items():
+            depth: tuple[list[Level], list[Level]] = engine.depth(symbol, levels)
+            if depth != before:
+                self._books[symbol] = depth
+                book_seq = self._book_seqs[symbol] = self._book_seqs[symbol] + 1
+                changed.append(book_record(symbol, engine.seq, book_seq, depth, levels, now))
         if changed:
             self.publisher.publish(changed)
 

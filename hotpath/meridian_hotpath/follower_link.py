@@ -27,6 +27,7 @@ from typing import Any
 
 from meridian.domain import Instrument
 from meridian_hotpath.follower import Follower, FollowerConfig
+from meridian_hotpath.marketdata import DEFAULT_DEPTH_LEVELS
 from meridian_hotpath.publisher import StreamSink
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class FollowerProcess(FollowerLink):
             "--snapshot-every", str(self.config.snapshot_every),
             "--delivery-timeout", str(self.config.delivery_timeout),
             "--start-seq", str(self.config.start_seq),
+            "--depth-levels", str(self.config.depth_levels),
         ]  # fmt: skip
         if self.kinesis_stream:
             command += ["--kinesis-stream", self.kinesis_stream]
@@ -264,6 +266,7 @@ def run_follower_process(
     executions_stream: str | None,
     instruments: tuple[Instrument, ...],
     start_seq: int,
+    depth_levels: int = DEFAULT_DEPTH_LEVELS,
 ) -> int:
     """``python -m meridian_hotpath follow``: the follower process's main."""
     from meridian_hotpath.publisher import KinesisSink  # noqa: PLC0415 - boto3 only where a stream is set
@@ -271,6 +274,6 @@ def run_follower_process(
     control = socket.socket(fileno=control_fd)
     market_data = KinesisSink(kinesis_stream) if kinesis_stream else None
     executions = KinesisSink(executions_stream) if executions_stream else None
-    config = FollowerConfig(data_dir, instruments, snapshot_every, delivery_timeout, start_seq)
+    config = FollowerConfig(data_dir, instruments, snapshot_every, delivery_timeout, start_seq, depth_levels)
     follower = Follower(config, control, wake_fd, market_data, executions)
     return asyncio.run(follower.run(handle_signals=True))

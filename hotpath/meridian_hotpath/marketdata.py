@@ -1,9 +1,17 @@
-"""Public market data: the node's trades and top-of-book changes as stream records (key = symbol).
+"""Public market data: the node's trades and book changes as stream records (key = symbol).
 
 The node is the tape's one source. Records go to the market-data stream through a
 ``publisher.StreamPublisher``: trades are kept until delivered (no snapshot covers an undelivered
-one, and a start re-sends the trades it replays from the journal), top-of-book updates are
-droppable (a newer one supersedes them). A re-sent trade carries ``"resent": true`` so the consumer
+one, and a start re-sends the trades it replays from the journal), book updates are droppable (a
+newer one supersedes them).
+
+A book update (``book_record``) carries the best ``levels`` price levels of each side, whole, and
+``book_seq``: the symbol's book updates numbered 1, 2, 3... from the follower's start. A consumer
+that sees ``book_seq`` skip (the publisher or the sink conflated updates under pressure) or go back
+to 1 (the follower restarted) knows it missed changes, and re-syncs from the record itself: each
+one is a snapshot of the top ``levels`` levels, so the newest record is always a correct book and
+conflation never leaves a consumer with a wrong one. ``seq`` is the journal seq the book stands at
+(it orders updates across restarts). A re-sent trade carries ``"resent": true`` so the consumer
 keeps the copy it already has (``functions/market_data``). The records carry price, size and side
 only, never the accounts or client order ids behind a trade: those go to the private drop copy
 (``dropcopy``).
@@ -30,6 +38,38 @@ def trade_record(fill: Fill, timestamp_ns: int, resent: bool = False) -> StreamR
     if resent:
         payload["resent"] = True
     return StreamRecord(fill.symbol, payload, fill.seq)
+
+
+DEFAULT_DEPTH_LEVELS = 10
+MAX_DEPTH_LEVELS = 100
+Level = tuple[int, int]  # price units, total quantity
+
+
+def book_record(
+    symbol: str,
+    seq: int,
+    book_seq: int,
+    depth: tuple[list[Level], list[Level]],
+    levels: int,
+    timestamp_ns: int,
+) -> StreamRecord:
+    """The top ``levels`` levels of ``symbol``'s book (best first), its ``book_seq`` and journal ``seq``."""
+    bids, asks = depth
+    return StreamRecord(
+        symbol,
+        {
+            "type": "book",
+            "symbol": symbol,
+            "seq": seq,
+            "book_seq": book_seq,
+            "levels": levels,
+            "bids": [[price, quantity] for price, quantity in bids],
+            "asks": [[price, quantity] for price, quantity in asks],
+            "timestamp_ns": timestamp_ns,
+        },
+        seq,
+        droppable=True,
+    )
 
 
 def top_of_book_record(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -21,7 +21,7 @@ class StreamRecord:
     """One record for a stream; ``payload`` is the JSON object consumers read."""
 
     partition_key: str
-    payload: dict[str, int | str]
+    payload: dict[str, Any]  # JSON: ints, strings, and [[price, quantity], ...] levels
     seq: int  # the input it comes from
     droppable: bool = False
 

@@ -19,7 +19,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def _demo(platform: LocalPlatform, endpoints: Endpoints) -> int:
     result = run_demo(
-        endpoints.api, endpoints.aws, endpoints.database_url, endpoints.metrics, platform.credentials_file
+        endpoints.api,
+        endpoints.aws,
+        endpoints.database_url,
+        endpoints.metrics,
+        platform.credentials_file,
+        gateway_url=endpoints.gateway,
     )
     traded = len({f["execution_id"] for f in result.fills})
     if not traded or not result.positions:

@@ -32,10 +32,10 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from meridian.iam.sigv4 import load_credentials
 from meridian_local.apigw import ApiGateway, QuietRequestHandler, template_access
 from meridian_local.dashboard import DashboardSource
 from meridian_local.function_logs import FunctionLogs
-from meridian_local.sigv4 import load_credentials
 
 READY_PREFIX = "meridian-api ready"
 

@@ -38,6 +38,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from meridian.iam.sigv4 import LocalCredential, SignatureError, load_credentials, verify
 from meridian_local.apigw_events import ACCOUNT_ID, API_ID, proxy_event
 from meridian_local.aws_round_trips import AwsCall, RoundTripRecorder, sequential_round_trips
 from meridian_local.dashboard import ASSET_TYPES as DASHBOARD_ASSET_TYPES
@@ -47,7 +48,6 @@ from meridian_local.dashboard import page as dashboard_page
 from meridian_local.lambda_events import LocalLambdaContext
 from meridian_local.route_access import AccessDeniedError, RouteAccess, from_template_file
 from meridian_local.sam_template import ROOT_TEMPLATE
-from meridian_local.sigv4 import LocalCredential, SignatureError, load_credentials, verify
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 REGION = "us-east-1"

@@ -232,11 +232,25 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run_demo(
-    api_url: str, aws_url: str, database_url: str, metrics_url: str, credentials_file: Path, say: Say = print
+    api_url: str,
+    aws_url: str,
+    database_url: str,
+    metrics_url: str,
+    credentials_file: Path,
+    say: Say = print,
+    gateway_url: str = "",
 ) -> DemoResult:
     say("\n== Trading session: alice and bob through the REST API ==")
+    watcher = None
+    if gateway_url:
+        from meridian_local.demo_stream import CHANNELS, StreamWatcher  # noqa: PLC0415
+
+        say(f"  alice streams {', '.join(CHANNELS)} from {gateway_url}")
+        watcher = StreamWatcher(gateway_url, credentials_file, say).start()
     session = Session(api_url, credentials_file, say)
     session.trade()
+    if watcher is not None:
+        say(f"  alice's stream carried {watcher.stop()} messages during the session")
     result = session.result
     trades = len({f["execution_id"] for f in result.fills})
 

@@ -40,6 +40,7 @@ DELIVERY_STOP_TIMEOUT_S = 60.0  # the longest a delivery round may take to finis
 NODE_NUMBER = 1  # the template's HotpathNodeNumber default
 # Retries of a failing stream batch here (at most the mapping's own): polling is immediate locally.
 LOCAL_MAX_RETRIES = 5
+STEPS = 8  # the steps start() reports
 Say = Callable[[str], None]
 
 
@@ -50,6 +51,7 @@ class PlatformConfig:
     aws_port: int = int(os.environ.get("MERIDIAN_AWS_PORT", "4566"))
     node_port: int = int(os.environ.get("MERIDIAN_NODE_PORT", "9001"))
     metrics_port: int = int(os.environ.get("MERIDIAN_METRICS_PORT", "9101"))
+    gateway_port: int = int(os.environ.get("MERIDIAN_GATEWAY_PORT", "8765"))
     database_url: str = os.environ.get("DATABASE_URL", "")
     template: Path = ROOT_TEMPLATE
     environment: str = "dev"
@@ -65,6 +67,7 @@ class Endpoints:
     database_url: str = ""
     node: str = ""
     metrics: str = ""
+    gateway: str = ""
     logs: str = ""  # the folder of the components' log files
     prometheus: str = ""  # when the prometheus binary is installed
 
@@ -82,6 +85,7 @@ class LocalPlatform:
     _delivery: ChildProcess | None = None
     _prometheus: ChildProcess | None = None
     _api: Any = None
+    _gateway: Any = None
     _steps: int = 0
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -99,6 +103,7 @@ class LocalPlatform:
                     "AWS endpoint": (self.config.aws_port, "MERIDIAN_AWS_PORT"),
                     "matching node": (self.config.node_port, "MERIDIAN_NODE_PORT"),
                     "node metrics": (self.config.metrics_port, "MERIDIAN_METRICS_PORT"),
+                    "streaming gateway": (self.config.gateway_port, "MERIDIAN_GATEWAY_PORT"),
                 },
             )
             self._fresh_state()
@@ -118,6 +123,8 @@ class LocalPlatform:
                 self._start_prometheus()
             with self._step("REST API"):
                 self._start_api()
+            with self._step("streaming gateway"):
+                self._start_gateway()
         except BaseException:
             self.stop()
             raise
@@ -141,8 +148,8 @@ class LocalPlatform:
         return self.config.state_dir / "credentials.json"
 
     def stop(self) -> None:
-        stops = (self._stop_api, self._stop_prometheus, self._stop_delivery, self._stop_node, self._stop_moto)
-        for action in (*stops, self._stop_pg):
+        stops = (self._stop_gateway, self._stop_api, self._stop_prometheus, self._stop_delivery)
+        for action in (*stops, self._stop_node, self._stop_moto, self._stop_pg):
             try:
                 action()
             except Exception as exc:  # keep stopping the rest
@@ -156,11 +163,10 @@ class LocalPlatform:
     def _step(self, name: str) -> Iterator[None]:
         self._steps += 1
         began = time.perf_counter()
-        self.say(f"[{self._steps}/7] {name} ...")
+        self.say(f"[{self._steps}/{STEPS}] {name} ...")
         yield
-        self.say(
-            f"[{self._steps}/7] {name}: ready in {time.perf_counter() - began:.1f} s {self._detail(name)}"
-        )
+        took = time.perf_counter() - began
+        self.say(f"[{self._steps}/{STEPS}] {name}: ready in {took:.1f} s {self._detail(name)}")
 
     def _detail(self, name: str) -> str:
         e = self.endpoints
@@ -171,6 +177,7 @@ class LocalPlatform:
             "REST API": f"{e.api} ({self.config.api_workers} workers; Swagger UI {e.api}/docs, "
             f"dashboard {e.api}/dashboard)",
             "event delivery (SQS, Kinesis, Firehose)": f"(functions' logs: {self.logs_dir / 'delivery.log'})",
+            "streaming gateway": e.gateway,
         }
         if name.startswith("resources") and self.stack is not None:
             created = sum(len(s.created) for s in self.stack.all_stacks())
@@ -457,6 +464,25 @@ class LocalPlatform:
         assert self.stack is not None
         self._api = ApiServer(self, HOST, self.config.api_port, self.config.api_workers).start()
         self.endpoints.api = f"http://{HOST}:{self._api.port}"  # the bound port (0 lets the OS choose)
+
+    def _start_gateway(self) -> None:
+        from meridian_local.gateway_server import GatewayServer  # noqa: PLC0415 - needs the provisioned stack
+
+        environment = self.function("OrdersApiFunction").environment
+        server = GatewayServer(
+            self,
+            HOST,
+            self.config.gateway_port,
+            self._stream("MarketDataStream"),
+            environment["EVENT_BUS_NAME"],
+        )
+        self._gateway = server.start(environment["PRINCIPALS_TABLE"])
+        self.endpoints.gateway = f"ws://{HOST}:{self._gateway.port}/stream"
+
+    def _stop_gateway(self) -> None:
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
 
     def _stop_api(self) -> None:
         if self._api is not None:

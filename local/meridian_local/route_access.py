@@ -2,8 +2,8 @@
 
 A SigV4-signed request is its caller's ``execute-api:Invoke`` on the method ARN
 ``arn:aws:execute-api:<region>:<account>:<api id>/<stage>/<METHOD>/<path>``, decided from the
-identity policies of the caller's role (``iam_policy``); a refusal is API Gateway's 403
-``ACCESS_DENIED`` and the function is not invoked.
+identity policies of the caller's role (``meridian.iam.access``, shared with the streaming
+gateway); a refusal is API Gateway's 403 ``ACCESS_DENIED`` and the function is not invoked.
 
 The roles and their policies are the template's, read from the template model the local platform
 provisions (``sam_template.load_transformed``, resolved by ``intrinsics.Resolver`` with the same
@@ -19,75 +19,34 @@ Methods of the API's definition (the REST API's ``Body``) that are unauthenticat
 ``gateway_answer`` gives their fixed response.
 
 A session must also be one its role's trust policy would have let STS issue to the user it was
-issued to (``trust_policy``): the template's roles bind the session name to the caller's verified
+issued to (``meridian.iam.trust``): the template's roles bind the session name to the caller's verified
 name, and ``check_session`` refuses a session that breaks that rule, as AWS never issues one.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from meridian_local import trust_policy
-from meridian_local.apigw_mock import MockResponse, mock_responses
-from meridian_local.iam_policy import (
-    Decision,
-    Statement,
-    UnsupportedPolicyError,
-    decide,
-    parse_statements,
-    require_supported,
+from meridian.iam.access import (
+    INVOKE,
+    AccessDeniedError,
+    ExecuteApi,
+    RoleAccess,
+    RolePolicies,
 )
+from meridian_local.apigw_mock import MockResponse, mock_responses
 from meridian_local.intrinsics import Resolver
 from meridian_local.sam_template import load_transformed
-from meridian_local.trust_policy import SessionRequest
 
-INVOKE = "execute-api:Invoke"
-_ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/.+$")
+__all__ = ["INVOKE", "AccessDeniedError", "ExecuteApi", "RolePolicies", "RouteAccess", "from_template"]
+
 _POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
 
 
-class AccessDeniedError(Exception):
-    """IAM does not allow the caller this route; ``message`` is API Gateway's."""
-
-    code = "ACCESS_DENIED"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class ExecuteApi:
-    """The REST API stage whose methods callers invoke."""
-
-    region: str
-    account: str
-    api_id: str
-    stage: str
-    partition: str = "aws"
-
-    def method_arn(self, method: str, path: str) -> str:
-        """``.../<api id>/<stage>/<METHOD>/<path>``: the resource IAM decides on for a request."""
-        prefix = f"arn:{self.partition}:execute-api:{self.region}:{self.account}:{self.api_id}"
-        return f"{prefix}/{self.stage}/{method.upper()}/{path.lstrip('/')}"
-
-
-@dataclass(frozen=True, slots=True)
-class RolePolicies:
-    """A role's identity policies as (name, document), or why they cannot be evaluated here, and its
-    trust policy."""
-
-    documents: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-    unsupported: str = ""
-    trust: Mapping[str, Any] | None = None
-
-
-class RouteAccess:
-    """``execute-api:Invoke`` decisions for callers, from their roles' policies."""
+class RouteAccess(RoleAccess):
+    """The local API Gateway's decisions: IAM's per route, and its own answer to MOCK methods."""
 
     def __init__(
         self,
@@ -95,72 +54,12 @@ class RouteAccess:
         roles: Mapping[str, RolePolicies],
         mocks: Mapping[tuple[str, str], MockResponse] | None = None,
     ) -> None:
-        self.api = api
-        self.roles = dict(roles)
+        super().__init__(api, roles)
         self.mocks = dict(mocks or {})
-        self._statements: dict[str, list[Statement]] = {}
-
-    def statements(self, role: str) -> list[Statement]:
-        """The role's statements (none for a role not declared); UnsupportedPolicyError if undecidable."""
-        if role not in self._statements:
-            policies = self.roles.get(role, RolePolicies())
-            if policies.unsupported:
-                raise UnsupportedPolicyError(f"role {role}: {policies.unsupported}")
-            found = [s for name, doc in policies.documents for s in parse_statements(doc, name)]
-            require_supported(found, INVOKE)
-            self._statements[role] = found
-        return self._statements[role]
-
-    def require_roles(self, roles: Iterable[str]) -> None:
-        """Fail at start, not per request: each role is declared and its policies can be decided."""
-        for role in roles:
-            if role not in self.roles:
-                raise LookupError(f"the template declares no role named {role}")
-            self.statements(role)
-
-    def role_of(self, principal: str) -> str | None:
-        """The role of an assumed-role session of the API's account; None for any other caller."""
-        match = _ASSUMED_ROLE.match(principal)
-        if match is None or match["account"] != self.api.account:
-            return None
-        return match["role"]
-
-    def check_session(self, principal: str, user: str | None) -> None:
-        """Raise AccessDeniedError unless the role's trust policy lets ``user`` hold this session."""
-        match = _ASSUMED_ROLE.match(principal)
-        role = self.role_of(principal)
-        if match is None or role is None:
-            return  # not an assumed role of this account: it has no policies here (implicit deny)
-        trust = self.roles.get(role, RolePolicies()).trust
-        session = principal.rsplit("/", 1)[1]
-        if trust is None or not trust_policy.allows(trust, SessionRequest(session, user=user)):
-            caller = user or "an unknown caller"
-            raise AccessDeniedError(
-                f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role} with the "
-                f"session name {session}: the role's trust policy binds the session name to the caller's name"
-            )
 
     def gateway_answer(self, method: str, path: str) -> MockResponse | None:
         """API Gateway's own answer to an unauthenticated MOCK method; None when IAM decides the route."""
         return self.mocks.get((method.upper(), path))
-
-    def decide(self, principal: str, method: str, path: str) -> Decision:
-        role = self.role_of(principal)
-        statements = self.statements(role) if role is not None else []
-        return decide(statements, INVOKE, self.api.method_arn(method, path))
-
-    def authorize(self, principal: str, method: str, path: str) -> None:
-        """Return if IAM allows the call; raise AccessDeniedError with API Gateway's message if not."""
-        decision = self.decide(principal, method, path)
-        if decision.allowed:
-            return
-        message = (
-            f"User: {principal} is not authorized to perform: {INVOKE} on resource: "
-            f"{self.api.method_arn(method, path)}"
-        )
-        if decision is Decision.EXPLICIT_DENY:
-            message += " with an explicit deny"
-        raise AccessDeniedError(message)
 
 
 def from_template(

@@ -7,7 +7,6 @@ and its own node number.
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import Any
 
@@ -165,6 +164,4 @@ def test_every_node_starts_with_the_stream_and_its_number() -> None:
     assert words[words.index("--executions-stream") + 1] == "$MERIDIAN_EXECUTIONS_STREAM"
     assert words[words.index("--node-number") + 1] == "$MERIDIAN_NODE_NUMBER"
     inlined = HOTPATH["Resources"]["NodeLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]
-    assert re.search(
-        r"^ExecStart=.*--node-number \$MERIDIAN_NODE_NUMBER$", inlined["Fn::Base64"]["Fn::Sub"], re.M
-    )
+    assert f"\nExecStart={exec_start}\n" in inlined["Fn::Base64"]["Fn::Sub"]

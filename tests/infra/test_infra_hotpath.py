@@ -105,7 +105,9 @@ def test_internal_nlb_on_the_order_port_with_health_checks_on_the_metrics_port()
     assert (listener["Protocol"], listener["Port"]) == ("TCP", 9001)
     target = properties(HOTPATH, "NodeTargetGroup")
     assert (target["Protocol"], target["Port"]) == ("TCP", 9001)
-    assert (target["HealthCheckProtocol"], target["HealthCheckPort"], target["HealthCheckPath"]) == (
+    # One node (dev): GET :9101/healthz. A replicated shard's check is test_infra_replicated_shards'.
+    dev = environment_model("default").nested("HotpathStack").properties("NodeTargetGroup")
+    assert (dev["HealthCheckProtocol"], dev["HealthCheckPort"], dev["HealthCheckPath"]) == (
         "HTTP",
         "9101",
         "/healthz",
@@ -163,7 +165,9 @@ def test_auto_scaling_reacts_to_market_volatility() -> None:
 
 def test_fleet_is_single_node_and_empty_until_a_release_exists() -> None:
     asg = properties(HOTPATH, "NodeAutoScalingGroup")
-    assert asg["DesiredCapacity"] == {"Fn::If": ["HasRelease", {"Ref": "NodeCount"}, 0]}
+    assert asg["DesiredCapacity"] == {
+        "Fn::If": ["HasRelease", {"Fn::If": ["IsReplicated", 2, {"Ref": "NodeCount"}]}, 0]
+    }
     assert HOTPATH["Parameters"]["MaxNodes"]["Default"] == 1  # one writer per book
 
 
@@ -220,7 +224,7 @@ def test_user_data_only_substitutes_parameters_and_resources() -> None:
     known = (
         set(HOTPATH["Parameters"])
         | set(HOTPATH["Resources"])
-        | {"AWS::Region", "AWS::AccountId", "AWS::Partition"}
+        | {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName"}
     )
     used = set(re.findall(r"\$\{([A-Za-z0-9:]+)\}", _user_data()))
     assert used <= known, used - known
@@ -259,14 +263,16 @@ def test_node_unit_arguments_are_accepted_by_the_node_cli() -> None:
         "$MERIDIAN_EXECUTIONS_STREAM": "meridian-executions-dev",
         "$MERIDIAN_NODE_NUMBER": "7",
         "$MERIDIAN_ACK_AFTER": "fsync",
+        "$MERIDIAN_SHARD_ARGS": "",  # one node (systemd expands an empty $VAR word to no argument)
     }
-    arguments = [environment.get(w, w) for w in arguments]
+    arguments = [environment.get(w, w) for w in arguments if environment.get(w, w)]
     parsed = build_parser().parse_args(arguments)
     every_interface = "0.0.0.0"  # noqa: S104 - the node listens on its ENA address behind the NLB
     assert (parsed.command, parsed.port, parsed.metrics_port) == ("serve", 9001, 9101)
     assert parsed.host == every_interface
     assert parsed.kinesis_stream == "meridian-market-data-dev"
     assert (parsed.executions_stream, parsed.node_number) == ("meridian-executions-dev", 7)
+    assert (parsed.ack_after, parsed.shard) == ("fsync", None)
 
 
 def test_host_tuning_disables_irqbalance_pins_irqs_and_sets_network_sysctls() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from runbook_tasks import timeline
 
-from hotpath.deploy.cloudwatch_bridge import metric_data, parse_exposition
+from hotpath.deploy.cloudwatch_bridge import metric_data, parse_exposition, replication_metric_data
 from meridian_hotpath.metrics import NodeMetrics
 from tests.infra.templates import ROOT, all_template_paths, load
 from tests.metrics_catalogue import FUNCTION_METRICS, LAMBDA_NAMESPACE, function_environment
@@ -103,8 +103,17 @@ def bridge_metrics() -> dict[str, frozenset[str]]:
     metrics = NodeMetrics()
     metrics.observe_latency("new_order", 0.0001)
     metrics.count_request("new_order", "accepted")
-    metrics.state.extra_gauges = lambda: {"meridian_market_volatility": 1.0}
-    data, _ = metric_data(parse_exposition(metrics.exposition().decode()), 0.0, 10.0, "dev")
+    shard = {  # a replicated shard's primary (roles.py) and standby's follower (follower.py) gauges
+        "meridian_role_primary": 1.0,
+        "meridian_lease_epoch": 2.0,
+        "meridian_replication_connected": 1.0,
+        "meridian_replication_lag_records": 0.0,
+        "meridian_replica_checksum_mismatches": 0.0,
+    }
+    metrics.state.extra_gauges = lambda: {"meridian_market_volatility": 1.0, **shard}
+    samples = parse_exposition(metrics.exposition().decode())
+    data, _ = metric_data(samples, 0.0, 10.0, "dev")
+    data += replication_metric_data(samples, 1.0, "dev")[0]
     return {d["MetricName"]: frozenset(x["Name"] for x in d["Dimensions"]) for d in data}
 
 

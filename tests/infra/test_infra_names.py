@@ -46,6 +46,7 @@ NAME_PROPERTIES: dict[str, tuple[str, ...]] = {
     "AWS::XRay::SamplingRule": ("SamplingRule.RuleName",),
     "AWS::ApplicationAutoScaling::ScalingPolicy": ("PolicyName",),
     "AWS::CodeCommit::Repository": ("RepositoryName",),
+    "AWS::ECR::Repository": ("RepositoryName",),
 }
 UNNAMED = {
     "AWS::ApiGateway::Account",

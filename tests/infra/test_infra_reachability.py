@@ -6,8 +6,8 @@ A flow from group S to group D on port P is allowed when S's egress rules admit 
 range holding D's subnet) on P, D's ingress rules admit S the same way, and the network ACLs of both
 subnets pass the request and its answer (the answer on an ephemeral port): stateless rules, first
 match by rule number, deny by default. A group without inline egress rules keeps EC2's allow-all
-egress. The matching nodes replicate to no peer port today: none is declared, so node -> node is
-checked to be closed.
+egress. A replicated shard's two nodes reach each other on the replication port (9002) and on
+nothing else; without replication (dev) node -> node is closed.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ TIERS = {
     ("SecurityStack", "MarketDataSecurityGroup"): "Private",
     ("SecurityStack", "ComplianceSecurityGroup"): "Private",
     ("ContainersStack", "LoadBalancerSecurityGroup"): "Private",
+    ("ContainersStack", "GatewaySecurityGroup"): "Private",
     ("NetworkStack", "EndpointSecurityGroup"): "Private",
     ("HotpathStack", "EndpointSecurityGroup"): "Private",
     ("HotpathStack", "LoadBalancerSecurityGroup"): "Hotpath",
@@ -43,6 +44,7 @@ MONITORING = "SecurityStack/MonitoringSecurityGroup"
 NODES = "HotpathStack/NodeSecurityGroup"
 AWS_APIS = "NetworkStack/EndpointSecurityGroup"
 PEER_LAMBDAS = "peer region/LambdaSecurityGroup"
+GATEWAY = "ContainersStack/GatewaySecurityGroup"  # the streaming gateway's tasks
 
 # The platform's service-to-service flows (source, destination, port).
 DECLARED = {
@@ -65,7 +67,10 @@ DECLARED = {
     ("ContainersStack/LoadBalancerSecurityGroup", MONITORING, 3000),  # operators -> Grafana
     ("ContainersStack/LoadBalancerSecurityGroup", MONITORING, 9090),  # operators -> Prometheus
     ("ContainersStack/LoadBalancerSecurityGroup", "SecurityStack/TradingEngineSecurityGroup", 9101),
+    ("ContainersStack/LoadBalancerSecurityGroup", GATEWAY, 8080),  # WebSocket clients -> gateway
 }
+# A replicated shard (hot path ReplicatedShards true): the standby follows the primary's journal.
+REPLICATION = (NODES, NODES, 9002)
 # Every tier that calls AWS APIs reaches the interface endpoints (environments that create them).
 API_CALLERS = {
     LAMBDAS,
@@ -74,6 +79,7 @@ API_CALLERS = {
     "SecurityStack/TradingEngineSecurityGroup",
     "SecurityStack/MarketDataSecurityGroup",
     "SecurityStack/ComplianceSecurityGroup",
+    GATEWAY,
 }
 # The internal ALB admits HTTPS (only) from the VPC range, where operators' sessions arrive; every
 # tier with HTTPS egress can open it. Nothing listens in clear text (port 80 is checked closed).
@@ -197,7 +203,7 @@ def _allowed(source: Environment, src: str, target: Environment, dst: str, port:
 
 def _ports(env: Environment) -> set[int]:
     ports = {r.low for rules in env.ingress.values() for r in rules if r.protocol != "-1"}
-    return ports | {22, 80, 443, 5432, 9001, 9090, 9101, 2049, 3000}
+    return ports | {22, 80, 443, 5432, 9001, 9002, 9090, 9101, 2049, 3000}
 
 
 def _flows(section: str) -> set[tuple[str, str, int]]:
@@ -216,16 +222,37 @@ def _flows(section: str) -> set[tuple[str, str, int]]:
 def test_declared_flows_are_allowed_and_nothing_else(section: str) -> None:
     allowed = _flows(section)
     expected = set(DECLARED) | ALB_CLIENTS
+    if environment_model(section).nested("HotpathStack").condition("IsReplicated"):
+        expected.add(REPLICATION)
     if section != "default":  # interface endpoints only where InterfaceEndpoints=all
         expected |= {(caller, AWS_APIS, 443) for caller in API_CALLERS}
     assert not expected - allowed, f"declared but blocked: {sorted(expected - allowed)}"
     assert not allowed - expected, f"allowed but not declared: {sorted(allowed - expected)}"
 
 
-def test_grafana_reaches_prometheus_and_the_nodes_do_not_reach_each_other() -> None:
+def test_grafana_reaches_prometheus_and_the_nodes_reach_each_other_only_to_replicate() -> None:
     allowed = _flows("prod")
     assert (MONITORING, MONITORING, 9090) in allowed
-    assert not {f for f in allowed if f[0] == NODES and f[1] == NODES}
+    assert {f for f in allowed if f[0] == NODES and f[1] == NODES} == {REPLICATION}
+    assert not {f for f in _flows("default") if f[0] == NODES and f[1] == NODES}  # dev: one node
+
+
+@pytest.mark.parametrize("section", ["default", "prod"])
+def test_only_the_nodes_reach_the_replication_port(section: str) -> None:
+    env = Environment(section)
+    names = sorted(env.ingress)
+    reached = {
+        (src, dst)
+        for src in names
+        for dst in names
+        if _allowed(env, src, env, dst, 9002, env.subnet(env.tier(src)))
+    }
+    replicated = env.root.nested("HotpathStack").condition("IsReplicated")
+    assert reached == ({(NODES, NODES)} if replicated else set())
+    # and the hot-path network ACL refuses 9002 from the rest of the VPC, whatever the groups say
+    assert env.acl_allows("Hotpath", False, 9002, env.subnet("Hotpath"))
+    for tier in ("Private", "Public", "Data"):
+        assert not env.acl_allows("Hotpath", False, 9002, env.subnet(tier)), tier
 
 
 @pytest.mark.parametrize(("here", "there"), [("dr", "prod"), ("prod", "dr")])

@@ -86,5 +86,6 @@ def book_item(book: BookTop) -> Item:
         "bids": _levels(book.bids, scale),
         "asks": _levels(book.asks, scale),
         "node_seq": {"N": str(book.seq)},
+        "book_seq": {"N": str(book.book_seq)},
         "updated_at": {"S": iso_time(book.timestamp_ns)},
     }

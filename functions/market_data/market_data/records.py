@@ -4,8 +4,13 @@ Each update is one JSON object with integer price units; a Kinesis record holds 
 one symbol in the KPL aggregation format (``decode_all`` reads both)::
 
     {"type": "trade", "symbol", "seq", "trade_id", "price", "quantity", "aggressor_side", "timestamp_ns"}
+    {"type": "book", "symbol", "seq", "book_seq", "levels", "bids": [[price, quantity], ...], "asks",
+     "timestamp_ns"}
     {"type": "top_of_book", "symbol", "seq", "bid_price", "bid_quantity", "ask_price", "ask_quantity",
      "timestamp_ns"}
+
+A ``book`` update is the node's depth (its best ``levels`` levels a side, best first); the older
+``top_of_book`` shape is still read, as a book of one level.
 
 Optional fields: ``price_scale`` (else the instrument's), ``execution_id`` (else the fleet-wide
 ``meridian.executions.execution_id`` of ``trade_id``), ``resent`` on a trade (``true``: a node
@@ -57,6 +62,7 @@ class BookTop(NamedTuple):
     asks: Levels
     timestamp_ns: int
     price_scale: int
+    book_seq: int = 0  # the symbol's book update number (``book`` records; 0 for ``top_of_book``)
 
 
 def _int(payload: dict[str, Any], name: str) -> int:
@@ -130,6 +136,8 @@ def decode(data: bytes) -> TradePrint | BookTop:
                 symbol, seq, bp, bq, ap, aq, ((bp, bq),) if bp else (), ((ap, aq),) if ap else (), ts, scale
             )
         return _checked_book(payload)
+    if kind == "book":
+        return _checked_depth(payload)
     if kind == "trade":
         seq, ts, tid = payload.get("seq"), payload.get("timestamp_ns"), payload.get("trade_id")
         price, quantity = payload.get("price"), payload.get("quantity")
@@ -170,6 +178,28 @@ def _checked_book(payload: dict[str, Any]) -> BookTop:
         _levels(payload, "asks", ask),
         _int(payload, "timestamp_ns"),
         _scale(payload, symbol),
+    )
+
+
+def _checked_depth(payload: dict[str, Any]) -> BookTop:
+    symbol = _symbol(payload)
+    bids = _levels(payload, "bids", (0, 0))
+    asks = _levels(payload, "asks", (0, 0))
+    if "bids" not in payload or "asks" not in payload:
+        raise PoisonMessageError("a book record needs bids and asks")
+    bid, ask = (bids[0] if bids else (0, 0)), (asks[0] if asks else (0, 0))
+    return BookTop(
+        symbol,
+        _int(payload, "seq"),
+        bid[0],
+        bid[1],
+        ask[0],
+        ask[1],
+        bids,
+        asks,
+        _int(payload, "timestamp_ns"),
+        _scale(payload, symbol),
+        _int(payload, "book_seq"),
     )
 
 

@@ -260,6 +260,9 @@ class MarketDataOut(_Model):
     asks: list[BookLevel] = Field(default_factory=list)
     last_trades: list[LastTrade] = Field(default_factory=list)
     node_seq: int | None = None
+    book_seq: int | None = Field(
+        default=None, description="The symbol's book update number (the streaming gateway's book sequence)"
+    )
     updated_at: str | None = None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.integration
 STREAM = "meridian-market-data"
 
 
-def test_trades_and_top_of_book_land_in_kinesis(tmp_path: Path, moto_endpoint: str) -> None:
+def test_trades_and_book_depth_land_in_kinesis(tmp_path: Path, moto_endpoint: str) -> None:
     kinesis = kinesis_client(moto_endpoint)
     kinesis.create_stream(StreamName=STREAM, ShardCount=2)
     env = {**AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint}
@@ -32,16 +33,16 @@ def test_trades_and_top_of_book_land_in_kinesis(tmp_path: Path, moto_endpoint: s
     assert [(t["key"], t["symbol"], t["price"], t["quantity"]) for t in trades] == [
         ("MSFT", "MSFT", 42_010, 3)
     ]
-    # Top of book may be conflated (the journal follower publishes what changed per batch it reads),
-    # but each record is the book as of its seq, and the last one per symbol is the book now.
-    truth = {1: {"MSFT": (0, 0, 42_010, 5)}, 2: {"MSFT": (0, 0, 42_010, 2)}, 3: {"MSFT": (0, 0, 42_010, 2),
-             "AAPL": (19_000, 1, 0, 0)}}  # fmt: skip
-    tops = [r for r in records if r["type"] == "top_of_book"]
-    assert tops, "top of book was published"
-    for top in tops:
-        assert top["key"] == top["symbol"]
-        book = (top["bid_price"], top["bid_quantity"], top["ask_price"], top["ask_quantity"])
-        assert book == truth[top["seq"]][top["symbol"]]
-    last = {top["symbol"]: top for top in sorted(tops, key=lambda t: t["seq"])}
-    assert {symbol: top["seq"] for symbol, top in last.items()} == {"MSFT": last["MSFT"]["seq"], "AAPL": 3}
-    assert (last["MSFT"]["ask_price"], last["MSFT"]["ask_quantity"]) == (42_010, 2)
+    # Book updates may be conflated (the journal follower publishes what changed per batch it reads),
+    # but each record is the book's depth as of its seq, and the last one per symbol is the book now.
+    truth: dict[int, dict[str, Any]] = {1: {"MSFT": ([], [[42_010, 5]])}, 2: {"MSFT": ([], [[42_010, 2]])},
+             3: {"MSFT": ([], [[42_010, 2]]), "AAPL": ([[19_000, 1]], [])}}  # fmt: skip
+    books = [r for r in records if r["type"] == "book"]
+    assert books, "book depth was published"
+    for book in books:
+        assert book["key"] == book["symbol"]
+        assert (book["bids"], book["asks"]) == truth[book["seq"]][book["symbol"]]
+    last = {book["symbol"]: book for book in sorted(books, key=lambda b: b["seq"])}
+    assert {symbol: book["seq"] for symbol, book in last.items()} == {"MSFT": last["MSFT"]["seq"], "AAPL": 3}
+    assert last["AAPL"]["book_seq"] == 1
+    assert last["MSFT"]["book_seq"] == len([b for b in books if b["symbol"] == "MSFT"])

@@ -75,6 +75,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         "MERIDIAN_AWS_PORT": "0",
         "MERIDIAN_NODE_PORT": "0",
         "MERIDIAN_METRICS_PORT": "0",
+        "MERIDIAN_GATEWAY_PORT": "0",
     }
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(

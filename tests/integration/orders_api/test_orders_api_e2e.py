@@ -19,6 +19,7 @@ from orders_api import aws, config, services
 from orders_api.openapi_export import document
 
 from meridian.events import TradeExecuted
+from meridian.iam.sigv4 import LocalCredential
 from meridian.ledger import record_trade
 from meridian_client import ApiError, MeridianClient
 from meridian_hotpath.process import NodeProcess
@@ -30,7 +31,6 @@ from meridian_local.orders_api_fixtures import (
     register_principal,
     role_session_arn,
 )
-from meridian_local.sigv4 import LocalCredential
 
 pytestmark = pytest.mark.integration
 

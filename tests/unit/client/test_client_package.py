@@ -87,7 +87,8 @@ def test_the_wheel_carries_the_library_the_command_and_its_dependencies(tmp_path
     (wheel,) = (tmp_path / "dist").glob("meridian_client-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        modules = ("cli", "cli_orders", "cli_reads", "api", "auth", "models", "base", "output", "profiles")
+        modules = ("cli", "cli_orders", "cli_reads", "cli_stream", "stream", "api", "auth", "models", "base",
+                   "output", "profiles")  # fmt: skip
         assert {f"meridian_client/{m}.py" for m in modules} <= set(names)
         info = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         assert "meridian = meridian_client.cli:main" in archive.read(info).decode()
@@ -98,7 +99,9 @@ def test_the_wheel_carries_the_library_the_command_and_its_dependencies(tmp_path
     declared = tomllib.loads((CLIENTS / "pyproject.toml").read_text())["project"]["dependencies"]
     assert {Requirement(r).name for r in required} == {Requirement(r).name for r in declared}
     # What meridian_client imports beyond the standard library, and nothing else, is declared.
-    assert {Requirement(r).name for r in declared} == {"botocore", "requests", "pydantic", "click", "rich"}
+    assert {Requirement(r).name for r in declared} == {
+        "botocore", "requests", "pydantic", "click", "rich", "websockets"
+    }  # fmt: skip
 
 
 def test_the_sdk_models_are_what_the_api_contract_generates() -> None:

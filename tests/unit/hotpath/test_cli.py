@@ -116,3 +116,9 @@ def test_serve_refuses_to_start_on_mid_journal_corruption(tmp_path: Path, capsys
     segment.write_bytes(bytes(data))
     assert exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 1
     assert "refusing to start: journal corrupt at seq" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("levels", ["0", "101", "ten"])
+def test_serve_refuses_a_depth_outside_1_to_100(tmp_path: Path, levels: str) -> None:
+    argv = ["serve", "--data-dir", str(tmp_path), "--port", "0", "--depth-levels", levels]
+    assert exit_code(argv) == 2

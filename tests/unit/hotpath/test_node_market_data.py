@@ -71,14 +71,14 @@ def test_every_fill_reaches_the_market_data_sink_as_a_public_trade_record(start_
 def test_no_account_or_client_order_id_reaches_the_market_data_sink(
     start_node: StartNode, tmp_path: Path
 ) -> None:
-    """A whole order flow, and the re-sends of a restart: trades and top of book are public."""
+    """A whole order flow, and the re-sends of a restart: trades and book depth are public."""
     build_data_dir(tmp_path / "node", INPUTS, snapshot_at={150})
     sink = SwitchableSink()
     node = start_node(sink=sink, executions_sink=SwitchableSink())
     trade_twice(node.port, "p")
     node.stop()
     kinds = {payload["type"] for payload in payloads(sink.records)}
-    assert kinds == {"trade", "top_of_book"}
+    assert kinds == {"trade", "book"}
     assert any(payload.get("resent") for payload in payloads(sink.records)), "re-sends were checked too"
     assert_public(sink.records)
 

@@ -210,14 +210,33 @@ def test_shutdown_then_restart_recovers_the_same_state(start_node: StartNode, tm
     assert HotpathClient("127.0.0.1", again.port).snapshot().checksum == fresh_engine(flow).checksum()
 
 
-def test_trades_and_top_of_book_reach_the_market_data_sink(start_node: StartNode) -> None:
+def test_trades_and_book_depth_reach_the_market_data_sink(start_node: StartNode) -> None:
     sink = InMemorySink()
     node = start_node(sink=sink)
     client = HotpathClient("127.0.0.1", node.port)
     client.submit("m1", "a", "AAPL", Side.SELL, 3, 19005)
-    client.submit("m2", "b", "AAPL", Side.BUY, 2, 19005)
+    client.submit("m2", "b", "AAPL", Side.SELL, 4, 19007)
+    client.submit("m3", "b", "AAPL", Side.BUY, 2, 19005)
     node.stop()  # shutdown delivers what is queued
     trades = [r.payload for r in sink.records if not r.droppable]
     assert [(t["symbol"], t["price"], t["quantity"]) for t in trades] == [("AAPL", 19005, 2)]
-    tops = [r.payload for r in sink.records if r.droppable]
-    assert [(t["ask_price"], t["ask_quantity"]) for t in tops] == [(19005, 3), (19005, 1)]
+    books = [r.payload for r in sink.records if r.droppable]
+    # Each update is the whole depth, numbered per symbol; the follower may conflate what one
+    # journal read changed, so the numbers are contiguous and the last is the book now.
+    assert [b["book_seq"] for b in books] == list(range(1, len(books) + 1))
+    assert books[-1]["asks"] == [[19005, 1], [19007, 4]]
+    assert books[-1]["bids"] == []
+    assert all(b["levels"] == 10 and b["type"] == "book" for b in books)
+
+
+def test_book_updates_carry_the_configured_number_of_levels(start_node: StartNode) -> None:
+    sink = InMemorySink()
+    node = start_node(sink=sink, depth_levels=2)
+    client = HotpathClient("127.0.0.1", node.port)
+    for n, price in enumerate((19010, 19008, 19006)):
+        client.submit(f"d{n}", "a", "AAPL", Side.SELL, 1 + n, price)
+    node.stop()
+    books = [r.payload for r in sink.records if r.droppable]
+    assert books[-1]["levels"] == 2
+    assert books[-1]["asks"] == [[19006, 3], [19008, 2]]  # the third level is beyond the depth asked for
+    assert books[-1]["book_seq"] == len(books)

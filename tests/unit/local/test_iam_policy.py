@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from meridian_local.iam_policy import (
+from meridian.iam.policy import (
     Decision,
     UnsupportedPolicyError,
     action_matches,

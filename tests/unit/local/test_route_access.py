@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from meridian.iam.policy import Decision, UnsupportedPolicyError
 from meridian_local.apigw import template_access
-from meridian_local.iam_policy import Decision, UnsupportedPolicyError
 from meridian_local.route_access import AccessDeniedError, ExecuteApi, from_template
 
 ACCOUNT = "123456789012"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from meridian.iam.policy import UnsupportedPolicyError
+from meridian.iam.trust import SessionRequest, allows
 from meridian_local.apigw import template_access
-from meridian_local.iam_policy import UnsupportedPolicyError
-from meridian_local.trust_policy import SessionRequest, allows
 
 ROLES = (
     "meridian-trader-dev",

@@ -11,7 +11,7 @@ from market_data.records import BookTop, TradePrint, decode
 
 from meridian.consumers import PoisonMessageError
 from meridian.protocol import Fill
-from meridian_hotpath.marketdata import top_of_book_record, trade_record
+from meridian_hotpath.marketdata import book_record, top_of_book_record, trade_record
 from meridian_local.lambda_events import eventbridge_event
 from tests.pipeline_factories import accepted, trade
 
@@ -24,6 +24,42 @@ def test_decodes_what_the_node_publishes() -> None:
     assert trade == TradePrint("AAPL", 77, 9, "0-9", 19025, 100, "BUY", T0, 2)
     top = decode(top_of_book_record("MSFT", 78, (42000, 10, 42010, 3), T0).to_json())
     assert top == BookTop("MSFT", 78, 42000, 10, 42010, 3, ((42000, 10),), ((42010, 3),), T0, 2)
+
+
+def test_decodes_the_nodes_depth_and_keeps_its_levels_in_the_item() -> None:
+    depth = ([(42000, 10), (41990, 4)], [(42010, 3)])
+    book = decode(book_record("MSFT", 78, 5, depth, 10, T0).to_json())
+    assert book == BookTop(
+        "MSFT", 78, 42000, 10, 42010, 3, ((42000, 10), (41990, 4)), ((42010, 3),), T0, 2, 5
+    )
+    item = book_item(book)
+    assert item["bids"] == {
+        "L": [{"L": [{"N": "420.00"}, {"N": "10"}]}, {"L": [{"N": "419.90"}, {"N": "4"}]}]
+    }
+    assert (item["book_seq"], item["bid_price"], item["ask_quantity"]) == (
+        {"N": "5"},
+        {"N": "420.00"},
+        {"N": "3"},
+    )
+    empty = decode(book_record("MSFT", 79, 6, ([], []), 10, T0).to_json())
+    assert isinstance(empty, BookTop)
+    assert (empty.bid_price, empty.asks) == (0, ())
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"bids": None}, "bids and asks"),
+        ({"asks": [[1, 2, 3]]}, "asks must be a list"),
+        ({"book_seq": -1}, "book_seq"),
+        ({"bids": [["1", 2]]}, "bids must be a list"),
+    ],
+)
+def test_a_bad_book_record_is_poison_with_its_reason(change: dict[str, Any], reason: str) -> None:
+    payload = book_record("AAPL", 3, 1, ([(19000, 1)], []), 10, T0).payload | change
+    payload = {k: v for k, v in payload.items() if v is not None}
+    with pytest.raises(PoisonMessageError, match=reason):
+        decode(json.dumps(payload).encode())
 
 
 def test_optional_scale_execution_id_and_depth() -> None:

@@ -14,6 +14,7 @@ from orders_api.services import Services
 
 from meridian.approvals.approval import PENDING, PendingApproval
 from meridian.approvals.store import DynamoApprovalStore
+from meridian.iam.sigv4 import LocalCredential
 from meridian_local.apigw_events import proxy_event
 from meridian_local.lambda_events import LocalLambdaContext
 from meridian_local.orders_api_fixtures import (
@@ -22,7 +23,6 @@ from meridian_local.orders_api_fixtures import (
     register_principal,
     role_session_arn,
 )
-from meridian_local.sigv4 import LocalCredential
 
 # Sessions of the template's roles (environment dev), so the local gateway's IAM check applies to them.
 TRADER_A = role_session_arn("meridian-trader-dev", "alice")

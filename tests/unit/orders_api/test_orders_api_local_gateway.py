@@ -11,10 +11,10 @@ import requests
 from botocore.credentials import Credentials
 from orders_api.openapi_export import document
 
+from meridian.iam.sigv4 import LocalCredential, SignatureError, verify
 from meridian_client import ApiError, MeridianClient, SigV4RequestAuth
 from meridian_local.apigw import ApiGateway, serve_in_thread
 from meridian_local.orders_api_fixtures import load_handler
-from meridian_local.sigv4 import LocalCredential, SignatureError, verify
 from tests.unit.orders_api.harness import (
     ACCESS_KEYS,
     ACCOUNT_A,

@@ -231,6 +231,7 @@ class BookSnapshot:
     asks: list[tuple[Decimal, int]] = field(default_factory=list)
     node_seq: int | None = None
     updated_at: str | None = None
+    book_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

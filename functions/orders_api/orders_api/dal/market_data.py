@@ -45,6 +45,7 @@ class DynamoMarketDataReader:
             bids=_levels(v.get("bids")),
             asks=_levels(v.get("asks")),
             node_seq=_int(v.get("node_seq")),
+            book_seq=_int(v.get("book_seq")),
             updated_at=None if v.get("updated_at") is None else str(v["updated_at"]),
         )
 

@@ -161,5 +161,6 @@ def market_data(services: Services, caller: Caller, symbol: str, trades: int) ->
         asks=[BookLevel(price=text(p), quantity=q) for p, q in book.asks],
         last_trades=last,
         node_seq=book.node_seq,
+        book_seq=book.book_seq,
         updated_at=book.updated_at,
     )

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meridian_local.iam_policy import UnsupportedPolicyError, action_matches
+from meridian.iam.policy import UnsupportedPolicyError, action_matches
 
 _KEYS = frozenset(
     {

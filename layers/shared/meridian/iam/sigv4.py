@@ -1,4 +1,8 @@
-"""SigV4 verification the way API Gateway's IAM authorization does it, for the local API.
+"""SigV4 verification the way AWS does it, where the secret is known: the local API, local STS.
+
+The local API Gateway verifies requests signed for ``execute-api``; the streaming gateway, run
+locally, verifies the ``sts:GetCallerIdentity`` request a client signs to connect (in AWS, STS
+itself verifies that one: ``meridian_gateway.identity``).
 
 The request is re-signed with botocore's ``SigV4Auth`` using the secret that the local credentials
 file holds for the request's access key, over exactly the headers the client signed; signatures
@@ -69,6 +73,7 @@ def verify(
     credentials: Mapping[str, LocalCredential],
     region: str,
     now: datetime | None = None,
+    service: str = SERVICE,
 ) -> tuple[str, str]:
     """The (access key, principal ARN) that signed this request; SignatureError otherwise."""
     lowered = {name.lower(): value for name, value in headers.items()}
@@ -81,8 +86,8 @@ def verify(
     credential = credentials.get(match["key"])
     if credential is None:
         raise SignatureError("UNRECOGNIZED_CLIENT", "The security token included in the request is invalid")
-    if match["service"] != SERVICE or match["region"] != region:
-        raise SignatureError("INVALID_SIGNATURE", f"Credential should be scoped to {region}/{SERVICE}")
+    if match["service"] != service or match["region"] != region:
+        raise SignatureError("INVALID_SIGNATURE", f"Credential should be scoped to {region}/{service}")
     stamp = lowered.get("x-amz-date", "")
     try:
         signed_at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
@@ -95,7 +100,7 @@ def verify(
         raise SignatureError("INVALID_SIGNATURE", "A signed header is missing from the request")
     request = AWSRequest(method=method.upper(), url=url, data=body, headers={n: lowered[n] for n in signed})
     request.context["timestamp"] = stamp
-    signer = SigV4Auth(Credentials(match["key"], credential.secret), SERVICE, region)
+    signer = SigV4Auth(Credentials(match["key"], credential.secret), service, region)
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
     if not hmac.compare_digest(expected, match["signature"]):

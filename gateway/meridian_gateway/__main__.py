@@ -1,0 +1,3 @@
+from meridian_gateway.server import main
+
+raise SystemExit(main())
