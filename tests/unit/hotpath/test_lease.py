@@ -48,17 +48,20 @@ def test_an_expired_lease_is_taken_in_the_next_epoch_and_the_old_holder_cannot_r
     later = first.expires_at_ms + 5
     monkeypatch.setattr(lease_module, "wall_ms", lambda: later)
     second = store.acquire("A", "n2", 1_000, "h2:9001", "h2:9002")
-    assert second is not None and second.epoch == 2
+    assert second is not None
+    assert second.epoch == 2
     assert store.renew(first, 1_000, True) is None  # fenced: another holder, another epoch
     renewed = store.renew(second, 1_000, True)
-    assert renewed is not None and renewed.in_sync
+    assert renewed is not None
+    assert renewed.in_sync
     assert store.read("A") == renewed
 
 
 def test_the_holder_takes_its_own_lease_again_in_a_new_epoch(store: DynamoLeaseStore) -> None:
     first = store.acquire("A", "n1", 10_000, "h1:9001", "h1:9002")
     again = store.acquire("A", "n1", 10_000, "h1:9001", "h1:9002")
-    assert first is not None and again is not None
+    assert first is not None
+    assert again is not None
     assert again.epoch == first.epoch + 1
 
 
@@ -110,7 +113,9 @@ def test_an_unreachable_store_is_a_lease_error_not_a_lost_lease(store: DynamoLea
         broken.renew(held, 1_000, False)
     # The holder's view: an unreachable store does not lose the lease; its deadline decides.
     view = HeldLease(broken, held, ttl_ms=10_000, margin_ms=1_000)
-    assert view.renew() is True and view.valid() and view.renewals == 0
+    assert view.renew() is True
+    assert view.valid()
+    assert view.renewals == 0
     expired = HeldLease(broken, held, ttl_ms=0, margin_ms=0)
     assert expired.renew() is False
 
@@ -121,10 +126,14 @@ def test_a_held_lease_renews_and_is_lost_for_good_once_taken(
     lease = store.acquire("A", "n1", 1_000, "h1:9001", "h1:9002")
     assert lease is not None
     held = HeldLease(store, lease, ttl_ms=1_000, margin_ms=250)
-    assert held.renew(True) and held.renewals == 1 and held.lease.in_sync
-    assert held.renew() and held.lease.in_sync  # None keeps what was said last
+    assert held.renew(True)
+    assert held.renewals == 1
+    assert held.lease.in_sync
+    assert held.renew()
+    assert held.lease.in_sync
     monkeypatch.setattr(lease_module, "wall_ms", lambda: held.lease.expires_at_ms + 5)
     assert store.acquire("A", "n2", 1_000, "h2:9001", "h2:9002") is not None
     assert held.renew() is False
-    assert held.lost and not held.valid()
+    assert held.lost
+    assert not held.valid()
     assert held.epoch == lease.epoch
