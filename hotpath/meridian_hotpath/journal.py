@@ -69,9 +69,10 @@ RECORD_OVERHEAD = RECORD_HEADER.size + RECORD_CRC.size
 SEGMENT_PREFIX = "journal-"
 SEGMENT_SUFFIX = ".log"
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
-# The most bytes written but not yet synced at any moment (the torn-tail rule above). At ~80 bytes a
-# record that is over 13,000 records per fdatasync: a disk slower than that holds the writer back.
-UNSYNCED_WINDOW_BYTES = 1024 * 1024
+# The most bytes written but not yet synced at any moment (the torn-tail rule above). At ~100 bytes
+# a record that is over 2,500 records per fdatasync: a disk slower than that holds the writer back.
+# Small, because damage inside it cannot be told from a torn write.
+UNSYNCED_WINDOW_BYTES = 256 * 1024
 
 if TYPE_CHECKING:
     from meridian_hotpath.journal_sync import JournalSyncer
