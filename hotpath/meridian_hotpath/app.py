@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,7 +27,12 @@ from meridian_hotpath.recovery import journal_dir, recover
 from meridian_hotpath.replication import EpochLog
 from meridian_hotpath.roles import ShardRole, cut_back, reserve_port
 from meridian_hotpath.runtime_tuning import RuntimeTuning
-from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
+from meridian_hotpath.server import (
+    DEFAULT_MAX_OWED,
+    DEFAULT_WRITE_BUFFER_HIGH,
+    ConnectionLimits,
+    MatchingServer,
+)
 from meridian_hotpath.shard import DivergedError, ShardConfig
 from meridian_hotpath.volatility import DEFAULT_INTERVAL
 
@@ -58,6 +63,7 @@ class NodeConfig:
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
     max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their journal records
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # connection cap, timeouts
     ack_after: AckMode = AckMode.FSYNC  # when answers leave: journal records durable, or written
     volatility_interval: float = DEFAULT_INTERVAL  # seconds between mid-price samples (volatility.py)
     tune_runtime: bool = False  # process-wide GC and GIL settings: the command line sets it, tests don't
@@ -157,7 +163,7 @@ class RunningNode:
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
         metrics.state.details["node_number"] = str(self.node_number)
         self.server = MatchingServer(
-            self.node, config.write_buffer_high, config.socket_send_buffer, config.max_owed
+            self.node, config.write_buffer_high, config.socket_send_buffer, config.max_owed, config.limits
         )
         if self.role is None:
             await self.serve_clients()

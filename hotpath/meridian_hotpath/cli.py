@@ -22,6 +22,7 @@ from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalCorruptError
 from meridian_hotpath.lease import DynamoLeaseStore
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY
 from meridian_hotpath.recovery import RecoveryError, engine_checksum, recover, verify
+from meridian_hotpath.server import ConnectionLimits
 from meridian_hotpath.shard import ShardConfig
 
 EXIT_OK, EXIT_CORRUPT, EXIT_USAGE = 0, 1, 2
@@ -45,6 +46,13 @@ def _node_number(text: str) -> int:
     value = int(text)
     if not 0 <= value <= MAX_NODE_NUMBER:
         raise argparse.ArgumentTypeError(f"node number must be 0-{MAX_NODE_NUMBER}: {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
     return value
 
 
@@ -92,6 +100,32 @@ def build_parser() -> argparse.ArgumentParser:
         " crash); async: once written, fdatasync following continuously (survives a crash of the"
         " process; a host crash is covered by the shard's replica); replica: once the shard's standby"
         " holds them; replica+fsync: once both disks do",
+    )
+    limits = serve_cmd.add_argument_group("connection limits")
+    defaults = ConnectionLimits()
+    limits.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=defaults.max_connections,
+        help="connections over this many are refused (ProtocolReject TOO_MANY_CONNECTIONS)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_non_negative_float,
+        default=defaults.idle_timeout,
+        help="seconds a connection may send nothing, not even a heartbeat, before it is closed (0: never)",
+    )
+    limits.add_argument(
+        "--partial-frame-timeout",
+        type=_non_negative_float,
+        default=defaults.partial_frame_timeout,
+        help="seconds a frame may take to arrive whole before the connection is closed (0: no limit)",
+    )
+    limits.add_argument(
+        "--keepalive-idle",
+        type=_positive,
+        default=defaults.keepalive_idle,
+        help="seconds of silence before TCP keepalive probes a connection",
     )
     shard = serve_cmd.add_argument_group("replicated shard (primary and standby, by a DynamoDB lease)")
     shard.add_argument("--shard", help="the shard this node belongs to; without it the node runs alone")
@@ -234,6 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         follower_process=True,
         expected_client_order_ids=args.expected_orders_per_day,
         shard=_shard(parser, args),
+        limits=ConnectionLimits(
+            max_connections=args.max_connections,
+            idle_timeout=args.idle_timeout,
+            partial_frame_timeout=args.partial_frame_timeout,
+            keepalive_idle=args.keepalive_idle,
+        ),
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -6,6 +6,16 @@ requests in flight (answers carry its request ids). Back-pressure is per connect
 reading its answers and the transport's write buffer passes its high-water mark, the server stops
 reading that client's requests until the buffer drains; other clients are unaffected. A malformed
 frame is answered with ``ProtocolReject`` and that connection alone is closed.
+
+Connections are also held to limits (``ConnectionLimits``), so none can hold the node's resources
+for nothing: a connection over the cap is refused (``TOO_MANY_CONNECTIONS``) and closed; one that
+sends nothing, not even a heartbeat, for the idle timeout while it is owed no answer is closed
+(``IDLE_TIMEOUT``); one that holds the start of a frame longer than the partial-frame timeout is
+closed (``PARTIAL_FRAME_TIMEOUT``; a length prefix beyond the largest frame is refused by the
+core at once, ``BAD_LENGTH``, so a held partial frame is always smaller than one frame). Accepted
+sockets use TCP keepalive, so a peer that vanished without a FIN is found by the kernel. The
+timeouts are checked by one sweep on the loop a few times per timeout, not per frame: the request
+path only records when each read arrived.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import asyncio
 import logging
 import socket
 import time
+from dataclasses import dataclass
 from typing import cast
 
 from meridian.protocol import Flag, ProtocolReject, ProtocolRejectCode, encode
@@ -27,6 +38,31 @@ DEFAULT_WRITE_BUFFER_HIGH = 256 * 1024
 DEFAULT_MAX_OWED = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What one connection may hold (0 turns a timeout off)."""
+
+    max_connections: int = 1024
+    idle_timeout: float = 120.0  # seconds without a byte from the client (clients heartbeat or reconnect)
+    partial_frame_timeout: float = 5.0  # seconds a frame may take to arrive whole
+    keepalive_idle: int = 30  # TCP keepalive: seconds of silence before the first probe
+    keepalive_interval: int = 10  # seconds between probes
+    keepalive_probes: int = 3  # unanswered probes before the kernel drops the connection
+
+    @property
+    def sweep_interval(self) -> float:
+        timeouts = [t for t in (self.idle_timeout, self.partial_frame_timeout) if t > 0]
+        return min(timeouts) / 4 if timeouts else 0.0
+
+
+def enable_keepalive(sock: socket.socket, limits: ConnectionLimits) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system's defaults apply
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, limits.keepalive_idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, limits.keepalive_interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, limits.keepalive_probes)
+
+
 class ClientConnection(asyncio.Protocol):
     def __init__(self, server: MatchingServer) -> None:
         self._server = server
@@ -38,6 +74,9 @@ class ClientConnection(asyncio.Protocol):
         self.paused = False  # the client is not reading its answers
         self.owed = 0  # requests handed to the node whose answers wait for their fsync
         self._reading = True
+        self.last_received_ns = time.perf_counter_ns()  # the idle timeout counts from here
+        self.partial_since_ns = 0  # when the held start of a frame arrived
+        self._continuing = -1  # bytes fed in this read when they continue a held frame
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's transports only quack like one
@@ -47,8 +86,15 @@ class ClientConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._server.socket_send_buffer is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._server.socket_send_buffer)
+            enable_keepalive(sock, self._server.limits)
         transport.set_write_buffer_limits(high=self._server.write_buffer_high)
-        self._server.connection_opened(self)
+        if not self._server.connection_opened(self):
+            self.closing = True
+            self._node.metrics.protocol_rejects.labels(
+                ProtocolRejectCode.TOO_MANY_CONNECTIONS.name.lower()
+            ).inc()
+            transport.write(encode(ProtocolReject(0, ProtocolRejectCode.TOO_MANY_CONNECTIONS), Flag.LAST))
+            transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = self.lost = True
@@ -58,9 +104,13 @@ class ClientConnection(asyncio.Protocol):
         received_ns = time.perf_counter_ns()
         if self.closing:
             return
+        self.last_received_ns = received_ns
         if self._leftover:
             data = self._leftover + data
             self._leftover = b""
+            self._continuing = len(data)  # a held frame goes on: its clock keeps running
+        else:
+            self._continuing = -1
         self._node.feed(self, data, received_ns)
         if self.owed >= self._server.max_owed:
             self._update_reading()
@@ -68,7 +118,24 @@ class ClientConnection(asyncio.Protocol):
     def keep(self, rest: bytes) -> None:
         """The start of a frame whose rest has not arrived yet."""
         if not self.closing:
+            if len(rest) != self._continuing:  # not the held frame still waiting: a new one started
+                self.partial_since_ns = self.last_received_ns
             self._leftover = rest
+
+    def check_limits(self, now_ns: int, limits: ConnectionLimits) -> None:
+        """The sweep: close this connection if it held a partial frame or stayed silent too long."""
+        if self.closing:
+            return
+        partial_limit_ns = limits.partial_frame_timeout * 1e9
+        if self._leftover and partial_limit_ns > 0 and now_ns - self.partial_since_ns > partial_limit_ns:
+            self._leftover = b""
+            self.reject_and_close(0, ProtocolRejectCode.PARTIAL_FRAME_TIMEOUT)
+            return
+        idle_limit_ns = limits.idle_timeout * 1e9
+        # A client owed answers (or not reading them) waits for the node, not the other way round.
+        waiting = self.owed > 0 or not self._reading
+        if idle_limit_ns > 0 and not waiting and now_ns - self.last_received_ns > idle_limit_ns:
+            self.reject_and_close(0, ProtocolRejectCode.IDLE_TIMEOUT)
 
     def held(self, answers: int) -> None:
         """``answers`` answers to this client wait for their journal records."""
@@ -145,9 +212,12 @@ class MatchingServer:
         write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH,
         socket_send_buffer: int | None = None,
         max_owed: int = DEFAULT_MAX_OWED,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.node = node
         self.max_owed = max_owed
+        self.limits = limits or ConnectionLimits()
+        self._sweeper: asyncio.Task[None] | None = None
         self.write_buffer_high = write_buffer_high
         self.socket_send_buffer = socket_send_buffer  # SO_SNDBUF per connection; None: the kernel's
         self.connections: set[ClientConnection] = set()
@@ -168,14 +238,31 @@ class MatchingServer:
         else:
             server = await loop.create_server(lambda: ClientConnection(self), host, port, backlog=1024)
         self._server = server
+        if self.limits.sweep_interval > 0:
+            self._sweeper = loop.create_task(self._sweep_forever(), name="connection-sweeper")
         bound: int = server.sockets[0].getsockname()[1]
         return bound
 
-    def connection_opened(self, connection: ClientConnection) -> None:
+    async def _sweep_forever(self) -> None:
+        interval = self.limits.sweep_interval
+        while True:
+            await asyncio.sleep(interval)
+            self.sweep(time.perf_counter_ns())
+
+    def sweep(self, now_ns: int) -> None:
+        """Close the connections that broke a timeout (``ConnectionLimits``)."""
+        for connection in list(self.connections):
+            connection.check_limits(now_ns, self.limits)
+
+    def connection_opened(self, connection: ClientConnection) -> bool:
+        """Count a new connection in; False when it is over the cap (the caller refuses it)."""
+        if len(self.connections) >= self.limits.max_connections:
+            return False
         self.connections.add(connection)
         self._all_closed.clear()
         self.node.metrics.connections.set(len(self.connections))
         self.node.metrics.connections_accepted.inc()
+        return True
 
     def connection_closed(self, connection: ClientConnection) -> None:
         self.connections.discard(connection)
@@ -187,6 +274,8 @@ class MatchingServer:
         """Stop accepting and reading requests; answers already owed still go out."""
         if self._server is not None:
             self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for connection in list(self.connections):
             connection.stop_reading()
 

@@ -87,6 +87,10 @@ class ProtocolRejectCode(IntEnum):
     BAD_LENGTH = 4
     BAD_FIELD = 5
     NOT_A_REQUEST = 6
+    # The connection's own conduct (the node closes it after this reject; request_id is 0).
+    IDLE_TIMEOUT = 7  # nothing received, not even a heartbeat, for the node's idle timeout
+    PARTIAL_FRAME_TIMEOUT = 8  # the start of a frame whose rest did not arrive in time
+    TOO_MANY_CONNECTIONS = 9  # the node is at its connection cap
 
 
 ORDER_FLAG_POST_ONLY = 0x01
