@@ -10,8 +10,11 @@ order's Ack flagged DUPLICATE, so the resend can never create a second order. Ca
 are not re-sent (their outcome is unknown and ``HotpathConnectionLostError`` says so).
 
 Errors: ``HotpathUnavailable`` (cannot connect, or no answer in time; the API maps it to 503),
-``HotpathConnectionLostError`` (broke mid-request), ``HotpathProtocolError`` (the node refused a frame
-or sent one that cannot be decoded). All derive from ``HotpathError``.
+``HotpathOutcomeUnknownError`` (the request was sent and its answer cannot be read: the connection
+broke, ``HotpathConnectionLostError``, or the node's answer could not be decoded; the request may
+have been acted on and the order may be live, so a caller resolves it by client order id, never as
+a rejection), ``HotpathProtocolError`` (the node refused the frame with a ProtocolReject: nothing
+of it was done). All derive from ``HotpathError``.
 """
 
 from __future__ import annotations
@@ -69,12 +72,20 @@ class HotpathTimeoutError(HotpathUnavailable):
     """Connected, but the answer did not arrive within the timeout."""
 
 
-class HotpathConnectionLostError(HotpathError):
+class HotpathOutcomeUnknownError(HotpathError):
+    """The request was sent but its answer cannot be known: the node may have acted on it (an order
+    may be live). Resolve by client order id (a repeated NewOrder is answered with the existing
+    order, flagged DUPLICATE); never report it as rejected. Raised as such when the node's answer
+    could not be decoded."""
+
+
+class HotpathConnectionLostError(HotpathOutcomeUnknownError):
     """The connection broke after the request was sent: its outcome is unknown."""
 
 
 class HotpathProtocolError(HotpathError):
-    """The node rejected a frame (``code`` from ProtocolReject) or sent an undecodable one."""
+    """The node refused a frame (``code`` from its ProtocolReject): the refused request was not done,
+    or (``code`` None) it answered with a message of the wrong kind."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
@@ -152,7 +163,10 @@ class _Connection:
         try:
             frames, consumed = decode_stream(self.buffer)
         except ProtocolError as exc:
-            raise HotpathProtocolError(f"undecodable answer: {exc}") from exc
+            raise HotpathOutcomeUnknownError(
+                f"undecodable answer from the node ({exc}): the request may have been done; "
+                "query by client order id"
+            ) from exc
         del self.buffer[:consumed]
         completed = []
         for message, flags in frames:
