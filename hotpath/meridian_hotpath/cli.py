@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.keepalive_idle,
         help="seconds of silence before TCP keepalive probes a connection",
     )
+    limits.add_argument(
+        "--snapshot-interval",
+        type=_non_negative_float,
+        default=defaults.snapshot_interval,
+        help="seconds a connection waits between SNAPSHOT_REQUESTs; sooner is refused (0: no limit)",
+    )
     shard = serve_cmd.add_argument_group("replicated shard (primary and standby, by a DynamoDB lease)")
     shard.add_argument("--shard", help="the shard this node belongs to; without it the node runs alone")
     shard.add_argument("--lease-table", help="DynamoDB table of the shards' leases (key: shard)")
@@ -273,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             idle_timeout=args.idle_timeout,
             partial_frame_timeout=args.partial_frame_timeout,
             keepalive_idle=args.keepalive_idle,
+            snapshot_interval=args.snapshot_interval,
         ),
     )
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -48,6 +49,7 @@ class ConnectionLimits:
     keepalive_idle: int = 30  # TCP keepalive: seconds of silence before the first probe
     keepalive_interval: int = 10  # seconds between probes
     keepalive_probes: int = 3  # unanswered probes before the kernel drops the connection
+    snapshot_interval: float = 1.0  # seconds a connection waits between SNAPSHOT_REQUESTs (0: any rate)
 
     @property
     def sweep_interval(self) -> float:
@@ -77,6 +79,8 @@ class ClientConnection(asyncio.Protocol):
         self.last_received_ns = time.perf_counter_ns()  # the idle timeout counts from here
         self.partial_since_ns = 0  # when the held start of a frame arrived
         self._continuing = -1  # bytes fed in this read when they continue a held frame
+        self._last_snapshot_ns = 0  # when this connection's last SNAPSHOT_REQUEST was accepted
+        self._reject_when_answered: Callable[[], None] | None = None  # a reject behind owed answers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's transports only quack like one
@@ -137,6 +141,14 @@ class ClientConnection(asyncio.Protocol):
         if idle_limit_ns > 0 and not waiting and now_ns - self.last_received_ns > idle_limit_ns:
             self.reject_and_close(0, ProtocolRejectCode.IDLE_TIMEOUT)
 
+    def allow_snapshot_request(self, received_ns: int) -> bool:
+        """Whether a SNAPSHOT_REQUEST read at ``received_ns`` keeps to the per-connection rate."""
+        interval_ns = self._server.limits.snapshot_interval * 1e9
+        if self._last_snapshot_ns and received_ns - self._last_snapshot_ns < interval_ns:
+            return False
+        self._last_snapshot_ns = received_ns
+        return True
+
     def held(self, answers: int) -> None:
         """``answers`` answers to this client wait for their journal records."""
         self.owed += answers
@@ -163,6 +175,9 @@ class ClientConnection(asyncio.Protocol):
 
     def released(self, answers: int) -> None:
         self.owed -= answers
+        if self._reject_when_answered is not None and self.owed == 0:
+            reject, self._reject_when_answered = self._reject_when_answered, None
+            reject()
         if not self._reading:
             self._update_reading()
 
@@ -176,7 +191,11 @@ class ClientConnection(asyncio.Protocol):
         log.info("protocol reject %s for request %d; closing the connection", code.name, request_id)
 
         def reject() -> None:
-            # After the answers to this client's earlier requests, which wait for their fsync.
+            # After the answers to this client's earlier requests, which wait for their fsync (and
+            # for the snapshots they asked for: those still owed send it when they are out).
+            if self.owed > 0:
+                self._reject_when_answered = reject
+                return
             if not self.lost:
                 transport.write(encode(ProtocolReject(request_id, code), Flag.LAST))
                 transport.close()  # flushes the write buffer, then closes

@@ -91,6 +91,7 @@ class ProtocolRejectCode(IntEnum):
     IDLE_TIMEOUT = 7  # nothing received, not even a heartbeat, for the node's idle timeout
     PARTIAL_FRAME_TIMEOUT = 8  # the start of a frame whose rest did not arrive in time
     TOO_MANY_CONNECTIONS = 9  # the node is at its connection cap
+    SNAPSHOT_RATE_LIMITED = 10  # a SNAPSHOT_REQUEST sooner than the node allows one per connection
 
 
 ORDER_FLAG_POST_ONLY = 0x01
