@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian.session_auth import SessionKey
 from meridian_hotpath.commit import AckMode, FencedError
 from meridian_hotpath.follower import DurableSeq, FollowerConfig
 from meridian_hotpath.follower_link import FollowerLink, FollowerProcess, FollowerThread
 from meridian_hotpath.identity import claim_node_number
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
+from meridian_hotpath.logon import Authenticator
 from meridian_hotpath.metrics import NodeMetrics
 from meridian_hotpath.metrics_http import start_metrics_server
 from meridian_hotpath.node import DEFAULT_DELIVERY_TIMEOUT, DEFAULT_SNAPSHOT_EVERY, MatchingNode
@@ -64,6 +66,9 @@ class NodeConfig:
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
     max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their journal records
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # connection cap, timeouts
+    # Where the session keys come from (meridian.session_auth); None: an open port, which only
+    # in-process tests and tools use (the command line asks for keys or an explicit --no-auth).
+    session_keys: Callable[[], list[SessionKey]] | None = None
     ack_after: AckMode = AckMode.FSYNC  # when answers leave: journal records durable, or written
     volatility_interval: float = DEFAULT_INTERVAL  # seconds between mid-price samples (volatility.py)
     tune_runtime: bool = False  # process-wide GC and GIL settings: the command line sets it, tests don't
@@ -136,6 +141,13 @@ class RunningNode:
                 sorted(engine.instruments),
                 sorted(configured),
             )
+        self.authenticator: Authenticator | None = None
+        if config.session_keys is not None:
+            # Before anything listens: a node whose keys cannot be read does not start.
+            self.authenticator = Authenticator(config.session_keys(), config.session_keys)
+            log.info("session logon required; keys %s", self.authenticator.key_ids)
+        else:
+            log.warning("the matching port is open: no session keys (in-process use or --no-auth)")
         self.metrics = metrics = NodeMetrics()
         # Bound now, listening once this node serves clients: a standby refuses connections.
         self._client_socket = reserve_port(config.host, config.port)
@@ -163,7 +175,12 @@ class RunningNode:
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
         metrics.state.details["node_number"] = str(self.node_number)
         self.server = MatchingServer(
-            self.node, config.write_buffer_high, config.socket_send_buffer, config.max_owed, config.limits
+            self.node,
+            config.write_buffer_high,
+            config.socket_send_buffer,
+            config.max_owed,
+            config.limits,
+            self.authenticator,
         )
         if self.role is None:
             await self.serve_clients()
@@ -259,13 +276,15 @@ async def serve(config: NodeConfig, announce: Callable[[str], None] | None = Non
         await running.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, running.stopped.set)
+        if running.authenticator is not None:
+            loop.add_signal_handler(signal.SIGHUP, _reload_keys, loop, running.authenticator)
         if not announced:
             (announce or _print_flush)(running.startup_line())
             announced = True
         try:
             await running.stopped.wait()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             await running.shutdown()
             log.info("stopped at seq %d", running.node.engine.seq)
@@ -274,6 +293,10 @@ async def serve(config: NodeConfig, announce: Callable[[str], None] | None = Non
         if isinstance(running.failure, DivergedError):
             cut_back(config.data_dir, running.failure.seq)
         log.warning("starting again after: %s", running.failure)
+
+
+def _reload_keys(loop: asyncio.AbstractEventLoop, authenticator: Authenticator) -> None:
+    loop.run_in_executor(None, authenticator.reload)  # off the loop: Secrets Manager is a network call
 
 
 def _print_flush(line: str, stream: TextIO = sys.stdout) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian.executions import MAX_NODE_NUMBER
+from meridian.session_auth import SessionKey, SessionKeyError, load_keys_file, load_secret_keys
 from meridian_hotpath.app import NodeConfig, load_instruments, run, serve
 from meridian_hotpath.commit import AckMode
 from meridian_hotpath.follower_link import instruments_from_env, run_follower_process
@@ -63,6 +64,28 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _session_keys(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> Callable[[], list[SessionKey]] | None:
+    """How the node loads its session keys (again on SIGHUP), from exactly one of the flags."""
+    chosen = [bool(args.auth_keys_file), bool(args.auth_secret_arns), bool(args.no_auth)]
+    if sum(chosen) != 1:
+        parser.error("give exactly one of --auth-keys-file, --auth-secret-arns, --no-auth")
+    if args.no_auth:
+        return None
+    if args.auth_keys_file:
+        path: Path = args.auth_keys_file
+        return lambda: load_keys_file(path)
+    arns = [arn.strip() for arn in args.auth_secret_arns.split(",") if arn.strip()]
+
+    def from_secrets() -> list[SessionKey]:
+        from meridian import aws_clients  # noqa: PLC0415 - boto3 only on AWS
+
+        return load_secret_keys(arns, aws_clients.client("secretsmanager"))
+
+    return from_secrets
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m meridian_hotpath", description="Meridian matching node")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         " crash); async: once written, fdatasync following continuously (survives a crash of the"
         " process; a host crash is covered by the shard's replica); replica: once the shard's standby"
         " holds them; replica+fsync: once both disks do",
+    )
+    auth = serve_cmd.add_argument_group("session logon (meridian.session_auth); one of these is required")
+    auth.add_argument("--auth-keys-file", type=Path, help="JSON file of the session keys (local platform)")
+    auth.add_argument(
+        "--auth-secret-arns",
+        help="comma-separated Secrets Manager secret ARNs, one key each (AWS); SIGHUP reads them again",
+    )
+    auth.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without a logon: anyone who connects may trade (tests only)",
     )
     limits = serve_cmd.add_argument_group("connection limits")
     defaults = ConnectionLimits()
@@ -281,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             keepalive_idle=args.keepalive_idle,
             snapshot_interval=args.snapshot_interval,
         ),
+        session_keys=_session_keys(parser, args),
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -291,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (JournalCorruptError, RecoveryError, NodeIdentityError) as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return EXIT_CORRUPT
+    except SessionKeyError as exc:
+        print(f"refusing to start: session keys: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:  # the port is taken, the data dir is not writable...
         print(f"cannot serve: {exc}", file=sys.stderr)
         return EXIT_CORRUPT

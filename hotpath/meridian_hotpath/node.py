@@ -55,6 +55,9 @@ class EngineFailedError(Exception):
 class FeedingChannel(AnswerChannel, Protocol):
     """A connection as the node feeds it: answers go to it, the start of an incomplete frame stays."""
 
+    permissions: int  # what the connection's session may send (meridian.session_auth PERM_*)
+    account: bytes | None  # the one account it may trade for (NUL-padded), or None for any
+
     def keep(self, rest: bytes) -> None: ...
 
     def allow_snapshot_request(self, received_ns: int) -> bool: ...
@@ -96,9 +99,12 @@ class MatchingNode:
             return
         engine = self.engine
         offset = 0
+        permissions, account = channel.permissions, channel.account
         while True:
             try:
-                offset, held, immediate, changes, stop, request_id, detail = engine.feed(data, offset)
+                offset, held, immediate, changes, stop, request_id, detail = engine.feed(
+                    data, offset, permissions, account
+                )
             except Exception as exc:  # MemoryError: the engine's state is in doubt
                 self._fail(EngineFailedError(f"engine raised at seq {engine.seq}: {exc!r}"))
                 return

@@ -16,6 +16,12 @@ core at once, ``BAD_LENGTH``, so a held partial frame is always smaller than one
 sockets use TCP keepalive, so a peer that vanished without a FIN is found by the kernel. The
 timeouts are checked by one sweep on the loop a few times per timeout, not per frame: the request
 path only records when each read arrived.
+
+With session keys (``logon.Authenticator``), a connection starts with ``LogonChallenge`` and its
+first frame must be a valid ``Logon`` (``meridian.session_auth``); until then nothing it sends
+reaches the engine (``NOT_LOGGED_ON`` / ``LOGON_FAILED`` and the connection is closed). After it,
+the session's permissions and account go with every read to the native core, which checks each
+frame (``NOT_PERMITTED`` / ``WRONG_ACCOUNT``) before it touches any state.
 """
 
 from __future__ import annotations
@@ -28,7 +34,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from meridian.protocol import Flag, ProtocolReject, ProtocolRejectCode, encode
+from meridian.protocol import (
+    Flag,
+    Logon,
+    LogonAck,
+    LogonChallenge,
+    ProtocolError,
+    ProtocolReject,
+    ProtocolRejectCode,
+    decode,
+    encode,
+    frame_length,
+)
+from meridian.session_auth import PERM_ALL
+from meridian_hotpath.logon import Authenticator
 from meridian_hotpath.node import MatchingNode
 
 log = logging.getLogger(__name__)
@@ -81,6 +100,10 @@ class ClientConnection(asyncio.Protocol):
         self._continuing = -1  # bytes fed in this read when they continue a held frame
         self._last_snapshot_ns = 0  # when this connection's last SNAPSHOT_REQUEST was accepted
         self._reject_when_answered: Callable[[], None] | None = None  # a reject behind owed answers
+        # The session: what the native core lets this connection send (everything on an open node).
+        self.permissions = PERM_ALL
+        self.account: bytes | None = None
+        self._nonce: bytes | None = None  # the logon challenge while the connection has not logged on
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's transports only quack like one
@@ -92,6 +115,10 @@ class ClientConnection(asyncio.Protocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._server.socket_send_buffer)
             enable_keepalive(sock, self._server.limits)
         transport.set_write_buffer_limits(high=self._server.write_buffer_high)
+        authenticator = self._server.authenticator
+        if authenticator is not None:
+            self.permissions = 0  # nothing until the logon
+            self._nonce = authenticator.challenge()
         if not self._server.connection_opened(self):
             self.closing = True
             self._node.metrics.protocol_rejects.labels(
@@ -99,6 +126,8 @@ class ClientConnection(asyncio.Protocol):
             ).inc()
             transport.write(encode(ProtocolReject(0, ProtocolRejectCode.TOO_MANY_CONNECTIONS), Flag.LAST))
             transport.close()
+        elif self._nonce is not None:
+            transport.write(encode(LogonChallenge(0, self._nonce.hex()), Flag.LAST))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = self.lost = True
@@ -115,9 +144,49 @@ class ClientConnection(asyncio.Protocol):
             self._continuing = len(data)  # a held frame goes on: its clock keeps running
         else:
             self._continuing = -1
+        if self._nonce is not None:
+            data = self._logon(data)
+            if not data:
+                return
         self._node.feed(self, data, received_ns)
         if self.owed >= self._server.max_owed:
             self._update_reading()
+
+    def _logon(self, data: bytes) -> bytes:
+        """Take the LOGON frame off the front of ``data``: the bytes after it once logged on, or
+        nothing (incomplete: kept; anything else: refused and closed)."""
+        try:
+            total = frame_length(data)
+        except ProtocolError:
+            if len(data) < 4:
+                self.keep(data)
+            else:
+                self.reject_and_close(0, ProtocolRejectCode.BAD_LENGTH)
+            return b""
+        if len(data) < total:
+            self.keep(data)
+            return b""
+        try:
+            message, _, _ = decode(data)
+        except ProtocolError:
+            self.reject_and_close(0, ProtocolRejectCode.NOT_LOGGED_ON)
+            return b""
+        if not isinstance(message, Logon):
+            self.reject_and_close(message.request_id, ProtocolRejectCode.NOT_LOGGED_ON)
+            return b""
+        authenticator, nonce = self._server.authenticator, self._nonce
+        assert authenticator is not None
+        assert nonce is not None
+        key = authenticator.verify(message, nonce)
+        if key is None:
+            log.warning("logon refused for key id %r", message.key_id)
+            self.reject_and_close(message.request_id, ProtocolRejectCode.LOGON_FAILED)
+            return b""
+        self._nonce = None
+        self.permissions, self.account = key.permissions, key.account_field
+        self._node.metrics.logons.labels(key.role.name.lower()).inc()
+        self.send(encode(LogonAck(message.request_id, key.role, key.account), Flag.LAST))
+        return data[total:]
 
     def keep(self, rest: bytes) -> None:
         """The start of a frame whose rest has not arrived yet."""
@@ -232,8 +301,10 @@ class MatchingServer:
         socket_send_buffer: int | None = None,
         max_owed: int = DEFAULT_MAX_OWED,
         limits: ConnectionLimits | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.node = node
+        self.authenticator = authenticator  # None: an open port (in-process tests and tools only)
         self.max_owed = max_owed
         self.limits = limits or ConnectionLimits()
         self._sweeper: asyncio.Task[None] | None = None

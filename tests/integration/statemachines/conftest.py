@@ -33,7 +33,17 @@ class Node:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "meridian_hotpath", "serve", "--data-dir", str(data_dir), "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "meridian_hotpath",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                "0",
+                "--no-auth",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

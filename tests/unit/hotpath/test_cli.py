@@ -123,5 +123,5 @@ def test_serve_refuses_to_start_on_mid_journal_corruption(
     data = bytearray(segment.read_bytes())
     data[100] ^= 0x10
     segment.write_bytes(bytes(data))
-    assert exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 1
+    assert exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0", "--no-auth"]) == 1
     assert "refusing to start: journal corrupt at seq" in capsys.readouterr().err

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from meridian.client import (
-    HotpathClient,
     HotpathError,
     HotpathOutcomeUnknownError,
     HotpathTimeoutError,
@@ -97,9 +96,7 @@ class HotpathGateway:
 
     def _send_to_node(self, node: str, request: Message) -> NodeAnswer:
         host, _, port = node.rpartition(":")
-        client = HotpathClient(
-            host, int(port), timeout=self._router.timeout, connect_timeout=self._router.connect_timeout
-        )
+        client = self._router.client(host, int(port))  # logs on with the router's session key
         try:
             answer = client.exchange(request)
         except (HotpathTimeoutError, HotpathOutcomeUnknownError) as exc:  # sent: it may have been done
