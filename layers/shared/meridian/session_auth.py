@@ -15,7 +15,10 @@ follows from its key's role (``SessionRole``):
 A heartbeat is open to every session. Keys are JSON documents, one per Secrets Manager secret (or a
 file with ``{"keys": [...]}`` for the node locally)::
 
-    {"key_id": "orders-2026-12", "role": "orders", "secret": "<64+ hex digits>", "account": ""}
+    {"key_id": "orders", "role": "orders", "secret": "<32 or more characters>", "account": ""}
+
+(the template's secrets generate ``secret`` with Secrets Manager's GenerateSecretString; the HMAC
+key is its UTF-8 bytes).
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ class SessionKey:
         return {
             "key_id": self.key_id,
             "role": self.role.name.lower(),
-            "secret": self.secret.hex(),
+            "secret": self.secret.decode("utf-8"),
             "account": self.account,
         }
 
@@ -108,19 +111,16 @@ def parse_key(document: Any) -> SessionKey:
     if not isinstance(document, Mapping):
         raise SessionKeyError("a key is a JSON object with key_id, role, secret (and account)")
     key_id, role_name = document.get("key_id"), document.get("role")
-    secret_hex, account = document.get("secret"), document.get("account") or ""
+    secret_text, account = document.get("secret"), document.get("account") or ""
     if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
         raise SessionKeyError(f"key_id must be 1-{KEY_ID_LEN} characters of [A-Za-z0-9._:/-]")
     try:
         role = SessionRole[str(role_name).upper()]
     except KeyError:
         raise SessionKeyError(f"key {key_id}: role must be orders, admin or account") from None
-    try:
-        secret = bytes.fromhex(secret_hex) if isinstance(secret_hex, str) else b""
-    except ValueError:
-        secret = b""
+    secret = secret_text.encode("utf-8") if isinstance(secret_text, str) else b""
     if len(secret) < MIN_SECRET_BYTES:
-        raise SessionKeyError(f"key {key_id}: secret must be at least {MIN_SECRET_BYTES} bytes, in hex")
+        raise SessionKeyError(f"key {key_id}: secret must be at least {MIN_SECRET_BYTES} characters")
     if not isinstance(account, str) or (role is SessionRole.ACCOUNT) != bool(account):
         raise SessionKeyError(f"key {key_id}: an account key names its account, other roles none")
     if account and not _ACCOUNT.fullmatch(account):
