@@ -22,6 +22,7 @@ from meridian import db
 from meridian.aws_clients import TRACED_MODULES
 from meridian.client import HotpathClient
 from meridian.routing import RouteTable, RoutingError, provider_from_environment
+from meridian.session_auth import credential_from_environment
 
 logger = Logger(service="runbooks")
 tracer = Tracer(service="runbooks", patch_modules=TRACED_MODULES)
@@ -103,7 +104,11 @@ def _nodes(table: RouteTable | None, symbols: list[str]) -> dict[str, HotpathCli
     for symbol in symbols:
         with contextlib.suppress(RoutingError):
             host, port = table.address_for(symbol)
-            clients[symbol] = HotpathClient(host, port, timeout=2.0, connect_timeout=1.0)
+            # The admin session key (SNAPSHOT_REQUEST): MERIDIAN_HOTPATH_KEY_SECRET_ARN on AWS.
+            credential = credential_from_environment()
+            clients[symbol] = HotpathClient(
+                host, port, timeout=2.0, connect_timeout=1.0, credential=credential
+            )
     return clients
 
 
