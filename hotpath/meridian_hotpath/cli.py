@@ -165,7 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--snapshot-interval",
         type=_non_negative_float,
         default=defaults.snapshot_interval,
-        help="seconds a connection waits between SNAPSHOT_REQUESTs; sooner is refused (0: no limit)",
+        help="after a burst of --snapshot-burst, one SNAPSHOT_REQUEST per this many seconds per "
+        "connection; more is refused (0: no limit)",
+    )
+    limits.add_argument(
+        "--snapshot-burst",
+        type=_positive,
+        default=defaults.snapshot_burst,
+        help="SNAPSHOT_REQUESTs a connection may make at once (e.g. one per symbol of a book check)",
     )
     shard = serve_cmd.add_argument_group("replicated shard (primary and standby, by a DynamoDB lease)")
     shard.add_argument("--shard", help="the shard this node belongs to; without it the node runs alone")
@@ -314,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             partial_frame_timeout=args.partial_frame_timeout,
             keepalive_idle=args.keepalive_idle,
             snapshot_interval=args.snapshot_interval,
+            snapshot_burst=args.snapshot_burst,
         ),
         session_keys=_session_keys(parser, args),
     )

@@ -10,8 +10,8 @@ Nothing else happens on this thread: market data, the drop copy and snapshots ar
 follower's (``follower.py``, another process), which applies the durable journal to its own engine.
 A client's SNAPSHOT_REQUEST is answered with the snapshot the follower writes for it; requests that
 arrive while one is being written share it. Each waiting request counts against its connection's
-owed answers (so a client that piles them up stops being read), and a connection may make one only
-every so often (``ConnectionLimits.snapshot_interval``; sooner is refused with
+owed answers (so a client that piles them up stops being read), and a connection may make only so
+many (``ConnectionLimits.snapshot_burst``, then one per ``snapshot_interval``; more is refused with
 ``SNAPSHOT_RATE_LIMITED`` and the connection closed).
 
 Latency is measured from the moment a connection's bytes are read to the moment their answers are

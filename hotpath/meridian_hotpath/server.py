@@ -68,7 +68,10 @@ class ConnectionLimits:
     keepalive_idle: int = 30  # TCP keepalive: seconds of silence before the first probe
     keepalive_interval: int = 10  # seconds between probes
     keepalive_probes: int = 3  # unanswered probes before the kernel drops the connection
-    snapshot_interval: float = 1.0  # seconds a connection waits between SNAPSHOT_REQUESTs (0: any rate)
+    # SNAPSHOT_REQUESTs per connection: a burst of this many (one per symbol of a book check), then
+    # one per ``snapshot_interval`` seconds (0: any rate).
+    snapshot_burst: int = 16
+    snapshot_interval: float = 1.0
 
     @property
     def sweep_interval(self) -> float:
@@ -98,7 +101,8 @@ class ClientConnection(asyncio.Protocol):
         self.last_received_ns = time.perf_counter_ns()  # the idle timeout counts from here
         self.partial_since_ns = 0  # when the held start of a frame arrived
         self._continuing = -1  # bytes fed in this read when they continue a held frame
-        self._last_snapshot_ns = 0  # when this connection's last SNAPSHOT_REQUEST was accepted
+        self._snapshot_tokens = float(server.limits.snapshot_burst)  # SNAPSHOT_REQUESTs it may make now
+        self._snapshot_refilled_ns = time.perf_counter_ns()
         self._reject_when_answered: Callable[[], None] | None = None  # a reject behind owed answers
         # The session: what the native core lets this connection send (everything on an open node).
         self.permissions = PERM_ALL
@@ -211,11 +215,17 @@ class ClientConnection(asyncio.Protocol):
             self.reject_and_close(0, ProtocolRejectCode.IDLE_TIMEOUT)
 
     def allow_snapshot_request(self, received_ns: int) -> bool:
-        """Whether a SNAPSHOT_REQUEST read at ``received_ns`` keeps to the per-connection rate."""
-        interval_ns = self._server.limits.snapshot_interval * 1e9
-        if self._last_snapshot_ns and received_ns - self._last_snapshot_ns < interval_ns:
+        """Whether a SNAPSHOT_REQUEST read at ``received_ns`` keeps to the per-connection rate (a
+        token bucket: ``snapshot_burst`` tokens, one more every ``snapshot_interval`` seconds)."""
+        limits = self._server.limits
+        if limits.snapshot_interval <= 0:
+            return True
+        refill = (received_ns - self._snapshot_refilled_ns) / (limits.snapshot_interval * 1e9)
+        self._snapshot_tokens = min(float(limits.snapshot_burst), self._snapshot_tokens + max(refill, 0.0))
+        self._snapshot_refilled_ns = max(received_ns, self._snapshot_refilled_ns)
+        if self._snapshot_tokens < 1.0:
             return False
-        self._last_snapshot_ns = received_ns
+        self._snapshot_tokens -= 1.0
         return True
 
     def held(self, answers: int) -> None:

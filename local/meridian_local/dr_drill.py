@@ -51,6 +51,7 @@ from meridian_local.dr_world import (
     build_world,
     set_read_only,
 )
+from meridian_local.drill_keys import admin_key, node_keys_file
 from meridian_local.moto_server import MotoServer
 from meridian_local.preflight import InstanceLock, PreflightError
 from meridian_local.sam_template import REPO_ROOT
@@ -79,7 +80,12 @@ class _Nodes:
 
     def __call__(self, data_dir: Path) -> NodeProcess:
         node = NodeProcess.start(
-            data_dir, "--snapshot-every", str(SNAPSHOT_EVERY), log_path=self.logs / f"{data_dir.name}.log"
+            data_dir,
+            "--snapshot-every",
+            str(SNAPSHOT_EVERY),
+            "--auth-keys-file",
+            str(node_keys_file()),
+            log_path=self.logs / f"{data_dir.name}.log",
         )
         self.started.append(node)
         return node
@@ -178,7 +184,7 @@ def report_outcome(
     old, new = _trades(world.primary_database_url), _trades(world.database_url)
     agree = old == new and bool(report.get("integrity", {}).get("ok"))
     books = []
-    primary = HotpathClient("127.0.0.1", world.primary.port)
+    primary = HotpathClient("127.0.0.1", world.primary.port, credential=admin_key())  # snapshots
     for node in report.get("nodes", []):
         for symbol, restored in sorted(node["book_checksums"].items()):
             theirs = f"{primary.snapshot(symbol).checksum:016x}"

@@ -28,6 +28,7 @@ from meridian.ledger import migrate, record_trade
 from meridian.protocol import Fill
 from meridian_hotpath.archive import restore, ship
 from meridian_local.databases import create_database
+from meridian_local.drill_keys import integrity_environment, orders_key
 from meridian_local.moto_server import MotoServer
 from meridian_local.runbook_stack import ACCOUNT, RunbookStack, build, next_environment
 
@@ -89,7 +90,7 @@ def trade_from_fill(fill: Fill) -> TradeExecuted:
 
 def trade_on(node: RunningNode, orders: int = 12) -> list[TradeExecuted]:
     """Alternate sells and buys of AAPL at one price: every second order trades."""
-    client = HotpathClient("127.0.0.1", node.port)
+    client = HotpathClient("127.0.0.1", node.port, credential=orders_key())
     trades = []
     for n in range(orders):
         side = Side.BUY if n % 2 else Side.SELL
@@ -222,6 +223,7 @@ def build_world(
         "DATABASE_URL": new_db,
         "PRIMARY_DATABASE_URL": old_db,
         "PRIMARY_MERIDIAN_ROUTES": routes(old_primary),
+        **integrity_environment(),
     }
     activated = None
     if active_node:
@@ -327,6 +329,7 @@ def build_failback(
                 "PRIMARY_MERIDIAN_ROUTES": routes(world.activated),
                 "MERIDIAN_ROUTES_PARAMETER": "",
                 "MERIDIAN_ROUTES": routes(activated),
+                **integrity_environment(),
             }
         },
         outputs={

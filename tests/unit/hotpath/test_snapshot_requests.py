@@ -61,12 +61,13 @@ def test_a_client_that_piles_up_snapshot_requests_stops_being_read(start_node: S
     node.wait_until(lambda: connection.owed == 0 and not connection.reading_paused)
 
 
-def test_snapshot_requests_faster_than_the_rate_are_refused(start_node: StartNode) -> None:
-    node = start_node(limits=ConnectionLimits(snapshot_interval=3600))
+def test_snapshot_requests_beyond_the_burst_and_rate_are_refused(start_node: StartNode) -> None:
+    node = start_node(limits=ConnectionLimits(snapshot_interval=3600, snapshot_burst=2))
     client = RawConnection(node.port)
-    client.send(SnapshotRequest(1, ""), SnapshotRequest(2, ""))
-    frames = client.read_frames(2)
-    assert frames[0][0] == Snapshot(1, 0, frames[0][0].checksum)  # type: ignore[union-attr]
+    client.send(SnapshotRequest(1, ""), SnapshotRequest(9, "AAPL"), SnapshotRequest(2, ""))
+    frames = sorted(client.read_frames(3), key=lambda frame: frame[0].request_id)
+    assert [type(m) for m, _ in frames[:2]] == [Snapshot, ProtocolReject]
+    assert isinstance(frames[2][0], Snapshot)  # the burst: two at once
     assert frames[1] == (ProtocolReject(2, ProtocolRejectCode.SNAPSHOT_RATE_LIMITED), Flag.LAST)
     assert client.at_eof()
     other = RawConnection(node.port)  # the rate is per connection
