@@ -53,7 +53,8 @@ from bench.wire_node import (  # noqa: E402
     replicated_pair,
 )
 from meridian.domain import DEFAULT_INSTRUMENTS  # noqa: E402
-from meridian.protocol import Heartbeat, Message, NewOrder  # noqa: E402
+from meridian.protocol import Heartbeat, Message, NewOrder, SessionRole  # noqa: E402
+from meridian.session_auth import SessionKey, new_key, write_key_file  # noqa: E402
 from meridian.stats import nearest_rank  # noqa: E402
 from meridian_hotpath.process import NodeProcess  # noqa: E402
 
@@ -164,8 +165,11 @@ def ratios(orders: dict[str, Any], floor: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def measure(node: NodeProcess, echo: EchoProcess, settings: dict[str, Any]) -> dict[str, Any]:
-    """Interleaved rounds of echo, heartbeat and orders, paced then pipelined, against one node."""
+def measure(
+    node: NodeProcess, echo: EchoProcess, settings: dict[str, Any], credential: SessionKey | None = None
+) -> dict[str, Any]:
+    """Interleaved rounds of echo, heartbeat and orders, paced then pipelined, against one node
+    (logged on with ``credential`` once per connection when the node asks for a logon)."""
     assert node.metrics_port is not None
     metrics_port = node.metrics_port
     rounds, rate = settings["rounds"], settings["rate"]
@@ -174,13 +178,19 @@ def measure(node: NodeProcess, echo: EchoProcess, settings: dict[str, Any]) -> d
         "heartbeat": heartbeats(10**9),
         "orders": crossing_orders(10**4),
     }
-    targets = {"echo": (echo.port, echo.process.pid, LAST), "heartbeat": (node.port, node.process.pid, 0),
-               "orders": (node.port, node.process.pid, 0)}  # fmt: skip
-    pipelined(node.port, crossing_orders(1), 5000, 64)  # warm the interpreter paths on both sides
+    targets = {"echo": (echo.port, echo.process.pid, LAST, None),
+               "heartbeat": (node.port, node.process.pid, 0, credential),
+               "orders": (node.port, node.process.pid, 0, credential)}  # fmt: skip
+    pipelined(node.port, crossing_orders(1), 5000, 64, 0, credential)  # warm the paths on both sides
     pipelined(echo.port, crossing_orders(1), 5000, 64, LAST)
     modes: dict[str, Callable[[str], RunResult]] = {
         "paced": lambda kind: paced(
-            targets[kind][0], streams[kind], rate, settings["seconds"] / rounds, targets[kind][2]
+            targets[kind][0],
+            streams[kind],
+            rate,
+            settings["seconds"] / rounds,
+            targets[kind][2],
+            targets[kind][3],
         ),
         "pipelined": lambda kind: pipelined(
             targets[kind][0],
@@ -188,6 +198,7 @@ def measure(node: NodeProcess, echo: EchoProcess, settings: dict[str, Any]) -> d
             settings["orders"] // rounds,
             settings["window"],
             targets[kind][2],
+            targets[kind][3],
         ),
     }
     results: dict[str, Any] = {}
@@ -228,15 +239,20 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="wire-bench-", dir=os.environ.get("BENCH_WIRE_DIR")) as tmp:
             journal = filesystem_of(Path(tmp))
+            credential = new_key("bench-orders", SessionRole.ORDERS)  # the node asks every connection
+            keys_file = Path(tmp) / "session-keys.json"
+            write_key_file(keys_file, [credential])
             for i, extra in enumerate(node_configs):
                 node_args = ("--metrics-port", "0", "--snapshot-every", "10000000", *extra)
+                node_args = (*node_args, "--auth-keys-file", str(keys_file))
                 replicated = any(arg.startswith("replica") for arg in extra)
                 with (
                     replicated_pair(Path(tmp) / f"pair-{i}", *node_args)
                     if replicated
                     else NodeProcess.start(Path(tmp) / f"node-{i}", *node_args)
                 ) as node:
-                    configs.append({"node_args": " ".join(extra), **measure(node, echo, settings)})
+                    measured = measure(node, echo, settings, credential)
+                    configs.append({"node_args": " ".join(extra), **measured})
                     node.terminate()
     finally:
         echo.stop()

@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from meridian.protocol import HEADER, Flag, Message, encode
+from meridian.protocol import HEADER, Flag, Logon, LogonAck, LogonChallenge, Message, decode_stream, encode
+from meridian.session_auth import SessionKey
 
 LAST = int(Flag.LAST)
 _HEADER = HEADER.unpack_from  # (length, version, type, flags, request id): all a client needs here
@@ -48,9 +49,11 @@ class Connection:
     ``send_flags`` go on every request frame: the echo floor sends LAST so that its echo completes.
     """
 
-    def __init__(self, port: int, send_flags: int = 0) -> None:
+    def __init__(self, port: int, send_flags: int = 0, credential: SessionKey | None = None) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if credential is not None:
+            logon(self.sock, credential)  # once per connection, before the clock starts
         self.sock.setblocking(False)
         self.send_flags = send_flags
         self.buffer = b""
@@ -107,10 +110,38 @@ class Connection:
         self.sock.close()
 
 
-def paced(port: int, stream: Iterator[Message], rate: int, seconds: float, send_flags: int = 0) -> RunResult:
+def logon(sock: socket.socket, credential: SessionKey) -> None:
+    """The session logon (``meridian.session_auth``) on a blocking socket."""
+    sock.settimeout(10)
+    buffer = b""
+    frames: list[Message] = []
+    while len(frames) < 1:
+        buffer += sock.recv(4096)
+        decoded, consumed = decode_stream(buffer)
+        buffer, frames = buffer[consumed:], [m for m, _ in decoded]
+    challenge = frames[0]
+    assert isinstance(challenge, LogonChallenge), challenge
+    sock.sendall(encode(Logon(1, credential.key_id, credential.mac(bytes.fromhex(challenge.nonce)))))
+    frames = []
+    while len(frames) < 1:
+        buffer += sock.recv(4096)
+        decoded, consumed = decode_stream(buffer)
+        buffer, frames = buffer[consumed:], [m for m, _ in decoded]
+    assert isinstance(frames[0], LogonAck), frames[0]
+    sock.settimeout(None)
+
+
+def paced(
+    port: int,
+    stream: Iterator[Message],
+    rate: int,
+    seconds: float,
+    send_flags: int = 0,
+    credential: SessionKey | None = None,
+) -> RunResult:
     """Request ``k`` is due at ``start + k / rate``; every request due is sent at once (a client that
     fell behind catches up in a burst), and its latency counts from when it was due."""
-    connection = Connection(port, send_flags)
+    connection = Connection(port, send_flags, credential)
     interval = 1_000_000_000 / rate
     total = max(1, int(rate * seconds))
     cpu0 = time.process_time()
@@ -135,11 +166,16 @@ def paced(port: int, stream: Iterator[Message], rate: int, seconds: float, send_
 
 
 def pipelined(
-    port: int, stream: Iterator[Message], count: int, window: int, send_flags: int = 0
+    port: int,
+    stream: Iterator[Message],
+    count: int,
+    window: int,
+    send_flags: int = 0,
+    credential: SessionKey | None = None,
 ) -> RunResult:
     """Keep ``window`` requests in flight until ``count`` are answered (a saturation run: latency
     from the actual send, since nothing is scheduled)."""
-    connection = Connection(port, send_flags)
+    connection = Connection(port, send_flags, credential)
     requests = [next(stream) for _ in range(count)]
     frames = [encode(request, send_flags) for request in requests]
     request_ids = [request.request_id for request in requests]

@@ -23,6 +23,7 @@ from meridian import db
 from meridian.aws_clients import TRACED_MODULES
 from meridian.client import HotpathClient
 from meridian.routing import RouteTable, RoutingError, provider_from_environment
+from meridian.session_auth import credential_from_environment
 
 _T = TypeVar("_T")
 logger = Logger(service="runbooks")
@@ -123,7 +124,11 @@ def _nodes(table: RouteTable | None, symbols: list[str]) -> dict[str, HotpathCli
     for symbol in symbols:
         with contextlib.suppress(RoutingError):
             host, port = table.address_for(symbol)
-            clients[symbol] = HotpathClient(host, port, timeout=2.0, connect_timeout=1.0)
+            # The admin session key (SNAPSHOT_REQUEST): MERIDIAN_HOTPATH_KEY_SECRET_ARN on AWS.
+            credential = credential_from_environment()
+            clients[symbol] = HotpathClient(
+                host, port, timeout=2.0, connect_timeout=1.0, credential=credential
+            )
     return clients
 
 

@@ -59,6 +59,7 @@ MERIDIAN_EXECUTIONS_STREAM=${ExecutionsStreamName}
 MERIDIAN_NODE_NUMBER=${NodeNumber}
 MERIDIAN_ACK_AFTER=${AckAfter}
 MERIDIAN_SHARD_ARGS="$SHARD_ARGS"
+MERIDIAN_SESSION_KEY_SECRET_ARNS=${SessionKeySecretArns}
 MERIDIAN_ARCHIVE_BUCKET=${EngineStateBucketName}
 MERIDIAN_ARCHIVE_PREFIX=${ArchivePrefix}
 MERIDIAN_ROUTES_PARAMETER=${RoutesParameter}
@@ -180,7 +181,9 @@ EnvironmentFile=/etc/meridian/node.env
 # helpers stay off) and MERIDIAN_HOUSEKEEPING_CPUS. Every other unit runs on the housekeeping CPUs
 # (system.conf.d CPUAffinity); taskset moves the engine onto its own.
 EnvironmentFile=/etc/meridian/cpus.env
-ExecStart=/usr/bin/taskset -c $MERIDIAN_ENGINE_CPUS /opt/meridian/venv/bin/python -m meridian_hotpath serve --host 0.0.0.0 --port 9001 --metrics-port 9101 --data-dir /var/lib/meridian --kinesis-stream $MERIDIAN_KINESIS_STREAM --executions-stream $MERIDIAN_EXECUTIONS_STREAM --node-number $MERIDIAN_NODE_NUMBER --ack-after $MERIDIAN_ACK_AFTER $MERIDIAN_SHARD_ARGS
+ExecStart=/usr/bin/taskset -c $MERIDIAN_ENGINE_CPUS /opt/meridian/venv/bin/python -m meridian_hotpath serve --host 0.0.0.0 --port 9001 --metrics-port 9101 --data-dir /var/lib/meridian --kinesis-stream $MERIDIAN_KINESIS_STREAM --executions-stream $MERIDIAN_EXECUTIONS_STREAM --auth-secret-arns $MERIDIAN_SESSION_KEY_SECRET_ARNS --node-number $MERIDIAN_NODE_NUMBER --ack-after $MERIDIAN_ACK_AFTER $MERIDIAN_SHARD_ARGS
+# The session keys are read again (a rotated secret) on `systemctl reload meridian-node`.
+ExecReload=/bin/kill -HUP $MAINPID
 # On every stop (deploys, scale-in, instance retirement) ship the journal, active segment included,
 # so a replacement node or the DR region restores up to the last acknowledged order. A replicated
 # shard's node does not: the shard's other node holds every acknowledged order and, as the primary,

@@ -9,16 +9,18 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian.session_auth import SessionKey
 from meridian_hotpath.commit import AckMode, FencedError
 from meridian_hotpath.follower import DurableSeq, FollowerConfig
 from meridian_hotpath.follower_link import FollowerLink, FollowerProcess, FollowerThread
 from meridian_hotpath.identity import claim_node_number
 from meridian_hotpath.journal import DEFAULT_SEGMENT_BYTES, JournalWriter
+from meridian_hotpath.logon import Authenticator
 from meridian_hotpath.marketdata import DEFAULT_DEPTH_LEVELS
 from meridian_hotpath.metrics import NodeMetrics
 from meridian_hotpath.metrics_http import start_metrics_server
@@ -28,7 +30,12 @@ from meridian_hotpath.recovery import journal_dir, recover
 from meridian_hotpath.replication import EpochLog
 from meridian_hotpath.roles import ShardRole, cut_back, reserve_port
 from meridian_hotpath.runtime_tuning import RuntimeTuning
-from meridian_hotpath.server import DEFAULT_MAX_OWED, DEFAULT_WRITE_BUFFER_HIGH, MatchingServer
+from meridian_hotpath.server import (
+    DEFAULT_MAX_OWED,
+    DEFAULT_WRITE_BUFFER_HIGH,
+    ConnectionLimits,
+    MatchingServer,
+)
 from meridian_hotpath.shard import DivergedError, ShardConfig
 from meridian_hotpath.volatility import DEFAULT_INTERVAL
 
@@ -60,6 +67,10 @@ class NodeConfig:
     write_buffer_high: int = DEFAULT_WRITE_BUFFER_HIGH
     socket_send_buffer: int | None = None  # bounds the kernel memory one slow client can hold
     max_owed: int = DEFAULT_MAX_OWED  # requests one client may have awaiting their journal records
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # connection cap, timeouts
+    # Where the session keys come from (meridian.session_auth); None: an open port, which only
+    # in-process tests and tools use (the command line asks for keys or an explicit --no-auth).
+    session_keys: Callable[[], list[SessionKey]] | None = None
     ack_after: AckMode = AckMode.FSYNC  # when answers leave: journal records durable, or written
     volatility_interval: float = DEFAULT_INTERVAL  # seconds between mid-price samples (volatility.py)
     tune_runtime: bool = False  # process-wide GC and GIL settings: the command line sets it, tests don't
@@ -132,6 +143,13 @@ class RunningNode:
                 sorted(engine.instruments),
                 sorted(configured),
             )
+        self.authenticator: Authenticator | None = None
+        if config.session_keys is not None:
+            # Before anything listens: a node whose keys cannot be read does not start.
+            self.authenticator = Authenticator(config.session_keys(), config.session_keys)
+            log.info("session logon required; keys %s", self.authenticator.key_ids)
+        else:
+            log.warning("the matching port is open: no session keys (in-process use or --no-auth)")
         self.metrics = metrics = NodeMetrics()
         # Bound now, listening once this node serves clients: a standby refuses connections.
         self._client_socket = reserve_port(config.host, config.port)
@@ -159,7 +177,12 @@ class RunningNode:
         metrics.state.details["recovered_seq"] = str(self.recovery.seq)
         metrics.state.details["node_number"] = str(self.node_number)
         self.server = MatchingServer(
-            self.node, config.write_buffer_high, config.socket_send_buffer, config.max_owed
+            self.node,
+            config.write_buffer_high,
+            config.socket_send_buffer,
+            config.max_owed,
+            config.limits,
+            self.authenticator,
         )
         if self.role is None:
             await self.serve_clients()
@@ -256,6 +279,8 @@ async def serve(config: NodeConfig, announce: Callable[[str], None] | None = Non
         await running.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, running.stopped.set)
+        if running.authenticator is not None:
+            loop.add_signal_handler(signal.SIGHUP, _reload_keys, loop, running.authenticator)
         if not announced:
             (announce or _print_flush)(running.startup_line())
             announced = True
@@ -263,7 +288,7 @@ async def serve(config: NodeConfig, announce: Callable[[str], None] | None = Non
         try:
             await running.stopped.wait()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             await running.shutdown()
             log.info("stopped at seq %d", running.node.engine.seq)
@@ -281,6 +306,10 @@ def _pinned(config: NodeConfig, running: RunningNode) -> NodeConfig:
         shard = replace(shard, replication_port=running.role.replication_socket.getsockname()[1])
     metrics_port = running.metrics_port if config.metrics_port is not None else None
     return replace(config, port=running.port, metrics_port=metrics_port, shard=shard)
+
+
+def _reload_keys(loop: asyncio.AbstractEventLoop, authenticator: Authenticator) -> None:
+    loop.run_in_executor(None, authenticator.reload)  # off the loop: Secrets Manager is a network call
 
 
 def _print_flush(line: str, stream: TextIO = sys.stdout) -> None:

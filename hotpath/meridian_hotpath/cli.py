@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian.executions import MAX_NODE_NUMBER
+from meridian.session_auth import SessionKey, SessionKeyError, load_keys_file, load_secret_keys
 from meridian_hotpath.app import NodeConfig, load_instruments, run, serve
 from meridian_hotpath.commit import AckMode
 from meridian_hotpath.follower_link import instruments_from_env, run_follower_process
@@ -23,6 +24,7 @@ from meridian_hotpath.lease import DynamoLeaseStore
 from meridian_hotpath.marketdata import DEFAULT_DEPTH_LEVELS, MAX_DEPTH_LEVELS
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY
 from meridian_hotpath.recovery import RecoveryError, engine_checksum, recover, verify
+from meridian_hotpath.server import ConnectionLimits
 from meridian_hotpath.shard import ShardConfig
 
 EXIT_OK, EXIT_CORRUPT, EXIT_USAGE = 0, 1, 2
@@ -56,11 +58,40 @@ def _node_number(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return value
+
+
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {value}")
     return value
+
+
+def _session_keys(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> Callable[[], list[SessionKey]] | None:
+    """How the node loads its session keys (again on SIGHUP), from exactly one of the flags."""
+    chosen = [bool(args.auth_keys_file), bool(args.auth_secret_arns), bool(args.no_auth)]
+    if sum(chosen) != 1:
+        parser.error("give exactly one of --auth-keys-file, --auth-secret-arns, --no-auth")
+    if args.no_auth:
+        return None
+    if args.auth_keys_file:
+        path: Path = args.auth_keys_file
+        return lambda: load_keys_file(path)
+    arns = [arn.strip() for arn in args.auth_secret_arns.split(",") if arn.strip()]
+
+    def from_secrets() -> list[SessionKey]:
+        from meridian import aws_clients  # noqa: PLC0415 - boto3 only on AWS
+
+        return load_secret_keys(arns, aws_clients.client("secretsmanager"))
+
+    return from_secrets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +135,56 @@ def build_parser() -> argparse.ArgumentParser:
         " crash); async: once written, fdatasync following continuously (survives a crash of the"
         " process; a host crash is covered by the shard's replica); replica: once the shard's standby"
         " holds them; replica+fsync: once both disks do",
+    )
+    auth = serve_cmd.add_argument_group("session logon (meridian.session_auth); one of these is required")
+    auth.add_argument("--auth-keys-file", type=Path, help="JSON file of the session keys (local platform)")
+    auth.add_argument(
+        "--auth-secret-arns",
+        help="comma-separated Secrets Manager secret ARNs, one key each (AWS); SIGHUP reads them again",
+    )
+    auth.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without a logon: anyone who connects may trade (tests only)",
+    )
+    limits = serve_cmd.add_argument_group("connection limits")
+    defaults = ConnectionLimits()
+    limits.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=defaults.max_connections,
+        help="connections over this many are refused (ProtocolReject TOO_MANY_CONNECTIONS)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_non_negative_float,
+        default=defaults.idle_timeout,
+        help="seconds a connection may send nothing, not even a heartbeat, before it is closed (0: never)",
+    )
+    limits.add_argument(
+        "--partial-frame-timeout",
+        type=_non_negative_float,
+        default=defaults.partial_frame_timeout,
+        help="seconds a frame may take to arrive whole before the connection is closed (0: no limit)",
+    )
+    limits.add_argument(
+        "--keepalive-idle",
+        type=_positive,
+        default=defaults.keepalive_idle,
+        help="seconds of silence before TCP keepalive probes a connection",
+    )
+    limits.add_argument(
+        "--snapshot-interval",
+        type=_non_negative_float,
+        default=defaults.snapshot_interval,
+        help="after a burst of --snapshot-burst, one SNAPSHOT_REQUEST per this many seconds per "
+        "connection; more is refused (0: no limit)",
+    )
+    limits.add_argument(
+        "--snapshot-burst",
+        type=_positive,
+        default=defaults.snapshot_burst,
+        help="SNAPSHOT_REQUESTs a connection may make at once (e.g. one per symbol of a book check)",
     )
     shard = serve_cmd.add_argument_group("replicated shard (primary and standby, by a DynamoDB lease)")
     shard.add_argument("--shard", help="the shard this node belongs to; without it the node runs alone")
@@ -249,6 +330,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         follower_process=True,
         expected_client_order_ids=args.expected_orders_per_day,
         shard=_shard(parser, args),
+        limits=ConnectionLimits(
+            max_connections=args.max_connections,
+            idle_timeout=args.idle_timeout,
+            partial_frame_timeout=args.partial_frame_timeout,
+            keepalive_idle=args.keepalive_idle,
+            snapshot_interval=args.snapshot_interval,
+            snapshot_burst=args.snapshot_burst,
+        ),
+        session_keys=_session_keys(parser, args),
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -259,6 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (JournalCorruptError, RecoveryError, NodeIdentityError) as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return EXIT_CORRUPT
+    except SessionKeyError as exc:
+        print(f"refusing to start: session keys: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:  # the port is taken, the data dir is not writable...
         print(f"cannot serve: {exc}", file=sys.stderr)
         return EXIT_CORRUPT

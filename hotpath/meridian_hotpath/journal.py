@@ -15,10 +15,27 @@ batch written meanwhile, off the event loop. Segments rotate at batch boundaries
 spans two files and every segment but the last is complete. Tools and tests use the synchronous
 ``append``/``commit``.
 
-A crash can leave a torn record at the end of the last segment: it was never acknowledged, so it
-is reported and cut off when the node opens the journal. A bad record anywhere else (an earlier
-segment, or one followed by valid records) means durable data was damaged: reading stops with
-``JournalCorruptError`` naming the sequence number, and the node refuses to start.
+The torn-tail rule. ``fdatasync`` makes every byte of the file written before it durable, so a
+crash of the host can damage only what was written after the last sync: the unsynced window. The
+writer never lets that window grow past ``UNSYNCED_WINDOW_BYTES`` (``write_records`` waits for the
+syncer first; a batch bigger than the window is written in record-aligned pieces, each made durable
+before the next). Pages of the window reach the disk in any order, so a torn record may be followed
+by intact records written after it (a later page flushed, an earlier one not), and the window may
+span a segment rotation (the old segment is synced behind the first writes to the new one).
+Therefore, when reading stops at a record it cannot read (truncated, implausible length, bad CRC):
+
+* if nothing intact follows it and it is in the last segment, it is a torn tail (any size: nothing
+  readable is lost);
+* if intact records or later segments follow it, it is a torn tail only when every byte from it to
+  the end of the journal fits in the unsynced window: then none of it was ever synced, so in
+  ``fsync`` ack mode none of it was acknowledged (in ``async`` mode a host crash loses the window,
+  as that mode says). The intact records after it are dropped with it, and later segments deleted;
+* otherwise the defect lies in the synced region: durable data was damaged, reading stops with
+  ``JournalCorruptError`` naming the sequence number, and the node refuses to start.
+
+An intact record carrying the wrong seq, or a bad frame inside an intact record, is corruption
+wherever it is. The rule cannot tell disk damage inside the last window from a torn write; it reads
+it as a torn tail and says how many intact records it dropped (``TornTail.describe``).
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +69,10 @@ RECORD_OVERHEAD = RECORD_HEADER.size + RECORD_CRC.size
 SEGMENT_PREFIX = "journal-"
 SEGMENT_SUFFIX = ".log"
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+# The most bytes written but not yet synced at any moment (the torn-tail rule above). At ~100 bytes
+# a record that is over 2,500 records per fdatasync: a disk slower than that holds the writer back.
+# Small, because damage inside it cannot be told from a torn write.
+UNSYNCED_WINDOW_BYTES = 256 * 1024
 
 if TYPE_CHECKING:
     from meridian_hotpath.journal_sync import JournalSyncer
@@ -108,11 +130,18 @@ class TornTail:
     dropped_bytes: int
     last_good_seq: int
     reason: str
+    later_segments: tuple[Path, ...] = ()  # wholly inside the unsynced window: deleted with it
+    intact_dropped: int = 0  # intact records after the torn one (written later, never synced)
 
     def describe(self) -> str:
+        extra = ""
+        if self.intact_dropped:
+            extra += f", {self.intact_dropped} intact unsynced records after it"
+        if self.later_segments:
+            extra += f", {len(self.later_segments)} later segment(s)"
         return (
             f"torn tail after seq {self.last_good_seq}: {self.dropped_bytes} bytes at "
-            f"{self.segment.name} offset {self.offset} ({self.reason})"
+            f"{self.segment.name} offset {self.offset} ({self.reason}{extra})"
         )
 
 
@@ -144,11 +173,40 @@ def _record_at(data: bytes, offset: int) -> tuple[int, int, str | None]:
     return seq, end, None
 
 
-def _valid_record_follows(data: bytes, offset: int) -> bool:
-    """Whether any intact record starts after ``offset``: tells a torn tail from damage mid-file.
+def _intact_records_after(data: bytes, offset: int) -> int:
+    """How many intact records start after ``offset`` (a defect): tells a torn tail from damage.
 
-    Only runs when a defect was found, over the bytes after it (a few records for a torn tail).
+    Only runs when a defect was found, over the bytes after it (at most the unsynced window when
+    the defect is a torn tail; the scan stops early once the answer is corruption).
     """
+    found, start = 0, offset + 1
+    while start < len(data):
+        _, end, defect = _record_at(data, start)
+        if defect is None:
+            found += 1
+            start = end
+        else:
+            start += 1
+    return found
+
+
+def torn_tail_or_corrupt(
+    paths: list[Path], index: int, data: bytes, offset: int, last_good_seq: int, defect: str
+) -> TornTail:
+    """Apply the torn-tail rule (module docstring) to a defect at ``offset`` of ``paths[index]``
+    (whose bytes are ``data``): the ``TornTail`` to cut off, or ``JournalCorruptError``."""
+    path, later = paths[index], tuple(paths[index + 1 :])
+    after = len(data) - offset + sum(p.stat().st_size for p in later)
+    if after > UNSYNCED_WINDOW_BYTES and (later or _valid_record_follows(data, offset)):
+        raise JournalCorruptError(
+            path, offset, last_good_seq + 1, f"{defect} before intact records, in the synced region"
+        )
+    intact = _intact_records_after(data, offset) if after <= UNSYNCED_WINDOW_BYTES else 0
+    return TornTail(path, offset, after, last_good_seq, defect, later, intact)
+
+
+def _valid_record_follows(data: bytes, offset: int) -> bool:
+    """Whether any intact record starts after ``offset``."""
     return any(_record_at(data, start)[2] is None for start in range(offset + 1, len(data)))
 
 
@@ -157,6 +215,7 @@ class SegmentScan:
     records: list[JournalRecord]
     good_end: int  # offset just after the last intact record
     defect: str | None  # why parsing stopped before the end of the file, if it did
+    data: bytes = b""  # the segment's bytes, kept when there is a defect (the torn-tail rule)
 
 
 def scan_segment(path: Path, first_seq: int) -> SegmentScan:
@@ -169,9 +228,7 @@ def scan_segment(path: Path, first_seq: int) -> SegmentScan:
         if defect is None and seq != expected:
             raise JournalCorruptError(path, offset, expected, f"intact record carries seq {seq}")
         if defect is not None:
-            if _valid_record_follows(data, offset):
-                raise JournalCorruptError(path, offset, expected, f"{defect} before intact records")
-            return SegmentScan(records, offset, defect)
+            return SegmentScan(records, offset, defect, data)
         frame = data[offset + RECORD_HEADER.size : end - RECORD_CRC.size]
         record = JournalRecord(seq, frame)
         try:
@@ -225,8 +282,8 @@ def read_journal(
 ) -> Iterator[JournalRecord]:
     """Yield intact records with seq > ``after_seq`` in order; fill ``scan`` as a side result.
 
-    Raises ``JournalCorruptError`` on damage that is not a torn tail of the last segment, and on a
-    gap between segments.
+    Raises ``JournalCorruptError`` on damage that the torn-tail rule does not allow (module
+    docstring), and on a gap between segments; reading ends at a torn tail.
     """
     paths = segment_paths(directory)
     expected = segment_first_seq(paths[0]) if paths else after_seq + 1
@@ -243,17 +300,19 @@ def read_journal(
             expected = next_first  # the whole segment is older than what the caller needs
             continue
         result = scan_segment(path, first)
-        if result.defect is not None and next_first is not None:
-            raise JournalCorruptError(path, result.good_end, first + len(result.records), result.defect)
+        tail = None
+        if result.defect is not None:
+            last = first + len(result.records) - 1
+            tail = torn_tail_or_corrupt(paths, index, result.data, result.good_end, last, result.defect)
         for record in result.records:
             if record.seq > after_seq:
                 yield record
         expected = first + len(result.records)
         if scan is not None:
             scan.last_seq = expected - 1
-            if result.defect is not None:
-                dropped = path.stat().st_size - result.good_end
-                scan.torn_tail = TornTail(path, result.good_end, dropped, expected - 1, result.defect)
+            scan.torn_tail = tail
+        if tail is not None:
+            return
 
 
 def replay_journal(
@@ -265,7 +324,7 @@ def replay_journal(
     """Apply every intact record after ``engine.seq`` (up to ``to_seq``) to ``engine``, in the
     engine's own code (CRC32C, frame checks and matching, no Python object per record).
 
-    The rules of ``read_journal``: damage that is not a torn tail of the last segment raises
+    The rules of ``read_journal``: damage the torn-tail rule does not allow raises
     ``JournalCorruptError``, as does a gap between segments. ``on_answers`` gets the encoded answers
     of each segment's applied records. Returns what was read; the torn tail, if any, is known only
     when the replay reached the journal's end.
@@ -299,15 +358,37 @@ def replay_journal(
         if to_seq is not None and engine.seq >= to_seq:
             return scan
         if defect is not None:
-            if not defect.startswith(("truncated", "implausible", "crc")) or _valid_record_follows(data, end):
-                raise JournalCorruptError(path, end, last + 1, f"{defect} before intact records")
-            if next_first is not None:
+            if not defect.startswith(("truncated", "implausible", "crc")):
                 raise JournalCorruptError(path, end, last + 1, defect)
-            scan.torn_tail = TornTail(path, end, len(data) - end, last, defect)
+            scan.torn_tail = torn_tail_or_corrupt(paths, index, data, end, last, defect)
+            return scan
     return scan
 
 
+def _record_pieces(data: bytes, limit: int) -> Iterator[tuple[bytes, int]]:
+    """Split encoded records into record-aligned pieces of at most ``limit`` bytes (one record
+    alone if it is bigger): ``(piece, seq of its last record)``."""
+    start = offset = 0
+    last = 0
+    while offset < len(data):
+        word, seq = RECORD_HEADER.unpack_from(data, offset)
+        size = RECORD_OVERHEAD + (word & 0xFFFF)
+        if offset > start and offset + size - start > limit:
+            yield data[start:offset], last
+            start = offset
+        offset += size
+        last = seq
+    if offset > start:
+        yield data[start:offset], last
+
+
 def truncate_torn_tail(tail: TornTail) -> None:
+    """Cut the journal at the torn record: later segments first (newest first), then the rest of
+    its own segment, so a crash meanwhile leaves a journal the rule still reads the same way."""
+    for later in reversed(tail.later_segments):
+        later.unlink(missing_ok=True)
+    if tail.later_segments:
+        fsync_directory(tail.segment.parent)
     with open(tail.segment, "r+b") as handle:
         handle.truncate(tail.offset)
         os.fsync(handle.fileno())
@@ -342,8 +423,15 @@ class JournalWriter:
         next_seq: int,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         on_sync: Callable[[float, int], None] | None = None,
+        unsynced_window: int = UNSYNCED_WINDOW_BYTES,
     ) -> None:
         self.directory = directory
+        self.unsynced_window = unsynced_window
+        # Bytes handed to write() so far, and (last seq, bytes written through it) of each write
+        # not yet known durable: how far the unsynced window reaches (``write_records``).
+        self._written_bytes = 0
+        self._durable_bytes = 0
+        self._unsynced: deque[tuple[int, int]] = deque()
         self.next_seq = next_seq
         self.segment_bytes = segment_bytes
         self._on_sync = on_sync  # (seconds spent in fdatasync, records in the batch)
@@ -383,6 +471,13 @@ class JournalWriter:
         let the syncer make them durable. Raises OSError when the write fails."""
         syncer = self.syncer
         assert syncer is not None, "start_syncer first"
+        if len(data) > self.unsynced_window:
+            for piece, piece_last in _record_pieces(data, self.unsynced_window):
+                self.write_records(piece, piece_last)
+                self._wait_unsynced(syncer, 0)  # each piece durable before the next: the window holds
+            return
+        if self._written_bytes + len(data) - self._durable_bytes > self.unsynced_window:
+            self._wait_unsynced(syncer, len(data))
         if self._size >= self.segment_bytes:
             old = self._fd
             self._start_segment(self.next_seq, sync_directory=False)
@@ -393,8 +488,31 @@ class JournalWriter:
         while written < len(view):
             written += os.write(self._fd, view[written:])
         self._size += len(data)
+        self._written_bytes += len(data)
+        self._unsynced.append((last_seq, self._written_bytes))
         self.next_seq = last_seq + 1
         syncer.written(last_seq)
+
+    def _wait_unsynced(self, syncer: JournalSyncer, adding: int) -> None:
+        """Hold the writer until ``adding`` more bytes fit in the unsynced window (backpressure
+        from a disk that is far behind; it never triggers at the node's ordinary rates)."""
+        while True:
+            durable = int(syncer.durable_seq)
+            while self._unsynced and self._unsynced[0][0] <= durable:
+                self._durable_bytes = self._unsynced.popleft()[1]
+            if (
+                not self._unsynced
+                or self._written_bytes + adding - self._durable_bytes <= self.unsynced_window
+            ):
+                return
+            if syncer.error:
+                raise OSError(syncer.error, os.strerror(syncer.error))
+            if not syncer.running:  # a syncer not started (tools, benches): sync on this thread
+                os.fdatasync(self._fd)
+                self._durable_bytes = self._written_bytes
+                self._unsynced.clear()
+                return
+            time.sleep(0.0002)
 
     def append(self, seq: int, frame: bytes) -> None:
         if seq != self.next_seq:
@@ -413,16 +531,19 @@ class JournalWriter:
         return batch
 
     def write(self, batch: SealedBatch) -> float:
-        """Write ``batch`` and fdatasync it; return the seconds the fdatasync took."""
+        """Write ``batch`` and fdatasync it; return the seconds the fdatasync took. A batch bigger
+        than the unsynced window is written and synced in pieces (the torn-tail rule)."""
         if self._size >= self.segment_bytes:
             self._rotate(batch.first_seq)
-        view = memoryview(batch.data)
-        written = 0
-        while written < len(view):
-            written += os.write(self._fd, view[written:])
-        started = time.perf_counter()
-        os.fdatasync(self._fd)
-        elapsed = time.perf_counter() - started
+        elapsed = 0.0
+        for piece, _ in _record_pieces(batch.data, self.unsynced_window):
+            view = memoryview(piece)
+            written = 0
+            while written < len(view):
+                written += os.write(self._fd, view[written:])
+            started = time.perf_counter()
+            os.fdatasync(self._fd)
+            elapsed += time.perf_counter() - started
         self._size += len(batch.data)
         self._durable_seq = batch.last_seq
         return elapsed

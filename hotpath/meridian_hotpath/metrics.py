@@ -152,6 +152,9 @@ class NodeMetrics(Collector):
         self.protocol_rejects = Counter(
             "meridian_protocol_rejects", "Malformed frames answered with ProtocolReject", ["code"], registry=r
         )
+        self.logons = Counter(
+            "meridian_logons", "Sessions logged on to the matching port, by role", ["role"], registry=r
+        )
         self.backpressure_pauses = Counter(
             "meridian_backpressure_pauses",
             "Times a client's reading was paused because its writes backed up",

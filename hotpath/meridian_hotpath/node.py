@@ -9,7 +9,10 @@ syncer thread made them durable; ``async``: once written). Heartbeat answers go 
 Nothing else happens on this thread: market data, the drop copy and snapshots are the journal
 follower's (``follower.py``, another process), which applies the durable journal to its own engine.
 A client's SNAPSHOT_REQUEST is answered with the snapshot the follower writes for it; requests that
-arrive while one is being written share it.
+arrive while one is being written share it. Each waiting request counts against its connection's
+owed answers (so a client that piles them up stops being read), and a connection may make only so
+many (``ConnectionLimits.snapshot_burst``, then one per ``snapshot_interval``; more is refused with
+``SNAPSHOT_RATE_LIMITED`` and the connection closed).
 
 Latency is measured from the moment a connection's bytes are read to the moment their answers are
 handed to the socket, so queueing inside the node shows in ``meridian_request_latency_seconds``.
@@ -52,7 +55,12 @@ class EngineFailedError(Exception):
 class FeedingChannel(AnswerChannel, Protocol):
     """A connection as the node feeds it: answers go to it, the start of an incomplete frame stays."""
 
+    permissions: int  # what the connection's session may send (meridian.session_auth PERM_*)
+    account: bytes | None  # the one account it may trade for (NUL-padded), or None for any
+
     def keep(self, rest: bytes) -> None: ...
+
+    def allow_snapshot_request(self, received_ns: int) -> bool: ...
 
 
 class MatchingNode:
@@ -91,9 +99,12 @@ class MatchingNode:
             return
         engine = self.engine
         offset = 0
+        permissions, account = channel.permissions, channel.account
         while True:
             try:
-                offset, held, immediate, changes, stop, request_id, detail = engine.feed(data, offset)
+                offset, held, immediate, changes, stop, request_id, detail = engine.feed(
+                    data, offset, permissions, account
+                )
             except Exception as exc:  # MemoryError: the engine's state is in doubt
                 self._fail(EngineFailedError(f"engine raised at seq {engine.seq}: {exc!r}"))
                 return
@@ -110,6 +121,10 @@ class MatchingNode:
                 break
             if stop == FEED_SNAPSHOT_REQUEST:
                 assert isinstance(detail, str)
+                if not channel.allow_snapshot_request(received_ns):
+                    self.metrics.count_request("snapshot_request", "rate_limited")
+                    channel.reject_and_close(request_id, ProtocolRejectCode.SNAPSHOT_RATE_LIMITED)
+                    return
                 self._snapshot_requested(request_id, detail, channel, received_ns)
                 continue
             assert isinstance(detail, int)
@@ -145,16 +160,19 @@ class MatchingNode:
             # The follower writes it once the journal holds everything answered so far (what this
             # client has seen) and every trade it covers is delivered; later requests share it.
             written = self._snapshot_in_flight = self.follower.snapshot(self.engine.seq)
+        channel.held(1)  # owed until the snapshot is written: counts against the client's limit
 
         async def answer_when_written() -> None:
             try:
                 seq, checksum, books = await asyncio.shield(written)
             except SnapshotUnavailableError:
+                channel.released(1)
                 channel.reject_and_close(request_id, ProtocolRejectCode.MALFORMED)
                 self.metrics.count_request("snapshot_request", "failed")
                 return
             value = books[symbol] if symbol else checksum
             channel.send(encode(Snapshot(request_id, seq, value & CHECKSUM_MASK), LAST))
+            channel.released(1)
             self.metrics.count_request("snapshot_request", "accepted")
             self.metrics.observe_latency_n(
                 "snapshot_request", (time.perf_counter_ns() - received_ns) / 1e9, 1

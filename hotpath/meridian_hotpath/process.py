@@ -27,6 +27,9 @@ class NodeStartError(Exception):
     """The node exited or stayed silent instead of announcing itself."""
 
 
+AUTH_FLAGS = frozenset({"--auth-keys-file", "--auth-secret-arns", "--no-auth"})
+
+
 @dataclass
 class NodeProcess:
     process: subprocess.Popen[str]
@@ -45,7 +48,10 @@ class NodeProcess:
         env: dict[str, str] | None = None,
         timeout: float = 30.0,
     ) -> NodeProcess:
-        """``python -m meridian_hotpath serve --port 0 --data-dir DATA_DIR [extra args]``."""
+        """``python -m meridian_hotpath serve --port 0 --data-dir DATA_DIR [extra args]``; without
+        ``--auth-keys-file`` or ``--auth-secret-arns`` among them, an open port (``--no-auth``)."""
+        if not AUTH_FLAGS.intersection(extra_args):
+            extra_args = (*extra_args, "--no-auth")
         log_path = log_path or data_dir.with_name(data_dir.name + ".log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [

@@ -11,6 +11,7 @@ import json
 from typing import Any, Protocol
 
 from meridian_local.apigw_events import json_body, proxy_event
+from meridian_local.drill_keys import orders_environment
 from meridian_local.runbook_stack import RunbookStack
 
 
@@ -34,6 +35,7 @@ def order_api_environment(database_url: str, node: RunningNode | None) -> dict[s
         "MERIDIAN_ROUTES": routes(node) if node is not None else json.dumps({}),
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        **orders_environment(),  # the drill's traders' session key
     }
 
 

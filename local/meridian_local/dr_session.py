@@ -34,6 +34,7 @@ from meridian_local.dr_regions import (
 )
 from meridian_local.dr_standins import DropCopyLedger, HealthProbe, JournalShipper, install_ssm_agent
 from meridian_local.dr_world import DR_ENDPOINT, PREFIX, PRIMARY_ENDPOINT, failover_dns, ledger, set_read_only
+from meridian_local.drill_keys import integrity_environment, node_keys_file
 from meridian_local.global_tables import TableReplicator
 from meridian_local.moto_server import HOST, MotoServer
 from meridian_local.pollers import KinesisPoller, PollingThread
@@ -112,6 +113,7 @@ class DrillSession:
 
     def _start_node(self, region: str, port: int, streams: dict[str, str] | None = None) -> NodeProcess:
         args = ["--port", str(port), "--snapshot-every", str(SNAPSHOT_EVERY)]
+        args += ["--auth-keys-file", str(node_keys_file())]  # sessions log on, as on AWS
         if streams:
             args += ["--kinesis-stream", streams["MarketDataStream"], "--executions-stream"]
             args += [streams["ExecutionsStream"], "--node-number", "1"]
@@ -222,8 +224,12 @@ class DrillSession:
             },
             functions=("OrdersApiFunction", "MigrationsFunction"),
             environment={
-                "RestoreEngineFunction": {"PRIMARY_MERIDIAN_ROUTES": routes(primary_node)},
+                "RestoreEngineFunction": {
+                    "PRIMARY_MERIDIAN_ROUTES": routes(primary_node),
+                    **integrity_environment(),
+                },
                 "ValidateIntegrityFunction": {
+                    **integrity_environment(),
                     "DATABASE_URL": self.ledgers.replica,
                     "PRIMARY_DATABASE_URL": self.ledgers.primary,
                     "PRIMARY_MERIDIAN_ROUTES": routes(primary_node),
@@ -347,12 +353,15 @@ class DrillSession:
         back = _Port(self.primary_node_port)
         self._configure(primary, "OrdersApiFunction", {"MERIDIAN_ROUTES": routes(back)})
         self._configure(
-            primary, "RestoreEngineFunction", {"PRIMARY_MERIDIAN_ROUTES": routes(_Port(self.dr_node_port))}
+            primary,
+            "RestoreEngineFunction",
+            {"PRIMARY_MERIDIAN_ROUTES": routes(_Port(self.dr_node_port)), **integrity_environment()},
         )
         self._configure(
             primary,
             "ValidateIntegrityFunction",
             {
+                **integrity_environment(),
                 "DATABASE_URL": self.ledgers.primary,
                 "PRIMARY_DATABASE_URL": self.ledgers.replica,
                 "PRIMARY_MERIDIAN_ROUTES": routes(_Port(self.dr_node_port)),

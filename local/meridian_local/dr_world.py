@@ -29,6 +29,7 @@ from meridian_hotpath.archive import restore, ship
 from meridian_local.containers import cold_start
 from meridian_local.databases import create_database
 from meridian_local.dr_orders import RunningNode, order_api_environment, routes
+from meridian_local.drill_keys import integrity_environment, orders_key
 from meridian_local.moto_server import MotoServer
 from meridian_local.runbook_stack import ACCOUNT, DR, PRIMARY, RunbookStack, build, next_environment
 
@@ -78,7 +79,7 @@ def trade_from_fill(fill: Fill) -> TradeExecuted:
 
 def trade_on(node: RunningNode, orders: int = 12) -> list[TradeExecuted]:
     """Alternate sells and buys of AAPL at one price: every second order trades."""
-    client = HotpathClient("127.0.0.1", node.port)
+    client = HotpathClient("127.0.0.1", node.port, credential=orders_key())
     trades = []
     for n in range(orders):
         side = Side.BUY if n % 2 else Side.SELL
@@ -219,6 +220,7 @@ def build_world(
         DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=source["DBInstanceArn"]
     )
     integrity = {
+        **integrity_environment(),
         "DATABASE_URL": new_db,
         "PRIMARY_DATABASE_URL": old_db,
         "PRIMARY_MERIDIAN_ROUTES": routes(old_primary),
@@ -253,7 +255,10 @@ def build_world(
         parameters=template_parameters,
         environment={
             "ValidateIntegrityFunction": integrity,
-            "RestoreEngineFunction": {"PRIMARY_MERIDIAN_ROUTES": routes(old_primary)},
+            "RestoreEngineFunction": {
+                "PRIMARY_MERIDIAN_ROUTES": routes(old_primary),
+                **integrity_environment(),
+            },
             "MigrationsFunction": {"DATABASE_URL": new_db},
             "OrdersApiFunction": order_api_environment(new_db, activated),
         },
@@ -336,8 +341,12 @@ def build_failback(
             "FailbackReplicaDbInstanceIdentifier": replica,
         },
         environment={
-            "RestoreEngineFunction": {"PRIMARY_MERIDIAN_ROUTES": routes(world.activated)},
+            "RestoreEngineFunction": {
+                "PRIMARY_MERIDIAN_ROUTES": routes(world.activated),
+                **integrity_environment(),
+            },
             "ValidateIntegrityFunction": {
+                **integrity_environment(),
                 "DATABASE_URL": world.primary_database_url,
                 "PRIMARY_DATABASE_URL": world.database_url,
                 "PRIMARY_MERIDIAN_ROUTES": routes(world.activated),

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meridian.session_auth import SessionKey, load_secret_keys, write_key_file
 from meridian_hotpath.process import NodeProcess
 from meridian_local import custom_resources, moto_server, prometheus
 from meridian_local.aws import aws_client
@@ -323,6 +324,7 @@ class LocalPlatform:
         executions = self._stream("ExecutionsStream")
         if executions:
             args += ["--executions-stream", executions, "--node-number", str(NODE_NUMBER)]
+        args += ["--auth-keys-file", str(self._session_keys_file())]
         env = {
             "AWS_ENDPOINT_URL": self.endpoints.aws,
             "AWS_ACCESS_KEY_ID": "local",
@@ -335,6 +337,23 @@ class LocalPlatform:
             routes = json.dumps({"default": self.endpoints.node})
             self._override_function_environment({"MERIDIAN_ROUTES": routes})
         self.endpoints.metrics = f"http://{self._node.host}:{self._node.metrics_port}/metrics"
+
+    def _session_keys_file(self) -> Path:
+        """The node's session keys: the template's key secrets as provisioned (the functions read
+        theirs by ARN, as on AWS), in a file only this user can read."""
+        assert self.stack is not None
+        secretsmanager = self.client("secretsmanager")
+        keys: list[SessionKey] = []
+        for stack in self.stack.all_stacks():
+            for logical_id in ("MatchingOrdersKeySecret", "MatchingAdminKeySecret"):
+                arn = stack.refs.get(logical_id)
+                if arn:
+                    keys += load_secret_keys([str(arn)], secretsmanager)
+        if not keys:
+            raise RuntimeError("the template provisioned no matching-port session keys")
+        path = self.config.state_dir / "session-keys.json"
+        write_key_file(path, keys)
+        return path
 
     def _stop_node(self) -> None:
         if self._node is not None:

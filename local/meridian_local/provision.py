@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
+import string
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -95,6 +97,7 @@ class Provisioner:
             "AWS::KMS::Key": self._kms_key,
             "AWS::Logs::LogGroup": self._log_group,
             "AWS::IAM::Role": self._role,
+            "AWS::SecretsManager::Secret": self._secret,
         }
 
     def client(self, service: str) -> Any:
@@ -403,6 +406,26 @@ class Provisioner:
         stack.refs[lid] = meta["KeyId"]
         stack.attributes[(lid, "Arn")] = meta["Arn"]
         stack.attributes[(lid, "KeyId")] = meta["KeyId"]
+
+    def _secret(self, stack: Stack, lid: str, p: dict[str, Any]) -> None:
+        """A secret with its value generated as GenerateSecretString says (template + random key)."""
+        name = self._name(stack, lid, p.get("Name"), 512)
+        value = p.get("SecretString")
+        generate = p.get("GenerateSecretString")
+        if value is None and generate:
+            alphabet = string.ascii_letters + string.digits
+            length = int(generate.get("PasswordLength", 32))
+            generated = "".join(secrets.choice(alphabet) for _ in range(length))
+            key = generate.get("GenerateStringKey")
+            if key:
+                document = json.loads(generate.get("SecretStringTemplate", "{}"))
+                document[key] = generated
+                value = json.dumps(document)
+            else:
+                value = generated
+        arn = self.client("secretsmanager").create_secret(Name=name, SecretString=str(value or ""))["ARN"]
+        stack.refs[lid] = arn
+        stack.attributes[(lid, "Id")] = arn
 
     def _log_group(self, stack: Stack, lid: str, p: dict[str, Any]) -> None:
         name = self._name(stack, lid, p.get("LogGroupName"), 512)

@@ -115,18 +115,34 @@ def test_internal_nlb_on_the_order_port_with_health_checks_on_the_metrics_port()
     assert properties(HOTPATH, "NodeAutoScalingGroup")["TargetGroupARNs"] == [{"Ref": "NodeTargetGroup"}]
 
 
-def test_privatelink_service_for_this_account_and_an_endpoint_in_the_lambda_subnets() -> None:
+def test_privatelink_service_accepts_by_hand_named_principals_and_an_endpoint_in_the_lambda_subnets() -> None:
     service = properties(HOTPATH, "NodeEndpointService")
-    assert service["AcceptanceRequired"] is False
+    assert service["AcceptanceRequired"] is True
     assert service["NetworkLoadBalancerArns"] == [{"Ref": "NodeLoadBalancer"}]
     permissions = properties(HOTPATH, "NodeEndpointServicePermissions")
-    assert permissions["AllowedPrincipals"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
-    ]
+    assert permissions["AllowedPrincipals"] == {
+        "Fn::If": [
+            "NamesEndpointPrincipals",
+            {"Ref": "EndpointAllowedPrincipalArns"},
+            [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}],
+        ]
+    }
     endpoint = properties(HOTPATH, "HotpathEndpoint")
     assert endpoint["VpcEndpointType"] == "Interface"
     assert endpoint["ServiceName"] == {"Fn::Sub": "com.amazonaws.vpce.${AWS::Region}.${NodeEndpointService}"}
     assert endpoint["SubnetIds"] == {"Ref": "EndpointSubnetIds"}
+
+
+def test_the_load_balancer_holds_privatelink_traffic_to_its_security_group() -> None:
+    balancer = properties(HOTPATH, "NodeLoadBalancer")
+    assert balancer["EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"] == "on"
+
+
+def test_the_node_reads_only_the_session_key_secrets_it_is_given() -> None:
+    statements = properties(HOTPATH, "NodeInstanceRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    (read,) = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "ReadSessionKeys"]
+    assert read["Action"] == "secretsmanager:GetSecretValue"
+    assert read["Resource"] == {"Fn::Split": [",", {"Ref": "SessionKeySecretArns"}]}
 
 
 def _ingress(group: str) -> set[tuple[int, str]]:
@@ -137,8 +153,12 @@ def _ingress(group: str) -> set[tuple[int, str]]:
 
 
 def test_nodes_accept_only_the_order_port_from_the_endpoint_tier_and_metrics_from_monitoring() -> None:
+    # LambdaSecurityGroupId is the security stack's MatchingClientSecurityGroup (the root wires it).
     assert _ingress("EndpointSecurityGroup") == {(9001, "LambdaSecurityGroupId")}
-    assert _ingress("LoadBalancerSecurityGroup") == {(9001, "LambdaSecurityGroupId")}
+    assert _ingress("LoadBalancerSecurityGroup") == {
+        (9001, "LambdaSecurityGroupId"),
+        (9001, "EndpointSecurityGroup"),  # PrivateLink traffic, held to the NLB's rules
+    }
     assert _ingress("NodeSecurityGroup") == {
         (9001, "LoadBalancerSecurityGroup"),
         (9101, "LoadBalancerSecurityGroup"),

@@ -26,6 +26,7 @@ EPHEMERAL = 50000
 # Where each security group's members live: (stack, logical id) -> subnet tier.
 TIERS = {
     ("SecurityStack", "LambdaSecurityGroup"): "Private",
+    ("SecurityStack", "MatchingClientSecurityGroup"): "Private",
     ("SecurityStack", "MonitoringSecurityGroup"): "Private",
     ("SecurityStack", "TradingEngineSecurityGroup"): "Private",
     ("SecurityStack", "MarketDataSecurityGroup"): "Private",
@@ -40,20 +41,22 @@ TIERS = {
     ("DataStack", "FileSystemSecurityGroup"): "Data",
 }
 LAMBDAS = "SecurityStack/LambdaSecurityGroup"
+MATCHING_CLIENTS = "SecurityStack/MatchingClientSecurityGroup"  # the functions that send orders
 MONITORING = "SecurityStack/MonitoringSecurityGroup"
 NODES = "HotpathStack/NodeSecurityGroup"
 AWS_APIS = "NetworkStack/EndpointSecurityGroup"
 PEER_LAMBDAS = "peer region/LambdaSecurityGroup"
 GATEWAY = "ContainersStack/GatewaySecurityGroup"  # the streaming gateway's tasks
+PEER_MATCHING_CLIENTS = "peer region/MatchingClientSecurityGroup"
 
 # The platform's service-to-service flows (source, destination, port).
 DECLARED = {
     (
-        LAMBDAS,
+        MATCHING_CLIENTS,
         "HotpathStack/EndpointSecurityGroup",
         9001,
     ),  # API and order-flow functions -> node (PrivateLink)
-    (LAMBDAS, "HotpathStack/LoadBalancerSecurityGroup", 9001),  # ... or the NLB directly
+    (MATCHING_CLIENTS, "HotpathStack/LoadBalancerSecurityGroup", 9001),  # ... or the NLB directly
     ("HotpathStack/LoadBalancerSecurityGroup", NODES, 9001),  # NLB -> node
     ("HotpathStack/LoadBalancerSecurityGroup", NODES, 9101),  # NLB health checks
     (LAMBDAS, "DataStack/DatabaseSecurityGroup", 5432),  # functions -> ledger
@@ -63,7 +66,7 @@ DECLARED = {
     (MONITORING, "SecurityStack/TradingEngineSecurityGroup", 9101),
     (MONITORING, "SecurityStack/MarketDataSecurityGroup", 9101),
     (MONITORING, "DataStack/FileSystemSecurityGroup", 2049),  # their data on EFS
-    (LAMBDAS, "SecurityStack/TradingEngineSecurityGroup", 9001),
+    (MATCHING_CLIENTS, "SecurityStack/TradingEngineSecurityGroup", 9001),
     ("ContainersStack/LoadBalancerSecurityGroup", MONITORING, 3000),  # operators -> Grafana
     ("ContainersStack/LoadBalancerSecurityGroup", MONITORING, 9090),  # operators -> Prometheus
     ("ContainersStack/LoadBalancerSecurityGroup", "SecurityStack/TradingEngineSecurityGroup", 9101),
@@ -88,7 +91,7 @@ ALB_CLIENTS = {(caller, ALB, 443) for caller in API_CALLERS}
 # The DR integrity checks: the other region's functions -> this region's ledger and node endpoint.
 PEER_FLOWS = {
     (PEER_LAMBDAS, "DataStack/DatabaseSecurityGroup", 5432),
-    (PEER_LAMBDAS, "HotpathStack/EndpointSecurityGroup", 9001),
+    (PEER_MATCHING_CLIENTS, "HotpathStack/EndpointSecurityGroup", 9001),
 }
 
 
@@ -186,8 +189,9 @@ class Environment:
 
 def _allowed(source: Environment, src: str, target: Environment, dst: str, port: int, src_net: str) -> bool:
     dst_net = target.subnet(target.tier(dst))
-    src_tier = "Private" if src == PEER_LAMBDAS else source.tier(src)
-    src_name = LAMBDAS if src == PEER_LAMBDAS else src
+    peer = {PEER_LAMBDAS: LAMBDAS, PEER_MATCHING_CLIENTS: MATCHING_CLIENTS}
+    src_tier = "Private" if src in peer else source.tier(src)
+    src_name = peer.get(src, src)
     same_vpc = source is target
     out = any(r.admits(port, dst if same_vpc else "", dst_net) for r in source.egress[src_name])
     into = any(r.admits(port, src if same_vpc else "", src_net) for r in target.ingress[dst])
@@ -262,10 +266,11 @@ def test_the_peer_regions_functions_reach_the_ledger_and_node_endpoint_and_nothi
     source, target = Environment(there), Environment(here)
     peer_private = source.subnet("Private")
     allowed = {
-        (PEER_LAMBDAS, dst, port)
+        (group, dst, port)
+        for group in (PEER_LAMBDAS, PEER_MATCHING_CLIENTS)  # a function carries both groups
         for dst in target.ingress
         for port in _ports(target)
-        if _allowed(source, PEER_LAMBDAS, target, dst, port, peer_private)
+        if _allowed(source, group, target, dst, port, peer_private)
     }
     assert allowed == PEER_FLOWS
     # The peer's other tiers (its nodes, its data tier) reach nothing here.
@@ -275,7 +280,8 @@ def test_the_peer_regions_functions_reach_the_ledger_and_node_endpoint_and_nothi
             (dst, port)
             for dst in target.ingress
             for port in _ports(target)
-            if _allowed(source, PEER_LAMBDAS, target, dst, port, other)
+            for group in (PEER_LAMBDAS, PEER_MATCHING_CLIENTS)
+            if _allowed(source, group, target, dst, port, other)
         }
         assert not reached, (tier, reached)
     # and a route carries the traffic: the peer range goes to the Transit Gateway, answers included.

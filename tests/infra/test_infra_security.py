@@ -74,14 +74,24 @@ def test_security_groups_per_tier() -> None:
         "MarketDataSecurityGroup",
         "ComplianceSecurityGroup",
         "LambdaSecurityGroup",
+        "MatchingClientSecurityGroup",
         "MonitoringSecurityGroup",
     } == set(groups)
     assert "SecurityGroupIngress" not in groups["LambdaSecurityGroup"]["Properties"]
     engine_ingress = groups["TradingEngineSecurityGroup"]["Properties"]["SecurityGroupIngress"]
     assert {(r["FromPort"], r["SourceSecurityGroupId"]["Ref"]) for r in engine_ingress} == {
-        (9001, "LambdaSecurityGroup"),
+        (9001, "MatchingClientSecurityGroup"),
         (9101, "MonitoringSecurityGroup"),
     }
+
+
+def test_only_the_matching_client_group_reaches_the_order_port() -> None:
+    groups = resources(SECURITY, "AWS::EC2::SecurityGroup")
+    lambda_ports = {r["FromPort"] for r in groups["LambdaSecurityGroup"]["Properties"]["SecurityGroupEgress"]}
+    assert 9001 not in lambda_ports
+    client = groups["MatchingClientSecurityGroup"]["Properties"]
+    assert [(r["FromPort"], r["ToPort"]) for r in client["SecurityGroupEgress"]] == [(9001, 9001)]
+    assert "SecurityGroupIngress" not in client
 
 
 def test_waf_web_acl_with_managed_rule_groups_and_a_rate_rule() -> None:

@@ -32,6 +32,13 @@ TEMPLATE = load(ROOT_TEMPLATE)
 
 PRIVATE_SUBNETS = {"Fn::Split": [",", {"Fn::GetAtt": ["NetworkStack", "Outputs.PrivateSubnetIds"]}]}
 LAMBDA_SECURITY_GROUP = {"Fn::GetAtt": ["SecurityStack", "Outputs.LambdaSecurityGroupId"]}
+MATCHING_CLIENT_SECURITY_GROUP = {"Fn::GetAtt": ["SecurityStack", "Outputs.MatchingClientSecurityGroupId"]}
+# The functions that talk to the matching port, each with its session key's secret (by role).
+MATCHING_CLIENTS = {
+    "OrdersApiFunction": "MatchingOrdersKeySecret",
+    "RouteApprovedOrderFunction": "MatchingOrdersKeySecret",
+    "ValidateIntegrityFunction": "MatchingAdminKeySecret",
+}
 SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
 
 
@@ -54,7 +61,10 @@ def test_every_function_runs_in_the_private_subnets_with_the_lambda_security_gro
         if exemptions(function.get("Metadata", {})).get("OutsideVpc"):
             continue
         vpc = function["Properties"].get("VpcConfig")
-        if vpc != {"SubnetIds": PRIVATE_SUBNETS, "SecurityGroupIds": [LAMBDA_SECURITY_GROUP]}:
+        groups = [LAMBDA_SECURITY_GROUP]
+        if name in MATCHING_CLIENTS:
+            groups.append(MATCHING_CLIENT_SECURITY_GROUP)  # the only ones that reach 9001
+        if vpc != {"SubnetIds": PRIVATE_SUBNETS, "SecurityGroupIds": groups}:
             wrong[name] = vpc
     assert not wrong, f"functions outside the Globals VpcConfig: {wrong}"
 
@@ -382,7 +392,12 @@ def test_ledger_connections_come_from_the_data_stack_as_each_functions_own_role(
         own = [s for s in connects if "DbResourceId" in json.dumps(s["Resource"])]
         assert len(own) == 1, name
         assert json.dumps(own[0]["Resource"]).count(f"/{user}") == 1, name
-        readable = [s for s in statements if "secretsmanager:GetSecretValue" in as_list(s.get("Action"))]
+        readable = [
+            s
+            for s in statements
+            if "secretsmanager:GetSecretValue" in as_list(s.get("Action"))
+            and set(references(s.get("Resource"))) != {("Ref", MATCHING_CLIENTS.get(name))}  # its session key
+        ]
         if name == "MigrationsFunction":
             assert variables["DB_SECRET_ARN"] == secret
             assert {t for s in readable for t in references(s.get("Resource"))} == set(references(secret))
@@ -393,3 +408,20 @@ def test_ledger_connections_come_from_the_data_stack_as_each_functions_own_role(
     assert used.pop("meridian_compliance") == {"ComplianceExportFunction", "ComplianceVerifyFunction"}
     assert all(len(functions) == 1 for functions in used.values()), used
     assert set(used) | {"meridian_compliance"} == roles
+
+
+def test_each_matching_client_reads_its_own_session_key_and_no_other_function_any() -> None:
+    template = transformed(ROOT_TEMPLATE)
+    for name, function in _functions().items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        statements = _role_statements(template, name)
+        keys = {
+            target
+            for s in statements
+            if "secretsmanager:GetSecretValue" in as_list(s.get("Action"))
+            for _, target in references(s.get("Resource"))
+            if target.startswith("Matching")
+        }
+        secret = MATCHING_CLIENTS.get(name)
+        assert keys == ({secret} if secret else set()), name
+        assert variables.get("MERIDIAN_HOTPATH_KEY_SECRET_ARN") == ({"Ref": secret} if secret else None), name

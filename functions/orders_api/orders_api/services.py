@@ -83,10 +83,16 @@ def build(config: Settings | None = None) -> Services:
 
 def _gateway(s: Settings) -> MatchingGateway:
     from meridian.routing import Router, RoutingError, provider_from_environment  # noqa: PLC0415
+    from meridian.session_auth import credential_from_environment  # noqa: PLC0415
     from orders_api.dal.hotpath import HotpathGateway, UnroutedGateway  # noqa: PLC0415
 
     try:
-        return HotpathGateway(Router(provider_from_environment(), timeout=s.hotpath_timeout_ms / 1000))
+        # The matching port's session key (the `orders` role): MERIDIAN_HOTPATH_KEY_SECRET_ARN on AWS.
+        credential = credential_from_environment()
+        router = Router(
+            provider_from_environment(), timeout=s.hotpath_timeout_ms / 1000, credential=credential
+        )
+        return HotpathGateway(router)
     except RoutingError as exc:
         return UnroutedGateway(str(exc))
 

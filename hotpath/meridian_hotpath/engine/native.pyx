@@ -86,6 +86,7 @@ cdef enum:
     T_SNAPSHOT_REQUEST = 5
     T_ADMIN = 6
     T_NEW_STOP_ORDER = 7
+    T_LOGON = 8
     T_ACK = 20
     T_REJECT = 21
     T_FILL = 22
@@ -93,6 +94,8 @@ cdef enum:
     T_SNAPSHOT = 24
     T_ADMIN_ACK = 25
     T_PROTOCOL_REJECT = 26
+    T_LOGON_CHALLENGE = 27
+    T_LOGON_ACK = 28
     SZ_NEW_ORDER = 80
     SZ_CANCEL = 48
     SZ_REPLACE = 64
@@ -107,6 +110,9 @@ cdef enum:
     SZ_SNAPSHOT = 32
     SZ_ADMIN_ACK = 40
     SZ_PROTOCOL_REJECT = 24
+    SZ_LOGON = 112
+    SZ_LOGON_CHALLENGE = 80
+    SZ_LOGON_ACK = 40
     FLAG_LAST = 1
     FLAG_DUPLICATE = 2
     FLAG_REPLACED = 4
@@ -166,6 +172,13 @@ cdef enum:
     PR_BAD_LENGTH = 4
     PR_BAD_FIELD = 5
     PR_NOT_A_REQUEST = 6
+    PR_NOT_PERMITTED = 13
+    PR_WRONG_ACCOUNT = 14
+    PR_LAST_CODE = 14
+    # A session's permissions (meridian.session_auth), checked per frame by ``feed``.
+    PERM_TRADE = 1  # orders, stop orders, cancels, replaces
+    PERM_ADMIN = 2  # HALT / RESUME / END_OF_DAY and SNAPSHOT_REQUEST
+    PERM_ALL = 3
 
 FEED_DONE = 0  # every complete frame consumed (a partial frame may remain after the offset)
 FEED_SNAPSHOT_REQUEST = 1  # stopped after a SNAPSHOT_REQUEST frame: the caller answers it
@@ -1732,8 +1745,11 @@ cdef class MatchingEngine:
 
     # ---- the node's path: frames in, answers and journal records out -----------------------------
 
-    def feed(self, data, Py_ssize_t offset=0):
-        """Process every complete request frame in ``data`` from ``offset``.
+    def feed(self, data, Py_ssize_t offset=0, int permissions=PERM_ALL, bytes account=None):
+        """Process every complete request frame in ``data`` from ``offset``, for a session that may
+        send what ``permissions`` (PERM_* bits) allow, for ``account`` only when it is given (the
+        account field's ACCOUNT_LEN bytes, NUL-padded); a frame it may not send stops processing
+        with ``NOT_PERMITTED`` or ``WRONG_ACCOUNT`` before it touches any state.
 
         Returns ``(offset, held, immediate, changes, stop, request_id, detail)``: where processing
         stopped, the answers to the state-changing requests (to be released once their journal
@@ -1758,6 +1774,12 @@ cdef class MatchingEngine:
         cdef char header[RECORD_HEADER]
         cdef char *j
         cdef uint64_t hash = 0, next_hash = 0
+        cdef const char *session_account = NULL
+        cdef bint limited = permissions != PERM_ALL or account is not None
+        if account is not None:
+            if len(account) != ACCOUNT_LEN:
+                raise ValueError(f"a session's account is {ACCOUNT_LEN} bytes, NUL-padded")
+            session_account = <const char *> account
         detail = None
         self.out.length = 0
         self.now.length = 0
@@ -1791,8 +1813,10 @@ cdef class MatchingEngine:
                     code = PR_BAD_LENGTH
                 else:
                     code = validate_frame(f, mtype)
-                    if code == 0 and mtype >= T_ACK:
+                    if code == 0 and (mtype >= T_ACK or mtype == T_LOGON):
                         code = PR_NOT_A_REQUEST
+                    if code == 0 and limited:
+                        code = session_check(f, mtype, permissions, session_account)
             if code:
                 stop = FEED_PROTOCOL_ERROR
                 break
@@ -2634,6 +2658,12 @@ cdef int frame_size(int mtype) noexcept nogil:
         return SZ_ADMIN_ACK
     if mtype == T_PROTOCOL_REJECT:
         return SZ_PROTOCOL_REJECT
+    if mtype == T_LOGON:
+        return SZ_LOGON
+    if mtype == T_LOGON_CHALLENGE:
+        return SZ_LOGON_CHALLENGE
+    if mtype == T_LOGON_ACK:
+        return SZ_LOGON_ACK
     return 0
 
 
@@ -2689,7 +2719,32 @@ cdef int validate_frame(const char *f, int mtype) noexcept nogil:
             return PR_BAD_FIELD
         return 0 if ADMIN_HALT <= <unsigned char> f[32] <= ADMIN_END_OF_DAY else PR_BAD_FIELD
     if mtype == T_PROTOCOL_REJECT:
-        return 0 if 1 <= mn_load_u16(f + 16) <= 6 else PR_BAD_FIELD
+        return 0 if 1 <= mn_load_u16(f + 16) <= PR_LAST_CODE else PR_BAD_FIELD
+    if mtype == T_LOGON:
+        return 0 if valid_text(f + 16, 32) and valid_text(f + 48, 64) else PR_BAD_FIELD
+    if mtype == T_LOGON_CHALLENGE:
+        return 0 if valid_text(f + 16, 64) else PR_BAD_FIELD
+    if mtype == T_LOGON_ACK:
+        if not valid_text(f + 24, ACCOUNT_LEN):
+            return PR_BAD_FIELD
+        return 0 if 1 <= <unsigned char> f[16] <= 3 else PR_BAD_FIELD
+    return 0
+
+
+cdef inline int session_check(const char *f, int mtype, int permissions, const char *account) noexcept nogil:
+    """0, or the ProtocolRejectCode for a frame this session may not send (a heartbeat always may)."""
+    if mtype == T_HEARTBEAT:
+        return 0
+    if mtype == T_ADMIN or mtype == T_SNAPSHOT_REQUEST:
+        return 0 if permissions & PERM_ADMIN else PR_NOT_PERMITTED
+    if not (permissions & PERM_TRADE):
+        return PR_NOT_PERMITTED
+    if account != NULL:
+        if mtype == T_NEW_ORDER or mtype == T_NEW_STOP_ORDER:
+            if memcmp(f + 36, account, ACCOUNT_LEN) != 0:
+                return PR_WRONG_ACCOUNT
+        elif memcmp(f + 16, account, ACCOUNT_LEN) != 0:  # cancel, replace
+            return PR_WRONG_ACCOUNT
     return 0
 
 

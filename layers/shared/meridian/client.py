@@ -4,14 +4,21 @@ Connections are pooled per address at module level, so a warm Lambda container r
 across invocations. Every request gets a process-unique request id; its answer is every frame
 carrying that id up to the one flagged LAST.
 
+Given a session key (``credential``, ``meridian.session_auth``), each new connection logs on before
+its first request: it waits for the node's ``LogonChallenge``, answers with ``Logon`` and waits for
+``LogonAck``. Pooled connections are kept per address and key, so sessions are never mixed.
+
 A ``NewOrder`` (or ``NewStopOrder``) whose connection breaks before its answer is re-sent once on a
 fresh connection with the same client order id: the engine answers a repeat with the existing
 order's Ack flagged DUPLICATE, so the resend can never create a second order. Cancels and replaces
 are not re-sent (their outcome is unknown and ``HotpathConnectionLostError`` says so).
 
 Errors: ``HotpathUnavailable`` (cannot connect, or no answer in time; the API maps it to 503),
-``HotpathConnectionLostError`` (broke mid-request), ``HotpathProtocolError`` (the node refused a frame
-or sent one that cannot be decoded). All derive from ``HotpathError``.
+``HotpathOutcomeUnknownError`` (the request was sent and its answer cannot be read: the connection
+broke, ``HotpathConnectionLostError``, or the node's answer could not be decoded; the request may
+have been acted on and the order may be live, so a caller resolves it by client order id, never as
+a rejection), ``HotpathProtocolError`` (the node refused the frame with a ProtocolReject: nothing
+of it was done). All derive from ``HotpathError``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ from meridian.protocol import (
     Cancel,
     Flag,
     Heartbeat,
+    Logon,
+    LogonAck,
+    LogonChallenge,
     Message,
     NewOrder,
     NewStopOrder,
@@ -43,6 +53,7 @@ from meridian.protocol import (
     decode_stream,
     encode,
 )
+from meridian.session_auth import SessionKey
 
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_CONNECT_TIMEOUT = 1.0
@@ -69,12 +80,20 @@ class HotpathTimeoutError(HotpathUnavailable):
     """Connected, but the answer did not arrive within the timeout."""
 
 
-class HotpathConnectionLostError(HotpathError):
+class HotpathOutcomeUnknownError(HotpathError):
+    """The request was sent but its answer cannot be known: the node may have acted on it (an order
+    may be live). Resolve by client order id (a repeated NewOrder is answered with the existing
+    order, flagged DUPLICATE); never report it as rejected. Raised as such when the node's answer
+    could not be decoded."""
+
+
+class HotpathConnectionLostError(HotpathOutcomeUnknownError):
     """The connection broke after the request was sent: its outcome is unknown."""
 
 
 class HotpathProtocolError(HotpathError):
-    """The node rejected a frame (``code`` from ProtocolReject) or sent an undecodable one."""
+    """The node refused a frame (``code`` from its ProtocolReject): the refused request was not done,
+    or (``code`` None) it answered with a message of the wrong kind."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
@@ -110,11 +129,21 @@ def next_request_id() -> int:
         return next(_request_ids)
 
 
+PoolKey = tuple[str, int, str]  # host, port, the session key's fingerprint ("" without a logon)
+
+
+def _pool_key(address: tuple[str, int], credential: SessionKey | None) -> PoolKey:
+    return (*address, credential.fingerprint if credential is not None else "")
+
+
 class _Connection:
     """One socket and the bytes read from it that no request has claimed yet."""
 
-    def __init__(self, address: tuple[str, int], connect_timeout: float) -> None:
+    def __init__(
+        self, address: tuple[str, int], connect_timeout: float, credential: SessionKey | None = None
+    ) -> None:
         self.address = address
+        self.pool_key = _pool_key(address, credential)
         try:
             self.sock = socket.create_connection(address, timeout=connect_timeout)
         except OSError as exc:  # refused, unreachable, timed out
@@ -122,6 +151,32 @@ class _Connection:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buffer = bytearray()
         self.frames: dict[int, list[tuple[Message, int]]] = {}
+        if credential is not None:
+            try:
+                self._logon(credential, time.monotonic() + connect_timeout)
+            except BaseException as exc:
+                self.close()
+                if isinstance(exc, HotpathProtocolError):
+                    raise
+                raise HotpathUnavailable(f"cannot log on to {address[0]}:{address[1]}: {exc!r}") from exc
+
+    def _logon(self, credential: SessionKey, deadline: float) -> None:
+        challenge = self._await(0, deadline)
+        if not isinstance(challenge, LogonChallenge):
+            raise HotpathProtocolError(f"expected a logon challenge, got {type(challenge).__name__}")
+        request_id = next_request_id()
+        mac = credential.mac(bytes.fromhex(challenge.nonce))
+        self.send(encode(Logon(request_id, credential.key_id, mac)), deadline)
+        ack = self._await(request_id, deadline)
+        if not isinstance(ack, LogonAck):
+            raise HotpathProtocolError(f"expected a logon ack, got {type(ack).__name__}")
+
+    def _await(self, request_id: int, deadline: float) -> Message:
+        answer = self.complete(request_id)
+        while answer is None:
+            self.receive(deadline)
+            answer = self.complete(request_id)
+        return answer.messages[-1]
 
     def looks_alive(self) -> bool:
         """A pooled socket the node closed meanwhile reads as EOF; checking costs one syscall."""
@@ -152,7 +207,10 @@ class _Connection:
         try:
             frames, consumed = decode_stream(self.buffer)
         except ProtocolError as exc:
-            raise HotpathProtocolError(f"undecodable answer: {exc}") from exc
+            raise HotpathOutcomeUnknownError(
+                f"undecodable answer from the node ({exc}): the request may have been done; "
+                "query by client order id"
+            ) from exc
         del self.buffer[:consumed]
         completed = []
         for message, flags in frames:
@@ -179,16 +237,19 @@ class _Pool:
     """Idle connections per address, shared by every client in the process."""
 
     def __init__(self) -> None:
-        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._idle: dict[PoolKey, list[_Connection]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, address: tuple[str, int], connect_timeout: float) -> _Connection:
+    def acquire(
+        self, address: tuple[str, int], connect_timeout: float, credential: SessionKey | None = None
+    ) -> _Connection:
+        key = _pool_key(address, credential)
         while True:
             with self._lock:
-                idle = self._idle.get(address)
+                idle = self._idle.get(key)
                 connection = idle.pop() if idle else None
             if connection is None:
-                return _Connection(address, connect_timeout)
+                return _Connection(address, connect_timeout, credential)
             if connection.looks_alive():
                 return connection
             connection.close()
@@ -198,7 +259,7 @@ class _Pool:
             connection.close()  # leftovers from an abandoned request must not reach the next one
             return
         with self._lock:
-            self._idle.setdefault(connection.address, []).append(connection)
+            self._idle.setdefault(connection.pool_key, []).append(connection)
 
     def clear(self) -> None:
         with self._lock:
@@ -222,10 +283,12 @@ class HotpathClient:
         port: int,
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        credential: SessionKey | None = None,
     ) -> None:
         self.address = (host, port)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.credential = credential  # the session key each new connection logs on with
 
     def __repr__(self) -> str:
         return f"HotpathClient({self.address[0]}:{self.address[1]})"
@@ -253,7 +316,7 @@ class HotpathClient:
         """
         stamped = [m._replace(request_id=next_request_id()) for m in messages]
         answers: dict[int, Answer] = {}
-        connection = POOL.acquire(self.address, self.connect_timeout)
+        connection = POOL.acquire(self.address, self.connect_timeout, self.credential)
         try:
             sent = 0
             waiting: set[int] = set()  # request ids in flight
@@ -278,7 +341,7 @@ class HotpathClient:
     def _exchange_once(self, message: Message) -> Answer:
         message = message._replace(request_id=next_request_id())
         frame = encode(message)
-        connection = POOL.acquire(self.address, self.connect_timeout)
+        connection = POOL.acquire(self.address, self.connect_timeout, self.credential)
         deadline = time.monotonic() + self.timeout
         try:
             connection.send(frame, deadline)

@@ -58,6 +58,7 @@ class MessageType(IntEnum):
     SNAPSHOT_REQUEST = 5
     ADMIN = 6
     NEW_STOP_ORDER = 7
+    LOGON = 8
     ACK = 20
     REJECT = 21
     FILL = 22
@@ -65,6 +66,8 @@ class MessageType(IntEnum):
     SNAPSHOT = 24
     ADMIN_ACK = 25
     PROTOCOL_REJECT = 26
+    LOGON_CHALLENGE = 27
+    LOGON_ACK = 28
 
 
 class Flag(IntFlag):
@@ -87,6 +90,22 @@ class ProtocolRejectCode(IntEnum):
     BAD_LENGTH = 4
     BAD_FIELD = 5
     NOT_A_REQUEST = 6
+    # The connection's own conduct (the node closes it after this reject; request_id is 0).
+    IDLE_TIMEOUT = 7  # nothing received, not even a heartbeat, for the node's idle timeout
+    PARTIAL_FRAME_TIMEOUT = 8  # the start of a frame whose rest did not arrive in time
+    TOO_MANY_CONNECTIONS = 9  # the node is at its connection cap
+    SNAPSHOT_RATE_LIMITED = 10  # a SNAPSHOT_REQUEST sooner than the node allows one per connection
+    # The session logon (``meridian.session_auth``).
+    NOT_LOGGED_ON = 11  # the first frame on a connection was not a LOGON
+    LOGON_FAILED = 12  # unknown key id or a wrong HMAC
+    NOT_PERMITTED = 13  # a frame the session's role may not send (admin frames without admin)
+    WRONG_ACCOUNT = 14  # an order, cancel or replace for an account other than the session's
+
+
+class SessionRole(IntEnum):
+    ORDERS = 1  # trading for any account (the order API, the order flow)
+    ADMIN = 2  # HALT / RESUME / END_OF_DAY and SNAPSHOT_REQUEST (runbooks, operators)
+    ACCOUNT = 3  # trading for one account only
 
 
 ORDER_FLAG_POST_ONLY = 0x01
@@ -158,6 +177,30 @@ class Admin(NamedTuple):
     request_id: int
     symbol: str
     action: int
+
+
+class Logon(NamedTuple):
+    """A connection's first frame when the node asks for a logon: ``mac`` is the lowercase hex of
+    HMAC-SHA256(key, nonce || key_id) over the challenge's nonce bytes (``meridian.session_auth``)."""
+
+    request_id: int
+    key_id: str
+    mac: str
+
+
+class LogonChallenge(NamedTuple):
+    """The node's first frame on a connection: a fresh random nonce (lowercase hex, 32 bytes)."""
+
+    request_id: int
+    nonce: str
+
+
+class LogonAck(NamedTuple):
+    """The node accepted the logon: what the session may do (``account`` empty: any account)."""
+
+    request_id: int
+    role: int
+    account: str
 
 
 class Ack(NamedTuple):
@@ -248,6 +291,9 @@ Message = (
     | Snapshot
     | AdminAck
     | ProtocolReject
+    | Logon
+    | LogonChallenge
+    | LogonAck
 )
 REQUEST_TYPES = (NewOrder, NewStopOrder, Cancel, Replace, Heartbeat, SnapshotRequest, Admin)
 
@@ -261,6 +307,7 @@ def _members(enum: type[IntEnum]) -> frozenset[int]:
 _SIDES, _TYPES, _TIFS = _members(Side), _members(OrderType), _members(TimeInForce)
 _STATUSES, _REJECTS = _members(OrderStatus), _members(RejectReason)
 _CANCELS, _ACTIONS, _PREJECTS = _members(CancelReason), _members(AdminAction), _members(ProtocolRejectCode)
+_ROLES = _members(SessionRole)
 
 
 class _Layout(NamedTuple):
@@ -333,6 +380,9 @@ _LAYOUTS: dict[int, _Layout] = {
     MessageType.PROTOCOL_REJECT: _layout(
         ProtocolReject, MessageType.PROTOCOL_REJECT, "H6x", (("code", _PREJECTS),)
     ),
+    MessageType.LOGON: _layout(Logon, MessageType.LOGON, "32s64s"),
+    MessageType.LOGON_CHALLENGE: _layout(LogonChallenge, MessageType.LOGON_CHALLENGE, "64s"),
+    MessageType.LOGON_ACK: _layout(LogonAck, MessageType.LOGON_ACK, f"B7x{_A}", (("role", _ROLES),)),
 }
 _BY_CLASS: dict[type, _Layout] = {layout.cls: layout for layout in _LAYOUTS.values()}
 _TYPE_OF: dict[type, int] = {layout.cls: t for t, layout in _LAYOUTS.items()}

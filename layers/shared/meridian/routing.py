@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import boto3
 
 from meridian.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, HotpathClient
+from meridian.session_auth import SessionKey, credential_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +183,23 @@ class Router:
         provider: RouteProvider,
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        credential: SessionKey | None = None,
     ) -> None:
         self.provider = provider
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.credential = credential  # the session key the clients log on with
         self.failover = FAILOVER
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Router:
-        return cls(provider_from_environment(environ))
+        """Routes and the session key from the environment (``meridian.session_auth``)."""
+        return cls(provider_from_environment(environ), credential=credential_from_environment(environ))
+
+    def client(self, host: str, port: int) -> HotpathClient:
+        return HotpathClient(
+            host, port, timeout=self.timeout, connect_timeout=self.connect_timeout, credential=self.credential
+        )
 
     def addresses_for(self, symbol: str) -> tuple[Address, ...]:
         """The shard's nodes, the one that last answered first."""
@@ -205,8 +214,8 @@ class Router:
         addresses = self.addresses_for(symbol)
         for address in addresses:
             if len(addresses) == 1 or self.failover.reachable(address, self.connect_timeout):
-                return HotpathClient(*address, timeout=self.timeout, connect_timeout=self.connect_timeout)
-        return HotpathClient(*addresses[0], timeout=self.timeout, connect_timeout=self.connect_timeout)
+                return self.client(*address)
+        return self.client(*addresses[0])
 
 
 class Failover:

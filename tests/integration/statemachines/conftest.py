@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from meridian_local.drill_keys import node_keys_file
 from meridian_local.moto_server import MotoServer
 
 STARTUP_PREFIX = "meridian-hotpath ready"
@@ -30,10 +31,23 @@ def moto() -> Iterator[MotoServer]:
 class Node:
     """A matching node process (``python -m meridian_hotpath serve``) on a free loopback port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, open_port: bool = False) -> None:
         self.data_dir = data_dir
+        # The DR world's nodes ask for the drill's session keys (its integrity check logs on); an
+        # open port serves the order-flow tests, whose functions are given no key.
+        auth = ["--no-auth"] if open_port else ["--auth-keys-file", str(node_keys_file())]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "meridian_hotpath", "serve", "--data-dir", str(data_dir), "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "meridian_hotpath",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                "0",
+                *auth,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -60,8 +74,8 @@ class Node:
 def start_node() -> Iterator[Any]:
     nodes: list[Node] = []
 
-    def start(data_dir: Path) -> Node:
-        node = Node(data_dir)
+    def start(data_dir: Path, open_port: bool = False) -> Node:
+        node = Node(data_dir, open_port)
         nodes.append(node)
         return node
 

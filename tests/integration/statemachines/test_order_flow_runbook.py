@@ -122,7 +122,7 @@ def _decide(stack: RunbookStack, order_id: str, decision: Decision) -> None:
 
 @pytest.fixture
 def node(tmp_path: Path, start_node: Any) -> Node:
-    started: Node = start_node(tmp_path / "node")
+    started: Node = start_node(tmp_path / "node", open_port=True)
     return started
 
 

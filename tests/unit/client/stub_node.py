@@ -10,14 +10,14 @@ from collections.abc import Callable
 from meridian.protocol import Flag, Message, decode_stream, encode
 
 CLOSE = "close"  # a script's answer that drops the connection instead of answering
-Script = Callable[[Message, int], list[tuple[Message, int]] | str | None]
+Script = Callable[[Message, int], list[tuple[Message, int]] | str | bytes | None]
 
 
 class StubNode:
     """Accepts connections on loopback; for each request frame, asks ``script`` what to send back.
 
     The script gets the request and how many requests came before it on any connection; it returns
-    frames with flags, ``CLOSE``, or None for silence.
+    frames with flags, raw bytes (sent as they are), ``CLOSE``, or None for silence.
     """
 
     def __init__(self, script: Script) -> None:
@@ -65,6 +65,8 @@ class StubNode:
                         return
                     if isinstance(answer, list):
                         out += b"".join(encode(m, flags) for m, flags in answer)
+                    elif isinstance(answer, bytes):
+                        out += answer
                 if out:
                     conn.sendall(out)
 

@@ -11,6 +11,8 @@ from meridian.client import (
     POOL,
     HotpathClient,
     HotpathConnectionLostError,
+    HotpathError,
+    HotpathOutcomeUnknownError,
     HotpathProtocolError,
     HotpathTimeoutError,
     HotpathUnavailable,
@@ -153,6 +155,23 @@ def test_protocol_reject_raises_with_its_code(stub_factory: StubFactory) -> None
     with pytest.raises(HotpathProtocolError) as caught:
         client(stub).heartbeat()
     assert caught.value.code == 5
+
+
+def test_an_undecodable_answer_is_an_unknown_outcome_not_a_refusal(stub_factory: StubFactory) -> None:
+    garbage = (40).to_bytes(4, "little") + bytes([9, 99]) + bytes(38)  # a frame of no known version
+    stub = stub_factory(lambda message, index: garbage if index == 0 else echo(message, index))
+    with pytest.raises(HotpathOutcomeUnknownError, match="may have been done") as caught:
+        client(stub).submit("c-9", "acct", "AAPL", Side.BUY, 1, 19000)
+    assert not isinstance(caught.value, (HotpathProtocolError, HotpathUnavailable))
+    assert len(stub.received) == 1  # not re-sent blindly: the caller resolves it by client order id
+    assert isinstance(client(stub).heartbeat(), Heartbeat)  # on a fresh connection
+    assert stub.connections == 2
+
+
+def test_a_lost_connection_is_an_unknown_outcome_too() -> None:
+    assert issubclass(HotpathConnectionLostError, HotpathOutcomeUnknownError)
+    assert not issubclass(HotpathOutcomeUnknownError, HotpathProtocolError)
+    assert issubclass(HotpathOutcomeUnknownError, HotpathError)
 
 
 def test_a_pooled_connection_the_node_closed_is_replaced_before_sending(stub_factory: StubFactory) -> None:

@@ -178,3 +178,23 @@ def test_a_replicated_shard_lists_its_nodes_and_the_client_reaches_the_one_that_
         primary.stop()
         standby.close()
         close_pooled_connections()
+
+
+def test_the_gateway_maps_an_undecodable_answer_to_an_unknown_outcome() -> None:
+    from orders_api.dal.hotpath import HotpathGateway, NodeOutcomeUnknown  # noqa: PLC0415
+
+    from meridian.client import close_pooled_connections  # noqa: PLC0415
+    from meridian.protocol import NewOrder  # noqa: PLC0415
+    from tests.unit.client.stub_node import StubNode  # noqa: PLC0415
+
+    node = StubNode(lambda message, _: (40).to_bytes(4, "little") + bytes(40))  # not a frame
+    try:
+        gateway = HotpathGateway(
+            Router(StaticRoutes(RouteTable.from_mapping({"default": f"127.0.0.1:{node.port}"})))
+        )
+        order = NewOrder(0, "c-1", "acct", "AAPL", 1, 1, 1, 0, 1, 19000)
+        with pytest.raises(NodeOutcomeUnknown, match="query by client order id"):
+            gateway.send("AAPL", order)
+    finally:
+        node.stop()
+        close_pooled_connections()

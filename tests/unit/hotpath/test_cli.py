@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from meridian_hotpath import journal as journal_module
 from meridian_hotpath.app import load_instruments
 from meridian_hotpath.cli import main
-from meridian_hotpath.journal import segment_paths
+from meridian_hotpath.journal import RECORD_OVERHEAD, segment_paths
 from meridian_hotpath.orderflow import synthetic_flow
 from meridian_hotpath.recovery import journal_dir
 from tests.unit.hotpath.datadir import build_data_dir, fresh_engine
@@ -36,7 +37,13 @@ def test_verify_prints_last_good_seq_and_book_checksums(tmp_path: Path, capsys: 
         assert f"book {symbol} {checksum}" in out
 
 
-def test_verify_exits_1_on_corruption(tmp_path: Path, capsys: Capture) -> None:
+@pytest.fixture
+def synced_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Damage in these small journals lies before the unsynced window (the torn-tail rule)."""
+    monkeypatch.setattr(journal_module, "UNSYNCED_WINDOW_BYTES", RECORD_OVERHEAD)
+
+
+def test_verify_exits_1_on_corruption(tmp_path: Path, capsys: Capture, synced_region: None) -> None:
     build_data_dir(tmp_path, INPUTS)
     segment = segment_paths(journal_dir(tmp_path))[0]
     data = bytearray(segment.read_bytes())
@@ -108,13 +115,15 @@ def test_module_entry_point_exits_2_on_bad_arguments() -> None:
     assert "usage:" in result.stderr
 
 
-def test_serve_refuses_to_start_on_mid_journal_corruption(tmp_path: Path, capsys: Capture) -> None:
+def test_serve_refuses_to_start_on_mid_journal_corruption(
+    tmp_path: Path, capsys: Capture, synced_region: None
+) -> None:
     build_data_dir(tmp_path, INPUTS)
     segment = segment_paths(journal_dir(tmp_path))[0]
     data = bytearray(segment.read_bytes())
     data[100] ^= 0x10
     segment.write_bytes(bytes(data))
-    assert exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0"]) == 1
+    assert exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0", "--no-auth"]) == 1
     assert "refusing to start: journal corrupt at seq" in capsys.readouterr().err
 
 

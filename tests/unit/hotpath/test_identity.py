@@ -148,14 +148,20 @@ def test_serve_with_another_number_exits_2_and_touches_nothing(tmp_path: Path, c
     with open(segment, "ab") as handle:
         handle.write(b"\x50\x00\x00\x00\x33")  # a torn tail that a start would truncate
     before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
-    assert exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0", "--node-number", "8"]) == 2
+    assert (
+        exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0", "--no-auth", "--node-number", "8"])
+        == 2
+    )
     assert "refusing to start: data dir" in capsys.readouterr().err
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
 @pytest.mark.parametrize("number", ["-1", "65536", "x"])
 def test_a_node_number_outside_16_bits_is_a_usage_error(tmp_path: Path, number: str) -> None:
-    assert exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0", "--node-number", number]) == 2
+    assert (
+        exit_code(["serve", "--data-dir", str(tmp_path), "--port", "0", "--no-auth", "--node-number", number])
+        == 2
+    )
 
 
 def test_a_node_restarted_from_its_journal_alone_continues_its_trade_ids(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from meridian.protocol import Admin, Cancel, NewOrder, encode
+from meridian_hotpath import journal as journal_module
 from meridian_hotpath.journal import (
     RECORD_OVERHEAD,
     JournalCorruptError,
@@ -20,6 +21,12 @@ from meridian_hotpath.journal import (
     segment_paths,
     truncate_torn_tail,
 )
+
+
+@pytest.fixture
+def synced_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Damage in these small journals lies before the unsynced window (the torn-tail rule)."""
+    monkeypatch.setattr(journal_module, "UNSYNCED_WINDOW_BYTES", RECORD_OVERHEAD)
 
 
 def order(n: int) -> NewOrder:
@@ -141,7 +148,7 @@ def test_zero_filled_tail_is_a_torn_tail(tmp_path: Path) -> None:
     assert scan.torn_tail is not None
 
 
-def test_corruption_mid_file_names_the_seq(tmp_path: Path) -> None:
+def test_corruption_mid_file_names_the_seq(tmp_path: Path, synced_region: None) -> None:
     write(tmp_path, 10)
     segment = segment_paths(tmp_path)[-1]
     data = bytearray(segment.read_bytes())
@@ -154,7 +161,9 @@ def test_corruption_mid_file_names_the_seq(tmp_path: Path) -> None:
     assert caught.value.offset == 3 * record_size
 
 
-def test_corruption_in_an_earlier_segment_is_an_error_even_at_its_end(tmp_path: Path) -> None:
+def test_corruption_in_an_earlier_segment_is_an_error_even_at_its_end(
+    tmp_path: Path, synced_region: None
+) -> None:
     write(tmp_path, 30, segment_bytes=300)
     first = segment_paths(tmp_path)[0]
     data = bytearray(first.read_bytes())

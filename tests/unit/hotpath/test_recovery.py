@@ -8,7 +8,8 @@ import pytest
 
 from meridian.domain import DEFAULT_INSTRUMENTS
 from meridian.protocol import encode
-from meridian_hotpath.journal import JournalCorruptError, JournalWriter, segment_paths
+from meridian_hotpath import journal as journal_module
+from meridian_hotpath.journal import RECORD_OVERHEAD, JournalCorruptError, JournalWriter, segment_paths
 from meridian_hotpath.orderflow import synthetic_flow
 from meridian_hotpath.recovery import (
     RecoveryError,
@@ -22,6 +23,12 @@ from meridian_hotpath.snapshot import InvalidSnapshotError, SnapshotFile, Snapsh
 from tests.unit.hotpath.datadir import build_data_dir, fresh_engine
 
 INPUTS = list(synthetic_flow(seed=7, count=400))
+
+
+@pytest.fixture
+def synced_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Damage in these small journals lies before the unsynced window (the torn-tail rule)."""
+    monkeypatch.setattr(journal_module, "UNSYNCED_WINDOW_BYTES", RECORD_OVERHEAD)
 
 
 def flip_byte(path: Path, offset: int) -> None:
@@ -141,7 +148,7 @@ def test_torn_tail_is_truncated_on_repair_and_kept_on_read_only_recovery(tmp_pat
     assert recover(tmp_path, DEFAULT_INSTRUMENTS)[1].torn_tail is None
 
 
-def test_corruption_mid_journal_refuses_recovery_naming_the_seq(tmp_path: Path) -> None:
+def test_corruption_mid_journal_refuses_recovery_naming_the_seq(tmp_path: Path, synced_region: None) -> None:
     build_data_dir(tmp_path, INPUTS[:60])
     first = segment_paths(journal_dir(tmp_path))[0]
     flip_byte(first, 200)
@@ -202,7 +209,7 @@ def test_verify_treats_a_torn_tail_as_a_warning(tmp_path: Path) -> None:
     assert report.last_good_seq == 30
 
 
-def test_verify_reports_mid_journal_corruption(tmp_path: Path) -> None:
+def test_verify_reports_mid_journal_corruption(tmp_path: Path, synced_region: None) -> None:
     build_data_dir(tmp_path, INPUTS[:60])
     flip_byte(segment_paths(journal_dir(tmp_path))[0], 200)
     report = verify(tmp_path, DEFAULT_INSTRUMENTS)

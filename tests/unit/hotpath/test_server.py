@@ -25,6 +25,7 @@ from meridian_hotpath.journal import read_journal
 from meridian_hotpath.orderflow import synthetic_flow
 from meridian_hotpath.publisher import InMemorySink
 from meridian_hotpath.recovery import journal_dir, recover, snapshot_dir
+from meridian_hotpath.server import ConnectionLimits
 from tests.unit.hotpath.conftest import StartNode
 from tests.unit.hotpath.datadir import fresh_engine
 from tests.unit.hotpath.node_thread import WAIT, RawConnection
@@ -172,7 +173,7 @@ def test_a_client_that_does_not_read_is_paused_while_others_trade(start_node: St
 def test_snapshot_request_writes_a_snapshot_and_answers_its_seq_and_checksum(
     start_node: StartNode, tmp_path: Path
 ) -> None:
-    node = start_node()
+    node = start_node(limits=ConnectionLimits(snapshot_interval=0))  # two requests back to back
     client = HotpathClient("127.0.0.1", node.port)
     flow = list(synthetic_flow(seed=5, count=200))
     client.pipeline(flow)

@@ -206,3 +206,27 @@ def test_resolver_evaluates_intrinsics() -> None:
     assert resolver.resolve({"A": {"Ref": "AWS::NoValue"}, "B": [{"Ref": "AWS::NoValue"}, 3]}) == {"B": [3]}
     assert resolver.resolve({"Fn::Select": [1, {"Fn::Split": ["/", "x/y/z"]}]}) == "y"
     assert references({"Fn::Sub": ["${A.Arn}-${B}", {"C": {"Ref": "D"}}]}) == {"A", "B", "D"}
+
+
+def test_a_secret_is_generated_as_generate_secret_string_says(endpoint: str, tmp_path: Path) -> None:
+    (tmp_path / "secrets.yaml").write_text(
+        """
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  Key:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      Name: meridian/qa/matching/orders-key
+      GenerateSecretString:
+        SecretStringTemplate: '{"key_id": "orders", "role": "orders", "account": ""}'
+        GenerateStringKey: secret
+        PasswordLength: 64
+        ExcludePunctuation: true
+"""
+    )
+    stack = Provisioner(endpoint, stack_name="t2").provision(tmp_path / "secrets.yaml")
+    value = client("secretsmanager", endpoint).get_secret_value(SecretId=stack.refs["Key"])["SecretString"]
+    document = json.loads(value)
+    assert (document["key_id"], document["role"], document["account"]) == ("orders", "orders", "")
+    assert len(document["secret"]) == 64
+    assert document["secret"].isalnum()

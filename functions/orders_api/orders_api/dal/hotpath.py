@@ -2,9 +2,10 @@
 
 Two failures matter and are kept apart, because they decide what the API may record:
 ``NodeUnavailable`` - the request never reached a node (cannot connect, frame refused): nothing
-happened. ``NodeOutcomeUnknown`` - the request was sent and no answer came (timeout, connection
-lost): the node may have acted on it. Only a NewOrder is safe to repeat (the node answers a repeated
-client order id with the existing order, flagged DUPLICATE), which is how the API resolves it.
+happened. ``NodeOutcomeUnknown`` - the request was sent and no readable answer came (timeout,
+connection lost, an answer that could not be decoded): the node may have acted on it. Only a
+NewOrder is safe to repeat (the node answers a repeated client order id with the existing order,
+flagged DUPLICATE), which is how the API resolves it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from meridian.client import (
-    HotpathClient,
-    HotpathConnectionLostError,
     HotpathError,
+    HotpathOutcomeUnknownError,
     HotpathTimeoutError,
 )
 from meridian.protocol import Heartbeat, Message
@@ -29,7 +29,7 @@ class NodeUnavailable(Exception):  # noqa: N818 - names the situation, like Hotp
 
 
 class NodeOutcomeUnknown(Exception):  # noqa: N818
-    """The request was sent but its answer never came."""
+    """The request was sent but no readable answer came: it may have been done (an order may be live)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +96,10 @@ class HotpathGateway:
 
     def _send_to_node(self, node: str, request: Message) -> NodeAnswer:
         host, _, port = node.rpartition(":")
-        client = HotpathClient(
-            host, int(port), timeout=self._router.timeout, connect_timeout=self._router.connect_timeout
-        )
+        client = self._router.client(host, int(port))  # logs on with the router's session key
         try:
             answer = client.exchange(request)
-        except (HotpathTimeoutError, HotpathConnectionLostError) as exc:
+        except (HotpathTimeoutError, HotpathOutcomeUnknownError) as exc:  # sent: it may have been done
             raise NodeOutcomeUnknown(str(exc)) from exc
         except HotpathError as exc:  # could not connect, or the node refused the frame
             raise NodeUnavailable(str(exc)) from exc

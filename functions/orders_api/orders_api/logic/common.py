@@ -81,8 +81,8 @@ def node_unavailable(
     if isinstance(exc, NodeOutcomeUnknown):
         return ServiceUnavailableError(
             "MATCHING_OUTCOME_UNKNOWN",
-            "the matching node did not answer in time; repeat the request with the same key to learn"
-            " the outcome",
+            "the matching node's answer was lost or unreadable, so the order may be live; repeat the"
+            " request with the same key (its client order id) to learn the outcome",
             retry,
         )
     return ServiceUnavailableError(
