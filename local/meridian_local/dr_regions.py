@@ -21,6 +21,7 @@ from typing import Any
 from botocore.credentials import Credentials
 from werkzeug.serving import BaseWSGIServer
 
+from meridian.iam.sigv4 import LocalCredential
 from meridian_client.api import MeridianClient
 from meridian_local.apigw import ApiGateway, serve_in_thread
 from meridian_local.apigw_events import API_ID
@@ -28,7 +29,6 @@ from meridian_local.dr_orders import register_principal
 from meridian_local.route_access import from_template_file
 from meridian_local.runbook_stack import ACCOUNT, RunbookStack
 from meridian_local.sam_template import ROOT_TEMPLATE
-from meridian_local.sigv4 import LocalCredential
 
 PRIMARY_REGION, DR_REGION = "us-east-1", "us-west-2"
 TRADERS = (("alice", "ACC-ALICE"), ("bob", "ACC-BOB"))
