@@ -125,3 +125,32 @@ def test_plan_picks_the_newest_snapshot_not_after_the_target_and_the_segments_af
     assert plan(snapshots, None) == (20, [17, 25])
     assert plan(snapshots, 12) == (10, [9])
     assert plan([], None) == (None, [1, 9, 17, 25])
+
+
+def test_the_command_line_ships_prunes_and_restores(
+    tmp_path: Path, s3: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json  # noqa: PLC0415
+
+    from meridian_hotpath.archive import main  # noqa: PLC0415
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    engine = write_data_dir(tmp_path / "primary", orders=40, snapshot_at=(20,), segment_bytes=800)
+    base = ["--bucket", BUCKET, "--prefix", PREFIX]
+    assert main(["ship", "--data-dir", str(tmp_path / "primary"), *base, "--include-active"]) == 0
+    shipped = json.loads(capsys.readouterr().out)
+    assert any("/journal/" in key for key in shipped["uploaded"])
+    assert main(["ship", "--data-dir", str(tmp_path / "primary"), *base, "--prune-keep", "1"]) == 0
+    assert "pruned" in json.loads(capsys.readouterr().out)
+    assert main(["restore", "--data-dir", str(tmp_path / "secondary"), *base]) == 0
+    restored = json.loads(capsys.readouterr().out)
+    assert restored["seq"] == 40
+    assert restored["checksum"] == engine_checksum(engine)
+    # Nothing archived under a prefix: a clear error and exit code 3, not a traceback.
+    assert (
+        main(["restore", "--data-dir", str(tmp_path / "third"), "--bucket", BUCKET, "--prefix", "none/"]) == 3
+    )
+    assert capsys.readouterr().out.startswith("error: ")
+    with pytest.raises(SystemExit) as refused:
+        main(["ship", "--data-dir", str(tmp_path / "primary"), *base, "--prune-keep", "0"])
+    assert refused.value.code == 2
