@@ -191,15 +191,12 @@ def validate_integrity_handler(event: dict[str, Any], context: LambdaContext) ->
 
 
 def _history(execution_arn: str) -> list[dict[str, Any]]:
-    sfn = aws.client("stepfunctions")
-    events: list[dict[str, Any]] = []
-    args: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**args)
-        events += page["events"]
-        if not page.get("nextToken"):
-            return events
-        args["nextToken"] = page["nextToken"]
+    pages = (
+        aws.client("stepfunctions")
+        .get_paginator("get_execution_history")
+        .paginate(executionArn=execution_arn)
+    )
+    return [event for page in pages for event in page["events"]]
 
 
 @logger.inject_lambda_context

@@ -26,14 +26,8 @@ TRIGGER, FAILOVER, FAILBACK = (
 
 
 def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    args: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**args)
-        events += page["events"]
-        if not page.get("nextToken"):
-            return events
-        args["nextToken"] = page["nextToken"]
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return [event for page in pages for event in page["events"]]
 
 
 class Watcher:
