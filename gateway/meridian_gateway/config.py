@@ -28,7 +28,13 @@ class GatewaySettings(BaseSettings):
     role_names: str = ""  # comma-separated: the API roles whose policies decide the channels
     sts_endpoint: str = ""  # STS through a VPC endpoint; empty: the regional endpoint
     heartbeat_s: float = Field(default=10.0, gt=0)
-    max_queue: int = Field(default=2000, ge=10)
+    max_queue: int = Field(
+        default=2000, ge=10, description="queued messages that close a connection not read for slow_after_s"
+    )
+    slow_after_s: float = Field(default=2.0, gt=0, description="how long a frame may wait to be written")
+    max_backlog: int = Field(
+        default=0, ge=0, description="queued messages that close a connection at once; 0: 8 x max_queue"
+    )
     write_limit: int = Field(default=256 * 1024, ge=1024, description="bytes buffered per connection")
     max_subscriptions: int = Field(default=50, ge=1)
     max_message_bytes: int = Field(default=4096, ge=256)

@@ -2,10 +2,12 @@
 own task, so a slow client never holds up another.
 
 Every connection has a bounded outbox. Trades and order updates are queued as they are and never
-merged or dropped: a connection whose outbox reaches ``max_queue`` messages while its last frame
-is still being written (the client is not reading: the socket pushes back) is closed with
-``SLOW_CONSUMER`` (4008) and its queue freed; a burst that arrives while the connection keeps up
-is sent as the next frame (up to ``HARD_LIMIT`` times ``max_queue``).
+merged or dropped. A connection is closed with ``SLOW_CONSUMER`` (4008) and its queue freed when
+its client stopped reading: a frame has waited ``slow_after_s`` to be written (the socket pushes
+back) while ``max_queue`` messages or more are queued behind it; or, whatever its socket does, when
+``max_backlog`` messages are queued (the memory bound). A client that is only late for a moment (a
+burst, a descheduled reader, a congested link) catches up with one larger frame and is not closed:
+judging by the queue alone, as Redis's hard limit does, closed readers that were keeping up.
 
 A book has at most one queued message per connection: an update that finds one still queued is
 merged into it (conflation, as venues do when a client falls behind: the client gets fewer,
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 
 SLOW_CONSUMER = 4008
 MAX_FRAME_MESSAGES = 1000
-HARD_LIMIT = 8  # times max_queue: queued messages that close a connection even while it keeps up
+BACKLOG_FACTOR = 8  # max_backlog, when not given: this many times max_queue
 _SIDES = {1: "BUY", 2: "SELL", "BUY": "BUY", "SELL": "SELL"}
 
 Send = Callable[[bytes], Any]  # awaitable: one text frame
@@ -45,19 +47,28 @@ class Client:
     """One connection's subscriptions and outbox; ``pump`` sends until the connection ends."""
 
     def __init__(
-        self, caller: Caller, send: Send, close: Close, max_queue: int, metrics: GatewayMetrics
+        self,
+        caller: Caller,
+        send: Send,
+        close: Close,
+        max_queue: int,
+        metrics: GatewayMetrics,
+        *,
+        slow_after_s: float = 2.0,
+        max_backlog: int = 0,
     ) -> None:
         self.caller = caller
         self.channels: set[str] = set()
         self._send, self._close = send, close
         self.max_queue = max_queue
+        self.max_backlog = max(max_backlog or BACKLOG_FACTOR * max_queue, max_queue)
+        self.slow_after_s = slow_after_s
         self.metrics = metrics
         self._items: deque[tuple[int, bytes | str]] = deque()  # (node ts, encoded message or a book key)
         self._books: dict[str, list[Any]] = {}  # symbol -> [message, node ts, encoded or None]
         self._ready = asyncio.Event()
         self.closing = False
         self.sent = 0
-        self._writing = False  # the pump is waiting for a frame to be written
 
     @property
     def queued(self) -> int:
@@ -66,9 +77,8 @@ class Client:
     def enqueue(self, node_ts: int, encoded: bytes) -> None:
         if self.closing:
             return
-        queued = len(self._items)
-        if queued >= self.max_queue and (self._writing or queued >= HARD_LIMIT * self.max_queue):
-            self.drop_slow()
+        if len(self._items) >= self.max_backlog:
+            self.drop_slow(f"slow consumer: {self.max_backlog} messages queued")
             return
         self._items.append((node_ts, encoded))
         self._ready.set()
@@ -91,12 +101,11 @@ class Client:
     def forget_book(self, symbol: str) -> None:
         self._books.pop(symbol, None)
 
-    def drop_slow(self) -> None:
+    def drop_slow(self, reason: str) -> None:
         self.closing = True
         self._items.clear()
         self._books.clear()
         self.metrics.slow_dropped.inc()
-        reason = f"slow consumer: {self.max_queue} messages queued"
         log.warning("closing %s: %s", self.caller.principal, reason)
         self._ready.set()
         asyncio.get_running_loop().create_task(self._close(SLOW_CONSUMER, reason))
@@ -129,20 +138,44 @@ class Client:
             frame, count, oldest = self._frame()
             if not count:
                 continue
-            self._writing = True
-            try:
-                await self._send(frame)
-            finally:
-                self._writing = False
+            if not await self._write(frame):
+                return
             self.sent += count
             metrics.frames.inc()
             metrics.messages.labels("all").inc(count)
             if oldest:
                 metrics.fanout_latency.observe(max(0, time.time_ns() - oldest) / 1e9)
 
+    async def _write(self, frame: bytes) -> bool:
+        """Sends one frame; False when the client was closed as slow while it waited."""
+        sending = asyncio.ensure_future(self._send(frame))
+        try:
+            while True:
+                done, _ = await asyncio.wait((sending,), timeout=self.slow_after_s)
+                if done:
+                    sending.result()
+                    return True
+                if len(self._items) >= self.max_queue:
+                    # The close ends the write too (sent, or the connection aborted); its outcome
+                    # is retrieved so that it is not reported as never retrieved.
+                    sending.add_done_callback(_retrieve)
+                    self.drop_slow(
+                        f"slow consumer: {self.max_queue} messages queued, "
+                        f"a frame unread for {self.slow_after_s:g} s"
+                    )
+                    return False
+        except asyncio.CancelledError:
+            sending.cancel()
+            raise
+
     def stop(self) -> None:
         self.closing = True
         self._ready.set()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class Hub:

@@ -6,8 +6,9 @@
 being read (503 until they are), ``GET /metrics`` is Prometheus text.
 
 Close codes: 1000 (the client closed), 1001 (the gateway is stopping), 1009 (a frame over
-``max_message_bytes``), 1011 (an internal error), 4008 (slow consumer: ``max_queue`` messages
-waited). Bad requests are answered with an ``error`` message and the connection stays open.
+``max_message_bytes``), 1011 (an internal error), 4008 (slow consumer: a frame not read for
+``slow_after_s`` with ``max_queue`` messages behind it, or ``max_backlog`` queued). Bad requests
+are answered with an ``error`` message and the connection stays open.
 """
 
 from __future__ import annotations
@@ -101,7 +102,15 @@ class Gateway:
             await connection.send(frame, text=True)
 
         settings = self.settings
-        client = Client(caller, send, connection.close, settings.max_queue, self.metrics)
+        client = Client(
+            caller,
+            send,
+            connection.close,
+            settings.max_queue,
+            self.metrics,
+            slow_after_s=settings.slow_after_s,
+            max_backlog=settings.max_backlog,
+        )
         self.clients.add(client)
         self.metrics.connections.inc()
         client.enqueue(
