@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -160,6 +161,7 @@ class RunningNode:
             self.role = ShardRole(self, config.shard, EpochLog.load(config.data_dir))
             leading = await self.role.try_lead()
         self.durable = DurableSeq(config.data_dir)
+        self.durable.set_limit(None)  # a primary of a replicated shard sets one (publish_through)
         journal = JournalWriter(journal_dir(config.data_dir), engine.seq + 1, config.segment_bytes)
         syncer = journal.start_syncer()
         syncer.share_durable(self.durable.view)
@@ -233,6 +235,19 @@ class RunningNode:
         self.follower = self._follower(standby=False, start_seq=node.engine.seq)
         node.follower = self.follower
         await self.follower.start()
+
+    def publish_through(self, seq: int) -> None:
+        """A replicated shard's primary: its follower may publish up to ``seq`` (what the standby
+        holds, by the ack mode; everything this node holds when it starts leading). Only grows."""
+        durable = self.durable
+        limit = durable.limit
+        if limit is not None and seq <= limit:
+            return
+        durable.set_limit(seq)
+        node = getattr(self, "node", None)
+        if limit is not None and node is not None and limit < node.journal.durable_seq:
+            with contextlib.suppress(BlockingIOError):  # the follower waits on the limit: wake it
+                os.write(self.wake[1], b"\1")
 
     def startup_line(self) -> str:
         return startup_line(self.config.host, self.port, self.metrics_port, self.recovery.seq)

@@ -110,6 +110,9 @@ class Committer:
         # Fencing: answers leave only while this returns True (the primary's lease is valid).
         self.may_answer: Callable[[], bool] = lambda: True
         self.on_durable: list[Callable[[], None]] = []  # told after each fdatasync (a standby's acks)
+        # A replicated shard's primary: told the safe seq each time it is computed (the follower
+        # publishes no further: ``follower.DurableSeq``).
+        self.on_safe: Callable[[int], None] | None = None
         self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         assert journal.syncer is not None, "the journal's syncer is started by the node, after this"
         self.syncer = journal.syncer
@@ -239,6 +242,8 @@ class Committer:
 
     def _release_safe(self) -> None:
         safe = self.safe_seq()
+        if self.on_safe is not None:
+            self.on_safe(safe)
         waiting = self._waiting
         while waiting and waiting[0].last_seq <= safe and not self.failed:
             self._release(waiting.popleft())

@@ -67,7 +67,16 @@ class FollowerError(Exception):
 
 
 class DurableSeq:
-    """The journal's durable seq, shared through a one-page file mapped by the node and the follower."""
+    """How far the follower may go, shared through a one-page file mapped by the node and the follower:
+    the journal's durable seq (bytes 0-8, the syncer's), and in a replicated shard's primary a limit
+    (bytes 8-16, the node's loop): the last seq its standby holds, by the ack mode.
+
+    A primary's follower publishes the trades of what is durable on its own disk. Without the limit
+    it could publish a trade its standby never received; the standby, taking over, would then never
+    have made that trade (a trade in the drop copy and the ledger that the shard's history does not
+    hold), and would give its trade id to another one. With it, what is published is what survives
+    any takeover, as with answers (``commit.Committer.safe_seq``).
+    """
 
     def __init__(self, data_dir: Path) -> None:
         path = data_dir / DURABLE_FILE
@@ -79,15 +88,29 @@ class DurableSeq:
         finally:
             os.close(fd)
         self.view = memoryview(self.map)[:8]
+        self._limit = memoryview(self.map)[8:16]  # the limit + 1; 0: none
 
     def get(self) -> int:
-        return int.from_bytes(self.view, "little")
+        """How far the follower may apply and publish: the durable seq, within the limit if any."""
+        durable = int.from_bytes(self.view, "little")
+        limit = int.from_bytes(self._limit, "little")
+        return durable if not limit else min(durable, limit - 1)
 
     def set(self, seq: int) -> None:
         self.view[:] = seq.to_bytes(8, "little")
 
+    @property
+    def limit(self) -> int | None:
+        stored = int.from_bytes(self._limit, "little")
+        return stored - 1 if stored else None
+
+    def set_limit(self, seq: int | None) -> None:
+        """Up to ``seq`` (None: no limit, a node that is not a replicated shard's primary)."""
+        self._limit[:] = (0 if seq is None else seq + 1).to_bytes(8, "little")
+
     def close(self) -> None:
         self.view.release()
+        self._limit.release()
         with contextlib.suppress(BufferError):
             self.map.close()
 

@@ -89,6 +89,8 @@ class MatchingNode:
         self._volatility_sampler: asyncio.Task[None] | None = None
         self.failed = False
         self.extra_gauges: list[Callable[[], dict[str, float]]] = []  # e.g. the shard role's
+        # How far the follower may publish, beyond the durable seq (a replicated shard's primary).
+        self.publish_limit: Callable[[], int | None] = lambda: None
         self._bind_metrics()
 
     # ---- requests ------------------------------------------------------------------------------
@@ -235,7 +237,13 @@ class MatchingNode:
         """Let the follower deliver and write a final snapshot (within the delivery timeout), then stop."""
         if self._background:
             await asyncio.wait(self._background, timeout=self.delivery_timeout)
-        await self.follower.stop(self.journal.durable_seq, self.delivery_timeout + 5)
+        await self.follower.stop(self.publishable_seq(), self.delivery_timeout + 5)
+
+    def publishable_seq(self) -> int:
+        """The last seq whose trades the follower may publish."""
+        limit = self.publish_limit()
+        durable = self.journal.durable_seq
+        return durable if limit is None else min(durable, limit)
 
     def _bind_metrics(self) -> None:
         state = self.metrics.state

@@ -118,6 +118,10 @@ class ShardRole:
         await self.replication.start_on(self.replication_socket)
         committer.forward = self.replication.forward
         committer.may_answer = held.valid
+        # Trades are published as far as answers leave, never past what the standby holds.
+        running.publish_through(engine.seq)
+        committer.on_safe = running.publish_through
+        node.publish_limit = lambda: running.durable.limit
         node.follower.on_snapshot_written = self.replication.check
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._renew_forever(), name="lease-renewal"))
