@@ -217,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     follow_cmd.add_argument("--instruments", type=Path)
     follow_cmd.add_argument("--start-seq", type=int, default=0)
     follow_cmd.add_argument("--depth-levels", type=_depth_levels, default=DEFAULT_DEPTH_LEVELS)
+    follow_cmd.add_argument(
+        "--standby",
+        action="store_true",
+        help="a standby's follower: publishes nothing, snapshots only where its primary's follower did",
+    )
 
     verify_cmd = commands.add_parser("verify", help="check every journal record and snapshot")
     common(verify_cmd)
@@ -312,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             instruments_from_env() or instruments,
             args.start_seq,
             args.depth_levels,
+            standby=args.standby,
         )
     config = NodeConfig(
         data_dir=data_dir,

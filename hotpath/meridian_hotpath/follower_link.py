@@ -171,6 +171,8 @@ class FollowerProcess(FollowerLink):
             "--start-seq", str(self.config.start_seq),
             "--depth-levels", str(self.config.depth_levels),
         ]  # fmt: skip
+        if self.config.standby:  # snapshots only where its primary's did: none of its own at stop
+            command.append("--standby")
         if self.kinesis_stream:
             command += ["--kinesis-stream", self.kinesis_stream]
         if self.executions_stream:
@@ -267,6 +269,7 @@ def run_follower_process(
     instruments: tuple[Instrument, ...],
     start_seq: int,
     depth_levels: int = DEFAULT_DEPTH_LEVELS,
+    standby: bool = False,
 ) -> int:
     """``python -m meridian_hotpath follow``: the follower process's main."""
     from meridian_hotpath.publisher import KinesisSink  # noqa: PLC0415 - boto3 only where a stream is set
@@ -274,6 +277,8 @@ def run_follower_process(
     control = socket.socket(fileno=control_fd)
     market_data = KinesisSink(kinesis_stream) if kinesis_stream else None
     executions = KinesisSink(executions_stream) if executions_stream else None
-    config = FollowerConfig(data_dir, instruments, snapshot_every, delivery_timeout, start_seq, depth_levels)
+    config = FollowerConfig(
+        data_dir, instruments, snapshot_every, delivery_timeout, start_seq, depth_levels, standby=standby
+    )
     follower = Follower(config, control, wake_fd, market_data, executions)
     return asyncio.run(follower.run(handle_signals=True))

@@ -44,20 +44,22 @@ STREAM = "meridian-executions-failover"
 TTL_MS = 600
 
 
-def start(data_dir: Path, name: str, endpoint: str) -> NodeProcess:
+def start(data_dir: Path, name: str, endpoint: str, shard: str = "P") -> NodeProcess:
+    """A node of ``shard``, whose drop copy goes to the stream of that shard (moto's state is the
+    test process's: one stream per test)."""
     return NodeProcess.start(
         data_dir,
-        *("--shard", "P", "--lease-table", TABLE, "--node-id", name, "--ack-after", "replica"),
+        *("--shard", shard, "--lease-table", TABLE, "--node-id", name, "--ack-after", "replica"),
         *("--replication-port", "0", "--lease-ttl-ms", str(TTL_MS), "--metrics-port", "0"),
         *("--replica-timeout-ms", "60000"),  # a stalled standby stays "in sync" for the whole test
-        *("--executions-stream", STREAM, "--node-number", "3"),
+        *("--executions-stream", f"{STREAM}-{shard}", "--node-number", "3"),
         env={**AWS_ENV, "AWS_ENDPOINT_URL": endpoint},
     )
 
 
 def crossing_orders(prefix: str, count: int) -> list[NewOrder]:
     """``count`` pairs of a resting sell and a buy that trades with it, from two accounts."""
-    orders = []
+    orders: list[NewOrder] = []
     for n in range(count):
         for side, account in ((Side.SELL, "SELLER"), (Side.BUY, "BUYER")):
             coid = f"{prefix}-{n}-{side.name}"
@@ -78,8 +80,8 @@ def crossing_orders(prefix: str, count: int) -> list[NewOrder]:
     return orders
 
 
-def published(kinesis: Any) -> list[dict[str, Any]]:
-    return read_stream(kinesis, STREAM)
+def published(kinesis: Any, shard: str = "P") -> list[dict[str, Any]]:
+    return read_stream(kinesis, f"{STREAM}-{shard}")
 
 
 def trades_made(metrics_port: int | None) -> int:
@@ -95,7 +97,7 @@ def trades_made(metrics_port: int | None) -> int:
 def test_trades_the_standby_never_held_are_never_published(tmp_path: Path, moto_endpoint: str) -> None:
     lease_table(moto_endpoint)
     kinesis = kinesis_client(moto_endpoint)
-    kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+    kinesis.create_stream(StreamName=f"{STREAM}-P", ShardCount=1)
     primary = start(tmp_path / "p", "p", moto_endpoint)
     standby = start(tmp_path / "s", "s", moto_endpoint)
     try:
@@ -133,3 +135,30 @@ def test_trades_the_standby_never_held_are_never_published(tmp_path: Path, moto_
         assert all(p == prints[0] for p in prints), f"{execution} names different trades: {prints}"
         assert execution == execution_id(prints[0]["trade_id"])
     assert len(copies) == made, "the drop copy holds exactly the trades of the shard's history"
+
+
+def test_a_takeover_publishes_the_trades_its_dead_primary_never_delivered(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    """The primary cannot deliver (its drop-copy stream does not exist yet) and dies; the standby
+    held every trade. Taking over, it re-sends every trade its primary never confirmed delivered: a
+    standby writes snapshots only where its primary's follower did, never one of its own (which
+    would hide the undelivered trades behind it), also when its follower is a process of its own."""
+    lease_table(moto_endpoint)
+    kinesis = kinesis_client(moto_endpoint)
+    primary = start(tmp_path / "p", "p", moto_endpoint, shard="Q")
+    standby = start(tmp_path / "s", "s", moto_endpoint, shard="Q")
+    try:
+        wait_for(lambda: lease_of(moto_endpoint, "Q")["in_sync"], "the standby in sync")
+        answers = HotpathClient("127.0.0.1", primary.port).pipeline(crossing_orders("held", 20))
+        assert sum(isinstance(m, Fill) for a in answers for m in a.messages) == 20
+        primary.kill()
+        kinesis.create_stream(StreamName=f"{STREAM}-Q", ShardCount=1)
+        first_accepted(standby.port, time.monotonic() + 60)
+        made = trades_made(standby.metrics_port)
+        assert made == 20
+        wait_for(lambda: len({r["execution_id"] for r in published(kinesis, "Q")}) == made, "the re-sent")
+    finally:
+        close_pooled_connections()
+        for node in (primary, standby):
+            stop(node)
