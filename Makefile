@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill bench bench-engine bench-wire bench-api \
+.PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill drill-node bench bench-engine bench-wire bench-api \
         bench-pipeline bench-recovery bench-fuzz bench-local bench-gateway build lock openapi clean
 
 # The native matching core (Cython -> C -> gcc), built in place beside its sources.
@@ -68,6 +68,10 @@ demo: setup
 
 drill: setup
 	$(PY) -m meridian_local drill --failback
+	$(PY) -m meridian_local drill-node
+
+drill-node: setup
+	$(PY) -m meridian_local drill-node
 
 build: setup
 	$(BIN)/sam build --template-file template.yaml

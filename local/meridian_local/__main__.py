@@ -9,7 +9,7 @@ import sys
 import threading
 from types import FrameType
 
-from meridian_local import dr_drill
+from meridian_local import dr_drill, node_drill
 from meridian_local.demo import run_demo
 from meridian_local.platform import Endpoints, LocalPlatform, PlatformConfig
 from meridian_local.preflight import InstanceLock, PreflightError
@@ -44,7 +44,9 @@ def _start(platform: LocalPlatform) -> bool:
     print(f"Meridian is up in {seconds:.1f} s.", flush=True)
     print(f"  REST API      {e.api}   (Swagger UI: {e.api}/docs, live dashboard: {e.api}/dashboard)")
     print(f"  AWS endpoint  {e.aws}   (aws --endpoint-url {e.aws} ...)")
-    print(f"  node          {e.node}   (metrics: {e.metrics})")
+    print(f"  node          {e.node}   (metrics: {e.metrics}; the shard's primary)")
+    if e.standby:
+        print(f"  standby node  {e.standby}   (metrics: {e.standby_metrics}; takes over if the primary dies)")
     print(f"  PostgreSQL    {e.database_url}")
     print(f"  logs          {e.logs}/  (the functions' JSON logs and EMF metrics, one file per component)")
     print(f"  sign requests with the keys in {platform.credentials_file}")
@@ -106,9 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         "drill", help="rehearse the DR failover runbook on its own moto and PostgreSQL"
     )
     dr_drill.add_arguments(drill)
+    drill_node = commands.add_parser(
+        "drill-node", help="kill -9 the matching shard's primary under load and check what survived"
+    )
+    node_drill.add_arguments(drill_node)
     args = parser.parse_args(argv)
     if args.command == "drill":
         return dr_drill.main(args)
+    if args.command == "drill-node":
+        return node_drill.main(args)
     if args.command == "demo":
         return _demo_command()
     return _run(args.demo)

@@ -3,9 +3,11 @@
 ``LocalPlatform.start`` brings up, with one progress line per step: the AWS endpoint (moto server in
 a process of its own, running state machines and the Lambda handlers they call), PostgreSQL, the
 resources ``template.yaml`` declares, the ledger migrations (through the template's custom
-resource), the matching node, event delivery (SQS and Kinesis event source mappings, rule targets
-and Firehose from Kinesis: a process running the mapped functions) and the REST API (workers on one
-socket, each the local API Gateway with the real ``orders_api`` function, one request at a time).
+resource), the matching shard (a primary and its hot standby in ``--ack-after replica``, the lease
+in the template's lease table: kill -9 the primary and the standby takes over), event delivery (SQS
+and Kinesis event source mappings, rule targets and Firehose from Kinesis: a process running the
+mapped functions) and the REST API (workers on one socket, each the local API Gateway with the real
+``orders_api`` function, one request at a time).
 
 As in AWS, these are separate processes: the endpoint, the API's workers and the delivery share no
 interpreter, so no one of them waits on another's GIL. The functions' JSON logs and EMF metrics go
@@ -39,6 +41,8 @@ from meridian_local.stack_model import LocalFunction, Stack
 HOST = "127.0.0.1"
 DELIVERY_STOP_TIMEOUT_S = 60.0  # the longest a delivery round may take to finish at shutdown
 NODE_NUMBER = 1  # the template's HotpathNodeNumber default
+SHARD = "A"  # the local shard's name in the lease table
+NODE_NAMES = ("node-a", "node-b")  # the first to start leads; the other is its standby
 # Retries of a failing stream batch here (at most the mapping's own): polling is immediate locally.
 LOCAL_MAX_RETRIES = 5
 STEPS = 8  # the steps start() reports
@@ -52,6 +56,11 @@ class PlatformConfig:
     aws_port: int = int(os.environ.get("MERIDIAN_AWS_PORT", "4566"))
     node_port: int = int(os.environ.get("MERIDIAN_NODE_PORT", "9001"))
     metrics_port: int = int(os.environ.get("MERIDIAN_METRICS_PORT", "9101"))
+    # The shard's standby (MERIDIAN_STANDBY=0: one node, no replication, as before shards).
+    standby: bool = os.environ.get("MERIDIAN_STANDBY", "1") != "0"
+    standby_port: int = int(os.environ.get("MERIDIAN_STANDBY_PORT", "9002"))
+    standby_metrics_port: int = int(os.environ.get("MERIDIAN_STANDBY_METRICS_PORT", "9102"))
+    lease_ttl_ms: int = int(os.environ.get("MERIDIAN_LEASE_TTL_MS", "2000"))  # the template's default
     gateway_port: int = int(os.environ.get("MERIDIAN_GATEWAY_PORT", "8765"))
     database_url: str = os.environ.get("DATABASE_URL", "")
     template: Path = ROOT_TEMPLATE
@@ -66,8 +75,11 @@ class Endpoints:
     aws: str = ""
     api: str = ""
     database_url: str = ""
-    node: str = ""
+    node: str = ""  # the shard's first primary
     metrics: str = ""
+    standby: str = ""  # its hot standby (empty with MERIDIAN_STANDBY=0)
+    standby_metrics: str = ""
+    routes: str = ""  # what the functions route by: the shard's nodes, host:port,host:port
     gateway: str = ""
     logs: str = ""  # the folder of the components' log files
     prometheus: str = ""  # when the prometheus binary is installed
@@ -82,7 +94,7 @@ class LocalPlatform:
     _lock: InstanceLock | None = None
     _moto: ChildProcess | None = None
     _pg: Any = None
-    _node: NodeProcess | None = None
+    nodes: dict[str, NodeProcess] = field(default_factory=dict)  # by name (NODE_NAMES)
     _delivery: ChildProcess | None = None
     _prometheus: ChildProcess | None = None
     _api: Any = None
@@ -104,6 +116,17 @@ class LocalPlatform:
                     "AWS endpoint": (self.config.aws_port, "MERIDIAN_AWS_PORT"),
                     "matching node": (self.config.node_port, "MERIDIAN_NODE_PORT"),
                     "node metrics": (self.config.metrics_port, "MERIDIAN_METRICS_PORT"),
+                    **(
+                        {
+                            "standby node": (self.config.standby_port, "MERIDIAN_STANDBY_PORT"),
+                            "standby metrics": (
+                                self.config.standby_metrics_port,
+                                "MERIDIAN_STANDBY_METRICS_PORT",
+                            ),
+                        }
+                        if self.config.standby
+                        else {}
+                    ),
                     "streaming gateway": (self.config.gateway_port, "MERIDIAN_GATEWAY_PORT"),
                 },
             )
@@ -116,8 +139,8 @@ class LocalPlatform:
                 self._provision()
             with self._step("custom resources (ledger migrations)"):
                 self._run_custom_resources()
-            with self._step("matching node"):
-                self._start_node()
+            with self._step("matching shard"):
+                self._start_shard()
             with self._step("event delivery (SQS, Kinesis, Firehose)"):
                 self._start_delivery()
             if prometheus.binary() is not None:
@@ -150,7 +173,7 @@ class LocalPlatform:
 
     def stop(self) -> None:
         stops = (self._stop_gateway, self._stop_api, self._stop_prometheus, self._stop_delivery)
-        for action in (*stops, self._stop_node, self._stop_moto, self._stop_pg):
+        for action in (*stops, self._stop_nodes, self._stop_moto, self._stop_pg):
             try:
                 action()
             except Exception as exc:  # keep stopping the rest
@@ -174,7 +197,8 @@ class LocalPlatform:
         details = {
             "AWS endpoint (moto server)": e.aws,
             "PostgreSQL": e.database_url.split("?")[0],
-            "matching node": f"{e.node} (metrics {e.metrics})",
+            "matching shard": f"primary {e.node} (metrics {e.metrics})"
+            + (f", standby {e.standby} (metrics {e.standby_metrics})" if e.standby else ""),
             "REST API": f"{e.api} ({self.config.api_workers} workers; Swagger UI {e.api}/docs, "
             f"dashboard {e.api}/dashboard)",
             "event delivery (SQS, Kinesis, Firehose)": f"(functions' logs: {self.logs_dir / 'delivery.log'})",
@@ -192,7 +216,7 @@ class LocalPlatform:
 
     def _fresh_state(self) -> None:
         # moto keeps nothing between runs, so the node's journal and the database start empty too.
-        for leftover in ("node", "node.log", "logs"):
+        for leftover in ("node", "node.log", "logs", *NODE_NAMES, *(f"{n}.log" for n in NODE_NAMES)):
             path = self.config.state_dir / leftover
             if path.is_dir():
                 shutil.rmtree(path)
@@ -307,16 +331,50 @@ class LocalPlatform:
                 return str(stack.refs[logical_id])
         return None
 
-    def _start_node(self) -> None:
-        data_dir = self.config.state_dir / "node"
-        args = [
-            "--port",
-            str(self.config.node_port),
-            "--metrics-port",
-            str(self.config.metrics_port),
-            "--host",
-            HOST,
-        ]
+    def _resource(self, logical_id: str) -> str | None:
+        """What ``Ref`` of the template's ``logical_id`` resolved to, in whichever stack declares it."""
+        assert self.stack is not None
+        for stack in self.stack.all_stacks():
+            if logical_id in stack.created:
+                return str(stack.refs[logical_id])
+        return None
+
+    def lease_table(self) -> str:
+        table = self._resource("LeaseTable")
+        if table is None:
+            raise RuntimeError("the template provisioned no shard lease table (LeaseTable)")
+        return table
+
+    def _start_shard(self) -> None:
+        """The primary (it takes the shard's lease), then its standby; the functions route to both."""
+        first, second = NODE_NAMES
+        self.start_node(first, self.config.node_port, self.config.metrics_port)
+        primary = self.nodes[first]
+        self.endpoints.node = f"{primary.host}:{primary.port}"
+        self.endpoints.metrics = f"http://{primary.host}:{primary.metrics_port}/metrics"
+        self.endpoints.routes = self.endpoints.node
+        if self.config.standby:
+            self.start_node(second, self.config.standby_port, self.config.standby_metrics_port)
+            standby = self.nodes[second]
+            self.endpoints.standby = f"{standby.host}:{standby.port}"
+            self.endpoints.standby_metrics = f"http://{standby.host}:{standby.metrics_port}/metrics"
+            self.endpoints.routes = f"{self.endpoints.node},{self.endpoints.standby}"
+        routes = json.dumps({"default": self.endpoints.routes})
+        self._override_function_environment({"MERIDIAN_ROUTES": routes})
+
+    def node_address(self, name: str) -> tuple[str, int]:
+        node = self.nodes[name]
+        return node.host, node.port
+
+    def start_node(self, name: str, port: int, metrics_port: int) -> NodeProcess:
+        """Start (or start again, on its own data) the shard's node ``name``: with a standby, the
+        lease decides whether it leads or follows; a node killed earlier rejoins as the standby."""
+        data_dir = self.config.state_dir / name
+        args = ["--port", str(port), "--metrics-port", str(metrics_port), "--host", HOST]
+        if self.config.standby:
+            args += ["--shard", SHARD, "--lease-table", self.lease_table(), "--node-id", name]
+            args += ["--ack-after", "replica", "--replication-port", "0"]
+            args += ["--lease-ttl-ms", str(self.config.lease_ttl_ms)]
         market_data = self._stream("MarketDataStream")
         if market_data:
             args += ["--kinesis-stream", market_data]
@@ -331,12 +389,12 @@ class LocalPlatform:
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        self._node = NodeProcess.start(data_dir, *args, log_path=self.config.state_dir / "node.log", env=env)
-        self.endpoints.node = f"{self._node.host}:{self._node.port}"
-        if self._node.port != self.config.node_port:  # port 0: the OS chose it as the node bound
-            routes = json.dumps({"default": self.endpoints.node})
-            self._override_function_environment({"MERIDIAN_ROUTES": routes})
-        self.endpoints.metrics = f"http://{self._node.host}:{self._node.metrics_port}/metrics"
+        earlier = self.nodes.pop(name, None)
+        if earlier is not None:
+            earlier.__exit__(None, None, None)  # a node that was killed: its pipe, a follower left
+        node = NodeProcess.start(data_dir, *args, log_path=self.config.state_dir / f"{name}.log", env=env)
+        self.nodes[name] = node
+        return node
 
     def _session_keys_file(self) -> Path:
         """The node's session keys: the template's key secrets as provisioned (the functions read
@@ -355,10 +413,13 @@ class LocalPlatform:
         write_key_file(path, keys)
         return path
 
-    def _stop_node(self) -> None:
-        if self._node is not None:
-            self._node.terminate()
-            self._node = None
+    def _stop_nodes(self) -> None:
+        # The standby first: a primary stopping first would hand it the shard on the way out.
+        for name in reversed(list(self.nodes)):
+            node = self.nodes.pop(name)
+            if node.process.poll() is None:
+                node.terminate()
+            node.__exit__(None, None, None)  # its follower, should it outlive it
 
     def invoker(self, function_name: str) -> Callable[[dict[str, Any], Any], Any]:
         """Call a function through the Lambda endpoint, as an event source mapping does."""
@@ -453,7 +514,9 @@ class LocalPlatform:
         if not port or not port_is_free(HOST, port):
             port = free_port(HOST)
         folder = self.config.state_dir / "prometheus"
-        config = prometheus.write(folder, self.endpoints.metrics.split("//", 1)[1].split("/", 1)[0])
+        e = self.endpoints
+        targets = [url.split("//", 1)[1].split("/", 1)[0] for url in (e.metrics, e.standby_metrics) if url]
+        config = prometheus.write(folder, *targets)
         args = [
             f"--config.file={config}",
             f"--storage.tsdb.path={folder / 'data'}",

@@ -2,7 +2,7 @@
 
 The repository's configuration (observability/prometheus/prometheus.yml: its global settings and
 alert rules, alerts.yml) with the scrape targets of this machine instead of the fleet's discovery:
-the matching node's metrics address. Prometheus then evaluates the same alert rules as in AWS
+the matching shard's nodes' metrics addresses. Prometheus then evaluates the same alert rules as in AWS
 against the local node, at http://127.0.0.1:<MERIDIAN_PROMETHEUS_PORT, default 9090>.
 """
 
@@ -26,8 +26,8 @@ def binary() -> str | None:
     return shutil.which("prometheus")
 
 
-def local_config(node_metrics: str, environment: str = "local") -> dict[str, Any]:
-    """The repository's configuration, scraping ``node_metrics`` (``host:port``) as the fleet."""
+def local_config(*node_metrics: str, environment: str = "local") -> dict[str, Any]:
+    """The repository's configuration, scraping ``node_metrics`` (``host:port`` each) as the fleet."""
     config: dict[str, Any] = yaml_parse(CONFIG.read_text())
     config["global"]["external_labels"] = {"environment": environment}
     config["rule_files"] = [str(RULES)]
@@ -35,14 +35,14 @@ def local_config(node_metrics: str, environment: str = "local") -> dict[str, Any
         {
             "job_name": "matching-nodes",
             "metrics_path": "/metrics",
-            "static_configs": [{"targets": [node_metrics]}],
+            "static_configs": [{"targets": list(node_metrics)}],
         },
     ]
     return config
 
 
-def write(folder: Path, node_metrics: str) -> Path:
+def write(folder: Path, *node_metrics: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "prometheus.yml"
-    path.write_text(json.dumps(local_config(node_metrics), indent=2))  # JSON is YAML to Prometheus
+    path.write_text(json.dumps(local_config(*node_metrics), indent=2))  # JSON is YAML to Prometheus
     return path

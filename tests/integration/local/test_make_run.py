@@ -75,6 +75,8 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         "MERIDIAN_AWS_PORT": "0",
         "MERIDIAN_NODE_PORT": "0",
         "MERIDIAN_METRICS_PORT": "0",
+        "MERIDIAN_STANDBY_PORT": "0",
+        "MERIDIAN_STANDBY_METRICS_PORT": "0",
         "MERIDIAN_GATEWAY_PORT": "0",
     }
     env.pop("AWS_ENDPOINT_URL", None)
@@ -120,7 +122,9 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     platform: Platform,
 ) -> None:
     process, env, endpoints, output = platform
-    ports = [_port(endpoints[name]) for name in ("api", "aws", "node", "metrics")]
+    names = ("api", "aws", "node", "metrics", "standby", "standby_metrics")
+    ports = [_port(endpoints[name]) for name in names]
+    assert endpoints["routes"] == f"{endpoints['node']},{endpoints['standby']}"  # the shard's pair
     assert 0 not in ports
 
     # A second platform on the same state dir says so and exits 2 instead of failing obscurely.
