@@ -11,7 +11,7 @@ from types import FrameType
 
 from meridian_local import dr_drill, node_drill
 from meridian_local.demo import run_demo
-from meridian_local.platform import Endpoints, LocalPlatform, PlatformConfig
+from meridian_local.platform import SECOND_SHARD_SYMBOLS, Endpoints, LocalPlatform, PlatformConfig
 from meridian_local.preflight import InstanceLock, PreflightError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -47,6 +47,8 @@ def _start(platform: LocalPlatform) -> bool:
     print(f"  node          {e.node}   (metrics: {e.metrics}; the shard's primary)")
     if e.standby:
         print(f"  standby node  {e.standby}   (metrics: {e.standby_metrics}; takes over if the primary dies)")
+    for shard, nodes in sorted(e.shards.items())[1:]:
+        print(f"  shard {shard}       {nodes}   (its primary first; owns {', '.join(SECOND_SHARD_SYMBOLS)})")
     print(f"  PostgreSQL    {e.database_url}")
     print(f"  logs          {e.logs}/  (the functions' JSON logs and EMF metrics, one file per component)")
     print(f"  sign requests with the keys in {platform.credentials_file}")

@@ -31,7 +31,7 @@ from meridian.session_auth import SessionKey, load_secret_keys, write_key_file
 from meridian_hotpath.process import NodeProcess
 from meridian_local import custom_resources, moto_server, prometheus
 from meridian_local.aws import aws_client
-from meridian_local.preflight import InstanceLock, check_ports, free_port, port_is_free
+from meridian_local.preflight import InstanceLock, PreflightError, check_ports, free_port, port_is_free
 from meridian_local.processes import ChildProcess
 from meridian_local.provision import Provisioner
 from meridian_local.sam_env import env_vars
@@ -40,9 +40,18 @@ from meridian_local.stack_model import LocalFunction, Stack
 
 HOST = "127.0.0.1"
 DELIVERY_STOP_TIMEOUT_S = 60.0  # the longest a delivery round may take to finish at shutdown
-NODE_NUMBER = 1  # the template's HotpathNodeNumber default
 SHARD = "A"  # the local shard's name in the lease table
 NODE_NAMES = ("node-a", "node-b")  # the first to start leads; the other is its standby
+# MERIDIAN_SHARDS=2: a second shard owns these symbols (the first keeps the others, the default).
+SECOND_SHARD, SECOND_SHARD_NODES, SECOND_SHARD_SYMBOLS = "B", ("node-c", "node-d"), ("MSFT", "BTCUSD")
+# Each node's shard and node number (the top bits of its trade ids: unique across the fleet; the
+# first shard's is the template's HotpathNodeNumber default).
+NODE_SHARDS = {
+    "node-a": (SHARD, 1),
+    "node-b": (SHARD, 1),
+    "node-c": (SECOND_SHARD, 2),
+    "node-d": (SECOND_SHARD, 2),
+}
 # Retries of a failing stream batch here (at most the mapping's own): polling is immediate locally.
 LOCAL_MAX_RETRIES = 5
 STEPS = 8  # the steps start() reports
@@ -61,6 +70,7 @@ class PlatformConfig:
     standby_port: int = int(os.environ.get("MERIDIAN_STANDBY_PORT", "9002"))
     standby_metrics_port: int = int(os.environ.get("MERIDIAN_STANDBY_METRICS_PORT", "9102"))
     lease_ttl_ms: int = int(os.environ.get("MERIDIAN_LEASE_TTL_MS", "2000"))  # the template's default
+    shards: int = int(os.environ.get("MERIDIAN_SHARDS", "1"))  # 2: MSFT and BTCUSD on a shard of their own
     gateway_port: int = int(os.environ.get("MERIDIAN_GATEWAY_PORT", "8765"))
     database_url: str = os.environ.get("DATABASE_URL", "")
     template: Path = ROOT_TEMPLATE
@@ -80,6 +90,7 @@ class Endpoints:
     standby: str = ""  # its hot standby (empty with MERIDIAN_STANDBY=0)
     standby_metrics: str = ""
     routes: str = ""  # what the functions route by: the shard's nodes, host:port,host:port
+    shards: dict[str, str] = field(default_factory=dict)  # every shard's nodes (A: the default)
     gateway: str = ""
     logs: str = ""  # the folder of the components' log files
     prometheus: str = ""  # when the prometheus binary is installed
@@ -109,6 +120,8 @@ class LocalPlatform:
         self._lock = InstanceLock(self.config.state_dir / "run.lock")
         self._lock.acquire()
         try:
+            if self.config.shards not in (1, 2):
+                raise PreflightError(f"MERIDIAN_SHARDS must be 1 or 2, got {self.config.shards}")
             check_ports(
                 HOST,
                 {
@@ -216,7 +229,7 @@ class LocalPlatform:
 
     def _fresh_state(self) -> None:
         # moto keeps nothing between runs, so the node's journal and the database start empty too.
-        for leftover in ("node", "node.log", "logs", *NODE_NAMES, *(f"{n}.log" for n in NODE_NAMES)):
+        for leftover in ("node", "node.log", "logs", *NODE_SHARDS, *(f"{n}.log" for n in NODE_SHARDS)):
             path = self.config.state_dir / leftover
             if path.is_dir():
                 shutil.rmtree(path)
@@ -346,7 +359,8 @@ class LocalPlatform:
         return table
 
     def _start_shard(self) -> None:
-        """The primary (it takes the shard's lease), then its standby; the functions route to both."""
+        """The primary (it takes the shard's lease), then its standby; the functions route to both.
+        With two shards, the second's pair too, owning SECOND_SHARD_SYMBOLS."""
         first, second = NODE_NAMES
         self.start_node(first, self.config.node_port, self.config.metrics_port)
         primary = self.nodes[first]
@@ -359,8 +373,16 @@ class LocalPlatform:
             self.endpoints.standby = f"{standby.host}:{standby.port}"
             self.endpoints.standby_metrics = f"http://{standby.host}:{standby.metrics_port}/metrics"
             self.endpoints.routes = f"{self.endpoints.node},{self.endpoints.standby}"
-        routes = json.dumps({"default": self.endpoints.routes})
-        self._override_function_environment({"MERIDIAN_ROUTES": routes})
+        self.endpoints.shards = {SHARD: self.endpoints.routes}
+        table: dict[str, Any] = {"default": self.endpoints.routes}
+        if self.config.shards == 2:
+            names = SECOND_SHARD_NODES if self.config.standby else SECOND_SHARD_NODES[:1]
+            for name in names:
+                self.start_node(name, 0, 0)
+            nodes = ",".join("{}:{}".format(*self.node_address(name)) for name in names)
+            self.endpoints.shards[SECOND_SHARD] = nodes
+            table["symbols"] = dict.fromkeys(SECOND_SHARD_SYMBOLS, nodes)
+        self._override_function_environment({"MERIDIAN_ROUTES": json.dumps(table)})
 
     def node_address(self, name: str) -> tuple[str, int]:
         node = self.nodes[name]
@@ -371,8 +393,9 @@ class LocalPlatform:
         lease decides whether it leads or follows; a node killed earlier rejoins as the standby."""
         data_dir = self.config.state_dir / name
         args = ["--port", str(port), "--metrics-port", str(metrics_port), "--host", HOST]
+        shard, node_number = NODE_SHARDS[name]
         if self.config.standby:
-            args += ["--shard", SHARD, "--lease-table", self.lease_table(), "--node-id", name]
+            args += ["--shard", shard, "--lease-table", self.lease_table(), "--node-id", name]
             args += ["--ack-after", "replica", "--replication-port", "0"]
             args += ["--lease-ttl-ms", str(self.config.lease_ttl_ms)]
         market_data = self._stream("MarketDataStream")
@@ -381,7 +404,7 @@ class LocalPlatform:
         # The drop copy: the one source of trade.executed.v1, so of the ledger (ExecutionsFunction).
         executions = self._stream("ExecutionsStream")
         if executions:
-            args += ["--executions-stream", executions, "--node-number", str(NODE_NUMBER)]
+            args += ["--executions-stream", executions, "--node-number", str(node_number)]
         args += ["--auth-keys-file", str(self._session_keys_file())]
         env = {
             "AWS_ENDPOINT_URL": self.endpoints.aws,
@@ -514,8 +537,7 @@ class LocalPlatform:
         if not port or not port_is_free(HOST, port):
             port = free_port(HOST)
         folder = self.config.state_dir / "prometheus"
-        e = self.endpoints
-        targets = [url.split("//", 1)[1].split("/", 1)[0] for url in (e.metrics, e.standby_metrics) if url]
+        targets = [f"{node.host}:{node.metrics_port}" for node in self.nodes.values() if node.metrics_port]
         config = prometheus.write(folder, *targets)
         args = [
             f"--config.file={config}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -65,9 +66,16 @@ Platform = tuple[subprocess.Popen[str], dict[str, str], dict[str, Any], list[str
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
-    """A running ``meridian_local run``: the process, its environment, its endpoints and its output.
+    """A running ``meridian_local run``: the process, its environment, its endpoints and its output."""
+    with running_platform(tmp_path) as started:
+        yield started
 
-    Every port is 0: each component binds one the OS picks, and endpoints.json names them."""
+
+@contextlib.contextmanager
+def running_platform(tmp_path: Path, **settings: str) -> Iterator[Platform]:
+    """``meridian_local run`` with ``settings`` in its environment, stopped by its id (and every
+    process it started) whatever happens. Every port is 0: each component binds one the OS picks,
+    and endpoints.json names them."""
     env = {
         **os.environ,
         "MERIDIAN_STATE_DIR": str(tmp_path / "state"),
@@ -78,6 +86,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
         "MERIDIAN_STANDBY_PORT": "0",
         "MERIDIAN_STANDBY_METRICS_PORT": "0",
         "MERIDIAN_GATEWAY_PORT": "0",
+        **settings,
     }
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
@@ -237,3 +246,34 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     assert code == 0, "".join(output[-80:])
     _until(lambda: not [pid for pid in children if _alive(pid)], "every child process exited")
     _until(lambda: all(port_is_free("127.0.0.1", port) for port in ports), "every port released")
+
+
+def test_two_shards_trade_their_own_symbols_with_fleet_unique_trade_ids(tmp_path: Path) -> None:
+    """MERIDIAN_SHARDS=2: a second primary/standby pair owns MSFT and BTCUSD; the order API routes each
+    order to its symbol's shard, and each shard's trades reach the ledger under its node number."""
+    with running_platform(tmp_path, MERIDIAN_SHARDS="2") as (process, env, endpoints, _):
+        shards = endpoints["shards"]
+        assert sorted(shards) == ["A", "B"]
+        assert shards["A"] == endpoints["routes"]
+        assert len(shards["B"].split(",")) == 2  # its primary and standby
+        assert not set(shards["A"].split(",")) & set(shards["B"].split(","))
+        users = json.loads((Path(env["MERIDIAN_STATE_DIR"]) / "credentials.json").read_text())["users"]
+        alice, bob = (
+            MeridianClient(endpoints["api"], Credentials(users[n]["access_key"], users[n]["secret"]))
+            for n in ("alice", "bob")
+        )
+        for symbol, price in (("AAPL", "190.00"), ("MSFT", "420.00")):
+            alice.submit_order(symbol, "buy", 3, price)
+            filled = bob.submit_order(symbol, "sell", 3, price)
+            assert filled["status"] == "FILLED", filled
+
+        def ledger() -> dict[str, str]:
+            with psycopg.connect(endpoints["database_url"], autocommit=True) as conn:
+                return dict(conn.execute("SELECT symbol, execution_id FROM trades").fetchall())
+
+        _until(lambda: len(ledger()) == 2, "both shards' trades in the ledger", timeout=120)
+        assert ledger() == {"AAPL": "1-1", "MSFT": "2-1"}  # node numbers 1 and 2: never the same id
+        children = _children(process.pid)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 0
+        _until(lambda: not any(_alive(pid) for pid in children), "every process stopped")
