@@ -93,7 +93,7 @@ def route_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
             os.environ.get(BUS_NAME_ENV, "default"),
             datetime.now(UTC),
             (s.orders_table, s.exposure_table),
-            reader.get,
+            reader.records,
         )
     except routing.NodeRejectedError as exc:
         logger.info("node rejected", extra={"order_id": order.order_id, "reason": exc.reason})

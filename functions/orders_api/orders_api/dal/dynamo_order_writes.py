@@ -23,12 +23,13 @@ from botocore.exceptions import ClientError
 
 from meridian import exposure
 from meridian.domain import Instrument
+from meridian.dynamo_items import to_item
 from meridian.exposure import Exposure
+from meridian.orders.items import item_to_record, record_update
+from meridian.orders.record import OrderRecord
 from meridian.resting_orders import RestingChange, order_update
-from orders_api.dal.dynamo import to_item
 from orders_api.dal.interfaces import Opened, Opening, OrderWrite, Recorded, Recording
-from orders_api.dal.order_items import item_to_record, item_to_stored, record_update, stored_to_item
-from orders_api.records import OrderRecord
+from orders_api.dal.order_items import item_to_stored, stored_to_item
 
 MAX_ITEMS = 100  # per TransactWriteItems
 CONFLICT_RETRIES = 6

@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from meridian.approvals import ApprovalOutcome, Decision
 from meridian.events import EventDetail
 from meridian.exposure import Breach, Exposure, Limits
+from meridian.orders.record import OrderRecord
 from meridian.resting_orders import RestingChange
-from orders_api.records import OrderRecord
 
 
 class InvalidPageTokenError(ValueError):
@@ -38,19 +38,6 @@ class OrderQuery:
 class Page:
     records: list[OrderRecord]
     next_token: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SelfTradeCancel:
-    """A resting order of the same account that self-trade prevention cancelled; the cancel does not
-    carry its side and price, so it is recorded from the stored order (``RestingChange``)."""
-
-    order_id: str
-    account: str
-    symbol: str
-    seq: int
-    cancelled_quantity: int
-    reason: str = "SELF_TRADE"  # the CancelReason name
 
 
 @dataclass(frozen=True, slots=True)
