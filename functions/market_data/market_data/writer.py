@@ -23,6 +23,8 @@ from typing import Any, Protocol
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
 
+from meridian.aws_clients import error_code
+
 BATCH_WRITE_LIMIT = 25
 Item = dict[str, Any]
 NEWER_BOOK = "attribute_not_exists(node_seq) OR node_seq < :seq"
@@ -155,7 +157,7 @@ class MarketDataWriter:
             try:
                 self.client.put_item(TableName=self.table_name, Item=pending.item, **condition)
             except Exception as exc:
-                if _error_code(exc) == "ConditionalCheckFailedException":
+                if error_code(exc) == "ConditionalCheckFailedException":
                     return report, True
                 if not _retryable(exc):
                     raise
@@ -175,13 +177,6 @@ def _run_all(calls: Sequence[Callable[[], WriteReport]]) -> WriteReport:
     return report
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -193,4 +188,4 @@ _RETRYABLE = {
 
 def _retryable(exc: Exception) -> bool:
     """Throttling, server and connection errors are retried; a bad request or a missing table is not."""
-    return _error_code(exc) in _RETRYABLE or isinstance(exc, (HTTPClientError, BotoConnectionError))
+    return error_code(exc) in _RETRYABLE or isinstance(exc, (HTTPClientError, BotoConnectionError))
