@@ -20,12 +20,12 @@ from binascii import a2b_base64
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
+from meridian import aws_clients
 from meridian.consumers import PoisonMessageError, process_batch
 
 from .items import book_item, trade_item
@@ -116,5 +116,5 @@ def writer_from_env() -> MarketDataWriter:
     """The container's writer on ``MARKET_DATA_TABLE`` (created on first use, then reused)."""
     global _writer  # one client per Lambda container
     if _writer is None:
-        _writer = MarketDataWriter(boto3.client("dynamodb"), os.environ["MARKET_DATA_TABLE"])
+        _writer = MarketDataWriter(aws_clients.client("dynamodb"), os.environ["MARKET_DATA_TABLE"])
     return _writer
