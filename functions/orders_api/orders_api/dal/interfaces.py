@@ -12,12 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from meridian.approvals import ApprovalOutcome, Decision
 from meridian.events import EventDetail
 from meridian.exposure import Breach, Exposure, Limits
 from meridian.orders.record import OrderRecord
+
+if TYPE_CHECKING:  # the ledger's rows; psycopg is imported with them, and only where a ledger is read
+    from meridian.ledger.queries import PositionRow, TradeRow
 from meridian.resting_orders import RestingChange
 
 
@@ -243,31 +246,6 @@ class ReferencePrices(Protocol):
     def is_fresh(self, symbol: str) -> bool:
         """Whether ``last_price`` would answer from memory, without reading a table."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class PositionRow:
-    account: str
-    symbol: str
-    quantity: int
-    average_price: Decimal
-    realized_pnl: Decimal
-    updated_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class TradeRow:
-    execution_id: str
-    symbol: str
-    price: Decimal
-    quantity: int
-    aggressor_side: str
-    buy_order_id: str
-    sell_order_id: str
-    buy_account: str
-    sell_account: str
-    occurred_at: datetime
-    ledger_seq: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from meridian.domain import Instrument
 from orders_api.auth import Action, Caller
-from orders_api.dal.interfaces import InvalidPageTokenError, OrderQuery, TradeRow
+from orders_api.dal.interfaces import InvalidPageTokenError, OrderQuery
 from orders_api.errors import NotFoundError, UnprocessableError
 from orders_api.logic.common import visible_order
 from orders_api.models import (
@@ -22,6 +24,9 @@ from orders_api.models import (
 )
 from orders_api.records import order_out
 from orders_api.services import Services
+
+if TYPE_CHECKING:
+    from meridian.ledger.queries import TradeRow
 
 
 def _invalid_token() -> UnprocessableError:
