@@ -15,7 +15,6 @@ already there keeps its time.
 
 from __future__ import annotations
 
-import os
 from binascii import a2b_base64
 from dataclasses import dataclass
 from typing import Any
@@ -28,16 +27,16 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from meridian import aws_clients
 from meridian.consumers import PoisonMessageError, process_batch
 
+from .config import settings
 from .items import book_item, trade_item
 from .records import BookTop, TradePrint, decode_all
 from .writer import MarketDataWriter, Pending, WriteReport
 
 logger = Logger(child=True)
-DEFAULT_TRADE_TTL_DAYS = 7
 
 
 def trade_ttl_seconds() -> int:
-    return int(os.environ.get("TRADE_TTL_DAYS", DEFAULT_TRADE_TTL_DAYS)) * 86_400
+    return settings().trade_ttl_days * 86_400
 
 
 class MarketDataBatch:
@@ -116,5 +115,5 @@ def writer_from_env() -> MarketDataWriter:
     """The container's writer on ``MARKET_DATA_TABLE`` (created on first use, then reused)."""
     global _writer  # one client per Lambda container
     if _writer is None:
-        _writer = MarketDataWriter(aws_clients.client("dynamodb"), os.environ["MARKET_DATA_TABLE"])
+        _writer = MarketDataWriter(aws_clients.client("dynamodb"), settings().market_data_table)
     return _writer

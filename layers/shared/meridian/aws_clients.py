@@ -12,10 +12,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-# What the functions' Tracer patches (Tracer(patch_modules=TRACED_MODULES)): the AWS SDK is the only
-# library they call out with; Powertools' default patch_all also wraps httplib, requests and sqlite3.
-TRACED_MODULES: tuple[str, ...] = ("botocore",)
-
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
