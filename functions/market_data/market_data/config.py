@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from meridian.config import from_environment
 
+from .writer import DEFAULT_CONCURRENCY
+
 
 class Settings(BaseModel):
     """Every variable the function reads (names in upper case)."""
@@ -14,6 +16,9 @@ class Settings(BaseModel):
 
     market_data_table: str = "meridian-market-data"
     trade_ttl_days: int = Field(default=7, ge=0, description="how long last-trade items are kept")
+    market_data_write_concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY, ge=1, description="parallel write lanes"
+    )
 
 
 def settings() -> Settings:

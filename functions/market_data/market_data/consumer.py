@@ -115,5 +115,7 @@ def writer_from_env() -> MarketDataWriter:
     """The container's writer on ``MARKET_DATA_TABLE`` (created on first use, then reused)."""
     global _writer  # one client per Lambda container
     if _writer is None:
-        _writer = MarketDataWriter(aws_clients.client("dynamodb"), settings().market_data_table)
+        s = settings()
+        client = aws_clients.client("dynamodb")
+        _writer = MarketDataWriter(client, s.market_data_table, concurrency=s.market_data_write_concurrency)
     return _writer

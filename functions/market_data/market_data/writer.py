@@ -11,7 +11,6 @@ fails is returned, with the Kinesis sequence numbers behind it, for the caller t
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -87,7 +86,7 @@ class MarketDataWriter:
     ) -> None:
         self.client, self.table_name = client, table_name
         self.retry = retry or RetryPolicy()
-        self.concurrency = concurrency or int(os.environ.get("MARKET_DATA_WRITE_CONCURRENCY", "8"))
+        self.concurrency = concurrency or DEFAULT_CONCURRENCY
         self._sleep = sleep
 
     def write(
@@ -176,6 +175,8 @@ def _run_all(calls: Sequence[Callable[[], WriteReport]]) -> WriteReport:
         report.merge(call())
     return report
 
+
+DEFAULT_CONCURRENCY = 8  # parallel write lanes (MARKET_DATA_WRITE_CONCURRENCY: ``config``)
 
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
