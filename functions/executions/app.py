@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from executions.config import settings
 from executions.consumer import UnreadableRecordAtHeadError, consume
 
 from meridian import aws_clients as aws
-from meridian.aws_clients import TRACED_MODULES
-from meridian.events import BUS_NAME_ENV
+from meridian import powertools
 
 logger = Logger()
-tracer = Tracer(patch_modules=TRACED_MODULES)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
+tracer = powertools.tracer()
+metrics = powertools.metrics()
 
 
 @logger.inject_lambda_context
@@ -25,7 +24,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meri
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     try:
-        outcome = consume(event, context, aws.client("events"), os.environ[BUS_NAME_ENV])
+        outcome = consume(event, context, aws.client("events"), settings().event_bus_name)
     except UnreadableRecordAtHeadError:
         metrics.add_metric(name="UnreadableDropCopyRecords", unit=MetricUnit.Count, value=1)
         raise

@@ -7,25 +7,23 @@ JSON. Errors keep their class names: the state machine catches them by name (``O
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from order_flow import intake, risk, routing
 from order_flow.config import settings
 from order_flow.models import FlowOrder
 
 from meridian import aws_clients as aws
+from meridian import powertools
 from meridian.approvals import approval
 from meridian.approvals.store import DynamoApprovalStore
-from meridian.aws_clients import TRACED_MODULES
-from meridian.events import BUS_NAME_ENV
 from meridian.routing import Router
 
 logger = Logger(service="order_flow")
-tracer = Tracer(service="order_flow", patch_modules=TRACED_MODULES)
+tracer = powertools.tracer("order_flow")
 
 
 class SnsNotifier:
@@ -90,10 +88,10 @@ def route_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         result: dict[str, Any] = routing.route_order(
             order,
             client,
-            os.environ.get(BUS_NAME_ENV, "default"),
+            s.event_bus_name,
             datetime.now(UTC),
             (s.orders_table, s.exposure_table),
-            reader.get,
+            reader.records,
         )
     except routing.NodeRejectedError as exc:
         logger.info("node rejected", extra={"order_id": order.order_id, "reason": exc.reason})

@@ -13,21 +13,20 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import psycopg
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from runbook_tasks import compliance, integrity, market_check, reconcile, restore, timeline
 from runbook_tasks.config import primary_database_environment, settings
 
 from meridian import aws_clients as aws
-from meridian import db
-from meridian.aws_clients import TRACED_MODULES
+from meridian import db, powertools
 from meridian.client import HotpathClient
 from meridian.routing import RouteTable, RoutingError, provider_from_environment
 from meridian.session_auth import credential_from_environment
 
 _T = TypeVar("_T")
 logger = Logger(service="runbooks")
-tracer = Tracer(service="runbooks", patch_modules=TRACED_MODULES)
+tracer = powertools.tracer("runbooks")
 
 
 @contextlib.contextmanager

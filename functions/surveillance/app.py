@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from surveillance.handler import surveil_message
 
-from meridian.aws_clients import TRACED_MODULES
+from meridian import powertools
 from meridian.consumers import process_batch
 
 logger = Logger()
-tracer = Tracer(patch_modules=TRACED_MODULES)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
+tracer = powertools.tracer()
+metrics = powertools.metrics()
 
 
 @logger.inject_lambda_context

@@ -29,6 +29,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from meridian.aws_clients import error_code
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian_hotpath.identity import IDENTITY_FILE, NodeIdentityError, identity_path, stored_node_number
 from meridian_hotpath.journal import (
@@ -109,7 +110,7 @@ def _stored_sha256(s3: Any, bucket: str, key: str) -> str | None:
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             return None
         raise
     value = head.get("Metadata", {}).get(SHA256_KEY)

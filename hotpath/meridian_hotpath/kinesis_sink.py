@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from meridian.aws_clients import error_code
 from meridian.kpl import MAX_RECORD_BYTES, aggregate, framing_bytes, user_record_bytes
 from meridian_hotpath.shard_pacing import (
     DEFAULT_BURST,
@@ -275,7 +276,7 @@ class KinesisSink:
         try:
             response = self.client.put_records(StreamName=self.stream_name, Records=records)
         except Exception as exc:  # network, credentials, a whole-call throttle: every record failed
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            code = error_code(exc)
             log.warning("%s: put_records failed for %d records: %r", self.stream_name, len(call), exc)
             return [THROTTLED if code == THROTTLED else "CallFailed"] * len(call)
         # Results are positional: the i-th result answers the i-th record sent.

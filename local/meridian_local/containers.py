@@ -20,12 +20,9 @@ from typing import Any, TypeVar
 _T = TypeVar("_T")
 
 # (module, attribute) kept per container; lru_caches are cleared instead (rebuilt from the environment).
+# boto3 clients need neither: ``meridian.aws_clients`` keys them by region and endpoint already.
 _KEPT = (("orders_api.services", "_current"), ("meridian.db", "_shared"))
-_CLEARED = (
-    ("orders_api.config", "settings"),
-    ("orders_api.aws", "client"),
-    ("meridian.aws_clients", "client"),
-)
+_CLEARED = (("orders_api.config", "settings"),)
 
 
 def cold_start() -> None:

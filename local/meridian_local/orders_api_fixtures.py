@@ -16,16 +16,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orders_api.config import Settings
 from orders_api.dal.hotpath import MatchingGateway, NodeAnswer
-from orders_api.dal.interfaces import LedgerReader, PositionRow, TradePageRows, TradeRow
+from orders_api.dal.interfaces import LedgerReader, TradePageRows
 from orders_api.services import Services, default_instruments
 
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian.protocol import Message
 from meridian_hotpath.engine import MatchingEngine
+
+if TYPE_CHECKING:
+    from meridian.ledger.queries import PositionRow, TradeRow
 
 ACCOUNT_ID = "123456789012"
 REPO_ROOT = Path(__file__).resolve().parents[2]

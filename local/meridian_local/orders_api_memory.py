@@ -31,13 +31,13 @@ from orders_api.dal.interfaces import (
     TapeTrade,
     TradingControl,
 )
-from orders_api.records import OrderRecord
 from orders_api.services import Services, default_instruments
 
 from meridian import exposure
 from meridian.domain import Instrument
 from meridian.events import EventDetail
 from meridian.exposure import Breach, Exposure, Limits
+from meridian.orders.record import OrderRecord
 from meridian_local.orders_api_fixtures import EmptyLedger
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import botocore.session
 from botocore.exceptions import ClientError
 
+from meridian.aws_clients import error_code
+
 _session = botocore.session.get_session()
 _installed = False
 
@@ -99,7 +101,7 @@ def install() -> None:
 
     def from_error(self: Any, env: Any, ex: Exception) -> Any:
         if isinstance(ex, ClientError):
-            code = str(ex.response.get("Error", {}).get("Code", "Unknown"))
+            code = error_code(ex) or "Unknown"
             message = str(ex.response.get("Error", {}).get("Message", ""))
             status = ex.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             cause = f"{message} (Service: {self.resource.api_name}, Status Code: {status})"

@@ -114,9 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queue-url", required=True, help="ExecutionsDeadLetterQueue's URL")
     parser.add_argument("--bus", required=True, help="the trading event bus (TradingEventBusName)")
     args = parser.parse_args(argv)
-    import boto3  # noqa: PLC0415 - an operator tool: boto3 only when run
+    from meridian.aws_clients import client as make  # noqa: PLC0415 - an operator tool: boto3 only when run
 
-    make: Any = boto3.client
     results = redrive(make("sqs"), make("kinesis"), make("events"), args.queue_url, args.bus)
     for result in results:
         state = f"kept: {result.problem}" if result.problem else "redriven, deleted"

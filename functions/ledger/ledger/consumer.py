@@ -3,20 +3,18 @@ both positions) or an order's cancellation (order.cancelled.v1: why it lost its 
 
 from __future__ import annotations
 
-import os
-
 import psycopg
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from meridian import db
+from meridian import db, powertools
 from meridian.consumers import PoisonMessageError, expect, parse_queued_event
 from meridian.events import OrderCancelled, TradeExecuted
 from meridian.ledger import ExecutionIdCollisionError, record_cancellation, record_trade
 
 logger = Logger(child=True)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
+metrics = powertools.metrics()
 
 
 def record_ledger_message(record: SQSRecord) -> bool:

@@ -15,29 +15,28 @@ already there keeps its time.
 
 from __future__ import annotations
 
-import os
 from binascii import a2b_base64
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
+from meridian import aws_clients
 from meridian.consumers import PoisonMessageError, process_batch
 
+from .config import settings
 from .items import book_item, trade_item
 from .records import BookTop, TradePrint, decode_all
 from .writer import MarketDataWriter, Pending, WriteReport
 
 logger = Logger(child=True)
-DEFAULT_TRADE_TTL_DAYS = 7
 
 
 def trade_ttl_seconds() -> int:
-    return int(os.environ.get("TRADE_TTL_DAYS", DEFAULT_TRADE_TTL_DAYS)) * 86_400
+    return settings().trade_ttl_days * 86_400
 
 
 class MarketDataBatch:
@@ -116,5 +115,7 @@ def writer_from_env() -> MarketDataWriter:
     """The container's writer on ``MARKET_DATA_TABLE`` (created on first use, then reused)."""
     global _writer  # one client per Lambda container
     if _writer is None:
-        _writer = MarketDataWriter(boto3.client("dynamodb"), os.environ["MARKET_DATA_TABLE"])
+        s = settings()
+        client = aws_clients.client("dynamodb")
+        _writer = MarketDataWriter(client, s.market_data_table, concurrency=s.market_data_write_concurrency)
     return _writer

@@ -11,7 +11,6 @@ fails is returned, with the Kinesis sequence numbers behind it, for the caller t
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,8 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
+
+from meridian.aws_clients import error_code
 
 BATCH_WRITE_LIMIT = 25
 Item = dict[str, Any]
@@ -85,7 +86,7 @@ class MarketDataWriter:
     ) -> None:
         self.client, self.table_name = client, table_name
         self.retry = retry or RetryPolicy()
-        self.concurrency = concurrency or int(os.environ.get("MARKET_DATA_WRITE_CONCURRENCY", "8"))
+        self.concurrency = concurrency or DEFAULT_CONCURRENCY
         self._sleep = sleep
 
     def write(
@@ -155,7 +156,7 @@ class MarketDataWriter:
             try:
                 self.client.put_item(TableName=self.table_name, Item=pending.item, **condition)
             except Exception as exc:
-                if _error_code(exc) == "ConditionalCheckFailedException":
+                if error_code(exc) == "ConditionalCheckFailedException":
                     return report, True
                 if not _retryable(exc):
                     raise
@@ -175,12 +176,7 @@ def _run_all(calls: Sequence[Callable[[], WriteReport]]) -> WriteReport:
     return report
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
+DEFAULT_CONCURRENCY = 8  # parallel write lanes (MARKET_DATA_WRITE_CONCURRENCY: ``config``)
 
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
@@ -193,4 +189,4 @@ _RETRYABLE = {
 
 def _retryable(exc: Exception) -> bool:
     """Throttling, server and connection errors are retried; a bad request or a missing table is not."""
-    return _error_code(exc) in _RETRYABLE or isinstance(exc, (HTTPClientError, BotoConnectionError))
+    return error_code(exc) in _RETRYABLE or isinstance(exc, (HTTPClientError, BotoConnectionError))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from meridian.config import from_environment
 
 
 class Settings(BaseModel):
@@ -22,6 +23,7 @@ class Settings(BaseModel):
     max_order_notional: Decimal = Decimal("50000000")
     restricted_symbols: str = Field(default="", description="comma-separated symbols needing approval")
     hotpath_timeout_ms: int = Field(default=2000, gt=0)
+    event_bus_name: str = "default"  # where the routed order's lifecycle events go
 
     @property
     def restricted(self) -> frozenset[str]:
@@ -30,5 +32,4 @@ class Settings(BaseModel):
 
 def settings() -> Settings:
     """Read on every invocation: cheap, and never stale when one process hosts several functions."""
-    env = {name: os.environ[name.upper()] for name in Settings.model_fields if name.upper() in os.environ}
-    return Settings.model_validate(env)
+    return from_environment(Settings)

@@ -9,16 +9,21 @@ also states how to give back the exposure the order API reserved for the held or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from meridian import exposure
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
+from meridian.dynamo_items import from_item
 from meridian.exposure import Exposure
+from meridian.orders.items import HELD, item_to_record
+from meridian.orders.record import OrderRecord
 
 from .models import FlowOrder
 
 PENDING_SUFFIX = ":pending_approval"
+_UNDATED = datetime(1970, 1, 1, tzinfo=UTC)  # where no timestamp plays a part
 INSTRUMENTS: dict[str, Instrument] = {i.symbol: i for i in DEFAULT_INSTRUMENTS}
 
 
@@ -96,18 +101,35 @@ def load_pending(start_input: Mapping[str, Any], orders: OrderReader) -> FlowOrd
     return order
 
 
+def held_record(order: FlowOrder, at: datetime) -> OrderRecord:
+    """The held order as the order API stored it, before the node's answer (``at``: now)."""
+    try:
+        created = datetime.fromisoformat(order.created_at) if order.created_at else at
+    except ValueError:
+        created = at
+    return OrderRecord(
+        order_id=order.order_id,
+        account=order.account,
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=order.side,
+        type=order.type,
+        time_in_force=order.time_in_force,
+        quantity=order.quantity,
+        price_ticks=order.price_ticks,
+        status=HELD,
+        created_at=created,
+        updated_at=at,
+        order_flags=order.order_flags,
+        leaves_quantity=order.quantity,
+        submitted_by=order.submitted_by,
+        reference_ticks=order.reference_ticks,
+    )
+
+
 def held_exposure(order: FlowOrder) -> Exposure:
     """What the held order reserved (the order API reserves an order's exposure when it creates it)."""
-    instrument = INSTRUMENTS[order.symbol]
-    ticks = order.price_ticks if order.price_ticks is not None else order.reference_ticks
-    return exposure.of_order(
-        order.side,
-        order.symbol,
-        open_quantity=order.quantity,
-        filled=0,
-        is_open=True,
-        price=instrument.to_price(ticks or 0),
-    )
+    return held_record(order, _UNDATED).exposure(INSTRUMENTS[order.symbol])
 
 
 def release(order: FlowOrder, exposure_table: str) -> dict[str, Any]:
@@ -136,17 +158,25 @@ class DynamoOrderReader:
         self._table = table
 
     def get(self, order_id: str) -> Mapping[str, Any] | None:
-        from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415 - boto3 is in the runtime
-
         answer = self._db.get_item(
             TableName=self._table, Key={"order_id": {"S": order_id}}, ConsistentRead=True
         )
         item = answer.get("Item")
         if not item:
             return None
-        deserializer = TypeDeserializer()
-        values = {k: deserializer.deserialize(v) for k, v in item.items()}
+        values = from_item(item)
         return {k: int(v) if k in _INTEGER_FIELDS and v is not None else v for k, v in values.items()}
+
+    def records(self, order_ids: Sequence[str]) -> dict[str, OrderRecord]:
+        """The stored orders among ``order_ids`` (an id the table does not hold is left out)."""
+        found: dict[str, OrderRecord] = {}
+        for order_id in order_ids:
+            answer = self._db.get_item(
+                TableName=self._table, Key={"order_id": {"S": order_id}}, ConsistentRead=True
+            )
+            if item := answer.get("Item"):
+                found[order_id] = item_to_record(item)
+        return found
 
 
 _INTEGER_FIELDS = frozenset(

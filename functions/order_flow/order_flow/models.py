@@ -11,10 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from meridian.domain import ACCOUNT_LEN, CLIENT_ORDER_ID_LEN, SYMBOL_LEN
+from meridian.orders.record import OrderRecord, SideName, TimeInForceName
 
-SideName = Literal["BUY", "SELL"]
-OrderTypeName = Literal["LIMIT", "MARKET"]
-TimeInForceName = Literal["GTC", "IOC", "FOK", "DAY"]
+FlowOrderTypeName = Literal["LIMIT", "MARKET"]  # stop orders are not held for approval
 
 
 class _Frozen(BaseModel):
@@ -29,7 +28,7 @@ class FlowOrder(_Frozen):
     account: str = Field(min_length=1, max_length=ACCOUNT_LEN)
     symbol: str = Field(min_length=1, max_length=SYMBOL_LEN)
     side: SideName
-    type: OrderTypeName = "LIMIT"
+    type: FlowOrderTypeName = "LIMIT"
     time_in_force: TimeInForceName = "GTC"
     quantity: int = Field(gt=0)
     price_ticks: int | None = Field(default=None, ge=0)
@@ -56,3 +55,16 @@ class RecordUpdate(_Frozen):
     last_seq: int
     price_ticks: int | None
     open: bool
+
+    @classmethod
+    def of(cls, record: OrderRecord) -> RecordUpdate:
+        return cls(
+            status=record.status,
+            node=record.node or "",
+            node_order_id=record.node_order_id or 0,
+            filled_quantity=record.filled_quantity,
+            leaves_quantity=record.leaves_quantity,
+            last_seq=record.last_seq,
+            price_ticks=record.price_ticks,
+            open=record.is_open,
+        )

@@ -52,11 +52,12 @@ def build_models_now() -> int:
 
     from meridian import events  # noqa: PLC0415
     from meridian.approvals import models as approval_models  # noqa: PLC0415
+    from meridian.orders import record  # noqa: PLC0415
     from orders_api import logic, models  # noqa: PLC0415
 
     logic.load_all()  # the rules of every route, imported on first use otherwise
     built = 0
-    for module in (models, events, approval_models):
+    for module in (models, events, approval_models, record):
         for value in vars(module).values():
             if (
                 isinstance(value, type)

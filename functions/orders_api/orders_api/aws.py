@@ -1,29 +1,22 @@
-"""boto3 clients, created on first use and kept for the container's life.
+"""The order path's boto3 clients: the layer's (``meridian.aws_clients``), bounded in time.
 
-boto3 is imported here, lazily, so that importing the handler stays cheap (cold start); the endpoint
-comes from ``AWS_ENDPOINT_URL`` when set (moto locally), as botocore reads it itself.
+A client waits 2 s to connect and 5 s for an answer and tries a call three times at most, so a slow
+AWS dependency answers the caller with an error within the function's timeout.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
+from meridian import aws_clients
 
-@cache
+ORDER_PATH = aws_clients.Bounds(connect_timeout=2, read_timeout=5, max_attempts=3, max_pool_connections=16)
+
+
 def client(service: str) -> Any:
-    import boto3  # noqa: PLC0415 - deferred: see the module docstring
-    from botocore.config import Config  # noqa: PLC0415
-
-    config = Config(
-        connect_timeout=2,
-        read_timeout=5,
-        retries={"max_attempts": 3, "mode": "standard"},
-        max_pool_connections=16,
-    )
-    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+    return aws_clients.client(service, bounds=ORDER_PATH)
 
 
 def reset_clients() -> None:
     """Forget every client (tests that start a new mock, or a changed endpoint)."""
-    client.cache_clear()
+    aws_clients.reset_clients()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from meridian.config import from_environment
 
 
 class Settings(BaseModel):
@@ -42,5 +43,4 @@ class Settings(BaseModel):
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     """The settings for this process; tests clear the cache after changing the environment."""
-    env = {name: os.environ[name.upper()] for name in Settings.model_fields if name.upper() in os.environ}
-    return Settings.model_validate(env)
+    return from_environment(Settings)

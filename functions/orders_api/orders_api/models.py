@@ -12,25 +12,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meridian.domain import MAX_QUANTITY
+from meridian.orders.record import (
+    Approval,
+    CancelReasonName,
+    OrderStatusName,
+    OrderTypeName,
+    SideName,
+    TimeInForceName,
+)
 
-SideName = Literal["BUY", "SELL"]
-OrderTypeName = Literal["LIMIT", "MARKET", "STOP", "STOP_LIMIT"]
-TimeInForceName = Literal["GTC", "IOC", "FOK", "DAY"]
 SelfTradePreventionName = Literal["CANCEL_NEWEST", "CANCEL_OLDEST", "CANCEL_BOTH", "ALLOW"]
-OrderStatusName = Literal[
-    "NEW",
-    "PARTIALLY_FILLED",
-    "FILLED",
-    "CANCELLED",
-    "REJECTED",
-    "PENDING_APPROVAL",
-    "EXPIRED",
-    "UNCONFIRMED",
-    "PENDING_TRIGGER",
-]
-CancelReasonName = Literal[
-    "USER", "IOC_REMAINDER", "FOK_UNFILLED", "SELF_TRADE", "END_OF_DAY", "NO_LIQUIDITY", "HALT"
-]
 UserType = Literal["trader", "risk_officer", "compliance_officer", "operator"]
 
 PriceText = Annotated[
@@ -158,13 +149,6 @@ class FillList(_Model):
 
     order_id: str
     fills: list[FillOut]
-
-
-class Approval(_Model):
-    decision: Literal["APPROVE", "REJECT"]
-    actor: str
-    comment: str = ""
-    decided_at: datetime
 
 
 class OrderOut(_Model):

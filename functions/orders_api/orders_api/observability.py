@@ -9,23 +9,22 @@ metrics (``log_metrics``), one EMF document per request, as in Lambda.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from meridian.aws_clients import TRACED_MODULES
+from meridian import powertools
 from orders_api.errors import OrderRefusedError
 
 SERVICE = "orders_api"
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"), service=SERVICE)
+tracer = powertools.tracer(SERVICE)
+metrics = powertools.metrics(SERVICE)
 
 
 def count_reject(reason: str) -> None:

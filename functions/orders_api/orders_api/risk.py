@@ -16,9 +16,9 @@ from enum import Enum
 
 from meridian.domain import Instrument, RejectReason
 from meridian.exposure import Breach
+from meridian.orders.record import SideName
 from orders_api.dal.interfaces import RiskLimits, TradingControl
 from orders_api.errors import OrderRefusedError
-from orders_api.models import SideName
 
 
 @dataclass(frozen=True, slots=True)

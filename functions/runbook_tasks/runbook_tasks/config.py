@@ -6,6 +6,8 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from meridian.config import from_environment
+
 
 class Settings(BaseModel):
     """Every variable the runbook functions read (names in upper case)."""
@@ -43,8 +45,7 @@ class Settings(BaseModel):
 
 def settings() -> Settings:
     """Read on every invocation: never stale when one process hosts several functions."""
-    env = {name: os.environ[name.upper()] for name in Settings.model_fields if name.upper() in os.environ}
-    return Settings.model_validate(env)
+    return from_environment(Settings)
 
 
 def primary_database_environment() -> dict[str, str] | None:

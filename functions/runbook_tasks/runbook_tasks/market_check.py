@@ -14,13 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
-_deserializer = TypeDeserializer()
-
-
-def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+from meridian.dynamo_items import from_item
 
 
 def published(dynamodb: Any, table: str, symbol: str) -> tuple[dict[str, Any] | None, int | None]:
@@ -36,8 +30,8 @@ def published(dynamodb: Any, table: str, symbol: str) -> tuple[dict[str, Any] | 
         ScanIndexForward=False,
         Limit=1,
     ).get("Items", [])
-    newest = int(_plain(trades[0])["node_seq"]) if trades else None
-    return (_plain(book["Item"]) if "Item" in book else None), newest
+    newest = int(from_item(trades[0])["node_seq"]) if trades else None
+    return (from_item(book["Item"]) if "Item" in book else None), newest
 
 
 def book_digest(book: Mapping[str, Any]) -> str:

@@ -18,16 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from boto3.dynamodb.types import TypeDeserializer
+
+from meridian.dynamo_items import from_item
 
 OPEN_ON_NODE = ("NEW", "PARTIALLY_FILLED", "UNCONFIRMED")
 CLOSED_BY_NODE = ("FILLED", "CANCELLED", "EXPIRED")
 STATUS_INDEX = "StatusIndex"
-_deserializer = TypeDeserializer()
-
-
-def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
 def _query(dynamodb: Any, table: str, status: str, since: str | None) -> Iterator[dict[str, Any]]:
@@ -41,7 +37,7 @@ def _query(dynamodb: Any, table: str, status: str, since: str | None) -> Iterato
     while True:
         page = dynamodb.query(**args)
         for item in page.get("Items", []):
-            yield _plain(item)
+            yield from_item(item)
         if "LastEvaluatedKey" not in page:
             return
         args["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -8,17 +8,17 @@ adds nothing and only re-sends an alert whose earlier send failed (at-least-once
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Protocol
 
 import psycopg
 
+from meridian.config import from_environment
 from meridian.domain import DEFAULT_INSTRUMENTS, Instrument
 from meridian.events import EventDetail, OrderAccepted, OrderCancelled, OrderReplaced, TradeExecuted
 
+from .config import Settings
 from .rules import (
     Finding,
     RatioLimits,
@@ -50,17 +50,9 @@ class SurveillanceConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SurveillanceConfig:
-        e = os.environ if env is None else env
-        defaults = RatioLimits()
-        limits = RatioLimits(
-            window_s=int(e.get("SURVEILLANCE_WINDOW_SECONDS", defaults.window_s)),
-            max_order_to_trade=Decimal(e.get("SURVEILLANCE_MAX_ORDER_TO_TRADE", defaults.max_order_to_trade)),
-            min_order_messages=int(e.get("SURVEILLANCE_MIN_ORDER_MESSAGES", defaults.min_order_messages)),
-            max_cancel_ratio=Decimal(e.get("SURVEILLANCE_MAX_CANCEL_RATIO", defaults.max_cancel_ratio)),
-            min_new_orders=int(e.get("SURVEILLANCE_MIN_NEW_ORDERS", defaults.min_new_orders)),
-        )
-        groups = json.loads(e.get("SURVEILLANCE_LINKED_ACCOUNTS", "[]") or "[]")
-        return cls(limits=limits, linked=linked_groups(groups))
+        settings = from_environment(Settings, env)
+        groups = json.loads(settings.surveillance_linked_accounts or "[]")
+        return cls(limits=settings.limits, linked=linked_groups(groups))
 
 
 def activities_of(detail: EventDetail) -> list[Activity]:

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
-import boto3
 import psycopg
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from meridian import db
+from meridian import aws_clients, db, powertools
 from meridian.consumers import PoisonMessageError, parse_queued_event
 
 from .alerts import SnsAlerts
+from .config import settings
 from .consumer import SurveillanceConfig, surveil
 
 logger = Logger(child=True)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Meridian"))
+metrics = powertools.metrics()
 
 
 @lru_cache(maxsize=1)
@@ -28,7 +27,7 @@ def config() -> SurveillanceConfig:
 
 @lru_cache(maxsize=1)
 def alerts() -> SnsAlerts:
-    return SnsAlerts(boto3.client("sns"), os.environ["COMPLIANCE_ALERTS_TOPIC_ARN"])
+    return SnsAlerts(aws_clients.client("sns"), settings().compliance_alerts_topic_arn)
 
 
 def surveil_message(record: SQSRecord) -> int:

@@ -27,6 +27,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from meridian import aws_clients
+
 DATABASE_URL_ENV = "DATABASE_URL"
 SECRET_ARN_ENV = "DB_SECRET_ARN"  # noqa: S105 - the name of a variable, not a secret
 HOST_ENV = "DB_HOST"
@@ -60,17 +62,12 @@ class DatabaseSettings:
 
 
 def _fetch_secret(secret_arn: str) -> str:
-    import boto3  # noqa: PLC0415 - only AWS deployments need Secrets Manager
-
-    client: Any = boto3.client("secretsmanager")
-    response = client.get_secret_value(SecretId=secret_arn)
+    response = aws_clients.client("secretsmanager").get_secret_value(SecretId=secret_arn)
     return str(response["SecretString"])
 
 
 def _sign_token(host: str, port: int, user: str, region: str) -> str:
-    import boto3  # noqa: PLC0415 - only AWS deployments sign IAM tokens
-
-    client: Any = boto3.client("rds", region_name=region)
+    client = aws_clients.client("rds", region)  # boto3 loads here: only AWS deployments sign tokens
     return str(client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user, Region=region))
 
 

@@ -27,8 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import boto3
-
+from meridian import aws_clients
 from meridian.client import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, HotpathClient
 from meridian.session_auth import SessionKey, credential_from_environment
 
@@ -141,7 +140,7 @@ class SsmRoutes:
 
     def _ssm(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("ssm")
+            self._client = aws_clients.client("ssm")
         return self._client
 
     def table(self) -> RouteTable:

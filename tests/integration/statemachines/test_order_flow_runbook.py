@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from orders_api.dal.order_items import item_to_record, record_to_item
-from orders_api.records import OrderRecord
 
 from meridian.approvals import ApprovalExpiredError, Decision, DynamoApprovalStore, submit_decision
 from meridian.client import HotpathClient
 from meridian.domain import Side
 from meridian.events import parse_eventbridge_event
 from meridian.executions import order_id_for
+from meridian.orders.items import item_to_record, record_to_item
+from meridian.orders.record import OrderRecord
 from meridian.protocol import Ack
 from meridian_local.runbook_stack import RunbookStack, build
 from tests.integration.statemachines.conftest import Node, tap_bus, tap_topic

@@ -66,10 +66,10 @@ def bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    aws_clients._client.cache_clear()  # clients made inside mock_aws only
+    aws_clients.reset_clients()  # clients made inside mock_aws only
     with mock_aws():
         yield Bus()
-    aws_clients._client.cache_clear()
+    aws_clients.reset_clients()
 
 
 @pytest.fixture

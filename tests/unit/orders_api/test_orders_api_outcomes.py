@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from orders_api import services
-from orders_api.dal.interfaces import TradePageRows, TradeRow
+from orders_api.dal.interfaces import TradePageRows
 from orders_api.services import Services
 
+from meridian.ledger.queries import TradeRow
 from meridian_local.orders_api_fixtures import EmptyLedger
 from tests.unit.orders_api.harness import TRADER_A, TRADER_B, Answer
 
@@ -126,14 +127,40 @@ def test_stop_order_requests_are_checked(api: Api) -> None:
     assert off_grid.body["details"][0]["loc"] == ["body", "stop_price"]
 
 
+def _trade(
+    execution_id: str,
+    price: str,
+    quantity: int,
+    aggressor: Literal["BUY", "SELL"],
+    buy: str,
+    sell: str,
+    seq: int,
+) -> TradeRow:
+    return TradeRow(
+        execution_id=execution_id,
+        symbol="AAPL",
+        price=Decimal(price),
+        quantity=quantity,
+        aggressor_side=aggressor,
+        buy_account="ACC-A",
+        sell_account="ACC-B",
+        buy_order_id=buy,
+        sell_order_id=sell,
+        buy_client_order_id="",
+        sell_client_order_id="",
+        node_seq=seq,
+        occurred_at=datetime(2026, 1, 2, tzinfo=UTC),
+        ledger_seq=seq,
+    )
+
+
 class Fills(EmptyLedger):
     """A ledger holding two trades of one order (the route's own query is tested on PostgreSQL)."""
 
     def __init__(self, order_id: str) -> None:
-        at = datetime(2026, 1, 2, tzinfo=UTC)
         self.rows = [
-            TradeRow("n1-1", "AAPL", Decimal("190.5"), 2, "SELL", order_id, "o2", "ACC-A", "ACC-B", at, 1),
-            TradeRow("n1-2", "AAPL", Decimal("190.25"), 1, "BUY", order_id, "o3", "ACC-A", "ACC-B", at, 2),
+            _trade("n1-1", "190.5", 2, "SELL", order_id, "o2", 1),
+            _trade("n1-2", "190.25", 1, "BUY", order_id, "o3", 2),
         ]
 
     def order_fills(self, order_id: str) -> list[TradeRow]:

@@ -29,6 +29,8 @@ from meridian.approvals.store import DynamoApprovalStore
 from meridian.domain import CancelReason, OrderStatus, RejectReason, Side
 from meridian.events import OrderAccepted, parse_detail
 from meridian.executions import order_id_for
+from meridian.orders.answers import resting_changes
+from meridian.orders.record import OrderRecord, SideName
 from meridian.protocol import Ack, CancelAck, Fill, Reject
 from meridian.resting_orders import CONDITION, transact_items
 
@@ -49,6 +51,24 @@ def _order(**changes: Any) -> FlowOrder:
     }
     values.update(changes)
     return FlowOrder.model_validate(values)
+
+
+def _stored(account: str, client_order_id: str, side: SideName, price_ticks: int) -> OrderRecord:
+    """A resting order of another request, as the Orders table holds it."""
+    return OrderRecord(
+        order_id=order_id_for(account, client_order_id),
+        account=account,
+        client_order_id=client_order_id,
+        symbol="AAPL",
+        side=side,
+        type="LIMIT",
+        time_in_force="GTC",
+        quantity=100,
+        price_ticks=price_ticks,
+        status="NEW",
+        created_at=AT,
+        updated_at=AT,
+    )
 
 
 # ---- intake ----------------------------------------------------------------------------------------
@@ -155,24 +175,24 @@ def _fill(seq: int, trade_id: int, quantity: int, buy_leaves: int, sell_leaves: 
 def test_an_answer_with_fills_becomes_the_record_the_counterparties_and_the_events() -> None:
     ack = Ack(0, 10, 7, "big-1", "fund1", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 100, 100, 0, 19000)
     messages = [ack, _fill(10, 4, 60, 40, 0), _fill(10, 5, 40, 0, 20)]
-    result = routing.interpret(_order(), "10.0.0.1:9001", messages, AT)
+    result = routing.interpret_answer(_order(), "10.0.0.1:9001", messages, AT)
     record = result.record
-    assert (record.status, record.filled_quantity, record.leaves_quantity, record.open) == (
+    assert (record.status, record.filled_quantity, record.leaves_quantity, record.is_open) == (
         "FILLED",
         100,
         0,
         False,
     )
-    assert [(c.status, c.leaves_before, c.leaves_after) for c in result.resting] == [
+    assert [(c.status, c.leaves_before, c.leaves_after) for c in result.others] == [
         ("FILLED", 60, 0),
         ("PARTIALLY_FILLED", 60, 20),
     ]
-    assert [c.order_id for c in result.resting] == [order_id_for("mm1", "rest-1")] * 2
+    assert [c.order_id for c in result.others] == [order_id_for("mm1", "rest-1")] * 2
     # The order's lifecycle only: trade.executed.v1 comes from the node's drop copy.
     events = [parse_detail(e.detail_type, e.model_dump(mode="json")) for e in result.events]
     assert [type(e) for e in events] == [OrderAccepted]
     assert result.trades == 2
-    order_write, exposure_write = routing.record_items(_order(), record, AT, "orders", "exposure")
+    order_write, exposure_write = routing.record_items(_order(), record, "orders", "exposure")
     assert order_write["Update"]["ConditionExpression"] == "#s = :pending"
     # Filled: the open order and its notional are given back; 100 held long, as position now.
     names = exposure_write["Update"]["ExpressionAttributeNames"]
@@ -186,13 +206,13 @@ def test_an_answer_with_fills_becomes_the_record_the_counterparties_and_the_even
 
 def test_an_open_order_keeps_its_reservation_and_a_remainder_cancel_gives_it_back() -> None:
     ack = Ack(0, 3, 7, "big-1", "fund1", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 100, 100, 0, 19000)
-    open_result = routing.interpret(_order(), "n:1", [ack], AT)
-    assert open_result.record.open
-    assert len(routing.record_items(_order(), open_result.record, AT, "orders", "exposure")) == 1
+    open_result = routing.interpret_answer(_order(), "n:1", [ack], AT)
+    assert open_result.record.is_open
+    assert len(routing.record_items(_order(), open_result.record, "orders", "exposure")) == 1
     cancel = CancelAck(0, 3, 7, "big-1", "fund1", "AAPL", int(CancelReason.IOC_REMAINDER), 100)
-    closed = routing.interpret(_order(time_in_force="IOC"), "n:1", [ack, cancel], AT)
-    assert (closed.record.status, closed.record.open) == ("CANCELLED", False)
-    released = routing.answered_exposure(_order(), closed.record) - intake.held_exposure(_order())
+    closed = routing.interpret_answer(_order(time_in_force="IOC"), "n:1", [ack, cancel], AT)
+    assert (closed.record.status, closed.record.is_open) == ("CANCELLED", False)
+    released = closed.record.exposure(intake.INSTRUMENTS["AAPL"]) - intake.held_exposure(_order())
     assert (released.open_orders, released.notional, dict(released.long)) == (
         -1,
         Decimal("-19000.00"),
@@ -203,15 +223,15 @@ def test_an_open_order_keeps_its_reservation_and_a_remainder_cancel_gives_it_bac
 def test_a_node_reject_is_an_answer_of_its_own() -> None:
     reject = Reject(0, 9, 0, "big-1", "AAPL", int(RejectReason.TRADING_HALTED))
     with pytest.raises(routing.NodeRejectedError) as refused:
-        routing.interpret(_order(), "n:1", [reject], AT)
+        routing.interpret_answer(_order(), "n:1", [reject], AT)
     answer = routing.rejected_answer(refused.value)
     assert (answer["rejected"], answer["reason"], answer["event_batches"]) == (True, "TRADING_HALTED", [])
 
 
 def test_counterparty_writes_are_the_order_apis_with_their_exposure() -> None:
     ack = Ack(0, 10, 7, "big-1", "fund1", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 100, 100, 0, 19000)
-    result = routing.interpret(_order(), "n:1", [ack, _fill(10, 4, 60, 40, 0)], AT)
-    (change,) = routing.resting_changes(result, lambda order_id: None)
+    result = routing.interpret_answer(_order(), "n:1", [ack, _fill(10, 4, 60, 40, 0)], AT)
+    (change,) = resting_changes(result, {}, intake.INSTRUMENTS)
     order_write, exposure_write = transact_items("orders", "exposure", change)
     assert order_write["Update"]["ConditionExpression"] == CONDITION  # the order API's own condition
     assert order_write["Update"]["ExpressionAttributeValues"][":before"] == {"N": "60"}
@@ -221,17 +241,17 @@ def test_counterparty_writes_are_the_order_apis_with_their_exposure() -> None:
 def test_a_self_trade_cancel_of_a_resting_order_is_completed_from_the_stored_order() -> None:
     ack = Ack(0, 3, 7, "big-1", "fund1", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 100, 100, 0, 19000)
     stp = CancelAck(0, 4, 2, "rest-9", "fund1", "AAPL", int(CancelReason.SELF_TRADE), 30)
-    result = routing.interpret(_order(), "n:1", [ack, stp], AT)
+    result = routing.interpret_answer(_order(), "n:1", [ack, stp], AT)
     resting_id = order_id_for("fund1", "rest-9")
-    stored = {resting_id: {"symbol": "AAPL", "side": "SELL", "price_ticks": 18990}}
-    (change,) = routing.resting_changes(result, stored.get)
+    stored = {resting_id: _stored("fund1", "rest-9", "SELL", 18990)}
+    (change,) = resting_changes(result, stored, intake.INSTRUMENTS)
     assert (change.cancelled, change.side, change.price, change.leaves_before) == (
         True,
         "SELL",
         Decimal("189.90"),
         30,
     )
-    assert routing.resting_changes(result, lambda order_id: None) == []  # not an order of the API
+    assert resting_changes(result, {}, intake.INSTRUMENTS) == []  # not an order of the API
 
 
 def test_a_stop_order_firing_in_the_answer_is_another_order_not_this_one() -> None:
@@ -242,7 +262,7 @@ def test_a_stop_order_firing_in_the_answer_is_another_order_not_this_one() -> No
     own_fill = _fill(10, 4, 60, 40, 0)  # fund1 buys 60 of mm1's resting sell (order 3)
     fired = Ack(0, 10, 8, "stop-1", "mm2", "AAPL", int(Side.BUY), int(OrderStatus.NEW), 10, 10, 0, 19100)
     stop_fill = Fill(0, 10, 6, "AAPL", 19050, 10, int(Side.BUY), 8, 9, "mm2", "mm3", "stop-1", "rest-2", 0, 5)
-    result = routing.interpret(_order(), "n:1", [ack, own_fill, fired, stop_fill], AT)
+    result = routing.interpret_answer(_order(), "n:1", [ack, own_fill, fired, stop_fill], AT)
     assert (result.record.node_order_id, result.record.filled_quantity, result.record.leaves_quantity) == (
         7,
         60,
@@ -250,8 +270,8 @@ def test_a_stop_order_firing_in_the_answer_is_another_order_not_this_one() -> No
     )
     assert len(result.events) == 1  # one order.accepted.v1, the flow's own order's
     stop_id = order_id_for("mm2", "stop-1")
-    stored = {stop_id: {"symbol": "AAPL", "side": "BUY", "price_ticks": 19100}}
-    changes = {c.order_id: c for c in routing.resting_changes(result, stored.get)}
+    stored = {stop_id: _stored("mm2", "stop-1", "BUY", 19100)}
+    changes = {c.order_id: c for c in resting_changes(result, stored, intake.INSTRUMENTS)}
     stop = changes[stop_id]
     assert (stop.status, stop.filled, stop.price, stop.notional_ticks) == (
         "FILLED",

@@ -1,4 +1,4 @@
-"""DynamoDB item (de)serialisation and the opaque pagination token shared by the stores."""
+"""The opaque pagination token shared by the stores (items: ``meridian.dynamo_items``)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
+from meridian.dynamo_items import from_item, to_item
 from orders_api.dal.interfaces import InvalidPageTokenError
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
-
-
-def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
 def encode_token(last_key: Mapping[str, Any], query_id: str) -> str:

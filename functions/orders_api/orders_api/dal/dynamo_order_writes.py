@@ -22,13 +22,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from meridian import exposure
+from meridian.aws_clients import error_code
 from meridian.domain import Instrument
+from meridian.dynamo_items import to_item
 from meridian.exposure import Exposure
+from meridian.orders.items import item_to_record, record_update
+from meridian.orders.record import OrderRecord
 from meridian.resting_orders import RestingChange, order_update
-from orders_api.dal.dynamo import to_item
 from orders_api.dal.interfaces import Opened, Opening, OrderWrite, Recorded, Recording
-from orders_api.dal.order_items import item_to_record, item_to_stored, record_update, stored_to_item
-from orders_api.records import OrderRecord
+from orders_api.dal.order_items import item_to_stored, stored_to_item
 
 MAX_ITEMS = 100  # per TransactWriteItems
 CONFLICT_RETRIES = 6
@@ -53,7 +55,7 @@ def transact(
             db.transact_write_items(TransactItems=list(items))
             return None
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if error_code(exc) != "TransactionCanceledException":
                 raise
             raw: Any = exc.response.get("CancellationReasons") or []
             reasons: list[dict[str, Any]] = [dict(r) for r in raw]
@@ -167,7 +169,7 @@ class DynamoOrderWrites:
         try:
             self._db.update_item(**body)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             found = self._db.get_item(
                 TableName=self._exposure_table, Key={"account": {"S": account}}, ConsistentRead=True
@@ -198,7 +200,7 @@ class DynamoOrderWrites:
                 ExpressionAttributeValues=to_item(values),
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -207,7 +209,7 @@ class DynamoOrderWrites:
         try:
             self._db.update_item(**exposure.seed(self._exposure_table, account, positions, datetime.now(UTC)))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise  # seeded already (by a concurrent first order): fine
 
     # ---- record --------------------------------------------------------------------------------

@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from meridian.domain import Instrument
-from orders_api.dal.dynamo import decode_token, encode_token, to_item
+from meridian.dynamo_items import to_item
+from meridian.orders.items import item_to_record
+from meridian.orders.record import OrderRecord
+from orders_api.dal.dynamo import decode_token, encode_token
 from orders_api.dal.dynamo_order_writes import DynamoOrderWrites
 from orders_api.dal.interfaces import OrderQuery, Page, StoredOrder
-from orders_api.dal.order_items import item_to_record, item_to_stored
-from orders_api.records import OrderRecord
+from orders_api.dal.order_items import item_to_stored
 
 _TABLE_KEYS = frozenset({"order_id"})
 _INDEX_KEYS = {

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from orders_api.dal.dynamo import from_item, to_item
+from meridian.dynamo_items import from_item, to_item
 from orders_api.dal.interfaces import OrderReference, RiskLimits, TradingControl
 
 GLOBAL_SCOPE = "GLOBAL"

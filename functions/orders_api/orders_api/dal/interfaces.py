@@ -12,13 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from meridian.approvals import ApprovalOutcome, Decision
 from meridian.events import EventDetail
 from meridian.exposure import Breach, Exposure, Limits
+from meridian.orders.record import OrderRecord
+
+if TYPE_CHECKING:  # the ledger's rows; psycopg is imported with them, and only where a ledger is read
+    from meridian.ledger.queries import PositionRow, TradeRow
 from meridian.resting_orders import RestingChange
-from orders_api.records import OrderRecord
 
 
 class InvalidPageTokenError(ValueError):
@@ -38,19 +41,6 @@ class OrderQuery:
 class Page:
     records: list[OrderRecord]
     next_token: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SelfTradeCancel:
-    """A resting order of the same account that self-trade prevention cancelled; the cancel does not
-    carry its side and price, so it is recorded from the stored order (``RestingChange``)."""
-
-    order_id: str
-    account: str
-    symbol: str
-    seq: int
-    cancelled_quantity: int
-    reason: str = "SELF_TRADE"  # the CancelReason name
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,31 +246,6 @@ class ReferencePrices(Protocol):
     def is_fresh(self, symbol: str) -> bool:
         """Whether ``last_price`` would answer from memory, without reading a table."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class PositionRow:
-    account: str
-    symbol: str
-    quantity: int
-    average_price: Decimal
-    realized_pnl: Decimal
-    updated_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class TradeRow:
-    execution_id: str
-    symbol: str
-    price: Decimal
-    quantity: int
-    aggressor_side: str
-    buy_order_id: str
-    sell_order_id: str
-    buy_account: str
-    sell_account: str
-    occurred_at: datetime
-    ledger_seq: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from orders_api.dal.dynamo import from_item, to_item
+from meridian.dynamo_items import from_item, to_item
 from orders_api.dal.interfaces import BookSnapshot, TapeTrade
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from meridian.events import TradingHalted
+from meridian.orders.record import utc_now
 from meridian.protocol import Admin, AdminAck, AdminAction
 from orders_api.auth import Action, Caller
 from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
 from orders_api.errors import NotFoundError
 from orders_api.models import HealthOut, TradingControlOut, TradingControlRequest
-from orders_api.records import utc_now
 from orders_api.services import Services
 
 logger = Logger(child=True)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 
 from meridian.domain import Instrument, RejectReason
 from meridian.exposure import Exposure
-from meridian.resting_orders import RestingChange, merge
+from meridian.orders.answers import Outcome, resting_changes, stored_orders_wanted
+from meridian.orders.record import OrderRecord
 from orders_api.auth import Action, Caller
 from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
 from orders_api.dal.interfaces import OrderWrite, Recording
 from orders_api.errors import NotFoundError, OrderRefusedError, ServiceUnavailableError
-from orders_api.logic.answers import Outcome
 from orders_api.models import ErrorDetail
-from orders_api.records import OrderRecord
 from orders_api.services import Services
 
 
@@ -111,7 +109,9 @@ def record_outcome(
     exposure reserved for this change before the node acted, given back as the answer is recorded.
     """
     services.events.publish(outcome.events)
-    others = resting_changes(services, outcome)
+    wanted = stored_orders_wanted(outcome)
+    stored = services.orders.get_many(wanted) if wanted else {}
+    others = resting_changes(outcome, stored, services.instruments)
     write = OrderWrite(base, outcome.record, answer)
     for _ in range(3):
         recorded = services.orders.record(Recording(write, others, reserved or Exposure()))
@@ -125,48 +125,3 @@ def record_outcome(
         services.orders.release(base.account, reserved)
     services.orders.record(Recording(None, others))  # the resting orders, whatever the order's fate
     return False, recorded.current or write.new
-
-
-def resting_changes(services: Services, outcome: Outcome) -> list[RestingChange]:
-    """The resting orders an answer touched, one change per order (``merge``). Self-trade cancels
-    are completed from the stored orders (a cancel does not carry the order's side and price), and
-    so are the changes of stop orders that fired (valued at the stored order's price, as its
-    exposure was reserved); an order the API does not know is skipped."""
-    cancels = outcome.self_trade_cancels
-    fired = set(outcome.fired.values())
-    wanted = sorted({c.order_id for c in cancels} | fired)
-    stored = services.orders.get_many(wanted) if wanted else {}
-    changes: list[RestingChange] = []
-    for change in outcome.others:
-        if change.order_id not in fired:
-            changes.append(change)
-        elif (price := _valuation(services, stored.get(change.order_id))) is not None:
-            changes.append(replace(change, price=price))
-    for cancel in cancels:
-        order = stored.get(cancel.order_id)
-        price = _valuation(services, order)
-        if order is None or price is None:
-            continue
-        changes.append(
-            RestingChange(
-                order_id=cancel.order_id,
-                account=cancel.account,
-                side=order.side,
-                symbol=order.symbol,
-                price=price,
-                seq=cancel.seq,
-                leaves_before=cancel.cancelled_quantity,
-                leaves_after=0,
-                cancelled=True,
-                reason=cancel.reason,
-            )
-        )
-    return merge(changes)
-
-
-def _valuation(services: Services, order: OrderRecord | None) -> Decimal | None:
-    """The price an order's exposure is valued at: its limit, or a market order's reference."""
-    if order is None or order.symbol not in services.instruments:
-        return None
-    ticks = order.price_ticks if order.price_ticks is not None else order.reference_ticks
-    return None if ticks is None else services.instruments[order.symbol].to_price(ticks)

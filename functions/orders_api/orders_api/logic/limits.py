@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from meridian.domain import Instrument
 from meridian.exposure import Breach, Exposure
+from meridian.orders.record import OrderRecord
 from orders_api import concurrency, risk
 from orders_api.dal.interfaces import OrderReference, RiskLimits
 from orders_api.errors import ServiceUnavailableError
-from orders_api.records import OrderRecord
 from orders_api.services import Services
 
 

@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 from meridian.domain import CancelReason, Instrument, RejectReason
 from meridian.events import OrderCancelled
+from meridian.orders.answers import Outcome, interpret, rejected_event
+from meridian.orders.record import LIVE_ON_NODE, Approval, OrderRecord, utc_now
 from meridian.protocol import Cancel, Replace
 from orders_api import risk
 from orders_api.auth import Action, Caller
 from orders_api.dal.hotpath import NodeAnswer, NodeOutcomeUnknown, NodeUnavailable
 from orders_api.errors import ConflictError, OrderRefusedError
-from orders_api.logic.answers import Outcome, interpret, rejected_event
 from orders_api.logic.common import (
     check_quantity,
     instrument_for,
@@ -27,8 +28,8 @@ from orders_api.logic.limits import (
     reserve_with_seeding,
     risk_inputs,
 )
-from orders_api.models import Approval, ApprovalRequest, OrderOut, ReplaceRequest
-from orders_api.records import LIVE_ON_NODE, OrderRecord, utc_now
+from orders_api.models import ApprovalRequest, OrderOut, ReplaceRequest
+from orders_api.records import order_out
 from orders_api.services import Services
 
 
@@ -52,7 +53,7 @@ def _exchange(
         answer = services.gateway.send(record.symbol, request)
     except (NodeUnavailable, NodeOutcomeUnknown) as exc:
         raise node_unavailable(services, exc) from exc
-    return answer, interpret(record, answer, instrument, utc_now())
+    return answer, interpret(record, answer.messages, instrument, utc_now(), answer.node, answer.replaced)
 
 
 def _changed_meanwhile() -> ConflictError:
@@ -81,7 +82,7 @@ def cancel_order(services: Services, caller: Caller, order_id: str) -> OrderOut:
         written, _ = record_outcome(services, record, Outcome(cancelled, events=[event]))
         if not written:  # the order flow routed or ended it meanwhile
             raise _changed_meanwhile()
-        return cancelled.to_out(instrument)
+        return order_out(cancelled, instrument)
     if record.status not in LIVE_ON_NODE or record.node_order_id is None:
         raise ConflictError("ORDER_NOT_OPEN", f"the order is {record.status}")
     request = Cancel(0, record.account, record.symbol, record.node_order_id)
@@ -91,12 +92,14 @@ def cancel_order(services: Services, caller: Caller, order_id: str) -> OrderOut:
             outcome.rejected.name, "the matching node refused the cancel: the order is no longer open"
         )
     _, stored = record_outcome(services, record, outcome, _rederive(answer, instrument))
-    return stored.to_out(instrument)
+    return order_out(stored, instrument)
 
 
 def _rederive(answer: NodeAnswer, instrument: Instrument) -> Callable[[OrderRecord], Outcome]:
     """The node's answer applied to the order as stored now (another answer was recorded first)."""
-    return lambda current: interpret(current, answer, instrument, utc_now())
+    return lambda current: interpret(
+        current, answer.messages, instrument, utc_now(), answer.node, answer.replaced
+    )
 
 
 def replace_order(services: Services, caller: Caller, order_id: str, change: ReplaceRequest) -> OrderOut:
@@ -143,7 +146,7 @@ def replace_order(services: Services, caller: Caller, order_id: str, change: Rep
     written, stored = record_outcome(
         services, record, outcome, _rederive(answer, instrument), reserved=growth
     )
-    return stored.evolve(fills=tuple(outcome.fills) if written else ()).to_out(instrument)
+    return order_out(stored.evolve(fills=tuple(outcome.fills) if written else ()), instrument)
 
 
 def decide_approval(services: Services, caller: Caller, order_id: str, decision: ApprovalRequest) -> OrderOut:
@@ -165,11 +168,11 @@ def decide_approval(services: Services, caller: Caller, order_id: str, decision:
     if decision.decision == "APPROVE":
         decided = record.evolve(approval=approval, updated_at=now)
         _, stored = record_outcome(services, record, Outcome(decided))
-        return stored.to_out(instrument)
+        return order_out(stored, instrument)
     reason = RejectReason.COMPLIANCE_REJECTED
     rejected = record.evolve(
         approval=approval, status="REJECTED", reject_reason=reason.name, leaves_quantity=0, updated_at=now
     )
     event = rejected_event(record, reason.name, now, decision.comment)
     _, stored = record_outcome(services, record, Outcome(rejected, events=[event]))
-    return stored.to_out(instrument)
+    return order_out(stored, instrument)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from meridian.domain import Instrument
 from orders_api.auth import Action, Caller
-from orders_api.dal.interfaces import InvalidPageTokenError, OrderQuery, TradeRow
+from orders_api.dal.interfaces import InvalidPageTokenError, OrderQuery
 from orders_api.errors import NotFoundError, UnprocessableError
 from orders_api.logic.common import visible_order
 from orders_api.models import (
@@ -20,7 +22,11 @@ from orders_api.models import (
     TradeList,
     TradeOut,
 )
+from orders_api.records import order_out
 from orders_api.services import Services
+
+if TYPE_CHECKING:
+    from meridian.ledger.queries import TradeRow
 
 
 def _invalid_token() -> UnprocessableError:
@@ -34,7 +40,7 @@ def _instrument(services: Services, symbol: str) -> Instrument:
 
 def get_order(services: Services, caller: Caller, order_id: str) -> OrderOut:
     record = visible_order(services, caller, order_id)
-    return record.to_out(services.instruments[record.symbol])
+    return order_out(record, services.instruments[record.symbol])
 
 
 def order_fills(services: Services, caller: Caller, order_id: str) -> FillList:
@@ -72,7 +78,7 @@ def list_orders(
     except InvalidPageTokenError:
         raise _invalid_token() from None
     orders = [
-        r.to_out(services.instruments[r.symbol]) for r in page.records if r.symbol in services.instruments
+        order_out(r, services.instruments[r.symbol]) for r in page.records if r.symbol in services.instruments
     ]
     return OrderList(orders=orders, next_token=page.next_token)
 

@@ -31,10 +31,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from meridian.domain import Instrument, OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
+from meridian.domain import Instrument, RejectReason, SelfTradePrevention
 from meridian.events import OrderPendingApproval
 from meridian.executions import order_id_for
-from meridian.protocol import ORDER_FLAG_POST_ONLY, ORDER_FLAG_STP_SHIFT, NewOrder, NewStopOrder
+from meridian.orders.answers import interpret, rejected_event
+from meridian.orders.record import OrderRecord, utc_now
+from meridian.orders.requests import new_order
+from meridian.protocol import ORDER_FLAG_POST_ONLY, ORDER_FLAG_STP_SHIFT
 from orders_api import risk
 from orders_api.auth import Action, Caller
 from orders_api.dal.hotpath import NodeOutcomeUnknown, NodeUnavailable
@@ -46,7 +49,6 @@ from orders_api.errors import (
     ServiceUnavailableError,
     UnprocessableError,
 )
-from orders_api.logic.answers import interpret, rejected_event
 from orders_api.logic.common import (
     check_quantity,
     instrument_for,
@@ -56,7 +58,7 @@ from orders_api.logic.common import (
 )
 from orders_api.logic.limits import account_limits, order_reads, risk_inputs, seed_exposure
 from orders_api.models import ErrorResponse, OrderOut, OrderRequest
-from orders_api.records import OrderRecord, utc_now
+from orders_api.records import order_out
 from orders_api.services import Services
 
 if TYPE_CHECKING:
@@ -274,7 +276,7 @@ def _candidate(caller: Caller, request: OrderRequest, instrument: Instrument, ke
 
 
 def answer_for(record: OrderRecord, instrument: Instrument, replayed: bool = False) -> SubmitAnswer:
-    order = record.to_out(instrument)
+    order = order_out(record, instrument)
     if record.status == "PENDING_APPROVAL":
         return SubmitAnswer(status_code=202, order=order, replayed=replayed)
     if record.status == "REJECTED":
@@ -309,31 +311,12 @@ def _announce_held(
     return answer_for(held, instrument)
 
 
-def _new_order(record: OrderRecord) -> NewOrder | NewStopOrder:
-    working_type = OrderType.MARKET if record.type in ("MARKET", "STOP") else OrderType.LIMIT
-    fields = (
-        0,
-        record.client_order_id,
-        record.account,
-        record.symbol,
-        int(Side[record.side]),
-        int(working_type),
-        int(TimeInForce[record.time_in_force]),
-        record.order_flags,
-        record.quantity,
-        record.price_ticks or 0,
-    )
-    if record.is_stop:
-        return NewStopOrder(*fields, record.stop_price_ticks or 0)
-    return NewOrder(*fields)
-
-
 def _send(
     services: Services, record: OrderRecord, instrument: Instrument, opening: Opening | None
 ) -> SubmitAnswer:
     """Send the order (``opening``: just created; None: re-sent after an unanswered send)."""
     try:
-        answer = services.gateway.send(record.symbol, _new_order(record))
+        answer = services.gateway.send(record.symbol, new_order(record))
     except NodeUnavailable as exc:
         if opening is not None:
             services.orders.discard(opening)  # never sent: as if it had never been submitted
@@ -345,11 +328,11 @@ def _send(
         # its retry may resolve it at once (see the module docstring).
         services.orders.claim(record.order_id, 0, _now_ms())
         raise node_unavailable(services, exc) from exc
-    outcome = interpret(record, answer, instrument, utc_now())
+    outcome = interpret(record, answer.messages, instrument, utc_now(), answer.node, answer.replaced)
     if outcome.rejected is not None:
         result = answer_for(outcome.record, instrument)
     else:
-        order = outcome.record.evolve(fills=tuple(outcome.fills)).to_out(instrument)
+        order = order_out(outcome.record.evolve(fills=tuple(outcome.fills)), instrument)
         result = SubmitAnswer(status_code=201, order=order)
     written, stored = record_outcome(services, record, outcome, answer=result.model_dump_json())
     if written:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
+from meridian.orders.record import OrderStatusName
 from orders_api import logic
 from orders_api.models import (
     ApprovalRequest,
@@ -14,7 +15,6 @@ from orders_api.models import (
     OrderList,
     OrderOut,
     OrderRequest,
-    OrderStatusName,
     ReplaceRequest,
     SymbolName,
 )

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from meridian.aws_clients import client, error_code
 from meridian.people import person_of, same_person
 
 from .models import ApprovalOutcome, Decision
@@ -156,7 +157,7 @@ def submit_decision(
 ) -> ApprovalOutcome:
     """Record a compliance decision and answer the waiting state machine (exactly once)."""
     store = store or default_store()
-    sfn = sfn or _client("stepfunctions")
+    sfn = sfn or client("stepfunctions")
     pending = store.get(order_id)
     if pending is None:
         raise ApprovalNotFoundError(f"no approval was requested for order {order_id}")
@@ -178,7 +179,7 @@ def submit_decision(
             cause = json.dumps({"reviewer": reviewer, "comment": comment, "decided_at": outcome.decided_at})
             sfn.send_task_failure(taskToken=pending.task_token, error=REJECTED_ERROR, cause=cause)
     except Exception as exc:
-        if _error_code(exc) in _GONE:
+        if error_code(exc) in _GONE:
             store.decide(order_id, EXPIRED, reviewer, f"decision arrived after the deadline: {comment}", at)
             raise ApprovalExpiredError(
                 f"the approval of order {order_id} expired before the decision"
@@ -195,9 +196,9 @@ def extend_review(order_id: str, *, store: ApprovalStore | None = None, sfn: Any
         raise ApprovalNotFoundError(f"no approval was requested for order {order_id}")
     _require_pending(pending)
     try:
-        (sfn or _client("stepfunctions")).send_task_heartbeat(taskToken=pending.task_token)
+        (sfn or client("stepfunctions")).send_task_heartbeat(taskToken=pending.task_token)
     except Exception as exc:
-        if _error_code(exc) in _GONE:
+        if error_code(exc) in _GONE:
             raise ApprovalExpiredError(f"the approval of order {order_id} expired") from exc
         raise
 
@@ -211,20 +212,8 @@ def _require_pending(pending: PendingApproval) -> None:
         raise ApprovalAlreadyDecidedError(f"the approval of order {pending.order_id} is {pending.status}")
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-
-
-def _client(service: str) -> Any:
-    import boto3  # noqa: PLC0415 - boto3 only where AWS is reached (AWS_ENDPOINT_URL honoured)
-
-    make: Any = boto3.client
-    return make(service)
-
-
 def default_store() -> ApprovalStore:
     """The OrderApprovals table named by ``ORDER_APPROVALS_TABLE`` (callers usually pass their own)."""
     from .store import DynamoApprovalStore  # noqa: PLC0415
 
-    return DynamoApprovalStore(_client("dynamodb"), os.environ.get(TABLE_ENV, DEFAULT_TABLE))
+    return DynamoApprovalStore(client("dynamodb"), os.environ.get(TABLE_ENV, DEFAULT_TABLE))

@@ -11,17 +11,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from meridian.aws_clients import error_code
+
 from .approval import PENDING, PendingApproval
 
 RETENTION = timedelta(days=90)
 # A retry of the same execution's step may write again; another execution may not.
 _NEW_OR_SAME_EXECUTION = "attribute_not_exists(order_id) OR (#s = :pending AND execution_id = :execution)"
-
-
-def _conditional_failed(exc: Exception) -> bool:
-    response = getattr(exc, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    return code == "ConditionalCheckFailedException"
 
 
 class DynamoApprovalStore:
@@ -56,7 +52,7 @@ class DynamoApprovalStore:
                 },
             )
         except Exception as exc:
-            if _conditional_failed(exc):
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -101,7 +97,7 @@ class DynamoApprovalStore:
                 },
             )
         except Exception as exc:
-            if _conditional_failed(exc):
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True

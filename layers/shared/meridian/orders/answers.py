@@ -1,46 +1,53 @@
-"""What a matching node's answer means for the API: the order's new state, fills, events, and the
-resting orders of other requests that it touched. Pure: no I/O, the clock is passed in.
+"""What a matching node's answer means for an order: its new state, fills, events, and the resting
+orders of other requests that it touched. Pure: no I/O, the clock is passed in.
 
-The API publishes the order's lifecycle events (accepted, replaced, cancelled, rejected) but no
-``trade.executed``: the node's drop copy is the one source of those (``functions/executions``), so
-a trade whose answer was lost still reaches the ledger. A fill's execution id is the fleet-wide
+Both entry paths publish the order's lifecycle events (accepted, replaced, cancelled, rejected) but
+no ``trade.executed``: the node's drop copy is the one source of those (``functions/executions``),
+so a trade whose answer was lost still reaches the ledger. A fill's execution id is the fleet-wide
 ``meridian.executions.execution_id`` of its trade id, the same id the drop copy and the ledger carry.
+A stop order of another request may fire inside an answer: any Ack after the first is one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
 from meridian.domain import CancelReason, Instrument, OrderStatus, RejectReason, Side
-from meridian.events import (
-    EventDetail,
-    OrderAccepted,
-    OrderRejected,
-    OrderReplaced,
-    order_cancelled,
-)
+from meridian.events import EventDetail, OrderAccepted, OrderRejected, OrderReplaced, order_cancelled
 from meridian.executions import execution_id, order_id_for
-from meridian.protocol import Ack, CancelAck, Fill, Reject
-from meridian.resting_orders import RestingChange
-from orders_api.dal.hotpath import NodeAnswer
-from orders_api.dal.interfaces import SelfTradeCancel
-from orders_api.models import FillOut, OrderStatusName
-from orders_api.records import OrderRecord
+from meridian.orders.record import Liquidity, OrderFill, OrderRecord, OrderStatusName
+from meridian.protocol import Ack, CancelAck, Fill, Message, Reject
+from meridian.resting_orders import RestingChange, merge
+
+
+@dataclass(frozen=True, slots=True)
+class SelfTradeCancel:
+    """A resting order of the same account that self-trade prevention cancelled; the cancel does not
+    carry its side and price, so it is recorded from the stored order (``resting_changes``)."""
+
+    order_id: str
+    account: str
+    symbol: str
+    seq: int
+    cancelled_quantity: int
+    reason: str = "SELF_TRADE"  # the CancelReason name
 
 
 @dataclass(slots=True)
 class Outcome:
     record: OrderRecord
-    fills: list[FillOut] = field(default_factory=list)
+    fills: list[OrderFill] = field(default_factory=list)
     events: list[EventDetail] = field(default_factory=list)
     others: list[RestingChange] = field(default_factory=list)
     self_trade_cancels: list[SelfTradeCancel] = field(default_factory=list)
     rejected: RejectReason | None = None
-    # Stop orders of other requests that fired in this answer: node order id -> API order id. Their
-    # changes in ``others`` carry the fill's price until the stored order gives its own (``common``).
+    # Stop orders of other requests that fired in this answer: node order id -> order id. Their
+    # changes in ``others`` carry no price until the stored order gives its own (``resting_changes``).
     fired: dict[int, str] = field(default_factory=dict)
+    trades: int = 0  # fills in the answer, the order's own and others'
 
 
 def _settled_status(record: OrderRecord) -> OrderStatusName:
@@ -70,12 +77,20 @@ def _accepted(record: OrderRecord, instrument: Instrument, seq: int, at: datetim
     )
 
 
-def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, at: datetime) -> Outcome:
-    """Apply every frame of ``answer`` (to a new order, a replace or a cancel of ``record``)."""
+def interpret(
+    record: OrderRecord,
+    messages: Sequence[Message],
+    instrument: Instrument,
+    at: datetime,
+    node: str | None,
+    replaced: bool = False,
+) -> Outcome:
+    """Apply every frame of the answer ``node`` gave (to a new order, a replace or a cancel of
+    ``record``). A new order the node refused becomes REJECTED; a refused change leaves it as it was."""
     out = Outcome(record)
     mine = record.node_order_id
     acked = False
-    for message in answer.messages:
+    for message in messages:
         if isinstance(message, Reject):
             out.rejected = RejectReason(message.reason)
             if record.status == "UNCONFIRMED" or mine is None:  # a new order: it never existed
@@ -91,10 +106,10 @@ def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, a
         if isinstance(message, Ack) and acked and message.order_id != mine:
             _apply_fired(out, message)  # a stop order of another request fired in this answer
         elif isinstance(message, Ack):
-            first, acked = not acked, True  # any Ack after the first is a stop order firing
+            first, acked = not acked, True
             mine = message.order_id
             out.record = out.record.evolve(
-                node=answer.node,
+                node=node,
                 node_order_id=message.order_id,
                 quantity=message.quantity,
                 leaves_quantity=message.leaves_quantity,
@@ -106,11 +121,12 @@ def interpret(record: OrderRecord, answer: NodeAnswer, instrument: Instrument, a
             )
             if not first:
                 continue
-            if answer.replaced:
+            if replaced:
                 out.events.append(_replaced_event(out.record, instrument, message.seq, at))
             else:
                 out.events.append(_accepted(out.record, instrument, message.seq, at))
         elif isinstance(message, Fill):
+            out.trades += 1
             _apply_fill(out, message, mine, instrument, at)
         elif isinstance(message, CancelAck):
             _apply_cancel(out, message, mine, at)
@@ -141,15 +157,8 @@ def _apply_fill(out: Outcome, fill: Fill, mine: int | None, instrument: Instrume
                 last_seq=fill.seq,
                 updated_at=at,
             )
-            liquidity = "TAKER" if fill.aggressor_side == side else "MAKER"
-            out.fills.append(
-                FillOut(
-                    execution_id=exec_id,
-                    price=instrument.price_text(price),
-                    quantity=fill.quantity,
-                    liquidity=liquidity,
-                )
-            )
+            liquidity: Liquidity = "TAKER" if fill.aggressor_side == side else "MAKER"
+            out.fills.append(OrderFill(exec_id, instrument.price_text(price), fill.quantity, liquidity))
         else:
             out.others.append(
                 RestingChange(
@@ -202,7 +211,7 @@ def _apply_fired(out: Outcome, ack: Ack) -> None:
             account=ack.account,
             side="BUY" if ack.side == Side.BUY else "SELL",
             symbol=ack.symbol,
-            price=Decimal(0),  # completed from the stored order (``common.resting_changes``)
+            price=Decimal(0),  # completed from the stored order (``resting_changes``)
             seq=ack.seq,
             leaves_before=ack.leaves_quantity,
             leaves_after=ack.leaves_quantity,
@@ -238,3 +247,52 @@ def rejected_event(
         reason=reason,
         message=message,
     )
+
+
+def stored_orders_wanted(outcome: Outcome) -> list[str]:
+    """The orders ``resting_changes`` completes from their stored state."""
+    return sorted({c.order_id for c in outcome.self_trade_cancels} | set(outcome.fired.values()))
+
+
+def resting_changes(
+    outcome: Outcome, stored: Mapping[str, OrderRecord], instruments: Mapping[str, Instrument]
+) -> list[RestingChange]:
+    """The resting orders an answer touched, one change per order (``merge``). Self-trade cancels
+    are completed from the ``stored`` orders (a cancel does not carry the order's side and price),
+    and so are the changes of stop orders that fired (valued at the stored order's price, as its
+    exposure was reserved); an order not stored (not one of the platform's) is skipped."""
+    fired = set(outcome.fired.values())
+    changes: list[RestingChange] = []
+    for change in outcome.others:
+        if change.order_id not in fired:
+            changes.append(change)
+        elif (price := _valuation(stored.get(change.order_id), instruments)) is not None:
+            changes.append(replace(change, price=price))
+    for cancel in outcome.self_trade_cancels:
+        order = stored.get(cancel.order_id)
+        price = _valuation(order, instruments)
+        if order is None or price is None:
+            continue
+        changes.append(
+            RestingChange(
+                order_id=cancel.order_id,
+                account=cancel.account,
+                side=order.side,
+                symbol=order.symbol,
+                price=price,
+                seq=cancel.seq,
+                leaves_before=cancel.cancelled_quantity,
+                leaves_after=0,
+                cancelled=True,
+                reason=cancel.reason,
+            )
+        )
+    return merge(changes)
+
+
+def _valuation(order: OrderRecord | None, instruments: Mapping[str, Instrument]) -> Decimal | None:
+    """The price an order's exposure is valued at: its limit, or a market order's reference."""
+    if order is None or order.symbol not in instruments:
+        return None
+    ticks = order.valuation_ticks()
+    return None if ticks is None else instruments[order.symbol].to_price(ticks)
