@@ -29,7 +29,7 @@ MARKER = re.compile(r"^(?P<indent>\s*)# embedded: (?P<source>\S+)\s*$")
 HEREDOC = re.compile(r"<<'(?P<delimiter>\w+)'\s*$")
 BLOCK_SCALAR = re.compile(r":\s*\|[-+]?\s*$")
 # Hosts are processed in this order: the bootstrap script first, since a template embeds it.
-HOSTS = ("hotpath/deploy/user-data.sh", "hotpath/template.yaml", "stacks/observability.yaml")
+HOSTS = ("hotpath/deploy/user-data.sh", "hotpath/template.yaml", "stacks/monitoring.yaml")
 
 
 @dataclass(frozen=True)

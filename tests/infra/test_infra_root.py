@@ -39,6 +39,7 @@ def test_every_nested_template_is_a_nested_stack_of_the_root() -> None:
         "HotpathStack": "hotpath/template.yaml",
         "ContainersStack": "stacks/containers.yaml",
         "ObservabilityStack": "stacks/observability.yaml",
+        "MonitoringStack": "stacks/monitoring.yaml",
         "DrStack": "stacks/dr.yaml",
         "PipelineStack": "stacks/pipeline.yaml",
     }
