@@ -14,6 +14,7 @@ from tools.cfn_model import StackModel
 
 REPO = Path(__file__).resolve().parents[3]
 RESOURCES: dict[str, Any] = yaml_parse((REPO / "template.yaml").read_text())["Resources"]
+OBSERVABILITY: dict[str, Any] = yaml_parse((REPO / "stacks/observability.yaml").read_text())["Resources"]
 CONSUMERS = {"LedgerQueue": "LedgerFunction", "SurveillanceQueue": "SurveillanceFunction"}
 POST_TRADE_FUNCTIONS = [
     "LedgerFunction",
@@ -103,22 +104,29 @@ def test_stream_capacity_is_shards_from_a_parameter_or_on_demand(stream: str, sh
 
 @pytest.mark.parametrize("stream", ["MarketDataStream", "ExecutionsStream"])
 def test_write_throttling_on_each_stream_alarms(stream: str) -> None:
+    """The alarms live in the observability stack, which the root hands the stream and the topic."""
+    passed = props("ObservabilityStack")["Parameters"]
+    assert passed[f"{stream}Name"] == {"Ref": stream}
+    assert passed["TradingAlertsTopicArn"] == {"Ref": "TradingAlertsTopic"}
     [alarm] = [
-        props(lid)
-        for lid, resource in RESOURCES.items()
+        dict(resource["Properties"])
+        for resource in OBSERVABILITY.values()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
-        and props(lid).get("MetricName") == "WriteProvisionedThroughputExceeded"
-        and props(lid)["Dimensions"] == [{"Name": "StreamName", "Value": {"Ref": stream}}]
+        and resource["Properties"].get("MetricName") == "WriteProvisionedThroughputExceeded"
+        and resource["Properties"]["Dimensions"]
+        == [{"Name": "StreamName", "Value": {"Ref": f"{stream}Name"}}]
     ]
     assert (alarm["Namespace"], alarm["Statistic"], alarm["Threshold"]) == ("AWS/Kinesis", "Sum", 0)
-    assert alarm["AlarmActions"] == [{"Ref": "TradingAlertsTopic"}]
+    assert alarm["AlarmActions"] == [{"Ref": "TradingAlertsTopicArn"}]
 
 
 def test_the_consumers_and_the_market_data_streams_readers_alarm_when_behind() -> None:
+    """The alarms live in the observability stack; each dimension is a parameter the root fills."""
+    passed = props("ObservabilityStack")["Parameters"]
     ages = {
-        (props(lid)["Namespace"], props(lid)["MetricName"], props(lid)["Dimensions"][0]["Value"]["Ref"])
-        for lid, resource in RESOURCES.items()
-        if resource["Type"] == "AWS::CloudWatch::Alarm" and "IteratorAge" in props(lid).get("MetricName", "")
+        (alarm["Namespace"], alarm["MetricName"], passed[alarm["Dimensions"][0]["Value"]["Ref"]]["Ref"])
+        for alarm in (resource["Properties"] for resource in OBSERVABILITY.values())
+        if "IteratorAge" in alarm.get("MetricName", "")
     }
     assert ages == {
         ("AWS/Lambda", "IteratorAge", "MarketDataFunction"),
