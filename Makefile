@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill drill-node bench bench-engine bench-wire bench-api \
-        bench-pipeline bench-recovery bench-fuzz bench-local bench-gateway build lock openapi clean
+        bench-pipeline bench-recovery bench-fuzz bench-local bench-gateway build embed lock openapi clean
 
 # The native matching core (Cython -> C -> gcc), built in place beside its sources.
 NATIVE := $(VENV)/.native-core
@@ -73,8 +73,13 @@ drill: setup
 drill-node: setup
 	$(PY) -m meridian_local drill-node
 
-build: setup
+# The files templates carry inline (Grafana dashboard, Prometheus configuration, node bootstrap) are
+# copied in from observability/ and hotpath/deploy/ first (tests/infra/embedded.py).
+build: setup embed
 	$(BIN)/sam build --template-file template.yaml
+
+embed: setup
+	$(PY) -m tests.infra.embedded --write
 
 bench: bench-engine bench-wire bench-api bench-pipeline bench-recovery bench-fuzz bench-gateway
 

@@ -1,7 +1,8 @@
 """Files that templates and the node bootstrap carry inline, kept identical to their sources.
 
-CloudFormation cannot read a file at deploy time, so a few files are copied into the place that
-ships them, under a marker comment naming the source::
+CloudFormation cannot read a file of the repository at deploy time, so a few files (the Grafana
+dashboard, the Prometheus configuration, the node's bootstrap and units) are copied into the place
+that ships them at build time, under a marker comment naming the source::
 
     # embedded: hotpath/deploy/tune-host.sh
     cat > /usr/local/sbin/meridian-tune-host <<'MERIDIAN_EMBEDDED'     (a shell heredoc)
@@ -12,8 +13,15 @@ ships them, under a marker comment naming the source::
     Value: |                                                           (a YAML block scalar)
       ...
 
-``python -m tests.infra.embedded --write`` re-copies every source; without ``--write`` it lists the
-stale copies and exits 1. The infra tests run the same check.
+``python -m tests.infra.embedded --write`` (``make embed``, which ``make build`` runs first) re-copies
+every source; without ``--write`` it lists the stale copies and exits 1. The infra tests run the same
+check, so ``make test`` (and the pipeline's build) fails on a copy that differs from its file.
+
+Why copies rather than a deploy-time include: ``AWS::Include`` inserts a snippet as template
+structure, not as a string; turning the dashboard into the string an ECS variable needs takes
+``Fn::ToJsonString`` under ``AWS::LanguageExtensions`` in the nested stack, which the offline checks
+(cfn-lint, checkov, the SAM translator, the local platform) would each have to expand themselves, and
+which ``sam package`` has handled unevenly across releases. A copy is plain YAML every tool reads.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ MARKER = re.compile(r"^(?P<indent>\s*)# embedded: (?P<source>\S+)\s*$")
 HEREDOC = re.compile(r"<<'(?P<delimiter>\w+)'\s*$")
 BLOCK_SCALAR = re.compile(r":\s*\|[-+]?\s*$")
 # Hosts are processed in this order: the bootstrap script first, since a template embeds it.
-HOSTS = ("hotpath/deploy/user-data.sh", "hotpath/template.yaml", "stacks/observability.yaml")
+HOSTS = ("hotpath/deploy/user-data.sh", "hotpath/template.yaml", "stacks/monitoring.yaml")
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,36 @@ __all__ = [
     "REGION",
     "ROOT",
     "ROOT_TEMPLATE",
+    "STREAMING_TEMPLATE",
+    "STREAM_ARNS",
+    "STREAM_NAMES",
     "Template",
     "all_template_paths",
     "load",
     "load_yaml",
+    "nested_output",
     "nested_template_paths",
     "transformed",
 ]
+
+
+STREAMING_TEMPLATE = "stacks/streaming.yaml"
+
+
+def nested_output(stack: str, output: str) -> dict[str, Any]:
+    """How the root reads a nested stack's output: ``!GetAtt Stack.Outputs.Name``."""
+    return {"Fn::GetAtt": [stack, f"Outputs.{output}"]}
+
+
+# The Kinesis streams live in the streaming stack; the root reads them through its outputs.
+STREAM_ARNS = {
+    "MarketDataStream": nested_output("StreamingStack", "MarketDataStreamArn"),
+    "ExecutionsStream": nested_output("StreamingStack", "ExecutionsStreamArn"),
+}
+STREAM_NAMES = {
+    "MarketDataStream": nested_output("StreamingStack", "MarketDataStreamName"),
+    "ExecutionsStream": nested_output("StreamingStack", "ExecutionsStreamName"),
+}
 
 
 def load_yaml(path: str) -> Any:

@@ -103,7 +103,7 @@ def _alarms_route53_reads() -> list[tuple[str, str]]:
 def test_the_alarms_route53_reads_take_missing_data_as_no_outage() -> None:
     read = _alarms_route53_reads()
     assert ("stacks/observability.yaml", "HotpathHealthyNodesAlarm") in read
-    assert (ROOT_TEMPLATE, "OrdersApiServerErrorsAlarm") in read
+    assert ("stacks/observability.yaml", "OrdersApiServerErrorsAlarm") in read
     for path, logical_id in read:
         alarm = load(path)["Resources"][logical_id]["Properties"]
         assert alarm["TreatMissingData"] in ("notBreaching", "missing"), (path, logical_id)

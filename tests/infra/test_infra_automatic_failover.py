@@ -20,7 +20,7 @@ def _pattern(stack: Any, rule: str) -> dict[str, Any]:
 
 def _prod_alarm_names() -> set[str]:
     return {
-        PROD.physical_name("OrdersApiServerErrorsAlarm"),
+        PROD.nested("ObservabilityStack").physical_name("OrdersApiServerErrorsAlarm"),
         PROD.nested("ObservabilityStack").physical_name("HotpathHealthyNodesAlarm"),
         PROD.nested("DrStack").physical_name("RegionHealthAlarm"),
     }

@@ -72,22 +72,22 @@ def test_the_internal_alb_never_serves_grafana_in_clear_text(section: str, certi
         environment.stack_name,
         environment.name,
     )
-    containers, observability = root.nested("ContainersStack"), root.nested("ObservabilityStack")
+    containers, monitoring = root.nested("ContainersStack"), root.nested("MonitoringStack")
     listeners = _listeners(containers)
     assert all(listener["Protocol"] == "HTTPS" for listener in listeners)
     assert all(listener["Port"] == 443 for listener in listeners)
     assert len(listeners) == (1 if certificate else 0)
     ingress = containers.properties("LoadBalancerSecurityGroup")["SecurityGroupIngress"]
     assert {(r["FromPort"], r["ToPort"]) for r in ingress} == {(443, 443)}
-    rules = observability.of_type("AWS::ElasticLoadBalancingV2::ListenerRule")
+    rules = monitoring.of_type("AWS::ElasticLoadBalancingV2::ListenerRule")
     assert bool(rules) == bool(certificate)
     for lid in rules:
-        assert observability.properties(lid)["ListenerArn"] == containers.ref("HttpsListener")
-    grafana = observability.properties("GrafanaService")
+        assert monitoring.properties(lid)["ListenerArn"] == containers.ref("HttpsListener")
+    grafana = monitoring.properties("GrafanaService")
     assert bool(grafana.get("LoadBalancers")) == bool(certificate)
     environment_variables = {
         e["Name"]: e["Value"]
-        for e in observability.properties("GrafanaTaskDefinition")["ContainerDefinitions"][0]["Environment"]
+        for e in monitoring.properties("GrafanaTaskDefinition")["ContainerDefinitions"][0]["Environment"]
     }
     assert environment_variables["GF_SERVER_ROOT_URL"].startswith("https://")
     assert environment_variables["GF_SECURITY_COOKIE_SECURE"] == "true"

@@ -96,12 +96,14 @@ def _pick(value: Any, conditions: dict[str, bool]) -> Any:
 
 def test_the_root_template_gives_the_dr_stack_the_api_alarm_and_ping_host() -> None:
     root = load("template.yaml")
+    observability = load("stacks/observability.yaml")
     assert properties(root, "DrStack")["Parameters"]["ApiHealthAlarmName"] == {
-        "Ref": "OrdersApiServerErrorsAlarm"
+        "Fn::GetAtt": ["ObservabilityStack", "Outputs.ApiHealthAlarmName"]
     }
+    assert observability["Outputs"]["ApiHealthAlarmName"]["Value"] == {"Ref": "OrdersApiServerErrorsAlarm"}
     assert properties(root, "DrStack")["Parameters"]["ApiPingFqdn"] == {"Ref": "ApiPingFqdn"}
     assert root["Parameters"]["ApiPingFqdn"]["Default"] == ""
-    alarm = properties(root, "OrdersApiServerErrorsAlarm")
+    alarm = properties(observability, "OrdersApiServerErrorsAlarm")
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5XXError")
     dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
     api = properties(root, "OrdersApi")

@@ -14,6 +14,9 @@ from tests.infra.templates import (
     HOTPATH_TEMPLATE,
     ROOT,
     ROOT_TEMPLATE,
+    STREAM_ARNS,
+    STREAM_NAMES,
+    STREAMING_TEMPLATE,
     as_list,
     load,
     policy_documents,
@@ -24,6 +27,9 @@ from tests.infra.templates import (
 
 TEMPLATE = load(ROOT_TEMPLATE)
 HOTPATH = load(HOTPATH_TEMPLATE)
+STREAMING = load(STREAMING_TEMPLATE)
+# What the root hands the streaming stack (its keys and capacities).
+STREAMING_PARAMETERS = TEMPLATE["Resources"]["StreamingStack"]["Properties"]["Parameters"]
 TRADING_KEY = {"Fn::GetAtt": ["SecurityStack", "Outputs.TradingDataKeyArn"]}
 DEPLOY = ROOT / "hotpath" / "deploy"
 
@@ -39,8 +45,9 @@ def _via(statement: dict[str, Any]) -> str | None:
 
 
 def test_the_stream_is_encrypted_with_the_trading_key_and_kept_a_week() -> None:
-    stream = properties(TEMPLATE, "ExecutionsStream")
-    assert stream["StreamEncryption"] == {"EncryptionType": "KMS", "KeyId": TRADING_KEY}
+    stream = properties(STREAMING, "ExecutionsStream")
+    assert stream["StreamEncryption"] == {"EncryptionType": "KMS", "KeyId": {"Ref": "TradingDataKeyArn"}}
+    assert STREAMING_PARAMETERS["TradingDataKeyArn"] == TRADING_KEY
     assert stream["RetentionPeriodHours"] >= 168
 
 
@@ -51,7 +58,7 @@ def test_the_mapping_reports_partial_failures_bisects_and_ends_in_an_alarmed_enc
         for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
         if m["Properties"]["FunctionName"] == {"Ref": "ExecutionsFunction"}
     ]
-    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["ExecutionsStream", "Arn"]}
+    assert mapping["EventSourceArn"] == STREAM_ARNS["ExecutionsStream"]
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
@@ -91,11 +98,11 @@ def test_the_function_puts_events_on_the_trading_bus_only_and_decrypts_through_k
 def test_no_other_stream_reader_may_decrypt_the_drop_copy() -> None:
     """The trading key through Kinesis: the executions function alone among the Kinesis consumers."""
     template = transformed(ROOT_TEMPLATE)
-    streams = set(resources(template, "AWS::Kinesis::Stream"))
+    streams = list(STREAM_ARNS.values())  # the streaming stack's streams, as the root reads them
     readers = {
         m["Properties"]["FunctionName"]["Ref"]
         for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
-        if m["Properties"]["EventSourceArn"].get("Fn::GetAtt", [""])[0] in streams
+        if m["Properties"]["EventSourceArn"] in streams
     }
     assert {"MarketDataFunction", "ExecutionsFunction"} <= readers
     for function in readers - {"ExecutionsFunction"}:
@@ -119,11 +126,12 @@ def _node_statements() -> dict[str, dict[str, Any]]:
 
 def test_the_hot_path_stack_is_given_the_stream_and_the_node_number() -> None:
     passed = TEMPLATE["Resources"]["HotpathStack"]["Properties"]["Parameters"]
-    assert passed["ExecutionsStreamName"] == {"Ref": "ExecutionsStream"}
+    assert passed["ExecutionsStreamName"] == STREAM_NAMES["ExecutionsStream"]
     assert passed["NodeNumber"] == {"Ref": "HotpathNodeNumber"}
-    assert (
-        passed["TradingDataKeyArn"] == properties(TEMPLATE, "ExecutionsStream")["StreamEncryption"]["KeyId"]
-    )
+    assert properties(STREAMING, "ExecutionsStream")["StreamEncryption"]["KeyId"] == {
+        "Ref": "TradingDataKeyArn"
+    }
+    assert passed["TradingDataKeyArn"] == STREAMING_PARAMETERS["TradingDataKeyArn"]
     number = HOTPATH["Parameters"]["NodeNumber"]
     assert (number["Type"], number["Default"], number["MinValue"], number["MaxValue"]) == (
         "Number",

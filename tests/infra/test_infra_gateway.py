@@ -75,7 +75,7 @@ def test_the_tasks_settings_name_the_platforms_stream_topic_table_api_and_roles(
         monkeypatch.setenv(variable["Name"], str(variable["Value"]))
     settings = GatewaySettings()
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)  # noqa: S104 - in the task, behind the ALB
-    assert settings.market_data_stream == ROOT.properties("MarketDataStream")["Name"]
+    assert settings.market_data_stream == ROOT.nested("StreamingStack").properties("MarketDataStream")["Name"]
     assert settings.order_updates_topic_arn == ROOT.ref("OrderUpdatesTopic")
     assert settings.order_queue_url == ""  # each task makes its own queue on the topic
     assert settings.queue_name_prefix == "meridian-gateway-dev"
@@ -89,7 +89,7 @@ def test_the_tasks_settings_name_the_platforms_stream_topic_table_api_and_roles(
 def test_the_task_role_reads_the_stream_keeps_its_own_queues_and_reads_the_api_roles_alone() -> None:
     statements = _statements()
     arn = "arn:aws:{}:us-east-1:123456789012:{}"
-    stream = ROOT.get_att("MarketDataStream", "Arn")
+    stream = ROOT.nested("StreamingStack").get_att("MarketDataStream", "Arn")
     assert statements["ReadTheMarketDataStream"]["Resource"] == stream
     assert set(as_list(statements["ReadTheMarketDataStream"]["Action"])) == {
         "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:ListShards",

@@ -78,11 +78,11 @@ REASONS: dict[tuple[str, str, str], str] = {
         "s3:x-amz-server-side-encryption-aws-kms-key-id is a String key holding a key ARN; AWS "
         "documents comparing it with the String operators, as here"
     ),
-    ("stacks/observability.yaml", "GrafanaTaskRole", "MISMATCHED_TYPE_BUT_USABLE"): (
+    ("stacks/monitoring.yaml", "GrafanaTaskRole", "MISMATCHED_TYPE_BUT_USABLE"): (
         "elasticfilesystem:AccessPointArn is a String key holding an access point ARN; StringEquals is "
         "AWS's documented comparison for it"
     ),
-    ("stacks/observability.yaml", "PrometheusTaskRole", "MISMATCHED_TYPE_BUT_USABLE"): (
+    ("stacks/monitoring.yaml", "PrometheusTaskRole", "MISMATCHED_TYPE_BUT_USABLE"): (
         "elasticfilesystem:AccessPointArn is a String key holding an access point ARN; StringEquals is "
         "AWS's documented comparison for it"
     ),

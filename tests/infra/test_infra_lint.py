@@ -37,4 +37,4 @@ def test_embedded_sources_are_where_they_ship() -> None:
         "observability/grafana/meridian-dashboard.json",
         "observability/grafana/provisioning/datasources.yaml",
         "observability/grafana/provisioning/dashboards.yaml",
-    } <= set(sources["stacks/observability.yaml"])
+    } <= set(sources["stacks/monitoring.yaml"])

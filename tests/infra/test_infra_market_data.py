@@ -13,6 +13,9 @@ from typing import Any
 from tests.infra.templates import (
     HOTPATH_TEMPLATE,
     ROOT_TEMPLATE,
+    STREAM_ARNS,
+    STREAM_NAMES,
+    STREAMING_TEMPLATE,
     all_template_paths,
     as_list,
     branches,
@@ -61,7 +64,7 @@ def test_only_the_matching_nodes_may_put_records_on_the_market_data_stream() -> 
                     writers.append((path, document.logical_id, statement.get("Sid")))
     assert writers == [(HOTPATH_TEMPLATE, "NodeInstanceRole", "PublishMarketData")]
     passed = load(ROOT_TEMPLATE)["Resources"]["HotpathStack"]["Properties"]["Parameters"]
-    assert passed["MarketDataStreamName"] == {"Ref": "MarketDataStream"}
+    assert passed["MarketDataStreamName"] == STREAM_NAMES["MarketDataStream"]
 
 
 def test_the_stream_is_archived_and_consumed_only() -> None:
@@ -70,8 +73,18 @@ def test_the_stream_is_archived_and_consumed_only() -> None:
     readers = {
         m["Properties"]["FunctionName"]["Ref"]
         for m in resources(root, "AWS::Lambda::EventSourceMapping").values()
-        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["MarketDataStream", "Arn"]}
+        if m["Properties"]["EventSourceArn"] == STREAM_ARNS["MarketDataStream"]
     }
     assert readers == {"MarketDataFunction"}
-    source = properties(root, "MarketDataFirehose")["KinesisStreamSourceConfiguration"]
+    source = properties(load(STREAMING_TEMPLATE), "MarketDataFirehose")["KinesisStreamSourceConfiguration"]
     assert source["KinesisStreamARN"] == {"Fn::GetAtt": ["MarketDataStream", "Arn"]}
+
+
+def test_the_streaming_stack_publishes_each_stream_by_name_and_arn() -> None:
+    """What the root reads as STREAM_NAMES and STREAM_ARNS is the streaming stack's own streams."""
+    outputs = load(STREAMING_TEMPLATE)["Outputs"]
+    for stream in ("MarketDataStream", "ExecutionsStream"):
+        name = STREAM_NAMES[stream]["Fn::GetAtt"][1].removeprefix("Outputs.")
+        arn = STREAM_ARNS[stream]["Fn::GetAtt"][1].removeprefix("Outputs.")
+        assert outputs[name]["Value"] == {"Ref": stream}
+        assert outputs[arn]["Value"] == {"Fn::GetAtt": [stream, "Arn"]}

@@ -1,5 +1,5 @@
-"""stacks/observability.yaml and observability/: Prometheus, Grafana, CloudWatch (<1 ms alarms),
-X-Ray."""
+"""stacks/observability.yaml, stacks/monitoring.yaml and observability/: Prometheus, Grafana,
+CloudWatch (<1 ms alarms), X-Ray."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from tests.infra.templates import ROOT, ROOT_TEMPLATE, load, load_yaml, properties, resource, resources
 
 OBSERVABILITY = load("stacks/observability.yaml")
+MONITORING = load("stacks/monitoring.yaml")
 DASHBOARD = json.loads((ROOT / "observability/grafana/meridian-dashboard.json").read_text())
 PROMETHEUS = load_yaml("observability/prometheus/prometheus.yml")
 
@@ -62,7 +63,7 @@ def test_grafana_and_cloudwatch_show_the_api_its_routes_rejects_and_dead_letters
 
 
 def _container(task: str) -> dict[str, Any]:
-    (container,) = properties(OBSERVABILITY, task)["ContainerDefinitions"]
+    (container,) = properties(MONITORING, task)["ContainerDefinitions"]
     found: dict[str, Any] = container
     return found
 
@@ -149,12 +150,12 @@ def test_prometheus_and_grafana_keep_their_data_on_encrypted_efs() -> None:
         ("PrometheusTaskDefinition", "PrometheusAccessPointId"),
         ("GrafanaTaskDefinition", "GrafanaAccessPointId"),
     ):
-        (efs,) = [v for v in properties(OBSERVABILITY, task)["Volumes"] if "EFSVolumeConfiguration" in v]
+        (efs,) = [v for v in properties(MONITORING, task)["Volumes"] if "EFSVolumeConfiguration" in v]
         config = efs["EFSVolumeConfiguration"]
         assert config["TransitEncryption"] == "ENABLED"
         assert config["AuthorizationConfig"] == {"AccessPointId": {"Ref": access_point}, "IAM": "ENABLED"}
     for service in ("PrometheusService", "GrafanaService"):
-        deployment = properties(OBSERVABILITY, service)["DeploymentConfiguration"]
+        deployment = properties(MONITORING, service)["DeploymentConfiguration"]
         assert deployment["MaximumPercent"] == 100  # a single writer on the EFS data
 
 

@@ -36,9 +36,11 @@ def test_every_nested_template_is_a_nested_stack_of_the_root() -> None:
         "NetworkStack": "stacks/network.yaml",
         "SecurityStack": "stacks/security.yaml",
         "DataStack": "stacks/data.yaml",
+        "StreamingStack": "stacks/streaming.yaml",
         "HotpathStack": "hotpath/template.yaml",
         "ContainersStack": "stacks/containers.yaml",
         "ObservabilityStack": "stacks/observability.yaml",
+        "MonitoringStack": "stacks/monitoring.yaml",
         "DrStack": "stacks/dr.yaml",
         "PipelineStack": "stacks/pipeline.yaml",
     }

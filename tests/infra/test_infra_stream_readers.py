@@ -15,6 +15,7 @@ import pytest
 
 from tests.infra.templates import (
     ROOT_TEMPLATE,
+    STREAM_ARNS,
     as_list,
     branches,
     policy_documents,
@@ -37,13 +38,13 @@ READERS = {"MarketDataFunction": "MarketDataStream", "ExecutionsFunction": "Exec
 
 
 def _stream_mappings() -> dict[str, dict[str, Any]]:
-    """Function -> properties of its Kinesis mapping (a stream of this template or any ``:kinesis:`` ARN)."""
-    streams = set(resources(TEMPLATE, "AWS::Kinesis::Stream"))
+    """Function -> properties of its Kinesis mapping (a streaming stack stream or any ``:kinesis:`` ARN)."""
+    streams = list(STREAM_ARNS.values())
     found = {}
     for mapping in resources(TEMPLATE, "AWS::Lambda::EventSourceMapping").values():
         props = mapping["Properties"]
         source = props["EventSourceArn"]
-        if source.get("Fn::GetAtt", [""])[0] in streams or ":kinesis:" in json.dumps(source):
+        if source in streams or ":kinesis:" in json.dumps(source):
             found[props["FunctionName"]["Ref"]] = props
     return found
 
@@ -70,7 +71,7 @@ def test_the_stream_readers_are_the_market_data_and_executions_functions() -> No
     mappings = _stream_mappings()
     assert set(mappings) == set(READERS)
     for function, stream in READERS.items():
-        assert mappings[function]["EventSourceArn"] == {"Fn::GetAtt": [stream, "Arn"]}
+        assert mappings[function]["EventSourceArn"] == STREAM_ARNS[stream]
 
 
 @pytest.mark.parametrize("function", sorted(READERS))
@@ -88,7 +89,7 @@ def test_no_stream_reader_role_carries_the_account_wide_kinesis_policy(function:
 
 @pytest.mark.parametrize("function", sorted(READERS))
 def test_every_kinesis_statement_names_the_function_s_own_stream_only(function: str) -> None:
-    stream = {"Fn::GetAtt": [READERS[function], "Arn"]}
+    stream = STREAM_ARNS[READERS[function]]
     kinesis = [
         s
         for s in _role_statements(_role(function))

@@ -16,6 +16,8 @@ from tests.infra.templates import (
     HOTPATH_TEMPLATE,
     ROOT,
     ROOT_TEMPLATE,
+    STREAM_NAMES,
+    STREAMING_TEMPLATE,
     Template,
     as_list,
     exemptions,
@@ -29,6 +31,8 @@ from tests.infra.templates import (
 from tools.cfn_model import environment_model
 
 TEMPLATE = load(ROOT_TEMPLATE)
+STREAMING = load(STREAMING_TEMPLATE)
+STREAMING_PARAMETERS = TEMPLATE["Resources"]["StreamingStack"]["Properties"]["Parameters"]
 
 PRIVATE_SUBNETS = {"Fn::Split": [",", {"Fn::GetAtt": ["NetworkStack", "Outputs.PrivateSubnetIds"]}]}
 LAMBDA_SECURITY_GROUP = {"Fn::GetAtt": ["SecurityStack", "Outputs.LambdaSecurityGroupId"]}
@@ -211,25 +215,29 @@ def _output(stack: str, name: str) -> dict[str, Any]:
 
 
 def test_market_data_stream_uses_the_key_the_matching_nodes_are_granted() -> None:
-    encryption = properties(TEMPLATE, "MarketDataStream")["StreamEncryption"]
-    assert encryption == {"EncryptionType": "KMS", "KeyId": _output("SecurityStack", "MarketDataKeyArn")}
+    encryption = properties(STREAMING, "MarketDataStream")["StreamEncryption"]
+    assert encryption == {"EncryptionType": "KMS", "KeyId": {"Ref": "MarketDataKeyArn"}}
+    assert STREAMING_PARAMETERS["MarketDataKeyArn"] == _output("SecurityStack", "MarketDataKeyArn")
     hotpath = TEMPLATE["Resources"]["HotpathStack"]["Properties"]["Parameters"]
-    assert hotpath["MarketDataStreamName"] == {"Ref": "MarketDataStream"}
-    assert hotpath["MarketDataKeyArn"] == encryption["KeyId"]
+    assert hotpath["MarketDataStreamName"] == STREAM_NAMES["MarketDataStream"]
+    assert hotpath["MarketDataKeyArn"] == STREAMING_PARAMETERS["MarketDataKeyArn"]
 
 
 def test_market_data_archive_is_the_data_stacks_bucket() -> None:
-    destination = properties(TEMPLATE, "MarketDataFirehose")["ExtendedS3DestinationConfiguration"]
+    destination = properties(STREAMING, "MarketDataFirehose")["ExtendedS3DestinationConfiguration"]
     archive = _output("DataStack", "MarketDataArchiveBucketArn")
-    assert destination["BucketARN"] == archive
-    assert destination["EncryptionConfiguration"]["KMSEncryptionConfig"]["AWSKMSKeyARN"] == _output(
-        "SecurityStack", "MarketDataKeyArn"
-    )
-    role = properties(TEMPLATE, "MarketDataFirehoseRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    assert STREAMING_PARAMETERS["MarketDataArchiveBucketArn"] == archive
+    assert destination["BucketARN"] == {"Ref": "MarketDataArchiveBucketArn"}
+    assert destination["EncryptionConfiguration"]["KMSEncryptionConfig"]["AWSKMSKeyARN"] == {
+        "Ref": "MarketDataKeyArn"
+    }
+    assert STREAMING_PARAMETERS["MarketDataKeyArn"] == _output("SecurityStack", "MarketDataKeyArn")
+    role = properties(STREAMING, "MarketDataFirehoseRole")["Policies"][0]["PolicyDocument"]["Statement"]
     write = next(statement for statement in role if statement.get("Sid") == "WriteTheArchive")
     targets = {target for value in write["Resource"] for target in references(value)}
-    assert targets == {("GetAtt", "DataStack.Outputs.MarketDataArchiveBucketArn")}, targets
+    assert targets == {("Ref", "MarketDataArchiveBucketArn")}, targets
     assert not resources(TEMPLATE, "AWS::S3::Bucket"), "the root keeps no stand-in bucket"
+    assert not resources(STREAMING, "AWS::S3::Bucket"), "nor does the streaming stack"
 
 
 # Where each resource type of the root names its encryption key.
@@ -272,7 +280,17 @@ def test_every_encrypted_resource_uses_a_security_stack_key() -> None:
             checked.append(name)
             if value not in [_output("SecurityStack", key) for key in SECURITY_KEYS]:
                 wrong[name] = value
+    # The streams: a key parameter of the streaming stack, which the root fills from the security stack.
+    for name, stream in resources(STREAMING, "AWS::Kinesis::Stream").items():
+        checked.append(name)
+        key = stream["Properties"]["StreamEncryption"]["KeyId"]
+        parameter = key.get("Ref") if isinstance(key, dict) else None
+        if parameter not in SECURITY_KEYS or STREAMING_PARAMETERS[parameter] != _output(
+            "SecurityStack", parameter
+        ):
+            wrong[name] = key
     assert {"LedgerQueue", "TradingAlertsTopic", "ComplianceAlertsTopic", "MarketDataTable"} <= set(checked)
+    assert {"MarketDataStream", "ExecutionsStream"} <= set(checked)
     assert not wrong, wrong
     compliance_topic = properties(TEMPLATE, "ComplianceAlertsTopic")["KmsMasterKeyId"]
     assert compliance_topic == _output("SecurityStack", "ComplianceKeyArn")
