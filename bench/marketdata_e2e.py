@@ -19,6 +19,11 @@ trades and for books. Process CPU time per update beside the wall time.
 
 The floor, run interleaved with the same tape: the sink as it was, one Kinesis record per update
 (``PlainSink``), paced by the same stream: a symbol then gets at most 1,000 records a second.
+
+Offered rates: ``BENCH_E2E_ONE_RATE`` (default 10,000) and ``BENCH_E2E_TEN_RATE`` (100,000).
+``BENCH_E2E_CONSUMERS`` (default 2, this machine's cores) consumer processes share the shards
+(shard i goes to consumer i mod n), as Lambda runs one consumer per shard: on AWS ten shards are
+ten concurrent handlers, so one process for all of them measures one core, not the pipeline.
 """
 
 from __future__ import annotations
@@ -150,20 +155,20 @@ class ArrivalsTable(CountingDynamoDB):
 
 
 class TappedKinesis(LimitedKinesis):
-    """The stream, handing what each call accepted to the consumer process (Lambda's side)."""
+    """The stream, handing what each call accepted to the consumer process of each shard."""
 
-    def __init__(self, tap: Any) -> None:
+    def __init__(self, taps: Sequence[Any]) -> None:
         super().__init__(STREAM, SHARDS, clock=time.monotonic)
-        self.tap = tap
+        self.taps = taps
         self._sent = {shard.shard_id: 0 for shard in self.shards}
 
     def put_records(self, **kwargs: Any) -> dict[str, Any]:
         answer = super().put_records(**kwargs)
-        fresh = []
-        for shard in self.shards:
+        fresh: list[list[Any]] = [[] for _ in self.taps]
+        for index, shard in enumerate(self.shards):
             start = self._sent[shard.shard_id]
             for record in shard.records[start:]:
-                fresh.append(
+                fresh[index % len(self.taps)].append(
                     (
                         shard.shard_id,
                         record.sequence_number,
@@ -173,9 +178,29 @@ class TappedKinesis(LimitedKinesis):
                     )
                 )
             self._sent[shard.shard_id] = len(shard.records)
-        if fresh:
-            self.tap.put(fresh)
+        for tap, records in zip(self.taps, fresh, strict=True):
+            if records:
+                tap.put(records)
         return answer
+
+
+def consumer_count() -> int:
+    count = int(os.environ.get("BENCH_E2E_CONSUMERS", "2"))
+    if not 1 <= count <= SHARDS:
+        raise SystemExit(f"BENCH_E2E_CONSUMERS must be 1-{SHARDS}, got {count}")
+    return count
+
+
+def merged(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The consumers' results as one consumer's (each shard, so each symbol, had one consumer)."""
+    return {
+        "arrivals": [arrival for part in parts for arrival in part["arrivals"]],
+        "trade_items": sum(part["trade_items"] for part in parts),
+        "books": {symbol: seq for part in parts for symbol, seq in part["books"].items()},
+        "invocations": sum(part["invocations"] for part in parts),
+        "failed_records": sum(part["failed_records"] for part in parts),
+        "cpu_s": sum(part["cpu_s"] for part in parts),
+    }
 
 
 def consume(tap: Any, results: Any) -> None:
@@ -262,9 +287,14 @@ def run(records: list[StreamRecord], rate: int, aggregated: bool) -> dict[str, A
     """One run: this process offers and publishes; a child process consumes (its own core, as
     Lambda is its own machine). The child is stopped by its handle, even when the run fails."""
     context = multiprocessing.get_context("spawn")
-    tap, results = context.Queue(), context.Queue()
-    child = context.Process(target=consume, args=(tap, results), name="market-data-consumer", daemon=True)
-    stream = TappedKinesis(tap)
+    count = consumer_count()
+    taps = [context.Queue() for _ in range(count)]
+    results = context.Queue()
+    children = [
+        context.Process(target=consume, args=(tap, results), name=f"market-data-consumer-{n}", daemon=True)
+        for n, tap in enumerate(taps)
+    ]
+    stream = TappedKinesis(taps)
     sink = KinesisSink(STREAM, client=stream) if aggregated else PlainSink(stream)
     sent_at: dict[tuple[str, int], float] = {}
 
@@ -275,21 +305,26 @@ def run(records: list[StreamRecord], rate: int, aggregated: bool) -> dict[str, A
         await publisher.close(timeout=DRAIN_LIMIT_S)
         return start, time.monotonic(), publisher
 
-    child.start()
+    for child in children:
+        child.start()
     try:
-        if results.get(timeout=120) != "ready":
-            raise SystemExit("the consumer process did not start")
+        for _ in children:
+            if results.get(timeout=120) != "ready":
+                raise SystemExit("a consumer process did not start")
         cpu0 = time.process_time()
         start, published, publisher = asyncio.run(scenario())
         cpu = time.process_time() - cpu0
-        tap.put(None)
-        consumed = results.get(timeout=120)
+        for tap in taps:
+            tap.put(None)
+        consumed = merged([results.get(timeout=120) for _ in children])
     finally:
-        child.join(timeout=10)
-        if child.is_alive():
-            child.terminate()
+        for child in children:
             child.join(timeout=10)
-    return summarise(records, stream, publisher, sent_at, start, published, cpu, rate, consumed)
+            if child.is_alive():
+                child.terminate()
+                child.join(timeout=10)
+    summary = summarise(records, stream, publisher, sent_at, start, published, cpu, rate, consumed)
+    return {**summary, "consumer_processes": count}
 
 
 def stream_order_holds(stream: LimitedKinesis) -> bool:
@@ -364,9 +399,9 @@ def summarise(
 
 def bench_end_to_end() -> dict[str, Any]:
     seconds = float(os.environ.get("BENCH_E2E_SECONDS", "4"))
-    scenarios = {
-        "one_symbol": (distinct_shard_symbols(1), 10_000),
-        "ten_symbols": (distinct_shard_symbols(10), 100_000),
+    scenarios = {  # the goal's rates by default; above them to show headroom
+        "one_symbol": (distinct_shard_symbols(1), int(os.environ.get("BENCH_E2E_ONE_RATE", "10000"))),
+        "ten_symbols": (distinct_shard_symbols(10), int(os.environ.get("BENCH_E2E_TEN_RATE", "100000"))),
     }
     results: dict[str, Any] = {"shards": SHARDS, "offer_seconds": seconds, "scenarios": {}}
     for name, (symbols, rate) in scenarios.items():
