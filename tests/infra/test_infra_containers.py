@@ -1,4 +1,4 @@
-"""stacks/containers.yaml: ECS Fargate trading engines behind an internal ALB, with auto scaling."""
+"""stacks/containers.yaml: the ECS Fargate cluster, the streaming gateway behind the internal ALB."""
 
 from __future__ import annotations
 
@@ -18,22 +18,14 @@ def test_fargate_cluster_with_container_insights() -> None:
     assert "FARGATE" in cluster["CapacityProviders"]
 
 
-def test_trading_engine_service_runs_the_matching_node_on_fargate() -> None:
-    task = properties(CONTAINERS, "EngineTaskDefinition")
-    assert task["RequiresCompatibilities"] == ["FARGATE"]
-    assert task["NetworkMode"] == "awsvpc"
-    (container,) = task["ContainerDefinitions"]
-    assert container["Command"][:4] == ["python", "-m", "meridian_hotpath", "serve"]
-    assert container["ReadonlyRootFilesystem"] is True
-    service = properties(CONTAINERS, "EngineService")
-    assert service["LaunchType"] == "FARGATE"
-    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
-    assert service["LoadBalancers"]["Fn::If"][0] == "HasCertificate"
-    assert service["LoadBalancers"]["Fn::If"][1][0]["TargetGroupArn"] == {"Ref": "EngineTargetGroup"}
-    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {
-        "Enable": True,
-        "Rollback": True,
-    }
+def test_the_fargate_service_is_the_streaming_gateway_and_matching_runs_on_the_hot_path_only() -> None:
+    """The engine task definition nothing sent work to is gone: every task definition and service
+    of the stack is the gateway's, and nothing in it runs the matching node."""
+    kinds = ("AWS::ECS::TaskDefinition", "AWS::ECS::Service")
+    ecs = {lid: r for lid, r in CONTAINERS["Resources"].items() if r["Type"] in kinds}
+    assert set(ecs) == {"GatewayTaskDefinition", "GatewayService"}
+    assert "meridian_hotpath" not in str(ecs)
+    assert not [name for name in CONTAINERS["Parameters"] if name.startswith("Engine")]
 
 
 def test_internal_alb_with_health_checks() -> None:
@@ -42,8 +34,9 @@ def test_internal_alb_with_health_checks() -> None:
     attributes = {a["Key"]: a["Value"] for a in alb["LoadBalancerAttributes"]}
     assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert attributes["access_logs.s3.enabled"] == "true"
-    target = properties(CONTAINERS, "EngineTargetGroup")
-    assert (target["HealthCheckPath"], target["Port"]) == ("/healthz", 9101)
+    default = properties(CONTAINERS, "HttpsListener")["DefaultActions"]
+    assert [action["Type"] for action in default] == ["fixed-response"]  # only named paths are served
+    assert default[0]["FixedResponseConfig"]["StatusCode"] == "404"
 
 
 def test_the_https_listener_uses_a_tls13_policy() -> None:
@@ -63,7 +56,7 @@ def _listeners(model: StackModel) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("certificate", ["", CERTIFICATE])
 @pytest.mark.parametrize("section", sorted(environments()))
 def test_the_internal_alb_never_serves_grafana_in_clear_text(section: str, certificate: str) -> None:
-    """Grafana's login, Prometheus and the engine's admin surface: HTTPS through the ALB or nothing."""
+    """Grafana's login, Prometheus and the gateway: HTTPS through the ALB or nothing."""
     environment = environments()[section]
     root = StackModel(
         "template.yaml",
@@ -91,24 +84,6 @@ def test_the_internal_alb_never_serves_grafana_in_clear_text(section: str, certi
     }
     assert environment_variables["GF_SERVER_ROOT_URL"].startswith("https://")
     assert environment_variables["GF_SECURITY_COOKIE_SECURE"] == "true"
-
-
-def test_service_scales_on_cpu_and_on_market_volatility() -> None:
-    cpu = properties(CONTAINERS, "EngineCpuScalingPolicy")
-    assert cpu["PolicyType"] == "TargetTrackingScaling"
-    assert (
-        cpu["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
-            "PredefinedMetricType"
-        ]
-        == "ECSServiceAverageCPUUtilization"
-    )
-    step = properties(CONTAINERS, "EngineVolatilityScalingPolicy")
-    assert step["PolicyType"] == "StepScaling"
-    alarm = properties(CONTAINERS, "EngineHighVolatilityAlarm")
-    assert (alarm["Namespace"], alarm["MetricName"]) == ("Meridian/Hotpath", "MarketVolatility")
-    assert alarm["AlarmActions"] == [{"Ref": "EngineVolatilityScalingPolicy"}]
-    target = properties(CONTAINERS, "EngineScalableTarget")
-    assert target["ScalableDimension"] == "ecs:service:DesiredCount"
 
 
 def test_outputs_let_the_monitoring_stack_attach_to_the_cluster_and_alb() -> None:

@@ -28,7 +28,6 @@ TIERS = {
     ("SecurityStack", "LambdaSecurityGroup"): "Private",
     ("SecurityStack", "MatchingClientSecurityGroup"): "Private",
     ("SecurityStack", "MonitoringSecurityGroup"): "Private",
-    ("SecurityStack", "TradingEngineSecurityGroup"): "Private",
     ("SecurityStack", "MarketDataSecurityGroup"): "Private",
     ("SecurityStack", "ComplianceSecurityGroup"): "Private",
     ("ContainersStack", "LoadBalancerSecurityGroup"): "Private",
@@ -63,13 +62,10 @@ DECLARED = {
     ("SecurityStack/ComplianceSecurityGroup", "DataStack/DatabaseSecurityGroup", 5432),
     (MONITORING, MONITORING, 9090),  # Grafana -> Prometheus
     (MONITORING, NODES, 9101),  # Prometheus scrapes the nodes
-    (MONITORING, "SecurityStack/TradingEngineSecurityGroup", 9101),
     (MONITORING, "SecurityStack/MarketDataSecurityGroup", 9101),
     (MONITORING, "DataStack/FileSystemSecurityGroup", 2049),  # their data on EFS
-    (MATCHING_CLIENTS, "SecurityStack/TradingEngineSecurityGroup", 9001),
     ("ContainersStack/LoadBalancerSecurityGroup", MONITORING, 3000),  # operators -> Grafana
     ("ContainersStack/LoadBalancerSecurityGroup", MONITORING, 9090),  # operators -> Prometheus
-    ("ContainersStack/LoadBalancerSecurityGroup", "SecurityStack/TradingEngineSecurityGroup", 9101),
     ("ContainersStack/LoadBalancerSecurityGroup", GATEWAY, 8080),  # WebSocket clients -> gateway
 }
 # A replicated shard (hot path ReplicatedShards true): the standby follows the primary's journal.
@@ -79,7 +75,6 @@ API_CALLERS = {
     LAMBDAS,
     MONITORING,
     NODES,
-    "SecurityStack/TradingEngineSecurityGroup",
     "SecurityStack/MarketDataSecurityGroup",
     "SecurityStack/ComplianceSecurityGroup",
     GATEWAY,
