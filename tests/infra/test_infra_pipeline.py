@@ -39,7 +39,7 @@ def test_codebuild_runs_the_repository_buildspec_with_encrypted_artifacts() -> N
     project = properties(PIPELINE, "BuildProject")
     assert project["Source"] == {"Type": "CODEPIPELINE", "BuildSpec": "buildspec.yml"}
     assert project["EncryptionKey"] == {"Fn::GetAtt": ["PipelineKey", "Arn"]}
-    assert project["Environment"]["PrivilegedMode"] is False
+    assert project["Environment"]["PrivilegedMode"] is True  # the Docker daemon, for the gateway image
 
 
 def test_pipeline_stages_source_test_staging_approval_production() -> None:
@@ -93,11 +93,21 @@ def test_pipeline_stages_source_test_staging_approval_production() -> None:
 
 
 def test_pipeline_and_build_roles_are_scoped_to_their_resources() -> None:
+    """Every statement names its resources; the one exception is the registry login (no resource
+    type exists for it), written down with its reason, and the images go to the gateway's
+    repositories only."""
     for role in ("PipelineRole", "BuildRole", "SourceChangeRole"):
+        exemptions = resource(PIPELINE, role).get("Metadata", {}).get("Meridian", {}).get("Exemptions", {})
         for policy in properties(PIPELINE, role)["Policies"]:
             for statement in policy["PolicyDocument"]["Statement"]:
                 for concrete in as_list(statement.get("Fn::If", [None, statement])[1]):
-                    assert "*" not in as_list(concrete.get("Resource")), (role, concrete)
+                    if "*" in as_list(concrete.get("Resource")):
+                        assert (role, concrete["Action"]) == ("BuildRole", "ecr:GetAuthorizationToken")
+                        assert exemptions[concrete["Sid"]], concrete
+    statements = properties(PIPELINE, "BuildRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    (push,) = [s for s in statements if "ecr:PutImage" in s["Action"]]
+    assert push["Resource"]["Fn::Sub"].endswith(":repository/meridian-gateway-*")
+    assert properties(PIPELINE, "BuildProject")["Environment"]["PrivilegedMode"] is True  # docker build
     trust = properties(PIPELINE, "DeployRole")["AssumeRolePolicyDocument"]["Statement"][0]
     assert trust["Principal"] == {"Service": "cloudformation.amazonaws.com"}
 
@@ -134,6 +144,19 @@ def test_buildspec_writes_stage_parameters_the_root_template_accepts(tmp_path: P
     script = post_build.replace("python3.11 -", f"{sys.executable} -", 1)
     subprocess.run(["bash", "-c", script], cwd=tmp_path, env=environment, check=True)
     accepted = set(load(ROOT_TEMPLATE)["Parameters"])
+    for stage in ("staging", "prod"):  # no image pushed: no gateway service
+        assert (
+            "GatewayImageUri"
+            not in json.loads((tmp_path / "deploy" / f"{stage}.json").read_text())["Parameters"]
+        )
+    # Only staging's repository existed when the image was pushed (prod's first deploy creates it).
+    image = "111122223333.dkr.ecr.us-east-1.amazonaws.com/meridian-gateway-staging:abc"
+    (tmp_path / "deploy" / "gateway-images.json").write_text(json.dumps({"staging": image}))
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, env=environment, check=True)
+    staging = json.loads((tmp_path / "deploy" / "staging.json").read_text())["Parameters"]
+    prod = json.loads((tmp_path / "deploy" / "prod.json").read_text())["Parameters"]
+    assert staging["GatewayImageUri"] == image
+    assert "GatewayImageUri" not in prod
     for stage in ("staging", "prod"):
         config = json.loads((tmp_path / "deploy" / f"{stage}.json").read_text())
         assert config["Parameters"]["Environment"] == stage
