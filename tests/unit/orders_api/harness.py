@@ -12,7 +12,7 @@ from orders_api.config import Settings
 from orders_api.dal.approvals import StepFunctionsApprovalDesk
 from orders_api.services import Services
 
-from meridian.approvals.approval import PENDING, PendingApproval
+from meridian.approvals.models import PENDING, PendingApproval
 from meridian.approvals.store import DynamoApprovalStore
 from meridian.iam.sigv4 import LocalCredential
 from meridian_local.apigw_events import proxy_event
