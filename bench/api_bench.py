@@ -66,8 +66,8 @@ from meridian.routing import Router, RouteTable, StaticRoutes  # noqa: E402
 from meridian.stats import nearest_rank  # noqa: E402
 from meridian_hotpath.process import NodeProcess  # noqa: E402
 from meridian_local import route_timing  # noqa: E402
-from meridian_local.apigw_events import proxy_event  # noqa: E402
-from meridian_local.lambda_events import LocalLambdaContext  # noqa: E402
+from meridian_local.apigateway.apigw_events import proxy_event  # noqa: E402
+from meridian_local.delivery.lambda_events import LocalLambdaContext  # noqa: E402
 from meridian_local.orders_api_fixtures import (  # noqa: E402
     EngineGateway,
     create_tables,

@@ -47,9 +47,9 @@ from meridian_hotpath.marketdata import top_of_book_record, trade_record
 from meridian_hotpath.publisher import StreamPublisher
 from meridian_hotpath.stream import StreamRecord
 from meridian_local.counting_dynamodb import CountingDynamoDB
-from meridian_local.lambda_events import LocalLambdaContext, kinesis_record, stream_arn
+from meridian_local.delivery.lambda_events import LocalLambdaContext, kinesis_record, stream_arn
+from meridian_local.delivery.pollers import load_handler
 from meridian_local.limited_kinesis import LimitedKinesis
-from meridian_local.pollers import load_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAM = "meridian-market-data-bench"

@@ -62,8 +62,13 @@ from meridian.consumers import PoisonMessageError
 from meridian.events import TradeExecuted
 from meridian.ledger import migrate, rebuild_from_history
 from meridian_local.counting_dynamodb import CountingDynamoDB
-from meridian_local.lambda_events import LocalLambdaContext, eventbridge_event, kinesis_event, sqs_event
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import (
+    LocalLambdaContext,
+    eventbridge_event,
+    kinesis_event,
+    sqs_event,
+)
+from meridian_local.delivery.pollers import Handler, load_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS_PER_BATCH = 10_000

@@ -9,8 +9,8 @@ import sys
 import threading
 from types import FrameType
 
-from meridian_local import dr_drill, node_drill
-from meridian_local.demo import run_demo
+from meridian_local.demo.session import run_demo
+from meridian_local.drills import dr_drill, node_drill
 from meridian_local.platform import SECOND_SHARD_SYMBOLS, Endpoints, LocalPlatform, PlatformConfig
 from meridian_local.preflight import InstanceLock, PreflightError
 

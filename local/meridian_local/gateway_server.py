@@ -19,7 +19,7 @@ from meridian_gateway.aws_main import start_sources
 from meridian_gateway.config import GatewaySettings
 from meridian_gateway.identity import LocalVerifier
 from meridian_gateway.server import Gateway
-from meridian_local.apigw import template_access
+from meridian_local.apigateway.apigw import template_access
 
 if TYPE_CHECKING:
     from meridian_local.platform import LocalPlatform

@@ -18,9 +18,9 @@ from orders_api.dal.hotpath import MatchingGateway, NodeAnswer
 
 from meridian.executions import order_id_for
 from meridian.protocol import Message
-from meridian_local.apigw_events import proxy_event
-from meridian_local.aws_round_trips import AwsCall, sequential_round_trips
-from meridian_local.lambda_events import LocalLambdaContext
+from meridian_local.apigateway.apigw_events import proxy_event
+from meridian_local.apigateway.aws_round_trips import AwsCall, sequential_round_trips
+from meridian_local.delivery.lambda_events import LocalLambdaContext
 from meridian_local.orders_api_fixtures import role_session_arn
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -64,7 +64,7 @@ TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
 @lru_cache(maxsize=1)
 def template_tables() -> dict[str, dict[str, Any]]:
     """Environment variable of the order API -> the properties of the table template.yaml gives it."""
-    from meridian_local.sam_template import load  # noqa: PLC0415 - the YAML parser is slow to import
+    from meridian_local.cloud.sam_template import load  # noqa: PLC0415 - the YAML parser is slow to import
 
     resources = load(TEMPLATE)["Resources"]
     variables = resources[FUNCTION_LOGICAL_ID]["Properties"]["Environment"]["Variables"]

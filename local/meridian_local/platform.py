@@ -29,14 +29,16 @@ from typing import Any
 
 from meridian.session_auth import SessionKey, load_secret_keys, write_key_file
 from meridian_hotpath.process import NodeProcess
-from meridian_local import custom_resources, moto_server, prometheus
-from meridian_local.aws import aws_client
+from meridian_local import prometheus
+from meridian_local.cloud import custom_resources
+from meridian_local.cloud.provision import Provisioner
+from meridian_local.cloud.sam_env import env_vars
+from meridian_local.cloud.sam_template import REPO_ROOT, ROOT_TEMPLATE
+from meridian_local.cloud.stack_model import LocalFunction, Stack
+from meridian_local.endpoint import moto_server
+from meridian_local.endpoint.aws import aws_client
 from meridian_local.preflight import InstanceLock, PreflightError, check_ports, free_port, port_is_free
 from meridian_local.processes import ChildProcess
-from meridian_local.provision import Provisioner
-from meridian_local.sam_env import env_vars
-from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
-from meridian_local.stack_model import LocalFunction, Stack
 
 HOST = "127.0.0.1"
 DELIVERY_STOP_TIMEOUT_S = 60.0  # the longest a delivery round may take to finish at shutdown
@@ -245,7 +247,7 @@ class LocalPlatform:
         args = ["--port", str(self.config.aws_port), "--host", HOST, "--template", str(self.config.template)]
         self._moto = ChildProcess.start(
             "aws-endpoint",
-            "meridian_local.moto_server",
+            "meridian_local.endpoint.moto_server",
             [*args, "--log-file", str(self.logs_dir / "aws-endpoint-functions.log")],
             moto_server.READY_PREFIX,
             self.say,
@@ -462,7 +464,7 @@ class LocalPlatform:
         spec_file.write_text(json.dumps(self._delivery_spec(), indent=2))
         self._delivery = ChildProcess.start(
             "delivery",
-            "meridian_local.delivery",
+            "meridian_local.delivery.service",
             ["--spec", str(spec_file)],
             "meridian-delivery ready",
             self.say,
@@ -563,7 +565,7 @@ class LocalPlatform:
             self._delivery = None
 
     def _start_api(self) -> None:
-        from meridian_local.api_server import ApiServer  # noqa: PLC0415 - needs the provisioned stack
+        from meridian_local.apigateway.api_server import ApiServer  # noqa: PLC0415 - needs the provisioned stack
 
         assert self.stack is not None
         self._api = ApiServer(self, HOST, self.config.api_port, self.config.api_workers).start()

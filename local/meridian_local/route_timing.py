@@ -22,8 +22,8 @@ from orders_api import aws, services
 from orders_api.config import Settings
 from orders_api.dal.hotpath import MatchingGateway
 
-from meridian_local import moto_transactions
-from meridian_local.aws_round_trips import AwsCall, RoundTripRecorder, modelled
+from meridian_local.apigateway.aws_round_trips import AwsCall, RoundTripRecorder, modelled
+from meridian_local.endpoint import moto_transactions
 from meridian_local.order_path_scenarios import (
     SCENARIOS,
     TRADERS,

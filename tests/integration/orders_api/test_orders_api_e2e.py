@@ -23,8 +23,8 @@ from meridian.iam.sigv4 import LocalCredential
 from meridian.ledger import record_trade
 from meridian_client import ApiError, MeridianClient
 from meridian_hotpath.process import NodeProcess
-from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
-from meridian_local.moto_server import reset
+from meridian_local.apigateway.apigw import ApiGateway, serve_in_thread, template_access
+from meridian_local.endpoint.moto_server import reset
 from meridian_local.orders_api_fixtures import (
     create_tables,
     load_handler,

@@ -20,8 +20,8 @@ import pytest
 from meridian import db
 from meridian.events import TradeExecuted
 from meridian.ledger import positions, rebuild_from_history
-from meridian_local.lambda_events import eventbridge_event
-from meridian_local.pollers import SqsPoller, drain, load_handler
+from meridian_local.delivery.lambda_events import eventbridge_event
+from meridian_local.delivery.pollers import SqsPoller, drain, load_handler
 from tests.integration.pipeline.sqs_harness import drain_queue, queue_with_dlq
 from tests.pipeline_factories import trade
 

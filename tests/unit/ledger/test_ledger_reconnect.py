@@ -22,8 +22,8 @@ import pytest
 from meridian import db
 from meridian.events import TradeExecuted
 from meridian.ledger import positions, rebuild_from_history
-from meridian_local.lambda_events import LocalLambdaContext, sqs_event
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext, sqs_event
+from meridian_local.delivery.pollers import Handler, load_handler
 from tests.pipeline_factories import envelope, trade
 
 REPO = Path(__file__).resolve().parents[3]

@@ -15,8 +15,8 @@ from orders_api.services import Services
 from meridian.approvals.models import PENDING, PendingApproval
 from meridian.approvals.store import DynamoApprovalStore
 from meridian.iam.sigv4 import LocalCredential
-from meridian_local.apigw_events import proxy_event
-from meridian_local.lambda_events import LocalLambdaContext
+from meridian_local.apigateway.apigw_events import proxy_event
+from meridian_local.delivery.lambda_events import LocalLambdaContext
 from meridian_local.orders_api_fixtures import (
     EngineGateway,
     create_tables,

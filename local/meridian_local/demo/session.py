@@ -31,8 +31,8 @@ from meridian.stats import nearest_rank
 from meridian_client.api import ApiError, MeridianClient
 from meridian_client.models import OrderOut
 from meridian_client.output import table_text as render
-from meridian_local.apigw import ROUND_TRIPS_HEADER
-from meridian_local.aws import aws_client
+from meridian_local.apigateway.apigw import ROUND_TRIPS_HEADER
+from meridian_local.endpoint.aws import aws_client
 
 Say = Callable[[str], None]
 FINDINGS_QUERY = (
@@ -243,7 +243,7 @@ def run_demo(
     say("\n== Trading session: alice and bob through the REST API ==")
     watcher = None
     if gateway_url:
-        from meridian_local.demo_stream import CHANNELS, StreamWatcher  # noqa: PLC0415
+        from meridian_local.demo.stream import CHANNELS, StreamWatcher  # noqa: PLC0415
 
         say(f"  alice streams {', '.join(CHANNELS)} from {gateway_url}")
         watcher = StreamWatcher(gateway_url, credentials_file, say).start()

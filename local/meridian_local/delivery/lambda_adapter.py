@@ -36,9 +36,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from meridian_local.thread_environ import thread_local_environ as thread_local_environ
+from meridian_local.delivery.thread_environ import thread_local_environ as thread_local_environ
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ROOT_TEMPLATE = REPO_ROOT / "template.yaml"
 LOGICAL_ID_TAG = "meridian:logical-id"
 ACCOUNT = "123456789012"

@@ -23,12 +23,12 @@ from werkzeug.serving import BaseWSGIServer
 
 from meridian.iam.sigv4 import LocalCredential
 from meridian_client.api import MeridianClient
-from meridian_local.apigw import ApiGateway, serve_in_thread
-from meridian_local.apigw_events import API_ID
-from meridian_local.dr_orders import register_principal
-from meridian_local.route_access import from_template_file
-from meridian_local.runbook_stack import ACCOUNT, RunbookStack
-from meridian_local.sam_template import ROOT_TEMPLATE
+from meridian_local.apigateway.apigw import ApiGateway, serve_in_thread
+from meridian_local.apigateway.apigw_events import API_ID
+from meridian_local.apigateway.route_access import from_template_file
+from meridian_local.cloud.runbook_stack import ACCOUNT, RunbookStack
+from meridian_local.cloud.sam_template import ROOT_TEMPLATE
+from meridian_local.drills.dr_orders import register_principal
 
 PRIMARY_REGION, DR_REGION = "us-east-1", "us-west-2"
 TRADERS = (("alice", "ACC-ALICE"), ("bob", "ACC-BOB"))

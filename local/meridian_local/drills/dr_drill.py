@@ -2,7 +2,7 @@
 
 Everything runs here and only for the drill: its own moto server on a free port, its own PostgreSQL
 (embedded, in ``<state dir>/drill/pgdata``; or new databases on ``DATABASE_URL``), both regions'
-order APIs and matching nodes on free ports (``meridian_local.dr_session``). A running ``make run``
+order APIs and matching nodes on free ports (``meridian_local.drills.dr_session``). A running ``make run``
 is left alone. The drill
 
 1. stands up the primary (us-east-1) and the recovery region (us-west-2) as their deploys would run
@@ -36,16 +36,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from meridian_local import lambda_adapter
-from meridian_local.containers import ContainerCaches
-from meridian_local.dr_regions import DR_REGION, PRIMARY_REGION
-from meridian_local.dr_report import Watcher, print_recovery
-from meridian_local.dr_session import UNHEALTHY_FOR_S, DrillSession
-from meridian_local.dr_trader import FailoverTrader
-from meridian_local.dr_world import DR_ENDPOINT, PRIMARY_ENDPOINT, set_read_only
-from meridian_local.moto_server import MotoServer
+from meridian_local.cloud.sam_template import REPO_ROOT
+from meridian_local.delivery import lambda_adapter
+from meridian_local.drills.containers import ContainerCaches
+from meridian_local.drills.dr_regions import DR_REGION, PRIMARY_REGION
+from meridian_local.drills.dr_report import Watcher, print_recovery
+from meridian_local.drills.dr_session import UNHEALTHY_FOR_S, DrillSession
+from meridian_local.drills.dr_trader import FailoverTrader
+from meridian_local.drills.dr_world import DR_ENDPOINT, PRIMARY_ENDPOINT, set_read_only
+from meridian_local.endpoint.moto_server import MotoServer
 from meridian_local.preflight import InstanceLock, PreflightError
-from meridian_local.sam_template import REPO_ROOT
 
 EXIT_OK, EXIT_STOPPED, EXIT_USAGE = 0, 1, 2
 RTO_TARGET_S = 30.0

@@ -26,7 +26,7 @@ import re
 import uuid
 from typing import Any
 
-from meridian_local import sdk_integrations
+from meridian_local.endpoint import sdk_integrations
 
 _installed = False
 

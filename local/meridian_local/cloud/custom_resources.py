@@ -13,7 +13,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from meridian_local.stack_model import CustomResource
+from meridian_local.cloud.stack_model import CustomResource
 
 
 class CustomResourceError(RuntimeError):

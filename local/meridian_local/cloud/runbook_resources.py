@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meridian_local.intrinsics import Resolver
-from meridian_local.pollers import PollingThread, SqsPoller
-from meridian_local.rule_targets import forwarder
+from meridian_local.cloud.intrinsics import Resolver
+from meridian_local.delivery.pollers import PollingThread, SqsPoller
+from meridian_local.delivery.rule_targets import forwarder
 
 Clients = Callable[[str, str | None], Any]  # (service, region or None for the stack's)
 MOTO_TARGETS = ("sqs", "events", "logs")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from meridian_local.apigw_events import json_body, proxy_event
-from meridian_local.drill_keys import orders_environment
-from meridian_local.runbook_stack import RunbookStack
+from meridian_local.apigateway.apigw_events import json_body, proxy_event
+from meridian_local.cloud.runbook_stack import RunbookStack
+from meridian_local.drills.drill_keys import orders_environment
 
 
 class RunningNode(Protocol):

@@ -13,7 +13,7 @@ PostgreSQL listens on a Unix socket a container cannot reach: start the platform
 
 from __future__ import annotations
 
-from meridian_local.stack_model import Stack
+from meridian_local.cloud.stack_model import Stack
 
 # Declared empty in template.yaml's Globals, so that sam may override them from env.json.
 DECLARED_FOR_LOCAL = ("AWS_ENDPOINT_URL", "DATABASE_URL", "MERIDIAN_ROUTES")

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from meridian_local.runbook_stack import RunbookStack
+from meridian_local.cloud.runbook_stack import RunbookStack
 
 if TYPE_CHECKING:
-    from meridian_local.dr_session import DrillSession
-    from meridian_local.dr_trader import FailoverTrader
+    from meridian_local.drills.dr_session import DrillSession
+    from meridian_local.drills.dr_trader import FailoverTrader
 
 Say = Callable[[str], None]
 TRIGGER, FAILOVER, FAILBACK = (

@@ -20,7 +20,7 @@ from samtranslator.model.api.api_generator import FEATURE_FLAG_NORMALIZED_OPENAP
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ROOT_TEMPLATE = REPO_ROOT / "template.yaml"
 LOCAL_ARTIFACT_BUCKET = "meridian-local-artifacts"
 

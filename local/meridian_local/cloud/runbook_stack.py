@@ -17,11 +17,9 @@ from typing import Any
 
 import boto3
 
-from meridian_local import custom_resources, lambda_adapter
-from meridian_local.aws import LOCAL_CREDENTIALS
-from meridian_local.intrinsics import Resolver, references
-from meridian_local.moto_server import MotoServer
-from meridian_local.runbook_resources import (
+from meridian_local.cloud import custom_resources
+from meridian_local.cloud.intrinsics import Resolver, references
+from meridian_local.cloud.runbook_resources import (
     Created,
     GlobalTable,
     RuleDelivery,
@@ -32,8 +30,11 @@ from meridian_local.runbook_resources import (
     create_table,
     resolved,
 )
-from meridian_local.sam_template import REPO_ROOT
-from meridian_local.stack_model import CustomResource
+from meridian_local.cloud.sam_template import REPO_ROOT
+from meridian_local.cloud.stack_model import CustomResource
+from meridian_local.delivery import lambda_adapter
+from meridian_local.endpoint.aws import LOCAL_CREDENTIALS
+from meridian_local.endpoint.moto_server import MotoServer
 
 REPO = REPO_ROOT
 ACCOUNT = "123456789012"

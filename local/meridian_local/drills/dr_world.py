@@ -26,12 +26,12 @@ from meridian.events import TradeExecuted
 from meridian.ledger import migrate, record_trade
 from meridian.protocol import Fill
 from meridian_hotpath.archive import restore, ship
-from meridian_local.containers import cold_start
-from meridian_local.databases import create_database
-from meridian_local.dr_orders import RunningNode, order_api_environment, routes
-from meridian_local.drill_keys import integrity_environment, orders_key
-from meridian_local.moto_server import MotoServer
-from meridian_local.runbook_stack import ACCOUNT, DR, PRIMARY, RunbookStack, build, next_environment
+from meridian_local.cloud.runbook_stack import ACCOUNT, DR, PRIMARY, RunbookStack, build, next_environment
+from meridian_local.drills.containers import cold_start
+from meridian_local.drills.databases import create_database
+from meridian_local.drills.dr_orders import RunningNode, order_api_environment, routes
+from meridian_local.drills.drill_keys import integrity_environment, orders_key
+from meridian_local.endpoint.moto_server import MotoServer
 
 PREFIX = "shards/default"
 PRIMARY_REGION, DR_REGION = "us-east-1", "us-west-2"

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meridian_local import api_worker
-from meridian_local.apigw import template_access
-from meridian_local.aws_round_trips import RoundTripRecorder
+from meridian_local.apigateway import api_worker
+from meridian_local.apigateway.apigw import template_access
+from meridian_local.apigateway.aws_round_trips import RoundTripRecorder
 from meridian_local.processes import ChildProcess
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class ApiServer:
                 self._children.append(
                     ChildProcess.start(
                         f"api-{n}",
-                        "meridian_local.api_worker",
+                        "meridian_local.apigateway.api_worker",
                         ["--spec", str(spec_file), "--fd", str(listener.fileno()), "--name", f"api-{n}"],
                         api_worker.READY_PREFIX,
                         self.platform.say,

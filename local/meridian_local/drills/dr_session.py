@@ -1,10 +1,11 @@
 """The DR drill's world: both regions running, trading, and everything between them.
 
 :class:`DrillSession` stands the primary (us-east-1) and the recovery region (us-west-2) up on one
-moto server and one PostgreSQL (``meridian_local.dr_regions``), wires the stand-ins for what AWS
-does between them (``meridian_local.dr_standins``, ``meridian_local.global_tables``), and can cut
-the primary (its API and matching node stop, and with them everything its region sent on) and bring
-it back for the failback. Every process and thread it starts, :meth:`stop` stops.
+moto server and one PostgreSQL (``meridian_local.drills.dr_regions``), wires the stand-ins for what
+AWS does between them (``meridian_local.drills.dr_standins``,
+``meridian_local.endpoint.global_tables``), and can cut the primary (its API and matching node stop,
+and with them everything its region sent on) and bring it back for the failback. Every process
+and thread it starts, :meth:`stop` stops.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import requests
 
 from meridian_hotpath.archive import restore
 from meridian_hotpath.process import NodeProcess
-from meridian_local.dr_orders import order_api_environment, routes
-from meridian_local.dr_regions import (
+from meridian_local.cloud.runbook_stack import ACCOUNT, DR, PRIMARY, RunbookStack, build
+from meridian_local.delivery.pollers import KinesisPoller, PollingThread
+from meridian_local.drills.dr_orders import order_api_environment, routes
+from meridian_local.drills.dr_regions import (
     DR_REGION,
     PRIMARY_REGION,
     RegionApi,
@@ -32,14 +35,19 @@ from meridian_local.dr_regions import (
     register_traders,
     serve_order_api,
 )
-from meridian_local.dr_standins import DropCopyLedger, HealthProbe, JournalShipper, install_ssm_agent
-from meridian_local.dr_world import DR_ENDPOINT, PREFIX, PRIMARY_ENDPOINT, failover_dns, ledger, set_read_only
-from meridian_local.drill_keys import integrity_environment, node_keys_file
-from meridian_local.global_tables import TableReplicator
-from meridian_local.moto_server import HOST, MotoServer
-from meridian_local.pollers import KinesisPoller, PollingThread
+from meridian_local.drills.dr_standins import DropCopyLedger, HealthProbe, JournalShipper, install_ssm_agent
+from meridian_local.drills.dr_world import (
+    DR_ENDPOINT,
+    PREFIX,
+    PRIMARY_ENDPOINT,
+    failover_dns,
+    ledger,
+    set_read_only,
+)
+from meridian_local.drills.drill_keys import integrity_environment, node_keys_file
+from meridian_local.endpoint.global_tables import TableReplicator
+from meridian_local.endpoint.moto_server import HOST, MotoServer
 from meridian_local.preflight import free_port
-from meridian_local.runbook_stack import ACCOUNT, DR, PRIMARY, RunbookStack, build
 
 PRIMARY_ENV, DR_ENV = "drill", "drilldr"
 SNAPSHOT_EVERY = 10  # node seqs between snapshots: a short session still archives some

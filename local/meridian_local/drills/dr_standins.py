@@ -32,7 +32,7 @@ import psycopg
 from meridian.dropcopy import parse_drop_copies
 from meridian.ledger import record_trade
 from meridian_hotpath.archive import ship
-from meridian_local.pollers import KinesisPoller
+from meridian_local.delivery.pollers import KinesisPoller
 
 Say = Callable[[str], None]
 

@@ -1,7 +1,7 @@
 """Event delivery of the local platform, in a process of its own: what Lambda's event source
 mappings, EventBridge's rule targets and Firehose's Kinesis source do.
 
-    python -m meridian_local.delivery --spec <state>/delivery.json
+    python -m meridian_local.delivery.service --spec <state>/delivery.json
 
 The spec (written by ``LocalPlatform`` from the provisioned stacks) lists the SQS and Kinesis event
 source mappings with their functions, the rule targets moto cannot deliver (bridge queues) and the
@@ -26,9 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from meridian_local.aws import aws_client
-from meridian_local.function_logs import FunctionLogs
-from meridian_local.lambda_adapter import (
+from meridian_local.delivery.function_logs import FunctionLogs
+from meridian_local.delivery.lambda_adapter import (
     FunctionSource,
     Handler,
     LambdaContext,
@@ -37,8 +36,9 @@ from meridian_local.lambda_adapter import (
     run_handler,
     thread_local_environ,
 )
-from meridian_local.pollers import KinesisPoller, Poller, PollingThread, SqsPoller, sqs_destination
-from meridian_local.rule_targets import forwarder
+from meridian_local.delivery.pollers import KinesisPoller, Poller, PollingThread, SqsPoller, sqs_destination
+from meridian_local.delivery.rule_targets import forwarder
+from meridian_local.endpoint.aws import aws_client
 
 READY_PREFIX = "meridian-delivery ready"
 ACCOUNT = "123456789012"
@@ -182,7 +182,7 @@ def build_pollers(spec: dict[str, Any], say: Say) -> list[Poller]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m meridian_local.delivery", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m meridian_local.delivery.service", description=__doc__)
     parser.add_argument("--spec", type=Path, required=True)
     args = parser.parse_args(argv)
     spec = json.loads(args.spec.read_text())

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from meridian_local.lambda_adapter import FunctionSource, import_handler
-from meridian_local.lambda_events import LocalLambdaContext, kinesis_record, sqs_record
+from meridian_local.delivery.lambda_adapter import FunctionSource, import_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext, kinesis_record, sqs_record
 
 log = logging.getLogger(__name__)
 

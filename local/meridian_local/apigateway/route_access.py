@@ -36,9 +36,9 @@ from meridian.iam.access import (
     RoleAccess,
     RolePolicies,
 )
-from meridian_local.apigw_mock import MockResponse, mock_responses
-from meridian_local.intrinsics import Resolver
-from meridian_local.sam_template import load_transformed
+from meridian_local.apigateway.apigw_mock import MockResponse, mock_responses
+from meridian_local.cloud.intrinsics import Resolver
+from meridian_local.cloud.sam_template import load_transformed
 
 __all__ = ["INVOKE", "AccessDeniedError", "ExecuteApi", "RolePolicies", "RouteAccess", "from_template"]
 

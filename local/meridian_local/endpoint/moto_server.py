@@ -7,7 +7,8 @@ In-process (tests, the local platform)::
 
 As its own process (the adapter is installed there, where the functions run)::
 
-    python -m meridian_local.moto_server --port 5000 [--template template.yaml] [--log-file functions.log]
+    python -m meridian_local.endpoint.moto_server --port 5000 [--template template.yaml] \
+        [--log-file functions.log]
 
 which prints ``meridian-moto ready http://127.0.0.1:5000`` once it serves, configured (``--port 0``:
 the OS picks the port when the server binds, and that line names it).
@@ -30,8 +31,9 @@ import urllib.request
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from meridian_local import lambda_adapter, moto_fidelity, moto_speed, moto_transactions
-from meridian_local.function_logs import FunctionLogs
+from meridian_local.delivery import lambda_adapter
+from meridian_local.delivery.function_logs import FunctionLogs
+from meridian_local.endpoint import moto_fidelity, moto_speed, moto_transactions
 
 HOST = "127.0.0.1"
 READY_PREFIX = "meridian-moto ready"  # the process's first stdout line, once it serves configured
@@ -125,7 +127,7 @@ class MotoServer:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m meridian_local.moto_server", description=__doc__.split("\n")[0]
+        prog="python -m meridian_local.endpoint.moto_server", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--port", type=int, default=int(os.environ.get("MOTO_PORT", "5000")))
     parser.add_argument("--host", default=HOST)

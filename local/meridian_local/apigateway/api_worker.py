@@ -6,7 +6,7 @@ Gateway spreads requests over Lambda's containers. A worker serves one request a
 Lambda container runs one invocation at a time: the function's module-level state (its Powertools
 resolver holds the current event) is never shared between two requests in flight.
 
-    python -m meridian_local.api_worker --spec <state>/api.json --fd 3 --name api-1
+    python -m meridian_local.apigateway.api_worker --spec <state>/api.json --fd 3 --name api-1
 
 The spec (written by ``LocalPlatform``) names the order function's environment, the credentials
 file, the template and environment whose IAM policies the gateway enforces, and the log file the
@@ -33,9 +33,9 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from meridian.iam.sigv4 import load_credentials
-from meridian_local.apigw import ApiGateway, QuietRequestHandler, template_access
-from meridian_local.dashboard import DashboardSource
-from meridian_local.function_logs import FunctionLogs
+from meridian_local.apigateway.apigw import ApiGateway, QuietRequestHandler, template_access
+from meridian_local.apigateway.dashboard import DashboardSource
+from meridian_local.delivery.function_logs import FunctionLogs
 
 READY_PREFIX = "meridian-api ready"
 
@@ -74,7 +74,7 @@ def build_app(spec: dict[str, Any]) -> tuple[ApiGateway, dict[str, str]]:
     os.environ.setdefault("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")
     from orders_api.openapi_export import document  # noqa: PLC0415 - after the function's environment
 
-    from meridian_local.api_server import count_order_api_round_trips  # noqa: PLC0415
+    from meridian_local.apigateway.api_server import count_order_api_round_trips  # noqa: PLC0415
     from meridian_local.orders_api_fixtures import load_handler  # noqa: PLC0415
 
     credentials = load_credentials(Path(spec["credentials"]))
@@ -127,7 +127,9 @@ def serve(spec_path: Path, fd: int, name: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m meridian_local.api_worker", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m meridian_local.apigateway.api_worker", description=__doc__
+    )
     parser.add_argument("--spec", type=Path, required=True)
     parser.add_argument("--fd", type=int, required=True, help="the listening socket, inherited")
     parser.add_argument("--name", default="api")

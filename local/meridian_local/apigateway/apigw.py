@@ -22,7 +22,7 @@ credentials from the local credentials file, and everything after the signature 
 check, the route's IAM policy, the function) is as for a signed request. A path under ``/as/``
 names a user, never an API route, so no signed client can be confused with it.
 
-    python -m meridian_local.apigw --port 3000 --credentials local/.state/credentials.json
+    python -m meridian_local.apigateway.apigw --port 3000 --credentials local/.state/credentials.json
 """
 
 from __future__ import annotations
@@ -39,15 +39,15 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from meridian.iam.sigv4 import LocalCredential, SignatureError, load_credentials, verify
-from meridian_local.apigw_events import ACCOUNT_ID, API_ID, proxy_event
-from meridian_local.aws_round_trips import AwsCall, RoundTripRecorder, sequential_round_trips
-from meridian_local.dashboard import ASSET_TYPES as DASHBOARD_ASSET_TYPES
-from meridian_local.dashboard import ASSETS as DASHBOARD_ASSETS
-from meridian_local.dashboard import DashboardSource
-from meridian_local.dashboard import page as dashboard_page
-from meridian_local.lambda_events import LocalLambdaContext
-from meridian_local.route_access import AccessDeniedError, RouteAccess, from_template_file
-from meridian_local.sam_template import ROOT_TEMPLATE
+from meridian_local.apigateway.apigw_events import ACCOUNT_ID, API_ID, proxy_event
+from meridian_local.apigateway.aws_round_trips import AwsCall, RoundTripRecorder, sequential_round_trips
+from meridian_local.apigateway.dashboard import ASSET_TYPES as DASHBOARD_ASSET_TYPES
+from meridian_local.apigateway.dashboard import ASSETS as DASHBOARD_ASSETS
+from meridian_local.apigateway.dashboard import DashboardSource
+from meridian_local.apigateway.dashboard import page as dashboard_page
+from meridian_local.apigateway.route_access import AccessDeniedError, RouteAccess, from_template_file
+from meridian_local.cloud.sam_template import ROOT_TEMPLATE
+from meridian_local.delivery.lambda_events import LocalLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 REGION = "us-east-1"
@@ -310,7 +310,7 @@ def default_app(credentials_file: Path) -> ApiGateway:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m meridian_local.apigw", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m meridian_local.apigateway.apigw", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--credentials", type=Path, required=True, help="local SigV4 credentials (JSON)")

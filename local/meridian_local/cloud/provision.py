@@ -17,11 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from meridian_local.aws import aws_client
-from meridian_local.intrinsics import Resolver, references
-from meridian_local.lambda_adapter import LOGICAL_ID_TAG
-from meridian_local.sam_template import LOCAL_ARTIFACT_BUCKET, REPO_ROOT, ROOT_TEMPLATE, load_transformed
-from meridian_local.stack_model import (
+from meridian_local.cloud.intrinsics import Resolver, references
+from meridian_local.cloud.sam_template import (
+    LOCAL_ARTIFACT_BUCKET,
+    REPO_ROOT,
+    ROOT_TEMPLATE,
+    load_transformed,
+)
+from meridian_local.cloud.stack_model import (
     CustomResource,
     EventSourceMapping,
     Firehose,
@@ -29,6 +32,8 @@ from meridian_local.stack_model import (
     RuleBridge,
     Stack,
 )
+from meridian_local.delivery.lambda_adapter import LOGICAL_ID_TAG
+from meridian_local.endpoint.aws import aws_client
 
 ACCOUNT = "123456789012"
 
