@@ -45,6 +45,7 @@ from meridian_local.apigateway.dashboard import ASSET_TYPES as DASHBOARD_ASSET_T
 from meridian_local.apigateway.dashboard import ASSETS as DASHBOARD_ASSETS
 from meridian_local.apigateway.dashboard import DashboardSource
 from meridian_local.apigateway.dashboard import page as dashboard_page
+from meridian_local.apigateway.order_function import load_handler
 from meridian_local.apigateway.route_access import AccessDeniedError, RouteAccess, from_template_file
 from meridian_local.cloud.sam_template import ROOT_TEMPLATE
 from meridian_local.delivery.lambda_events import LocalLambdaContext
@@ -300,8 +301,6 @@ def template_access(template: Path = ROOT_TEMPLATE, environment: str = "dev") ->
 def default_app(credentials_file: Path) -> ApiGateway:
     """The real handler over the environment's AWS endpoint (moto server under ``make run``)."""
     from orders_api.openapi_export import document  # noqa: PLC0415
-
-    from meridian_local.orders_api_fixtures import load_handler  # noqa: PLC0415
 
     credentials = load_credentials(credentials_file)
     access = template_access()

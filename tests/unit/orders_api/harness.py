@@ -17,7 +17,7 @@ from meridian.approvals.store import DynamoApprovalStore
 from meridian.iam.sigv4 import LocalCredential
 from meridian_local.apigateway.apigw_events import proxy_event
 from meridian_local.delivery.lambda_events import LocalLambdaContext
-from meridian_local.orders_api_fixtures import (
+from tests.orders_api_fixtures import (
     EngineGateway,
     create_tables,
     register_principal,

@@ -27,7 +27,7 @@ from orders_api.services import Services
 
 from meridian.exposure import Exposure
 from meridian.protocol import Message
-from meridian_local.orders_api_fixtures import EngineGateway, set_risk_limits
+from tests.orders_api_fixtures import EngineGateway, set_risk_limits
 from tests.unit.orders_api.harness import ACCOUNT_A, ACCOUNT_B, TRADER_A, TRADER_B, Answer
 
 T = TypeVar("T")

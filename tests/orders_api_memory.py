@@ -38,7 +38,7 @@ from meridian.domain import Instrument
 from meridian.events import EventDetail
 from meridian.exposure import Breach, Exposure, Limits
 from meridian.orders.record import OrderRecord
-from meridian_local.orders_api_fixtures import EmptyLedger
+from tests.orders_api_fixtures import EmptyLedger
 
 
 def _item(total: Exposure, seeded: bool) -> dict[str, Any]:

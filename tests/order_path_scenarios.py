@@ -21,7 +21,7 @@ from meridian.protocol import Message
 from meridian_local.apigateway.apigw_events import proxy_event
 from meridian_local.apigateway.aws_round_trips import AwsCall, sequential_round_trips
 from meridian_local.delivery.lambda_events import LocalLambdaContext
-from meridian_local.orders_api_fixtures import role_session_arn
+from tests.orders_api_fixtures import role_session_arn
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

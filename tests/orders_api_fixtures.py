@@ -1,4 +1,4 @@
-"""The order API's tables, principals and collaborators for local runs, tests and benchmarks.
+"""The order API's tables, principals and collaborators for tests and benchmarks.
 
 The tables are the ones template.yaml gives the order API: every variable of
 ``OrdersApiFunction``'s environment that references an ``AWS::DynamoDB::Table`` names one, created
@@ -9,9 +9,7 @@ need no node.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -31,27 +29,10 @@ if TYPE_CHECKING:
     from meridian.ledger.queries import PositionRow, TradeRow
 
 ACCOUNT_ID = "123456789012"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FUNCTION_DIR = REPO_ROOT / "functions" / "orders_api"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO_ROOT / "template.yaml"
 FUNCTION_LOGICAL_ID = "OrdersApiFunction"
-_HANDLER_MODULE = "orders_api_app"
 _INDEX_KEYS = ("IndexName", "KeySchema", "Projection")
-
-
-def load_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """``functions/orders_api/app.py``'s ``lambda_handler`` (every function has an ``app`` module, so
-    it is loaded by path under its own name)."""
-    module = sys.modules.get(_HANDLER_MODULE)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(_HANDLER_MODULE, FUNCTION_DIR / "app.py")
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {FUNCTION_DIR / 'app.py'}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_HANDLER_MODULE] = module
-        spec.loader.exec_module(module)
-    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
-    return handler
 
 
 def role_session_arn(role: str, session: str, account_id: str = ACCOUNT_ID) -> str:

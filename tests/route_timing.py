@@ -23,8 +23,9 @@ from orders_api.config import Settings
 from orders_api.dal.hotpath import MatchingGateway
 
 from meridian_local.apigateway.aws_round_trips import AwsCall, RoundTripRecorder, modelled
+from meridian_local.apigateway.order_function import load_handler
 from meridian_local.endpoint import moto_transactions
-from meridian_local.order_path_scenarios import (
+from tests.order_path_scenarios import (
     SCENARIOS,
     TRADERS,
     RoundTrips,
@@ -33,8 +34,8 @@ from meridian_local.order_path_scenarios import (
     round_trips,
     send,
 )
-from meridian_local.orders_api_fixtures import create_tables, load_handler, local_services, register_principal
-from meridian_local.orders_api_memory import memory_services
+from tests.orders_api_fixtures import create_tables, local_services, register_principal
+from tests.orders_api_memory import memory_services
 
 WARMUP = 20
 
