@@ -11,8 +11,9 @@ from types import FrameType
 
 from meridian_local.demo.session import run_demo
 from meridian_local.drills import dr_drill, node_drill
-from meridian_local.platform import SECOND_SHARD_SYMBOLS, Endpoints, LocalPlatform, PlatformConfig
+from meridian_local.platform import SECOND_SHARD_SYMBOLS, LocalPlatform
 from meridian_local.preflight import InstanceLock, PreflightError
+from meridian_local.settings import Endpoints, PlatformConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -33,12 +33,12 @@ from meridian_local import prometheus
 from meridian_local.cloud import custom_resources
 from meridian_local.cloud.provision import Provisioner
 from meridian_local.cloud.sam_env import env_vars
-from meridian_local.cloud.sam_template import REPO_ROOT, ROOT_TEMPLATE
 from meridian_local.cloud.stack_model import LocalFunction, Stack
 from meridian_local.endpoint import moto_server
 from meridian_local.endpoint.aws import aws_client
 from meridian_local.preflight import InstanceLock, PreflightError, check_ports, free_port, port_is_free
 from meridian_local.processes import ChildProcess
+from meridian_local.settings import Endpoints, PlatformConfig, Say
 
 HOST = "127.0.0.1"
 DELIVERY_STOP_TIMEOUT_S = 60.0  # the longest a delivery round may take to finish at shutdown
@@ -57,45 +57,6 @@ NODE_SHARDS = {
 # Retries of a failing stream batch here (at most the mapping's own): polling is immediate locally.
 LOCAL_MAX_RETRIES = 5
 STEPS = 8  # the steps start() reports
-Say = Callable[[str], None]
-
-
-@dataclass
-class PlatformConfig:
-    state_dir: Path = Path(os.environ.get("MERIDIAN_STATE_DIR", str(REPO_ROOT / ".local-platform")))
-    api_port: int = int(os.environ.get("MERIDIAN_API_PORT", "3000"))
-    aws_port: int = int(os.environ.get("MERIDIAN_AWS_PORT", "4566"))
-    node_port: int = int(os.environ.get("MERIDIAN_NODE_PORT", "9001"))
-    metrics_port: int = int(os.environ.get("MERIDIAN_METRICS_PORT", "9101"))
-    # The shard's standby (MERIDIAN_STANDBY=0: one node, no replication, as before shards).
-    standby: bool = os.environ.get("MERIDIAN_STANDBY", "1") != "0"
-    standby_port: int = int(os.environ.get("MERIDIAN_STANDBY_PORT", "9002"))
-    standby_metrics_port: int = int(os.environ.get("MERIDIAN_STANDBY_METRICS_PORT", "9102"))
-    lease_ttl_ms: int = int(os.environ.get("MERIDIAN_LEASE_TTL_MS", "2000"))  # the template's default
-    shards: int = int(os.environ.get("MERIDIAN_SHARDS", "1"))  # 2: MSFT and BTCUSD on a shard of their own
-    gateway_port: int = int(os.environ.get("MERIDIAN_GATEWAY_PORT", "8765"))
-    database_url: str = os.environ.get("DATABASE_URL", "")
-    template: Path = ROOT_TEMPLATE
-    environment: str = "dev"
-    # Eight: one per concurrent client of make bench-local (a Lambda container per request in flight).
-    api_workers: int = int(os.environ.get("MERIDIAN_API_WORKERS", "8"))
-    prometheus_port: int = int(os.environ.get("MERIDIAN_PROMETHEUS_PORT", "9090"))
-
-
-@dataclass
-class Endpoints:
-    aws: str = ""
-    api: str = ""
-    database_url: str = ""
-    node: str = ""  # the shard's first primary
-    metrics: str = ""
-    standby: str = ""  # its hot standby (empty with MERIDIAN_STANDBY=0)
-    standby_metrics: str = ""
-    routes: str = ""  # what the functions route by: the shard's nodes, host:port,host:port
-    shards: dict[str, str] = field(default_factory=dict)  # every shard's nodes (A: the default)
-    gateway: str = ""
-    logs: str = ""  # the folder of the components' log files
-    prometheus: str = ""  # when the prometheus binary is installed
 
 
 @dataclass
@@ -251,13 +212,13 @@ class LocalPlatform:
             [*args, "--log-file", str(self.logs_dir / "aws-endpoint-functions.log")],
             moto_server.READY_PREFIX,
             self.say,
-            env=self._child_environment(),
+            env=self.child_environment(),
         )
         self.endpoints.aws = self._moto.ready_line.split()[-1]
         os.environ["AWS_ENDPOINT_URL"] = self.endpoints.aws
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-    def _child_environment(self) -> dict[str, str]:
+    def child_environment(self) -> dict[str, str]:
         """What every child process of the platform runs with."""
         runtime = self.config.state_dir / "runtime"
         runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -278,7 +239,7 @@ class LocalPlatform:
             self.endpoints.database_url = self.config.database_url
             return
         # platformdirs (under pgserver) wants the per-user runtime folder Linux sessions provide.
-        os.environ.setdefault("XDG_RUNTIME_DIR", self._child_environment()["XDG_RUNTIME_DIR"])
+        os.environ.setdefault("XDG_RUNTIME_DIR", self.child_environment()["XDG_RUNTIME_DIR"])
         from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
 
         pgdata = self.config.state_dir / "pgdata"
@@ -468,7 +429,7 @@ class LocalPlatform:
             ["--spec", str(spec_file)],
             "meridian-delivery ready",
             self.say,
-            env=self._child_environment(),
+            env=self.child_environment(),
         )
 
     def _delivery_spec(self) -> dict[str, Any]:

@@ -15,7 +15,6 @@ the function waited for: ``make demo``).
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 import socket
@@ -25,11 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from meridian_local.apigateway import api_worker
 from meridian_local.apigateway.apigw import template_access
-from meridian_local.apigateway.aws_round_trips import RoundTripRecorder
 from meridian_local.processes import ChildProcess
 
 if TYPE_CHECKING:
-    from meridian_local.platform import LocalPlatform
+    from meridian_local.settings import PlatformView
 
 ACCOUNT_ID = "123456789012"
 ORDERS_FUNCTION = "OrdersApiFunction"
@@ -88,27 +86,10 @@ def write_credentials(path: Path) -> dict[str, dict[str, str]]:
     return keys
 
 
-def count_order_api_round_trips() -> RoundTripRecorder:
-    """A recorder on every AWS client the order function creates in this process from now on."""
-    from orders_api import aws as order_api_aws  # noqa: PLC0415 - the function's own package
-
-    recorder = RoundTripRecorder()
-    make = order_api_aws.client
-
-    @functools.cache
-    def counted_client(service: str) -> Any:
-        client = make(service)
-        recorder.attach(client)
-        return client
-
-    order_api_aws.client = counted_client
-    return recorder
-
-
 class ApiServer:
     """The local REST API: a listening socket and ``workers`` processes serving it (``api_worker``)."""
 
-    def __init__(self, platform: LocalPlatform, host: str, port: int, workers: int = 2) -> None:
+    def __init__(self, platform: PlatformView, host: str, port: int, workers: int = 2) -> None:
         self.platform, self.host, self.port, self.workers = platform, host, port, max(1, workers)
         self.credentials_path = platform.credentials_file
         self._socket: socket.socket | None = None
@@ -147,7 +128,7 @@ class ApiServer:
                         ["--spec", str(spec_file), "--fd", str(listener.fileno()), "--name", f"api-{n}"],
                         api_worker.READY_PREFIX,
                         self.platform.say,
-                        env=self.platform._child_environment(),
+                        env=self.platform.child_environment(),
                         pass_fds=[listener.fileno()],
                     )
                 )

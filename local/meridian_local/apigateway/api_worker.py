@@ -34,6 +34,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from meridian.iam.sigv4 import load_credentials
 from meridian_local.apigateway.apigw import ApiGateway, QuietRequestHandler, template_access
+from meridian_local.apigateway.aws_round_trips import count_order_api_round_trips
 from meridian_local.apigateway.dashboard import DashboardSource
 from meridian_local.apigateway.order_function import load_handler
 from meridian_local.delivery.function_logs import FunctionLogs
@@ -74,8 +75,6 @@ def build_app(spec: dict[str, Any]) -> tuple[ApiGateway, dict[str, str]]:
     # does (OrdersApiProvisionedConcurrency); Lambda tells the code so during such an init.
     os.environ.setdefault("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")
     from orders_api.openapi_export import document  # noqa: PLC0415 - after the function's environment
-
-    from meridian_local.apigateway.api_server import count_order_api_round_trips  # noqa: PLC0415
 
     credentials = load_credentials(Path(spec["credentials"]))
     access = template_access(Path(spec["template"]), spec["stage_environment"])

@@ -16,6 +16,7 @@ call slower than the delay does not count against the code. The benchmark
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -114,3 +115,20 @@ class RoundTripRecorder:
             yield made
         finally:
             made.extend(self.take())
+
+
+def count_order_api_round_trips() -> RoundTripRecorder:
+    """A recorder on every AWS client the order function creates in this process from now on."""
+    from orders_api import aws as order_api_aws  # noqa: PLC0415 - the function's own package
+
+    recorder = RoundTripRecorder()
+    make = order_api_aws.client
+
+    @functools.cache
+    def counted_client(service: str) -> Any:
+        client = make(service)
+        recorder.attach(client)
+        return client
+
+    order_api_aws.client = counted_client
+    return recorder

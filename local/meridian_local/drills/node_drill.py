@@ -48,8 +48,9 @@ from meridian.protocol import Ack, Fill, NewOrder, SessionRole
 from meridian.session_auth import SessionKey, load_keys_file
 from meridian_client.api import ApiError, MeridianClient
 from meridian_local.cloud.sam_template import REPO_ROOT
-from meridian_local.platform import NODE_NAMES, SHARD, LocalPlatform, PlatformConfig
+from meridian_local.platform import NODE_NAMES, SHARD, LocalPlatform
 from meridian_local.preflight import PreflightError
+from meridian_local.settings import PlatformConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RTO_TARGET_S = 30.0  # the seed's recovery objective; the promotion itself is about the lease's TTL
