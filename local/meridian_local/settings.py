@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from meridian_local.cloud.sam_template import REPO_ROOT, ROOT_TEMPLATE
 from meridian_local.cloud.stack_model import LocalFunction
 
+HOST = "127.0.0.1"  # every local server listens on loopback only
 Say = Callable[[str], None]
 
 

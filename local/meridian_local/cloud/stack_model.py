@@ -74,3 +74,17 @@ class Stack:
 
     def all_stacks(self) -> list[Stack]:
         return [self, *(s for child in self.nested.values() for s in child.all_stacks())]
+
+    def ref(self, logical_id: str) -> str | None:
+        """What ``Ref`` of the template's ``logical_id`` resolved to, in whichever stack declares it."""
+        for stack in self.all_stacks():
+            if logical_id in stack.created:
+                return str(stack.refs[logical_id])
+        return None
+
+    def stream(self, logical_id: str) -> str | None:
+        """The provisioned name of the Kinesis stream ``logical_id`` of the template, if any."""
+        for stack in self.all_stacks():
+            if stack.created.get(logical_id) == "AWS::Kinesis::Stream":
+                return str(stack.refs[logical_id])
+        return None

@@ -48,9 +48,10 @@ from meridian.protocol import Ack, Fill, NewOrder, SessionRole
 from meridian.session_auth import SessionKey, load_keys_file
 from meridian_client.api import ApiError, MeridianClient
 from meridian_local.cloud.sam_template import REPO_ROOT
-from meridian_local.platform import NODE_NAMES, SHARD, LocalPlatform
+from meridian_local.platform import LocalPlatform
 from meridian_local.preflight import PreflightError
 from meridian_local.settings import PlatformConfig
+from meridian_local.shard import NODE_NAMES, SHARD
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RTO_TARGET_S = 30.0  # the seed's recovery objective; the promotion itself is about the lease's TTL
@@ -133,7 +134,7 @@ def _orders_key(platform: LocalPlatform) -> SessionKey:
 
 
 def _lease(platform: LocalPlatform) -> dict[str, Any]:
-    table = platform.lease_table()
+    table = platform.shards.lease_table()
     item = (
         platform.client("dynamodb")
         .get_item(TableName=table, Key={"shard": {"S": SHARD}}, ConsistentRead=True)
@@ -228,7 +229,7 @@ def rehearse(platform: LocalPlatform, rate: float, seconds: float, say: Say) -> 
     say(f"Shard {SHARD}: {primary} leads in epoch {lease['epoch']}, {standby} in sync (routes {routes})")
     alice = _alice(platform)
     alice.submit_order(SYMBOL, "BUY", 1, "185.00", idempotency_key=str(uuid.uuid4()))
-    trader = Trader(platform.node_address(primary), key, rate).start()
+    trader = Trader(platform.shards.node_address(primary), key, rate).start()
     time.sleep(seconds)
     acked_before = len(trader.acked)
     killed_at = time.monotonic()
@@ -236,7 +237,9 @@ def rehearse(platform: LocalPlatform, rate: float, seconds: float, say: Say) -> 
     say(f"kill -9 {primary} (node and follower) after {acked_before} orders acknowledged at ~{rate:g}/s")
     trader.stop()
     probes = iter(range(10**9))
-    accepted_at = _wait(lambda: _accepts(platform.node_address(standby), key, next(probes)), "a takeover")
+    accepted_at = _wait(
+        lambda: _accepts(platform.shards.node_address(standby), key, next(probes)), "a takeover"
+    )
     rest_at = _rest_order(alice, str(uuid.uuid4()), killed_at + WAIT_S)
     took_over = _took_over_line(platform.nodes[standby].log_path)
     say(f"  {standby}: {took_over.split(' WARNING ')[-1] or 'took over (not in its log)'}")
@@ -252,7 +255,7 @@ def rehearse(platform: LocalPlatform, rate: float, seconds: float, say: Say) -> 
         failures,
     )
     acked = list(trader.acked.values())
-    client = HotpathClient(*platform.node_address(standby), timeout=10.0, credential=key)
+    client = HotpathClient(*platform.shards.node_address(standby), timeout=10.0, credential=key)
     answers = []
     for start in range(0, len(acked), 2000):
         answers += client.pipeline(acked[start : start + 2000])
@@ -268,7 +271,7 @@ def rehearse(platform: LocalPlatform, rate: float, seconds: float, say: Say) -> 
         failures,
     )
     killed = platform.nodes[primary]
-    restarted = platform.start_node(primary, killed.port, killed.metrics_port or 0)  # its own ports
+    restarted = platform.shards.start_node(primary, killed.port, killed.metrics_port or 0)  # its own ports
     say(f"{primary} started again on its own journal (port {restarted.port})")
     _wait(
         lambda: _lease(platform)["holder"] == standby and _lease(platform)["in_sync"],
