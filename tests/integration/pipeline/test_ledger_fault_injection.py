@@ -53,9 +53,9 @@ def test_in_equals_applied_plus_dlq(
     monkeypatch.setenv("DATABASE_URL", ledger_database_url)
     db.reset_shared_connection()
     handler = load_handler(REPO / "functions" / "ledger", "app.lambda_handler")
-    consumer = sys.modules["ledger.consumer"]
+    handler_module = sys.modules["ledger.handler"]
     attempts: Counter[str] = Counter()
-    monkeypatch.setattr(consumer, "record_trade", _faulty(consumer.record_trade, attempts))
+    monkeypatch.setattr(handler_module, "record_trade", _faulty(handler_module.record_trade, attempts))
 
     sqs = aws("sqs")
     queue_url, dlq_url = queue_with_dlq(sqs, "ledger-faults", MAX_RECEIVES)

@@ -82,14 +82,14 @@ def with_fault(
     monkeypatch: pytest.MonkeyPatch, fault: Callable[[Callable[..., bool], Any, TradeExecuted], bool]
 ) -> Counter[str]:
     """Route the handler's ``record_trade`` through ``fault``; count the attempts per execution id."""
-    consumer = sys.modules["ledger.consumer"]
-    real, attempts = consumer.record_trade, Counter[str]()
+    handler_module = sys.modules["ledger.handler"]
+    real, attempts = handler_module.record_trade, Counter[str]()
 
     def record_trade(conn: Any, event: TradeExecuted) -> bool:
         attempts[event.execution_id] += 1
         return fault(real, conn, event)
 
-    monkeypatch.setattr(consumer, "record_trade", record_trade)
+    monkeypatch.setattr(handler_module, "record_trade", record_trade)
     return attempts
 
 

@@ -1,5 +1,6 @@
-"""One queued event -> one idempotent ledger transaction: a trade (trade.executed.v1: the trade and
-both positions) or an order's cancellation (order.cancelled.v1: why it lost its open quantity)."""
+"""The batch processor's record handler for LedgerFunction: one queued event -> one idempotent
+ledger transaction: a trade (trade.executed.v1: the trade and both positions) or an order's
+cancellation (order.cancelled.v1: why it lost its open quantity)."""
 
 from __future__ import annotations
 
