@@ -11,7 +11,7 @@
    packages (``lambda_site``) and, for comparison, against the dev venv. Target <= 250 ms. Baseline
    in the same run: ``bench/cold_import_floor``, a one-route function of the shared stack alone.
 
-3. AWS round trips per route (``meridian_local.order_path_scenarios``, ``route_timing``): each
+3. AWS round trips per route (``tests.order_path_scenarios``, ``route_timing``): each
    route's sequential AWS round trips (a botocore hook on every client: calls made concurrently
    count once), split into before and after the matching node (live, as in 1), and its modelled
    latency: the handler's wall time with every AWS call padded to ``BENCH_API_DELAY_MS`` (default
@@ -65,18 +65,18 @@ from orders_api.dal.hotpath import HotpathGateway, MatchingGateway  # noqa: E402
 from meridian.routing import Router, RouteTable, StaticRoutes  # noqa: E402
 from meridian.stats import nearest_rank  # noqa: E402
 from meridian_hotpath.process import NodeProcess  # noqa: E402
-from meridian_local import route_timing  # noqa: E402
-from meridian_local.apigw_events import proxy_event  # noqa: E402
-from meridian_local.lambda_events import LocalLambdaContext  # noqa: E402
-from meridian_local.orders_api_fixtures import (  # noqa: E402
+from meridian_local.apigateway.apigw_events import proxy_event  # noqa: E402
+from meridian_local.apigateway.order_function import load_handler  # noqa: E402
+from meridian_local.delivery.lambda_events import LocalLambdaContext  # noqa: E402
+from tests import route_timing  # noqa: E402
+from tests.orders_api_fixtures import (  # noqa: E402
     EngineGateway,
     create_tables,
-    load_handler,
     local_services,
     register_principal,
     role_session_arn,
 )
-from meridian_local.route_timing import World  # noqa: E402
+from tests.route_timing import World  # noqa: E402
 
 TRADERS = [(role_session_arn("meridian-trader", f"bench{i}"), f"BENCH-{i}") for i in range(2)]
 

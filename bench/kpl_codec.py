@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.marketdata_e2e import STREAM, tape
 from meridian.kpl import user_records
-from meridian_local.lambda_events import kinesis_record, stream_arn
+from meridian_local.delivery.lambda_events import kinesis_record, stream_arn
 
 
 def bench_codec(updates: int = 50_000, repeats: int = 3) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 A generated tape (a quarter trades, the rest top-of-book changes, built with the node's own
 ``trade_record``/``top_of_book_record``) is offered to a ``StreamPublisher`` at a fixed rate, in
 real time, for ``BENCH_E2E_SECONDS`` seconds. Its ``KinesisSink`` writes to ``LimitedKinesis``
-(``meridian_local.limited_kinesis``: 10 shards, each refusing more than 1 MiB or 1,000 records in
+(``tests.limited_kinesis``: 10 shards, each refusing more than 1 MiB or 1,000 records in
 any second, record by record, as Kinesis does). A consumer thread reads every shard continuously
 (Lambda polls each shard about once a second and may wait up to the mapping's batching window: the
 lag here is the pipeline's own, without that) in batches of at most 10,000 records, and runs the
@@ -51,10 +51,10 @@ from meridian_hotpath.kinesis_sink import KinesisSink
 from meridian_hotpath.marketdata import top_of_book_record, trade_record
 from meridian_hotpath.publisher import StreamPublisher
 from meridian_hotpath.stream import StreamRecord
-from meridian_local.counting_dynamodb import CountingDynamoDB
-from meridian_local.lambda_events import LocalLambdaContext, kinesis_record, stream_arn
-from meridian_local.limited_kinesis import LimitedKinesis
-from meridian_local.pollers import load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext, kinesis_record, stream_arn
+from meridian_local.delivery.pollers import load_handler
+from tests.counting_dynamodb import CountingDynamoDB
+from tests.limited_kinesis import LimitedKinesis
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAM = "meridian-market-data-bench"

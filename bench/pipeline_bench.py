@@ -3,7 +3,7 @@ KPL codec; and market data end to end (``bench/marketdata_e2e.py``) on the machi
 
 Market data: the real ``MarketDataFunction`` handler (Powertools decorators, BatchProcessor,
 decoding, collapsing, item building, the batched writer and its thread pool) on Kinesis events of
-10,000 records. DynamoDB is a stand-in (``meridian_local.counting_dynamodb``) that stores items and
+10,000 records. DynamoDB is a stand-in (``tests.counting_dynamodb``) that stores items and
 counts calls and items, in two variants:
 
 * ``no_io``: calls return at once, so the figure is handler logic alone;
@@ -61,9 +61,14 @@ from meridian import db
 from meridian.consumers import PoisonMessageError
 from meridian.events import TradeExecuted
 from meridian.ledger import migrate, rebuild_from_history
-from meridian_local.counting_dynamodb import CountingDynamoDB
-from meridian_local.lambda_events import LocalLambdaContext, eventbridge_event, kinesis_event, sqs_event
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import (
+    LocalLambdaContext,
+    eventbridge_event,
+    kinesis_event,
+    sqs_event,
+)
+from meridian_local.delivery.pollers import Handler, load_handler
+from tests.counting_dynamodb import CountingDynamoDB
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS_PER_BATCH = 10_000
@@ -273,7 +278,7 @@ def bench_market_data(batches: int, repeats: int, latency_ms: float) -> dict[str
     runs, fake = _handler_runs(handler, work, repeats, CountingDynamoDB, lanes)
     batch_items = fake.items_sent - fake.put_item_calls
     no_io = {
-        "dynamodb": "counting stand-in (meridian_local.counting_dynamodb): calls return at once",
+        "dynamodb": "counting stand-in (tests.counting_dynamodb): calls return at once",
         "writer_lanes": lanes,
         **best_and_median(runs, measured, "records"),
         "batch_write_item_calls": fake.batch_write_calls,

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from meridian.ledger import migrate
-from meridian_local.databases import create_database, database_url
+from meridian_local.drills.databases import create_database, database_url
 
 __all__ = ["create_database", "database_url"]
 

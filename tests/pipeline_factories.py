@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from meridian.events import OrderAccepted, OrderCancelled, TradeExecuted
-from meridian_local.lambda_events import eventbridge_event
+from meridian_local.delivery.lambda_events import eventbridge_event
 
 BASE_TIME = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 _ids = itertools.count(1)

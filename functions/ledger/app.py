@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ledger.consumer import record_ledger_message
+from ledger.handler import record_ledger_message
 
 from meridian import powertools
 from meridian.consumers import process_batch

@@ -9,10 +9,12 @@ import sys
 import threading
 from types import FrameType
 
-from meridian_local import dr_drill, node_drill
-from meridian_local.demo import run_demo
-from meridian_local.platform import SECOND_SHARD_SYMBOLS, Endpoints, LocalPlatform, PlatformConfig
+from meridian_local.demo.session import run_demo
+from meridian_local.drills import dr_drill, node_drill
+from meridian_local.platform import LocalPlatform
 from meridian_local.preflight import InstanceLock, PreflightError
+from meridian_local.settings import Endpoints, PlatformConfig
+from meridian_local.shard import SECOND_SHARD_SYMBOLS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -19,10 +19,10 @@ from meridian_gateway.aws_main import start_sources
 from meridian_gateway.config import GatewaySettings
 from meridian_gateway.identity import LocalVerifier
 from meridian_gateway.server import Gateway
-from meridian_local.apigw import template_access
+from meridian_local.apigateway.apigw import template_access
 
 if TYPE_CHECKING:
-    from meridian_local.platform import LocalPlatform
+    from meridian_local.settings import PlatformView
 
 QUEUE = "meridian-gateway-local"
 RULE = "meridian-gateway-local-order-updates"
@@ -33,7 +33,7 @@ PATTERN = {
 
 
 class GatewayServer:
-    def __init__(self, platform: LocalPlatform, host: str, port: int, stream: str | None, bus: str) -> None:
+    def __init__(self, platform: PlatformView, host: str, port: int, stream: str | None, bus: str) -> None:
         self.platform, self.host, self.port, self.stream, self.bus = platform, host, port, stream, bus
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None

@@ -27,73 +27,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meridian.session_auth import SessionKey, load_secret_keys, write_key_file
 from meridian_hotpath.process import NodeProcess
-from meridian_local import custom_resources, moto_server, prometheus
-from meridian_local.aws import aws_client
+from meridian_local import prometheus
+from meridian_local.cloud import custom_resources
+from meridian_local.cloud.provision import Provisioner
+from meridian_local.cloud.sam_env import env_vars
+from meridian_local.cloud.stack_model import LocalFunction, Stack
+from meridian_local.endpoint import moto_server
+from meridian_local.endpoint.aws import aws_client
 from meridian_local.preflight import InstanceLock, PreflightError, check_ports, free_port, port_is_free
 from meridian_local.processes import ChildProcess
-from meridian_local.provision import Provisioner
-from meridian_local.sam_env import env_vars
-from meridian_local.sam_template import REPO_ROOT, ROOT_TEMPLATE
-from meridian_local.stack_model import LocalFunction, Stack
+from meridian_local.settings import HOST, Endpoints, PlatformConfig, Say
+from meridian_local.shard import NODE_SHARDS, LocalShards
 
-HOST = "127.0.0.1"
 DELIVERY_STOP_TIMEOUT_S = 60.0  # the longest a delivery round may take to finish at shutdown
-SHARD = "A"  # the local shard's name in the lease table
-NODE_NAMES = ("node-a", "node-b")  # the first to start leads; the other is its standby
-# MERIDIAN_SHARDS=2: a second shard owns these symbols (the first keeps the others, the default).
-SECOND_SHARD, SECOND_SHARD_NODES, SECOND_SHARD_SYMBOLS = "B", ("node-c", "node-d"), ("MSFT", "BTCUSD")
-# Each node's shard and node number (the top bits of its trade ids: unique across the fleet; the
-# first shard's is the template's HotpathNodeNumber default).
-NODE_SHARDS = {
-    "node-a": (SHARD, 1),
-    "node-b": (SHARD, 1),
-    "node-c": (SECOND_SHARD, 2),
-    "node-d": (SECOND_SHARD, 2),
-}
 # Retries of a failing stream batch here (at most the mapping's own): polling is immediate locally.
 LOCAL_MAX_RETRIES = 5
 STEPS = 8  # the steps start() reports
-Say = Callable[[str], None]
-
-
-@dataclass
-class PlatformConfig:
-    state_dir: Path = Path(os.environ.get("MERIDIAN_STATE_DIR", str(REPO_ROOT / ".local-platform")))
-    api_port: int = int(os.environ.get("MERIDIAN_API_PORT", "3000"))
-    aws_port: int = int(os.environ.get("MERIDIAN_AWS_PORT", "4566"))
-    node_port: int = int(os.environ.get("MERIDIAN_NODE_PORT", "9001"))
-    metrics_port: int = int(os.environ.get("MERIDIAN_METRICS_PORT", "9101"))
-    # The shard's standby (MERIDIAN_STANDBY=0: one node, no replication, as before shards).
-    standby: bool = os.environ.get("MERIDIAN_STANDBY", "1") != "0"
-    standby_port: int = int(os.environ.get("MERIDIAN_STANDBY_PORT", "9002"))
-    standby_metrics_port: int = int(os.environ.get("MERIDIAN_STANDBY_METRICS_PORT", "9102"))
-    lease_ttl_ms: int = int(os.environ.get("MERIDIAN_LEASE_TTL_MS", "2000"))  # the template's default
-    shards: int = int(os.environ.get("MERIDIAN_SHARDS", "1"))  # 2: MSFT and BTCUSD on a shard of their own
-    gateway_port: int = int(os.environ.get("MERIDIAN_GATEWAY_PORT", "8765"))
-    database_url: str = os.environ.get("DATABASE_URL", "")
-    template: Path = ROOT_TEMPLATE
-    environment: str = "dev"
-    # Eight: one per concurrent client of make bench-local (a Lambda container per request in flight).
-    api_workers: int = int(os.environ.get("MERIDIAN_API_WORKERS", "8"))
-    prometheus_port: int = int(os.environ.get("MERIDIAN_PROMETHEUS_PORT", "9090"))
-
-
-@dataclass
-class Endpoints:
-    aws: str = ""
-    api: str = ""
-    database_url: str = ""
-    node: str = ""  # the shard's first primary
-    metrics: str = ""
-    standby: str = ""  # its hot standby (empty with MERIDIAN_STANDBY=0)
-    standby_metrics: str = ""
-    routes: str = ""  # what the functions route by: the shard's nodes, host:port,host:port
-    shards: dict[str, str] = field(default_factory=dict)  # every shard's nodes (A: the default)
-    gateway: str = ""
-    logs: str = ""  # the folder of the components' log files
-    prometheus: str = ""  # when the prometheus binary is installed
 
 
 @dataclass
@@ -105,7 +55,7 @@ class LocalPlatform:
     _lock: InstanceLock | None = None
     _moto: ChildProcess | None = None
     _pg: Any = None
-    nodes: dict[str, NodeProcess] = field(default_factory=dict)  # by name (NODE_NAMES)
+    _shards: LocalShards | None = None
     _delivery: ChildProcess | None = None
     _prometheus: ChildProcess | None = None
     _api: Any = None
@@ -245,17 +195,17 @@ class LocalPlatform:
         args = ["--port", str(self.config.aws_port), "--host", HOST, "--template", str(self.config.template)]
         self._moto = ChildProcess.start(
             "aws-endpoint",
-            "meridian_local.moto_server",
+            "meridian_local.endpoint.moto_server",
             [*args, "--log-file", str(self.logs_dir / "aws-endpoint-functions.log")],
             moto_server.READY_PREFIX,
             self.say,
-            env=self._child_environment(),
+            env=self.child_environment(),
         )
         self.endpoints.aws = self._moto.ready_line.split()[-1]
         os.environ["AWS_ENDPOINT_URL"] = self.endpoints.aws
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-    def _child_environment(self) -> dict[str, str]:
+    def child_environment(self) -> dict[str, str]:
         """What every child process of the platform runs with."""
         runtime = self.config.state_dir / "runtime"
         runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -276,7 +226,7 @@ class LocalPlatform:
             self.endpoints.database_url = self.config.database_url
             return
         # platformdirs (under pgserver) wants the per-user runtime folder Linux sessions provide.
-        os.environ.setdefault("XDG_RUNTIME_DIR", self._child_environment()["XDG_RUNTIME_DIR"])
+        os.environ.setdefault("XDG_RUNTIME_DIR", self.child_environment()["XDG_RUNTIME_DIR"])
         from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
 
         pgdata = self.config.state_dir / "pgdata"
@@ -339,110 +289,28 @@ class LocalPlatform:
     def _stream(self, logical_id: str) -> str | None:
         """The provisioned name of the Kinesis stream ``logical_id`` of the template, if any."""
         assert self.stack is not None
-        for stack in self.stack.all_stacks():
-            if stack.created.get(logical_id) == "AWS::Kinesis::Stream":
-                return str(stack.refs[logical_id])
-        return None
+        return self.stack.stream(logical_id)
 
-    def _resource(self, logical_id: str) -> str | None:
-        """What ``Ref`` of the template's ``logical_id`` resolved to, in whichever stack declares it."""
-        assert self.stack is not None
-        for stack in self.stack.all_stacks():
-            if logical_id in stack.created:
-                return str(stack.refs[logical_id])
-        return None
+    @property
+    def shards(self) -> LocalShards:
+        """The matching shards (``shard``), once the platform started them."""
+        if self._shards is None:
+            raise RuntimeError("the matching shards have not started")
+        return self._shards
 
-    def lease_table(self) -> str:
-        table = self._resource("LeaseTable")
-        if table is None:
-            raise RuntimeError("the template provisioned no shard lease table (LeaseTable)")
-        return table
+    @property
+    def nodes(self) -> dict[str, NodeProcess]:
+        """The matching nodes by name (``NODE_NAMES``): none before the shards start."""
+        return self._shards.nodes if self._shards is not None else {}
 
     def _start_shard(self) -> None:
-        """The primary (it takes the shard's lease), then its standby; the functions route to both.
-        With two shards, the second's pair too, owning SECOND_SHARD_SYMBOLS."""
-        first, second = NODE_NAMES
-        self.start_node(first, self.config.node_port, self.config.metrics_port)
-        primary = self.nodes[first]
-        self.endpoints.node = f"{primary.host}:{primary.port}"
-        self.endpoints.metrics = f"http://{primary.host}:{primary.metrics_port}/metrics"
-        self.endpoints.routes = self.endpoints.node
-        if self.config.standby:
-            self.start_node(second, self.config.standby_port, self.config.standby_metrics_port)
-            standby = self.nodes[second]
-            self.endpoints.standby = f"{standby.host}:{standby.port}"
-            self.endpoints.standby_metrics = f"http://{standby.host}:{standby.metrics_port}/metrics"
-            self.endpoints.routes = f"{self.endpoints.node},{self.endpoints.standby}"
-        self.endpoints.shards = {SHARD: self.endpoints.routes}
-        table: dict[str, Any] = {"default": self.endpoints.routes}
-        if self.config.shards == 2:
-            names = SECOND_SHARD_NODES if self.config.standby else SECOND_SHARD_NODES[:1]
-            for name in names:
-                self.start_node(name, 0, 0)
-            nodes = ",".join("{}:{}".format(*self.node_address(name)) for name in names)
-            self.endpoints.shards[SECOND_SHARD] = nodes
-            table["symbols"] = dict.fromkeys(SECOND_SHARD_SYMBOLS, nodes)
-        self._override_function_environment({"MERIDIAN_ROUTES": json.dumps(table)})
-
-    def node_address(self, name: str) -> tuple[str, int]:
-        node = self.nodes[name]
-        return node.host, node.port
-
-    def start_node(self, name: str, port: int, metrics_port: int) -> NodeProcess:
-        """Start (or start again, on its own data) the shard's node ``name``: with a standby, the
-        lease decides whether it leads or follows; a node killed earlier rejoins as the standby."""
-        data_dir = self.config.state_dir / name
-        args = ["--port", str(port), "--metrics-port", str(metrics_port), "--host", HOST]
-        shard, node_number = NODE_SHARDS[name]
-        if self.config.standby:
-            args += ["--shard", shard, "--lease-table", self.lease_table(), "--node-id", name]
-            args += ["--ack-after", "replica", "--replication-port", "0"]
-            args += ["--lease-ttl-ms", str(self.config.lease_ttl_ms)]
-        market_data = self._stream("MarketDataStream")
-        if market_data:
-            args += ["--kinesis-stream", market_data]
-        # The drop copy: the one source of trade.executed.v1, so of the ledger (ExecutionsFunction).
-        executions = self._stream("ExecutionsStream")
-        if executions:
-            args += ["--executions-stream", executions, "--node-number", str(node_number)]
-        args += ["--auth-keys-file", str(self._session_keys_file())]
-        env = {
-            "AWS_ENDPOINT_URL": self.endpoints.aws,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        earlier = self.nodes.pop(name, None)
-        if earlier is not None:
-            earlier.__exit__(None, None, None)  # a node that was killed: its pipe, a follower left
-        node = NodeProcess.start(data_dir, *args, log_path=self.config.state_dir / f"{name}.log", env=env)
-        self.nodes[name] = node
-        return node
-
-    def _session_keys_file(self) -> Path:
-        """The node's session keys: the template's key secrets as provisioned (the functions read
-        theirs by ARN, as on AWS), in a file only this user can read."""
         assert self.stack is not None
-        secretsmanager = self.client("secretsmanager")
-        keys: list[SessionKey] = []
-        for stack in self.stack.all_stacks():
-            for logical_id in ("MatchingOrdersKeySecret", "MatchingAdminKeySecret"):
-                arn = stack.refs.get(logical_id)
-                if arn:
-                    keys += load_secret_keys([str(arn)], secretsmanager)
-        if not keys:
-            raise RuntimeError("the template provisioned no matching-port session keys")
-        path = self.config.state_dir / "session-keys.json"
-        write_key_file(path, keys)
-        return path
+        self._shards = LocalShards(self.config, self.endpoints, self.stack, self.client)
+        self._override_function_environment({"MERIDIAN_ROUTES": json.dumps(self._shards.start())})
 
     def _stop_nodes(self) -> None:
-        # The standby first: a primary stopping first would hand it the shard on the way out.
-        for name in reversed(list(self.nodes)):
-            node = self.nodes.pop(name)
-            if node.process.poll() is None:
-                node.terminate()
-            node.__exit__(None, None, None)  # its follower, should it outlive it
+        if self._shards is not None:
+            self._shards.stop()
 
     def invoker(self, function_name: str) -> Callable[[dict[str, Any], Any], Any]:
         """Call a function through the Lambda endpoint, as an event source mapping does."""
@@ -462,11 +330,11 @@ class LocalPlatform:
         spec_file.write_text(json.dumps(self._delivery_spec(), indent=2))
         self._delivery = ChildProcess.start(
             "delivery",
-            "meridian_local.delivery",
+            "meridian_local.delivery.service",
             ["--spec", str(spec_file)],
             "meridian-delivery ready",
             self.say,
-            env=self._child_environment(),
+            env=self.child_environment(),
         )
 
     def _delivery_spec(self) -> dict[str, Any]:
@@ -563,7 +431,7 @@ class LocalPlatform:
             self._delivery = None
 
     def _start_api(self) -> None:
-        from meridian_local.api_server import ApiServer  # noqa: PLC0415 - needs the provisioned stack
+        from meridian_local.apigateway.api_server import ApiServer  # noqa: PLC0415 - needs the provisioned stack
 
         assert self.stack is not None
         self._api = ApiServer(self, HOST, self.config.api_port, self.config.api_workers).start()

@@ -15,7 +15,7 @@ from typing import Any
 
 from samcli.yamlhelper import yaml_parse
 
-from meridian_local.sam_template import REPO_ROOT
+from meridian_local.cloud.sam_template import REPO_ROOT
 
 CONFIG = REPO_ROOT / "observability" / "prometheus" / "prometheus.yml"
 RULES = REPO_ROOT / "observability" / "prometheus" / "alerts.yml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from meridian_local.sam_template import load_transformed
+from meridian_local.cloud.sam_template import load_transformed
 from tests.infra.templates import ROOT, ROOT_TEMPLATE, load, properties
 
 GATEWAY_DEFINITION = "docs/api/apigateway.json"

@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
-from meridian_local.sam_env import DECLARED_FOR_LOCAL
+from meridian_local.cloud.sam_env import DECLARED_FOR_LOCAL
 from tests.infra.templates import (
     HOTPATH_TEMPLATE,
     ROOT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from meridian_local.sam_template import load
+from meridian_local.cloud.sam_template import load
 
 REPO = Path(__file__).resolve().parents[2]
 

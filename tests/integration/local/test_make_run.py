@@ -20,7 +20,7 @@ import pytest
 from botocore.credentials import Credentials
 
 from meridian_client import ApiError, MeridianClient
-from meridian_local.aws import aws_client
+from meridian_local.endpoint.aws import aws_client
 from meridian_local.preflight import port_is_free
 from tests.browser import rendered_dom
 

@@ -23,14 +23,10 @@ from meridian.iam.sigv4 import LocalCredential
 from meridian.ledger import record_trade
 from meridian_client import ApiError, MeridianClient
 from meridian_hotpath.process import NodeProcess
-from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
-from meridian_local.moto_server import reset
-from meridian_local.orders_api_fixtures import (
-    create_tables,
-    load_handler,
-    register_principal,
-    role_session_arn,
-)
+from meridian_local.apigateway.apigw import ApiGateway, serve_in_thread, template_access
+from meridian_local.apigateway.order_function import load_handler
+from meridian_local.endpoint.moto_server import reset
+from tests.orders_api_fixtures import create_tables, register_principal, role_session_arn
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from executions.redrive import redrive
 
 from meridian.consumers import parse_queued_event
 from meridian.events import TradeExecuted
-from meridian_local.pollers import KinesisPoller, drain, load_handler, sqs_destination
+from meridian_local.delivery.pollers import KinesisPoller, drain, load_handler, sqs_destination
 from tests.dropcopy_factories import record
 from tests.integration.pipeline.sqs_harness import drain_queue
 

@@ -20,8 +20,8 @@ import pytest
 from meridian import db
 from meridian.events import TradeExecuted
 from meridian.ledger import positions, rebuild_from_history
-from meridian_local.lambda_events import eventbridge_event
-from meridian_local.pollers import SqsPoller, drain, load_handler
+from meridian_local.delivery.lambda_events import eventbridge_event
+from meridian_local.delivery.pollers import SqsPoller, drain, load_handler
 from tests.integration.pipeline.sqs_harness import drain_queue, queue_with_dlq
 from tests.pipeline_factories import trade
 
@@ -53,9 +53,9 @@ def test_in_equals_applied_plus_dlq(
     monkeypatch.setenv("DATABASE_URL", ledger_database_url)
     db.reset_shared_connection()
     handler = load_handler(REPO / "functions" / "ledger", "app.lambda_handler")
-    consumer = sys.modules["ledger.consumer"]
+    handler_module = sys.modules["ledger.handler"]
     attempts: Counter[str] = Counter()
-    monkeypatch.setattr(consumer, "record_trade", _faulty(consumer.record_trade, attempts))
+    monkeypatch.setattr(handler_module, "record_trade", _faulty(handler_module.record_trade, attempts))
 
     sqs = aws("sqs")
     queue_url, dlq_url = queue_with_dlq(sqs, "ledger-faults", MAX_RECEIVES)

@@ -30,9 +30,10 @@ from meridian.dropcopy import parse_drop_copies
 from meridian.protocol import Message, NewOrder
 from meridian.routing import Router, RouteTable, StaticRoutes
 from meridian_hotpath.process import NodeProcess
-from meridian_local.orders_api_fixtures import load_handler, local_services
-from meridian_local.pollers import KinesisPoller, Poller, SqsPoller, drain
-from meridian_local.pollers import load_handler as load_function
+from meridian_local.apigateway.order_function import load_handler
+from meridian_local.delivery.pollers import KinesisPoller, Poller, SqsPoller, drain
+from meridian_local.delivery.pollers import load_handler as load_function
+from tests.orders_api_fixtures import local_services
 from tests.unit.orders_api.harness import ACCOUNT_A, ACCOUNT_B, TRADER_B, Answer, call, seed
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from meridian_local.pollers import KinesisPoller, drain, load_handler, sqs_destination
+from meridian_local.delivery.pollers import KinesisPoller, drain, load_handler, sqs_destination
 from tests.integration.pipeline.sqs_harness import drain_queue
 
 pytestmark = pytest.mark.integration

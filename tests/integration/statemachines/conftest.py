@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from meridian_local.drill_keys import node_keys_file
-from meridian_local.moto_server import MotoServer
+from meridian_local.drills.drill_keys import node_keys_file
+from meridian_local.endpoint.moto_server import MotoServer
 
 STARTUP_PREFIX = "meridian-hotpath ready"
 

@@ -14,7 +14,7 @@ import pytest
 
 from meridian.events import TradeExecuted
 from meridian.ledger import record_trade
-from meridian_local.runbook_stack import RunbookStack, build, next_environment
+from meridian_local.cloud.runbook_stack import RunbookStack, build, next_environment
 from tests.integration.statemachines.conftest import tap_bus, tap_topic
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from meridian_local.dr_orders import register_principal, submit
-from meridian_local.dr_world import World, build_world, halted
+from meridian_local.drills.dr_orders import register_principal, submit
+from meridian_local.drills.dr_world import World, build_world, halted
 from tests.integration.statemachines.conftest import tap_topic
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ import pytest
 
 from meridian.events import TradeExecuted
 from meridian.ledger import record_trade
-from meridian_local.dr_world import DRILL, World, build_world, halted
+from meridian_local.drills.dr_world import DRILL, World, build_world, halted
 
 pytestmark = pytest.mark.integration
 

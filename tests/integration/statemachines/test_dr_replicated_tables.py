@@ -2,7 +2,7 @@
 
 The primary stack (us-east-1) creates its trading tables as global tables with a replica in
 us-west-2; the dr stack creates none and its order API uses the replicas. Replication is the local
-stand-in for DynamoDB's (``meridian_local.global_tables``), both ways. What an operator writes in
+stand-in for DynamoDB's (``meridian_local.endpoint.global_tables``), both ways. What an operator writes in
 the primary (a trader's principal, a risk limit, a symbol halt) governs orders the recovery
 region's API takes; what that API writes (the order, its idempotency record) reaches the primary.
 """
@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from meridian_local.containers import cold_start
-from meridian_local.dr_orders import order_api_environment, register_principal, submit
-from meridian_local.global_tables import TableReplicator
-from meridian_local.runbook_stack import DR, PRIMARY, RunbookStack, build, next_environment
+from meridian_local.cloud.runbook_stack import DR, PRIMARY, RunbookStack, build, next_environment
+from meridian_local.drills.containers import cold_start
+from meridian_local.drills.dr_orders import order_api_environment, register_principal, submit
+from meridian_local.endpoint.global_tables import TableReplicator
 
 pytestmark = pytest.mark.integration
 ACCOUNT = "123456789012"

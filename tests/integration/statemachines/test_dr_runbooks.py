@@ -1,6 +1,6 @@
 """The DR switchover runbooks (failover and failback) end to end on moto server.
 
-The world (``meridian_local.dr_world``): a live matching node whose journal is shipped to the
+The world (``meridian_local.drills.dr_world``): a live matching node whose journal is shipped to the
 secondary region's bucket, two PostgreSQL ledgers (primary and replica) holding its trades, an RDS
 replica in us-west-2 of an instance in us-east-1, the replica-lag alarm the template declares, and
 Route 53 failover records. The secondary region's activated node is stood in for by a node started
@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from meridian_hotpath.archive import archived_segments
-from meridian_local.dr_orders import register_principal, submit
-from meridian_local.dr_world import (
+from meridian_local.drills.dr_orders import register_principal, submit
+from meridian_local.drills.dr_world import (
     DR_ENDPOINT,
     DRILL,
     FAILBACK,

@@ -1,4 +1,5 @@
-"""`python -m meridian_local.moto_server --port P`: a moto server process running the template's handlers."""
+"""`python -m meridian_local.endpoint.moto_server --port P`: a moto server process running the
+template's handlers."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
-from meridian_local import lambda_adapter
-from meridian_local.moto_server import READY_PREFIX
+from meridian_local.delivery import lambda_adapter
+from meridian_local.endpoint.moto_server import READY_PREFIX
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -23,7 +24,13 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def server() -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "meridian_local.moto_server", "--port", "0"],  # its ready line names the port
+        [
+            sys.executable,
+            "-m",
+            "meridian_local.endpoint.moto_server",
+            "--port",
+            "0",
+        ],  # its ready line names the port
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -24,7 +24,7 @@ from meridian.executions import order_id_for
 from meridian.orders.items import item_to_record, record_to_item
 from meridian.orders.record import OrderRecord
 from meridian.protocol import Ack
-from meridian_local.runbook_stack import RunbookStack, build
+from meridian_local.cloud.runbook_stack import RunbookStack, build
 from tests.integration.statemachines.conftest import Node, tap_bus, tap_topic
 
 pytestmark = pytest.mark.integration

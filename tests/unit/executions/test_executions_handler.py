@@ -18,8 +18,8 @@ from meridian.consumers import parse_queued_event
 from meridian.dropcopy import DropCopyError, parse_drop_copy
 from meridian.events import TradeExecuted
 from meridian.kpl import aggregate
-from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext, kinesis_event
+from meridian_local.delivery.pollers import Handler, load_handler
 from tests.dropcopy_factories import record
 from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 

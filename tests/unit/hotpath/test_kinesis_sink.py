@@ -20,7 +20,7 @@ from meridian_hotpath.marketdata import top_of_book_record, trade_record
 from meridian_hotpath.publisher import StreamPublisher
 from meridian_hotpath.shard_pacing import ShardBudget, ShardMap
 from meridian_hotpath.stream import StreamRecord
-from meridian_local.limited_kinesis import LimitedKinesis
+from tests.limited_kinesis import LimitedKinesis
 
 STREAM = "meridian-market-data-test"
 WAIT = 20.0  # seconds before a test gives up waiting (a hang, never an assertion on time)

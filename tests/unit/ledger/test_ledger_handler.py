@@ -12,8 +12,8 @@ import pytest
 from psycopg import sql
 
 from meridian import db
-from meridian_local.lambda_events import LocalLambdaContext, sqs_event
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext, sqs_event
+from meridian_local.delivery.pollers import Handler, load_handler
 from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 from tests.pipeline_factories import accepted, envelope, trade
 

@@ -22,8 +22,8 @@ import pytest
 from meridian import db
 from meridian.events import TradeExecuted
 from meridian.ledger import positions, rebuild_from_history
-from meridian_local.lambda_events import LocalLambdaContext, sqs_event
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext, sqs_event
+from meridian_local.delivery.pollers import Handler, load_handler
 from tests.pipeline_factories import envelope, trade
 
 REPO = Path(__file__).resolve().parents[3]
@@ -82,14 +82,14 @@ def with_fault(
     monkeypatch: pytest.MonkeyPatch, fault: Callable[[Callable[..., bool], Any, TradeExecuted], bool]
 ) -> Counter[str]:
     """Route the handler's ``record_trade`` through ``fault``; count the attempts per execution id."""
-    consumer = sys.modules["ledger.consumer"]
-    real, attempts = consumer.record_trade, Counter[str]()
+    handler_module = sys.modules["ledger.handler"]
+    real, attempts = handler_module.record_trade, Counter[str]()
 
     def record_trade(conn: Any, event: TradeExecuted) -> bool:
         attempts[event.execution_id] += 1
         return fault(real, conn, event)
 
-    monkeypatch.setattr(consumer, "record_trade", record_trade)
+    monkeypatch.setattr(handler_module, "record_trade", record_trade)
     return attempts
 
 

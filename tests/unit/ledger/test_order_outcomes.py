@@ -11,8 +11,8 @@ import pytest
 
 from meridian import db
 from meridian.ledger import cancellations, order_fills, record_cancellation, record_trade
-from meridian_local.lambda_events import LocalLambdaContext, sqs_event
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext, sqs_event
+from meridian_local.delivery.pollers import Handler, load_handler
 from tests.pipeline_factories import cancelled, envelope, trade
 
 REPO = Path(__file__).resolve().parents[3]

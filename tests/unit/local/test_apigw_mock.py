@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from orders_api.openapi_export import gateway_document
 
-from meridian_local.apigw_mock import MockResponse, UnsupportedMockError, mock_responses
-from meridian_local.route_access import from_template
+from meridian_local.apigateway.apigw_mock import MockResponse, UnsupportedMockError, mock_responses
+from meridian_local.apigateway.route_access import from_template
 
 ACCOUNT = "123456789012"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meridian_local.aws_round_trips import AwsCall, modelled, sequential_round_trips, waiting_spans
+from meridian_local.apigateway.aws_round_trips import AwsCall, modelled, sequential_round_trips, waiting_spans
 
 
 def call(started: float, ended: float) -> AwsCall:

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from meridian_local.dashboard import ASSETS, DashboardSource, emf_documents, parse_node_metrics
+from meridian_local.apigateway.dashboard import ASSETS, DashboardSource, emf_documents, parse_node_metrics
 
 NODE_METRICS = """\
 # TYPE meridian_requests counter

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from meridian_local.global_tables import TableReplicator
+from meridian_local.endpoint.global_tables import TableReplicator
 
 TABLE = "meridian-trading-controls-test"
 EAST, WEST = "us-east-1", "us-west-2"

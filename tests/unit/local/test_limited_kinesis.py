@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from meridian_local.limited_kinesis import LimitedKinesis
+from tests.limited_kinesis import LimitedKinesis
 
 STREAM = "limits"
 

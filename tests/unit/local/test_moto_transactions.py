@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from meridian_local import moto_transactions
+from meridian_local.endpoint import moto_transactions
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from meridian_local.intrinsics import Resolver, references
-from meridian_local.provision import Provisioner
+from meridian_local.cloud.intrinsics import Resolver, references
+from meridian_local.cloud.provision import Provisioner
 
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
@@ -145,7 +145,7 @@ def client(service: str, endpoint: str) -> Any:
 def test_template_resources_exist_and_are_wired(
     endpoint: str, template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("meridian_local.provision.REPO_ROOT", template.parent)
+    monkeypatch.setattr("meridian_local.cloud.provision.REPO_ROOT", template.parent)
     stack = Provisioner(endpoint, stack_name="t1").provision(template, {"Environment": "qa"})
 
     assert stack.outputs == {"BusName": "trading-qa"}

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from meridian.iam.policy import Decision, UnsupportedPolicyError
-from meridian_local.apigw import template_access
-from meridian_local.route_access import AccessDeniedError, ExecuteApi, from_template
+from meridian_local.apigateway.apigw import template_access
+from meridian_local.apigateway.route_access import AccessDeniedError, ExecuteApi, from_template
 
 ACCOUNT = "123456789012"
 ROUTE = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/live/"

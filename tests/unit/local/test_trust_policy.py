@@ -9,7 +9,7 @@ import pytest
 
 from meridian.iam.policy import UnsupportedPolicyError
 from meridian.iam.trust import SessionRequest, allows
-from meridian_local.apigw import template_access
+from meridian_local.apigateway.apigw import template_access
 
 ROLES = (
     "meridian-trader-dev",

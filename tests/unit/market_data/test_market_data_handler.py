@@ -17,8 +17,8 @@ from meridian.consumers import PoisonMessageError
 from meridian.kpl import aggregate
 from meridian.protocol import Fill
 from meridian_hotpath.marketdata import top_of_book_record, trade_record
-from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext, kinesis_event
+from meridian_local.delivery.pollers import Handler, load_handler
 from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 
 REPO = Path(__file__).resolve().parents[3]

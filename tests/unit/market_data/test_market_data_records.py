@@ -12,7 +12,7 @@ from market_data.records import BookTop, TradePrint, decode
 from meridian.consumers import PoisonMessageError
 from meridian.protocol import Fill
 from meridian_hotpath.marketdata import book_record, top_of_book_record, trade_record
-from meridian_local.lambda_events import eventbridge_event
+from meridian_local.delivery.lambda_events import eventbridge_event
 from tests.pipeline_factories import accepted, trade
 
 T0 = 1_772_461_800_123_456_789

@@ -13,8 +13,8 @@ from market_data.consumer import consume
 from market_data.items import iso_time, trade_sort_key
 from market_data.writer import MarketDataWriter, RetryPolicy
 
-from meridian_local.counting_dynamodb import CountingDynamoDB
-from meridian_local.lambda_events import LocalLambdaContext, kinesis_event
+from meridian_local.delivery.lambda_events import LocalLambdaContext, kinesis_event
+from tests.counting_dynamodb import CountingDynamoDB
 
 TTL = 86_400
 T0 = 1_772_461_800_000_000_000

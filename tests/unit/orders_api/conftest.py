@@ -13,10 +13,11 @@ from orders_api.config import Settings
 from orders_api.openapi_export import document
 
 from meridian_client import MeridianClient
-from meridian_local import moto_transactions
-from meridian_local.apigw import ApiGateway, serve_in_thread, template_access
-from meridian_local.orders_api_fixtures import EngineGateway, load_handler, local_services
-from meridian_local.route_access import RouteAccess
+from meridian_local.apigateway.apigw import ApiGateway, serve_in_thread, template_access
+from meridian_local.apigateway.order_function import load_handler
+from meridian_local.apigateway.route_access import RouteAccess
+from meridian_local.endpoint import moto_transactions
+from tests.orders_api_fixtures import EngineGateway, local_services
 from tests.unit.orders_api.harness import (
     ACCESS_KEYS,
     Answer,

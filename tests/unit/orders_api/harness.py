@@ -12,12 +12,12 @@ from orders_api.config import Settings
 from orders_api.dal.approvals import StepFunctionsApprovalDesk
 from orders_api.services import Services
 
-from meridian.approvals.approval import PENDING, PendingApproval
+from meridian.approvals.models import PENDING, PendingApproval
 from meridian.approvals.store import DynamoApprovalStore
 from meridian.iam.sigv4 import LocalCredential
-from meridian_local.apigw_events import proxy_event
-from meridian_local.lambda_events import LocalLambdaContext
-from meridian_local.orders_api_fixtures import (
+from meridian_local.apigateway.apigw_events import proxy_event
+from meridian_local.delivery.lambda_events import LocalLambdaContext
+from tests.orders_api_fixtures import (
     EngineGateway,
     create_tables,
     register_principal,

@@ -14,7 +14,7 @@ import pytest
 from orders_api.services import Services
 
 from meridian.approvals.store import DynamoApprovalStore
-from meridian_local.orders_api_fixtures import register_principal, role_session_arn
+from tests.orders_api_fixtures import register_principal, role_session_arn
 from tests.unit.orders_api.harness import (
     COMPLIANCE,
     Answer,

@@ -32,7 +32,7 @@ from orders_api.openapi_export import (
 )
 
 from meridian_client import SigV4RequestAuth
-from meridian_local.route_access import RouteAccess
+from meridian_local.apigateway.route_access import RouteAccess
 from tests.unit.orders_api.harness import ACCESS_KEYS, Answer, key_for, secret_for
 
 ROOT = Path(__file__).resolve().parents[3]

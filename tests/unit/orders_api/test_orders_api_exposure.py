@@ -3,7 +3,7 @@
 Each order reserves its exposure (open orders, position with open orders, open notional) in the
 conditional write that creates it; fills, cancels and rejects give it back as the node's answers
 are recorded. The node here is the real engine, handling one request at a time as a node does;
-moto's writes are atomic as DynamoDB's are (``meridian_local.moto_transactions``).
+moto's writes are atomic as DynamoDB's are (``meridian_local.endpoint.moto_transactions``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from orders_api.services import Services
 
 from meridian.exposure import Exposure
 from meridian.protocol import Message
-from meridian_local.orders_api_fixtures import EngineGateway, set_risk_limits
+from tests.orders_api_fixtures import EngineGateway, set_risk_limits
 from tests.unit.orders_api.harness import ACCOUNT_A, ACCOUNT_B, TRADER_A, TRADER_B, Answer
 
 T = TypeVar("T")

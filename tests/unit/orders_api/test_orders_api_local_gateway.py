@@ -13,8 +13,8 @@ from orders_api.openapi_export import document
 
 from meridian.iam.sigv4 import LocalCredential, SignatureError, verify
 from meridian_client import ApiError, MeridianClient, SigV4RequestAuth
-from meridian_local.apigw import ApiGateway, serve_in_thread
-from meridian_local.orders_api_fixtures import load_handler
+from meridian_local.apigateway.apigw import ApiGateway, serve_in_thread
+from meridian_local.apigateway.order_function import load_handler
 from tests.unit.orders_api.harness import (
     ACCESS_KEYS,
     ACCOUNT_A,
@@ -125,9 +125,9 @@ def test_each_answer_says_how_many_aws_round_trips_the_function_waited_for(
 ) -> None:
     from orders_api.openapi_export import document  # noqa: PLC0415
 
-    from meridian_local.apigw import ROUND_TRIPS_HEADER, ApiGateway, serve_in_thread  # noqa: PLC0415
-    from meridian_local.aws_round_trips import RoundTripRecorder  # noqa: PLC0415
-    from meridian_local.orders_api_fixtures import load_handler  # noqa: PLC0415
+    from meridian_local.apigateway.apigw import ROUND_TRIPS_HEADER, ApiGateway, serve_in_thread  # noqa: PLC0415
+    from meridian_local.apigateway.aws_round_trips import RoundTripRecorder  # noqa: PLC0415
+    from meridian_local.apigateway.order_function import load_handler  # noqa: PLC0415
     from tests.unit.orders_api.harness import ACCESS_KEYS, local_credential  # noqa: PLC0415
 
     recorder = RoundTripRecorder()
@@ -162,7 +162,7 @@ def test_a_session_named_after_someone_else_is_refused_before_the_function(
     # gateway refuses it the same way, so the order API never takes her for alice.
     from orders_api.openapi_export import document  # noqa: PLC0415
 
-    from meridian_local.apigw import ApiGateway, serve_in_thread  # noqa: PLC0415
+    from meridian_local.apigateway.apigw import ApiGateway, serve_in_thread  # noqa: PLC0415
     from tests.unit.orders_api.harness import local_credential  # noqa: PLC0415
 
     invoked: list[dict[str, Any]] = []

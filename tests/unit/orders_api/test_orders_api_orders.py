@@ -10,7 +10,7 @@ from orders_api.dal.hotpath import NodeAnswer, NodeOutcomeUnknown, NodeUnavailab
 from orders_api.services import Services
 
 from meridian.protocol import Message
-from meridian_local.orders_api_fixtures import EngineGateway
+from tests.orders_api_fixtures import EngineGateway
 from tests.unit.orders_api.harness import (
     COMPLIANCE,
     OPERATOR,

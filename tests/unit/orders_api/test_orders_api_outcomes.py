@@ -14,7 +14,7 @@ from orders_api.dal.interfaces import TradePageRows
 from orders_api.services import Services
 
 from meridian.ledger.queries import TradeRow
-from meridian_local.orders_api_fixtures import EmptyLedger
+from tests.orders_api_fixtures import EmptyLedger
 from tests.unit.orders_api.harness import TRADER_A, TRADER_B, Answer
 
 Api = Callable[..., Answer]

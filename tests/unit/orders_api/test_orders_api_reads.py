@@ -157,7 +157,7 @@ def test_a_trader_sees_their_side_of_a_trade_and_not_the_counterparty(
 def test_position_limit_reads_the_ledger(
     api: Api, ledger: psycopg.Connection[Any], clients: dict[str, Any], svc: Services
 ) -> None:
-    from meridian_local.orders_api_fixtures import set_risk_limits  # noqa: PLC0415
+    from tests.orders_api_fixtures import set_risk_limits  # noqa: PLC0415
 
     set_risk_limits(
         clients["dynamodb"], svc.settings, ACCOUNT_A, max_order_quantity=1000, max_notional=Decimal(10**6),

@@ -12,9 +12,10 @@ import pytest
 from orders_api.config import Settings
 from orders_api.services import Services
 
-from meridian_local.aws_round_trips import RoundTripRecorder
-from meridian_local.order_path_scenarios import SCENARIOS, TRADERS, Scenario, TimedGateway, round_trips, send
-from meridian_local.orders_api_fixtures import load_handler, register_principal
+from meridian_local.apigateway.aws_round_trips import RoundTripRecorder
+from meridian_local.apigateway.order_function import load_handler
+from tests.order_path_scenarios import SCENARIOS, TRADERS, Scenario, TimedGateway, round_trips, send
+from tests.orders_api_fixtures import register_principal
 
 EXPECTED = {  # (before the node, after it)
     "POST /orders": (1, 2),

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from meridian_local.orders_api_fixtures import role_session_arn
-from meridian_local.route_access import RouteAccess
+from meridian_local.apigateway.route_access import RouteAccess
+from tests.orders_api_fixtures import role_session_arn
 from tests.unit.orders_api.harness import COMPLIANCE, OPERATOR, RISK, TRADER_A, Answer
 
 Api = Callable[..., Answer]

@@ -11,8 +11,8 @@ import pytest
 from orders_api.openapi_export import document
 from orders_api.services import Services
 
-from meridian_local.lambda_events import LocalLambdaContext
-from meridian_local.orders_api_fixtures import load_handler
+from meridian_local.apigateway.order_function import load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = sorted((ROOT / "events" / "orders_api").glob("*.json"))

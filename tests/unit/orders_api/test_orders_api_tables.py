@@ -6,8 +6,8 @@ from typing import Any
 
 from orders_api.config import Settings
 
-from meridian_local.orders_api_fixtures import TABLE_TYPES, TEMPLATE, owned_table, template_tables
-from meridian_local.sam_template import load
+from meridian_local.cloud.sam_template import load
+from tests.orders_api_fixtures import TABLE_TYPES, TEMPLATE, owned_table, template_tables
 
 
 def _keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ from orders_api.dal.hotpath import NodeUnavailable
 from orders_api.services import Services
 
 from meridian.protocol import Message
-from meridian_local.orders_api_fixtures import EmptyLedger, EngineGateway
+from tests.orders_api_fixtures import EmptyLedger, EngineGateway
 from tests.unit.orders_api.harness import OPERATOR, Answer
 
 Api = Callable[..., Answer]

@@ -15,8 +15,8 @@ from migrations.cfn_response import Responder
 from migrations.resource import handle
 
 from meridian.ledger import latest_version
-from meridian_local.lambda_events import LocalLambdaContext
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext
+from meridian_local.delivery.pollers import Handler, load_handler
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "events" / "migrations"

@@ -9,7 +9,7 @@ import pytest
 from samtranslator.yaml_helper import yaml_parse
 
 from meridian.ledger import latest_version
-from meridian_local.pollers import load_handler
+from meridian_local.delivery.pollers import load_handler
 from tools.cfn_model import StackModel
 
 REPO = Path(__file__).resolve().parents[3]

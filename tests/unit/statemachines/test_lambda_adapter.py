@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from meridian_local import lambda_adapter
-from meridian_local.lambda_adapter import (
+from meridian_local.delivery import lambda_adapter
+from meridian_local.delivery.lambda_adapter import (
     FunctionSource,
     HandlerNotFoundError,
     HandlerRegistry,
@@ -248,7 +248,7 @@ def test_a_function_runs_one_invocation_at_a_time(tmp_path: Path) -> None:
 
 
 def test_the_delivery_process_runs_a_function_with_its_environment(tmp_path: Path) -> None:
-    from meridian_local.delivery import Container  # noqa: PLC0415 - the delivery process's own module
+    from meridian_local.delivery.service import Container  # noqa: PLC0415 - the delivery process's own module
 
     (tmp_path / "app.py").write_text(IMPORT_TIME)
     lines: list[str] = []

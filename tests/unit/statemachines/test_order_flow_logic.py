@@ -17,14 +17,13 @@ from order_flow.models import FlowOrder
 
 from meridian.approvals import approval
 from meridian.approvals.approval import (
-    PENDING,
     ApprovalAlreadyDecidedError,
     ApprovalAlreadyRequestedError,
     ApprovalExpiredError,
     ApprovalNotFoundError,
-    PendingApproval,
     SelfApprovalError,
 )
+from meridian.approvals.models import PENDING, PendingApproval
 from meridian.approvals.store import DynamoApprovalStore
 from meridian.domain import CancelReason, OrderStatus, RejectReason, Side
 from meridian.events import OrderAccepted, parse_detail

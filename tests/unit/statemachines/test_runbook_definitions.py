@@ -12,7 +12,7 @@ import botocore.session
 import pytest
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-from meridian_local import lambda_adapter
+from meridian_local.delivery import lambda_adapter
 
 REPO = Path(__file__).resolve().parents[3]
 DEFINITIONS = sorted((REPO / "statemachines").glob("*.asl.json"))

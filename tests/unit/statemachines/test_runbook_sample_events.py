@@ -12,7 +12,7 @@ from moto import mock_aws
 from order_flow.models import FlowOrder
 
 from meridian.events import parse_eventbridge_event
-from meridian_local import lambda_adapter
+from meridian_local.delivery import lambda_adapter
 
 REPO = Path(__file__).resolve().parents[3]
 EVENTS = REPO / "events"

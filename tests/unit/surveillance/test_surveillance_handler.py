@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 
 from meridian import db
-from meridian_local.lambda_events import LocalLambdaContext
-from meridian_local.pollers import Handler, load_handler
+from meridian_local.delivery.lambda_events import LocalLambdaContext
+from meridian_local.delivery.pollers import Handler, load_handler
 from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
 
 REPO = Path(__file__).resolve().parents[3]

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from meridian.aws_clients import client, error_code
 from meridian.people import person_of, same_person
 
-from .models import ApprovalOutcome, Decision
+from .models import APPROVED, EXPIRED, PENDING, REJECTED, ApprovalOutcome, Decision, PendingApproval
+from .store import DynamoApprovalStore
 
-PENDING, APPROVED, REJECTED, EXPIRED = "PENDING", "APPROVED", "REJECTED", "EXPIRED"
 REJECTED_ERROR = "ComplianceRejected"
 _GONE = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
 TABLE_ENV = "ORDER_APPROVALS_TABLE"
@@ -58,17 +57,6 @@ class SelfApprovalError(ApprovalError):
 
 class ApprovalAlreadyRequestedError(ApprovalError):
     """Another execution already asked for a decision on this order (a duplicate start)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PendingApproval:
-    order_id: str
-    task_token: str
-    status: str
-    execution_id: str
-    account: str
-    submitted_by: str
-    expires_at: str
 
 
 class ApprovalStore(Protocol):
@@ -214,6 +202,4 @@ def _require_pending(pending: PendingApproval) -> None:
 
 def default_store() -> ApprovalStore:
     """The OrderApprovals table named by ``ORDER_APPROVALS_TABLE`` (callers usually pass their own)."""
-    from .store import DynamoApprovalStore  # noqa: PLC0415
-
     return DynamoApprovalStore(client("dynamodb"), os.environ.get(TABLE_ENV, DEFAULT_TABLE))

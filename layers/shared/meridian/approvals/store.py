@@ -13,7 +13,7 @@ from typing import Any
 
 from meridian.aws_clients import error_code
 
-from .approval import PENDING, PendingApproval
+from .models import PENDING, PendingApproval
 
 RETENTION = timedelta(days=90)
 # A retry of the same execution's step may write again; another execution may not.

@@ -8,7 +8,7 @@ other caller, or a role not given here, has no policies: implicit deny. A sessio
 its role's trust policy would have let STS issue to the user it was issued to (``trust``): the
 template's roles bind the session name to the caller's verified name.
 
-The local API Gateway builds one from the template (``meridian_local.route_access``); the
+The local API Gateway builds one from the template (``meridian_local.apigateway.route_access``); the
 streaming gateway asks the same question for the REST route a channel stands for.
 """
 

@@ -1,0 +1,1 @@
+"""``make demo``: a short trading session through the public REST API, and its live stream."""
