@@ -114,17 +114,24 @@ def running_platform(tmp_path: Path, **settings: str) -> Iterator[Platform]:
     try:
         yield process, env, endpoints, lines
     finally:
-        if process.poll() is None:  # the test failed before its own clean shutdown
-            children = _children(process.pid)
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            for pid in children:
-                if _alive(pid):
-                    os.kill(pid, signal.SIGKILL)
+        stop_tree(process, signal.SIGINT)  # when the test failed before its own clean shutdown
+
+
+def stop_tree(process: subprocess.Popen[str], signum: int) -> None:
+    """A platform process still running: ``signum`` (it then stops what it started), SIGKILL after a
+    minute, and SIGKILL to every process of its tree still alive after that, by their ids."""
+    if process.poll() is not None:
+        return
+    children = _children(process.pid)
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    for pid in children:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.local.test_make_run import _alive, _children
+from tests.integration.local.test_make_run import stop_tree
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -42,22 +42,11 @@ def _drill(*args: str) -> tuple[int, str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    children: set[int] = set()
     try:
         output, _ = process.communicate(timeout=600)
         return process.returncode, output
     finally:
-        if process.poll() is None:  # a hang: the drill stops its platform on SIGTERM
-            children = _children(process.pid)
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pid in children:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        stop_tree(process, signal.SIGTERM)  # a hang: the drill stops its platform on SIGTERM
         shutil.rmtree(state, ignore_errors=True)
 
 
