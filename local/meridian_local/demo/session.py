@@ -280,8 +280,8 @@ def run_demo(
         data = session.alice.market_data(symbol)
         result.market_data[symbol] = data
         say(
-            f"  {symbol}: bid {data.get('bid_price')} x {data.get('bid_quantity')}  "
-            f"ask {data.get('ask_price')} x {data.get('ask_quantity')}  "
+            f"  {symbol}: bid {_side(data.bid_price, data.bid_quantity)}  "
+            f"ask {_side(data.ask_price, data.ask_quantity)}  "
             f"last trades {len(data.get('last_trades') or data.get('trades') or [])}"
         )
 
@@ -313,3 +313,8 @@ def run_demo(
         + "  ".join(f"{k} {v:.0f} us" for k, v in sorted(node.items()))
     )
     return result
+
+
+def _side(price: str | None, quantity: int | None) -> str:
+    """One side of the top of book as ``price x quantity``, or ``none`` for an empty side."""
+    return "none" if price is None else f"{price} x {quantity}"

@@ -168,6 +168,8 @@ def test_demo_reaches_postgres_dynamodb_and_s3_then_everything_stops(
     assert "(the same order, no second trade)" in demo.stdout
     assert "mallory with a session named alice -> 403 ACCESS_DENIED" in demo.stdout
     assert "AWS round trips each POST /orders waited for" in demo.stdout
+    assert "bid None" not in demo.stdout  # an empty side of the book reads "none"
+    assert "ask None" not in demo.stdout
 
     # The REST API checks each route against the caller's role in template.yaml, as API Gateway does.
     users = json.loads((Path(env["MERIDIAN_STATE_DIR"]) / "credentials.json").read_text())["users"]
