@@ -134,11 +134,13 @@ class RunbookStack:
         return custom_resources.create(self.client("lambda"), resource, stack_id)
 
     def states_entered(self, execution_arn: str) -> list[str]:
-        events = self.client("stepfunctions").get_execution_history(
-            executionArn=execution_arn, maxResults=1000
-        )
+        """Every state the execution entered, in order, over every page of its history."""
+        pages = self.client("stepfunctions").get_paginator("get_execution_history")
         return [
-            e["stateEnteredEventDetails"]["name"] for e in events["events"] if "stateEnteredEventDetails" in e
+            event["stateEnteredEventDetails"]["name"]
+            for page in pages.paginate(executionArn=execution_arn)
+            for event in page["events"]
+            if "stateEnteredEventDetails" in event
         ]
 
 
