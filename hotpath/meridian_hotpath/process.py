@@ -107,6 +107,15 @@ class NodeProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """Whatever state it is in: SIGCONT (a paused node cannot stop), SIGTERM (a clean stop, which
+        also writes its coverage data), SIGKILL to its group if it hangs, its pipe closed."""
+        if self.process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired, ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGCONT)
+                self.terminate(timeout)
+        self.__exit__(None, None, None)
+
     def __enter__(self) -> NodeProcess:
         return self
 

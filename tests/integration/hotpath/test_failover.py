@@ -16,7 +16,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -116,15 +115,6 @@ class Streamer:
             sock.close()
 
 
-def stop(node: NodeProcess) -> None:
-    """SIGTERM (a clean stop, which also writes the node's coverage data), SIGKILL if it hangs."""
-    if node.process.poll() is None:
-        with contextlib.suppress(subprocess.TimeoutExpired, ProcessLookupError):
-            os.kill(node.process.pid, signal.SIGCONT)  # a paused node cannot stop
-            node.terminate(timeout=30)
-    node.__exit__(None, None, None)
-
-
 def first_accepted(port: int, deadline: float) -> float:
     """When (monotonic) a node on ``port`` first accepts an order (it has taken over)."""
     while time.monotonic() < deadline:
@@ -200,7 +190,7 @@ def test_acknowledged_orders_survive_the_primarys_death_and_the_standby_takes_ov
             primary, standby = standby, primary
     finally:
         for node in nodes.values():
-            stop(node)
+            node.stop()
     failover_ms = [round(f * 1000) for f in failovers]
     print(f"{TRIALS} failovers: {failover_ms} ms; {checked} acknowledged orders checked")
     assert checked > 0
@@ -263,8 +253,8 @@ def test_a_stalled_standby_is_let_go_and_one_out_of_sync_never_takes_over(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(standby.process.pid, signal.SIGCONT)
-        stop(standby)
-        stop(primary)
+        standby.stop()
+        primary.stop()
 
 
 def test_a_paused_primary_gets_no_answer_out_once_its_standby_took_over(
@@ -308,8 +298,8 @@ def test_a_paused_primary_gets_no_answer_out_once_its_standby_took_over(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(primary.process.pid, signal.SIGCONT)
-        stop(primary)
-        stop(standby)
+        primary.stop()
+        standby.stop()
 
 
 def test_a_primary_that_lost_its_lease_with_nobody_to_take_it_leads_again_on_its_port(
@@ -335,4 +325,4 @@ def test_a_primary_that_lost_its_lease_with_nobody_to_take_it_leads_again_on_its
         assert assert_all_present_once(node.port, streamer.acked) == len(streamer.acked)
         assert node.process.poll() is None
     finally:
-        stop(node)
+        node.stop()

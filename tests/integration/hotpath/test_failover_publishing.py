@@ -34,7 +34,6 @@ from tests.integration.hotpath.test_failover import (
     first_accepted,
     lease_of,
     lease_table,
-    stop,
     wait_for,
 )
 
@@ -124,7 +123,7 @@ def test_trades_the_standby_never_held_are_never_published(tmp_path: Path, moto_
     finally:
         close_pooled_connections()
         for node in (primary, standby):
-            stop(node)  # SIGCONT first: a paused node cannot stop
+            node.stop()  # SIGCONT first: a paused node cannot stop
     assert published_while_unheld == 20, "trades the standby had not acknowledged were published"
     copies: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in published(kinesis):
@@ -161,4 +160,4 @@ def test_a_takeover_publishes_the_trades_its_dead_primary_never_delivered(
     finally:
         close_pooled_connections()
         for node in (primary, standby):
-            stop(node)
+            node.stop()
