@@ -42,6 +42,7 @@ from meridian_local.drills.dr_world import (
     PRIMARY_ENDPOINT,
     failover_dns,
     ledger,
+    ledger_with_replica,
     set_read_only,
 )
 from meridian_local.drills.drill_keys import integrity_environment, node_keys_file
@@ -101,18 +102,12 @@ class DrillSession:
         )
 
     def _rds(self) -> tuple[dict[str, Any], str]:
-        rds = RunbookStack(self.moto, PRIMARY_REGION, PRIMARY_ENV).client("rds")
-        source = rds.create_db_instance(
-            DBInstanceIdentifier=f"meridian-ledger-{PRIMARY_ENV}",
-            Engine="postgres",
-            DBInstanceClass="db.r6g.large",
-            MasterUsername="meridian",
-            MasterUserPassword="not-a-secret-1",
-            AllocatedStorage=100,
-        )["DBInstance"]
         replica = f"meridian-ledger-{DR_ENV}"
-        RunbookStack(self.moto, DR_REGION, DR_ENV).client("rds").create_db_instance_read_replica(
-            DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=source["DBInstanceArn"]
+        source = ledger_with_replica(
+            RunbookStack(self.moto, PRIMARY_REGION, PRIMARY_ENV).client("rds"),
+            RunbookStack(self.moto, DR_REGION, DR_ENV).client("rds"),
+            f"meridian-ledger-{PRIMARY_ENV}",
+            replica,
         )
         return source, replica
 

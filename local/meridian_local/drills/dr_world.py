@@ -207,17 +207,9 @@ def build_world(
     location = {} if here == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": here}}
     s3.create_bucket(Bucket=bucket, **location)
     ship(workdir / "old-primary", s3, bucket, PREFIX, include_active=True)  # what replication delivered
-    source = moto_client(moto, "rds", there).create_db_instance(
-        DBInstanceIdentifier=f"ledger-{environment}",
-        Engine="postgres",
-        DBInstanceClass="db.r6g.large",
-        MasterUsername="meridian",
-        MasterUserPassword="not-a-secret-1",
-        AllocatedStorage=100,
-    )["DBInstance"]
     replica = f"ledger-{'failback' if failback else 'replica'}-{environment}"
-    moto_client(moto, "rds", here).create_db_instance_read_replica(
-        DBInstanceIdentifier=replica, SourceDBInstanceIdentifier=source["DBInstanceArn"]
+    source = ledger_with_replica(
+        moto_client(moto, "rds", there), moto_client(moto, "rds", here), f"ledger-{environment}", replica
     )
     integrity = {
         **integrity_environment(),
@@ -374,3 +366,20 @@ def build_failback(
         activated,
         world.trades,
     )
+
+
+def ledger_with_replica(source_rds: Any, replica_rds: Any, source_id: str, replica_id: str) -> dict[str, Any]:
+    """A moto RDS ledger (PostgreSQL, as the data stack declares it) and its read replica in the
+    other region (``replica_rds``'s); the source's description."""
+    source: dict[str, Any] = source_rds.create_db_instance(
+        DBInstanceIdentifier=source_id,
+        Engine="postgres",
+        DBInstanceClass="db.r6g.large",
+        MasterUsername="meridian",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=100,
+    )["DBInstance"]
+    replica_rds.create_db_instance_read_replica(
+        DBInstanceIdentifier=replica_id, SourceDBInstanceIdentifier=source["DBInstanceArn"]
+    )
+    return source
