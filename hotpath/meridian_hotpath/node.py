@@ -14,6 +14,10 @@ owed answers (so a client that piles them up stops being read), and a connection
 many (``ConnectionLimits.snapshot_burst``, then one per ``snapshot_interval``; more is refused with
 ``SNAPSHOT_RATE_LIMITED`` and the connection closed).
 
+A BOOK_EXPORT (an admin session's, the first step of moving a symbol to another shard) copies the
+halted symbol's working orders as they stand after every request read before it, and answers once
+every answer owed before it is out: the copy never shows an order the journal could still lose.
+
 Latency is measured from the moment a connection's bytes are read to the moment their answers are
 handed to the socket, so queueing inside the node shows in ``meridian_request_latency_seconds``.
 """
@@ -27,10 +31,18 @@ from collections.abc import Callable
 from typing import Protocol
 
 from meridian.domain import RejectReason
-from meridian.protocol import Flag, ProtocolRejectCode, Reject, Snapshot, encode
+from meridian.protocol import (
+    BookExported,
+    Flag,
+    ProtocolRejectCode,
+    Reject,
+    RestingOrder,
+    Snapshot,
+    encode,
+)
 from meridian_hotpath.commit import AckMode, AnswerChannel, Batch, Committer
 from meridian_hotpath.engine import MatchingEngine
-from meridian_hotpath.engine.native import FEED_DONE, FEED_SNAPSHOT_REQUEST
+from meridian_hotpath.engine.native import FEED_BOOK_EXPORT, FEED_DONE, FEED_SNAPSHOT_REQUEST
 from meridian_hotpath.follower_link import FollowerLink, SnapshotUnavailableError
 from meridian_hotpath.journal import JournalWriter
 from meridian_hotpath.journal_sync import SYNC_BUCKET_UPPER_SECONDS
@@ -129,6 +141,10 @@ class MatchingNode:
                     return
                 self._snapshot_requested(request_id, detail, channel, received_ns)
                 continue
+            if stop == FEED_BOOK_EXPORT:
+                assert isinstance(detail, str)
+                self._book_export(request_id, detail, channel, received_ns)
+                continue
             assert isinstance(detail, int)
             channel.reject_and_close(request_id, ProtocolRejectCode(detail))
             return
@@ -183,6 +199,54 @@ class MatchingNode:
         task = self._loop.create_task(answer_when_written())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    # ---- a symbol's book, copied for a move ---------------------------------------------------
+
+    def _book_export(self, request_id: int, symbol: str, channel: AnswerChannel, received_ns: int) -> None:
+        engine = self.engine
+        seq = engine.seq
+        if symbol not in engine.instruments or not engine.symbol_halted(symbol):
+            reason = (
+                RejectReason.UNKNOWN_SYMBOL
+                if symbol not in engine.instruments
+                else RejectReason.SYMBOL_NOT_HALTED
+            )
+            frames = [encode(Reject(request_id, seq, 0, "", symbol, reason), LAST)]
+            outcome = "rejected"
+        else:
+            orders = [*engine.resting_orders(symbol), *engine.waiting_stops(symbol)]
+            frames = [
+                encode(
+                    RestingOrder(
+                        request_id,
+                        seq,
+                        o.order_id,
+                        o.client_order_id,
+                        o.account,
+                        o.symbol,
+                        o.side,
+                        o.order_type,
+                        o.time_in_force,
+                        o.order_flags,
+                        o.leaves_quantity,
+                        o.price,
+                        o.stop_price,
+                    )
+                )
+                for o in orders
+            ]
+            checksum = engine.book_checksums()[symbol] & CHECKSUM_MASK
+            frames.append(encode(BookExported(request_id, seq, symbol, len(orders), checksum), LAST))
+            outcome = "accepted"
+        channel.held(1)
+
+        def send() -> None:  # once every answer owed before it is out (its journal records safe)
+            channel.send(b"".join(frames))
+            channel.released(1)
+            self.metrics.count_request("book_export", outcome)
+            self.metrics.observe_latency_n("book_export", (time.perf_counter_ns() - received_ns) / 1e9, 1)
+
+        self.committer.after_answers(send)
 
     # ---- volatility ----------------------------------------------------------------------------
 

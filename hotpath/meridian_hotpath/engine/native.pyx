@@ -87,6 +87,7 @@ cdef enum:
     T_ADMIN = 6
     T_NEW_STOP_ORDER = 7
     T_LOGON = 8
+    T_BOOK_EXPORT = 9
     T_ACK = 20
     T_REJECT = 21
     T_FILL = 22
@@ -96,11 +97,16 @@ cdef enum:
     T_PROTOCOL_REJECT = 26
     T_LOGON_CHALLENGE = 27
     T_LOGON_ACK = 28
+    T_RESTING_ORDER = 29
+    T_BOOK_EXPORTED = 30
     SZ_NEW_ORDER = 80
     SZ_CANCEL = 48
     SZ_REPLACE = 64
     SZ_HEARTBEAT = 24
     SZ_SNAPSHOT_REQUEST = 24
+    SZ_BOOK_EXPORT = 24
+    SZ_RESTING_ORDER = 108
+    SZ_BOOK_EXPORTED = 48
     SZ_ADMIN = 32
     SZ_NEW_STOP_ORDER = 88
     SZ_ACK = 116
@@ -177,12 +183,13 @@ cdef enum:
     PR_LAST_CODE = 14
     # A session's permissions (meridian.session_auth), checked per frame by ``feed``.
     PERM_TRADE = 1  # orders, stop orders, cancels, replaces
-    PERM_ADMIN = 2  # HALT / RESUME / END_OF_DAY and SNAPSHOT_REQUEST
+    PERM_ADMIN = 2  # HALT / RESUME / END_OF_DAY, SNAPSHOT_REQUEST and BOOK_EXPORT
     PERM_ALL = 3
 
 FEED_DONE = 0  # every complete frame consumed (a partial frame may remain after the offset)
 FEED_SNAPSHOT_REQUEST = 1  # stopped after a SNAPSHOT_REQUEST frame: the caller answers it
 FEED_PROTOCOL_ERROR = 2  # stopped at a frame that must be refused with ProtocolReject(code)
+FEED_BOOK_EXPORT = 3  # stopped after a BOOK_EXPORT frame: the caller answers it (``detail``: symbol)
 
 # Outcome counters: [request type][outcome]
 cdef enum:
@@ -1828,9 +1835,9 @@ cdef class MatchingEngine:
                 self.counts[K_HEARTBEAT][O_ACCEPTED] += 1
                 at += total
                 continue
-            if mtype == T_SNAPSHOT_REQUEST:
+            if mtype == T_SNAPSHOT_REQUEST or mtype == T_BOOK_EXPORT:
                 at += total
-                stop = FEED_SNAPSHOT_REQUEST
+                stop = FEED_SNAPSHOT_REQUEST if mtype == T_SNAPSHOT_REQUEST else FEED_BOOK_EXPORT
                 detail = text_of(f + 16, SYMBOL_LEN)
                 break
             next_hash = self._prefetch(f + total, end - at - total)
@@ -2212,6 +2219,11 @@ cdef class MatchingEngine:
                 at -= 1
                 slots.append(s.refs[at].slot)
         return slots
+
+    def symbol_halted(self, str symbol):
+        """Whether ``symbol`` is halted, by its own halt or the whole node's."""
+        cdef int b = self._index_of(symbol)
+        return bool(self.books[b].halted or self.global_halt)
 
     def waiting_stops(self, str symbol):
         """Every stop order of ``symbol`` not triggered yet, as an OrderView, in trigger order."""
@@ -2640,6 +2652,12 @@ cdef int frame_size(int mtype) noexcept nogil:
         return SZ_HEARTBEAT
     if mtype == T_SNAPSHOT_REQUEST:
         return SZ_SNAPSHOT_REQUEST
+    if mtype == T_BOOK_EXPORT:
+        return SZ_BOOK_EXPORT
+    if mtype == T_RESTING_ORDER:
+        return SZ_RESTING_ORDER
+    if mtype == T_BOOK_EXPORTED:
+        return SZ_BOOK_EXPORTED
     if mtype == T_ADMIN:
         return SZ_ADMIN
     if mtype == T_NEW_STOP_ORDER:
@@ -2686,8 +2704,21 @@ cdef int validate_frame(const char *f, int mtype) noexcept nogil:
         if not (valid_text(f + 16, ACCOUNT_LEN) and valid_text(f + 32, SYMBOL_LEN)):
             return PR_BAD_FIELD
         return 0
-    if mtype == T_SNAPSHOT_REQUEST:
+    if mtype == T_SNAPSHOT_REQUEST or mtype == T_BOOK_EXPORT:
         return 0 if valid_text(f + 16, SYMBOL_LEN) else PR_BAD_FIELD
+    if mtype == T_RESTING_ORDER:
+        if not (valid_text(f + 32, COID_LEN) and valid_text(f + 52, ACCOUNT_LEN) and valid_text(f + 68, SYMBOL_LEN)):
+            return PR_BAD_FIELD
+        side = <unsigned char> f[76]
+        if side != BUY and side != SELL:
+            return PR_BAD_FIELD
+        if <unsigned char> f[77] != LIMIT and <unsigned char> f[77] != MARKET:
+            return PR_BAD_FIELD
+        if <unsigned char> f[78] < GTC or <unsigned char> f[78] > DAY:
+            return PR_BAD_FIELD
+        return 0
+    if mtype == T_BOOK_EXPORTED:
+        return 0 if valid_text(f + 24, SYMBOL_LEN) else PR_BAD_FIELD
     if mtype == T_ADMIN:
         if not valid_text(f + 16, SYMBOL_LEN):
             return PR_BAD_FIELD
@@ -2735,7 +2766,7 @@ cdef inline int session_check(const char *f, int mtype, int permissions, const c
     """0, or the ProtocolRejectCode for a frame this session may not send (a heartbeat always may)."""
     if mtype == T_HEARTBEAT:
         return 0
-    if mtype == T_ADMIN or mtype == T_SNAPSHOT_REQUEST:
+    if mtype == T_ADMIN or mtype == T_SNAPSHOT_REQUEST or mtype == T_BOOK_EXPORT:
         return 0 if permissions & PERM_ADMIN else PR_NOT_PERMITTED
     if not (permissions & PERM_TRADE):
         return PR_NOT_PERMITTED

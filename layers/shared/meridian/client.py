@@ -32,10 +32,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
-from meridian.domain import OrderType, SelfTradePrevention, Side, TimeInForce
+from meridian.domain import OrderType, RejectReason, SelfTradePrevention, Side, TimeInForce
 from meridian.protocol import (
     ORDER_FLAG_POST_ONLY,
     ORDER_FLAG_STP_SHIFT,
+    BookExport,
+    BookExported,
     Cancel,
     Flag,
     Heartbeat,
@@ -47,7 +49,9 @@ from meridian.protocol import (
     NewStopOrder,
     ProtocolError,
     ProtocolReject,
+    Reject,
     Replace,
+    RestingOrder,
     Snapshot,
     SnapshotRequest,
     decode_stream,
@@ -64,6 +68,7 @@ _IDEMPOTENT = (
     NewOrder,
     NewStopOrder,
     Heartbeat,
+    BookExport,
     SnapshotRequest,
 )  # safe to send twice (see module docstring)
 
@@ -98,6 +103,26 @@ class HotpathProtocolError(HotpathError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class BookCopy:
+    """A halted symbol's working orders as a node held them at ``seq`` (``export_book``): resting
+    orders in priority order (bids best first, then asks), then waiting stops in trigger order."""
+
+    symbol: str
+    seq: int
+    checksum: int  # the symbol's book checksum at ``seq``
+    orders: tuple[RestingOrder, ...]
+
+
+class BookExportRefusedError(HotpathError):
+    """The node refused to export a symbol's book (it is not halted, or unknown there)."""
+
+    def __init__(self, symbol: str, reason: RejectReason) -> None:
+        super().__init__(f"the node refused to export {symbol}'s book: {reason.name}")
+        self.symbol = symbol
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +412,19 @@ class HotpathClient:
     def heartbeat(self) -> Heartbeat:
         answer = self.exchange(Heartbeat(0, time.time_ns()))
         return _single(answer, Heartbeat)
+
+    def export_book(self, symbol: str) -> BookCopy:
+        """Every working order of the halted ``symbol`` (an admin session's request)."""
+        messages = self.exchange(BookExport(0, symbol)).messages
+        last = messages[-1]
+        if isinstance(last, Reject):
+            raise BookExportRefusedError(symbol, RejectReason(last.reason))
+        if not isinstance(last, BookExported):
+            raise HotpathProtocolError(f"expected BookExported, got {type(last).__name__}")
+        orders = [m for m in messages[:-1] if isinstance(m, RestingOrder)]
+        if len(orders) != last.orders or len(orders) != len(messages) - 1:
+            raise HotpathProtocolError(f"BookExported counts {last.orders} orders, {len(orders)} came")
+        return BookCopy(last.symbol, last.seq, last.checksum, tuple(orders))
 
     def snapshot(self, symbol: str = "") -> Snapshot:
         """Force a snapshot write on the node; its seq and checksum (of ``symbol``'s book if given)."""

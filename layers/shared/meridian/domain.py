@@ -75,6 +75,7 @@ class RejectReason(IntEnum):
     TRADING_HALTED = 11
     INVALID_ORDER = 12
     REPLACE_NOT_ALLOWED = 13
+    SYMBOL_NOT_HALTED = 14  # a BOOK_EXPORT of a symbol that trades (halt it first)
     # Pre-trade risk (checked by the order API before the order reaches the node).
     MAX_ORDER_QUANTITY = 20
     MAX_NOTIONAL = 21

@@ -59,6 +59,7 @@ class MessageType(IntEnum):
     ADMIN = 6
     NEW_STOP_ORDER = 7
     LOGON = 8
+    BOOK_EXPORT = 9
     ACK = 20
     REJECT = 21
     FILL = 22
@@ -68,6 +69,8 @@ class MessageType(IntEnum):
     PROTOCOL_REJECT = 26
     LOGON_CHALLENGE = 27
     LOGON_ACK = 28
+    RESTING_ORDER = 29
+    BOOK_EXPORTED = 30
 
 
 class Flag(IntFlag):
@@ -104,7 +107,7 @@ class ProtocolRejectCode(IntEnum):
 
 class SessionRole(IntEnum):
     ORDERS = 1  # trading for any account (the order API, the order flow)
-    ADMIN = 2  # HALT / RESUME / END_OF_DAY and SNAPSHOT_REQUEST (runbooks, operators)
+    ADMIN = 2  # HALT / RESUME / END_OF_DAY, SNAPSHOT_REQUEST, BOOK_EXPORT (runbooks, operators)
     ACCOUNT = 3  # trading for one account only
 
 
@@ -177,6 +180,16 @@ class Admin(NamedTuple):
     request_id: int
     symbol: str
     action: int
+
+
+class BookExport(NamedTuple):
+    """Every order of a halted ``symbol`` still working on the node (an admin request, the first
+    step of moving the symbol to another shard): answered with one ``RestingOrder`` per order, in
+    priority order, then ``BookExported``; refused with ``Reject(SYMBOL_NOT_HALTED)`` while the
+    symbol trades (its book would change under the copy)."""
+
+    request_id: int
+    symbol: str
 
 
 class Logon(NamedTuple):
@@ -271,6 +284,37 @@ class AdminAck(NamedTuple):
     action: int
 
 
+class RestingOrder(NamedTuple):
+    """One order of a ``BookExport`` answer as the node holds it at the answer's ``seq``: resting
+    orders (bids best first, then asks, time priority within a price), then waiting stop orders in
+    trigger order (``stop_price`` > 0)."""
+
+    request_id: int
+    seq: int
+    order_id: int
+    client_order_id: str
+    account: str
+    symbol: str
+    side: int
+    order_type: int
+    time_in_force: int
+    order_flags: int
+    leaves_quantity: int
+    price: int
+    stop_price: int
+
+
+class BookExported(NamedTuple):
+    """The end of a ``BookExport`` answer: how many ``RestingOrder`` frames came before it and the
+    symbol's book checksum at ``seq``."""
+
+    request_id: int
+    seq: int
+    symbol: str
+    orders: int
+    checksum: int
+
+
 class ProtocolReject(NamedTuple):
     request_id: int
     code: int
@@ -284,6 +328,7 @@ Message = (
     | Heartbeat
     | SnapshotRequest
     | Admin
+    | BookExport
     | Ack
     | Reject
     | Fill
@@ -294,8 +339,10 @@ Message = (
     | Logon
     | LogonChallenge
     | LogonAck
+    | RestingOrder
+    | BookExported
 )
-REQUEST_TYPES = (NewOrder, NewStopOrder, Cancel, Replace, Heartbeat, SnapshotRequest, Admin)
+REQUEST_TYPES = (NewOrder, NewStopOrder, Cancel, Replace, Heartbeat, SnapshotRequest, Admin, BookExport)
 
 _S, _A, _C = f"{SYMBOL_LEN}s", f"{ACCOUNT_LEN}s", f"{CLIENT_ORDER_ID_LEN}s"
 
@@ -356,6 +403,7 @@ _LAYOUTS: dict[int, _Layout] = {
     MessageType.HEARTBEAT: _layout(Heartbeat, MessageType.HEARTBEAT, "Q"),
     MessageType.SNAPSHOT_REQUEST: _layout(SnapshotRequest, MessageType.SNAPSHOT_REQUEST, _S),
     MessageType.ADMIN: _layout(Admin, MessageType.ADMIN, f"{_S}B7x", (("action", _ACTIONS),)),
+    MessageType.BOOK_EXPORT: _layout(BookExport, MessageType.BOOK_EXPORT, _S),
     MessageType.ACK: _layout(
         Ack,
         MessageType.ACK,
@@ -383,6 +431,13 @@ _LAYOUTS: dict[int, _Layout] = {
     MessageType.LOGON: _layout(Logon, MessageType.LOGON, "32s64s"),
     MessageType.LOGON_CHALLENGE: _layout(LogonChallenge, MessageType.LOGON_CHALLENGE, "64s"),
     MessageType.LOGON_ACK: _layout(LogonAck, MessageType.LOGON_ACK, f"B7x{_A}", (("role", _ROLES),)),
+    MessageType.RESTING_ORDER: _layout(
+        RestingOrder,
+        MessageType.RESTING_ORDER,
+        f"QQ{_C}{_A}{_S}BBBB4xqqq",
+        (("side", _SIDES), ("order_type", _TYPES), ("time_in_force", _TIFS)),
+    ),
+    MessageType.BOOK_EXPORTED: _layout(BookExported, MessageType.BOOK_EXPORTED, f"Q{_S}QQ"),
 }
 _BY_CLASS: dict[type, _Layout] = {layout.cls: layout for layout in _LAYOUTS.values()}
 _TYPE_OF: dict[type, int] = {layout.cls: t for t, layout in _LAYOUTS.items()}
