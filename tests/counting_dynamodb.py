@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from market_data.writer import NEWER_HALTED_BOOK, NEWER_OR_TAKEN_OVER_BOOK
+
 Item = dict[str, Any]
 
 
@@ -74,6 +76,14 @@ class CountingDynamoDB:
                 or "node_seq" not in held
                 or int(held["node_seq"]["N"]) < int(values[":seq"]["N"])
             )
+        if condition in (NEWER_HALTED_BOOK, NEWER_OR_TAKEN_OVER_BOOK):  # books that name their node
+            if held is None or "node_seq" not in held:
+                return True
+            same = "node" not in held or held["node"] == values[":node"]
+            if same and int(held["node_seq"]["N"]) < int(values[":seq"]["N"]):
+                return True
+            taken_over = condition == NEWER_OR_TAKEN_OVER_BOOK and not same
+            return taken_over and held.get("halted", {}).get("BOOL") is True
         raise ValueError(f"condition {condition!r} is not one this stand-in evaluates")
 
     @property

@@ -47,6 +47,7 @@ from meridian.domain import Instrument
 from meridian.protocol import FRAME_SIZES, Fill, MessageType, decode
 from meridian_hotpath.dropcopy import execution_records
 from meridian_hotpath.engine import MatchingEngine
+from meridian_hotpath.identity import data_dir_node_number
 from meridian_hotpath.journal import SEGMENT_SUFFIX, segment_first_seq, segment_name, segment_paths
 from meridian_hotpath.marketdata import DEFAULT_DEPTH_LEVELS, Level, book_record, trade_record
 from meridian_hotpath.publisher import StreamPublisher, StreamRecord, StreamSink
@@ -270,7 +271,11 @@ class Follower:
         self.engine = engine
         self._last_snapshot_seq = self._last_capture_seq = report.snapshot_seq or 0
         levels = config.depth_levels
-        self._books = {symbol: engine.depth(symbol, levels) for symbol in engine.instruments}
+        self._node_number = data_dir_node_number(config.data_dir)  # whose book a record is
+        self._books = {
+            symbol: (engine.depth(symbol, levels), engine.symbol_halted(symbol))
+            for symbol in engine.instruments
+        }
         self._book_seqs = dict.fromkeys(engine.instruments, 0)
         self._start_publishers(fills_in(b"".join(replayed)))
         tail = JournalTail(journal_dir(config.data_dir), engine)
@@ -372,17 +377,25 @@ class Follower:
             self._publish_books(now)
 
     def _publish_books(self, now: int) -> None:
-        """One book update for each symbol whose top ``depth_levels`` levels changed."""
+        """One book update for each symbol whose top ``depth_levels`` levels or halt changed (a
+        symbol moving to another shard is handed over through its halt: ``meridian.symbol_move``)."""
         assert self.publisher is not None
         levels = self.config.depth_levels
         engine = self.engine
         changed: list[StreamRecord] = []
         for symbol, before in self._books.items():
-            depth: tuple[list[Level], list[Level]] = engine.depth(symbol, levels)
-            if depth != before:
-                self._books[symbol] = depth
+            state: tuple[tuple[list[Level], list[Level]], bool] = (
+                engine.depth(symbol, levels),
+                engine.symbol_halted(symbol),
+            )
+            if state != before:
+                self._books[symbol] = state
                 book_seq = self._book_seqs[symbol] = self._book_seqs[symbol] + 1
-                changed.append(book_record(symbol, engine.seq, book_seq, depth, levels, now))
+                changed.append(
+                    book_record(
+                        symbol, engine.seq, book_seq, state[0], levels, now, self._node_number, state[1]
+                    )
+                )
         if changed:
             self.publisher.publish(changed)
 

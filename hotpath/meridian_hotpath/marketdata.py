@@ -52,8 +52,11 @@ def book_record(
     depth: tuple[list[Level], list[Level]],
     levels: int,
     timestamp_ns: int,
+    node: int = 0,
+    halted: bool = False,
 ) -> StreamRecord:
-    """The top ``levels`` levels of ``symbol``'s book (best first), its ``book_seq`` and journal ``seq``."""
+    """The top ``levels`` levels of ``symbol``'s book (best first), its ``book_seq`` and journal
+    ``seq``, the ``node`` number whose book it is and whether the symbol is ``halted`` there."""
     bids, asks = depth
     return StreamRecord(
         symbol,
@@ -66,6 +69,8 @@ def book_record(
             "bids": [[price, quantity] for price, quantity in bids],
             "asks": [[price, quantity] for price, quantity in asks],
             "timestamp_ns": timestamp_ns,
+            "node": node,
+            "halted": halted,
         },
         seq,
         droppable=True,

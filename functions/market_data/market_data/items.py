@@ -88,4 +88,5 @@ def book_item(book: BookTop) -> Item:
         "node_seq": {"N": str(book.seq)},
         "book_seq": {"N": str(book.book_seq)},
         "updated_at": {"S": iso_time(book.timestamp_ns)},
+        **({} if book.node is None else {"node": {"N": str(book.node)}, "halted": {"BOOL": book.halted}}),
     }

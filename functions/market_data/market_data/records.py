@@ -63,6 +63,8 @@ class BookTop(NamedTuple):
     timestamp_ns: int
     price_scale: int
     book_seq: int = 0  # the symbol's book update number (``book`` records; 0 for ``top_of_book``)
+    node: int | None = None  # the node number whose book it is (None: a record that does not say)
+    halted: bool = False  # the symbol is halted on that node (a move hands a symbol over halted)
 
 
 def _int(payload: dict[str, Any], name: str) -> int:
@@ -200,7 +202,16 @@ def _checked_depth(payload: dict[str, Any]) -> BookTop:
         _int(payload, "timestamp_ns"),
         _scale(payload, symbol),
         _int(payload, "book_seq"),
+        _int(payload, "node") if "node" in payload else None,
+        _bool(payload, "halted"),
     )
+
+
+def _bool(payload: dict[str, Any], name: str) -> bool:
+    value = payload.get(name, False)
+    if type(value) is not bool:
+        raise PoisonMessageError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def _checked_trade(payload: dict[str, Any]) -> TradePrint:

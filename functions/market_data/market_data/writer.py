@@ -3,7 +3,10 @@
 Trades go out through ``BatchWriteItem`` in chunks of 25 (their keys are unique per trade, so a
 replayed batch rewrites the same items unchanged); ``UnprocessedItems`` are retried with
 exponential backoff and jitter. A book is written with a conditional ``PutItem`` (``node_seq``
-must grow), so a replayed or reordered batch can never put an older book over a newer one. A trade
+must grow), so a replayed or reordered batch can never put an older book over a newer one. Seqs
+are one node's: a book from another node (the symbol moved shards, ``meridian.symbol_move``)
+replaces the stored one only when that one is halted and the new one trades, so the old owner's
+last records never hide the new owner's book, whatever order they arrive in. A trade
 a restarted node re-sent is written with a conditional ``PutItem`` too (only if its item does not
 exist): it differs from the copy already there in its time alone, and that copy stays. What still
 fails is returned, with the Kinesis sequence numbers behind it, for the caller to report.
@@ -27,6 +30,9 @@ from meridian.aws_clients import error_code
 BATCH_WRITE_LIMIT = 25
 Item = dict[str, Any]
 NEWER_BOOK = "attribute_not_exists(node_seq) OR node_seq < :seq"
+SAME_NODE_NEWER = "(attribute_not_exists(node) OR node = :node) AND node_seq < :seq"
+NEWER_HALTED_BOOK = f"attribute_not_exists(node_seq) OR ({SAME_NODE_NEWER})"
+NEWER_OR_TAKEN_OVER_BOOK = f"{NEWER_HALTED_BOOK} OR (node <> :node AND halted = :true)"
 NEW_ITEM = "attribute_not_exists(sk)"
 
 
@@ -136,9 +142,17 @@ class MarketDataWriter:
         return report
 
     def _put_book(self, book: Pending) -> WriteReport:
-        values = {":seq": book.item["node_seq"]}
+        item = book.item
+        values: dict[str, Any] = {":seq": item["node_seq"]}
+        condition = NEWER_BOOK
+        if "node" in item:
+            values[":node"] = item["node"]
+            condition = NEWER_HALTED_BOOK
+            if not item["halted"]["BOOL"]:
+                values[":true"] = {"BOOL": True}
+                condition = NEWER_OR_TAKEN_OVER_BOOK
         report, held = self._put_unless_held(
-            book, ConditionExpression=NEWER_BOOK, ExpressionAttributeValues=values
+            book, ConditionExpression=condition, ExpressionAttributeValues=values
         )
         report.stale_books_skipped += held  # the table already holds this book or a newer one
         return report

@@ -509,6 +509,12 @@ class ReferenceEngine:
     def view(self, o: RefOrder) -> OrderView:
         return OrderView(*o.record(), o.status(), o.stop_price if o.waiting and o.leaves else 0)
 
+    def symbol_halted(self, symbol: str) -> bool:
+        """Whether ``symbol`` is halted, by its own halt or the whole node's."""
+        if symbol not in self.instruments:
+            raise KeyError(symbol)
+        return not self.trading(symbol)
+
     def waiting_stops(self, symbol: str) -> list[OrderView]:
         """The stop orders of ``symbol`` not triggered yet, in trigger order."""
         return [self.view(o) for o in self.waiting(symbol)]

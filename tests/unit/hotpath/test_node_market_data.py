@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from meridian.client import HotpathClient
 from meridian.domain import Side
-from meridian.protocol import Fill, Snapshot, SnapshotRequest
+from meridian.protocol import Admin, AdminAction, Fill, Snapshot, SnapshotRequest
 from meridian_hotpath.marketdata import trade_record
 from meridian_hotpath.publisher import StreamPublisher, StreamRecord
 from meridian_hotpath.snapshot import SnapshotStore
@@ -174,3 +175,32 @@ def test_a_start_resends_the_replayed_fills_as_trade_records_ahead_of_new_ones(
     assert trades(sink.records) == [expected(fill, resent=True) for fill in replayed] + [
         expected(fill) for fill in new
     ]
+
+
+def test_a_halt_and_a_resume_publish_the_book_with_its_node_and_halt(start_node: StartNode) -> None:
+    """A symbol moving shards is handed over halted: the projection needs to see the halt."""
+    sink = SwitchableSink()
+    node = start_node(sink=sink, executions_sink=SwitchableSink(), node_number=7)
+    client = HotpathClient("127.0.0.1", node.port)
+
+    def books() -> list[dict[str, Any]]:
+        return [p for p in payloads(sink.records) if p["type"] == "book" and p["symbol"] == "AAPL"]
+
+    def published(count: int) -> None:  # updates are conflated: one state at a time
+        deadline = time.monotonic() + 10
+        while len(books()) < count and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    client.submit("h1", "ACC-A", "AAPL", Side.BUY, 10, 18900)
+    published(1)
+    client.exchange(Admin(0, "AAPL", AdminAction.HALT))
+    published(2)
+    client.exchange(Admin(0, "AAPL", AdminAction.RESUME))
+    published(3)
+    node.stop()
+    assert [(p["node"], p["halted"], p["bids"]) for p in books()] == [
+        (7, False, [[18900, 10]]),
+        (7, True, [[18900, 10]]),  # the levels did not change: the halt alone is news
+        (7, False, [[18900, 10]]),
+    ]
+    assert [p["book_seq"] for p in books()] == [1, 2, 3]

@@ -28,11 +28,12 @@ def test_decodes_what_the_node_publishes() -> None:
 
 def test_decodes_the_nodes_depth_and_keeps_its_levels_in_the_item() -> None:
     depth = ([(42000, 10), (41990, 4)], [(42010, 3)])
-    book = decode(book_record("MSFT", 78, 5, depth, 10, T0).to_json())
+    book = decode(book_record("MSFT", 78, 5, depth, 10, T0, node=3, halted=True).to_json())
     assert book == BookTop(
-        "MSFT", 78, 42000, 10, 42010, 3, ((42000, 10), (41990, 4)), ((42010, 3),), T0, 2, 5
+        "MSFT", 78, 42000, 10, 42010, 3, ((42000, 10), (41990, 4)), ((42010, 3),), T0, 2, 5, 3, True
     )
     item = book_item(book)
+    assert (item["node"], item["halted"]) == ({"N": "3"}, {"BOOL": True})
     assert item["bids"] == {
         "L": [{"L": [{"N": "420.00"}, {"N": "10"}]}, {"L": [{"N": "419.90"}, {"N": "4"}]}]
     }

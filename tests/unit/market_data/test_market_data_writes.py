@@ -6,12 +6,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from market_data.consumer import consume
 from market_data.items import iso_time, trade_sort_key
 from market_data.writer import MarketDataWriter, RetryPolicy
+from moto import mock_aws
 
 from meridian_local.delivery.lambda_events import LocalLambdaContext, kinesis_event
 from tests.counting_dynamodb import CountingDynamoDB
@@ -233,3 +235,78 @@ def test_the_tape_keeps_the_first_copy_of_every_trade_however_batched_and_replay
     for trade_id, record in first.items():
         item = tape(fake)[("SYMBOL#AAPL", trade_sort_key(trade_id, trade_id))]
         assert item["occurred_at"] == {"S": iso_time(record["timestamp_ns"])}, trade_id
+
+
+def book(seq: int, node: int, halted: bool, bid: int) -> dict[str, Any]:
+    return {
+        "type": "book",
+        "symbol": "AAPL",
+        "seq": seq,
+        "book_seq": seq,
+        "levels": 1,
+        "bids": [[bid, 1]],
+        "asks": [],
+        "timestamp_ns": T0 + seq,
+        "node": node,
+        "halted": halted,
+    }
+
+
+# A move of AAPL from node 1 to node 2, as the projection receives it: the source halts, the
+# destination takes the copies (its seqs are far below the source's) and halts, the source's book
+# empties as the copies are removed, the destination resumes. Then late and reordered repeats.
+MOVE = [
+    (book(900, 1, False, 1), 1),
+    (book(901, 1, True, 1), 1),  # source halted
+    (book(40, 2, False, 2), 2),  # destination copying (the stored book is halted: taken over)
+    (book(41, 2, True, 2), 2),  # destination halted until the route switches
+    (book(902, 1, True, 3), 2),  # the source's emptied book: another node's, halted: ignored
+    (book(42, 2, False, 2), 2),  # resumed on the destination
+    (book(903, 1, False, 4), 2),  # the old owner trading again never takes a trading book over
+    (book(901, 1, True, 1), 2),  # a late repeat of the source's halt
+]
+
+
+def _run_move(client: Any) -> list[tuple[int, int]]:
+    seen = []
+    for payload, _ in MOVE:
+        consume(
+            kinesis_event([payload]),
+            LocalLambdaContext(),
+            MarketDataWriter(
+                client, "MarketData", RetryPolicy(attempts=1), concurrency=1, sleep=lambda _: None
+            ),
+            TTL,
+        )
+        stored = _stored(client)
+        seen.append((int(stored["node"]["N"]), int(stored["node_seq"]["N"])))
+    return seen
+
+
+def _stored(client: Any) -> dict[str, Any]:
+    if isinstance(client, CountingDynamoDB):
+        return client.items[("SYMBOL#AAPL", "BOOK")]
+    key = {"pk": {"S": "SYMBOL#AAPL"}, "sk": {"S": "BOOK"}}
+    item: dict[str, Any] = client.get_item(TableName="MarketData", Key=key)["Item"]
+    return item
+
+
+def test_a_moved_symbols_book_is_the_new_owners_whatever_the_old_one_sends_after() -> None:
+    expected = [(1, 900), (1, 901), (2, 40), (2, 41), (2, 41), (2, 42), (2, 42), (2, 42)]
+    assert [node for _, node in MOVE] == [n for n, _ in expected]
+    assert _run_move(CountingDynamoDB()) == expected
+    with mock_aws():  # DynamoDB's own evaluation of the same condition expressions
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="MarketData",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        assert _run_move(ddb) == expected
