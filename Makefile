@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill drill-node bench bench-engine bench-wire bench-api \
+.PHONY: setup test lint typecheck cfn pytest coverage-floor run demo drill drill-node bench bench-engine bench-wire bench-api bench-move \
         bench-pipeline bench-recovery bench-fuzz bench-local bench-gateway build embed lock openapi clean
 
 # The native matching core (Cython -> C -> gcc), built in place beside its sources.
@@ -81,7 +81,7 @@ build: setup embed
 embed: setup
 	$(PY) -m tests.infra.embedded --write
 
-bench: bench-engine bench-wire bench-api bench-pipeline bench-recovery bench-fuzz bench-gateway
+bench: bench-engine bench-wire bench-api bench-pipeline bench-recovery bench-fuzz bench-gateway bench-move
 
 bench-engine: setup
 	$(PY) bench/engine_bench.py
@@ -103,6 +103,9 @@ bench-gateway: setup
 
 bench-fuzz: setup
 	$(PY) bench/fuzz_bench.py
+
+bench-move: setup
+	$(PY) bench/symbol_move_bench.py
 
 # Against the running `make run` (another terminal): 8 clients placing orders through the REST API.
 bench-local: setup
