@@ -37,6 +37,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _address(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"must be host:port, got {text!r}")
+    return text
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -192,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     shard.add_argument("--node-id", help="this node's name in the lease (default: host:port)")
     shard.add_argument("--advertise", help="the address other nodes and clients reach this one at")
     shard.add_argument("--replication-port", type=_port, default=9002, help="0 picks a free port")
+    shard.add_argument(
+        "--advertise-replication",
+        type=_address,
+        metavar="HOST:PORT",
+        help="where the standby reaches this node's replication port, when a port mapping or a proxy "
+        "sits between them (default: --advertise and --replication-port)",
+    )
     shard.add_argument("--lease-ttl-ms", type=_positive, default=2000)
     shard.add_argument(
         "--replica-timeout-ms",
@@ -278,6 +292,7 @@ def _shard(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ShardCo
         replication_host=args.host,
         replication_port=args.replication_port,
         advertise_host=advertise,
+        advertise_replication=args.advertise_replication or "",
         ttl_ms=args.lease_ttl_ms,
         margin_ms=args.lease_ttl_ms // 4,
         replica_timeout=args.replica_timeout_ms / 1000,

@@ -61,7 +61,9 @@ class ShardRole:
         self._tasks: list[asyncio.Task[None]] = []
         self.replication_socket = reserve_port(config.replication_host, config.replication_port)
         advertised = config.advertise_host or config.replication_host
-        self.replication_address = f"{advertised}:{self.replication_socket.getsockname()[1]}"
+        self.replication_address = (
+            config.advertise_replication or f"{advertised}:{self.replication_socket.getsockname()[1]}"
+        )
         self.promoted_at: float | None = None
         self._said_out_of_sync = False
 

@@ -49,6 +49,9 @@ class ShardConfig:
     replication_host: str = "127.0.0.1"  # where the replication port listens
     replication_port: int = 0  # 0: picked at start
     advertise_host: str = ""  # the host other nodes reach this one at ("": replication_host)
+    # host:port its standby connects to when that is not the port it listens on (a port mapping or
+    # a proxy between the pair); "": advertise_host and the replication port
+    advertise_replication: str = ""
     ttl_ms: int = DEFAULT_TTL_MS
     margin_ms: int = DEFAULT_TTL_MS // 4  # the primary stops answering this long before its lease ends
     skew_ms: int = DEFAULT_SKEW_MS  # clock skew a standby allows before taking an expired lease

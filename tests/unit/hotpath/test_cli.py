@@ -83,6 +83,8 @@ def test_replay_beyond_the_journal_exits_1(tmp_path: Path, capsys: Capture) -> N
         ["verify", "--data-dir", "{tmp}/nowhere"],
         ["replay", "--data-dir", "{tmp}", "--to-seq", "-1"],
         ["replay", "--data-dir", "{tmp}"],
+        ["serve", "--data-dir", "{tmp}", "--port", "0", "--advertise-replication", "no-port"],
+        ["serve", "--data-dir", "{tmp}", "--port", "0", "--advertise-replication", "h:99999"],
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(tmp_path: Path, argv: list[str], capsys: Capture) -> None:
