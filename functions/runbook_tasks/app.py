@@ -1,4 +1,5 @@
-"""Lambda entry points of the runbooks' logic steps (compliance report, DR failover and failback).
+"""Lambda entry points of the runbooks' logic steps (compliance report, DR failover and failback,
+symbol move).
 
 Each handler parses its step's input, calls one function of the ``runbook_tasks`` package and
 returns JSON. Errors keep their class names, which the state machines catch by name
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import psycopg
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from runbook_tasks import compliance, integrity, market_check, reconcile, restore, timeline
+from runbook_tasks import compliance, integrity, market_check, reconcile, restore, symbol_moves, timeline
 from runbook_tasks.config import primary_database_environment, settings
 
 from meridian import aws_clients as aws
@@ -25,6 +26,7 @@ from meridian.routing import RouteTable, RoutingError, provider_from_environment
 from meridian.session_auth import credential_from_environment
 
 _T = TypeVar("_T")
+_Req = TypeVar("_Req", bound=symbol_moves.MoveRequest)
 logger = Logger(service="runbooks")
 tracer = powertools.tracer("runbooks")
 
@@ -208,3 +210,111 @@ def measure_recovery_time_handler(event: dict[str, Any], context: LambdaContext)
     )
     logger.info("recovery measured", extra={"seconds": measured["seconds"], "steps": measured["steps"]})
     return measured
+
+
+# ---- symbol move (statemachines/symbol-move.asl.json) -------------------------------------------------
+
+
+def _move_routes() -> RouteTable:
+    """The route table as it is now: the SSM parameter read afresh (no cache: the verify step must
+    see the switch), else MERIDIAN_ROUTES (local)."""
+    parameter = settings().meridian_routes_parameter
+    try:
+        if parameter:
+            value = aws.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+            return RouteTable.from_json(value)
+        return provider_from_environment().table()
+    except RoutingError as exc:
+        raise symbol_moves.MoveConfigError(str(exc)) from None
+
+
+def _move(event: dict[str, Any], model: type[_Req]) -> tuple[_Req, symbol_moves.Shards]:
+    """The step's validated input (checked against the route table) and clients for both shards."""
+    request = symbol_moves.parse_request(event, model)
+    symbol_moves.check_routes(request, _move_routes())
+    shards = symbol_moves.Shards.connect(request, symbol_moves.session_keys_from_environment())
+    logger.append_keys(symbol=request.symbol, source=request.source, destination=request.destination)
+    return request, shards
+
+
+def halt_source_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """{"symbol", "source", "destination"} -> {"halted_seq"}; UnknownSymbolError if a shard lacks it."""
+    request, shards = _move(event, symbol_moves.MoveRequest)
+    out: dict[str, Any] = symbol_moves.halt_source(request, shards)
+    return out
+
+
+def copy_book_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request, shards = _move(event, symbol_moves.MoveRequest)
+    result = symbol_moves.copy_book(request, shards)
+    logger.info("book copied", extra={"orders": result.orders, "copied": result.copied})
+    out: dict[str, Any] = result.model_dump()
+    return out
+
+
+def remove_from_source_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request, shards = _move(event, symbol_moves.MoveRequest)
+    out: dict[str, Any] = symbol_moves.remove_from_source(request, shards).model_dump()
+    return out
+
+
+def point_records_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request, shards = _move(event, symbol_moves.MoveRequest)
+    report = symbol_moves.point_records(request, shards, aws.client("dynamodb"), settings().orders_table)
+    out: dict[str, Any] = report.model_dump()
+    return out
+
+
+def switch_route_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request, _ = _move(event, symbol_moves.MoveRequest)
+    parameter = settings().meridian_routes_parameter
+    out: dict[str, Any] = symbol_moves.switch_route(request, aws.client("ssm"), parameter)
+    return out
+
+
+def verify_move_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The move input plus {"copy", "remove", "point"} (the steps' outputs) -> {"verified": true, ...}."""
+    request, shards = _move(event, symbol_moves.VerifyRequest)
+    out: dict[str, Any] = symbol_moves.verify(request, shards, _move_routes())
+    return out
+
+
+def resume_destination_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request, shards = _move(event, symbol_moves.MoveRequest)
+    out: dict[str, Any] = symbol_moves.resume_destination(request, shards)
+    return out
+
+
+def keep_halted_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """After a failed step: halt the symbol on both shards (never resume) -> what each answered."""
+    request = symbol_moves.parse_request(event, symbol_moves.MoveRequest)
+    shards = symbol_moves.Shards.connect(request, symbol_moves.session_keys_from_environment())
+    outcome: dict[str, Any] = symbol_moves.keep_halted(request, shards)
+    logger.warning("symbol move stopped; symbol left halted", extra=outcome)
+    return outcome
+
+
+SYMBOL_MOVE_STEPS: dict[str, Callable[[dict[str, Any], LambdaContext], dict[str, Any]]] = {
+    "halt_source": halt_source_handler,
+    "copy": copy_book_handler,
+    "remove": remove_from_source_handler,
+    "point_records": point_records_handler,
+    "switch_route": switch_route_handler,
+    "verify": verify_move_handler,
+    "resume_destination": resume_destination_handler,
+    "keep_halted": keep_halted_handler,
+}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def symbol_move_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """{"step": one of SYMBOL_MOVE_STEPS, "symbol", "source", "destination", ...} -> that step's output.
+    One function serves every step of the runbook (one role, one set of permissions)."""
+    body = dict(event)
+    step = body.pop("step", None)
+    handler = SYMBOL_MOVE_STEPS.get(step) if isinstance(step, str) else None
+    if handler is None:
+        raise symbol_moves.MoveInputError(f"step must be one of {sorted(SYMBOL_MOVE_STEPS)}, got {step!r}")
+    logger.append_keys(step=step)
+    return handler(body, context)

@@ -31,6 +31,9 @@ class Settings(BaseModel):
         default=3600.0, gt=0, description="closed orders created this long before the switchover are checked"
     )
     meridian_environment: str = ""
+    meridian_routes_parameter: str = Field(
+        default="", description="the route table's SSM parameter (the symbol-move runbook switches it)"
+    )
     archive_catch_up_seconds: float = Field(
         default=30.0, ge=0, description="longest wait for the archive to hold an answering old primary's seq"
     )
