@@ -309,12 +309,15 @@ SYMBOL_MOVE_STEPS: dict[str, Callable[[dict[str, Any], LambdaContext], dict[str,
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def symbol_move_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """{"step": one of SYMBOL_MOVE_STEPS, "symbol", "source", "destination", ...} -> that step's output.
+    """{"step": one of SYMBOL_MOVE_STEPS, "move": {"symbol", "source", "destination"}, ...the verify
+    step's "copy", "remove" and "point"} -> that step's output.
     One function serves every step of the runbook (one role, one set of permissions)."""
-    body = dict(event)
-    step = body.pop("step", None)
+    step, move = event.get("step"), event.get("move")
     handler = SYMBOL_MOVE_STEPS.get(step) if isinstance(step, str) else None
     if handler is None:
         raise symbol_moves.MoveInputError(f"step must be one of {sorted(SYMBOL_MOVE_STEPS)}, got {step!r}")
+    if not isinstance(move, dict):
+        raise symbol_moves.MoveInputError('the input needs "move": {"symbol", "source", "destination"}')
+    body = {**move, **{k: v for k, v in event.items() if k not in ("step", "move")}}
     logger.append_keys(step=step)
     return handler(body, context)
