@@ -9,6 +9,15 @@ moto answers.
   the queue's retention period itself. ``SendMessage`` computes all of them too, to read one
   (``ContentBasedDeduplication``): while it runs, the queue's attributes are the settings alone,
   without the message counts it does not read.
+* DynamoDB: every ``UpdateItem`` (and each update of a ``TransactWriteItems``) tokenizes and parses
+  its update expression three times and lexes its condition expression with a list of regular
+  expressions, though a service sends the same few expression strings over and over. The parsed
+  update expression is kept per string (moto's validator deep-copies it before it substitutes
+  anything, and the other callers only read it), and so is the condition expression's token list
+  (immutable tokens; the later phases build new nodes). Values and names are still applied per
+  request, so answers are unchanged.
+* Dispatch: each request lists its handler class's methods (``inspect.getmembers``, which walks
+  the class and sorts) to find its action; the list is kept per class.
 * Dispatch: the server finds each request's service by listing moto's package folders on disk
   (``os.listdir`` and ``isdir`` per request, under the dispatcher's lock), then matching the host
   against every service's URL patterns; the list is made once and each host's backend remembered.
@@ -45,7 +54,39 @@ def install() -> None:
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: iter(modules)
     _remember_backends()
+    _parse_expressions_once()
+    from moto.core import responses  # noqa: PLC0415
+
+    module: Any = responses
+    names = module.method_names_from_class
+    module.method_names_from_class = functools.lru_cache(maxsize=256)(lambda clazz: frozenset(names(clazz)))
     _installed = True
+
+
+def _parse_expressions_once() -> None:
+    from collections import deque  # noqa: PLC0415
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser  # noqa: PLC0415
+    from moto.dynamodb.parsing import expressions  # noqa: PLC0415
+
+    parser: Any = expressions.UpdateExpressionParser  # type: ignore[attr-defined]
+    parse_update = parser.make.__func__
+    cached_update = functools.lru_cache(maxsize=512)(lambda expression: parse_update(parser, expression))
+    parser.make = classmethod(lambda cls, expression: cached_update(expression))
+
+    lex = ConditionExpressionParser._lex_condition_expression
+    tokens: dict[str, tuple[Any, ...]] = {}
+
+    def lex_once(self: Any) -> Any:
+        expression = self.condition_expression
+        found = tokens.get(expression)
+        if found is None:
+            found = tuple(lex(self))
+            if len(tokens) < 512:
+                tokens[expression] = found
+        return deque(found)
+
+    ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
 
 
 def _remember_backends() -> None:
