@@ -38,15 +38,31 @@ python3.11 -m venv /opt/meridian/venv
 # The native matching core and journal syncer, compiled here from the bundle's generated C.
 (cd /opt/meridian/app && /opt/meridian/venv/bin/python setup_native.py --quiet build_ext --inplace)
 
+# ---- this node's shard: one launch template serves every shard's Auto Scaling group, and the group's
+# tags (set at launch, read from IMDSv2: the launch template exposes instance tags) name the shard.
+# Shard n's node number is NodeNumber + n - 1 (trade ids stay unique across the fleet). A tag that
+# cannot be read stops the bootstrap: a node never guesses its shard.
+IMDS=http://169.254.169.254/latest
+TOKEN=$(curl -sSf -X PUT "$IMDS/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
+imds() { curl -sSf --retry 12 --retry-all-errors -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/$1"; }
+SHARD_INDEX=$(imds tags/instance/meridian:shard-index)
+SHARD_NAME=$(imds tags/instance/meridian:shard)
+ARCHIVE_PREFIX=$(imds tags/instance/meridian:archive-prefix)
+SCALING_GROUP=$(imds tags/instance/meridian:scaling-group)
+case "$SHARD_INDEX" in
+  [1-4]) NODE_NUMBER=$(( ${NodeNumber} + SHARD_INDEX - 1 )); [ "$NODE_NUMBER" -le 65535 ] ;;
+  # high volatility's spare capacity: released, installed and tuned, serving no shard
+  spare) NODE_MODE=spare REPLICATED=false NODE_NUMBER=none ;;
+  *) echo "meridian bootstrap: no shard index ($SHARD_INDEX)"; exit 1 ;;
+esac
+
 # ---- a replicated shard: this node's name in the lease (its instance id) and the address the other
 # node and the lease's readers reach it at (its private IP), both from IMDSv2
 SHARD_ARGS=""
 if [ "$REPLICATED" = "true" ]; then
-  IMDS=http://169.254.169.254/latest
-  TOKEN=$(curl -sSf -X PUT "$IMDS/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
-  INSTANCE_ID=$(curl -sSf -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/instance-id")
-  PRIVATE_IP=$(curl -sSf -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/meta-data/local-ipv4")
-  SHARD_ARGS="--shard ${ShardName} --lease-table ${LeaseTable} --node-id $INSTANCE_ID --advertise $PRIVATE_IP --replication-port 9002 --lease-ttl-ms ${LeaseTtlMs}"
+  INSTANCE_ID=$(imds instance-id)
+  PRIVATE_IP=$(imds local-ipv4)
+  SHARD_ARGS="--shard $SHARD_NAME --lease-table ${LeaseTable} --node-id $INSTANCE_ID --advertise $PRIVATE_IP --replication-port 9002 --lease-ttl-ms ${LeaseTtlMs}"
 fi
 
 cat > /etc/meridian/node.env <<ENV
@@ -56,12 +72,13 @@ PYTHONPATH=/opt/meridian/app
 MERIDIAN_ENVIRONMENT=$ENVIRONMENT
 MERIDIAN_KINESIS_STREAM=${MarketDataStreamName}
 MERIDIAN_EXECUTIONS_STREAM=${ExecutionsStreamName}
-MERIDIAN_NODE_NUMBER=${NodeNumber}
+MERIDIAN_SHARD=$SHARD_NAME
+MERIDIAN_NODE_NUMBER=$NODE_NUMBER
 MERIDIAN_ACK_AFTER=${AckAfter}
 MERIDIAN_SHARD_ARGS="$SHARD_ARGS"
 MERIDIAN_SESSION_KEY_SECRET_ARNS=${SessionKeySecretArns}
 MERIDIAN_ARCHIVE_BUCKET=${EngineStateBucketName}
-MERIDIAN_ARCHIVE_PREFIX=${ArchivePrefix}
+MERIDIAN_ARCHIVE_PREFIX=$ARCHIVE_PREFIX
 MERIDIAN_ROUTES_PARAMETER=${RoutesParameter}
 MERIDIAN_METRICS_URL=http://127.0.0.1:9101/metrics
 MERIDIAN_CLOUDWATCH_NAMESPACE=Meridian/Hotpath
@@ -237,7 +254,8 @@ sed "s|__LOG_GROUP__|${NodeLogGroup}|g" /opt/meridian/app/deploy/cloudwatch-agen
 systemctl daemon-reexec
 systemctl enable meridian-tuning.service
 
-# An active node restores its shard and starts serving; a standby (DR region) waits for the runbook.
+# An active node restores its shard and starts serving; a standby (DR region) waits for the runbook;
+# a spare serves nothing.
 if [ "$NODE_MODE" = "active" ]; then
   /usr/local/sbin/meridian-activate
 fi
@@ -251,7 +269,7 @@ if [ "$REPLICATED" = "true" ]; then
   for _ in $(seq 1 200); do
     [ "$READY" = "yes" ] && break
     LEASE=$(aws dynamodb get-item --region "$REGION" --table-name '${LeaseTable}' --consistent-read \
-      --key '{"shard": {"S": "${ShardName}"}}' --query '[Item.holder.S, Item.in_sync.BOOL]' --output text 2>/dev/null || true)
+      --key "{\"shard\": {\"S\": \"$SHARD_NAME\"}}" --query '[Item.holder.S, Item.in_sync.BOOL]' --output text 2>/dev/null || true)
     case "$LEASE" in
       "$INSTANCE_ID"[[:space:]]*|*[[:space:]]True) READY=yes ;;
       *) sleep 5 ;;
@@ -259,10 +277,10 @@ if [ "$REPLICATED" = "true" ]; then
   done
   [ "$READY" = "yes" ] && SIGNAL=0 || SIGNAL=1
   echo "meridian bootstrap: lease $LEASE, ready=$READY"
-  /opt/aws/bin/cfn-signal --exit-code "$SIGNAL" --stack '${AWS::StackName}' --resource NodeAutoScalingGroup \
+  /opt/aws/bin/cfn-signal --exit-code "$SIGNAL" --stack '${AWS::StackName}' --resource "$SCALING_GROUP" \
     --region "$REGION" || true
 fi
-echo "meridian bootstrap done: mode=$NODE_MODE"
+echo "meridian bootstrap done: mode=$NODE_MODE shard=$SHARD_NAME node=$NODE_NUMBER"
 if [ "$REBOOT" = "yes" ]; then
   systemctl reboot
 fi
