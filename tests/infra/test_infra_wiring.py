@@ -42,7 +42,13 @@ MATCHING_CLIENTS = {
     "OrdersApiFunction": "MatchingOrdersKeySecret",
     "RouteApprovedOrderFunction": "MatchingOrdersKeySecret",
     "ValidateIntegrityFunction": "MatchingAdminKeySecret",
+    "SymbolMoveFunction": "MatchingAdminKeySecret",
 }
+# A matching client that also reads a second key: the symbol move halts and exports with the admin
+# key and places the copies and cancels with the orders key (MERIDIAN_HOTPATH_ORDERS_KEY_SECRET_ARN).
+SECOND_SESSION_KEYS = {"SymbolMoveFunction": "MatchingOrdersKeySecret"}
+# Functions that write the routing table (the symbol move switches a symbol's route).
+ROUTE_WRITERS = {"SymbolMoveFunction"}
 SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
 
 
@@ -170,7 +176,10 @@ def test_functions_that_route_orders_read_exactly_the_routing_parameter() -> Non
             for action in as_list(statement["Action"])
             for arn in as_list(_render(statement.get("Resource"), names))
         }
-        assert granted == {("ssm:GetParameter", expected_arn)}, f"{name}: {sorted(granted)}"
+        expected = {("ssm:GetParameter", expected_arn)}
+        if name in ROUTE_WRITERS:
+            expected.add(("ssm:PutParameter", expected_arn))
+        assert granted == expected, f"{name}: {sorted(granted)}"
         variables = properties(template, name)["Environment"]["Variables"]
         assert _render(variables[ROUTES_ENV], names) == routes, name
 
@@ -441,5 +450,8 @@ def test_each_matching_client_reads_its_own_session_key_and_no_other_function_an
             if target.startswith("Matching")
         }
         secret = MATCHING_CLIENTS.get(name)
-        assert keys == ({secret} if secret else set()), name
+        second = SECOND_SESSION_KEYS.get(name)
+        assert keys == {k for k in (secret, second) if k}, name
         assert variables.get("MERIDIAN_HOTPATH_KEY_SECRET_ARN") == ({"Ref": secret} if secret else None), name
+        orders_key = variables.get("MERIDIAN_HOTPATH_ORDERS_KEY_SECRET_ARN")
+        assert orders_key == ({"Ref": second} if second else None), name
