@@ -5,6 +5,7 @@ that leaves the symbol halted on both shards."""
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from meridian_local.delivery import lambda_adapter
 from tests.unit.hotpath.conftest import StartNode
 from tests.unit.hotpath.node_thread import NodeThread
 
+SAMPLES = Path(__file__).resolve().parents[3] / "events" / "runbook_tasks"
 SYMBOL = "AAPL"
 OTHER = "MSFT"  # routed to the destination shard already: it makes that shard one of the table's
 ROUTES = "/meridian/test/matching/routes"
@@ -106,10 +108,16 @@ def world(start_node: StartNode, tmp_path: Path) -> Iterator[World]:
         yield World(source, destination, environment, ddb, ssm)
 
 
+@functools.cache
+def _handler() -> lambda_adapter.Handler:
+    """SymbolMoveFunction's handler as template.yaml declares it, loaded once (like a warm container)."""
+    source = lambda_adapter.template_functions()["SymbolMoveFunction"]
+    return lambda_adapter.HandlerRegistry().handler("symbol-move-test", source)
+
+
 def step(world: World, name: str, move: dict[str, str], **extra: Any) -> tuple[dict[str, Any], bool]:
     """One step through SymbolMoveFunction's handler, as Step Functions invokes it."""
-    source = lambda_adapter.template_functions()["SymbolMoveFunction"]
-    handler = lambda_adapter.HandlerRegistry().handler("symbol-move-test", source)
+    handler = _handler()
     context = lambda_adapter.LambdaContext("SymbolMoveFunction", 128, "arn:aws:lambda:local", 60)
     event = json.dumps({"step": name, "move": move, **extra})
     payload, errored, _ = lambda_adapter.run_handler(handler, event, world.environment, context)
@@ -388,3 +396,27 @@ def test_an_admin_session_cannot_place_the_copies(world: World) -> None:
     """Why the function holds two keys: the copies are orders, which only an orders session sends."""
     with pytest.raises(HotpathProtocolError):
         world.admin(world.source).submit("x", "ACC-A", SYMBOL, Side.BUY, 1, 18000)
+
+
+def test_the_sample_events_run_a_whole_move_and_keep_halted(world: World) -> None:
+    """events/runbook_tasks/symbol_move_*.json (for `sam local invoke SymbolMoveFunction`), each
+    through the handler in the runbook's order, their sample shards standing for the live nodes."""
+    started = json.loads((SAMPLES / "symbol_move_input.json").read_text())
+    live = {started["source"]: world.source_node, started["destination"]: world.destination_node}
+    place(world.orders(world.source), "s1", "ACC-A", Side.SELL, 100, 19000)
+    outputs: dict[str, dict[str, Any]] = {}
+    order = ["halt_source", "copy", "remove", "point_records", "switch_route", "verify", "resume_destination"]
+    for name in [*order, "keep_halted"]:
+        sample = json.loads((SAMPLES / f"symbol_move_{name}.json").read_text())
+        assert sample["step"] == name
+        assert sample["move"] == started  # every step is given the execution's input
+        move = {**sample["move"], **{k: live[sample["move"][k]] for k in ("source", "destination")}}
+        extra = {k: v for k, v in sample.items() if k not in ("step", "move")}
+        if name == "verify":  # the sample's reports have the live ones' shape; the live ones are checked
+            assert {k: set(v) for k, v in extra.items()} == {k: set(outputs[k]) for k in extra}
+            extra = {k: outputs[k] for k in extra}
+        outputs[{"point_records": "point"}.get(name, name)] = ok(world, name, move, **extra)
+    assert outputs["verify"]["verified"] is True
+    assert outputs["keep_halted"]["destination"].startswith("halted at seq")
+    head = world.orders(world.destination).submit("t", "ACC-Z", SYMBOL, Side.BUY, 1, 19000).messages[0]
+    assert rejected(head) is RejectReason.TRADING_HALTED  # halted again by keep_halted, never resumed
