@@ -96,7 +96,7 @@ def test_three_environments_with_the_template_defaults_fit_a_default_account() -
     assert not over, f"quota -> (default, each environment's share): {over}"
     # Each environment takes something of every quota counted (the counters see the resources).
     assert all(all(t > 0 for t in taken) for name, (_, taken) in sums.items() if "Transit" not in name)
-    assert sums["Lambda concurrent executions (reservable)"][1] == [174, 174, 174]
+    assert sums["Lambda concurrent executions (reservable)"][1] == [176, 176, 176]
     assert sums["EC2-VPC Elastic IPs"][1] == [1, 1, 1]
 
 
@@ -110,7 +110,7 @@ def test_samconfigs_environments_of_one_region_fit_a_default_account() -> None:
 
 
 def test_the_seed_layout_would_not_have_fit() -> None:
-    """What the counters caught: two NAT gateways and 334 reserved executions in every environment."""
+    """What the counters caught: two NAT gateways and 336 reserved executions in every environment."""
     seed = {
         "NatGatewayCount": "2",
         "OrdersApiReservedConcurrency": "200",
@@ -122,7 +122,7 @@ def test_the_seed_layout_would_not_have_fit() -> None:
     ]
     sums = _sums(deployments)
     assert sum(sums["EC2-VPC Elastic IPs"][1]) == 6
-    assert sum(sums["Lambda concurrent executions (reservable)"][1]) == 1002
+    assert sum(sums["Lambda concurrent executions (reservable)"][1]) == 1008
 
 
 @pytest.mark.parametrize("quota", [name for name, _, _ in QUOTAS])
