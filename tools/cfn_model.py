@@ -222,8 +222,12 @@ class StackModel:
         region: str,
         stack_name: str,
         environment: str,
+        nested_overrides: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.path = path
+        # Parameters given to nested stacks over what this template passes them (logical id ->
+        # name -> value): a variant of an environment, e.g. the hot path with more shards.
+        self.nested_overrides = nested_overrides or {}
         self.region = region
         self.stack_name = stack_name
         self.environment = environment
@@ -278,6 +282,7 @@ class StackModel:
                 key: ",".join(map(str, v)) if isinstance(v, list) else v
                 for key, v in self.value(props.get("Parameters", {})).items()
             }
+            parameters |= self.nested_overrides.get(logical_id, {})
             self._nested[logical_id] = StackModel(
                 path, parameters, self.region, f"{self.stack_name}-{logical_id}", self.environment
             )
@@ -427,9 +432,19 @@ class StackModel:
         return _SUB_VAR.sub(replace, str(text)).replace("${!", "${")
 
 
-def environment_model(section: str, include_after_first_deploy: bool = True) -> StackModel:
-    """The root stack of samconfig.toml's ``section`` (nested stacks reachable through it)."""
+def environment_model(
+    section: str,
+    include_after_first_deploy: bool = True,
+    nested_overrides: dict[str, dict[str, str]] | None = None,
+) -> StackModel:
+    """The root stack of samconfig.toml's ``section`` (nested stacks reachable through it), with
+    ``nested_overrides`` given to its nested stacks over what the root passes them."""
     environment = environments(include_after_first_deploy)[section]
     return StackModel(
-        ROOT_TEMPLATE, environment.parameters, environment.region, environment.stack_name, environment.name
+        ROOT_TEMPLATE,
+        environment.parameters,
+        environment.region,
+        environment.stack_name,
+        environment.name,
+        nested_overrides,
     )

@@ -171,24 +171,33 @@ def test_nodes_accept_only_the_order_port_from_the_endpoint_tier_and_metrics_fro
 # ---- scaling on market volatility ----
 
 
-def test_auto_scaling_reacts_to_market_volatility() -> None:
+def test_market_volatility_adds_spare_capacity_and_proposes_symbol_moves() -> None:
     alarms = resources(HOTPATH, "AWS::CloudWatch::Alarm")
     high = alarms["HighVolatilityAlarm"]["Properties"]
     assert (high["Namespace"], high["MetricName"]) == ("Meridian/Hotpath", "MarketVolatility")
-    assert high["AlarmActions"] == [{"Ref": "ScaleOutPolicy"}]
+    assert high["AlarmActions"] == [
+        {"Fn::If": ["HasSpareCapacity", {"Ref": "ScaleOutPolicy"}, {"Ref": "AWS::NoValue"}]},
+        {"Ref": "VolatilityTopic"},  # the proposal: an operator decides on a move
+    ]
+    assert "docs/runbooks/symbol-move.md" in high["AlarmDescription"]
     out = properties(HOTPATH, "ScaleOutPolicy")
     assert out["PolicyType"] == "StepScaling"
-    assert out["AutoScalingGroupName"] == {"Ref": "NodeAutoScalingGroup"}
+    # the spare group, never a shard's: a second node of a shard would be a second writer
+    assert out["AutoScalingGroupName"] == {"Ref": "SpareAutoScalingGroup"}
     assert out["StepAdjustments"][0]["ScalingAdjustment"] > 0
-    assert alarms["LowVolatilityAlarm"]["Properties"]["AlarmActions"] == [{"Ref": "ScaleInPolicy"}]
+    low = alarms["LowVolatilityAlarm"]["Properties"]["AlarmActions"]
+    assert low[0] == {"Fn::If": ["HasSpareCapacity", {"Ref": "ScaleInPolicy"}, {"Ref": "AWS::NoValue"}]}
+    scaling = resources(HOTPATH, "AWS::AutoScaling::ScalingPolicy").values()
+    assert {p["Properties"]["AutoScalingGroupName"]["Ref"] for p in scaling} == {"SpareAutoScalingGroup"}
 
 
 def test_fleet_is_single_node_and_empty_until_a_release_exists() -> None:
     asg = properties(HOTPATH, "NodeAutoScalingGroup")
-    assert asg["DesiredCapacity"] == {
-        "Fn::If": ["HasRelease", {"Fn::If": ["IsReplicated", 2, {"Ref": "NodeCount"}]}, 0]
-    }
-    assert HOTPATH["Parameters"]["MaxNodes"]["Default"] == 1  # one writer per book
+    for size in ("MinSize", "MaxSize", "DesiredCapacity"):  # one writer per book: nothing scales a shard
+        assert asg[size] == {
+            "Fn::If": ["HasRelease", {"Fn::If": ["IsReplicated", 2, {"Ref": "NodeCount"}]}, 0]
+        }
+    assert HOTPATH["Parameters"]["ShardCount"]["Default"] == 1
 
 
 # ---- instance profile: least privilege ----

@@ -88,6 +88,26 @@ PEER_FLOWS = {
     (PEER_LAMBDAS, "DataStack/DatabaseSecurityGroup", 5432),
     (PEER_MATCHING_CLIENTS, "HotpathStack/EndpointSecurityGroup", 9001),
 }
+# The hot path's fleet (ShardCount): shard n's NLB and endpoint listener. The nodes serve every
+# shard on 9001, so NLB -> node stays 9001; only the client-facing flows multiply.
+SHARD_PORTS = {1: 9001, 2: 9011, 3: 9021, 4: 9031}
+
+
+def shard_flows(shards: int) -> set[tuple[str, str, int]]:
+    """The functions reach every shard's listener, through the endpoint or the NLB directly."""
+    return {
+        (MATCHING_CLIENTS, f"HotpathStack/{group}", SHARD_PORTS[n])
+        for n in range(1, shards + 1)
+        for group in ("EndpointSecurityGroup", "LoadBalancerSecurityGroup")
+    }
+
+
+def peer_shard_flows(shards: int) -> set[tuple[str, str, int]]:
+    """The other region's book-checksum reads reach every shard's listener through the endpoint."""
+    return {
+        (PEER_MATCHING_CLIENTS, "HotpathStack/EndpointSecurityGroup", SHARD_PORTS[n])
+        for n in range(1, shards + 1)
+    }
 
 
 @dataclass(frozen=True)
@@ -113,8 +133,9 @@ def _rule(raw: dict[str, Any], peer_key: str) -> Rule:
 
 
 class Environment:
-    def __init__(self, section: str) -> None:
-        self.root = environment_model(section)
+    def __init__(self, section: str, shards: int = 1) -> None:
+        fleet = {"HotpathStack": {"ShardCount": str(shards)}} if shards != 1 else None
+        self.root = environment_model(section, nested_overrides=fleet)
         self.network = self.root.nested("NetworkStack")
         self.groups: dict[str, str] = {}  # symbol -> name
         self.ingress: dict[str, list[Rule]] = {}
@@ -202,11 +223,11 @@ def _allowed(source: Environment, src: str, target: Environment, dst: str, port:
 
 def _ports(env: Environment) -> set[int]:
     ports = {r.low for rules in env.ingress.values() for r in rules if r.protocol != "-1"}
-    return ports | {22, 80, 443, 5432, 9001, 9002, 9090, 9101, 2049, 3000}
+    return ports | {22, 80, 443, 5432, 9002, 9090, 9101, 2049, 3000} | set(SHARD_PORTS.values())
 
 
-def _flows(section: str) -> set[tuple[str, str, int]]:
-    env = Environment(section)
+def _flows(section: str, shards: int = 1) -> set[tuple[str, str, int]]:
+    env = Environment(section, shards)
     names = sorted(env.ingress)
     return {
         (src, dst, port)
@@ -217,10 +238,12 @@ def _flows(section: str) -> set[tuple[str, str, int]]:
     }
 
 
-@pytest.mark.parametrize("section", ["default", "prod", "dr"])
-def test_declared_flows_are_allowed_and_nothing_else(section: str) -> None:
-    allowed = _flows(section)
-    expected = set(DECLARED) | ALB_CLIENTS
+@pytest.mark.parametrize(
+    ("section", "shards"), [("default", 1), ("prod", 1), ("dr", 1), ("default", 3), ("prod", 4), ("dr", 2)]
+)
+def test_declared_flows_are_allowed_and_nothing_else(section: str, shards: int) -> None:
+    allowed = _flows(section, shards)
+    expected = set(DECLARED) | ALB_CLIENTS | shard_flows(shards)
     if environment_model(section).nested("HotpathStack").condition("IsReplicated"):
         expected.add(REPLICATION)
     if section != "default":  # interface endpoints only where InterfaceEndpoints=all
@@ -254,11 +277,27 @@ def test_only_the_nodes_reach_the_replication_port(section: str) -> None:
         assert not env.acl_allows("Hotpath", False, 9002, env.subnet(tier)), tier
 
 
-@pytest.mark.parametrize(("here", "there"), [("dr", "prod"), ("prod", "dr")])
+def test_a_fleet_of_three_reaches_each_shards_listener_from_the_functions_and_opens_nothing_else() -> None:
+    one, three = _flows("prod", 1), _flows("prod", 3)
+    assert three - one == {
+        (MATCHING_CLIENTS, "HotpathStack/EndpointSecurityGroup", 9011),
+        (MATCHING_CLIENTS, "HotpathStack/LoadBalancerSecurityGroup", 9011),
+        (MATCHING_CLIENTS, "HotpathStack/EndpointSecurityGroup", 9021),
+        (MATCHING_CLIENTS, "HotpathStack/LoadBalancerSecurityGroup", 9021),
+    }
+    assert one - three == set()
+    assert not {f for f in three if f[2] == 9031}  # shard 4's port stays closed with three shards
+    # the NLB still reaches the nodes on 9001 (and health checks on 9101) only, whichever shard
+    assert {f[2] for f in three if f[1] == NODES} == {9001, 9002, 9101}
+
+
+@pytest.mark.parametrize(
+    ("here", "there", "shards"), [("dr", "prod", 1), ("prod", "dr", 1), ("dr", "prod", 3)]
+)
 def test_the_peer_regions_functions_reach_the_ledger_and_node_endpoint_and_nothing_else(
-    here: str, there: str
+    here: str, there: str, shards: int
 ) -> None:
-    source, target = Environment(there), Environment(here)
+    source, target = Environment(there, shards), Environment(here, shards)
     peer_private = source.subnet("Private")
     allowed = {
         (group, dst, port)
@@ -267,7 +306,7 @@ def test_the_peer_regions_functions_reach_the_ledger_and_node_endpoint_and_nothi
         for port in _ports(target)
         if _allowed(source, group, target, dst, port, peer_private)
     }
-    assert allowed == PEER_FLOWS
+    assert allowed == PEER_FLOWS | peer_shard_flows(shards)
     # The peer's other tiers (its nodes, its data tier) reach nothing here.
     for tier in ("Hotpath", "Data"):
         other = source.subnet(tier)

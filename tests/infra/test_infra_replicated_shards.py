@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.infra.node_bootstrap import node_identity
 from tests.infra.templates import ROOT, load
 from tools.cfn_model import StackModel, environment_model
 
@@ -158,35 +159,12 @@ def test_the_node_is_told_the_port_the_security_groups_open() -> None:
 
 
 def _shard_arguments(replicated: str, tmp_path: Path) -> list[str]:
-    """Run the bootstrap's shard block with IMDSv2 answered by a stub; the node.env line it writes,
-    sourced as activate.sh sources it, gives MERIDIAN_SHARD_ARGS."""
-    lines = USER_DATA.splitlines()
-    start = lines.index('SHARD_ARGS=""')
-    end = start + lines[start:].index("fi") + 1
-    block = "\n".join(lines[start:end])
-    (env_line,) = [line for line in lines if line.startswith("MERIDIAN_SHARD_ARGS=")]
-    rendered = re.sub(
-        r"\$\{(\w+)\}",
-        lambda m: {"ShardName": "default", "LeaseTable": "meridian-shard-leases-prod", "LeaseTtlMs": "2000"}[
-            m.group(1)
-        ],
-        block,
-    )
-    script = tmp_path / "shard.sh"
-    script.write_text(
-        "set -euo pipefail\n"
-        f"REPLICATED='{replicated}'\n"
-        'curl() { case "$*" in *api/token*) echo token;; *instance-id*) echo i-0123456789abcdef0;;'
-        " *local-ipv4*) echo 10.0.4.37;; *) return 22;; esac; }\n"
-        f"{rendered}\n"
-        f'cat > "$1" <<ENV\n{env_line}\nENV\n'
-        'set -a; . "$1"; set +a\n'
-        'printf "%s" "$MERIDIAN_SHARD_ARGS"\n'
-    )
-    out = subprocess.run(
-        ["bash", str(script), str(tmp_path / "node.env")], check=True, capture_output=True, text=True
-    ).stdout
-    return out.split()
+    """Run the bootstrap's identity and shard blocks as shard 1's instance (its group's tags and
+    IMDSv2 answered by a stub); the node.env line it writes, sourced as activate.sh sources it, gives
+    MERIDIAN_SHARD_ARGS."""
+    identity = node_identity(tmp_path, replicated)
+    assert identity["status"] == "0", identity
+    return identity["shard_args"].split()
 
 
 def _exec_start_arguments(shard_arguments: list[str], ack_after: str) -> list[str]:
@@ -256,8 +234,14 @@ def test_the_bootstrap_passes_the_stacks_replication_parameters() -> None:
     assert "REPLICATED='${ReplicatedShards}'\n" in USER_DATA
     assert 'if [ "$REPLICATED" = "true" ]; then' in USER_DATA
     assert "X-aws-ec2-metadata-token" in USER_DATA  # IMDSv2 (the launch template requires tokens)
-    for name in ("ShardName", "LeaseTable", "LeaseTtlMs", "AckAfter"):
+    for name in ("LeaseTable", "LeaseTtlMs", "AckAfter"):
         assert f"${{{name}}}" in USER_DATA, name
+    # the shard's lease key is its group's tag: ShardName for shard 1, ShardName-<n> for the others
+    assert "SHARD_NAME=$(imds tags/instance/meridian:shard)" in USER_DATA
+    tags = {
+        tag["Key"]: tag["Value"] for tag in HOTPATH["Resources"]["NodeAutoScalingGroup"]["Properties"]["Tags"]
+    }
+    assert tags["meridian:shard"] == {"Ref": "ShardName"}
 
 
 @pytest.mark.parametrize(
@@ -290,7 +274,7 @@ def test_rolling_updates_keep_one_node_of_a_pair_in_service_and_wait_for_the_new
     signal = _statements(model)["SignalRollingUpdates"]
     assert signal["Action"] == "cloudformation:SignalResource"
     assert signal["Resource"] == f"arn:aws:cloudformation:us-east-1:123456789012:stack/{model.stack_name}/*"
-    assert "--resource NodeAutoScalingGroup" in USER_DATA
+    assert '--resource "$SCALING_GROUP"' in USER_DATA  # the group's logical id, from its tag
     assert "aws-cfn-bootstrap" in USER_DATA  # the package that installs cfn-signal
 
 
@@ -301,7 +285,7 @@ def _readiness(tmp_path: Path, node_mode: str, leases: list[str]) -> tuple[str, 
     start = lines.index("  READY=no LEASE=none") - 1
     end = start + lines[start:].index("fi") + 1
     block = "\n".join(lines[start:end]).replace("/opt/aws/bin/cfn-signal", "cfn_signal")
-    names = {"LeaseTable": "meridian-shard-leases-prod", "ShardName": "default", "AWS::StackName": "hp"}
+    names = {"LeaseTable": "meridian-shard-leases-prod", "AWS::StackName": "hp"}
     block = re.sub(r"\$\{([\w:]+)\}", lambda m: names[m.group(1)], block)
     answers = tmp_path / "answers"
     answers.write_text("\n".join(leases) + "\n")
@@ -309,9 +293,11 @@ def _readiness(tmp_path: Path, node_mode: str, leases: list[str]) -> tuple[str, 
     script.write_text(
         "set -euo pipefail\n"
         f"REPLICATED=true NODE_MODE={node_mode} REGION=us-east-1 INSTANCE_ID=i-0me\n"
+        "SHARD_NAME=default SCALING_GROUP=NodeAutoScalingGroup\n"
         f"READS={tmp_path / 'reads'}; : > $READS\n"
         # $(aws ...) runs in a subshell: the reads are counted in a file
-        'aws() { [[ "$*" == *"--table-name meridian-shard-leases-prod"* ]] || return 9; echo x >> $READS;'
+        'aws() { [[ "$*" == *"--table-name meridian-shard-leases-prod"* ]] || return 9;'
+        ' [[ "$*" == *\'"S": "default"\'* ]] || return 8; echo x >> $READS;'
         f' n=$(wc -l < $READS); sed -n "$(( n < {len(leases)} ? n : {len(leases)} ))p" {answers}; }}\n'
         "sleep() { :; }\n"
         'cfn_signal() { echo "signal $2 $*"; }\n'
