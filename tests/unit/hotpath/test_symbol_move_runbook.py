@@ -420,3 +420,26 @@ def test_the_sample_events_run_a_whole_move_and_keep_halted(world: World) -> Non
     assert outputs["keep_halted"]["destination"].startswith("halted at seq")
     head = world.orders(world.destination).submit("t", "ACC-Z", SYMBOL, Side.BUY, 1, 19000).messages[0]
     assert rejected(head) is RejectReason.TRADING_HALTED  # halted again by keep_halted, never resumed
+
+
+def test_a_move_stopped_before_the_route_switch_is_undone_by_moving_back(world: World) -> None:
+    """docs/runbooks/symbol-move.md, "Abandoning a move": the runbook run the other way takes the
+    copies off the destination and resumes the source, every order where it was."""
+    src = world.orders(world.source)
+    first = place(src, "s1", "ACC-A", Side.SELL, 100, 19000)
+    place(src, "s2", "ACC-B", Side.SELL, 100, 19000)
+    record(world, "ACC-A", "s1", first)
+    ok(world, "halt_source", world.move())
+    ok(world, "copy", world.move())  # ...and the move stopped here, the copies halted on the destination
+
+    back = run_move(world, world.move(source=world.destination_node, destination=world.source_node))
+
+    assert back["copy"]["already_copied"] == 2  # the originals, found on the source as they were
+    assert back["remove"]["removed"] == 2  # the copies, cancelled on the destination
+    assert back["route"] == {"switched": False}  # it never left the source
+    assert stored(world, "ACC-A", "s1")["node_order_id"]["N"] == str(first.order_id)
+    assert world.admin(world.destination).export_book(SYMBOL).orders == ()
+    fills = [
+        m for m in src.submit("t", "ACC-Z", SYMBOL, Side.BUY, 200, 19000).messages if isinstance(m, Fill)
+    ]
+    assert [f.sell_client_order_id for f in fills] == ["s1", "s2"]
