@@ -297,3 +297,42 @@ def test_no_spare_capacity_still_proposes_moves() -> None:
     assert "SpareAutoScalingGroup" not in model.resources
     assert not model.of_type("AWS::AutoScaling::ScalingPolicy")
     assert model.properties("HighVolatilityAlarm")["AlarmActions"] == [model.ref("VolatilityTopic")]
+
+
+# ---- alarms per shard (the observability stack, wired as the root is to wire it) ----
+
+
+def test_each_shard_has_its_no_healthy_node_alarm_and_one_shard_has_only_the_regions() -> None:
+    hotpath = environment_model("prod", nested_overrides={"HotpathStack": {"ShardCount": "3"}}).nested(
+        "HotpathStack"
+    )
+    names = hotpath.output("ShardTargetGroupFullNames")
+    root = environment_model(
+        "prod",
+        nested_overrides={
+            "HotpathStack": {"ShardCount": "3"},
+            "ObservabilityStack": {"HotpathShardTargetGroupFullNames": names},
+        },
+    )
+    observability = root.nested("ObservabilityStack")
+    alarms = {
+        lid: observability.properties(lid)
+        for lid in observability.of_type("AWS::CloudWatch::Alarm")
+        if observability.properties(lid).get("MetricName") == "HealthyHostCount"
+    }
+    assert set(alarms) == {
+        "HotpathHealthyNodesAlarm",
+        "HotpathShard2HealthyNodesAlarm",
+        "HotpathShard3HealthyNodesAlarm",
+    }
+    groups = {
+        lid: {d["Name"]: d["Value"] for d in alarm["Dimensions"]}["TargetGroup"]
+        for lid, alarm in alarms.items()
+    }
+    assert groups == {
+        "HotpathHealthyNodesAlarm": hotpath.output("TargetGroupFullName"),
+        "HotpathShard2HealthyNodesAlarm": hotpath.get_att("Shard2TargetGroup", "TargetGroupFullName"),
+        "HotpathShard3HealthyNodesAlarm": hotpath.get_att("Shard3TargetGroup", "TargetGroupFullName"),
+    }
+    one = environment_model("prod").nested("ObservabilityStack")
+    assert not [lid for lid in one.resources if lid.startswith("HotpathShard")]
