@@ -134,6 +134,7 @@ class RunningNode:
         self.node_number = claim_node_number(config.data_dir, config.node_number)
         log.info("node number %d", self.node_number)
         engine, self.recovery = recover(config.data_dir, config.instruments, repair=True)
+        self.recovered_epoch: int = engine.journal_epoch  # the newest epoch its journal holds
         engine.reserve(config.expected_client_order_ids, config.expected_live_orders)
         for line in self.recovery.lines():
             log.info("%s", line)

@@ -57,8 +57,11 @@ class Lease:
 class LeaseStore(Protocol):
     def read(self, shard: str) -> Lease | None: ...
 
-    def acquire(self, shard: str, holder: str, ttl_ms: int, client: str, replication: str) -> Lease | None:
-        """Take the shard if nobody holds a live lease on it (a new epoch); None if someone does."""
+    def acquire(
+        self, shard: str, holder: str, ttl_ms: int, client: str, replication: str, min_epoch: int = 1
+    ) -> Lease | None:
+        """Take the shard if nobody holds a live lease on it (a new epoch, at least ``min_epoch``);
+        None if someone does."""
 
     def renew(self, lease: Lease, ttl_ms: int, in_sync: bool) -> Lease | None:
         """Push the lease on, saying whether the standby is in sync; None if it is no longer this
@@ -91,10 +94,14 @@ class DynamoLeaseStore:
         found = item.get("Item")
         return None if found is None else _lease(found)
 
-    def acquire(self, shard: str, holder: str, ttl_ms: int, client: str, replication: str) -> Lease | None:
+    def acquire(
+        self, shard: str, holder: str, ttl_ms: int, client: str, replication: str, min_epoch: int = 1
+    ) -> Lease | None:
         now = wall_ms()
         current = self.read(shard)
-        epoch = 1 if current is None else current.epoch + 1
+        # Above the table's epoch and above every epoch the taker's journal holds: a shard restored
+        # into a region whose lease table starts afresh (DR) goes on from its journal's epochs.
+        epoch = max(1 if current is None else current.epoch + 1, min_epoch)
         if epoch > MAX_EPOCH:
             raise LeaseError(f"shard {shard} has run out of epochs ({MAX_EPOCH})")
         if current is not None and not current.expired(now, self.skew_ms) and current.holder != holder:

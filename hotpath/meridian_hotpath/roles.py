@@ -90,11 +90,19 @@ class ShardRole:
             config.client_address
             or f"{config.advertise_host or self.running.config.host}:{self.running.port}",
             self.replication_address,
+            self.journal_epoch() + 1,
         )
         if lease is None:
             return False
         self.held = HeldLease(config.store, lease, config.ttl_ms, config.margin_ms)
         return True
+
+    def journal_epoch(self) -> int:
+        """The newest epoch this node's journal holds (0 for an empty one)."""
+        noted = self.epochs.entries[-1][0] if self.epochs.entries else 0
+        node = getattr(self.running, "node", None)  # None until the node is built (at start)
+        current = self.running.recovered_epoch if node is None else node.engine.journal_epoch
+        return max(noted, current)
 
     # ---- primary -------------------------------------------------------------------------------
 

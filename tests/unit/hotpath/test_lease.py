@@ -40,6 +40,20 @@ def test_the_first_holder_gets_epoch_one_and_a_live_lease_keeps_others_out(store
     assert store.read("B") is None
 
 
+def test_a_lease_starts_above_the_epochs_its_takers_journal_holds(
+    store: DynamoLeaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A shard restored into a region whose lease table starts empty (DR): its journal's epochs go on.
+    restored = store.acquire("A", "n1", 1_000, "h1:9001", "h1:9002", min_epoch=8)
+    assert restored is not None
+    assert restored.epoch == 8
+    monkeypatch.setattr(lease_module, "wall_ms", lambda: restored.expires_at_ms + 5)
+    # The table's epoch wins when it is higher than what the taker's journal holds.
+    taken = store.acquire("A", "n2", 1_000, "h2:9001", "h2:9002", min_epoch=3)
+    assert taken is not None
+    assert taken.epoch == 9
+
+
 def test_an_expired_lease_is_taken_in_the_next_epoch_and_the_old_holder_cannot_renew(
     store: DynamoLeaseStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
