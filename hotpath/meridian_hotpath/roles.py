@@ -66,6 +66,7 @@ class ShardRole:
         )
         self.promoted_at: float | None = None
         self._said_out_of_sync = False
+        self._said_state_differs = False
 
     # ---- at start ------------------------------------------------------------------------------
 
@@ -224,6 +225,21 @@ class ShardRole:
     def _checked(self, seq: int, checksum: int) -> None:
         self.running.node.follower.verify(seq, checksum)
 
+    def _state_differs(self) -> bool:
+        """Whether this standby's engine ever differed from its primary's at a snapshot (a CHECK's
+        checksum mismatched): its book is not the shard's, so it must never take the shard over, even
+        in sync; an operator replaces it (the checksum-mismatch alarm)."""
+        stats = self.running.node.follower.stats
+        if stats.get("meridian_replica_checksum_mismatches", 0) <= 0:
+            return False
+        if not self._said_state_differs:
+            self._said_state_differs = True
+            log.error(
+                "this standby's state differed from its primary's at a snapshot: it will not take the"
+                " shard over; replace it (a new standby copies the primary's journal)"
+            )
+        return True
+
     def _diverged(self, seq: int) -> None:
         """Stop, to cut this node's journal back to where it and the primary's agree (``cut_back``,
         once the node and its follower have stopped: a follower still running could snapshot the
@@ -242,6 +258,8 @@ class ShardRole:
             if lease is not None and lease.replication and lease.holder != config.node_id:
                 self.primary_address = _address(lease.replication)
             now_ms = time.time_ns() // 1_000_000
+            if (lease is None or lease.may_take_over(now_ms, config.skew_ms)) and self._state_differs():
+                continue
             if lease is None or lease.may_take_over(now_ms, config.skew_ms):
                 if await self._take_over(lease):
                     return
