@@ -162,7 +162,9 @@ def test_the_node_may_put_drop_copy_records_and_encrypt_them_nothing_more() -> N
 def test_every_node_starts_with_the_stream_and_its_number() -> None:
     user_data = (DEPLOY / "user-data.sh").read_text()
     assert "MERIDIAN_EXECUTIONS_STREAM=${ExecutionsStreamName}\n" in user_data
-    assert "MERIDIAN_NODE_NUMBER=${NodeNumber}\n" in user_data
+    # the stack's NodeNumber for shard 1, NodeNumber + n - 1 for shard n (tests/infra/test_infra_fleet.py)
+    assert "NODE_NUMBER=$(( ${NodeNumber} + SHARD_INDEX - 1 ))" in user_data
+    assert "MERIDIAN_NODE_NUMBER=$NODE_NUMBER\n" in user_data
     (exec_start,) = [
         line.split("=", 1)[1]
         for line in (DEPLOY / "meridian-node.service").read_text().splitlines()
