@@ -133,6 +133,14 @@ def first_accepted(port: int, deadline: float) -> float:
     raise AssertionError("the standby never took over")
 
 
+def fail_over(primary: NodeProcess, standby: NodeProcess, streamer: Streamer) -> float:
+    """kill -9 the primary under ``streamer``'s orders; seconds until the standby accepts one."""
+    killed_at = time.monotonic()
+    primary.kill()
+    streamer.thread.join(10)
+    return first_accepted(standby.port, killed_at + 60) - killed_at
+
+
 def assert_all_present_once(port: int, acked: dict[str, NewOrder]) -> int:
     """Re-send every acknowledged order: each must be a DUPLICATE (present, and not entered twice).
 

@@ -10,10 +10,11 @@ takeover it holds every order, those acknowledged while it was cut off included.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
-import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from tests.integration.hotpath.test_failover import (
     TTL_MS,
     Streamer,
     assert_all_present_once,
-    first_accepted,
+    fail_over,
     lease_of,
     lease_table,
     wait_for,
@@ -82,27 +83,18 @@ def connected(node: NodeProcess) -> float:
     raise AssertionError("no meridian_replication_connected gauge")
 
 
-def test_a_slow_link_delays_answers_but_the_standby_holds_every_acknowledged_order(
-    tmp_path: Path, moto_endpoint: str
-) -> None:
-    lease_table(moto_endpoint)
-    primary, proxy = behind_proxy(
-        tmp_path / "p", "p", moto_endpoint, "SLOW", delay=0.02, replica_timeout_ms=5000
-    )
+@contextlib.contextmanager
+def pair_through_proxy(
+    tmp_path: Path, endpoint: str, shard: str, delay: float, replica_timeout_ms: int
+) -> Iterator[tuple[NodeProcess, NodeProcess, FaultProxy]]:
+    """A primary and its standby in sync, the link between them through a FaultProxy."""
+    lease_table(endpoint)
+    primary, proxy = behind_proxy(tmp_path / "p", "p", endpoint, shard, delay, replica_timeout_ms)
     standby = None
     try:
-        standby = start(tmp_path / "s", "s", moto_endpoint, "SLOW")
-        wait_for(lambda: lease_of(moto_endpoint, "SLOW")["in_sync"], "the standby in sync through the proxy")
-        assert proxy.connections >= 1
-        streamer = Streamer(primary.port, "slow", random.Random(3))
-        wait_for(lambda: len(streamer.acked) > 300, "orders answered over the slow link")
-        assert lease_of(moto_endpoint, "SLOW")["holder"] == "p"  # slow is not dead: no takeover
-        assert lease_of(moto_endpoint, "SLOW")["in_sync"] is True
-        killed_at = time.monotonic()
-        primary.kill()
-        streamer.thread.join(10)
-        first_accepted(standby.port, killed_at + 60)
-        assert assert_all_present_once(standby.port, streamer.acked) == len(streamer.acked)
+        standby = start(tmp_path / "s", "s", endpoint, shard)
+        wait_for(lambda: lease_of(endpoint, shard)["in_sync"], "the standby in sync through the proxy")
+        yield primary, standby, proxy
     finally:
         primary.stop()
         if standby is not None:
@@ -110,17 +102,23 @@ def test_a_slow_link_delays_answers_but_the_standby_holds_every_acknowledged_ord
         proxy.close()
 
 
+def test_a_slow_link_delays_answers_but_the_standby_holds_every_acknowledged_order(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    with pair_through_proxy(tmp_path, moto_endpoint, "SLOW", 0.02, 5000) as (primary, standby, proxy):
+        assert proxy.connections >= 1
+        streamer = Streamer(primary.port, "slow", random.Random(3))
+        wait_for(lambda: len(streamer.acked) > 300, "orders answered over the slow link")
+        assert lease_of(moto_endpoint, "SLOW")["holder"] == "p"  # slow is not dead: no takeover
+        assert lease_of(moto_endpoint, "SLOW")["in_sync"] is True
+        fail_over(primary, standby, streamer)
+        assert assert_all_present_once(standby.port, streamer.acked) == len(streamer.acked)
+
+
 def test_a_cut_link_leaves_the_primary_trading_alone_and_a_healed_one_catches_the_standby_up(
     tmp_path: Path, moto_endpoint: str
 ) -> None:
-    lease_table(moto_endpoint)
-    primary, proxy = behind_proxy(
-        tmp_path / "p", "p", moto_endpoint, "CUT", delay=0.0, replica_timeout_ms=1000
-    )
-    standby = None
-    try:
-        standby = start(tmp_path / "s", "s", moto_endpoint, "CUT")
-        wait_for(lambda: lease_of(moto_endpoint, "CUT")["in_sync"], "the standby in sync through the proxy")
+    with pair_through_proxy(tmp_path, moto_endpoint, "CUT", 0.0, 1000) as (primary, standby, proxy):
         assert connected(primary) == 1.0
         proxy.cut()
         streamer = Streamer(primary.port, "cut", random.Random(5))
@@ -134,14 +132,6 @@ def test_a_cut_link_leaves_the_primary_trading_alone_and_a_healed_one_catches_th
         wait_for(lambda: lease_of(moto_endpoint, "CUT")["in_sync"], "the standby in sync after the cut")
         wait_for(lambda: len(streamer.acked) > alone + 300, "orders answered after the link healed")
         assert connected(primary) == 1.0
-        killed_at = time.monotonic()
-        primary.kill()
-        streamer.thread.join(10)
-        first_accepted(standby.port, killed_at + 60)
+        fail_over(primary, standby, streamer)
         # Every acknowledged order, those answered while the standby was cut off included.
         assert assert_all_present_once(standby.port, streamer.acked) == len(streamer.acked)
-    finally:
-        primary.stop()
-        if standby is not None:
-            standby.stop()
-        proxy.close()

@@ -6,7 +6,6 @@ every acknowledged order, those of the shard's earlier epochs included."""
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from meridian_hotpath.process import NodeProcess
 from tests.integration.hotpath.test_failover import (
     Streamer,
     assert_all_present_once,
-    first_accepted,
+    fail_over,
     lease_of,
     lease_table,
     start,
@@ -26,7 +25,8 @@ from tests.integration.hotpath.test_failover import (
 pytestmark = pytest.mark.integration
 
 
-def stream_until(port: int, prefix: str, rng: random.Random, acked: dict[str, NewOrder]) -> Streamer:
+def stream_until(port: int, prefix: str, rng: random.Random) -> Streamer:
+    """Orders streaming to the node on ``port`` until it dies, once 200 have been answered."""
     streamer = Streamer(port, prefix, rng)
     wait_for(lambda: len(streamer.acked) > 200, f"orders answered ({prefix})")
     return streamer
@@ -46,13 +46,10 @@ def test_a_restored_shard_leads_above_its_journals_epochs_and_its_new_standby_fo
         n2 = start(tmp_path / "n2", "n2", moto_endpoint, "PROD")
         nodes.append(n2)
         wait_for(lambda: lease_of(moto_endpoint, "PROD")["in_sync"], "the standby in sync")
-        first = stream_until(n1.port, "e1", rng, acked)
-        killed_at = time.monotonic()
-        n1.kill()
-        first.thread.join(10)
-        first_accepted(n2.port, killed_at + 60)
+        first = stream_until(n1.port, "e1", rng)
+        fail_over(n1, n2, first)
         assert lease_of(moto_endpoint, "PROD")["epoch"] == 2
-        second = stream_until(n2.port, "e2", rng, acked)
+        second = stream_until(n2.port, "e2", rng)
         n2.stop()
         second.thread.join(10)
         acked.update(first.acked)
@@ -66,11 +63,8 @@ def test_a_restored_shard_leads_above_its_journals_epochs_and_its_new_standby_fo
         fresh = start(tmp_path / "dr-b", "dr-b", moto_endpoint, "DR")
         nodes.append(fresh)
         wait_for(lambda: lease_of(moto_endpoint, "DR")["in_sync"], "the new standby in sync")
-        third = stream_until(restored.port, "e3", rng, acked)
-        killed_at = time.monotonic()
-        restored.kill()
-        third.thread.join(10)
-        first_accepted(fresh.port, killed_at + 60)
+        third = stream_until(restored.port, "e3", rng)
+        fail_over(restored, fresh, third)
         acked.update(third.acked)
         assert assert_all_present_once(fresh.port, acked) == len(acked)
     finally:
