@@ -57,10 +57,11 @@ class Environment:
 def _launch(env: Environment) -> tuple[dict[str, Any], int]:
     hotpath = env.stack("HotpathStack")
     data = hotpath.properties("NodeLaunchTemplate")["LaunchTemplateData"]
-    # The fleet once a release is deployed (before that it is empty): a replicated shard is a
-    # primary and a standby.
-    nodes = 2 if hotpath.condition("IsReplicated") else int(hotpath.parameters["NodeCount"])
-    return data, nodes
+    # The fleet once a release is deployed (before that it is empty): ShardCount shards, each one
+    # node or, replicated, a primary and a standby. High volatility's spare nodes run only while the
+    # market is volatile and are not counted (docs/deploy.md, "Matching fleet").
+    per_shard = 2 if hotpath.condition("IsReplicated") else int(hotpath.parameters["NodeCount"])
+    return data, per_shard * int(hotpath.parameters["ShardCount"])
 
 
 def dedicated_fee(env: Environment) -> Cost:
@@ -235,6 +236,17 @@ def compute() -> dict[str, dict[str, Cost]]:
         costs["Total"] = Cost(sum(c.usd for c in costs.values()), "")
         table[section] = costs
     return table
+
+
+def shard_costs(table: dict[str, dict[str, Cost]]) -> dict[str, float]:
+    """Section -> what one more matching shard (hot path ShardCount + 1) adds a month: its nodes and
+    their journal volumes, the table's two per-node lines divided by the environment's shards."""
+    found = {}
+    for section in ENVIRONMENTS:
+        shards = int(environment_model(section).nested("HotpathStack").parameters["ShardCount"])
+        costs = table[section]
+        found[section] = (costs["C5n matching node"].usd + costs["Journal volume"].usd) / shards
+    return found
 
 
 def render(table: dict[str, dict[str, Cost]]) -> str:

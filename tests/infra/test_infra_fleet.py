@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.infra.node_bootstrap import USER_DATA, node_identity
-from tests.infra.templates import load
+from tests.infra.templates import ROOT, load
+from tools import cost_table
 from tools.cfn_model import StackModel, environment_model
 
 HOTPATH = load("hotpath/template.yaml")
@@ -336,3 +337,14 @@ def test_each_shard_has_its_no_healthy_node_alarm_and_one_shard_has_only_the_reg
     }
     one = environment_model("prod").nested("ObservabilityStack")
     assert not [lid for lid in one.resources if lid.startswith("HotpathShard")]
+
+
+def test_the_guide_gives_each_environments_cost_per_shard_from_the_cost_table() -> None:
+    costs = cost_table.shard_costs(cost_table.compute())
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    written = guide.split("<!-- shard-cost:start -->", 1)[1].split("<!-- shard-cost:end -->", 1)[0]
+    assert written == (
+        f"${costs['default']:,.0f} a month in dev, ${costs['prod']:,.0f} in prod, ${costs['dr']:,.0f} in dr"
+    )
+    # prod's shard is a replicated pair: twice dr's single node
+    assert round(costs["prod"]) == round(2 * costs["dr"])
