@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meridian.client import BookCopy, HotpathClient
+from meridian.client import BookCopy, BookExportRefusedError, HotpathClient
 from meridian.domain import OrderStatus, RejectReason
 from meridian.executions import order_id_for
 from meridian.protocol import (
@@ -56,6 +56,11 @@ OrderKey = tuple[str, str]  # (account, client order id): an order's name on eve
 
 class SymbolMoveError(Exception):
     """A step of a symbol move cannot go on; the symbol stays halted and nothing was lost."""
+
+
+class RecordBehindError(SymbolMoveError):
+    """An order record does not show the open quantity its copy has: an answer that changed it is
+    still being written (the runbook retries the step), or it needs reconciling by hand."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +186,13 @@ def copy_book(
 ) -> CopyReport:
     """Step 2: enter the halted source's working orders on the destination, then halt it there."""
     exported = source_admin.export_book(symbol)
-    present = _working(destination_admin, symbol)
+    present, was_trading = _working(destination_admin, symbol)
     if not exported.orders:  # nothing (left) to copy: a book already removed from the source
         return CopyReport(symbol, exported.seq, 0, 0, 0, {})
     strangers = [key for key in present if key not in {key_of(o) for o in exported.orders}]
     if strangers:
+        if was_trading:  # its own book, halted only to be read: it trades on as it did
+            resume(destination_admin, symbol)
         raise SymbolMoveError(
             f"the destination already trades {symbol} ({len(strangers)} orders of its own, e.g. "
             f"{strangers[0]}): a move needs its book empty"
@@ -208,10 +215,16 @@ def copy_book(
     return CopyReport(symbol, exported.seq, len(exported.orders), copied, already, destination)
 
 
-def _working(admin: HotpathClient, symbol: str) -> dict[OrderKey, RestingOrder]:
-    """The symbol's working orders on a node, halting it for the export if it trades."""
-    halt(admin, symbol)
-    return {key_of(o): o for o in admin.export_book(symbol).orders}
+def _working(admin: HotpathClient, symbol: str) -> tuple[dict[OrderKey, RestingOrder], bool]:
+    """The symbol's working orders on a node, halting it for the export if it trades (then True)."""
+    try:
+        book, was_trading = admin.export_book(symbol), False
+    except BookExportRefusedError as refused:
+        if refused.reason is not RejectReason.SYMBOL_NOT_HALTED:
+            raise
+        halt(admin, symbol)
+        book, was_trading = admin.export_book(symbol), True
+    return {key_of(o): o for o in book.orders}, was_trading
 
 
 def remove_from_source(
@@ -317,7 +330,7 @@ def point_records(
                 continue
             status = old.get("status", {}).get("S")
             if status in OPEN_STATUSES:
-                raise SymbolMoveError(
+                raise RecordBehindError(
                     f"the record of {key_of(copy)} says {old.get('leaves_quantity')} open, its copy "
                     f"{copy.leaves_quantity}: reconcile it by hand"
                 ) from None

@@ -217,6 +217,8 @@ def test_a_destination_trading_the_symbol_is_refused(pair: tuple[NodeThread, Nod
     with pytest.raises(symbol_move.SymbolMoveError, match="already trades"):
         symbol_move.copy_book(src, dst, dst, SYMBOL)
     assert [o.client_order_id for o in src.export_book(SYMBOL).orders] == ["mine"]  # untouched
+    # The destination, halted only to read its book, trades on as it did.
+    assert isinstance(dst.submit("after", "ACC-Z", SYMBOL, Side.SELL, 1, 19100).messages[0], Ack)
 
 
 def test_a_stop_order_moves_and_still_fires(pair: tuple[NodeThread, NodeThread]) -> None:
@@ -313,3 +315,27 @@ def test_order_records_follow_their_copies_and_the_route_switches(
         table = RouteTable.from_json(ssm.get_parameter(Name="/routes")["Parameter"]["Value"])
         assert table.address_for(SYMBOL) == ("127.0.0.1", pair[1].port)
         assert table.address_for("MSFT") == ("127.0.0.1", pair[0].port)
+
+
+def test_a_record_behind_its_copy_stops_the_records_step_with_an_error_the_runbook_retries(
+    pair: tuple[NodeThread, NodeThread],
+) -> None:
+    src, dst = client(pair[0]), client(pair[1])
+    with mock_aws():
+        ddb = boto3.client("dynamodb", "us-east-1")
+        ddb.create_table(
+            TableName="orders",
+            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ack = place(src, "a", "ACC-a", Side.BUY, 100, 18900)
+        item = _record("ACC-a", "a", ack, "NEW", ack.seq)
+        item["leaves_quantity"] = {"N": "60"}  # a fill's write not there yet: 60 open, not 100
+        ddb.put_item(TableName="orders", Item=item)
+        symbol_move.halt(src, SYMBOL)
+        symbol_move.copy_book(src, dst, dst, SYMBOL)
+        destination = f"127.0.0.1:{pair[1].port}"
+        with pytest.raises(symbol_move.RecordBehindError):
+            symbol_move.point_records(ddb, "orders", dst, dst, destination, SYMBOL)
+        assert [o.client_order_id for o in dst.export_book(SYMBOL).orders] == ["a"]  # copy kept

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from runbook_tasks import symbol_moves
 
+from meridian import symbol_move
+
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -156,3 +158,15 @@ def test_no_state_resumes_the_source() -> None:
         if state["Type"] == "Task" and "resume" in state["Parameters"]["Payload"]["step"]
     ]
     assert resuming == ["ResumeDestination"]
+
+
+def test_only_the_records_step_retries_a_record_behind_its_copy() -> None:
+    """An answer's write may still be on its way to the record; no other step can meet one."""
+    retrying = {
+        name
+        for name, state in STATES.items()
+        for rule in state.get("Retry", [])
+        if "RecordBehindError" in rule["ErrorEquals"]
+    }
+    assert retrying == {"PointRecords"}
+    assert issubclass(symbol_move.RecordBehindError, symbol_move.SymbolMoveError)
