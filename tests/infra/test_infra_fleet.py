@@ -348,3 +348,16 @@ def test_the_guide_gives_each_environments_cost_per_shard_from_the_cost_table() 
     )
     # prod's shard is a replicated pair: twice dr's single node
     assert round(costs["prod"]) == round(2 * costs["dr"])
+
+
+def test_a_rule_keeps_an_unreplicated_shard_to_one_node() -> None:
+    rule = HOTPATH["Rules"]["OneWriterPerShard"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "ReplicatedShards"}, "false"]}
+    (assertion,) = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Contains": [["0", "1"], {"Ref": "NodeCount"}]}
+    for section in ("default", "staging", "prod", "dr"):  # every environment keeps to it
+        model = environment_model(section).nested("HotpathStack")
+        assert model.parameters["ReplicatedShards"] == "true" or str(model.parameters["NodeCount"]) in (
+            "0",
+            "1",
+        )
