@@ -29,6 +29,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -61,8 +62,15 @@ def state_dir() -> Path:
 _console = sys.stdout  # the drill's report; the functions' own output goes to a log file
 
 
+_console_lock = threading.Lock()
+
+
 def _say(line: str) -> None:
-    print(line, file=_console, flush=True)
+    """One whole line at a time: the trader's thread and the runbook's watcher both report (``print``
+    writes a line and its newline apart, so two threads' lines could run together)."""
+    with _console_lock:
+        _console.write(line + "\n")
+        _console.flush()
 
 
 @contextlib.contextmanager
