@@ -231,7 +231,7 @@ def _move_routes() -> RouteTable:
 def _move(event: dict[str, Any], model: type[_Req]) -> tuple[_Req, symbol_moves.Shards]:
     """The step's validated input (checked against the route table) and clients for both shards."""
     request = symbol_moves.parse_request(event, model)
-    symbol_moves.check_routes(request, _move_routes())
+    symbol_moves.check_routes(request, _move_routes(), settings().meridian_shard_addresses)
     shards = symbol_moves.Shards.connect(request, symbol_moves.session_keys_from_environment())
     logger.append_keys(symbol=request.symbol, source=request.source, destination=request.destination)
     return request, shards

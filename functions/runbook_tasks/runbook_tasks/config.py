@@ -34,6 +34,11 @@ class Settings(BaseModel):
     meridian_routes_parameter: str = Field(
         default="", description="the route table's SSM parameter (the symbol-move runbook switches it)"
     )
+    meridian_shard_addresses: str = Field(
+        default="",
+        description="every shard of the fleet, one host:port each, comma separated (the hot path's "
+        "ShardAddresses): a shard that owns no symbol yet is a move's destination too",
+    )
     archive_catch_up_seconds: float = Field(
         default=30.0, ge=0, description="longest wait for the archive to hold an answering old primary's seq"
     )

@@ -20,7 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from meridian import symbol_move
 from meridian.client import BookExportRefusedError, HotpathClient
 from meridian.domain import SYMBOL_LEN, RejectReason
-from meridian.routing import Address, Router, RouteTable, RoutingError, StaticRoutes, parse_addresses
+from meridian.routing import (
+    Address,
+    Router,
+    RouteTable,
+    RoutingError,
+    StaticRoutes,
+    parse_address,
+    parse_addresses,
+)
 from meridian.session_auth import KEY_FILE_ENV, KEY_SECRET_ENV, SessionKey, credential_from_environment
 
 ORDERS_KEY_SECRET_ENV = "MERIDIAN_HOTPATH_ORDERS_KEY_SECRET_ARN"  # noqa: S105 - names a variable holding an ARN
@@ -123,10 +131,16 @@ def parse_request(event: Mapping[str, Any], model: type[_R]) -> _R:
         raise MoveInputError(f"invalid symbol-move input: {problems}") from None
 
 
-def check_routes(request: MoveRequest, table: RouteTable) -> None:
-    """Both shards are shards of the route table, and the symbol is routed to one of them (the
-    source before the route switches, the destination after: a re-run finds either)."""
+def check_routes(request: MoveRequest, table: RouteTable, fleet: str = "") -> None:
+    """Both shards are shards of the route table or of the fleet (``fleet``: one ``host:port`` per
+    shard, comma separated, as the hot path's ShardAddresses output lists them; a new shard owns no
+    symbol yet), and the symbol is routed to one of them (the source before the route switches, the
+    destination after: a re-run finds either)."""
     shards = table.shards()
+    try:
+        shards += [(parse_address(entry.strip()),) for entry in fleet.split(",") if entry.strip()]
+    except RoutingError as exc:
+        raise MoveConfigError(f"MERIDIAN_SHARD_ADDRESSES: {exc}") from None
     for role, nodes in (("source", request.source_nodes), ("destination", request.destination_nodes)):
         if nodes not in shards:
             raise MoveInputError(

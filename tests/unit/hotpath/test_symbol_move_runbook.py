@@ -443,3 +443,26 @@ def test_a_move_stopped_before_the_route_switch_is_undone_by_moving_back(world: 
         m for m in src.submit("t", "ACC-Z", SYMBOL, Side.BUY, 200, 19000).messages if isinstance(m, Fill)
     ]
     assert [f.sell_client_order_id for f in fills] == ["s1", "s2"]
+
+
+def test_a_new_shard_that_owns_no_symbol_yet_is_a_destination_through_the_fleets_addresses(
+    world: World,
+) -> None:
+    """A shard added to the fleet (ShardCount) owns no symbol, so the route table does not name it:
+    the fleet's addresses (the hot path's ShardAddresses output) do."""
+    world.ssm.put_parameter(
+        Name=ROUTES, Overwrite=True, Type="String", Value=json.dumps({"default": world.source_node})
+    )
+    move = world.move()
+    answer, errored = step(world, "halt_source", move)
+    assert errored
+    assert "not a shard of the route table" in json.dumps(answer)
+    world.environment["MERIDIAN_SHARD_ADDRESSES"] = f"{world.source_node},{world.destination_node}"
+    place(world.orders(world.source), "n1", "ACC-A", Side.BUY, 10, 18900)
+    moved = run_move(world, move)
+    assert route_of(world, SYMBOL) == (("127.0.0.1", world.destination.port),)
+    assert moved["verify"]["orders"] == 1
+    world.environment["MERIDIAN_SHARD_ADDRESSES"] = "not-an-address"
+    answer, errored = step(world, "resume_destination", move)
+    assert errored
+    assert "MERIDIAN_SHARD_ADDRESSES" in json.dumps(answer)
