@@ -8,9 +8,7 @@ during the move is not resurrected on the destination.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -20,8 +18,6 @@ from meridian import symbol_move
 from meridian.client import BookExportRefusedError, HotpathClient
 from meridian.domain import OrderType, RejectReason, Side, TimeInForce
 from meridian.executions import order_id_for
-from meridian.orders.items import record_to_item
-from meridian.orders.record import OrderRecord
 from meridian.protocol import (
     Ack,
     Admin,
@@ -36,6 +32,7 @@ from meridian.protocol import (
 from meridian.routing import RouteTable
 from meridian.session_auth import PERM_TRADE
 from tests.unit.hotpath.conftest import StartNode
+from tests.unit.hotpath.moved_orders import create_orders_table, order_item
 from tests.unit.hotpath.node_thread import NodeThread, RawConnection
 
 SYMBOL = "AAPL"
@@ -241,47 +238,19 @@ def test_halt_and_resume_answer_with_their_seq(pair: tuple[NodeThread, NodeThrea
         symbol_move.halt(src, "NOPE")
 
 
-def _record(account: str, coid: str, ack: Ack, status: str, last_seq: int) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    record = OrderRecord(
-        order_id=order_id_for(account, coid),
-        account=account,
-        client_order_id=coid,
-        symbol=SYMBOL,
-        side="BUY",
-        type="LIMIT",
-        time_in_force="GTC",
-        quantity=ack.quantity,
-        price_ticks=ack.price,
-        status=status,  # type: ignore[arg-type]
-        created_at=now,
-        updated_at=now,
-        leaves_quantity=ack.leaves_quantity if status == "NEW" else 0,
-        node="127.0.0.1:1",
-        node_order_id=ack.order_id,
-        last_seq=last_seq,  # the newest answer that touched it, here the source's latest seq
-    )
-    return record_to_item(record)
-
-
 def test_order_records_follow_their_copies_and_the_route_switches(
     pair: tuple[NodeThread, NodeThread],
 ) -> None:
     src, dst = client(pair[0]), client(pair[1])
     with mock_aws():
         ddb, ssm = boto3.client("dynamodb", "us-east-1"), boto3.client("ssm", "us-east-1")
-        ddb.create_table(
-            TableName="orders",
-            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_orders_table(ddb, "orders")
         acks = {coid: place(src, coid, f"ACC-{coid}", Side.BUY, 100, 18900) for coid in ("a", "b", "c")}
         for n in range(30):  # the source's seq runs ahead of the destination's
             src.cancel("ACC-x", SYMBOL, place(src, f"x{n}", "ACC-x", Side.BUY, 1, 18890).order_id)
         source_seq = pair[0].call(lambda: pair[0].node.node.engine.seq)
-        ddb.put_item(TableName="orders", Item=_record("ACC-a", "a", acks["a"], "NEW", source_seq))
-        ddb.put_item(TableName="orders", Item=_record("ACC-b", "b", acks["b"], "NEW", source_seq))  # c: none
+        ddb.put_item(TableName="orders", Item=order_item(acks["a"], "127.0.0.1:1", source_seq))
+        ddb.put_item(TableName="orders", Item=order_item(acks["b"], "127.0.0.1:1", source_seq))  # c: none
         symbol_move.halt(src, SYMBOL)
         symbol_move.copy_book(src, dst, dst, SYMBOL)
         symbol_move.remove_from_source(src, src, dst, dst, SYMBOL)
@@ -323,14 +292,9 @@ def test_a_record_behind_its_copy_stops_the_records_step_with_an_error_the_runbo
     src, dst = client(pair[0]), client(pair[1])
     with mock_aws():
         ddb = boto3.client("dynamodb", "us-east-1")
-        ddb.create_table(
-            TableName="orders",
-            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_orders_table(ddb, "orders")
         ack = place(src, "a", "ACC-a", Side.BUY, 100, 18900)
-        item = _record("ACC-a", "a", ack, "NEW", ack.seq)
+        item = order_item(ack, "127.0.0.1:1", ack.seq)
         item["leaves_quantity"] = {"N": "60"}  # a fill's write not there yet: 60 open, not 100
         ddb.put_item(TableName="orders", Item=item)
         symbol_move.halt(src, SYMBOL)

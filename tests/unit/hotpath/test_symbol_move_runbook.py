@@ -10,7 +10,6 @@ import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,12 @@ from moto import mock_aws
 from meridian.client import HotpathClient, HotpathProtocolError
 from meridian.domain import RejectReason, Side
 from meridian.executions import order_id_for
-from meridian.orders.items import record_to_item
-from meridian.orders.record import OrderRecord
 from meridian.protocol import Ack, Fill, Reject, SessionRole
 from meridian.routing import RouteTable
 from meridian.session_auth import new_key
 from meridian_local.delivery import lambda_adapter
 from tests.unit.hotpath.conftest import StartNode
+from tests.unit.hotpath.moved_orders import create_orders_table, order_item
 from tests.unit.hotpath.node_thread import NodeThread
 
 SAMPLES = Path(__file__).resolve().parents[3] / "events" / "runbook_tasks"
@@ -92,12 +90,7 @@ def world(start_node: StartNode, tmp_path: Path) -> Iterator[World]:
         ssm, ddb = boto3.client("ssm", REGION), boto3.client("dynamodb", REGION)
         routes = {"default": f"127.0.0.1:{source.port}", "symbols": {OTHER: f"127.0.0.1:{destination.port}"}}
         ssm.put_parameter(Name=ROUTES, Type="String", Value=json.dumps(routes))
-        ddb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_orders_table(ddb, TABLE)
         environment = {
             "AWS_DEFAULT_REGION": REGION,
             "MERIDIAN_ROUTES_PARAMETER": ROUTES,
@@ -149,26 +142,8 @@ def place(c: HotpathClient, coid: str, account: str, side: Side, quantity: int, 
 
 
 def record(world: World, account: str, coid: str, ack: Ack, status: str = "NEW") -> None:
-    now = datetime.now(UTC)
-    item = OrderRecord(
-        order_id=order_id_for(account, coid),
-        account=account,
-        client_order_id=coid,
-        symbol=SYMBOL,
-        side="SELL",
-        type="LIMIT",
-        time_in_force="GTC",
-        quantity=ack.quantity,
-        price_ticks=ack.price,
-        status=status,  # type: ignore[arg-type]
-        created_at=now,
-        updated_at=now,
-        leaves_quantity=ack.leaves_quantity,
-        node=world.source_node,
-        node_order_id=ack.order_id,
-        last_seq=ack.seq,
-    )
-    world.ddb.put_item(TableName=TABLE, Item=record_to_item(item))
+    assert (ack.account, ack.client_order_id) == (account, coid)
+    world.ddb.put_item(TableName=TABLE, Item=order_item(ack, world.source_node, ack.seq, status))
 
 
 def stored(world: World, account: str, coid: str) -> dict[str, Any]:
