@@ -2685,21 +2685,27 @@ cdef int frame_size(int mtype) noexcept nogil:
     return 0
 
 
+cdef inline int order_fields(const char *o) noexcept nogil:
+    """An order's client order id, account and symbol (from ``o``), then its side, type and time in
+    force (from ``o + 44``), as NEW_ORDER, NEW_STOP_ORDER and RESTING_ORDER lay them out."""
+    cdef int side = <unsigned char> o[44]
+    if not (valid_text(o, COID_LEN) and valid_text(o + 20, ACCOUNT_LEN) and valid_text(o + 36, SYMBOL_LEN)):
+        return PR_BAD_FIELD
+    if side != BUY and side != SELL:
+        return PR_BAD_FIELD
+    if <unsigned char> o[45] != LIMIT and <unsigned char> o[45] != MARKET:
+        return PR_BAD_FIELD
+    if <unsigned char> o[46] < GTC or <unsigned char> o[46] > DAY:
+        return PR_BAD_FIELD
+    return 0
+
+
 cdef int validate_frame(const char *f, int mtype) noexcept nogil:
     """The checks ``meridian.protocol.decode`` makes on a frame of known type and size: 0 or the
     ProtocolRejectCode it would answer (strings, then enums, in field order)."""
-    cdef int side, action
+    cdef int action
     if mtype == T_NEW_ORDER or mtype == T_NEW_STOP_ORDER:
-        if not (valid_text(f + 16, COID_LEN) and valid_text(f + 36, ACCOUNT_LEN) and valid_text(f + 52, SYMBOL_LEN)):
-            return PR_BAD_FIELD
-        side = <unsigned char> f[60]
-        if side != BUY and side != SELL:
-            return PR_BAD_FIELD
-        if <unsigned char> f[61] != LIMIT and <unsigned char> f[61] != MARKET:
-            return PR_BAD_FIELD
-        if <unsigned char> f[62] < GTC or <unsigned char> f[62] > DAY:
-            return PR_BAD_FIELD
-        return 0
+        return order_fields(f + 16)
     if mtype == T_CANCEL or mtype == T_REPLACE:
         if not (valid_text(f + 16, ACCOUNT_LEN) and valid_text(f + 32, SYMBOL_LEN)):
             return PR_BAD_FIELD
@@ -2707,16 +2713,7 @@ cdef int validate_frame(const char *f, int mtype) noexcept nogil:
     if mtype == T_SNAPSHOT_REQUEST or mtype == T_BOOK_EXPORT:
         return 0 if valid_text(f + 16, SYMBOL_LEN) else PR_BAD_FIELD
     if mtype == T_RESTING_ORDER:
-        if not (valid_text(f + 32, COID_LEN) and valid_text(f + 52, ACCOUNT_LEN) and valid_text(f + 68, SYMBOL_LEN)):
-            return PR_BAD_FIELD
-        side = <unsigned char> f[76]
-        if side != BUY and side != SELL:
-            return PR_BAD_FIELD
-        if <unsigned char> f[77] != LIMIT and <unsigned char> f[77] != MARKET:
-            return PR_BAD_FIELD
-        if <unsigned char> f[78] < GTC or <unsigned char> f[78] > DAY:
-            return PR_BAD_FIELD
-        return 0
+        return order_fields(f + 32)
     if mtype == T_BOOK_EXPORTED:
         return 0 if valid_text(f + 24, SYMBOL_LEN) else PR_BAD_FIELD
     if mtype == T_ADMIN:
