@@ -16,4 +16,5 @@ if [ -z "$(ls -A /var/lib/meridian)" ]; then
       --bucket "$MERIDIAN_ARCHIVE_BUCKET" --prefix "$MERIDIAN_ARCHIVE_PREFIX"
   fi
 fi
-systemctl enable --now meridian-node.service meridian-journal-ship.timer meridian-cloudwatch-bridge.service
+systemctl enable --now meridian-node.service meridian-journal-ship.timer meridian-cloudwatch-bridge.service \
+  meridian-termination-watch.service

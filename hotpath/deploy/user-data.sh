@@ -225,6 +225,48 @@ WantedBy=multi-user.target
 MERIDIAN_EMBEDDED
 install -m 0644 /opt/meridian/app/deploy/meridian-journal-ship.service /opt/meridian/app/deploy/meridian-journal-ship.timer \
   /opt/meridian/app/deploy/meridian-cloudwatch-bridge.service /etc/systemd/system/
+# embedded: hotpath/deploy/termination-watch.sh
+cat > /usr/local/sbin/meridian-termination-watch <<'MERIDIAN_EMBEDDED'
+#!/bin/bash
+# Holds this node's Auto Scaling termination (the group's lifecycle hook meridian-ship-journal, up to
+# 10 minutes) until the node has stopped cleanly: stopping meridian-node writes its final snapshot and,
+# on a one-node shard, ships the journal with its active segment (the unit's ExecStopPost). Then it
+# lets the termination go on. A replicated shard's other node holds every acknowledged order already;
+# stopping this one first hands it the lease at once instead of after the lease runs out.
+set -u
+IMDS=http://169.254.169.254/latest
+imds() {
+  local token
+  token=$(curl -sSf -X PUT "$IMDS/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 60") || return 1
+  curl -sSf -H "X-aws-ec2-metadata-token: $token" "$IMDS/meta-data/$1"
+}
+until [ "$(imds autoscaling/target-lifecycle-state 2>/dev/null)" = "Terminated" ]; do
+  sleep 5
+done
+echo "meridian: this node is being terminated; stopping it (final snapshot, journal shipped)"
+systemctl stop meridian-journal-ship.timer meridian-node.service
+INSTANCE_ID=$(imds instance-id)
+GROUP=$(aws autoscaling describe-auto-scaling-instances --region "$AWS_REGION" --instance-ids "$INSTANCE_ID" \
+  --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text)
+aws autoscaling complete-lifecycle-action --region "$AWS_REGION" --lifecycle-hook-name meridian-ship-journal \
+  --auto-scaling-group-name "$GROUP" --instance-id "$INSTANCE_ID" --lifecycle-action-result CONTINUE
+MERIDIAN_EMBEDDED
+chmod 0755 /usr/local/sbin/meridian-termination-watch
+# embedded: hotpath/deploy/meridian-termination-watch.service
+cat > /etc/systemd/system/meridian-termination-watch.service <<'MERIDIAN_EMBEDDED'
+[Unit]
+Description=Meridian: hold an Auto Scaling termination until the matching node has stopped and shipped
+After=meridian-node.service
+
+[Service]
+EnvironmentFile=/etc/meridian/node.env
+ExecStart=/usr/local/sbin/meridian-termination-watch
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+MERIDIAN_EMBEDDED
 # embedded: hotpath/deploy/activate.sh
 cat > /usr/local/sbin/meridian-activate <<'MERIDIAN_EMBEDDED'
 #!/bin/bash
@@ -245,7 +287,8 @@ if [ -z "$(ls -A /var/lib/meridian)" ]; then
       --bucket "$MERIDIAN_ARCHIVE_BUCKET" --prefix "$MERIDIAN_ARCHIVE_PREFIX"
   fi
 fi
-systemctl enable --now meridian-node.service meridian-journal-ship.timer meridian-cloudwatch-bridge.service
+systemctl enable --now meridian-node.service meridian-journal-ship.timer meridian-cloudwatch-bridge.service \
+  meridian-termination-watch.service
 MERIDIAN_EMBEDDED
 chmod 0755 /usr/local/sbin/meridian-activate
 printf '/var/log/meridian/*.log {\n  daily\n  rotate 7\n  compress\n  missingok\n  copytruncate\n}\n' > /etc/logrotate.d/meridian
