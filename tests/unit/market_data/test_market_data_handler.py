@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from meridian.consumers import PoisonMessageError
 from meridian.kpl import aggregate
@@ -20,34 +17,11 @@ from meridian_hotpath.marketdata import top_of_book_record, trade_record
 from meridian_local.delivery.lambda_events import LocalLambdaContext, kinesis_event
 from meridian_local.delivery.pollers import Handler, load_handler
 from tests.metrics_catalogue import FUNCTION_METRICS, assert_catalogued, emit_as_deployed, emitted, totals
+from tests.unit.market_data.conftest import TABLE
 
 REPO = Path(__file__).resolve().parents[3]
-TABLE = "meridian-market-data-test"
 T0 = 1_772_461_800_000_000_000
 HOUR_NS = 3_600 * 1_000_000_000
-
-
-@pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("MARKET_DATA_TABLE", TABLE)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield client
 
 
 @pytest.fixture

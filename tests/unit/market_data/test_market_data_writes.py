@@ -297,16 +297,5 @@ def test_a_moved_symbols_book_is_the_new_owners_whatever_the_old_one_sends_after
     assert _run_move(CountingDynamoDB()) == expected
     with mock_aws():  # DynamoDB's own evaluation of the same condition expressions
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(
-            TableName="MarketData",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_market_data_table(ddb, "MarketData")
         assert _run_move(ddb) == expected
