@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from meridian_local.delivery.lambda_events import LocalLambdaContext, kinesis_event
 from tests.counting_dynamodb import CountingDynamoDB
+from tests.unit.market_data.conftest import create_market_data_table
 
 TTL = 86_400
 T0 = 1_772_461_800_000_000_000
