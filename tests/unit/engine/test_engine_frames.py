@@ -24,6 +24,7 @@ from meridian.protocol import (
     HEADER,
     REQUEST_TYPES,
     Admin,
+    BookExport,
     Flag,
     Heartbeat,
     Message,
@@ -37,6 +38,7 @@ from meridian.protocol import (
 )
 from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
 from meridian_hotpath.engine.native import (
+    FEED_BOOK_EXPORT,
     FEED_DONE,
     FEED_PROTOCOL_ERROR,
     FEED_SNAPSHOT_REQUEST,
@@ -58,7 +60,7 @@ _REJECT_CODES = {
 
 def expected_stop(data: bytes) -> tuple[int, int, int | str | None, int]:
     """What the node must do with ``data``, by the Python decoder: (stop, offset, detail, request id)
-    after the frames before the first that is incomplete, refused or a snapshot request."""
+    after the frames before the first that is incomplete, refused, a snapshot request or a book export."""
     offset = 0
     while len(data) - offset >= 4:
         try:
@@ -73,6 +75,8 @@ def expected_stop(data: bytes) -> tuple[int, int, int | str | None, int]:
             return FEED_PROTOCOL_ERROR, offset, ProtocolRejectCode.NOT_A_REQUEST, message.request_id
         if isinstance(message, SnapshotRequest):
             return FEED_SNAPSHOT_REQUEST, offset + total, message.symbol, message.request_id
+        if isinstance(message, BookExport):  # answered by the node, like a snapshot request
+            return FEED_BOOK_EXPORT, offset + total, message.symbol, message.request_id
         offset += total
     return FEED_DONE, offset, None, 0
 
