@@ -71,10 +71,9 @@ from meridian_local.delivery.lambda_events import LocalLambdaContext  # noqa: E4
 from tests import route_timing  # noqa: E402
 from tests.orders_api_fixtures import (  # noqa: E402
     EngineGateway,
-    create_tables,
     local_services,
-    register_principal,
     role_session_arn,
+    seed_order_api,
 )
 from tests.route_timing import World  # noqa: E402
 
@@ -134,10 +133,7 @@ def latency(gateway: MatchingGateway, n: int, run: str) -> list[float]:
     aws.reset_clients()
     with mock_aws():
         clients = {name: aws.client(name) for name in ("dynamodb", "events", "sqs")}
-        create_tables(clients["dynamodb"], settings)
-        clients["events"].create_event_bus(Name=settings.event_bus_name)
-        for principal, account in TRADERS:
-            register_principal(clients["dynamodb"], settings, principal, "trader", account)
+        seed_order_api(clients, settings, [(principal, "trader", account) for principal, account in TRADERS])
         services.use(local_services(settings, clients, gateway))
         handler = load_handler()
         time_orders(handler, order_events(min(200, n), f"{run}w"))  # warm-up: connections, caches

@@ -118,6 +118,17 @@ def register_principal(
     dynamodb.put_item(TableName=settings.principals_table, Item=item)
 
 
+def seed_order_api(
+    clients: Mapping[str, Any], settings: Settings, principals: Iterable[tuple[str, str, str | None]]
+) -> None:
+    """The order API's AWS as a deployment has it: its tables, its event bus, and ``principals``
+    ((principal, user type, account)) registered."""
+    create_tables(clients["dynamodb"], settings)
+    clients["events"].create_event_bus(Name=settings.event_bus_name)
+    for principal, user_type, account in principals:
+        register_principal(clients["dynamodb"], settings, principal, user_type, account)
+
+
 def set_risk_limits(
     dynamodb: Any,
     settings: Settings,

@@ -34,7 +34,7 @@ from tests.order_path_scenarios import (
     round_trips,
     send,
 )
-from tests.orders_api_fixtures import create_tables, local_services, register_principal
+from tests.orders_api_fixtures import local_services, seed_order_api
 from tests.orders_api_memory import memory_services
 
 WARMUP = 20
@@ -90,10 +90,7 @@ def run(n: int, delay_ms: float, gateway: MatchingGateway) -> dict[str, World]:
     moto_transactions.install()
     with mock_aws():
         clients = {name: aws.client(name) for name in ("dynamodb", "events", "sqs")}
-        create_tables(clients["dynamodb"], settings)
-        clients["events"].create_event_bus(Name=settings.event_bus_name)
-        for principal, account in TRADERS:
-            register_principal(clients["dynamodb"], settings, principal, "trader", account)
+        seed_order_api(clients, settings, [(principal, "trader", account) for principal, account in TRADERS])
         recorder = RoundTripRecorder(delay_ms / 1000)
         recorder.attach(*clients.values())
         timed, floor_gateway = TimedGateway(gateway), TimedGateway(gateway)

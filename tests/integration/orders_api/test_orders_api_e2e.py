@@ -26,7 +26,7 @@ from meridian_hotpath.process import NodeProcess
 from meridian_local.apigateway.apigw import ApiGateway, serve_in_thread, template_access
 from meridian_local.apigateway.order_function import load_handler
 from meridian_local.endpoint.moto_server import reset
-from tests.orders_api_fixtures import create_tables, register_principal, role_session_arn
+from tests.orders_api_fixtures import role_session_arn, seed_order_api
 
 pytestmark = pytest.mark.integration
 
@@ -60,10 +60,8 @@ def platform(
     aws.reset_clients()
     services.reset()
     settings = config.settings()
-    create_tables(aws.client("dynamodb"), settings)
-    aws.client("events").create_event_bus(Name=settings.event_bus_name)
-    for principal, account in KEYS.values():
-        register_principal(aws.client("dynamodb"), settings, principal, "trader", account)
+    clients = {name: aws.client(name) for name in ("dynamodb", "events")}
+    seed_order_api(clients, settings, [(who, "trader", account) for who, account in KEYS.values()])
     credentials = {
         key: LocalCredential(f"secret-{key}", who, who.rsplit("/", 1)[1]) for key, (who, _) in KEYS.items()
     }

@@ -19,9 +19,8 @@ from meridian_local.apigateway.apigw_events import proxy_event
 from meridian_local.delivery.lambda_events import LocalLambdaContext
 from tests.orders_api_fixtures import (
     EngineGateway,
-    create_tables,
-    register_principal,
     role_session_arn,
+    seed_order_api,
 )
 
 # Sessions of the template's roles (environment dev), so the local gateway's IAM check applies to them.
@@ -44,10 +43,7 @@ PRINCIPALS = (
 
 
 def seed(clients: Mapping[str, Any], settings: Settings) -> None:
-    create_tables(clients["dynamodb"], settings)
-    clients["events"].create_event_bus(Name=settings.event_bus_name)
-    for principal, user_type, account in PRINCIPALS:
-        register_principal(clients["dynamodb"], settings, principal, user_type, account)
+    seed_order_api(clients, settings, PRINCIPALS)
 
 
 @dataclass
