@@ -245,7 +245,7 @@ def copy_book(request: MoveRequest, shards: Shards) -> CopyResult:
     if report.orders:
         copies = {_key(*key): order_id for key, order_id in report.destination.items()}
     else:
-        held = symbol_move.destination_book(shards.destination_admin, request.symbol).orders
+        held = shards.destination_admin.export_book(request.symbol).orders
         copies = {_key(o.account, o.client_order_id): o.order_id for o in held}
     return CopyResult(
         source_seq=report.source_seq,
@@ -309,7 +309,7 @@ def verify(request: VerifyRequest, shards: Shards, table: RouteTable) -> dict[st
     left = shards.source_admin.export_book(symbol).orders  # halted since step 1: exportable
     if left:
         problems.append(f"{len(left)} orders still work on the source")
-    held = symbol_move.destination_book(shards.destination_admin, symbol).orders
+    held = shards.destination_admin.export_book(symbol).orders
     copies = request.copy_report.copies
     strangers = [o for o in held if _key(o.account, o.client_order_id) not in copies]
     if strangers:

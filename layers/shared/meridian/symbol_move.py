@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meridian.client import BookCopy, BookExportRefusedError, HotpathClient
+from meridian.client import BookExportRefusedError, HotpathClient
 from meridian.domain import OrderStatus, RejectReason
 from meridian.executions import order_id_for
 from meridian.protocol import (
@@ -123,32 +123,17 @@ def _shape(o: RestingOrder) -> tuple[object, ...]:
 
 
 def _copy_request(order: RestingOrder) -> NewOrder | NewStopOrder:
+    """The order entering ``order``'s copy: a stop order as a stop order, any other as post-only."""
+    named = (order.client_order_id, order.account, order.symbol, order.side, order.order_type)
     if order.stop_price:
         return NewStopOrder(
-            0,
-            order.client_order_id,
-            order.account,
-            order.symbol,
-            order.side,
-            order.order_type,
-            order.time_in_force,
-            order.order_flags,
-            order.leaves_quantity,
-            order.price,
+            0, *named, order.time_in_force, order.order_flags, order.leaves_quantity, order.price,
             order.stop_price,
-        )
+        )  # fmt: skip
     return NewOrder(
-        0,
-        order.client_order_id,
-        order.account,
-        order.symbol,
-        order.side,
-        order.order_type,
-        order.time_in_force,
-        order.order_flags | ORDER_FLAG_POST_ONLY,
-        order.leaves_quantity,
+        0, *named, order.time_in_force, order.order_flags | ORDER_FLAG_POST_ONLY, order.leaves_quantity,
         order.price,
-    )
+    )  # fmt: skip
 
 
 def _check_copy(order: RestingOrder, messages: Sequence[object], duplicate: bool) -> int:
@@ -268,11 +253,6 @@ def cancel_copy(destination_orders: HotpathClient, copy: RestingOrder) -> bool:
     if isinstance(head, Reject) and head.reason == RejectReason.UNKNOWN_ORDER:
         return False
     raise SymbolMoveError(f"cancel of the copy of {key_of(copy)}: unexpected answer {head!r}")
-
-
-def destination_book(destination_admin: HotpathClient, symbol: str) -> BookCopy:
-    """The moved symbol's book on the (halted) destination: what the order records must point at."""
-    return destination_admin.export_book(symbol)
 
 
 # ---- step 4: the order records and the route -------------------------------------------------------
