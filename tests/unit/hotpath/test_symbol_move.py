@@ -166,14 +166,20 @@ def test_every_step_runs_again_without_doubling(pair: tuple[NodeThread, NodeThre
     assert symbol_move.same_book(before.orders, dst.export_book(SYMBOL).orders)
 
 
-def test_an_order_cancelled_on_the_source_during_the_move_is_not_resurrected(
-    pair: tuple[NodeThread, NodeThread],
-) -> None:
-    src, dst = client(pair[0]), client(pair[1])
+def copied_keep_and_gone(src: HotpathClient, dst: HotpathClient) -> Ack:
+    """Two orders on the source ("keep", "gone"), both copied to the destination; "gone"'s Ack."""
     place(src, "keep", "ACC-A", Side.BUY, 100, 18900)
     gone = place(src, "gone", "ACC-B", Side.BUY, 100, 18900)
     symbol_move.halt(src, SYMBOL)
     symbol_move.copy_book(src, dst, dst, SYMBOL)
+    return gone
+
+
+def test_an_order_its_owner_cancels_before_the_removal_reads_the_source_is_left_to_the_records_step(
+    pair: tuple[NodeThread, NodeThread],
+) -> None:
+    src, dst = client(pair[0]), client(pair[1])
+    gone = copied_keep_and_gone(src, dst)
     # Its owner cancels it on the source (cancels are taken while halted) after it was copied.
     src.cancel("ACC-B", SYMBOL, gone.order_id)
 
@@ -188,10 +194,7 @@ def test_a_cancel_racing_the_removal_takes_the_copy_too(
     pair: tuple[NodeThread, NodeThread], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src, dst = client(pair[0]), client(pair[1])
-    place(src, "keep", "ACC-A", Side.BUY, 100, 18900)
-    gone = place(src, "gone", "ACC-B", Side.BUY, 100, 18900)
-    symbol_move.halt(src, SYMBOL)
-    symbol_move.copy_book(src, dst, dst, SYMBOL)
+    gone = copied_keep_and_gone(src, dst)
     real_export = src.export_book
 
     def export_then_owner_cancels(symbol: str):  # type: ignore[no-untyped-def]
