@@ -7,17 +7,16 @@ Register with ``pytest_plugins = ["tests.pg"]`` in the root conftest.
 
 from __future__ import annotations
 
-import os
 import tempfile
-import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from meridian.ledger import migrate
-from meridian_local.drills.databases import create_database, database_url
+from meridian_local.drills.databases import create_database, database_url, postgres_server
 
 __all__ = ["create_database", "database_url"]
 
@@ -25,21 +24,10 @@ __all__ = ["create_database", "database_url"]
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server URL: ``DATABASE_URL`` when set, else an embedded server for the session."""
-    external = os.environ.get("DATABASE_URL", "").strip()
-    if external:
-        yield external
-        return
-    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset; harmless here
-        warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
-
-        # Not under pytest's basetemp: concurrent pytest runs reset its permissions to 0700, which
-        # locks out the unprivileged user PostgreSQL runs as when the tests run as root.
-        server = get_server(tempfile.mkdtemp(prefix="meridian-pg-"), cleanup_mode="delete")
-    try:
-        yield str(server.get_uri())
-    finally:
-        server.cleanup()  # stop the server and delete its data now, not whenever the process ends
+    # Not under pytest's basetemp: concurrent pytest runs reset its permissions to 0700, which locks
+    # out the unprivileged user PostgreSQL runs as when the tests run as root.
+    with postgres_server(Path(tempfile.mkdtemp(prefix="meridian-pg-"))) as url:
+        yield url
 
 
 @pytest.fixture

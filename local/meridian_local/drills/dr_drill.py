@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -40,6 +40,7 @@ from typing import Any
 from meridian_local.cloud.sam_template import REPO_ROOT
 from meridian_local.delivery import lambda_adapter
 from meridian_local.drills.containers import ContainerCaches
+from meridian_local.drills.databases import postgres_server
 from meridian_local.drills.dr_regions import DR_REGION, PRIMARY_REGION
 from meridian_local.drills.dr_report import Watcher, print_recovery
 from meridian_local.drills.dr_session import UNHEALTHY_FOR_S, DrillSession
@@ -71,23 +72,6 @@ def _say(line: str) -> None:
     with _console_lock:
         _console.write(line + "\n")
         _console.flush()
-
-
-@contextlib.contextmanager
-def _postgres(directory: Path) -> Iterator[str]:
-    external = os.environ.get("DATABASE_URL", "").strip()
-    if external:
-        yield external
-        return
-    with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset; harmless here
-        warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server  # noqa: PLC0415 - only without DATABASE_URL
-
-        server = get_server(directory, cleanup_mode="delete")
-    try:
-        yield str(server.get_uri())
-    finally:
-        server.cleanup()
 
 
 def _trade_until(trader: FailoverTrader, region: str, orders: int, timeout: float = 60.0) -> None:
@@ -178,7 +162,7 @@ def drill(directory: Path, orders: int, with_failback: bool, say: Say = _say) ->
     with (
         contextlib.redirect_stdout(functions_log),
         MotoServer() as moto,
-        _postgres(directory / "pgdata") as postgres_url,
+        postgres_server(directory / "pgdata") as postgres_url,
     ):
         os.environ["AWS_ENDPOINT_URL"] = moto.endpoint_url
         lambda_adapter.separate_regions(ContainerCaches())  # two regions' containers in one process
