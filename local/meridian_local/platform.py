@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -311,19 +311,6 @@ class LocalPlatform:
     def _stop_nodes(self) -> None:
         if self._shards is not None:
             self._shards.stop()
-
-    def invoker(self, function_name: str) -> Callable[[dict[str, Any], Any], Any]:
-        """Call a function through the Lambda endpoint, as an event source mapping does."""
-        lambda_client = self.client("lambda")
-
-        def invoke(event: dict[str, Any], context: Any = None) -> Any:
-            result = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
-            payload = json.loads(result["Payload"].read() or b"null")
-            if result.get("FunctionError"):
-                raise RuntimeError(f"{function_name} failed: {payload}")
-            return payload
-
-        return invoke
 
     def _start_delivery(self) -> None:
         spec_file = self.config.state_dir / "delivery.json"

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -143,3 +143,17 @@ class LocalLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_s - (time.monotonic() - self._started)) * 1000))
+
+
+def lambda_invoker(lambda_client: Any, function_name: str) -> Callable[[dict[str, Any], Any], Any]:
+    """A handler-shaped call of ``function_name`` through the Lambda endpoint, as an event source
+    mapping makes it: the function's error raises."""
+
+    def invoke(event: dict[str, Any], context: Any = None) -> Any:
+        answer = lambda_client.invoke(FunctionName=function_name, Payload=json.dumps(event).encode())
+        payload = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError"):
+            raise RuntimeError(f"{function_name} failed: {payload}")
+        return payload
+
+    return invoke

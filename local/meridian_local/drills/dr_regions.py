@@ -28,6 +28,7 @@ from meridian_local.apigateway.apigw_events import API_ID
 from meridian_local.apigateway.route_access import from_template_file
 from meridian_local.cloud.runbook_stack import ACCOUNT, RunbookStack
 from meridian_local.cloud.sam_template import ROOT_TEMPLATE
+from meridian_local.delivery.lambda_events import lambda_invoker
 from meridian_local.drills.dr_orders import register_principal
 
 PRIMARY_REGION, DR_REGION = "us-east-1", "us-west-2"
@@ -94,16 +95,7 @@ def register_traders(primary: RunbookStack, environments: tuple[str, ...]) -> No
 
 def invoker(stack: RunbookStack, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
     """Call one of the stack's functions through the Lambda endpoint, as a mapping does."""
-    lambda_client, function = stack.client("lambda"), stack.refs[logical_id]
-
-    def invoke(event: dict[str, Any], context: Any = None) -> Any:
-        answer = lambda_client.invoke(FunctionName=function, Payload=json.dumps(event).encode())
-        payload = json.loads(answer["Payload"].read() or b"null")
-        if answer.get("FunctionError"):
-            raise RuntimeError(f"{function} failed: {payload}")
-        return payload
-
-    return invoke
+    return lambda_invoker(stack.client("lambda"), stack.refs[logical_id])
 
 
 def engine_state_bucket(stack: RunbookStack, name: str) -> str:
