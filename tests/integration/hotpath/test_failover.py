@@ -60,11 +60,11 @@ def _dynamodb(endpoint: str) -> Any:
     )
 
 
-def start(data_dir: Path, name: str, endpoint: str, shard: str = "A") -> NodeProcess:
+def start(data_dir: Path, name: str, endpoint: str, shard: str = "A", ttl_ms: int = TTL_MS) -> NodeProcess:
     return NodeProcess.start(
         data_dir,
         *("--shard", shard, "--lease-table", TABLE, "--node-id", name, "--ack-after", "replica"),
-        *("--replication-port", "0", "--lease-ttl-ms", str(TTL_MS), "--snapshot-every", "300"),
+        *("--replication-port", "0", "--lease-ttl-ms", str(ttl_ms), "--snapshot-every", "300"),
         # Generous: on a shared machine a standby can stall for a second or more under a full test
         # run; one let go is out of sync and rightly never takes over, which is not the trial.
         *("--replica-timeout-ms", "5000"),

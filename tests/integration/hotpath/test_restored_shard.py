@@ -23,6 +23,9 @@ from tests.integration.hotpath.test_failover import (
 )
 
 pytestmark = pytest.mark.integration
+# Production's lease: this test is about epochs, and under a full run a 600 ms lease can fence a
+# busy primary falsely (it restarts, and the test's order stream ends with its connection).
+LEASE_MS = 2000
 
 
 def stream_until(port: int, prefix: str, rng: random.Random) -> Streamer:
@@ -41,9 +44,9 @@ def test_a_restored_shard_leads_above_its_journals_epochs_and_its_new_standby_fo
     nodes: list[NodeProcess] = []
     try:
         # The primary region: epoch 1 on n1, then n2 takes over in epoch 2.
-        n1 = start(tmp_path / "n1", "n1", moto_endpoint, "PROD")
+        n1 = start(tmp_path / "n1", "n1", moto_endpoint, "PROD", LEASE_MS)
         nodes.append(n1)
-        n2 = start(tmp_path / "n2", "n2", moto_endpoint, "PROD")
+        n2 = start(tmp_path / "n2", "n2", moto_endpoint, "PROD", LEASE_MS)
         nodes.append(n2)
         wait_for(lambda: lease_of(moto_endpoint, "PROD")["in_sync"], "the standby in sync")
         first = stream_until(n1.port, "e1", rng)
@@ -56,11 +59,11 @@ def test_a_restored_shard_leads_above_its_journals_epochs_and_its_new_standby_fo
         acked.update(second.acked)
 
         # Restored elsewhere (n2's journal: epochs 1 and 2) under a lease item of its own.
-        restored = start(tmp_path / "n2", "dr-a", moto_endpoint, "DR")
+        restored = start(tmp_path / "n2", "dr-a", moto_endpoint, "DR", LEASE_MS)
         nodes.append(restored)
         wait_for(lambda: lease_of(moto_endpoint, "DR")["holder"] == "dr-a", "the restored node leading")
         assert lease_of(moto_endpoint, "DR")["epoch"] == 3  # not 1: above the journal's epochs
-        fresh = start(tmp_path / "dr-b", "dr-b", moto_endpoint, "DR")
+        fresh = start(tmp_path / "dr-b", "dr-b", moto_endpoint, "DR", LEASE_MS)
         nodes.append(fresh)
         wait_for(lambda: lease_of(moto_endpoint, "DR")["in_sync"], "the new standby in sync")
         third = stream_until(restored.port, "e3", rng)
