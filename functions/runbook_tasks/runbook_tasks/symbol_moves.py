@@ -63,7 +63,9 @@ def _nodes(text: str) -> tuple[Address, ...]:
 class MoveRequest(BaseModel):
     """``{"symbol", "source", "destination"}``: the symbol and the two shards' node strings."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    # built on first use: only the symbol-move functions validate these, the other runbook tasks
+    # share this package and never do
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     symbol: str = Field(min_length=1, max_length=SYMBOL_LEN, pattern=r"^[\x21-\x7e]+$")
     source: str = Field(min_length=3, description="the shard trading the symbol, host:port[,host:port]")
@@ -86,7 +88,7 @@ class MoveRequest(BaseModel):
 
 
 class CopyResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     source_seq: int
     orders: int  # working on the source when the copy was made (0 on a re-run after the removal)
@@ -96,7 +98,7 @@ class CopyResult(BaseModel):
 
 
 class RemoveResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     removed: int
     finished_meanwhile: int
@@ -104,7 +106,7 @@ class RemoveResult(BaseModel):
 
 
 class PointResult(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     pointed: int
     not_api_orders: int
