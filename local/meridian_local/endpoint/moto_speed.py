@@ -15,7 +15,15 @@ moto answers.
   update expression is kept per string (moto's validator deep-copies it before it substitutes
   anything, and the other callers only read it), and so is the condition expression's token list
   (immutable tokens; the later phases build new nodes). Values and names are still applied per
-  request, so answers are unchanged.
+  request, so answers are unchanged. The validator's deep copy of that parsed expression (before
+  it substitutes each request's values) is a plain copy of the tree here: the parser's nodes hold
+  a type name, their children (nodes or strings) and their parent, and ``copy.deepcopy`` spends
+  most of its time on its generic machinery; anything else is still deep-copied by ``copy``.
+* DynamoDB: a ``Query`` of a table (not of an index) lists and sorts every item of the table, then
+  keeps those of the partition it names, so each costs more as the table grows (the order API reads
+  the last trade of a symbol from a table that gains an item per trade). Here it lists that
+  partition's items alone; the filtering and sorting that follow are moto's, so answers are
+  unchanged.
 * Dispatch: each request lists its handler class's methods (``inspect.getmembers``, which walks
   the class and sorts) to find its action; the list is kept per class.
 * Dispatch: the server finds each request's service by listing moto's package folders on disk
@@ -27,6 +35,7 @@ Seen with py-spy under ``make bench-local``: each a few to fifteen per cent of t
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 from typing import Any
@@ -55,6 +64,8 @@ def install() -> None:
     backends.list_of_moto_modules = lambda: iter(modules)
     _remember_backends()
     _parse_expressions_once()
+    _query_one_partition()
+    _copy_expression_trees_plainly()
     from moto.core import responses  # noqa: PLC0415
 
     module: Any = responses
@@ -87,6 +98,95 @@ def _parse_expressions_once() -> None:
         return deque(found)
 
     ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
+
+
+_partition = threading.local()  # the hash key of the table query running on this thread
+
+
+def _query_one_partition() -> None:
+    from moto.dynamodb.models.table import Table  # noqa: PLC0415
+
+    query, all_items = Table.query, Table.all_items
+
+    def query_partition(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        _partition.key = None if index_name else hash_key
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            _partition.key = None
+
+    def items_of_partition(self: Any) -> list[Any]:
+        hash_key = getattr(_partition, "key", None)
+        if hash_key is None:
+            return all_items(self)
+        partition = self.items.get(hash_key)
+        if partition is None:
+            return []
+        return list(partition.values()) if self.range_key_attr else [partition]
+
+    Table.query = query_partition  # type: ignore[method-assign]
+    Table.all_items = items_of_partition  # type: ignore[method-assign]
+
+
+_NODE_FIELDS = frozenset(("type", "children", "parent"))
+
+
+def copy_expression(value: Any) -> Any:
+    """``copy.deepcopy`` of a parsed DynamoDB expression, node by node; other values through
+    ``copy.deepcopy``. The copy's parent links point into the copy, as deepcopy's would."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]  # noqa: PLC0415
+
+    if not isinstance(value, Node):
+        return copy.deepcopy(value)
+    copies: dict[int, Any] = {}
+    originals: list[Any] = []
+
+    def plain(node: Any) -> Any:
+        fields = node.__dict__
+        if fields.keys() != _NODE_FIELDS or not isinstance(fields["type"], str):
+            raise _NotPlainError
+        twin = object.__new__(type(node))
+        copies[id(node)] = twin
+        originals.append(node)
+        children = fields["children"]
+        if children is None:
+            kids = None
+        elif type(children) is list:
+            kids = []
+            for child in children:
+                if isinstance(child, Node):
+                    kids.append(plain(child))
+                elif child is None or type(child) in (str, int):
+                    kids.append(child)
+                else:
+                    raise _NotPlainError
+        else:
+            raise _NotPlainError
+        twin.__dict__.update(type=fields["type"], children=kids, parent=None)
+        return twin
+
+    try:
+        root = plain(value)
+        for node in originals:
+            parent = node.__dict__["parent"]
+            if parent is not None:
+                if id(parent) not in copies:
+                    raise _NotPlainError  # a parent outside the tree: deepcopy copies it whole
+                copies[id(node)].parent = copies[id(parent)]
+    except _NotPlainError:
+        return copy.deepcopy(value)
+    return root
+
+
+class _NotPlainError(Exception):
+    """A node that is not the parser's plain kind."""
+
+
+def _copy_expression_trees_plainly() -> None:
+    from moto.dynamodb.parsing import validators  # noqa: PLC0415
+
+    validators.deepcopy = copy_expression  # type: ignore[attr-defined,assignment]
 
 
 def _remember_backends() -> None:

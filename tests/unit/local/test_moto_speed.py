@@ -78,3 +78,111 @@ def test_a_bad_expression_is_refused_every_time(table: Any) -> None:
                 ConditionExpression="qty <<< :n",
                 ExpressionAttributeValues={":n": {"N": "1"}},
             )
+
+
+def test_a_table_query_reads_its_partition_alone_and_answers_as_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models.table import Table  # noqa: PLC0415
+
+    moto_speed.install()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="md",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": "kind", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "kinds",
+                    "KeySchema": [{"AttributeName": "kind", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for symbol in ("AAPL", "MSFT"):
+            for n in (3, 1, 2):
+                item = {"pk": {"S": f"SYMBOL#{symbol}"}, "sk": {"S": f"TRADE#{n}"}, "kind": {"S": "trade"}}
+                client.put_item(TableName="md", Item=item)
+            client.put_item(TableName="md", Item={"pk": {"S": f"SYMBOL#{symbol}"}, "sk": {"S": "BOOK"}})
+        listed: list[int] = []
+        listing = Table.all_items
+
+        def counting(self: Any) -> list[Any]:
+            items = listing(self)
+            listed.append(len(items))
+            return items
+
+        monkeypatch.setattr(Table, "all_items", counting)
+        newest = client.query(
+            TableName="md",
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": {"S": "SYMBOL#AAPL"}, ":t": {"S": "TRADE#"}},
+            ScanIndexForward=False,
+            Limit=2,
+        )["Items"]
+        assert [item["sk"]["S"] for item in newest] == ["TRADE#3", "TRADE#2"]
+        assert listed == [4]  # AAPL's four items, not the table's eight
+        none = client.query(
+            TableName="md",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "SYMBOL#TSLA"}},
+        )
+        assert none["Items"] == []
+        trades = client.query(
+            TableName="md",
+            IndexName="kinds",
+            KeyConditionExpression="kind = :k",
+            ExpressionAttributeValues={":k": {"S": "trade"}},
+        )["Items"]
+        assert len(trades) == 6  # an index query still reads every item of the table
+        assert listed[-1] == 8
+
+
+EXPRESSIONS = (
+    UPDATE,
+    "SET #s = :status, reviewer = :reviewer, #c = :comment, decided_at = :at",
+    "SET a.b[2].c = if_not_exists(a.b[2].c, :zero) + :n, l = list_append(l, :more) REMOVE x[1], y",
+    "ADD counter :one, tags :set DELETE old :gone",
+)
+
+
+def tree(node: Any, seen: dict[int, int] | None = None) -> Any:
+    """A node's shape: its class, type name, children and the position of its parent in the walk."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]  # noqa: PLC0415
+
+    seen = {} if seen is None else seen
+    if not isinstance(node, Node):
+        return node
+    seen[id(node)] = len(seen)
+    parent = None if node.parent is None else seen.get(id(node.parent), "outside")
+    return (type(node), node.type, parent, [tree(c, seen) for c in node.children or ()])
+
+
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_an_expression_tree_is_copied_as_deepcopy_copies_it(expression: str) -> None:
+    import copy  # noqa: PLC0415
+
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]  # noqa: PLC0415
+        UpdateExpressionParser,
+    )
+
+    parsed = UpdateExpressionParser.make(expression)
+    with pytest.MonkeyPatch.context() as patch:  # the parser's trees never fall back to deepcopy
+        patch.setattr(copy, "deepcopy", lambda value: pytest.fail(f"deep-copied {value!r}"))
+        copied = moto_speed.copy_expression(parsed)
+    assert tree(copied) == tree(copy.deepcopy(parsed)) == tree(parsed)
+    originals = {id(n) for n in _nodes(parsed)}
+    assert not originals & {id(n) for n in _nodes(copied)}  # nothing shared with the cached tree
+    assert moto_speed.copy_expression({"S": "x"}) == {"S": "x"}  # other values: copy.deepcopy
+
+
+def _nodes(node: Any) -> list[Any]:
+    children = [c for c in getattr(node, "children", None) or () if hasattr(c, "children")]
+    return [node, *(n for c in children for n in _nodes(c))]
