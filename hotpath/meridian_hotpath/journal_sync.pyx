@@ -10,6 +10,11 @@ is slow), publishes how far is durable, and signals the file descriptors it was 
 of the process that tails the journal. It also fsyncs and closes the segments the writer rotated
 away from, and the directory that holds a new segment, before counting anything in it durable.
 
+A standby of a shard acknowledging on ``write`` (``--ack-after replica``) has its syncer paced
+(``pace``): at least that long from the start of one fdatasync to the start of the next. Its disk's
+durability is no part of the acknowledgement there, and each fdatasync in flight can hold up the
+standby's next ``write()`` of a batch its primary waits on (ext4 commits its journal under it).
+
 A failed fdatasync is final: the syncer stops, ``error`` holds the errno, and the loop fails the
 node (the state of the failed write on disk is unknown).
 """
@@ -17,7 +22,7 @@ node (the state of the failed write on disk is unknown).
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdint cimport uint64_t
 from libc.string cimport memset
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, nanosleep, timespec
 from posix.unistd cimport close, fsync, write
 
 import os
@@ -72,6 +77,7 @@ cdef struct State:
     uint64_t sync_ns_max
     uint64_t buckets[N_BUCKETS]
     uint64_t *durable_out  # where the durable seq is also stored (a shared page), or NULL
+    uint64_t min_gap_ns  # at least this long from one fdatasync's start to the next (0: none)
 
 
 cdef uint64_t now_ns() noexcept nogil:
@@ -91,7 +97,8 @@ cdef void signal_all(State *s) noexcept nogil:
 
 cdef void *run(void *arg) noexcept nogil:
     cdef State *s = <State *> arg
-    cdef uint64_t target, started, elapsed, micros
+    cdef uint64_t target, started, elapsed, micros, gap
+    cdef timespec pause
     cdef int fd, dir_fd, n, i, bucket, error
     cdef int retired[MAX_RETIRED]
     cdef bint sync_dir
@@ -142,8 +149,14 @@ cdef void *run(void *arg) noexcept nogil:
                 micros >>= 1
                 bucket += 1
             s.buckets[bucket] += 1
+        gap = s.min_gap_ns if not s.stopping else 0
         pthread_mutex_unlock(&s.lock)
         signal_all(s)
+        elapsed = now_ns() - started
+        if gap > elapsed:
+            pause.tv_sec = <long> ((gap - elapsed) // 1000000000)
+            pause.tv_nsec = <long> ((gap - elapsed) % 1000000000)
+            nanosleep(&pause, NULL)
         pthread_mutex_lock(&s.lock)
     s.running = 0
     pthread_mutex_unlock(&s.lock)
@@ -212,6 +225,20 @@ cdef class JournalSyncer:
                 self.s.written = seq
                 pthread_cond_signal(&self.s.wake)
             pthread_mutex_unlock(&self.s.lock)
+
+    def pace(self, double seconds):
+        """At least ``seconds`` from the start of one fdatasync to the start of the next (0: sync
+        as soon as anything is written, the default)."""
+        if seconds < 0:
+            raise ValueError("a sync gap is not negative")
+        with nogil:
+            pthread_mutex_lock(&self.s.lock)
+            self.s.min_gap_ns = <uint64_t> (seconds * 1e9)
+            pthread_mutex_unlock(&self.s.lock)
+
+    @property
+    def sync_gap(self):
+        return self.s.min_gap_ns / 1e9
 
     def rotate(self, int new_fd):
         """The writer moved to a new segment: the old one is fsynced and closed by the syncer, the

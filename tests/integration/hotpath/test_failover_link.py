@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from meridian_hotpath.process import NodeProcess
+from meridian_hotpath.roles import STANDBY_SYNC_GAP_S
 from tests.integration.hotpath.fault_proxy import FaultProxy
 from tests.integration.hotpath.kinesis_server import AWS_ENV
 from tests.integration.hotpath.test_failover import (
@@ -72,15 +73,19 @@ def behind_proxy(
     return node, proxy
 
 
-def connected(node: NodeProcess) -> float:
+def gauge(node: NodeProcess, name: str) -> float:
     url = f"http://127.0.0.1:{node.metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "meridian_replication_connected":
+            if sample.name == name:
                 return float(sample.value)
-    raise AssertionError("no meridian_replication_connected gauge")
+    raise AssertionError(f"no {name} gauge")
+
+
+def connected(node: NodeProcess) -> float:
+    return gauge(node, "meridian_replication_connected")
 
 
 @contextlib.contextmanager
@@ -111,8 +116,12 @@ def test_a_slow_link_delays_answers_but_the_standby_holds_every_acknowledged_ord
         wait_for(lambda: len(streamer.acked) > 300, "orders answered over the slow link")
         assert lease_of(moto_endpoint, "SLOW")["holder"] == "p"  # slow is not dead: no takeover
         assert lease_of(moto_endpoint, "SLOW")["in_sync"] is True
+        # replica mode: the standby's disk is no part of an answer, so it syncs every 5 ms at most
+        assert gauge(standby, "meridian_journal_sync_gap_seconds") == STANDBY_SYNC_GAP_S
+        assert gauge(primary, "meridian_journal_sync_gap_seconds") == 0.0
         fail_over(primary, standby, streamer)
         assert assert_all_present_once(standby.port, streamer.acked) == len(streamer.acked)
+        assert gauge(standby, "meridian_journal_sync_gap_seconds") == 0.0  # the shard's disk now
 
 
 def test_a_cut_link_leaves_the_primary_trading_alone_and_a_healed_one_catches_the_standby_up(

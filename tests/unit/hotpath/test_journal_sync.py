@@ -118,3 +118,43 @@ def test_records_carry_the_engines_epoch_and_a_replay_refuses_one_that_goes_back
     assert defect == "intact record of epoch 0 after epoch 4"
     restored = MatchingEngine.restore(replica.snapshot())
     assert restored.journal_epoch == 3  # the epoch survives a snapshot
+
+
+def test_a_paced_syncer_leaves_its_gap_between_syncs_and_unpaced_syncs_at_once(tmp_path: Path) -> None:
+    import time  # noqa: PLC0415
+
+    fd = os.open(tmp_path / "segment", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    dir_fd = os.open(tmp_path, os.O_RDONLY)
+    syncer = JournalSyncer(fd, dir_fd, 0)
+    with pytest.raises(ValueError, match="not negative"):
+        syncer.pace(-1)
+    gap = 0.05
+    syncer.pace(gap)
+    assert syncer.sync_gap == pytest.approx(gap)
+    syncer.start()
+    started = time.monotonic()
+    seq = 0
+    while time.monotonic() - started < 0.4:  # a record every millisecond
+        seq += 1
+        os.write(fd, b"x")
+        syncer.written(seq)
+        time.sleep(0.001)
+    elapsed = time.monotonic() - started
+    syncs = syncer.stats()[0]
+    # each sync starts at least `gap` after the one before (unpaced, one per record or so)
+    assert 1 <= syncs <= elapsed / gap + 1
+    syncer.pace(0)  # a standby taking over: its disk is the shard's again, sync at once
+    time.sleep(gap)  # the last paced pause is over
+    before = syncer.stats()[0]
+    for _ in range(5):
+        seq += 1
+        os.write(fd, b"x")
+        syncer.written(seq)
+        deadline = time.monotonic() + WAIT
+        while syncer.durable_seq < seq and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        assert syncer.durable_seq == seq
+    assert syncer.stats()[0] >= before + 5  # one sync each: no gap between them
+    assert syncer.stop() == seq
+    os.close(fd)
+    os.close(dir_fd)
