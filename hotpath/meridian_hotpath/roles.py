@@ -35,12 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-# A standby in ``replica`` mode syncs its journal at most every 5 ms: a host crash of the standby
-# alone loses nothing acknowledged (its primary holds it), and both hosts would have to fail within
-# those milliseconds for the standby's copy to matter.
-STANDBY_SYNC_GAP_S = 0.005
-
-
 def reserve_port(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` but not listening: connections to it are refused until
     the node starts serving on it."""
@@ -209,7 +203,7 @@ class ShardRole:
         if running.config.ack_after is AckMode.REPLICA and node.journal.syncer is not None:
             # Its primary answers once this standby has written a batch; its own fdatasync, each of
             # which can hold up the write of the next batch, is then no part of any answer.
-            node.journal.syncer.pace(STANDBY_SYNC_GAP_S)
+            node.journal.syncer.pace(self.config.standby_sync_gap)
 
         def make_link() -> StandbyLink:
             return StandbyLink(node.engine, node.journal, self.epochs, self._checked, self._diverged)

@@ -38,6 +38,7 @@ from meridian_hotpath.replication import (
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 0.05
+STANDBY_SYNC_GAP_S = 0.005  # ShardConfig.standby_sync_gap's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,10 @@ class ShardConfig:
     skew_ms: int = DEFAULT_SKEW_MS  # clock skew a standby allows before taking an expired lease
     poll_s: float = 0.1  # how often a standby looks at the lease
     replica_timeout: float = 0.5  # seconds a primary waits for a standby's acknowledgement
+    # --ack-after replica: a standby's fdatasync at most this often (seconds; 0: continuously). A host
+    # crash of the standby alone loses nothing acknowledged (its primary holds it); both hosts would
+    # have to fail within the gap for the standby's copy to matter.
+    standby_sync_gap: float = STANDBY_SYNC_GAP_S
 
     @property
     def renew_every(self) -> float:

@@ -21,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from meridian_hotpath.process import NodeProcess
-from meridian_hotpath.roles import STANDBY_SYNC_GAP_S
+from meridian_hotpath.shard import STANDBY_SYNC_GAP_S
 from tests.integration.hotpath.fault_proxy import FaultProxy
 from tests.integration.hotpath.kinesis_server import AWS_ENV
 from tests.integration.hotpath.test_failover import (

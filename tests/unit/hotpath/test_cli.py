@@ -133,3 +133,35 @@ def test_serve_refuses_to_start_on_mid_journal_corruption(
 def test_serve_refuses_a_depth_outside_1_to_100(tmp_path: Path, levels: str) -> None:
     argv = ["serve", "--data-dir", str(tmp_path), "--port", "0", "--depth-levels", levels]
     assert exit_code(argv) == 2
+
+
+def test_a_standbys_sync_gap_is_read_in_milliseconds_and_never_negative(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the lease store's client (no call made)
+    from meridian_hotpath.cli import _shard, build_parser  # noqa: PLC0415
+    from meridian_hotpath.shard import STANDBY_SYNC_GAP_S  # noqa: PLC0415
+
+    parser = build_parser()
+    shard = (
+        "serve",
+        "--data-dir",
+        "d",
+        "--port",
+        "0",
+        "--shard",
+        "A",
+        "--lease-table",
+        "t",
+        "--ack-after",
+        "replica",
+    )
+    default = _shard(parser, parser.parse_args(shard))
+    assert default is not None
+    assert default.standby_sync_gap == STANDBY_SYNC_GAP_S
+    paced = _shard(parser, parser.parse_args([*shard, "--standby-sync-gap-ms", "0"]))
+    assert paced is not None
+    assert paced.standby_sync_gap == 0.0
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args([*shard, "--standby-sync-gap-ms", "-2"])
+    assert refused.value.code == 2
