@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 import urllib.request
@@ -129,7 +130,10 @@ def replicated_pair(directory: Path, *node_args: str) -> Iterator[NodeProcess]:
     import boto3  # noqa: PLC0415
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per lease request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    # moto's state is the process's: each pair of one run (several replicated alternatives) its table
+    table = f"{REPLICA_TABLE}-{directory.name}"
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
@@ -143,13 +147,13 @@ def replicated_pair(directory: Path, *node_args: str) -> Iterator[NodeProcess]:
         aws_secret_access_key="bench",  # noqa: S106 - the local moto server's stand-in credentials
     )  # fmt: skip
     dynamodb.create_table(
-        TableName=REPLICA_TABLE,
+        TableName=table,
         KeySchema=[{"AttributeName": "shard", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "shard", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     env = {**credentials, "AWS_ENDPOINT_URL": endpoint}
-    shard = ("--shard", "bench", "--lease-table", REPLICA_TABLE, "--replication-port", "0")
+    shard = ("--shard", "bench", "--lease-table", table, "--replication-port", "0")
     nodes: list[NodeProcess] = []
     try:
         nodes.append(
@@ -159,7 +163,7 @@ def replicated_pair(directory: Path, *node_args: str) -> Iterator[NodeProcess]:
             NodeProcess.start(directory / "standby", *node_args, *shard, "--node-id", "standby", env=env)
         )
         deadline = time.monotonic() + 60
-        while not _in_sync(dynamodb):
+        while not _in_sync(dynamodb, table):
             if time.monotonic() > deadline:
                 raise RuntimeError("the standby never got in sync")
             time.sleep(0.05)
@@ -170,8 +174,6 @@ def replicated_pair(directory: Path, *node_args: str) -> Iterator[NodeProcess]:
         server.stop()
 
 
-def _in_sync(dynamodb: Any) -> bool:
-    item = dynamodb.get_item(TableName=REPLICA_TABLE, Key={"shard": {"S": "bench"}}, ConsistentRead=True).get(
-        "Item"
-    )
+def _in_sync(dynamodb: Any, table: str) -> bool:
+    item = dynamodb.get_item(TableName=table, Key={"shard": {"S": "bench"}}, ConsistentRead=True).get("Item")
     return bool(item and item.get("in_sync", {}).get("BOOL"))
