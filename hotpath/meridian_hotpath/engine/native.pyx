@@ -11,10 +11,12 @@
   its orders: adding to a level, matching from its front and cancelling from its middle are O(1);
 * a live order is found by its id through a paged table (ids are handed out in sequence, so a page
   of 256 ids is an array; a page goes when its last live order does): no hashing, no rehash;
-* duplicate detection keys (client order id, account) for the trading day in an open-addressed
-  table that grows by migrating a few slots per insert (no stop-the-world rehash); it keeps what a
-  duplicate's answer needs once the order is finished, and END_OF_DAY (engine-wide) forgets the
-  finished orders' ids.
+* duplicate detection keys (client order id, account) for the trading day. An entry per id keeps
+  what a duplicate's answer needs once the order is finished; END_OF_DAY (engine-wide) forgets the
+  finished orders' ids. Ids numbered as FIX sessions number them (a prefix, then a rising decimal
+  counter) are indexed per (prefix, account) stream: an id whose number is above its stream's last
+  is new without a lookup, and is appended; any other id goes to an open-addressed hash table that
+  grows by migrating a few slots per insert (no stop-the-world rehash). See ``_dup_find``.
 
 Requests enter three ways, all through the same C code:
 
@@ -67,6 +69,9 @@ cdef extern from "native_support.h" nogil:
     uint32_t mn_crc32c_table(uint32_t crc, const char *buf, size_t length)
     int mn_crc32c_is_hardware()
     uint64_t mn_hash_bytes(const char *p, size_t length)
+    int mn_coid_split(const char *coid, uint64_t *number)
+    void mn_stream_key(char *into, const char *key, int start)
+    uint64_t mn_hash36(const char *key)
     void *mn_table_alloc(size_t size)
     void mn_table_free(void *p, size_t size)
     void mn_touch(void *p, size_t size)
@@ -219,6 +224,7 @@ cdef enum:
     PAGE_BITS = 8
     PAGE_SIZE = 256
     DUP_MIGRATE_STEP = 32
+    MAX_STREAMS = 1 << 14  # numbered client-order-id streams per day; ids past them use the hash table
     RECORD_HEADER = 12  # u32 frame length | u64 seq
     RECORD_OVERHEAD = 16  # header + u32 crc
 
@@ -309,6 +315,27 @@ cdef struct DupEntry:
     uint16_t book
     uint8_t side
     uint8_t status  # once finished: FILLED or CANCELLED
+    uint8_t hashed  # indexed in the hash table (else in its stream)
+
+
+cdef struct StreamRef:
+    uint64_t number
+    uint64_t entry  # index of its DupEntry
+
+
+cdef struct Stream:
+    char key[KEY_LEN]  # the ids' prefix (their digits cleared) then the account
+    uint32_t n
+    uint64_t last  # the highest number in ``refs``
+    StreamRef *refs  # ascending numbers; NULL: a free table slot
+    uint32_t cap
+
+
+cdef struct DupProbe:  # a client order id's lookup, kept for its insert
+    uint64_t number  # what its canonical decimal suffix spells
+    uint64_t hash  # its hash-table hash (0: not computed yet)
+    int64_t stream  # the stream table slot of its (prefix, account), -1: none yet
+    int start  # where its digits start; -1: no canonical decimal suffix
 
 
 cdef struct IdPage:
@@ -505,6 +532,9 @@ cdef class MatchingEngine:
     cdef size_t dup_migrated
     cdef size_t dup_initial
     cdef size_t dup_reserved  # entries kept allocated across days (what reserve/preallocate asked)
+    cdef Stream *streams  # open-addressed by (prefix, account)
+    cdef size_t stream_mask
+    cdef size_t stream_count
     cdef Buf out
     cdef Buf now
     cdef Buf journal
@@ -530,6 +560,9 @@ cdef class MatchingEngine:
         self.dups = NULL
         self.dup_index = NULL
         self.dup_old = NULL
+        self.streams = NULL
+        self.stream_mask = 0
+        self.stream_count = 0
         self.book_keys = NULL
         self.fire_queue = NULL
         self.fire_len = 0
@@ -622,6 +655,7 @@ cdef class MatchingEngine:
             mn_table_free(self.dup_index, sizeof(uint64_t) * (self.dup_mask + 1))
         if self.dup_old != NULL:
             mn_table_free(self.dup_old, sizeof(uint64_t) * (self.dup_old_mask + 1))
+        self._streams_free()
         free(self.out.data)
         free(self.now.data)
         free(self.journal.data)
@@ -902,7 +936,65 @@ cdef class MatchingEngine:
             raise MemoryError()
         self.dup_mask = slots - 1
         self.dup_used = 0
+        self._streams_free()
         return 0
+
+    cdef void _streams_free(self) noexcept nogil:
+        cdef size_t i
+        if self.streams != NULL:
+            for i in range(self.stream_mask + 1):
+                free(self.streams[i].refs)
+            free(self.streams)
+        self.streams = NULL
+        self.stream_mask = 0
+        self.stream_count = 0
+
+    cdef inline int64_t _stream_slot(self, const char *skey, uint64_t h) noexcept nogil:
+        """The table slot of the stream keyed ``skey`` (hash ``h``), or the free slot it would take
+        (its ``refs`` NULL); -1 when there is no table."""
+        cdef size_t at
+        if self.streams == NULL:
+            return -1
+        at = <size_t> (h >> 24) & self.stream_mask
+        while self.streams[at].refs != NULL:
+            if memcmp(self.streams[at].key, skey, KEY_LEN) == 0:
+                return <int64_t> at
+            at = (at + 1) & self.stream_mask
+        return <int64_t> at
+
+    cdef int64_t _stream_create(self, const char *skey, uint64_t h) except -2:
+        """A new empty stream for ``skey``: its slot, or -1 when the day has all the streams it may."""
+        cdef size_t slots, i, at
+        cdef Stream *table
+        cdef Stream *old = self.streams
+        cdef size_t old_slots = self.stream_mask + 1 if old != NULL else 0
+        cdef int64_t found
+        if self.stream_count >= MAX_STREAMS:
+            return -1
+        if old == NULL or (self.stream_count + 1) * 2 > old_slots:
+            slots = old_slots * 2 if old_slots else 64
+            table = <Stream *> calloc(slots, sizeof(Stream))
+            if table == NULL:
+                raise MemoryError()
+            for i in range(old_slots):
+                if old[i].refs != NULL:
+                    at = <size_t> (mn_hash36(old[i].key) >> 24) & (slots - 1)
+                    while table[at].refs != NULL:
+                        at = (at + 1) & (slots - 1)
+                    memcpy(&table[at], &old[i], sizeof(Stream))
+            free(old)
+            self.streams = table
+            self.stream_mask = slots - 1
+        found = self._stream_slot(skey, h)
+        self.streams[found].refs = <StreamRef *> malloc(sizeof(StreamRef) * 16)
+        if self.streams[found].refs == NULL:
+            raise MemoryError()
+        memcpy(self.streams[found].key, skey, KEY_LEN)
+        self.streams[found].n = 0
+        self.streams[found].cap = 16
+        self.streams[found].last = 0
+        self.stream_count += 1
+        return found
 
     cdef inline int64_t _dup_probe(self, uint64_t *table, size_t mask, const char *key,
                                    uint64_t hash) noexcept nogil:
@@ -920,10 +1012,47 @@ cdef class MatchingEngine:
                     return <int64_t> entry
             at = (at + 1) & mask
 
-    cdef inline int64_t _dup_find(self, const char *key, uint64_t hash) noexcept nogil:
-        cdef int64_t found = self._dup_probe(self.dup_index, self.dup_mask, key, hash)
+    cdef int64_t _dup_find(self, const char *key, DupProbe *pr) noexcept nogil:
+        """The entry of (client order id, account) ``key`` today, or -1; ``pr`` keeps what the
+        lookup learnt for ``_dup_index``.
+
+        An id with a canonical decimal suffix is first looked for in its stream: a number above the
+        stream's last one was never seen (an id goes to the hash table only when its number is at or
+        below its stream's last, or when its stream could not be made; no stream is made after that
+        for the rest of the day), and one at or below it is found by a binary search. Other ids, and
+        stream ids not in their stream, are looked up in the hash table."""
+        cdef int64_t found = -1
+        cdef char skey[KEY_LEN]
+        cdef Stream *st
+        cdef uint32_t lo, hi, mid
+        pr.hash = 0
+        pr.stream = -1
+        pr.start = mn_coid_split(key, &pr.number)
+        if pr.start >= 0 and self.stream_count:
+            mn_stream_key(skey, key, pr.start)
+            pr.stream = self._stream_slot(skey, mn_hash36(skey))
+            st = &self.streams[pr.stream]
+            if st.refs == NULL:
+                pr.stream = -1
+            else:
+                if pr.number > st.last:
+                    return -1
+                lo = 0
+                hi = st.n
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if st.refs[mid].number < pr.number:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < st.n and st.refs[lo].number == pr.number:
+                    return <int64_t> st.refs[lo].entry
+        if self.dup_used == 0:
+            return -1
+        pr.hash = mn_hash_bytes(key, KEY_LEN)
+        found = self._dup_probe(self.dup_index, self.dup_mask, key, pr.hash)
         if found < 0 and self.dup_old != NULL:
-            found = self._dup_probe(self.dup_old, self.dup_old_mask, key, hash)
+            found = self._dup_probe(self.dup_old, self.dup_old_mask, key, pr.hash)
         return found
 
     cdef inline void _dup_place(self, uint64_t *table, size_t mask, uint64_t hash,
@@ -950,18 +1079,63 @@ cdef class MatchingEngine:
             mn_table_free(self.dup_old, sizeof(uint64_t) * (self.dup_old_mask + 1))
             self.dup_old = NULL
 
-    cdef uint32_t _dup_add(self, const char *key, uint64_t hash, uint32_t slot, uint64_t order_id,
+    cdef uint32_t _dup_add(self, const char *key, DupProbe *pr, uint32_t slot, uint64_t order_id,
                            uint16_t book, uint8_t side) except 0:
-        """Remember (client order id, account) for order ``order_id`` (live in ``slot``, or NIL);
-        return the entry's index + 1."""
-        cdef size_t capacity, slots
-        cdef DupEntry *grown
+        """Remember (client order id, account) for order ``order_id`` (live in ``slot``, or NIL),
+        ``pr`` being its ``_dup_find`` (which found nothing); return the entry's index + 1."""
         cdef DupEntry *entry
-        cdef uint64_t *table
         if self.dup_len == 0xFFFFFFFE:
             raise MemoryError("more client order ids in one day than the table numbers")
         if self.dup_len == self.dup_cap:
             self._reserve_dups(self.dup_cap * 2 if self.dup_cap else 4096)
+        entry = &self.dups[self.dup_len]
+        memcpy(entry.key, key, KEY_LEN)
+        entry.slot = slot
+        entry.order_id = order_id
+        entry.book = book
+        entry.side = side
+        entry.status = 0
+        entry.price = 0
+        entry.quantity = 0
+        entry.filled = 0
+        self._dup_index(self.dup_len, pr)
+        self.dup_len += 1
+        return <uint32_t> self.dup_len
+
+    cdef int _dup_index(self, size_t index, DupProbe *pr) except -1:
+        """Index entry ``index`` (not indexed yet; ``pr``: its ``_dup_find`` or ``_dup_split``): in
+        its stream when its number comes after the stream's last, else in the hash table."""
+        cdef DupEntry *entry = &self.dups[index]
+        cdef char skey[KEY_LEN]
+        cdef uint64_t h
+        cdef Stream *st
+        cdef StreamRef *grown
+        cdef size_t slots
+        cdef uint64_t *table
+        if pr.start >= 0:
+            if pr.stream < 0:
+                mn_stream_key(skey, entry.key, pr.start)
+                h = mn_hash36(skey)
+                pr.stream = self._stream_slot(skey, h)
+                if pr.stream < 0 or self.streams[pr.stream].refs == NULL:
+                    pr.stream = self._stream_create(skey, h)
+            if pr.stream >= 0:
+                st = &self.streams[pr.stream]
+                if pr.number > st.last:
+                    if st.n == st.cap:
+                        grown = <StreamRef *> realloc(st.refs, sizeof(StreamRef) * st.cap * 2)
+                        if grown == NULL:
+                            raise MemoryError()
+                        st.refs = grown
+                        st.cap *= 2
+                    st.refs[st.n].number = pr.number
+                    st.refs[st.n].entry = index
+                    st.n += 1
+                    st.last = pr.number
+                    entry.hashed = 0
+                    return 0
+        if pr.hash == 0:
+            pr.hash = mn_hash_bytes(entry.key, KEY_LEN)
         if self.dup_old != NULL:
             self._dup_migrate(DUP_MIGRATE_STEP)
         if (self.dup_used + 1) * 2 > self.dup_mask + 1:
@@ -977,20 +1151,16 @@ cdef class MatchingEngine:
             self.dup_index = table
             self.dup_mask = slots - 1
             self._dup_migrate(DUP_MIGRATE_STEP)
-        entry = &self.dups[self.dup_len]
-        memcpy(entry.key, key, KEY_LEN)
-        entry.slot = slot
-        entry.order_id = order_id
-        entry.book = book
-        entry.side = side
-        entry.status = 0
-        entry.price = 0
-        entry.quantity = 0
-        entry.filled = 0
-        self._dup_place(self.dup_index, self.dup_mask, hash, self.dup_len)
+        self._dup_place(self.dup_index, self.dup_mask, pr.hash, index)
         self.dup_used += 1
-        self.dup_len += 1
-        return <uint32_t> self.dup_len
+        entry.hashed = 1
+        return 0
+
+    cdef inline void _dup_split(self, const char *key, DupProbe *pr) noexcept nogil:
+        """``pr`` for indexing ``key`` without a lookup (the caller knows it is not there)."""
+        pr.hash = 0
+        pr.stream = -1
+        pr.start = mn_coid_split(key, &pr.number)
 
     cdef int _dup_keep_live_only(self) except -1:
         """END_OF_DAY: forget the finished orders' ids; the live orders keep theirs."""
@@ -999,6 +1169,7 @@ cdef class MatchingEngine:
         cdef uint32_t slot
         cdef DupEntry *fresh
         cdef Order *o
+        cdef DupProbe pr
         while need < 2 * self.live_orders:
             need *= 2
         if need < self.dup_initial:
@@ -1009,7 +1180,6 @@ cdef class MatchingEngine:
             raise MemoryError()
         if self.dup_reserved:
             memset(fresh, 0, sizeof(DupEntry) * capacity)  # mapped now, not by the day's first orders
-        self._dup_reset(need)
         for i in range(self.dup_len):
             slot = self.dups[i].slot
             if slot == NIL:
@@ -1017,13 +1187,15 @@ cdef class MatchingEngine:
             memcpy(&fresh[kept], &self.dups[i], sizeof(DupEntry))
             o = &self.orders[slot]
             o.dup = <uint32_t> kept + 1
-            self._dup_place(self.dup_index, self.dup_mask, mn_hash_bytes(fresh[kept].key, KEY_LEN), kept)
             kept += 1
         free(self.dups)
         self.dups = fresh
         self.dup_len = kept
         self.dup_cap = capacity
-        self.dup_used = kept
+        self._dup_reset(need)
+        for i in range(kept):
+            self._dup_split(fresh[i].key, &pr)
+            self._dup_index(i, &pr)
         return 0
 
     # ---- answers ---------------------------------------------------------------------------------
@@ -1090,10 +1262,10 @@ cdef class MatchingEngine:
     # ---- requests --------------------------------------------------------------------------------
 
     cdef int _new_order(self, uint64_t rid, const char *key, const char *symbol, int side, int order_type,
-                        int tif, int flags, int64_t quantity, int64_t price, uint64_t hash=0) except -1:
-        """``key``: the client order id (20 bytes) then the account (16); ``hash``: its hash when the
-        caller has it (0: compute it)."""
+                        int tif, int flags, int64_t quantity, int64_t price) except -1:
+        """``key``: the client order id (20 bytes) then the account (16)."""
         cdef int64_t found
+        cdef DupProbe pr
         cdef int b, reason, opposite
         cdef Book *book
         cdef int64_t limit_key
@@ -1101,9 +1273,7 @@ cdef class MatchingEngine:
         cdef Order *o
         cdef bint has_coid = not is_blank(key, COID_LEN)
         if has_coid:
-            if hash == 0:
-                hash = mn_hash_bytes(key, KEY_LEN)
-            found = self._dup_find(key, hash)
+            found = self._dup_find(key, &pr)
             if found >= 0:
                 return self._answer_duplicate(rid, &self.dups[found])
         b = self._book_of(mn_load_u64(symbol))
@@ -1165,7 +1335,7 @@ cdef class MatchingEngine:
         memcpy(o.key, key, KEY_LEN)
         self._map_id(o.order_id, slot)
         if has_coid:
-            self.orders[slot].dup = self._dup_add(key, hash, slot, self.order_count, <uint16_t> b, <uint8_t> side)
+            self.orders[slot].dup = self._dup_add(key, &pr, slot, self.order_count, <uint16_t> b, <uint8_t> side)
         self._ack(&self.out, rid, &self.orders[slot])
         if ((book.sides[opposite].n and self._best_key(book, opposite) >= limit_key)
                 or order_type == MARKET or tif == IOC or tif == FOK):
@@ -1230,11 +1400,10 @@ cdef class MatchingEngine:
         cdef Book *book
         cdef uint32_t slot
         cdef Order *o
-        cdef uint64_t hash = 0
+        cdef DupProbe pr
         cdef bint has_coid = not is_blank(key, COID_LEN)
         if has_coid:
-            hash = mn_hash_bytes(key, KEY_LEN)
-            found = self._dup_find(key, hash)
+            found = self._dup_find(key, &pr)
             if found >= 0:
                 return self._answer_duplicate(rid, &self.dups[found])
         b = self._book_of(mn_load_u64(symbol))
@@ -1265,7 +1434,7 @@ cdef class MatchingEngine:
         memcpy(o.key, key, KEY_LEN)
         self._map_id(o.order_id, slot)
         if has_coid:
-            self.orders[slot].dup = self._dup_add(key, hash, slot, self.order_count, <uint16_t> b, <uint8_t> side)
+            self.orders[slot].dup = self._dup_add(key, &pr, slot, self.order_count, <uint16_t> b, <uint8_t> side)
         self._add_stop(slot)
         self._ack(&self.out, rid, &self.orders[slot])
         return self._run_stops(book, rid)
@@ -1710,17 +1879,7 @@ cdef class MatchingEngine:
 
     # ---- one frame -------------------------------------------------------------------------------
 
-    cdef inline uint64_t _prefetch(self, const char *f, Py_ssize_t available) noexcept nogil:
-        """The client-order-id hash of the NEW_ORDER frame at ``f`` (0 for anything else), with the
-        table slot it lands on already on its way into the cache while the frame before it runs."""
-        cdef uint64_t hash
-        if available < SZ_NEW_ORDER or <unsigned char> f[5] != T_NEW_ORDER or is_blank(f + 16, COID_LEN):
-            return 0
-        hash = mn_hash_bytes(f + 16, KEY_LEN)
-        __builtin_prefetch(&self.dup_index[(hash >> 32) & self.dup_mask])
-        return hash
-
-    cdef int _apply_frame(self, const char *f, int mtype, uint64_t hash=0) except -1:
+    cdef int _apply_frame(self, const char *f, int mtype) except -1:
         """Apply one decoded, validated state-changing frame; its answer goes to ``out``."""
         cdef uint64_t rid = mn_load_u64(f + 8)
         cdef size_t start = self.out.length
@@ -1731,7 +1890,7 @@ cdef class MatchingEngine:
             kind = K_NEW_ORDER
             self._new_order(rid, f + 16, f + 52, <unsigned char> f[60], <unsigned char> f[61],
                             <unsigned char> f[62], <unsigned char> f[63], mn_load_i64(f + 64),
-                            mn_load_i64(f + 72), hash)
+                            mn_load_i64(f + 72))
         elif mtype == T_NEW_STOP_ORDER:
             kind = K_NEW_STOP_ORDER
             self._new_stop_order(rid, f + 16, f + 52, <unsigned char> f[60], <unsigned char> f[61],
@@ -1780,7 +1939,6 @@ cdef class MatchingEngine:
         cdef uint32_t crc
         cdef char header[RECORD_HEADER]
         cdef char *j
-        cdef uint64_t hash = 0, next_hash = 0
         cdef const char *session_account = NULL
         cdef bint limited = permissions != PERM_ALL or account is not None
         if account is not None:
@@ -1793,10 +1951,8 @@ cdef class MatchingEngine:
         if end == 0:
             return (offset, b"", b"", 0, FEED_DONE, 0, None)
         base = <const char *> &view[0]
-        next_hash = self._prefetch(base + at, end - at)
         while end - at >= 4:
             f = base + at
-            hash = next_hash
             request_id = 0  # the refused frame's own, or 0 when it has no complete header
             length = mn_load_u32(f)
             total = <Py_ssize_t> length + 4
@@ -1840,8 +1996,7 @@ cdef class MatchingEngine:
                 stop = FEED_SNAPSHOT_REQUEST if mtype == T_SNAPSHOT_REQUEST else FEED_BOOK_EXPORT
                 detail = text_of(f + 16, SYMBOL_LEN)
                 break
-            next_hash = self._prefetch(f + total, end - at - total)
-            self._apply_frame(f, mtype, hash)
+            self._apply_frame(f, mtype)
             if self.journal.length == 0:
                 self.journal_first = self.seq
             buf_reserve(&self.journal, total + RECORD_OVERHEAD)
@@ -2176,11 +2331,12 @@ cdef class MatchingEngine:
         """The order id held for (account, client order id) today, live or finished; else None."""
         cdef char key[KEY_LEN]
         cdef int64_t found
+        cdef DupProbe pr
         if not client_order_id:
             return None
         put_text(client_order_id, key, COID_LEN)
         put_text(account, key + COID_LEN, ACCOUNT_LEN)
-        found = self._dup_find(key, mn_hash_bytes(key, KEY_LEN))
+        found = self._dup_find(key, &pr)
         return None if found < 0 else self.dups[found].order_id
 
     cdef list _resting_slots(self, int b):
@@ -2481,10 +2637,10 @@ cdef class MatchingEngine:
     cdef int _dup_loaded(self, const char *key, uint64_t order_id, uint16_t book, uint8_t side,
                          uint8_t status, int64_t price, int64_t quantity, int64_t filled) except -1:
         """One client order id of a snapshot: a live order's (status 0) or a finished one's."""
-        cdef uint64_t hash = mn_hash_bytes(key, KEY_LEN)
+        cdef DupProbe pr
         cdef uint32_t slot = NIL
         cdef DupEntry *e
-        if self._dup_find(key, hash) >= 0 or book >= self.nbooks or not 0 < order_id <= self.order_count:
+        if self._dup_find(key, &pr) >= 0 or book >= self.nbooks or not 0 < order_id <= self.order_count:
             raise ValueError("snapshot holds a bad client order id entry")
         if status == 0:
             slot = self._slot_of(order_id)
@@ -2492,7 +2648,7 @@ cdef class MatchingEngine:
                 raise ValueError(f"snapshot client order id entry names order {order_id}, which is not live")
         elif status != STATUS_FILLED and status != STATUS_CANCELLED:
             raise ValueError("snapshot holds a bad client order id entry")
-        index = self._dup_add(key, hash, slot, order_id, book, side)
+        index = self._dup_add(key, &pr, slot, order_id, book, side)
         if slot != NIL:
             self.orders[slot].dup = index
         else:
@@ -2607,7 +2763,8 @@ cdef class MatchingEngine:
                 raise MemoryError()
             for i in range(self.dup_len):
                 e = &self.dups[i]
-                self._dup_place(table, slots - 1, mn_hash_bytes(e.key, KEY_LEN), i)
+                if e.hashed:
+                    self._dup_place(table, slots - 1, mn_hash_bytes(e.key, KEY_LEN), i)
             mn_table_free(self.dup_index, sizeof(uint64_t) * (self.dup_mask + 1))
             self.dup_index = table
             self.dup_mask = slots - 1
@@ -2631,6 +2788,10 @@ cdef class MatchingEngine:
         total += sizeof(DupEntry) * self.dup_cap + sizeof(uint64_t) * (self.dup_mask + 1)
         if self.dup_old != NULL:
             total += sizeof(uint64_t) * (self.dup_old_mask + 1)
+        if self.streams != NULL:
+            total += sizeof(Stream) * (self.stream_mask + 1)
+            for p in range(self.stream_mask + 1):
+                total += sizeof(StreamRef) * self.streams[p].cap
         for i in range(self.nbooks):
             total += sizeof(LevelRef) * (self.books[i].sides[0].cap + self.books[i].sides[1].cap)
             total += sizeof(StopRef) * (self.books[i].stops[0].cap + self.books[i].stops[1].cap)

@@ -109,6 +109,52 @@ static inline uint64_t mn_hash_bytes(const char *p, size_t len) {
     return mn_mix(h ^ tail ^ 0x2545F4914F6CDD1DULL);
 }
 
+/* ---- client order ids as numbered streams ------------------------------------------------------
+
+ * Most clients number their orders as FIX sessions do: a fixed prefix and a rising counter ("C1",
+ * "C2", ... or "ORD-000017" style without the zeros). mn_coid_split splits a client order id (20
+ * bytes, NUL padded) into that prefix and the number its canonical decimal suffix spells: 1 to 18
+ * digits, no leading zero, after a non-NUL byte or at the start. Every id has at most one such
+ * split and (prefix, number) gives the id back, so the split is exact. Returns where the digits
+ * start (0..19), or -1 for an id without such a suffix. */
+
+static inline uint64_t mn_nonzero_bytes(uint64_t w) {  /* 0x80 in each byte of w that is not 0 */
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL;
+    return (((w & low7) + low7) | w) & ~low7;
+}
+
+static inline int mn_coid_split(const char *coid, uint64_t *number) {
+    uint64_t w0 = mn_load_u64(coid), w1 = mn_load_u64(coid + 8), w2 = mn_load_u32(coid + 16);
+    uint64_t m;
+    int end, start, i;
+    uint64_t n = 0;
+    if ((m = mn_nonzero_bytes(w2)) != 0) end = 16 + ((63 - __builtin_clzll(m)) >> 3) + 1;
+    else if ((m = mn_nonzero_bytes(w1)) != 0) end = 8 + ((63 - __builtin_clzll(m)) >> 3) + 1;
+    else if ((m = mn_nonzero_bytes(w0)) != 0) end = ((63 - __builtin_clzll(m)) >> 3) + 1;
+    else return -1;
+    start = end;
+    while (start > 0 && (unsigned char)(coid[start - 1] - '0') < 10) start--;
+    if (start == end || end - start > 18 || coid[start] == '0') return -1;
+    if (start > 0 && coid[start - 1] == 0) return -1;
+    for (i = start; i < end; i++) n = n * 10 + (uint64_t)(coid[i] - '0');
+    *number = n;
+    return start;
+}
+
+/* A stream's key: the client order id with its digits (from ``start``) cleared, then the account. */
+static inline void mn_stream_key(char *into, const char *key, int start) {
+    memcpy(into, key, 36);
+    memset(into + start, 0, 20 - start);
+}
+
+/* A hash of a 36-byte stream key for the small stream table: the words multiplied in parallel. */
+static inline uint64_t mn_hash36(const char *k) {
+    uint64_t h = mn_load_u64(k) * 0x9E3779B97F4A7C15ULL + mn_load_u64(k + 8) * 0xC2B2AE3D27D4EB4FULL +
+                 mn_load_u64(k + 16) * 0x165667B19E3779F9ULL + mn_load_u64(k + 24) * 0xD6E8FEB86659FD93ULL +
+                 (uint64_t)mn_load_u32(k + 32) * 0xFF51AFD7ED558CCDULL;
+    return h ^ (h >> 29);
+}
+
 /* ---- big zeroed tables: their own mapping, on huge pages where the kernel allows it ------------- */
 
 #define MN_HUGE (2u << 20)
