@@ -68,10 +68,13 @@ cdef extern from "native_support.h" nogil:
     uint32_t mn_crc32c(uint32_t crc, const char *buf, size_t length)
     uint32_t mn_crc32c_table(uint32_t crc, const char *buf, size_t length)
     int mn_crc32c_is_hardware()
+    uint32_t mn_crc32c_record(uint32_t word, uint64_t seq, const char *frame, size_t length)
+    bint mn_valid_text(const char *p, int width)
     uint64_t mn_hash_bytes(const char *p, size_t length)
     int mn_coid_split(const char *coid, uint64_t *number)
-    void mn_stream_key(char *into, const char *key, int start)
-    uint64_t mn_hash36(const char *key)
+    void mn_stream_key(uint64_t *w, const char *key, int start)
+    uint64_t mn_stream_hash(const uint64_t *w)
+    bint mn_stream_key_equal(const uint64_t *a, const uint64_t *b)
     void *mn_table_alloc(size_t size)
     void mn_table_free(void *p, size_t size)
     void mn_touch(void *p, size_t size)
@@ -324,7 +327,7 @@ cdef struct StreamRef:
 
 
 cdef struct Stream:
-    char key[KEY_LEN]  # the ids' prefix (their digits cleared) then the account
+    uint64_t key[5]  # the ids' prefix (their digits cleared) then the account: mn_stream_key
     uint32_t n
     uint64_t last  # the highest number in ``refs``
     StreamRef *refs  # ascending numbers; NULL: a free table slot
@@ -393,14 +396,7 @@ cdef void finish_answer(Buf *b, size_t start, uint16_t flags) noexcept nogil:
 
 cdef inline bint valid_text(const char *p, int width) noexcept nogil:
     """A string field as the protocol decodes it: ASCII, no NUL before its NUL padding."""
-    cdef int end = width
-    cdef int i
-    while end > 0 and p[end - 1] == 0:
-        end -= 1
-    for i in range(end):
-        if p[i] == 0 or <unsigned char> p[i] > 127:
-            return False
-    return True
+    return mn_valid_text(p, width)
 
 
 cdef inline int text_cmp(const char *a, const char *b, int width) noexcept nogil:
@@ -949,20 +945,20 @@ cdef class MatchingEngine:
         self.stream_mask = 0
         self.stream_count = 0
 
-    cdef inline int64_t _stream_slot(self, const char *skey, uint64_t h) noexcept nogil:
+    cdef inline int64_t _stream_slot(self, const uint64_t *skey, uint64_t h) noexcept nogil:
         """The table slot of the stream keyed ``skey`` (hash ``h``), or the free slot it would take
         (its ``refs`` NULL); -1 when there is no table."""
         cdef size_t at
         if self.streams == NULL:
             return -1
-        at = <size_t> (h >> 24) & self.stream_mask
+        at = <size_t> h & self.stream_mask
         while self.streams[at].refs != NULL:
-            if memcmp(self.streams[at].key, skey, KEY_LEN) == 0:
+            if mn_stream_key_equal(self.streams[at].key, skey):
                 return <int64_t> at
             at = (at + 1) & self.stream_mask
         return <int64_t> at
 
-    cdef int64_t _stream_create(self, const char *skey, uint64_t h) except -2:
+    cdef int64_t _stream_create(self, const uint64_t *skey, uint64_t h) except -2:
         """A new empty stream for ``skey``: its slot, or -1 when the day has all the streams it may."""
         cdef size_t slots, i, at
         cdef Stream *table
@@ -978,7 +974,7 @@ cdef class MatchingEngine:
                 raise MemoryError()
             for i in range(old_slots):
                 if old[i].refs != NULL:
-                    at = <size_t> (mn_hash36(old[i].key) >> 24) & (slots - 1)
+                    at = <size_t> mn_stream_hash(old[i].key) & (slots - 1)
                     while table[at].refs != NULL:
                         at = (at + 1) & (slots - 1)
                     memcpy(&table[at], &old[i], sizeof(Stream))
@@ -989,7 +985,7 @@ cdef class MatchingEngine:
         self.streams[found].refs = <StreamRef *> malloc(sizeof(StreamRef) * 16)
         if self.streams[found].refs == NULL:
             raise MemoryError()
-        memcpy(self.streams[found].key, skey, KEY_LEN)
+        memcpy(self.streams[found].key, skey, sizeof(uint64_t) * 5)
         self.streams[found].n = 0
         self.streams[found].cap = 16
         self.streams[found].last = 0
@@ -1022,7 +1018,7 @@ cdef class MatchingEngine:
         for the rest of the day), and one at or below it is found by a binary search. Other ids, and
         stream ids not in their stream, are looked up in the hash table."""
         cdef int64_t found = -1
-        cdef char skey[KEY_LEN]
+        cdef uint64_t skey[5]
         cdef Stream *st
         cdef uint32_t lo, hi, mid
         pr.hash = 0
@@ -1030,7 +1026,7 @@ cdef class MatchingEngine:
         pr.start = mn_coid_split(key, &pr.number)
         if pr.start >= 0 and self.stream_count:
             mn_stream_key(skey, key, pr.start)
-            pr.stream = self._stream_slot(skey, mn_hash36(skey))
+            pr.stream = self._stream_slot(skey, mn_stream_hash(skey))
             st = &self.streams[pr.stream]
             if st.refs == NULL:
                 pr.stream = -1
@@ -1084,7 +1080,7 @@ cdef class MatchingEngine:
         """Remember (client order id, account) for order ``order_id`` (live in ``slot``, or NIL),
         ``pr`` being its ``_dup_find`` (which found nothing); return the entry's index + 1."""
         cdef DupEntry *entry
-        if self.dup_len == 0xFFFFFFFE:
+        if self.dup_len == <size_t> 0xFFFFFFFE:
             raise MemoryError("more client order ids in one day than the table numbers")
         if self.dup_len == self.dup_cap:
             self._reserve_dups(self.dup_cap * 2 if self.dup_cap else 4096)
@@ -1106,7 +1102,7 @@ cdef class MatchingEngine:
         """Index entry ``index`` (not indexed yet; ``pr``: its ``_dup_find`` or ``_dup_split``): in
         its stream when its number comes after the stream's last, else in the hash table."""
         cdef DupEntry *entry = &self.dups[index]
-        cdef char skey[KEY_LEN]
+        cdef uint64_t skey[5]
         cdef uint64_t h
         cdef Stream *st
         cdef StreamRef *grown
@@ -1115,7 +1111,7 @@ cdef class MatchingEngine:
         if pr.start >= 0:
             if pr.stream < 0:
                 mn_stream_key(skey, entry.key, pr.start)
-                h = mn_hash36(skey)
+                h = mn_stream_hash(skey)
                 pr.stream = self._stream_slot(skey, h)
                 if pr.stream < 0 or self.streams[pr.stream].refs == NULL:
                     pr.stream = self._stream_create(skey, h)
@@ -1936,7 +1932,7 @@ cdef class MatchingEngine:
         cdef uint64_t request_id = 0
         cdef const char *f
         cdef long changes = 0
-        cdef uint32_t crc
+        cdef uint32_t crc, word
         cdef char header[RECORD_HEADER]
         cdef char *j
         cdef const char *session_account = NULL
@@ -2001,10 +1997,11 @@ cdef class MatchingEngine:
                 self.journal_first = self.seq
             buf_reserve(&self.journal, total + RECORD_OVERHEAD)
             j = self.journal.data + self.journal.length
-            mn_store_u32(j, (self.journal_epoch << 16) | (length + 4))
+            word = (self.journal_epoch << 16) | (length + 4)
+            mn_store_u32(j, word)
             mn_store_u64(j + 4, self.seq)
             memcpy(j + RECORD_HEADER, f, total)
-            crc = mn_crc32c(0, j, RECORD_HEADER + total)
+            crc = mn_crc32c_record(word, self.seq, f, total)
             mn_store_u32(j + RECORD_HEADER + total, crc)
             self.journal.length += total + RECORD_OVERHEAD
             changes += 1
