@@ -684,8 +684,14 @@ cdef class MatchingEngine:
         return s.refs[s.n - 1].key if s.n else ANY_PRICE_KEY - 1
 
     cdef uint32_t _find_ref(self, SideBook *s, int64_t key) noexcept nogil:
-        """Position of the first ref with a key >= ``key`` (binary search)."""
-        cdef uint32_t lo = 0, hi = s.n, mid
+        """Position of the first ref with a key >= ``key``: a few steps from the best end (where most
+        orders arrive and most cancels land), then a binary search."""
+        cdef uint32_t lo = 0, hi = s.n, mid, steps = 0
+        while hi > 0 and steps < 8:
+            if s.refs[hi - 1].key < key:
+                return hi
+            hi -= 1
+            steps += 1
         while lo < hi:
             mid = (lo + hi) >> 1
             if s.refs[mid].key < key:
