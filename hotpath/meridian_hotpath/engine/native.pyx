@@ -78,6 +78,7 @@ cdef extern from "native_support.h" nogil:
     void *mn_table_alloc(size_t size)
     void mn_table_free(void *p, size_t size)
     void mn_touch(void *p, size_t size)
+    void mn_zero(char *p, size_t size)
 
 mn_crc_init()
 
@@ -372,7 +373,7 @@ cdef int buf_reserve(Buf *b, size_t extra) except -1:
 cdef inline char *put_frame(Buf *b, uint8_t mtype, size_t size, uint64_t request_id) except NULL:
     buf_reserve(b, size)
     cdef char *p = b.data + b.length
-    memset(p, 0, size)
+    mn_zero(p, size)
     mn_store_u32(p, <uint32_t> (size - 4))
     p[4] = <char> PROTOCOL_VERSION
     p[5] = <char> mtype
