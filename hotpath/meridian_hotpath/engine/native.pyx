@@ -1929,9 +1929,9 @@ cdef class MatchingEngine:
         ``FEED_PROTOCOL_ERROR`` (at a frame to refuse: ``detail`` is the ProtocolRejectCode and
         ``request_id`` its header's request id, 0 when it has no complete header).
         """
-        cdef const unsigned char[::1] view = data
+        cdef const unsigned char[::1] view
         cdef const char *base
-        cdef Py_ssize_t end = view.shape[0]
+        cdef Py_ssize_t end
         cdef Py_ssize_t at = offset
         cdef uint32_t length
         cdef Py_ssize_t total
@@ -1951,9 +1951,17 @@ cdef class MatchingEngine:
         detail = None
         self.out.length = 0
         self.now.length = 0
+        if type(data) is bytes:  # the node's case: no buffer to acquire
+            base = PyBytes_AS_STRING(data)
+            end = PyBytes_GET_SIZE(data)
+        else:
+            view = data
+            end = view.shape[0]
+            if end == 0:
+                return (offset, b"", b"", 0, FEED_DONE, 0, None)
+            base = <const char *> &view[0]
         if end == 0:
             return (offset, b"", b"", 0, FEED_DONE, 0, None)
-        base = <const char *> &view[0]
         while end - at >= 4:
             f = base + at
             request_id = 0  # the refused frame's own, or 0 when it has no complete header
