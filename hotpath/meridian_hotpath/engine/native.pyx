@@ -228,6 +228,7 @@ cdef enum:
     PAGE_BITS = 8
     PAGE_SIZE = 256
     DUP_MIGRATE_STEP = 32
+    LEVEL_WINDOW = 512  # slots per book side of the price -> level cache
     MAX_STREAMS = 1 << 14  # numbered client-order-id streams per day; ids past them use the hash table
     RECORD_HEADER = 12  # u32 frame length | u64 seq
     RECORD_OVERHEAD = 16  # header + u32 crc
@@ -307,6 +308,7 @@ cdef struct Book:
     uint64_t trades
     SideBook sides[2]  # 0: bids, 1: asks
     StopSide stops[2]  # waiting stop orders: 0: buy stops, 1: sell stops
+    uint32_t *window  # per side, LEVEL_WINDOW slots by price: NIL or a level of that side (a cache)
 
 
 cdef struct DupEntry:
@@ -606,6 +608,10 @@ cdef class MatchingEngine:
             book.reference_price = instrument.reference_price
             book.band_bps = instrument.band_bps
             book.trading = 1
+            book.window = <uint32_t *> malloc(sizeof(uint32_t) * 2 * LEVEL_WINDOW)
+            if book.window == NULL:
+                raise MemoryError()
+            memset(book.window, 0xFF, sizeof(uint32_t) * 2 * LEVEL_WINDOW)
             self._set_last_price(book, 0)
             self._symbols.append(instrument.symbol)
         self.seq = 0
@@ -638,6 +644,7 @@ cdef class MatchingEngine:
                 free(self.books[i].sides[1].refs)
                 free(self.books[i].stops[0].refs)
                 free(self.books[i].stops[1].refs)
+                free(self.books[i].window)
             free(self.books)
         free(self.fire_queue)
         free(self.book_keys)
@@ -730,25 +737,22 @@ cdef class MatchingEngine:
         cdef int side_index = 0 if o.side == BUY else 1
         cdef int64_t key = o.price if o.side == BUY else -o.price
         cdef SideBook *s = &book.sides[side_index]
-        cdef uint32_t at = self._find_ref(s, key)
-        cdef uint32_t level
-        cdef LevelRef *grown
+        cdef uint32_t *cached = &book.window[side_index * LEVEL_WINDOW + (<uint64_t> o.price & (LEVEL_WINDOW - 1))]
+        cdef uint32_t at
+        cdef uint32_t level = cached[0]
         cdef Level *lv
-        if at < s.n and s.refs[at].key == key:
-            level = s.refs[at].level
+        if level != NIL and self.levels[level].price == o.price:
+            pass  # the level, from the cache
+        elif s.n and s.refs[s.n - 1].key < key:  # a new best level
+            level = self._rest_level(s, s.n, key, slot)
         else:
-            level = self._new_level(o.price)
-            o = &self.orders[slot]
-            if s.n == s.cap:
-                grown = <LevelRef *> realloc(s.refs, sizeof(LevelRef) * (s.cap * 2 if s.cap else 64))
-                if grown == NULL:
-                    raise MemoryError()
-                s.refs = grown
-                s.cap = s.cap * 2 if s.cap else 64
-            memmove(&s.refs[at + 1], &s.refs[at], sizeof(LevelRef) * (s.n - at))
-            s.refs[at].key = key
-            s.refs[at].level = level
-            s.n += 1
+            at = self._find_ref(s, key)
+            if at < s.n and s.refs[at].key == key:
+                level = s.refs[at].level
+            else:
+                level = self._rest_level(s, at, key, slot)
+        cached[0] = level
+        o = &self.orders[slot]
         lv = &self.levels[level]
         o.level = level
         o.next = NIL
@@ -762,6 +766,22 @@ cdef class MatchingEngine:
         lv.total += o.leaves
         return 0
 
+    cdef uint32_t _rest_level(self, SideBook *s, uint32_t at, int64_t key, uint32_t slot) except? 0xFFFFFFFF:
+        """A new level for order ``slot``'s price, its ref inserted at ``at``."""
+        cdef uint32_t level = self._new_level(self.orders[slot].price)
+        cdef LevelRef *grown
+        if s.n == s.cap:
+            grown = <LevelRef *> realloc(s.refs, sizeof(LevelRef) * (s.cap * 2 if s.cap else 64))
+            if grown == NULL:
+                raise MemoryError()
+            s.refs = grown
+            s.cap = s.cap * 2 if s.cap else 64
+        memmove(&s.refs[at + 1], &s.refs[at], sizeof(LevelRef) * (s.n - at))
+        s.refs[at].key = key
+        s.refs[at].level = level
+        s.n += 1
+        return level
+
     cdef void _drop_level(self, Book *book, int side_index, int64_t key, uint32_t level) noexcept nogil:
         cdef SideBook *s = &book.sides[side_index]
         cdef uint32_t at
@@ -771,8 +791,15 @@ cdef class MatchingEngine:
             at = self._find_ref(s, key)
             memmove(&s.refs[at], &s.refs[at + 1], sizeof(LevelRef) * (s.n - at - 1))
             s.n -= 1
+        self._uncache_level(book, side_index, level)
         self.levels[level].next_free = self.free_level
         self.free_level = level
+
+    cdef inline void _uncache_level(self, Book *book, int side_index, uint32_t level) noexcept nogil:
+        cdef uint32_t *cached = &book.window[side_index * LEVEL_WINDOW
+                                             + (<uint64_t> self.levels[level].price & (LEVEL_WINDOW - 1))]
+        if cached[0] == level:
+            cached[0] = NIL
 
     cdef void _unlink(self, uint32_t slot) noexcept nogil:
         """Take a resting order out of its level (its leaves stay the caller's business)."""
@@ -1663,6 +1690,7 @@ cdef class MatchingEngine:
                     break
             if lv.head == NIL:
                 s.n -= 1
+                self._uncache_level(book, opposite, level_index)
                 lv.next_free = self.free_level
                 self.free_level = level_index
             if not remaining or self_trade:

@@ -34,12 +34,14 @@ static inline uint64_t mn_nonzero_bytes(uint64_t w) {  /* 0x80 in each byte of w
 /* Zero ``size`` bytes (a multiple of 4) of an answer frame about to be filled in: plain 8-byte
  * stores that gcc unrolls for the constant sizes, where a memset of 100-odd bytes would become a
  * `rep stos` with a start-up cost larger than the stores themselves. */
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-#endif
 static inline void mn_zero(char *p, size_t size) {
     size_t i = 0;
-    for (; i + 8 <= size; i += 8) mn_store_u64(p + i, 0);
+    for (; i + 8 <= size; i += 8) {
+        mn_store_u64(p + i, 0);
+#if defined(__GNUC__)
+        __asm__("" : "+r"(p));  /* keeps gcc from turning the loop back into a memset */
+#endif
+    }
     if (i < size) mn_store_u32(p + i, 0);
 }
 
