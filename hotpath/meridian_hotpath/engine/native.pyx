@@ -32,6 +32,7 @@ engine to, answer for answer, byte for byte, checksum for checksum); its module 
 them.
 """
 
+cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
@@ -1942,6 +1943,7 @@ cdef class MatchingEngine:
 
     # ---- the node's path: frames in, answers and journal records out -----------------------------
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def feed(self, data, Py_ssize_t offset=0, int permissions=PERM_ALL, bytes account=None):
         """Process every complete request frame in ``data`` from ``offset``, for a session that may
         send what ``permissions`` (PERM_* bits) allow, for ``account`` only when it is given (the
@@ -2062,6 +2064,7 @@ cdef class MatchingEngine:
             return (self.seq + 1, self.seq, 0)
         return (self.journal_first, self.seq, self.journal.length)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def take_journal(self):
         """The journal records of the requests processed since the last call, as one bytes object."""
         if not self.journal.length:
@@ -2169,6 +2172,7 @@ cdef class MatchingEngine:
         self._count(kind, start)
         return PyBytes_FromStringAndSize(self.out.data, self.out.length)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def submit(self, uint64_t request_id, client_order_id, account, symbol, int side, int order_type,
                int time_in_force, int order_flags, int64_t quantity, int64_t price):
         """A new order; returns its encoded answer frames."""
@@ -2183,6 +2187,7 @@ cdef class MatchingEngine:
         self._new_order(request_id, key, sym, side, order_type, time_in_force, order_flags, quantity, price)
         return self._answer(0, K_NEW_ORDER)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def submit_stop(self, uint64_t request_id, client_order_id, account, symbol, int side, int order_type,
                     int time_in_force, int order_flags, int64_t quantity, int64_t price, int64_t stop_price):
         """A new stop (``order_type`` MARKET) or stop-limit (LIMIT) order; returns its encoded answer."""
@@ -2198,6 +2203,7 @@ cdef class MatchingEngine:
                              stop_price)
         return self._answer(0, K_NEW_STOP_ORDER)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def cancel(self, uint64_t request_id, account, symbol, uint64_t order_id):
         """Cancel a live order; returns the encoded answer."""
         cdef char acct[ACCOUNT_LEN]
@@ -2210,6 +2216,7 @@ cdef class MatchingEngine:
         self._cancel(request_id, acct, sym, order_id)
         return self._answer(0, K_CANCEL)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def replace(self, uint64_t request_id, account, symbol, uint64_t order_id, int64_t quantity,
                 int64_t price):
         """Change a live order's leaves quantity and price; returns the encoded answer."""
@@ -2223,6 +2230,7 @@ cdef class MatchingEngine:
         self._replace(request_id, acct, sym, order_id, quantity, price)
         return self._answer(0, K_REPLACE)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def admin(self, uint64_t request_id, symbol, int action):
         """HALT, RESUME or END_OF_DAY a symbol ("" for the whole engine); returns the encoded answer."""
         cdef char sym[SYMBOL_LEN]
