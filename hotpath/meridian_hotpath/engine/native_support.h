@@ -186,9 +186,13 @@ static inline uint64_t mn_hash_bytes(const char *p, size_t len) {
  * Most clients number their orders as FIX sessions do: a fixed prefix and a rising counter ("C1",
  * "C2", ... or "ORD-000017" style without the zeros). mn_coid_split splits a client order id (20
  * bytes, NUL padded) into that prefix and the number its canonical decimal suffix spells: 1 to 18
- * digits, no leading zero, after a non-NUL byte or at the start. Every id has at most one such
- * split and (prefix, number) gives the id back, so the split is exact. Returns where the digits
- * start (0..19), or -1 for an id without such a suffix. */
+ * digits, no leading zero, after a non-NUL byte or at the start, and a prefix of at most
+ * MN_STREAM_PREFIX bytes (random ids, whose last characters are digits by chance, keep to the hash
+ * table instead of opening a stream each). Every id has at most one such split and (prefix,
+ * number) gives the id back, so the split is exact. Returns where the digits start, or -1 for an id
+ * without such a suffix. */
+
+#define MN_STREAM_PREFIX 12
 
 static inline int mn_coid_split(const char *coid, uint64_t *number) {
     uint64_t w0 = mn_load_u64(coid), w1 = mn_load_u64(coid + 8), w2 = mn_load_u32(coid + 16);
@@ -201,7 +205,7 @@ static inline int mn_coid_split(const char *coid, uint64_t *number) {
     else return -1;
     start = end;
     while (start > 0 && (unsigned char)(coid[start - 1] - '0') < 10) start--;
-    if (start == end || end - start > 18 || coid[start] == '0') return -1;
+    if (start == end || end - start > 18 || coid[start] == '0' || start > MN_STREAM_PREFIX) return -1;
     if (start > 0 && coid[start - 1] == 0) return -1;
     for (i = start; i < end; i++) n = n * 10 + (uint64_t)(coid[i] - '0');
     *number = n;

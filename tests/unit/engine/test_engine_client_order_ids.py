@@ -1,9 +1,10 @@
 """Duplicate detection across the native core's two client-order-id indexes.
 
-Ids numbered as FIX sessions number them (a prefix, then a rising decimal counter without leading
-zeros) are indexed per (prefix, account) stream; every other id, and a stream id that comes out of
-order, goes to the hash table. Whichever index holds an id, the rule is the reference model's: a
-(client order id, account) seen today is answered as a duplicate of its order.
+Ids numbered as FIX sessions number them (a prefix of at most 12 characters, then a rising decimal
+counter without leading zeros) are indexed per (prefix, account) stream; every other id, and a
+stream id that comes out of order, goes to the hash table. Whichever index holds an id, the rule
+is the reference model's: a (client order id, account) seen today is answered as a duplicate of
+its order.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ TRICKY = (
     "N999999999999999999", "N1000000000000000000", "N999999999999999999", "N99999999999999999",
     "N12345678901234567890"[:20], "12345678901234567890", "1234567890123456789",
     "C1", "C10", "C9", "1", "01",
+    "ABCDEFGHIJKL1", "ABCDEFGHIJKL3", "ABCDEFGHIJKL2", "ABCDEFGHIJKLM1", "ABCDEFGHIJKLM2", "ABCDEFGHIJKLM1",
+    "ABCDEFGHIJKL3", "0f3a9c27be41d5e6a807", "0f3a9c27be41d5e6a80a", "0f3a9c27be41d5e6a807",
 )  # fmt: skip
 
 
