@@ -334,8 +334,9 @@ cdef struct StreamRef:
 cdef struct Stream:
     uint64_t key[5]  # the ids' prefix (their digits cleared) then the account: mn_stream_key
     uint32_t n
-    uint64_t last  # the highest number in ``refs``
-    StreamRef *refs  # ascending numbers; NULL: a free table slot
+    uint64_t last  # numbers above it are new to the stream; 0: a free table slot
+    StreamRef *refs  # ascending numbers (the ids above the day's start; the live ones it began
+                     # with are in the hash table)
     uint32_t cap
 
 
@@ -983,19 +984,20 @@ cdef class MatchingEngine:
 
     cdef inline int64_t _stream_slot(self, const uint64_t *skey, uint64_t h) noexcept nogil:
         """The table slot of the stream keyed ``skey`` (hash ``h``), or the free slot it would take
-        (its ``refs`` NULL); -1 when there is no table."""
+        (its ``last`` 0); -1 when there is no table."""
         cdef size_t at
         if self.streams == NULL:
             return -1
         at = <size_t> h & self.stream_mask
-        while self.streams[at].refs != NULL:
+        while self.streams[at].last != 0:
             if mn_stream_key_equal(self.streams[at].key, skey):
                 return <int64_t> at
             at = (at + 1) & self.stream_mask
         return <int64_t> at
 
-    cdef int64_t _stream_create(self, const uint64_t *skey, uint64_t h) except -2:
-        """A new empty stream for ``skey``: its slot, or -1 when the day has all the streams it may."""
+    cdef int64_t _stream_create(self, const uint64_t *skey, uint64_t h, uint64_t last) except -2:
+        """A new empty stream for ``skey`` whose numbers up to ``last`` (> 0) are not new to it: its
+        slot, or -1 when the day has all the streams it may."""
         cdef size_t slots, i, at
         cdef Stream *table
         cdef Stream *old = self.streams
@@ -1009,7 +1011,7 @@ cdef class MatchingEngine:
             if table == NULL:
                 raise MemoryError()
             for i in range(old_slots):
-                if old[i].refs != NULL:
+                if old[i].last != 0:
                     at = <size_t> mn_stream_hash(old[i].key) & (slots - 1)
                     while table[at].refs != NULL:
                         at = (at + 1) & (slots - 1)
@@ -1018,13 +1020,11 @@ cdef class MatchingEngine:
             self.streams = table
             self.stream_mask = slots - 1
         found = self._stream_slot(skey, h)
-        self.streams[found].refs = <StreamRef *> malloc(sizeof(StreamRef) * 4)
-        if self.streams[found].refs == NULL:
-            raise MemoryError()
         memcpy(self.streams[found].key, skey, sizeof(uint64_t) * 5)
+        self.streams[found].refs = NULL
         self.streams[found].n = 0
-        self.streams[found].cap = 4
-        self.streams[found].last = 0
+        self.streams[found].cap = 0
+        self.streams[found].last = last
         self.stream_count += 1
         return found
 
@@ -1065,7 +1065,7 @@ cdef class MatchingEngine:
             mn_stream_key(skey, key, pr.start)
             pr.stream = self._stream_slot(skey, mn_stream_hash(skey))
             st = &self.streams[pr.stream]
-            if st.refs == NULL:
+            if st.last == 0:
                 pr.stream = -1
             else:
                 if pr.number > st.last:
@@ -1150,17 +1150,17 @@ cdef class MatchingEngine:
                 mn_stream_key(skey, entry.key, pr.start)
                 h = mn_stream_hash(skey)
                 pr.stream = self._stream_slot(skey, h)
-                if pr.stream < 0 or self.streams[pr.stream].refs == NULL:
-                    pr.stream = self._stream_create(skey, h)
+                if pr.stream < 0 or self.streams[pr.stream].last == 0:
+                    pr.stream = self._stream_create(skey, h, pr.number - 1)
             if pr.stream >= 0:
                 st = &self.streams[pr.stream]
                 if pr.number > st.last:
                     if st.n == st.cap:
-                        grown = <StreamRef *> realloc(st.refs, sizeof(StreamRef) * st.cap * 2)
+                        grown = <StreamRef *> realloc(st.refs, sizeof(StreamRef) * (st.cap * 2 if st.cap else 4))
                         if grown == NULL:
                             raise MemoryError()
                         st.refs = grown
-                        st.cap *= 2
+                        st.cap = st.cap * 2 if st.cap else 4
                     st.refs[st.n].number = pr.number
                     st.refs[st.n].entry = index
                     st.n += 1
@@ -1226,9 +1226,27 @@ cdef class MatchingEngine:
         self.dup_len = kept
         self.dup_cap = capacity
         self._dup_reset(need)
-        for i in range(kept):
+        for i in range(kept):  # into the hash table, each stream starting above its ids
             self._dup_split(fresh[i].key, &pr)
+            if pr.start >= 0:
+                self._stream_raise(fresh[i].key, &pr)
+            pr.start = -1
             self._dup_index(i, &pr)
+        return 0
+
+    cdef int _stream_raise(self, const char *key, DupProbe *pr) except -1:
+        """Make the stream of ``key`` (split in ``pr``) count its number as seen (an id indexed in
+        the hash table); when it cannot be made, no stream for it is made today."""
+        cdef uint64_t skey[5]
+        cdef uint64_t h
+        cdef int64_t at
+        mn_stream_key(skey, key, pr.start)
+        h = mn_stream_hash(skey)
+        at = self._stream_slot(skey, h)
+        if at < 0 or self.streams[at].last == 0:
+            self._stream_create(skey, h, pr.number)
+        elif pr.number > self.streams[at].last:
+            self.streams[at].last = pr.number
         return 0
 
     # ---- answers ---------------------------------------------------------------------------------
