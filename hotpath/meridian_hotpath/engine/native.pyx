@@ -11,10 +11,13 @@
   its orders: adding to a level, matching from its front and cancelling from its middle are O(1);
 * a live order is found by its id through a paged table (ids are handed out in sequence, so a page
   of 256 ids is an array; a page goes when its last live order does): no hashing, no rehash;
-* duplicate detection keys (client order id, account) for the trading day in an open-addressed
-  table that grows by migrating a few slots per insert (no stop-the-world rehash); it keeps what a
-  duplicate's answer needs once the order is finished, and END_OF_DAY (engine-wide) forgets the
-  finished orders' ids.
+* duplicate detection keys (client order id, account) for the trading day. An entry per id keeps
+  what a duplicate's answer needs once the order is finished; END_OF_DAY (engine-wide) forgets the
+  finished orders' ids. Ids numbered as FIX sessions number them (a prefix of at most 12
+  characters, then a rising decimal counter) are indexed per (prefix, account) stream: an id whose
+  number is above its stream's last is new without a lookup, and is appended; any other id goes to
+  an open-addressed hash table that grows by migrating a few slots per insert (no stop-the-world
+  rehash), its slot prefetched a frame ahead by ``feed``. See ``_dup_find``.
 
 Requests enter three ways, all through the same C code:
 
@@ -30,6 +33,7 @@ engine to, answer for answer, byte for byte, checksum for checksum); its module 
 them.
 """
 
+cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, qsort, realloc
 from libc.string cimport memcmp, memcpy, memmove, memset
@@ -66,10 +70,17 @@ cdef extern from "native_support.h" nogil:
     uint32_t mn_crc32c(uint32_t crc, const char *buf, size_t length)
     uint32_t mn_crc32c_table(uint32_t crc, const char *buf, size_t length)
     int mn_crc32c_is_hardware()
+    uint32_t mn_crc32c_record(uint32_t word, uint64_t seq, const char *frame, size_t length)
+    bint mn_valid_text(const char *p, int width)
     uint64_t mn_hash_bytes(const char *p, size_t length)
+    int mn_coid_split(const char *coid, uint64_t *number)
+    void mn_stream_key(uint64_t *w, const char *key, int start)
+    uint64_t mn_stream_hash(const uint64_t *w)
+    bint mn_stream_key_equal(const uint64_t *a, const uint64_t *b)
     void *mn_table_alloc(size_t size)
     void mn_table_free(void *p, size_t size)
     void mn_touch(void *p, size_t size)
+    void mn_zero(char *p, size_t size)
 
 mn_crc_init()
 
@@ -219,6 +230,8 @@ cdef enum:
     PAGE_BITS = 8
     PAGE_SIZE = 256
     DUP_MIGRATE_STEP = 32
+    LEVEL_WINDOW = 512  # slots per book side of the price -> level cache
+    MAX_STREAMS = 1 << 14  # numbered client-order-id streams per day; ids past them use the hash table
     RECORD_HEADER = 12  # u32 frame length | u64 seq
     RECORD_OVERHEAD = 16  # header + u32 crc
 
@@ -297,6 +310,7 @@ cdef struct Book:
     uint64_t trades
     SideBook sides[2]  # 0: bids, 1: asks
     StopSide stops[2]  # waiting stop orders: 0: buy stops, 1: sell stops
+    uint32_t *window  # per side, LEVEL_WINDOW slots by price: NIL or a level of that side (a cache)
 
 
 cdef struct DupEntry:
@@ -309,6 +323,28 @@ cdef struct DupEntry:
     uint16_t book
     uint8_t side
     uint8_t status  # once finished: FILLED or CANCELLED
+    uint8_t hashed  # indexed in the hash table (else in its stream)
+
+
+cdef struct StreamRef:
+    uint64_t number
+    uint64_t entry  # index of its DupEntry
+
+
+cdef struct Stream:
+    uint64_t key[5]  # the ids' prefix (their digits cleared) then the account: mn_stream_key
+    uint32_t n
+    uint64_t last  # numbers above it are new to the stream; 0: a free table slot
+    StreamRef *refs  # ascending numbers (the ids above the day's start; the live ones it began
+                     # with are in the hash table)
+    uint32_t cap
+
+
+cdef struct DupProbe:  # a client order id's lookup, kept for its insert
+    uint64_t number  # what its canonical decimal suffix spells
+    uint64_t hash  # its hash-table hash (0: not computed yet)
+    int64_t stream  # the stream table slot of its (prefix, account), -1: none yet
+    int start  # where its digits start; -1: no canonical decimal suffix
 
 
 cdef struct IdPage:
@@ -342,7 +378,7 @@ cdef int buf_reserve(Buf *b, size_t extra) except -1:
 cdef inline char *put_frame(Buf *b, uint8_t mtype, size_t size, uint64_t request_id) except NULL:
     buf_reserve(b, size)
     cdef char *p = b.data + b.length
-    memset(p, 0, size)
+    mn_zero(p, size)
     mn_store_u32(p, <uint32_t> (size - 4))
     p[4] = <char> PROTOCOL_VERSION
     p[5] = <char> mtype
@@ -366,14 +402,7 @@ cdef void finish_answer(Buf *b, size_t start, uint16_t flags) noexcept nogil:
 
 cdef inline bint valid_text(const char *p, int width) noexcept nogil:
     """A string field as the protocol decodes it: ASCII, no NUL before its NUL padding."""
-    cdef int end = width
-    cdef int i
-    while end > 0 and p[end - 1] == 0:
-        end -= 1
-    for i in range(end):
-        if p[i] == 0 or <unsigned char> p[i] > 127:
-            return False
-    return True
+    return mn_valid_text(p, width)
 
 
 cdef inline int text_cmp(const char *a, const char *b, int width) noexcept nogil:
@@ -505,6 +534,9 @@ cdef class MatchingEngine:
     cdef size_t dup_migrated
     cdef size_t dup_initial
     cdef size_t dup_reserved  # entries kept allocated across days (what reserve/preallocate asked)
+    cdef Stream *streams  # open-addressed by (prefix, account)
+    cdef size_t stream_mask
+    cdef size_t stream_count
     cdef Buf out
     cdef Buf now
     cdef Buf journal
@@ -530,6 +562,9 @@ cdef class MatchingEngine:
         self.dups = NULL
         self.dup_index = NULL
         self.dup_old = NULL
+        self.streams = NULL
+        self.stream_mask = 0
+        self.stream_count = 0
         self.book_keys = NULL
         self.fire_queue = NULL
         self.fire_len = 0
@@ -576,6 +611,10 @@ cdef class MatchingEngine:
             book.reference_price = instrument.reference_price
             book.band_bps = instrument.band_bps
             book.trading = 1
+            book.window = <uint32_t *> malloc(sizeof(uint32_t) * 2 * LEVEL_WINDOW)
+            if book.window == NULL:
+                raise MemoryError()
+            memset(book.window, 0xFF, sizeof(uint32_t) * 2 * LEVEL_WINDOW)
             self._set_last_price(book, 0)
             self._symbols.append(instrument.symbol)
         self.seq = 0
@@ -608,6 +647,7 @@ cdef class MatchingEngine:
                 free(self.books[i].sides[1].refs)
                 free(self.books[i].stops[0].refs)
                 free(self.books[i].stops[1].refs)
+                free(self.books[i].window)
             free(self.books)
         free(self.fire_queue)
         free(self.book_keys)
@@ -622,6 +662,7 @@ cdef class MatchingEngine:
             mn_table_free(self.dup_index, sizeof(uint64_t) * (self.dup_mask + 1))
         if self.dup_old != NULL:
             mn_table_free(self.dup_old, sizeof(uint64_t) * (self.dup_old_mask + 1))
+        self._streams_free()
         free(self.out.data)
         free(self.now.data)
         free(self.journal.data)
@@ -654,8 +695,14 @@ cdef class MatchingEngine:
         return s.refs[s.n - 1].key if s.n else ANY_PRICE_KEY - 1
 
     cdef uint32_t _find_ref(self, SideBook *s, int64_t key) noexcept nogil:
-        """Position of the first ref with a key >= ``key`` (binary search)."""
-        cdef uint32_t lo = 0, hi = s.n, mid
+        """Position of the first ref with a key >= ``key``: a few steps from the best end (where most
+        orders arrive and most cancels land), then a binary search."""
+        cdef uint32_t lo = 0, hi = s.n, mid, steps = 0
+        while hi > 0 and steps < 8:
+            if s.refs[hi - 1].key < key:
+                return hi
+            hi -= 1
+            steps += 1
         while lo < hi:
             mid = (lo + hi) >> 1
             if s.refs[mid].key < key:
@@ -693,25 +740,22 @@ cdef class MatchingEngine:
         cdef int side_index = 0 if o.side == BUY else 1
         cdef int64_t key = o.price if o.side == BUY else -o.price
         cdef SideBook *s = &book.sides[side_index]
-        cdef uint32_t at = self._find_ref(s, key)
-        cdef uint32_t level
-        cdef LevelRef *grown
+        cdef uint32_t *cached = &book.window[side_index * LEVEL_WINDOW + (<uint64_t> o.price & (LEVEL_WINDOW - 1))]
+        cdef uint32_t at
+        cdef uint32_t level = cached[0]
         cdef Level *lv
-        if at < s.n and s.refs[at].key == key:
-            level = s.refs[at].level
+        if level != NIL and self.levels[level].price == o.price:
+            pass  # the level, from the cache
+        elif s.n and s.refs[s.n - 1].key < key:  # a new best level
+            level = self._rest_level(s, s.n, key, slot)
         else:
-            level = self._new_level(o.price)
-            o = &self.orders[slot]
-            if s.n == s.cap:
-                grown = <LevelRef *> realloc(s.refs, sizeof(LevelRef) * (s.cap * 2 if s.cap else 64))
-                if grown == NULL:
-                    raise MemoryError()
-                s.refs = grown
-                s.cap = s.cap * 2 if s.cap else 64
-            memmove(&s.refs[at + 1], &s.refs[at], sizeof(LevelRef) * (s.n - at))
-            s.refs[at].key = key
-            s.refs[at].level = level
-            s.n += 1
+            at = self._find_ref(s, key)
+            if at < s.n and s.refs[at].key == key:
+                level = s.refs[at].level
+            else:
+                level = self._rest_level(s, at, key, slot)
+        cached[0] = level
+        o = &self.orders[slot]
         lv = &self.levels[level]
         o.level = level
         o.next = NIL
@@ -725,6 +769,22 @@ cdef class MatchingEngine:
         lv.total += o.leaves
         return 0
 
+    cdef uint32_t _rest_level(self, SideBook *s, uint32_t at, int64_t key, uint32_t slot) except? 0xFFFFFFFF:
+        """A new level for order ``slot``'s price, its ref inserted at ``at``."""
+        cdef uint32_t level = self._new_level(self.orders[slot].price)
+        cdef LevelRef *grown
+        if s.n == s.cap:
+            grown = <LevelRef *> realloc(s.refs, sizeof(LevelRef) * (s.cap * 2 if s.cap else 64))
+            if grown == NULL:
+                raise MemoryError()
+            s.refs = grown
+            s.cap = s.cap * 2 if s.cap else 64
+        memmove(&s.refs[at + 1], &s.refs[at], sizeof(LevelRef) * (s.n - at))
+        s.refs[at].key = key
+        s.refs[at].level = level
+        s.n += 1
+        return level
+
     cdef void _drop_level(self, Book *book, int side_index, int64_t key, uint32_t level) noexcept nogil:
         cdef SideBook *s = &book.sides[side_index]
         cdef uint32_t at
@@ -734,8 +794,15 @@ cdef class MatchingEngine:
             at = self._find_ref(s, key)
             memmove(&s.refs[at], &s.refs[at + 1], sizeof(LevelRef) * (s.n - at - 1))
             s.n -= 1
+        self._uncache_level(book, side_index, level)
         self.levels[level].next_free = self.free_level
         self.free_level = level
+
+    cdef inline void _uncache_level(self, Book *book, int side_index, uint32_t level) noexcept nogil:
+        cdef uint32_t *cached = &book.window[side_index * LEVEL_WINDOW
+                                             + (<uint64_t> self.levels[level].price & (LEVEL_WINDOW - 1))]
+        if cached[0] == level:
+            cached[0] = NIL
 
     cdef void _unlink(self, uint32_t slot) noexcept nogil:
         """Take a resting order out of its level (its leaves stay the caller's business)."""
@@ -902,7 +969,64 @@ cdef class MatchingEngine:
             raise MemoryError()
         self.dup_mask = slots - 1
         self.dup_used = 0
+        self._streams_free()
         return 0
+
+    cdef void _streams_free(self) noexcept nogil:
+        cdef size_t i
+        if self.streams != NULL:
+            for i in range(self.stream_mask + 1):
+                free(self.streams[i].refs)
+            free(self.streams)
+        self.streams = NULL
+        self.stream_mask = 0
+        self.stream_count = 0
+
+    cdef inline int64_t _stream_slot(self, const uint64_t *skey, uint64_t h) noexcept nogil:
+        """The table slot of the stream keyed ``skey`` (hash ``h``), or the free slot it would take
+        (its ``last`` 0); -1 when there is no table."""
+        cdef size_t at
+        if self.streams == NULL:
+            return -1
+        at = <size_t> h & self.stream_mask
+        while self.streams[at].last != 0:
+            if mn_stream_key_equal(self.streams[at].key, skey):
+                return <int64_t> at
+            at = (at + 1) & self.stream_mask
+        return <int64_t> at
+
+    cdef int64_t _stream_create(self, const uint64_t *skey, uint64_t h, uint64_t last) except -2:
+        """A new empty stream for ``skey`` whose numbers up to ``last`` (> 0) are not new to it: its
+        slot, or -1 when the day has all the streams it may."""
+        cdef size_t slots, i, at
+        cdef Stream *table
+        cdef Stream *old = self.streams
+        cdef size_t old_slots = self.stream_mask + 1 if old != NULL else 0
+        cdef int64_t found
+        if self.stream_count >= MAX_STREAMS:
+            return -1
+        if old == NULL or (self.stream_count + 1) * 2 > old_slots:
+            slots = old_slots * 2 if old_slots else 64
+            table = <Stream *> calloc(slots, sizeof(Stream))
+            if table == NULL:
+                raise MemoryError()
+            for i in range(old_slots):
+                if old[i].last != 0:
+                    at = <size_t> mn_stream_hash(old[i].key) & (slots - 1)
+                    while table[at].refs != NULL:
+                        at = (at + 1) & (slots - 1)
+                    memcpy(&table[at], &old[i], sizeof(Stream))
+            free(old)
+            self.streams = table
+            self.stream_mask = slots - 1
+        found = self._stream_slot(skey, h)
+        memcpy(self.streams[found].key, skey, sizeof(uint64_t) * 5)
+        self.streams[found].refs = NULL
+        self.streams[found].n = 0
+        self.streams[found].cap = 0
+        self.streams[found].last = last
+        self.stream_count += 1
+        return found
 
     cdef inline int64_t _dup_probe(self, uint64_t *table, size_t mask, const char *key,
                                    uint64_t hash) noexcept nogil:
@@ -920,10 +1044,48 @@ cdef class MatchingEngine:
                     return <int64_t> entry
             at = (at + 1) & mask
 
-    cdef inline int64_t _dup_find(self, const char *key, uint64_t hash) noexcept nogil:
-        cdef int64_t found = self._dup_probe(self.dup_index, self.dup_mask, key, hash)
+    cdef int64_t _dup_find(self, const char *key, DupProbe *pr, uint64_t hash=0) noexcept nogil:
+        """The entry of (client order id, account) ``key`` today, or -1; ``pr`` keeps what the
+        lookup learnt for ``_dup_index``.
+
+        An id with a canonical decimal suffix is first looked for in its stream: a number above the
+        stream's last one was never seen (an id goes to the hash table only when its number is at or
+        below its stream's last, or when its stream could not be made; no stream is made after that
+        for the rest of the day), and one at or below it is found by a binary search. Other ids, and
+        stream ids not in their stream, are looked up in the hash table (``hash``: the id's hash when
+        the caller has it, 0: computed here)."""
+        cdef int64_t found = -1
+        cdef uint64_t skey[5]
+        cdef Stream *st
+        cdef uint32_t lo, hi, mid
+        pr.hash = 0
+        pr.stream = -1
+        pr.start = mn_coid_split(key, &pr.number)
+        if pr.start >= 0 and self.stream_count:
+            mn_stream_key(skey, key, pr.start)
+            pr.stream = self._stream_slot(skey, mn_stream_hash(skey))
+            st = &self.streams[pr.stream]
+            if st.last == 0:
+                pr.stream = -1
+            else:
+                if pr.number > st.last:
+                    return -1
+                lo = 0
+                hi = st.n
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if st.refs[mid].number < pr.number:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < st.n and st.refs[lo].number == pr.number:
+                    return <int64_t> st.refs[lo].entry
+        if self.dup_used == 0:
+            return -1
+        pr.hash = hash if hash else mn_hash_bytes(key, KEY_LEN)
+        found = self._dup_probe(self.dup_index, self.dup_mask, key, pr.hash)
         if found < 0 and self.dup_old != NULL:
-            found = self._dup_probe(self.dup_old, self.dup_old_mask, key, hash)
+            found = self._dup_probe(self.dup_old, self.dup_old_mask, key, pr.hash)
         return found
 
     cdef inline void _dup_place(self, uint64_t *table, size_t mask, uint64_t hash,
@@ -950,18 +1112,63 @@ cdef class MatchingEngine:
             mn_table_free(self.dup_old, sizeof(uint64_t) * (self.dup_old_mask + 1))
             self.dup_old = NULL
 
-    cdef uint32_t _dup_add(self, const char *key, uint64_t hash, uint32_t slot, uint64_t order_id,
+    cdef uint32_t _dup_add(self, const char *key, DupProbe *pr, uint32_t slot, uint64_t order_id,
                            uint16_t book, uint8_t side) except 0:
-        """Remember (client order id, account) for order ``order_id`` (live in ``slot``, or NIL);
-        return the entry's index + 1."""
-        cdef size_t capacity, slots
-        cdef DupEntry *grown
+        """Remember (client order id, account) for order ``order_id`` (live in ``slot``, or NIL),
+        ``pr`` being its ``_dup_find`` (which found nothing); return the entry's index + 1."""
         cdef DupEntry *entry
-        cdef uint64_t *table
-        if self.dup_len == 0xFFFFFFFE:
+        if self.dup_len == <size_t> 0xFFFFFFFE:
             raise MemoryError("more client order ids in one day than the table numbers")
         if self.dup_len == self.dup_cap:
             self._reserve_dups(self.dup_cap * 2 if self.dup_cap else 4096)
+        entry = &self.dups[self.dup_len]
+        memcpy(entry.key, key, KEY_LEN)
+        entry.slot = slot
+        entry.order_id = order_id
+        entry.book = book
+        entry.side = side
+        entry.status = 0
+        entry.price = 0
+        entry.quantity = 0
+        entry.filled = 0
+        self._dup_index(self.dup_len, pr)
+        self.dup_len += 1
+        return <uint32_t> self.dup_len
+
+    cdef int _dup_index(self, size_t index, DupProbe *pr) except -1:
+        """Index entry ``index`` (not indexed yet; ``pr``: its ``_dup_find`` or ``_dup_split``): in
+        its stream when its number comes after the stream's last, else in the hash table."""
+        cdef DupEntry *entry = &self.dups[index]
+        cdef uint64_t skey[5]
+        cdef uint64_t h
+        cdef Stream *st
+        cdef StreamRef *grown
+        cdef size_t slots
+        cdef uint64_t *table
+        if pr.start >= 0:
+            if pr.stream < 0:
+                mn_stream_key(skey, entry.key, pr.start)
+                h = mn_stream_hash(skey)
+                pr.stream = self._stream_slot(skey, h)
+                if pr.stream < 0 or self.streams[pr.stream].last == 0:
+                    pr.stream = self._stream_create(skey, h, pr.number - 1)
+            if pr.stream >= 0:
+                st = &self.streams[pr.stream]
+                if pr.number > st.last:
+                    if st.n == st.cap:
+                        grown = <StreamRef *> realloc(st.refs, sizeof(StreamRef) * (st.cap * 2 if st.cap else 4))
+                        if grown == NULL:
+                            raise MemoryError()
+                        st.refs = grown
+                        st.cap = st.cap * 2 if st.cap else 4
+                    st.refs[st.n].number = pr.number
+                    st.refs[st.n].entry = index
+                    st.n += 1
+                    st.last = pr.number
+                    entry.hashed = 0
+                    return 0
+        if pr.hash == 0:
+            pr.hash = mn_hash_bytes(entry.key, KEY_LEN)
         if self.dup_old != NULL:
             self._dup_migrate(DUP_MIGRATE_STEP)
         if (self.dup_used + 1) * 2 > self.dup_mask + 1:
@@ -977,20 +1184,16 @@ cdef class MatchingEngine:
             self.dup_index = table
             self.dup_mask = slots - 1
             self._dup_migrate(DUP_MIGRATE_STEP)
-        entry = &self.dups[self.dup_len]
-        memcpy(entry.key, key, KEY_LEN)
-        entry.slot = slot
-        entry.order_id = order_id
-        entry.book = book
-        entry.side = side
-        entry.status = 0
-        entry.price = 0
-        entry.quantity = 0
-        entry.filled = 0
-        self._dup_place(self.dup_index, self.dup_mask, hash, self.dup_len)
+        self._dup_place(self.dup_index, self.dup_mask, pr.hash, index)
         self.dup_used += 1
-        self.dup_len += 1
-        return <uint32_t> self.dup_len
+        entry.hashed = 1
+        return 0
+
+    cdef inline void _dup_split(self, const char *key, DupProbe *pr) noexcept nogil:
+        """``pr`` for indexing ``key`` without a lookup (the caller knows it is not there)."""
+        pr.hash = 0
+        pr.stream = -1
+        pr.start = mn_coid_split(key, &pr.number)
 
     cdef int _dup_keep_live_only(self) except -1:
         """END_OF_DAY: forget the finished orders' ids; the live orders keep theirs."""
@@ -999,6 +1202,7 @@ cdef class MatchingEngine:
         cdef uint32_t slot
         cdef DupEntry *fresh
         cdef Order *o
+        cdef DupProbe pr
         while need < 2 * self.live_orders:
             need *= 2
         if need < self.dup_initial:
@@ -1009,7 +1213,6 @@ cdef class MatchingEngine:
             raise MemoryError()
         if self.dup_reserved:
             memset(fresh, 0, sizeof(DupEntry) * capacity)  # mapped now, not by the day's first orders
-        self._dup_reset(need)
         for i in range(self.dup_len):
             slot = self.dups[i].slot
             if slot == NIL:
@@ -1017,13 +1220,33 @@ cdef class MatchingEngine:
             memcpy(&fresh[kept], &self.dups[i], sizeof(DupEntry))
             o = &self.orders[slot]
             o.dup = <uint32_t> kept + 1
-            self._dup_place(self.dup_index, self.dup_mask, mn_hash_bytes(fresh[kept].key, KEY_LEN), kept)
             kept += 1
         free(self.dups)
         self.dups = fresh
         self.dup_len = kept
         self.dup_cap = capacity
-        self.dup_used = kept
+        self._dup_reset(need)
+        for i in range(kept):  # into the hash table, each stream starting above its ids
+            self._dup_split(fresh[i].key, &pr)
+            if pr.start >= 0:
+                self._stream_raise(fresh[i].key, &pr)
+            pr.start = -1
+            self._dup_index(i, &pr)
+        return 0
+
+    cdef int _stream_raise(self, const char *key, DupProbe *pr) except -1:
+        """Make the stream of ``key`` (split in ``pr``) count its number as seen (an id indexed in
+        the hash table); when it cannot be made, no stream for it is made today."""
+        cdef uint64_t skey[5]
+        cdef uint64_t h
+        cdef int64_t at
+        mn_stream_key(skey, key, pr.start)
+        h = mn_stream_hash(skey)
+        at = self._stream_slot(skey, h)
+        if at < 0 or self.streams[at].last == 0:
+            self._stream_create(skey, h, pr.number)
+        elif pr.number > self.streams[at].last:
+            self.streams[at].last = pr.number
         return 0
 
     # ---- answers ---------------------------------------------------------------------------------
@@ -1091,9 +1314,10 @@ cdef class MatchingEngine:
 
     cdef int _new_order(self, uint64_t rid, const char *key, const char *symbol, int side, int order_type,
                         int tif, int flags, int64_t quantity, int64_t price, uint64_t hash=0) except -1:
-        """``key``: the client order id (20 bytes) then the account (16); ``hash``: its hash when the
-        caller has it (0: compute it)."""
+        """``key``: the client order id (20 bytes) then the account (16); ``hash``: its hash-table hash
+        when the caller has it (0: computed when needed)."""
         cdef int64_t found
+        cdef DupProbe pr
         cdef int b, reason, opposite
         cdef Book *book
         cdef int64_t limit_key
@@ -1101,9 +1325,7 @@ cdef class MatchingEngine:
         cdef Order *o
         cdef bint has_coid = not is_blank(key, COID_LEN)
         if has_coid:
-            if hash == 0:
-                hash = mn_hash_bytes(key, KEY_LEN)
-            found = self._dup_find(key, hash)
+            found = self._dup_find(key, &pr, hash)
             if found >= 0:
                 return self._answer_duplicate(rid, &self.dups[found])
         b = self._book_of(mn_load_u64(symbol))
@@ -1165,7 +1387,7 @@ cdef class MatchingEngine:
         memcpy(o.key, key, KEY_LEN)
         self._map_id(o.order_id, slot)
         if has_coid:
-            self.orders[slot].dup = self._dup_add(key, hash, slot, self.order_count, <uint16_t> b, <uint8_t> side)
+            self.orders[slot].dup = self._dup_add(key, &pr, slot, self.order_count, <uint16_t> b, <uint8_t> side)
         self._ack(&self.out, rid, &self.orders[slot])
         if ((book.sides[opposite].n and self._best_key(book, opposite) >= limit_key)
                 or order_type == MARKET or tif == IOC or tif == FOK):
@@ -1230,11 +1452,10 @@ cdef class MatchingEngine:
         cdef Book *book
         cdef uint32_t slot
         cdef Order *o
-        cdef uint64_t hash = 0
+        cdef DupProbe pr
         cdef bint has_coid = not is_blank(key, COID_LEN)
         if has_coid:
-            hash = mn_hash_bytes(key, KEY_LEN)
-            found = self._dup_find(key, hash)
+            found = self._dup_find(key, &pr)
             if found >= 0:
                 return self._answer_duplicate(rid, &self.dups[found])
         b = self._book_of(mn_load_u64(symbol))
@@ -1265,7 +1486,7 @@ cdef class MatchingEngine:
         memcpy(o.key, key, KEY_LEN)
         self._map_id(o.order_id, slot)
         if has_coid:
-            self.orders[slot].dup = self._dup_add(key, hash, slot, self.order_count, <uint16_t> b, <uint8_t> side)
+            self.orders[slot].dup = self._dup_add(key, &pr, slot, self.order_count, <uint16_t> b, <uint8_t> side)
         self._add_stop(slot)
         self._ack(&self.out, rid, &self.orders[slot])
         return self._run_stops(book, rid)
@@ -1491,6 +1712,7 @@ cdef class MatchingEngine:
                     break
             if lv.head == NIL:
                 s.n -= 1
+                self._uncache_level(book, opposite, level_index)
                 lv.next_free = self.free_level
                 self.free_level = level_index
             if not remaining or self_trade:
@@ -1711,10 +1933,12 @@ cdef class MatchingEngine:
     # ---- one frame -------------------------------------------------------------------------------
 
     cdef inline uint64_t _prefetch(self, const char *f, Py_ssize_t available) noexcept nogil:
-        """The client-order-id hash of the NEW_ORDER frame at ``f`` (0 for anything else), with the
-        table slot it lands on already on its way into the cache while the frame before it runs."""
-        cdef uint64_t hash
-        if available < SZ_NEW_ORDER or <unsigned char> f[5] != T_NEW_ORDER or is_blank(f + 16, COID_LEN):
+        """For the NEW_ORDER frame at ``f`` whose client order id goes to the hash table (no stream
+        for it): its hash, with the table slot it lands on already on its way into the cache while
+        the frame before it runs; else 0."""
+        cdef uint64_t hash, number
+        if (available < SZ_NEW_ORDER or <unsigned char> f[5] != T_NEW_ORDER or self.dup_used == 0
+                or is_blank(f + 16, COID_LEN) or mn_coid_split(f + 16, &number) >= 0):
             return 0
         hash = mn_hash_bytes(f + 16, KEY_LEN)
         __builtin_prefetch(&self.dup_index[(hash >> 32) & self.dup_mask])
@@ -1752,6 +1976,7 @@ cdef class MatchingEngine:
 
     # ---- the node's path: frames in, answers and journal records out -----------------------------
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def feed(self, data, Py_ssize_t offset=0, int permissions=PERM_ALL, bytes account=None):
         """Process every complete request frame in ``data`` from ``offset``, for a session that may
         send what ``permissions`` (PERM_* bits) allow, for ``account`` only when it is given (the
@@ -1767,9 +1992,9 @@ cdef class MatchingEngine:
         ``FEED_PROTOCOL_ERROR`` (at a frame to refuse: ``detail`` is the ProtocolRejectCode and
         ``request_id`` its header's request id, 0 when it has no complete header).
         """
-        cdef const unsigned char[::1] view = data
+        cdef const unsigned char[::1] view
         cdef const char *base
-        cdef Py_ssize_t end = view.shape[0]
+        cdef Py_ssize_t end
         cdef Py_ssize_t at = offset
         cdef uint32_t length
         cdef Py_ssize_t total
@@ -1777,10 +2002,10 @@ cdef class MatchingEngine:
         cdef uint64_t request_id = 0
         cdef const char *f
         cdef long changes = 0
-        cdef uint32_t crc
+        cdef uint32_t crc, word
+        cdef uint64_t hash = 0, next_hash = 0
         cdef char header[RECORD_HEADER]
         cdef char *j
-        cdef uint64_t hash = 0, next_hash = 0
         cdef const char *session_account = NULL
         cdef bint limited = permissions != PERM_ALL or account is not None
         if account is not None:
@@ -1790,10 +2015,19 @@ cdef class MatchingEngine:
         detail = None
         self.out.length = 0
         self.now.length = 0
+        if type(data) is bytes:  # the node's case: no buffer to acquire
+            base = PyBytes_AS_STRING(data)
+            end = PyBytes_GET_SIZE(data)
+        else:
+            view = data
+            end = view.shape[0]
+            if end == 0:
+                return (offset, b"", b"", 0, FEED_DONE, 0, None)
+            base = <const char *> &view[0]
         if end == 0:
             return (offset, b"", b"", 0, FEED_DONE, 0, None)
-        base = <const char *> &view[0]
-        next_hash = self._prefetch(base + at, end - at)
+        if at >= 0:
+            next_hash = self._prefetch(base + at, end - at)
         while end - at >= 4:
             f = base + at
             hash = next_hash
@@ -1846,10 +2080,11 @@ cdef class MatchingEngine:
                 self.journal_first = self.seq
             buf_reserve(&self.journal, total + RECORD_OVERHEAD)
             j = self.journal.data + self.journal.length
-            mn_store_u32(j, (self.journal_epoch << 16) | (length + 4))
+            word = (self.journal_epoch << 16) | (length + 4)
+            mn_store_u32(j, word)
             mn_store_u64(j + 4, self.seq)
             memcpy(j + RECORD_HEADER, f, total)
-            crc = mn_crc32c(0, j, RECORD_HEADER + total)
+            crc = mn_crc32c_record(word, self.seq, f, total)
             mn_store_u32(j + RECORD_HEADER + total, crc)
             self.journal.length += total + RECORD_OVERHEAD
             changes += 1
@@ -1867,6 +2102,7 @@ cdef class MatchingEngine:
             return (self.seq + 1, self.seq, 0)
         return (self.journal_first, self.seq, self.journal.length)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def take_journal(self):
         """The journal records of the requests processed since the last call, as one bytes object."""
         if not self.journal.length:
@@ -1974,6 +2210,7 @@ cdef class MatchingEngine:
         self._count(kind, start)
         return PyBytes_FromStringAndSize(self.out.data, self.out.length)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def submit(self, uint64_t request_id, client_order_id, account, symbol, int side, int order_type,
                int time_in_force, int order_flags, int64_t quantity, int64_t price):
         """A new order; returns its encoded answer frames."""
@@ -1988,6 +2225,7 @@ cdef class MatchingEngine:
         self._new_order(request_id, key, sym, side, order_type, time_in_force, order_flags, quantity, price)
         return self._answer(0, K_NEW_ORDER)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def submit_stop(self, uint64_t request_id, client_order_id, account, symbol, int side, int order_type,
                     int time_in_force, int order_flags, int64_t quantity, int64_t price, int64_t stop_price):
         """A new stop (``order_type`` MARKET) or stop-limit (LIMIT) order; returns its encoded answer."""
@@ -2003,6 +2241,7 @@ cdef class MatchingEngine:
                              stop_price)
         return self._answer(0, K_NEW_STOP_ORDER)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def cancel(self, uint64_t request_id, account, symbol, uint64_t order_id):
         """Cancel a live order; returns the encoded answer."""
         cdef char acct[ACCOUNT_LEN]
@@ -2015,6 +2254,7 @@ cdef class MatchingEngine:
         self._cancel(request_id, acct, sym, order_id)
         return self._answer(0, K_CANCEL)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def replace(self, uint64_t request_id, account, symbol, uint64_t order_id, int64_t quantity,
                 int64_t price):
         """Change a live order's leaves quantity and price; returns the encoded answer."""
@@ -2028,6 +2268,7 @@ cdef class MatchingEngine:
         self._replace(request_id, acct, sym, order_id, quantity, price)
         return self._answer(0, K_REPLACE)
 
+    @cython.binding(False)  # a plain C method: called without a bound-method object
     def admin(self, uint64_t request_id, symbol, int action):
         """HALT, RESUME or END_OF_DAY a symbol ("" for the whole engine); returns the encoded answer."""
         cdef char sym[SYMBOL_LEN]
@@ -2176,11 +2417,12 @@ cdef class MatchingEngine:
         """The order id held for (account, client order id) today, live or finished; else None."""
         cdef char key[KEY_LEN]
         cdef int64_t found
+        cdef DupProbe pr
         if not client_order_id:
             return None
         put_text(client_order_id, key, COID_LEN)
         put_text(account, key + COID_LEN, ACCOUNT_LEN)
-        found = self._dup_find(key, mn_hash_bytes(key, KEY_LEN))
+        found = self._dup_find(key, &pr)
         return None if found < 0 else self.dups[found].order_id
 
     cdef list _resting_slots(self, int b):
@@ -2481,10 +2723,10 @@ cdef class MatchingEngine:
     cdef int _dup_loaded(self, const char *key, uint64_t order_id, uint16_t book, uint8_t side,
                          uint8_t status, int64_t price, int64_t quantity, int64_t filled) except -1:
         """One client order id of a snapshot: a live order's (status 0) or a finished one's."""
-        cdef uint64_t hash = mn_hash_bytes(key, KEY_LEN)
+        cdef DupProbe pr
         cdef uint32_t slot = NIL
         cdef DupEntry *e
-        if self._dup_find(key, hash) >= 0 or book >= self.nbooks or not 0 < order_id <= self.order_count:
+        if self._dup_find(key, &pr) >= 0 or book >= self.nbooks or not 0 < order_id <= self.order_count:
             raise ValueError("snapshot holds a bad client order id entry")
         if status == 0:
             slot = self._slot_of(order_id)
@@ -2492,7 +2734,7 @@ cdef class MatchingEngine:
                 raise ValueError(f"snapshot client order id entry names order {order_id}, which is not live")
         elif status != STATUS_FILLED and status != STATUS_CANCELLED:
             raise ValueError("snapshot holds a bad client order id entry")
-        index = self._dup_add(key, hash, slot, order_id, book, side)
+        index = self._dup_add(key, &pr, slot, order_id, book, side)
         if slot != NIL:
             self.orders[slot].dup = index
         else:
@@ -2607,7 +2849,8 @@ cdef class MatchingEngine:
                 raise MemoryError()
             for i in range(self.dup_len):
                 e = &self.dups[i]
-                self._dup_place(table, slots - 1, mn_hash_bytes(e.key, KEY_LEN), i)
+                if e.hashed:
+                    self._dup_place(table, slots - 1, mn_hash_bytes(e.key, KEY_LEN), i)
             mn_table_free(self.dup_index, sizeof(uint64_t) * (self.dup_mask + 1))
             self.dup_index = table
             self.dup_mask = slots - 1
@@ -2631,6 +2874,10 @@ cdef class MatchingEngine:
         total += sizeof(DupEntry) * self.dup_cap + sizeof(uint64_t) * (self.dup_mask + 1)
         if self.dup_old != NULL:
             total += sizeof(uint64_t) * (self.dup_old_mask + 1)
+        if self.streams != NULL:
+            total += sizeof(Stream) * (self.stream_mask + 1)
+            for p in range(self.stream_mask + 1):
+                total += sizeof(StreamRef) * self.streams[p].cap
         for i in range(self.nbooks):
             total += sizeof(LevelRef) * (self.books[i].sides[0].cap + self.books[i].sides[1].cap)
             total += sizeof(StopRef) * (self.books[i].stops[0].cap + self.books[i].stops[1].cap)

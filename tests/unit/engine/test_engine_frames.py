@@ -178,3 +178,20 @@ def test_heartbeats_are_answered_at_once_with_the_last_flag_and_journal_nothing(
 def test_crc32c_is_google_crc32c_in_hardware_and_in_software(data: bytes, start: int) -> None:
     assert crc32c(data) == crc32c_software(data) == google_crc32c.value(data)
     assert crc32c(data, start) == crc32c_software(data, start) == google_crc32c.extend(start, data)
+
+
+def test_feed_reads_bytes_bytearray_and_memoryview_alike() -> None:
+    frames = b"".join(
+        encode(request)
+        for request in (
+            Heartbeat(1, 0),
+            Admin(2, "AAA", 2),
+            Admin(3, "ZZZ", 1),
+        )
+    )
+    answers = []
+    for kind in (bytes, bytearray, memoryview):
+        engine = MatchingEngine(INSTRUMENTS)
+        answers.append((engine.feed(kind(frames), 0), engine.take_journal(), engine.feed(kind(b""), 0)))
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0][0][3] == 2  # the two admin requests changed state; the heartbeat was answered
