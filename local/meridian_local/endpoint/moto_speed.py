@@ -24,6 +24,11 @@ moto answers.
   the last trade of a symbol from a table that gains an item per trade). Here it lists that
   partition's items alone; the filtering and sorting that follow are moto's, so answers are
   unchanged.
+* Kinesis: a shard keeps every record in a dict by sequence number, and each ``GetRecords`` walks it
+  from the first record to find those after its iterator, each ``PutRecord(s)`` lists all its keys
+  to find the last: both cost more with every record the stream ever took. Here the last key is
+  read from the end of the dict, and the records after a sequence number are looked up by number
+  (moto numbers a shard's records 1, 2, 3...), falling back to moto's walk if a number is missing.
 * Dispatch: each request lists its handler class's methods (``inspect.getmembers``, which walks
   the class and sorts) to find its action; the list is kept per class.
 * Dispatch: the server finds each request's service by listing moto's package folders on disk
@@ -66,6 +71,7 @@ def install() -> None:
     _parse_expressions_once()
     _query_one_partition()
     _copy_expression_trees_plainly()
+    _read_shards_by_number()
     from moto.core import responses  # noqa: PLC0415
 
     module: Any = responses
@@ -127,6 +133,33 @@ def _query_one_partition() -> None:
 
     Table.query = query_partition  # type: ignore[method-assign]
     Table.all_items = items_of_partition  # type: ignore[method-assign]
+
+
+def _read_shards_by_number() -> None:
+    from moto.kinesis.models import Shard  # noqa: PLC0415
+
+    walk = Shard.get_records
+
+    def get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
+        records = self.records
+        after = int(last_sequence_id)
+        if not records or after >= next(reversed(records)):
+            return [], after, 0
+        if after + 1 not in records:
+            return walk(self, last_sequence_id, limit)
+        found: list[Any] = []
+        newest = records[next(reversed(records))]
+        seq = after + 1
+        while seq in records and (limit is None or len(found) < limit):
+            found.append(records[seq])
+            seq += 1
+        behind = newest.created_at - found[-1].created_at
+        return found, seq - 1, int(behind * 1000)
+
+    get_records.__wrapped__ = walk  # type: ignore[attr-defined]  # moto's own, for the tests
+    Shard.get_records = get_records  # type: ignore[method-assign]
+    Shard.get_max_sequence_number = lambda self: next(reversed(self.records)) if self.records else 0  # type: ignore[method-assign]
+    Shard.get_min_sequence_number = lambda self: next(iter(self.records)) if self.records else 0  # type: ignore[method-assign]
 
 
 _NODE_FIELDS = frozenset(("type", "children", "parent"))
