@@ -375,6 +375,18 @@ cdef int buf_reserve(Buf *b, size_t extra) except -1:
     return 0
 
 
+cdef void *doubled(void *items, uint32_t *cap, size_t item_size, uint32_t first) except NULL:
+    """``items``, an array of ``cap[0]`` items of ``item_size`` bytes, reallocated to twice its
+    capacity (``first`` items when it has none); ``cap[0]`` becomes the new capacity. On failure the
+    array is left as it was and MemoryError raised."""
+    cdef uint32_t capacity = cap[0] * 2 if cap[0] else first
+    cdef void *grown = realloc(items, item_size * capacity)
+    if grown == NULL:
+        raise MemoryError()
+    cap[0] = capacity
+    return grown
+
+
 cdef inline char *put_frame(Buf *b, uint8_t mtype, size_t size, uint64_t request_id) except NULL:
     buf_reserve(b, size)
     cdef char *p = b.data + b.length
@@ -772,13 +784,8 @@ cdef class MatchingEngine:
     cdef uint32_t _rest_level(self, SideBook *s, uint32_t at, int64_t key, uint32_t slot) except? 0xFFFFFFFF:
         """A new level for order ``slot``'s price, its ref inserted at ``at``."""
         cdef uint32_t level = self._new_level(self.orders[slot].price)
-        cdef LevelRef *grown
         if s.n == s.cap:
-            grown = <LevelRef *> realloc(s.refs, sizeof(LevelRef) * (s.cap * 2 if s.cap else 64))
-            if grown == NULL:
-                raise MemoryError()
-            s.refs = grown
-            s.cap = s.cap * 2 if s.cap else 64
+            s.refs = <LevelRef *> doubled(s.refs, &s.cap, sizeof(LevelRef), 64)
         memmove(&s.refs[at + 1], &s.refs[at], sizeof(LevelRef) * (s.n - at))
         s.refs[at].key = key
         s.refs[at].level = level
@@ -1142,7 +1149,6 @@ cdef class MatchingEngine:
         cdef uint64_t skey[5]
         cdef uint64_t h
         cdef Stream *st
-        cdef StreamRef *grown
         cdef size_t slots
         cdef uint64_t *table
         if pr.start >= 0:
@@ -1156,11 +1162,7 @@ cdef class MatchingEngine:
                 st = &self.streams[pr.stream]
                 if pr.number > st.last:
                     if st.n == st.cap:
-                        grown = <StreamRef *> realloc(st.refs, sizeof(StreamRef) * (st.cap * 2 if st.cap else 4))
-                        if grown == NULL:
-                            raise MemoryError()
-                        st.refs = grown
-                        st.cap = st.cap * 2 if st.cap else 4
+                        st.refs = <StreamRef *> doubled(st.refs, &st.cap, sizeof(StreamRef), 4)
                     st.refs[st.n].number = pr.number
                     st.refs[st.n].entry = index
                     st.n += 1
@@ -1498,13 +1500,8 @@ cdef class MatchingEngine:
         cdef int64_t stop = stop_price_of(o)
         cdef int64_t key = -stop if o.side == BUY else stop
         cdef uint32_t lo = 0, hi, mid
-        cdef StopRef *grown
         if s.n == s.cap:
-            grown = <StopRef *> realloc(s.refs, sizeof(StopRef) * (s.cap * 2 if s.cap else 16))
-            if grown == NULL:
-                raise MemoryError()
-            s.refs = grown
-            s.cap = s.cap * 2 if s.cap else 16
+            s.refs = <StopRef *> doubled(s.refs, &s.cap, sizeof(StopRef), 16)
         hi = s.n
         while lo < hi:  # the first ref after (key, order id) in (key ascending, id descending) order
             mid = (lo + hi) >> 1
@@ -1542,7 +1539,6 @@ cdef class MatchingEngine:
         cdef int k
         cdef int64_t threshold
         cdef StopSide *s
-        cdef uint32_t *grown
         if last == 0:
             return 0
         for k in range(2):
@@ -1550,12 +1546,7 @@ cdef class MatchingEngine:
             threshold = -last if k == 0 else last  # buy stops: stop <= last; sell stops: stop >= last
             while s.n and s.refs[s.n - 1].key >= threshold:
                 if self.fire_len == self.fire_cap:
-                    grown = <uint32_t *> realloc(self.fire_queue,
-                                                 sizeof(uint32_t) * (self.fire_cap * 2 if self.fire_cap else 64))
-                    if grown == NULL:
-                        raise MemoryError()
-                    self.fire_queue = grown
-                    self.fire_cap = self.fire_cap * 2 if self.fire_cap else 64
+                    self.fire_queue = <uint32_t *> doubled(self.fire_queue, &self.fire_cap, sizeof(uint32_t), 64)
                 s.n -= 1
                 self.fire_queue[self.fire_len] = s.refs[s.n].slot
                 self.fire_len += 1

@@ -10,8 +10,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meridian.domain import Instrument, Side
-from meridian.protocol import Cancel, Message, Replace, encode
+from meridian.domain import Instrument, OrderType, Side, TimeInForce
+from meridian.protocol import Cancel, Fill, Message, NewStopOrder, Replace, encode
 from meridian_hotpath.engine import MatchingEngine, ReferenceEngine
 from tests.unit.engine.engine_streams import Request, new_order
 
@@ -71,3 +71,25 @@ def test_a_level_emptied_under_a_shared_slot_is_made_again() -> None:
     both(Cancel(10, "ACC1", "WIDE", 8))  # cancelled away
     both(new_order(11, Side.BUY, 10, 1512, symbol="WIDE"))
     assert both.native.depth("WIDE", 5) == both.reference.depth("WIDE", 5)
+
+
+def test_books_and_stop_queues_grow_past_their_first_capacity_as_the_reference_does() -> None:
+    """More price levels (64 at first), waiting stops (16) and stops firing at once (64) than the
+    native arrays first hold: each doubles and the answers stay the reference's."""
+    both, request_id = Both(), 0
+    for offset in range(100):  # a hundred ask levels
+        request_id += 1
+        both(new_order(request_id, Side.SELL, 1, 1001 + offset, symbol="WIDE", account="ACC1"))
+    for offset in range(100):  # a hundred buy stops below the asks: the first trade fires them all
+        request_id += 1
+        kind, tif = OrderType.MARKET, TimeInForce.GTC
+        both(
+            NewStopOrder(
+                request_id, f"S{request_id}", "ACC2", "WIDE", Side.BUY, kind, tif, 0, 1, 0, 901 + offset
+            )
+        )
+    assert len(both.native.waiting_stops("WIDE")) == 100
+    request_id += 1
+    answer = both(new_order(request_id, Side.BUY, 1, 1100, symbol="WIDE", account="ACC3"))  # lifts 1001
+    assert len([m for m in answer if isinstance(m, Fill)]) == 100  # the trade, then 99 of the stops
+    assert both.native.waiting_stops("WIDE") == []
