@@ -278,6 +278,11 @@ class ColdImports(NamedTuple):
     median_ms: dict[str, float]  # per function folder, and the two floors
     uses_ledger: set[str]  # the functions whose import loads psycopg: held to the ledger floor
 
+    @property
+    def functions(self) -> dict[str, float]:
+        """The functions' medians, without the floors'."""
+        return {f: ms for f, ms in self.median_ms.items() if f not in FLOORS}
+
     def floor_of(self, function: str) -> str:
         """The floor of the stack the function requires: the shared stack, and psycopg if it
         loads it."""
@@ -287,9 +292,7 @@ class ColdImports(NamedTuple):
         """Each function's median over its required stack's median, measured in the same rounds."""
         m = self.median_ms
         return {
-            f: round(ms / m[self.floor_of(f)], 2)
-            for f, ms in m.items()
-            if f not in FLOORS and self.floor_of(f) in m
+            f: round(ms / m[self.floor_of(f)], 2) for f, ms in self.functions.items() if self.floor_of(f) in m
         }
 
 
@@ -364,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     packaged = cold_imports(runs, site) if site is not None else None
     imports = packaged or dev
     ratios = imports.vs_floor()
-    measured = {f: ms for f, ms in imports.median_ms.items() if f not in FLOORS}
+    measured = imports.functions
     floor = imports.median_ms.get(FLOOR.name)
     db_floor = imports.median_ms.get(DB_FLOOR.name)
     post_orders_environment = {
@@ -403,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_import_vs_shared_floor": {f: round(ms / floor, 2) for f, ms in measured.items()}
         if floor
         else {},
-        "cold_import_dev_venv_ms": {f: ms for f, ms in dev.median_ms.items() if f not in FLOORS},
+        "cold_import_dev_venv_ms": dev.functions,
         "cold_import_target_vs_floor": IMPORT_TARGET_VS_FLOOR,
         "round_trips": route_result,
     }

@@ -143,12 +143,13 @@ def _read_shards_by_number() -> None:
     def get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
         records = self.records
         after = int(last_sequence_id)
-        if not records or after >= next(reversed(records)):
+        last = next(reversed(records)) if records else 0
+        if after >= last:
             return [], after, 0
         if after + 1 not in records:
             return walk(self, last_sequence_id, limit)
         found: list[Any] = []
-        newest = records[next(reversed(records))]
+        newest = records[last]
         seq = after + 1
         while seq in records and (limit is None or len(found) < limit):
             found.append(records[seq])
