@@ -116,15 +116,24 @@ class Totals:
         self.wall_s = 0.0
         self.client_cpu_s = 0.0
         self.server_cpu_s = 0.0
+        self.standby_cpu_s: float | None = None  # replicated modes: the standby's process
         self.journal: dict[str, float] = {}  # summed node counter deltas (orders only)
 
-    def add(self, run: RunResult, server_cpu_s: float, journal: dict[str, float] | None = None) -> None:
+    def add(
+        self,
+        run: RunResult,
+        server_cpu_s: float,
+        journal: dict[str, float] | None = None,
+        standby_cpu_s: float | None = None,
+    ) -> None:
         self.latencies += run.latencies_ns
         self.service += run.service_ns
         self.answered += run.answered
         self.wall_s += run.wall_s
         self.client_cpu_s += run.client_cpu_s
         self.server_cpu_s += server_cpu_s
+        if standby_cpu_s is not None:
+            self.standby_cpu_s = (self.standby_cpu_s or 0.0) + standby_cpu_s
         for key, value in (journal or {}).items():
             self.journal[key] = self.journal.get(key, 0.0) + value
 
@@ -139,6 +148,8 @@ class Totals:
             "client_cpu_us_per_request": round(self.client_cpu_s / self.answered * 1e6, 2),
             "wall_us_per_request": round(self.wall_s / self.answered * 1e6, 2),
         }
+        if self.standby_cpu_s is not None:
+            figures["standby_cpu_us_per_request"] = round(self.standby_cpu_s / self.answered * 1e6, 2)
         if configured_rate is not None:
             figures["latency_from"] = "scheduled send (coordinated-omission corrected)"
             figures["configured_per_s"] = configured_rate
@@ -166,10 +177,15 @@ def ratios(orders: dict[str, Any], floor: dict[str, Any]) -> dict[str, float]:
 
 
 def measure(
-    node: NodeProcess, echo: EchoProcess, settings: dict[str, Any], credential: SessionKey | None = None
+    node: NodeProcess,
+    echo: EchoProcess,
+    settings: dict[str, Any],
+    credential: SessionKey | None = None,
+    standby: NodeProcess | None = None,
 ) -> dict[str, Any]:
     """Interleaved rounds of echo, heartbeat and orders, paced then pipelined, against one node
-    (logged on with ``credential`` once per connection when the node asks for a logon)."""
+    (logged on with ``credential`` once per connection when the node asks for a logon); with its
+    ``standby``, that process's CPU beside the node's."""
     assert node.metrics_port is not None
     metrics_port = node.metrics_port
     rounds, rate = settings["rounds"], settings["rate"]
@@ -208,13 +224,15 @@ def measure(
             for kind in KINDS[r % 3 :] + KINDS[: r % 3]:  # rotate: no kind always runs first
                 pid = targets[kind][1]
                 before, cpu0 = node_counters(metrics_port), process_cpu_seconds(pid)
+                standby0 = process_cpu_seconds(standby.process.pid) if standby else 0.0
                 result = run(kind)
                 cpu = process_cpu_seconds(pid) - cpu0
+                standby_cpu = process_cpu_seconds(standby.process.pid) - standby0 if standby else None
                 journal = None
                 if kind == "orders":
                     after = node_counters(metrics_port)
                     journal = {key: after[key] - before.get(key, 0.0) for key in after}
-                totals[kind].add(result, cpu, journal)
+                totals[kind].add(result, cpu, journal, standby_cpu)
         summaries = {kind: totals[kind].summary(rate if mode == "paced" else None) for kind in KINDS}
         results[mode] = summaries | {
             "orders_vs_echo": ratios(summaries["orders"], summaries["echo"]),
@@ -246,14 +264,13 @@ def main() -> int:
                 node_args = ("--metrics-port", "0", "--snapshot-every", "10000000", *extra)
                 node_args = (*node_args, "--auth-keys-file", str(keys_file))
                 replicated = any(arg.startswith("replica") for arg in extra)
-                with (
-                    replicated_pair(Path(tmp) / f"pair-{i}", *node_args)
-                    if replicated
-                    else NodeProcess.start(Path(tmp) / f"node-{i}", *node_args)
-                ) as node:
-                    measured = measure(node, echo, settings, credential)
-                    configs.append({"node_args": " ".join(extra), **measured})
-                    node.terminate()
+                if replicated:
+                    with replicated_pair(Path(tmp) / f"pair-{i}", *node_args) as pair:
+                        measured = measure(pair.primary, echo, settings, credential, pair.standby)
+                else:
+                    with NodeProcess.start(Path(tmp) / f"node-{i}", *node_args) as node:
+                        measured = measure(node, echo, settings, credential)
+                configs.append({"node_args": " ".join(extra), **measured})
     finally:
         echo.stop()
     results = {
@@ -261,6 +278,7 @@ def main() -> int:
         "configured_rate": settings["rate"],
         "journal": {"dir": tmp, **journal},
         "node_configs": configs,
+        "replica_over_async": replica_over_async(configs),
         "load_average_1m_before": load_before,  # the machine's own load: figures are only as quiet as it
         "load_average_1m_after": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
@@ -274,9 +292,36 @@ def main() -> int:
 
 COLUMNS = (("p50 us", "p50_us"), ("p99 us", "p99_us"), ("p99.9 us", "p999_us"),
            ("asked/s", "configured_per_s"), ("achieved/s", "achieved_per_s"),
-           ("srv cpu us", "server_cpu_us_per_request"), ("cli cpu us", "client_cpu_us_per_request"),
+           ("srv cpu us", "server_cpu_us_per_request"), ("stby cpu us", "standby_cpu_us_per_request"),
+           ("cli cpu us", "client_cpu_us_per_request"),
            ("wall us", "wall_us_per_request"), ("rec/fsync", "records_per_commit"),
            ("fsync us", "fsync_mean_us"), ("node p99<=", "node_p99_us"))  # fmt: skip
+
+
+def replica_over_async(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each replicated alternative's paced p50 adds to async's, in echo round trips: each
+    alternative's orders p50 over the echo p50 of its own interleaved rounds, less async's."""
+
+    def ack_mode(config: dict[str, Any]) -> str | None:
+        args = config["node_args"].split()
+        return args[args.index("--ack-after") + 1] if "--ack-after" in args[:-1] else None
+
+    asyncs = [c for c in configs if ack_mode(c) == "async"]
+    if not asyncs:
+        return []
+    base = asyncs[0]["paced"]
+    base_rtts = base["orders"]["p50_us"] / base["echo"]["p50_us"]
+    costs = []
+    for config in configs:
+        if (ack_mode(config) or "").startswith("replica"):
+            paced = config["paced"]
+            rtts = paced["orders"]["p50_us"] / paced["echo"]["p50_us"]
+            costs.append({
+                "node_args": config["node_args"],
+                "p50_over_async_us": round(paced["orders"]["p50_us"] - base["orders"]["p50_us"], 1),
+                "p50_over_async_echo_round_trips": round(rtts - base_rtts, 2),
+            })  # fmt: skip
+    return costs
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -309,6 +354,11 @@ def print_table(results: dict[str, Any]) -> None:
         print(
             f"  [{label}] paced p99 {verdict} the {TARGET_P99_US:.0f} us target "
             f"({over:.1f} us over the echo floor)"
+        )
+    for cost in results["replica_over_async"]:
+        print(
+            f"  [{cost['node_args']}] paced p50 over async's: {cost['p50_over_async_us']} us, "
+            f"{cost['p50_over_async_echo_round_trips']} echo round trips (each over its own rounds' echo)"
         )
 
 

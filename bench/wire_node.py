@@ -7,17 +7,20 @@
   how loaded the machine is.
 * ``filesystem_of``: the file system a path lives on (``/proc/self/mounts``): an fdatasync on
   tmpfs reaches memory, not a disk.
-* ``replicated_pair``: a primary and its standby, for the replicated ack modes.
+* ``replicated_pair``: a primary and its standby, for the replicated ack modes, with their lease
+  table on a moto endpoint process of its own (``lease_endpoint``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,55 +126,82 @@ def filesystem_of(path: Path, mounts: str | None = None) -> dict[str, str | bool
 REPLICA_TABLE = "meridian-bench-leases"
 
 
-@contextlib.contextmanager
-def replicated_pair(directory: Path, *node_args: str) -> Iterator[NodeProcess]:
-    """A primary and its hot standby (a lease table on an in-process moto server), for the rows of a
-    replicated ack mode: yields the primary once its standby is in sync; stops all three after."""
-    import boto3  # noqa: PLC0415
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+@dataclass
+class ReplicatedPair:
+    primary: NodeProcess
+    standby: NodeProcess
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per lease request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    # moto's state is the process's: each pair of one run (several replicated alternatives) its table
-    table = f"{REPLICA_TABLE}-{directory.name}"
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+
+@contextlib.contextmanager
+def lease_endpoint() -> Iterator[str]:
+    """The local moto endpoint as its own process (``meridian_local.endpoint.moto_server``), for the
+    lease table: in this process its threads would take the benchmark client's GIL (and its CPU
+    figures) at every lease read. Yields its URL; stopped by its pid."""
+    from meridian_local.endpoint.moto_server import READY_PREFIX  # noqa: PLC0415 - replicated runs only
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meridian_local.endpoint.moto_server", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith(READY_PREFIX):
+            raise RuntimeError(f"the lease endpoint did not start: {line!r}")
+        yield line.split()[-1]
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@contextlib.contextmanager
+def replicated_pair(directory: Path, *node_args: str) -> Iterator[ReplicatedPair]:
+    """A primary and its hot standby (a lease table on a moto endpoint process), for the rows of a
+    replicated ack mode: yields the pair once the standby is in sync; stops all three after."""
+    import boto3  # noqa: PLC0415
+
+    table = REPLICA_TABLE
     credentials = {
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    dynamodb = boto3.client(
-        "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
-        aws_secret_access_key="bench",  # noqa: S106 - the local moto server's stand-in credentials
-    )  # fmt: skip
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "shard", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "shard", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    env = {**credentials, "AWS_ENDPOINT_URL": endpoint}
-    shard = ("--shard", "bench", "--lease-table", table, "--replication-port", "0")
-    nodes: list[NodeProcess] = []
-    try:
-        nodes.append(
-            NodeProcess.start(directory / "primary", *node_args, *shard, "--node-id", "primary", env=env)
+    with lease_endpoint() as endpoint:
+        dynamodb = boto3.client(
+            "dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+            aws_secret_access_key="bench",  # noqa: S106 - the local moto server's stand-in credentials
+        )  # fmt: skip
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "shard", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "shard", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
-        nodes.append(
-            NodeProcess.start(directory / "standby", *node_args, *shard, "--node-id", "standby", env=env)
-        )
-        deadline = time.monotonic() + 60
-        while not _in_sync(dynamodb, table):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the standby never got in sync")
-            time.sleep(0.05)
-        yield nodes[0]
-    finally:
-        for node in reversed(nodes):
-            node.__exit__(None, None, None)
-        server.stop()
+        env = {**credentials, "AWS_ENDPOINT_URL": endpoint}
+        shard = ("--shard", "bench", "--lease-table", table, "--replication-port", "0")
+        nodes: list[NodeProcess] = []
+        try:
+            for name in ("primary", "standby"):
+                nodes.append(
+                    NodeProcess.start(directory / name, *node_args, *shard, "--node-id", name, env=env)
+                )
+            deadline = time.monotonic() + 60
+            while not _in_sync(dynamodb, table):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the standby never got in sync")
+                time.sleep(0.05)
+            yield ReplicatedPair(*nodes)
+        finally:
+            for node in reversed(nodes):
+                node.__exit__(None, None, None)
 
 
 def _in_sync(dynamodb: Any, table: str) -> bool:

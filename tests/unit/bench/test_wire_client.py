@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,24 @@ def test_node_latency_bounds_come_from_the_histogram_bucket_of_the_quantile() ->
 def test_a_quantile_beyond_the_largest_bucket_is_named_as_such_not_infinity() -> None:
     deltas = {"new_order_le_0.001": 10.0, "new_order_le_0.01": 50.0, "new_order_le_+Inf": 100.0}
     assert _bucket_quantile_us(deltas, 0.99) == ">10000.0"
+
+
+def test_a_replicated_modes_cost_over_async_is_counted_in_each_runs_own_echo_round_trips() -> None:
+    from bench.wire_bench import replica_over_async  # noqa: PLC0415 - the bench's module, not a library
+
+    def config(args: str, orders_p50: float, echo_p50: float) -> dict[str, Any]:
+        return {"node_args": args, "paced": {"orders": {"p50_us": orders_p50}, "echo": {"p50_us": echo_p50}}}
+
+    configs = [
+        config("--ack-after async", 150.0, 100.0),  # 1.5 echo round trips
+        config("--ack-after replica --standby-sync-gap-ms 5", 500.0, 125.0),  # 4.0
+        config("--ack-after fsync", 400.0, 100.0),  # neither async nor replicated: no row
+    ]
+    assert replica_over_async(configs) == [
+        {
+            "node_args": "--ack-after replica --standby-sync-gap-ms 5",
+            "p50_over_async_us": 350.0,
+            "p50_over_async_echo_round_trips": 2.5,
+        }
+    ]
+    assert replica_over_async(configs[1:]) == []  # no async run to compare with
