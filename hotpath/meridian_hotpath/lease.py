@@ -210,8 +210,13 @@ class HeldLease:
 
     def renew(self, in_sync: bool | None = None) -> bool:
         """One renewal (blocking: run it off the loop), saying whether the standby is in sync (None:
-        as last said). False once the lease is gone."""
+        as last said). False once the lease is gone, and once its deadline passed (a pause, a
+        stall): this node stopped answering there, and a lease it let lapse is never revived in its
+        epoch, even when nobody took it (it is taken again, in a new one)."""
         sent = time.monotonic()
+        if sent >= self.valid_until:
+            self.lost = True
+            return False
         try:
             renewed = self.store.renew(
                 self.lease, self.ttl_ms, self.lease.in_sync if in_sync is None else in_sync

@@ -151,3 +151,17 @@ def test_a_held_lease_renews_and_is_lost_for_good_once_taken(
     assert held.lost
     assert not held.valid()
     assert held.epoch == lease.epoch
+
+
+def test_a_lease_whose_deadline_passed_is_never_renewed_in_its_epoch_even_if_nobody_took_it(
+    store: DynamoLeaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lease = store.acquire("A", "n1", 1_000, "h1:9001", "h1:9002")
+    assert lease is not None
+    held = HeldLease(store, lease, ttl_ms=1_000, margin_ms=250)
+    resumed = held.valid_until + 0.5  # the node paused (SIGSTOP, a stall) past its deadline
+    monkeypatch.setattr(lease_module.time, "monotonic", lambda: resumed)
+    assert not held.valid()
+    assert held.renew() is False
+    assert held.lost
+    assert store.read("A") == lease  # no renewal was even sent: the stored lease is as it was
