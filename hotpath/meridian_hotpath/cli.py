@@ -25,7 +25,7 @@ from meridian_hotpath.marketdata import DEFAULT_DEPTH_LEVELS, MAX_DEPTH_LEVELS
 from meridian_hotpath.node import DEFAULT_SNAPSHOT_EVERY
 from meridian_hotpath.recovery import RecoveryError, engine_checksum, recover, verify
 from meridian_hotpath.server import ConnectionLimits
-from meridian_hotpath.shard import STANDBY_SYNC_GAP_S, ShardConfig
+from meridian_hotpath.shard import REPLICA_SYNC_GAP_S, ShardConfig
 
 EXIT_OK, EXIT_CORRUPT, EXIT_USAGE = 0, 1, 2
 
@@ -214,11 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a standby that acknowledges nothing for this long is let go (the primary goes on alone)",
     )
     shard.add_argument(
-        "--standby-sync-gap-ms",
+        "--replica-sync-gap-ms",
         type=_non_negative_float,
-        default=STANDBY_SYNC_GAP_S * 1000,
-        help="--ack-after replica: a standby syncs its journal at most this often (0: continuously); "
-        "its disk is no part of an answer there, and an fdatasync in flight can hold up its writes",
+        default=REPLICA_SYNC_GAP_S * 1000,
+        help="--ack-after replica: each node syncs its journal at most this often (0: continuously), "
+        "the standby always, the primary while its standby is live: no disk is part of an answer "
+        "there, and each fdatasync costs the machine CPU and wake-ups (its follower's too)",
     )
     serve_cmd.add_argument(
         "--expected-orders-per-day",
@@ -303,7 +304,7 @@ def _shard(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ShardCo
         ttl_ms=args.lease_ttl_ms,
         margin_ms=args.lease_ttl_ms // 4,
         replica_timeout=args.replica_timeout_ms / 1000,
-        standby_sync_gap=args.standby_sync_gap_ms / 1000,
+        replica_sync_gap=args.replica_sync_gap_ms / 1000,
     )
 
 

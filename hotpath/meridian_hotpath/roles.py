@@ -143,6 +143,7 @@ class ShardRole:
         """The standby caught up (live) or its link dropped. Losing it, the primary answers from its
         own disk only once the lease says the standby is out of sync (it must then not take over)."""
         committer = self.running.node.committer
+        self._pace_disk(self.config.replica_sync_gap if live else 0.0)
         if live:
             committer.standby_connected(True)
             self._spawn(self._write_in_sync(True))
@@ -150,6 +151,13 @@ class ShardRole:
         committer.alone_allowed = False
         committer.standby_connected(False)
         self._spawn(self._write_in_sync(False))
+
+    def _pace_disk(self, gap: float) -> None:
+        """``--ack-after replica``: a node whose disk no answer waits for (a standby; a primary with a
+        live standby) syncs at most every ``gap`` seconds; one whose disk answers, continuously."""
+        syncer = self.running.node.journal.syncer
+        if self.running.config.ack_after is AckMode.REPLICA and syncer is not None:
+            syncer.pace(gap)
 
     async def _write_in_sync(self, in_sync: bool) -> None:
         held = self.held
@@ -200,10 +208,9 @@ class ShardRole:
     def start_following(self) -> None:
         running = self.running
         node = running.node
-        if running.config.ack_after is AckMode.REPLICA and node.journal.syncer is not None:
-            # Its primary answers once this standby has written a batch; its own fdatasync, each of
-            # which can hold up the write of the next batch, is then no part of any answer.
-            node.journal.syncer.pace(self.config.standby_sync_gap)
+        # Its primary answers once this standby has written a batch; its own fdatasync, each of
+        # which can hold up the write of the next batch, is then no part of any answer.
+        self._pace_disk(self.config.replica_sync_gap)
 
         def make_link() -> StandbyLink:
             return StandbyLink(node.engine, node.journal, self.epochs, self._checked, self._diverged)
@@ -284,8 +291,7 @@ class ShardRole:
         if self.link is not None:
             self.link.close()
         running = self.running
-        if running.node.journal.syncer is not None:
-            running.node.journal.syncer.pace(0)  # its own disk is now the shard's
+        self._pace_disk(0.0)  # alone, its own disk answers (until its new standby is live)
         await running.become_publishing()
         await self.serve_as_primary()
         await running.serve_clients()

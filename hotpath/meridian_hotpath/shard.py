@@ -38,7 +38,7 @@ from meridian_hotpath.replication import (
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 0.05
-STANDBY_SYNC_GAP_S = 0.005  # ShardConfig.standby_sync_gap's default
+REPLICA_SYNC_GAP_S = 0.005  # ShardConfig.replica_sync_gap's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +58,11 @@ class ShardConfig:
     skew_ms: int = DEFAULT_SKEW_MS  # clock skew a standby allows before taking an expired lease
     poll_s: float = 0.1  # how often a standby looks at the lease
     replica_timeout: float = 0.5  # seconds a primary waits for a standby's acknowledgement
-    # --ack-after replica: a standby's fdatasync at most this often (seconds; 0: continuously). A host
-    # crash of the standby alone loses nothing acknowledged (its primary holds it); both hosts would
-    # have to fail within the gap for the standby's copy to matter.
-    standby_sync_gap: float = STANDBY_SYNC_GAP_S
+    # --ack-after replica: each node's fdatasync at most this often (seconds; 0: continuously): the
+    # standby's always, the primary's while its standby is live. No disk is then part of an answer
+    # (the standby's write is); both hosts would have to fail within the gap to lose an acknowledged
+    # order. A primary without a live standby answers from its own disk and syncs continuously.
+    replica_sync_gap: float = REPLICA_SYNC_GAP_S
 
     @property
     def renew_every(self) -> float:

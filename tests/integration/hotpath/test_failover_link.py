@@ -21,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from meridian_hotpath.process import NodeProcess
-from meridian_hotpath.shard import STANDBY_SYNC_GAP_S
+from meridian_hotpath.shard import REPLICA_SYNC_GAP_S
 from tests.integration.hotpath.fault_proxy import FaultProxy
 from tests.integration.hotpath.kinesis_server import AWS_ENV
 from tests.integration.hotpath.test_failover import (
@@ -116,12 +116,13 @@ def test_a_slow_link_delays_answers_but_the_standby_holds_every_acknowledged_ord
         wait_for(lambda: len(streamer.acked) > 300, "orders answered over the slow link")
         assert lease_of(moto_endpoint, "SLOW")["holder"] == "p"  # slow is not dead: no takeover
         assert lease_of(moto_endpoint, "SLOW")["in_sync"] is True
-        # replica mode: the standby's disk is no part of an answer, so it syncs every 5 ms at most
-        assert gauge(standby, "meridian_journal_sync_gap_seconds") == STANDBY_SYNC_GAP_S
-        assert gauge(primary, "meridian_journal_sync_gap_seconds") == 0.0
+        # replica mode: no disk is part of an answer while the standby is live, so each node syncs
+        # every 5 ms at most
+        assert gauge(standby, "meridian_journal_sync_gap_seconds") == REPLICA_SYNC_GAP_S
+        assert gauge(primary, "meridian_journal_sync_gap_seconds") == REPLICA_SYNC_GAP_S
         fail_over(primary, standby, streamer)
         assert assert_all_present_once(standby.port, streamer.acked) == len(streamer.acked)
-        assert gauge(standby, "meridian_journal_sync_gap_seconds") == 0.0  # the shard's disk now
+        assert gauge(standby, "meridian_journal_sync_gap_seconds") == 0.0  # alone: its disk answers
 
 
 def test_a_cut_link_leaves_the_primary_trading_alone_and_a_healed_one_catches_the_standby_up(
@@ -134,6 +135,7 @@ def test_a_cut_link_leaves_the_primary_trading_alone_and_a_healed_one_catches_th
         wait_for(lambda: len(streamer.acked) > 500, "orders answered with the link cut")
         assert lease_of(moto_endpoint, "CUT")["in_sync"] is False  # and it says so
         assert connected(primary) == 0.0
+        assert gauge(primary, "meridian_journal_sync_gap_seconds") == 0.0  # alone: its disk answers
         assert lease_of(moto_endpoint, "CUT")["holder"] == "p"  # the standby, cut off, took nothing
         alone = len(streamer.acked)
 
@@ -141,6 +143,7 @@ def test_a_cut_link_leaves_the_primary_trading_alone_and_a_healed_one_catches_th
         wait_for(lambda: lease_of(moto_endpoint, "CUT")["in_sync"], "the standby in sync after the cut")
         wait_for(lambda: len(streamer.acked) > alone + 300, "orders answered after the link healed")
         assert connected(primary) == 1.0
+        assert gauge(primary, "meridian_journal_sync_gap_seconds") == REPLICA_SYNC_GAP_S
         fail_over(primary, standby, streamer)
         # Every acknowledged order, those answered while the standby was cut off included.
         assert assert_all_present_once(standby.port, streamer.acked) == len(streamer.acked)

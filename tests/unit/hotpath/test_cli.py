@@ -140,7 +140,7 @@ def test_a_standbys_sync_gap_is_read_in_milliseconds_and_never_negative(
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the lease store's client (no call made)
     from meridian_hotpath.cli import _shard, build_parser  # noqa: PLC0415
-    from meridian_hotpath.shard import STANDBY_SYNC_GAP_S  # noqa: PLC0415
+    from meridian_hotpath.shard import REPLICA_SYNC_GAP_S  # noqa: PLC0415
 
     parser = build_parser()
     shard = (
@@ -158,10 +158,10 @@ def test_a_standbys_sync_gap_is_read_in_milliseconds_and_never_negative(
     )
     default = _shard(parser, parser.parse_args(shard))
     assert default is not None
-    assert default.standby_sync_gap == STANDBY_SYNC_GAP_S
-    paced = _shard(parser, parser.parse_args([*shard, "--standby-sync-gap-ms", "0"]))
+    assert default.replica_sync_gap == REPLICA_SYNC_GAP_S
+    paced = _shard(parser, parser.parse_args([*shard, "--replica-sync-gap-ms", "0"]))
     assert paced is not None
-    assert paced.standby_sync_gap == 0.0
+    assert paced.replica_sync_gap == 0.0
     with pytest.raises(SystemExit) as refused:
-        parser.parse_args([*shard, "--standby-sync-gap-ms", "-2"])
+        parser.parse_args([*shard, "--replica-sync-gap-ms", "-2"])
     assert refused.value.code == 2
