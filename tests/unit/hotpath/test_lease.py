@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,7 +161,7 @@ def test_a_lease_whose_deadline_passed_is_never_renewed_in_its_epoch_even_if_nob
     assert lease is not None
     held = HeldLease(store, lease, ttl_ms=1_000, margin_ms=250)
     resumed = held.valid_until + 0.5  # the node paused (SIGSTOP, a stall) past its deadline
-    monkeypatch.setattr(lease_module.time, "monotonic", lambda: resumed)
+    monkeypatch.setattr(time, "monotonic", lambda: resumed)
     assert not held.valid()
     assert held.renew() is False
     assert held.lost
