@@ -112,8 +112,10 @@ class StandbyLink(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(link_frame(kind, payload))
 
-    def acknowledge(self) -> None:
-        self.send(ACK, ACK_BODY.pack(self.engine.seq, self.journal.durable_seq))
+    def acknowledge(self, written: int | None = None) -> None:
+        """ACK: the journal written up to ``written`` (default: as far as the engine applied it)."""
+        seq = self.engine.seq if written is None else written
+        self.send(ACK, ACK_BODY.pack(seq, self.journal.durable_seq))
 
     def close(self) -> None:
         if self.transport is not None:
@@ -153,11 +155,13 @@ class StandbyLink(asyncio.Protocol):
         for record_epoch, seq in epochs_in(records):
             if not self.epochs.entries or record_epoch > self.epochs.entries[-1][0]:
                 self.epochs.note(record_epoch, seq)
+        # Written, the batch is held: the primary's answers wait for this, not for the engine here
+        # (which applies it before anything else runs on this loop, a takeover included).
+        self.acknowledge(last)
         end, applied, defect, _, _ = self.engine.replay(records)
         if defect is not None or end != len(records) or self.engine.seq != last:
             raise ReplicationError(f"records {first}-{last} do not apply: {defect}")
         self.received += applied
-        self.acknowledge()
 
 
 async def follow(
