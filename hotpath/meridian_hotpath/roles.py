@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -58,6 +59,7 @@ class ShardRole:
         self.link: StandbyLink | None = None
         self.primary_address: tuple[str, int] | None = None
         self._stop_following = asyncio.Event()
+        self._look_at_lease = asyncio.Event()  # the link dropped: read the lease now
         self._tasks: list[asyncio.Task[None]] = []
         self.replication_socket = reserve_port(config.replication_host, config.replication_port)
         advertised = config.advertise_host or config.replication_host
@@ -217,6 +219,8 @@ class ShardRole:
 
         def linked(link: StandbyLink | None) -> None:
             self.link = link
+            if link is None:
+                self._look_at_lease.set()
 
         node.committer.on_durable.append(lambda: self.link.acknowledge() if self.link is not None else None)
         loop = asyncio.get_running_loop()
@@ -259,8 +263,12 @@ class ShardRole:
 
     async def _watch_lease(self) -> None:
         config = self.config
+        wait = config.poll_s
         while not self._stop_following.is_set():
-            await asyncio.sleep(config.poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._look_at_lease.wait(), wait)
+            self._look_at_lease.clear()
+            wait = config.poll_s
             try:
                 lease = await asyncio.to_thread(config.store.read, config.shard)
             except LeaseError as exc:
@@ -281,6 +289,19 @@ class ShardRole:
                     " take the shard back (it holds acknowledged orders this one lacks)",
                     lease.holder,
                 )
+            wait = self._next_look(lease, now_ms)
+
+    def _next_look(self, lease: Lease | None, now_ms: int) -> float:
+        """Seconds until the lease is worth reading again. Linked to its primary, the standby reads it
+        once it could run out (the primary renews it well before: that read finds the new expiry),
+        not every ``poll_s``: a lease read is a DynamoDB request, and boto3's CPU and GIL on this
+        node's loop. Without a link (or a lease that says nothing), every ``poll_s``; a dropped link
+        ends the wait at once."""
+        config = self.config
+        if lease is None or self.link is None or lease.holder == config.node_id:
+            return config.poll_s
+        until_ms = lease.expires_at_ms + config.skew_ms - now_ms
+        return min(max(config.poll_s, until_ms / 1000), config.ttl_ms / 1000)
 
     async def _take_over(self, seen: Lease | None) -> bool:
         """The primary's lease ran out: take it and serve (True), or someone else did (False)."""
