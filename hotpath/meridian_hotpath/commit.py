@@ -12,6 +12,11 @@ thread, which runs ``fdatasync`` off the loop (``journal_sync``). Then, by ack m
   continuously. An acknowledged order survives a crash of the node's process (the kernel holds the
   write); a crash of the host can lose what the last fdatasync did not cover, which a replicated
   shard covers.
+* ``replica`` / ``replica+fsync`` (a replicated shard's primary): the sealed batch goes to the
+  standby first, then into this node's journal in the same step (the standby's trip overlaps the
+  write; a failed write fails the node before any acknowledgement is read, and the standby's copy
+  is an unanswered order, resolved by its client order id). The answers go out once the standby
+  has written the batch (``replica``) or both disks hold it (``replica+fsync``).
 
 Batches are released in order, so a client's answers keep their order within each connection. A
 failed write or fdatasync fails the node: the fate of the records on disk is unknown, and
@@ -175,13 +180,13 @@ class Committer:
         batch.last_seq = self.engine.seq
         first = batch.last_seq - batch.records + 1
         records = self.engine.take_journal()
+        if self.forward is not None:  # first: the standby's trip overlaps this node's write
+            self.forward(first, batch.last_seq, records)
         try:
             self.journal.write_records(records, batch.last_seq)
         except OSError as error:
             self._fail(error)
             return
-        if self.forward is not None:
-            self.forward(first, batch.last_seq, records)
         batch.written_ns = time.perf_counter_ns()
         if self.mode is AckMode.ASYNC:
             self._release(batch)
@@ -237,7 +242,8 @@ class Committer:
         if not self.replica_live:  # alone: from the local disk, once the lease says so
             return local if self.alone_allowed else min(self.replica_written, local)
         if mode is AckMode.REPLICA:
-            return self.replica_written  # the standby holds it (and the local write went first)
+            return self.replica_written  # the standby holds it (and this node's write, made in the
+            # same step as the send to it, is done before any acknowledgement is read)
         return min(self.replica_durable, local)
 
     def _release_safe(self) -> None:

@@ -147,6 +147,55 @@ def test_a_failed_write_answers_nothing_and_reports(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_replica_mode_sends_the_batch_to_the_standby_first_and_answers_once_it_holds_it(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        engine, journal, committer, _ = setup(tmp_path, AckMode.REPLICA)
+        committer.standby_connected(True)
+        forwarded: list[tuple[int, int, int]] = []  # (first, last, records in the local journal then)
+        committer.forward = lambda first, last, _: forwarded.append((first, last, journal.next_seq - 1))
+        channel = Recorder(journal)
+        feed(engine, committer, channel, 1, 2)
+        await until(lambda: forwarded)
+        assert forwarded == [(1, 2, 0)], "to the standby before the local write (which overlaps its trip)"
+        assert [record.seq for record in read_journal(tmp_path)] == [1, 2], "written in the same step"
+        await asyncio.sleep(0.01)
+        assert channel.sent == [], "no answer before the standby holds the batch"
+        committer.replicated(2, 0)
+        assert len(channel.sent) == 1
+        assert channel.durable_at_send == [0], "neither disk is waited for"
+        committer.close()
+        journal.close()
+
+    asyncio.run(scenario())
+
+
+def test_replica_mode_answers_nothing_when_the_local_write_fails_even_once_the_standby_holds_it(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        engine, journal, committer, events = setup(tmp_path, AckMode.REPLICA)
+        committer.standby_connected(True)
+        forwarded: list[int] = []
+        committer.forward = lambda first, last, _: forwarded.append(last)
+
+        def broken(data: bytes, last_seq: int) -> None:
+            raise OSError(28, "injected")
+
+        journal.write_records = broken  # type: ignore[method-assign]
+        channel = Recorder(journal)
+        feed(engine, committer, channel, 1)
+        await until(lambda: events)
+        assert forwarded == [1]  # the standby has it: a takeover keeps it, unanswered (retried by id)
+        committer.replicated(1, 1)
+        assert channel.sent == []
+        assert committer.failed
+        committer.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_failed_fdatasync_fails_the_committer_and_answers_nothing(tmp_path: Path) -> None:
     """fdatasync on a pipe fails (EINVAL): the syncer stops and the loop hears of it."""
 
