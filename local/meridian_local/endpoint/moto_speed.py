@@ -19,6 +19,16 @@ moto answers.
   it substitutes each request's values) is a plain copy of the tree here: the parser's nodes hold
   a type name, their children (nodes or strings) and their parent, and ``copy.deepcopy`` spends
   most of its time on its generic machinery; anything else is still deep-copied by ``copy``.
+* DynamoDB: the update validator walks each parsed update expression once per check (ten
+  walks), and each walk asks its check for its table of node classes and processors twice per node
+  (a new dict each time) and matches the node against each class with ``isinstance`` (abstract
+  base classes: slow). Here a walk asks once, and finds a node class's processor once per walk;
+  the walk, the order of the processors and what they do are moto's.
+* DynamoDB: three of those checks (one clause of each kind at most, no overlapping paths, no key
+  attribute updated) depend on the expression, its attribute names and the table's key alone:
+  once an expression has passed them with the same names against the same key, they are not run
+  again (one that fails still fails every time: it is never remembered). The checks that read the
+  request's values and the item run on every request.
 * DynamoDB: a ``Query`` of a table (not of an index) lists and sorts every item of the table, then
   keeps those of the partition it names, so each costs more as the table grows (the order API reads
   the last trade of a symbol from a table that gains an item per trade). Here it lists that
@@ -71,6 +81,8 @@ def install() -> None:
     _parse_expressions_once()
     _query_one_partition()
     _copy_expression_trees_plainly()
+    _walk_expressions_quickly()
+    _check_expression_shapes_once()
     _read_shards_by_number()
     from moto.core import responses  # noqa: PLC0415
 
@@ -221,6 +233,113 @@ def _copy_expression_trees_plainly() -> None:
     from moto.dynamodb.parsing import validators  # noqa: PLC0415
 
     validators.deepcopy = copy_expression  # type: ignore[attr-defined,assignment]
+
+
+def _walk_expressions_quickly() -> None:
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]  # noqa: PLC0415
+
+    base = DepthFirstTraverser
+    original = base.traverse
+    nodes: dict[type, bool] = {}  # class -> whether its instances are parser nodes
+
+    def traverse(self: Any, node: Any) -> Any:
+        kind = type(self)
+        if (
+            kind.traverse_node_recursively is not base.traverse_node_recursively
+            or kind.process is not base.process
+            or kind.nodes_to_be_processed is not base.nodes_to_be_processed
+        ):
+            return original(self, node)
+        table = self._processing_map()
+        found: dict[type, Any] = {}  # node class -> its processor (None: not processed)
+        hook = (
+            None
+            if kind.pre_processing_of_child is base.pre_processing_of_child
+            else self.pre_processing_of_child
+        )
+
+        def walk(node: Any, child_id: int) -> Any:
+            cls = type(node)
+            is_node = nodes.get(cls)
+            if is_node is None:
+                is_node = nodes[cls] = isinstance(node, Node)
+            if not is_node:
+                return node
+            parent = node.parent
+            if node.children is not None:
+                for i, child in enumerate(node.children):
+                    if hook is not None:
+                        hook(node, i)
+                    walk(child, i)
+            if cls in found:
+                processor = found[cls]
+            else:
+                processor = found[cls] = next((p for k, p in table.items() if issubclass(cls, k)), None)
+            if processor is not None:
+                node = processor(node)
+                node.parent = parent
+                if parent:
+                    parent.children[child_id] = node
+            return node
+
+        return walk(node, -1)
+
+    traverse.__wrapped__ = original  # type: ignore[attr-defined]  # moto's own, for the tests
+    base.traverse = traverse
+
+
+_SHAPE_CHECKS = 3  # the update validator's first processors: clause counts, overlapping paths, keys
+
+
+def _check_expression_shapes_once() -> None:
+    from moto.dynamodb.parsing import validators  # noqa: PLC0415
+
+    checks = (
+        validators.ActionCountValidator,
+        validators.OverlappingPathsValidator,
+        validators.UpdateHashRangeKeyValidator,
+    )
+    update = validators.UpdateExpressionValidator
+    init, validate = update.__init__, update.validate
+    passed: dict[tuple[Any, ...], Any] = {}  # -> the parsed expression it was (held: its id stays its own)
+
+    def init_keeping_the_expression(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, expression, *args, **kwargs)
+        self._meridian_parsed = expression
+
+    def checked_validate(self: Any) -> Any:
+        parsed = self.__dict__.get("_meridian_parsed")
+        processors = self.processors
+        if parsed is None or tuple(type(p) for p in processors[:_SHAPE_CHECKS]) != checks:
+            return validate(self)
+        names = self.expression_attribute_names
+        key = (
+            id(parsed),
+            tuple(sorted(names.items())) if names else None,
+            tuple(self.table.table_key_attrs),
+        )
+        if passed.get(key) is parsed:
+            self.processors = processors[_SHAPE_CHECKS:]
+            try:
+                return validate(self)
+            finally:
+                self.processors = processors
+        node = self.node_to_validate
+        for processor in processors[:_SHAPE_CHECKS]:
+            node = processor.traverse(node)
+        if len(passed) >= 1024:
+            passed.clear()
+        passed[key] = parsed
+        self.node_to_validate = node
+        self.processors = processors[_SHAPE_CHECKS:]
+        try:
+            return validate(self)
+        finally:
+            self.processors = processors
+
+    checked_validate.__wrapped__ = validate  # type: ignore[attr-defined]  # moto's own, for the tests
+    update.__init__ = init_keeping_the_expression  # type: ignore[method-assign]
+    update.validate = checked_validate  # type: ignore[method-assign]
 
 
 def _remember_backends() -> None:

@@ -228,3 +228,94 @@ def _streams(kinesis: Any) -> dict[str, Any]:
     from moto.kinesis.models import kinesis_backends  # noqa: PLC0415
 
     return kinesis_backends["123456789012"]["us-east-1"].streams
+
+
+# (update expression, names, values): each applied twice, in this order, to item "a" (qty 0)
+UPDATES: tuple[tuple[str, dict[str, str] | None, dict[str, Any]], ...] = (
+    ("SET #q = #q + :n, note = :note", {"#q": "qty"}, {":n": {"N": "2"}, ":note": {"S": "x"}}),
+    ("SET l = :empty, m = :map", None, {":empty": {"L": []}, ":map": {"M": {"b": {"L": [{"N": "1"}]}}}}),
+    ("SET l = list_append(l, :more) REMOVE note", None, {":more": {"L": [{"S": "y"}]}}),
+    ("SET m.b[0] = if_not_exists(m.b[0], :zero) + :n", None, {":zero": {"N": "0"}, ":n": {"N": "5"}}),
+    ("SET m.c.d = :n", None, {":n": {"N": "1"}}),  # no m.c: an invalid document path
+    ("ADD counter :one, tags :set", None, {":one": {"N": "1"}, ":set": {"SS": ["p", "q"]}}),
+    ("DELETE tags :gone", None, {":gone": {"SS": ["p"]}}),
+    ("ADD tags :set DELETE tags :gone", None, {":set": {"SS": ["r"]}, ":gone": {"SS": ["q"]}}),  # path twice
+    ("SET #k = :v", {"#k": "pk"}, {":v": {"S": "b"}}),  # the key: refused
+    ("SET #k = :v", {"#k": "other"}, {":v": {"S": "b"}}),  # the same string, other names: applied
+    ("SET a = :v, a = :v", None, {":v": {"N": "1"}}),  # two actions on one path
+    ("SET m.b = :v, m.b[0] = :v", None, {":v": {"N": "1"}}),  # overlapping paths
+    ("SET a = :v SET b = :v", None, {":v": {"N": "1"}}),  # two SET clauses
+    ("REMOVE #r0, #r1", {"#r0": "other", "#r1": "counter"}, {}),
+    ("SET qty = qty + :s", None, {":s": {"S": "x"}}),  # a number plus a string
+)  # fmt: skip
+
+
+def _apply_updates(client: Any) -> list[Any]:
+    outcomes: list[Any] = []
+    for expression, names, values in UPDATES:
+        for _ in range(2):
+            request: dict[str, Any] = {
+                "TableName": "t",
+                "Key": {"pk": {"S": "a"}},
+                "UpdateExpression": expression,
+            }
+            if names:
+                request["ExpressionAttributeNames"] = names
+            if values:
+                request["ExpressionAttributeValues"] = values
+            try:
+                client.update_item(**request)
+                outcomes.append("ok")
+            except ClientError as exc:
+                outcomes.append((exc.response["Error"]["Code"], exc.response["Error"]["Message"]))
+    outcomes.append(client.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"])
+    return outcomes
+
+
+def test_updates_are_validated_and_applied_as_moto_does(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]  # noqa: PLC0415
+    from moto.dynamodb.parsing.validators import UpdateExpressionValidator  # noqa: PLC0415
+
+    quick = _apply_updates(table)
+    assert quick.count("ok") == 15  # and the rest refused, each time it was sent
+    table.put_item(TableName="t", Item={"pk": {"S": "a"}, "qty": {"N": "0"}})
+    monkeypatch.setattr(DepthFirstTraverser, "traverse", DepthFirstTraverser.traverse.__wrapped__)
+    monkeypatch.setattr(
+        UpdateExpressionValidator,
+        "validate",
+        UpdateExpressionValidator.validate.__wrapped__,  # type: ignore[attr-defined]
+    )
+    assert _apply_updates(table) == quick
+
+
+def test_an_expression_passes_the_checks_of_its_shape_once_per_names(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.parsing import validators  # noqa: PLC0415
+
+    counted: list[str] = []
+    verify = validators.ActionCountValidator.verify_action_counts
+
+    def counting(self: Any, node: Any) -> Any:
+        counted.append(type(node).__name__)
+        return verify(self, node)
+
+    monkeypatch.setattr(validators.ActionCountValidator, "verify_action_counts", counting)
+
+    def update(names: dict[str, str]) -> None:
+        table.update_item(
+            TableName="t",
+            Key={"pk": {"S": "b"}},
+            UpdateExpression="SET #x = :v, #y = :v",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":v": {"N": "1"}},
+        )
+
+    update({"#x": "left", "#y": "right"})
+    checked = len(counted)
+    assert checked > 0
+    update({"#x": "left", "#y": "right"})
+    assert len(counted) == checked  # passed before with these names: not checked again
+    with pytest.raises(ClientError, match="Two document paths overlap"):
+        update({"#x": "same", "#y": "same"})  # other names are checked, and refused
+    assert len(counted) > checked
