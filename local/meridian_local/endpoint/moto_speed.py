@@ -39,6 +39,20 @@ moto answers.
   to find the last: both cost more with every record the stream ever took. Here the last key is
   read from the end of the dict, and the records after a sequence number are looked up by number
   (moto numbers a shard's records 1, 2, 3...), falling back to moto's walk if a number is missing.
+* DynamoDB: a transaction's request is validated first, which parses each item's condition (to
+  see which attribute names it uses), then the transaction parses the same condition with the
+  same names and values again to evaluate it (a single write too: validated, then evaluated). The
+  parse of a condition is kept per thread for the names and values objects it was made with (held,
+  so their ids stay theirs) and given back for the same three; the parsed condition is only read
+  when evaluated. A new request's names and values are new objects: nothing is shared between
+  requests (but for conditions without any, whose parse depends on the string alone).
+* SQS: every message's visibility and delay are checked on each ``ReceiveMessage`` (and each
+  message's retention, above) against the time as moto's clock gives it, which builds two
+  ``datetime`` objects per reading; here the reading without a date argument is ``time.time()``
+  (the same clock: ``datetime.now`` reads it), with the date argument moto's.
+* Server: werkzeug formats a log line for every request (decoding its path, formatting the date)
+  before the ``werkzeug`` logger drops it; here, when that logger's level is set and leaves out
+  ``INFO``, the line is not made.
 * Dispatch: each request lists its handler class's methods (``inspect.getmembers``, which walks
   the class and sorts) to find its action; the list is kept per class.
 * Dispatch: the server finds each request's service by listing moto's package folders on disk
@@ -52,7 +66,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import threading
+import time
 from typing import Any
 
 _installed = False
@@ -64,14 +80,13 @@ def install() -> None:
         return
     import jsonpath_ng.ext  # noqa: PLC0415 - moto's dependency, loaded with it
     from moto import backends  # noqa: PLC0415
-    from moto.core.utils import unix_time  # noqa: PLC0415
     from moto.sqs.models import SQSBackend  # noqa: PLC0415
 
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
 
     def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
         retention_period = int(self.get_queue(queue_name).message_retention_period)
-        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+        return bool(retention_period + message.sent_timestamp / 1000 > time.time())
 
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
     _send_without_counting(SQSBackend)
@@ -84,6 +99,9 @@ def install() -> None:
     _walk_expressions_quickly()
     _check_expression_shapes_once()
     _read_shards_by_number()
+    _parse_conditions_once_per_request()
+    _read_the_clock_plainly()
+    _log_requests_only_when_logged()
     from moto.core import responses  # noqa: PLC0415
 
     module: Any = responses
@@ -340,6 +358,70 @@ def _check_expression_shapes_once() -> None:
     checked_validate.__wrapped__ = validate  # type: ignore[attr-defined]  # moto's own, for the tests
     update.__init__ = init_keeping_the_expression  # type: ignore[method-assign]
     update.validate = checked_validate  # type: ignore[method-assign]
+
+
+_parsed_conditions = threading.local()  # this thread's recent condition parses
+_CONDITIONS_KEPT = 64
+
+
+def _parse_conditions_once_per_request() -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser  # noqa: PLC0415
+
+    parse = ConditionExpressionParser.parse
+
+    def parse_once(self: Any) -> Any:
+        # No names (or values) at all, None or {}, is one case: a parse that succeeded without
+        # them looked none up, so it is the same parse with either.
+        names = self.expression_attribute_names or None
+        values = self.expression_attribute_values or None
+        key = (self.condition_expression, id(names), id(values))
+        kept: dict[tuple[Any, ...], tuple[Any, Any, Any, list[str], list[str]]] | None
+        kept = getattr(_parsed_conditions, "kept", None)
+        if kept is None:
+            kept = _parsed_conditions.kept = {}
+        found = kept.get(key)
+        if found is not None and found[0] is names and found[1] is values:
+            self.expr_attr_names_found, self.expr_attr_values_found = list(found[3]), list(found[4])
+            return found[2]
+        parsed = parse(self)
+        if len(kept) >= _CONDITIONS_KEPT:
+            del kept[next(iter(kept))]
+        found_names, found_values = list(self.expr_attr_names_found), list(self.expr_attr_values_found)
+        kept[key] = (names, values, parsed, found_names, found_values)
+        return parsed
+
+    parse_once.__wrapped__ = parse  # type: ignore[attr-defined]  # moto's own, for the tests
+    ConditionExpressionParser.parse = parse_once  # type: ignore[method-assign]
+
+
+def _read_the_clock_plainly() -> None:
+    from moto.core import utils  # noqa: PLC0415
+    from moto.sqs import models  # noqa: PLC0415
+
+    dated_s, dated_ms = utils.unix_time, utils.unix_time_millis
+
+    def unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else dated_s(dt)
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return time.time() * 1000.0 if dt is None else dated_ms(dt)
+
+    sqs: Any = models
+    sqs.unix_time, sqs.unix_time_millis = unix_time, unix_time_millis
+
+
+def _log_requests_only_when_logged() -> None:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler  # noqa: PLC0415
+
+    log_request = MotoRequestHandler.log_request
+    werkzeug = logging.getLogger("werkzeug")
+
+    def log_request_when_logged(self: Any, code: int | str = "-", size: int | str = "-") -> None:
+        if werkzeug.level != logging.NOTSET and not werkzeug.isEnabledFor(logging.INFO):
+            return
+        log_request(self, code, size)
+
+    MotoRequestHandler.log_request = log_request_when_logged  # type: ignore[method-assign]
 
 
 def _remember_backends() -> None:

@@ -3,6 +3,7 @@ still get each request's own names and values, and a bad expression is refused e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -319,3 +320,103 @@ def test_an_expression_passes_the_checks_of_its_shape_once_per_names(
     with pytest.raises(ClientError, match="Two document paths overlap"):
         update({"#x": "same", "#y": "same"})  # other names are checked, and refused
     assert len(counted) > checked
+
+
+def test_a_condition_is_parsed_once_per_request_and_decides_with_its_own_values(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser  # noqa: PLC0415
+
+    parses: list[str] = []
+    paths = ConditionExpressionParser._parse_paths
+
+    def counting(self: Any, nodes: Any) -> Any:
+        parses.append(self.condition_expression)
+        return paths(self, nodes)
+
+    monkeypatch.setattr(ConditionExpressionParser, "_parse_paths", counting)
+
+    def put(qty: int, at_most: int) -> None:
+        table.put_item(
+            TableName="t",
+            Item={"pk": {"S": "a"}, "qty": {"N": str(qty)}},
+            ConditionExpression="#q <= :most",
+            ExpressionAttributeNames={"#q": "qty"},
+            ExpressionAttributeValues={":most": {"N": str(at_most)}},
+        )
+
+    put(5, 0)  # qty 0 <= 0
+    assert parses == ["#q <= :most"]  # validated and evaluated with one parse
+    with pytest.raises(ClientError) as refused:
+        put(6, 4)  # qty 5 is not <= 4: the same strings, this request's value
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    put(7, 5)
+    assert len(parses) == 3
+    table.transact_write_items(
+        TransactItems=[
+            {"Update": {"TableName": "t", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET qty = :n",
+                        "ConditionExpression": "qty = :was",
+                        "ExpressionAttributeValues": {":n": {"N": "8"}, ":was": {"N": "7"}}}},
+            {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "b"}},
+                                "ConditionExpression": "qty < :one",
+                                "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "c"}},
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+        ]
+    )  # fmt: skip
+    assert parses[3:] == ["qty = :was", "qty < :one", "attribute_not_exists(pk)"]
+    assert table.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]["qty"] == {"N": "8"}
+
+
+def test_sqs_reads_the_same_clock_and_hides_a_received_message_for_its_timeout() -> None:
+    import time  # noqa: PLC0415
+
+    from moto.core import utils  # noqa: PLC0415
+    from moto.sqs import models  # noqa: PLC0415
+
+    moto_speed.install()
+    sqs_models: Any = models
+    assert abs(sqs_models.unix_time_millis() - utils.unix_time_millis()) < 50
+    assert abs(sqs_models.unix_time() - utils.unix_time()) < 0.05
+    assert sqs_models.unix_time_millis(utils.utcfromtimestamp(1)) == 1000.0  # a date: moto's own
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
+        assert "Messages" not in sqs.receive_message(QueueUrl=url)  # delayed
+        time.sleep(1.1)
+        first = sqs.receive_message(QueueUrl=url, VisibilityTimeout=1)["Messages"]
+        assert [m["Body"] for m in first] == ["later"]
+        assert "Messages" not in sqs.receive_message(QueueUrl=url)  # in flight
+        time.sleep(1.1)
+        assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["later"]
+
+
+class _Request:
+    """What werkzeug's request logging reads of a request handler."""
+
+    path, command, request_version, requestline = "/", "POST", "HTTP/1.1", "POST / HTTP/1.1"
+    _control_char_table = str.maketrans({c: f"\\x{c:02x}" for c in range(32)})
+
+    def __init__(self) -> None:
+        self.logged: list[str] = []
+
+    def log(self, kind: str, message: str, *args: Any) -> None:
+        self.logged.append(message % args)
+
+
+@pytest.mark.parametrize(("level", "logged"), [(logging.WARNING, 0), (logging.INFO, 1), (logging.NOTSET, 1)])
+def test_a_request_line_is_made_only_when_the_werkzeug_logger_keeps_it(level: int, logged: int) -> None:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler  # noqa: PLC0415
+
+    moto_speed.install()
+    werkzeug = logging.getLogger("werkzeug")
+    before = werkzeug.level
+    werkzeug.setLevel(level)
+    request = _Request()
+    try:
+        MotoRequestHandler.log_request(request, 200, 18)  # type: ignore[arg-type]
+    finally:
+        werkzeug.setLevel(before)
+    assert len(request.logged) == logged
+    assert all(line == '"POST / HTTP/1.1" 200 18' for line in request.logged)
