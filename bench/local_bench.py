@@ -5,8 +5,10 @@ REST API at once, as traders alice and bob (crossing prices: about half the orde
 floor, the gateway's unauthenticated ``GET /ping`` (HTTP and the gateway, no function, no AWS), is
 measured by the same clients in rounds interleaved with the orders'. Reported: orders/s, latency
 percentiles (nearest rank), CPU per order (this process's, and the platform's processes' from
-``/proc``), and the ratios to the floor. Then it waits for the post-trade pipeline and checks that
-every fill the API returned reached the ledger exactly once (by execution id).
+``/proc``, in all and per component: the AWS endpoint, the API workers, delivery, each node and
+its follower, the embedded PostgreSQL apart from the total), and the ratios to the floor. Then it
+waits for the post-trade pipeline and checks that every fill the API returned reached the ledger
+exactly once (by execution id).
 
 Environment: ``MERIDIAN_STATE_DIR`` (the running platform's, default ``.local-platform``),
 ``BENCH_CLIENTS``, ``BENCH_ORDERS``, ``BENCH_ROUNDS`` (interleaved rounds, default 4),
@@ -72,15 +74,56 @@ def platform_processes(endpoints: dict[str, Any]) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
+def postgres_processes() -> list[psutil.Process]:
+    """The embedded PostgreSQL's server and its backends (pgserver starts it outside the platform's
+    process tree); none when the platform uses ``DATABASE_URL``."""
+    try:
+        pid = int((STATE / "pgdata" / "postmaster.pid").read_text().split()[0])
+        server = psutil.Process(pid)
+        return [server, *server.children(recursive=True)]
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return []
+
+
+def component(process: psutil.Process) -> str:
+    """What a platform process stands for, from its command line."""
+    try:
+        argv = process.cmdline()
+    except psutil.Error:
+        return "gone"
+    line = " ".join(argv)
+    if "meridian_hotpath" in line:
+        data_dir = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else "node"
+        role = "follower" if " follow " in f" {line} " else "node"
+        return f"{role} {Path(data_dir).name}"
+    for marker, name in (
+        ("moto_server", "aws-endpoint"),
+        ("api_worker", "api-workers"),
+        ("delivery.service", "delivery"),
+        ("meridian_local run", "platform+gateway"),
+        ("prometheus", "prometheus"),
+        ("postgres", "postgres"),
+    ):
+        if marker in line:
+            return name
+    return Path(argv[0]).name if argv else "?"
+
+
+def cpu_by_component(processes: list[psutil.Process]) -> dict[str, float]:
+    """CPU seconds (user + system) so far, summed per component."""
+    totals: dict[str, float] = {}
     for process in processes:
         try:
             times = process.cpu_times()
         except psutil.Error:
             continue
-        total += times.user + times.system
-    return total
+        name = component(process)
+        totals[name] = totals.get(name, 0.0) + times.user + times.system
+    return totals
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    return sum(cpu_by_component(processes).values())
 
 
 def client_for(api: str, user: str) -> MeridianClient:
@@ -194,21 +237,32 @@ def main() -> int:
         print(f"no running platform: {missing} is missing (start `make run`)", file=sys.stderr)
         return 2
     api, processes = endpoints["api"], platform_processes(endpoints)
+    by_component: dict[str, float] = {}
     orders, floor, warmup = Run(), Run(), Run()
     if WARMUP:
         orders_round(api, warmup, -1, WARMUP)
     per_round = max(1, ORDERS // ROUNDS)
+    postgres = postgres_processes()  # after the warm-up, which opens the functions' connections
     cpu = {"orders": [0.0, 0.0], "floor": [0.0, 0.0]}
     for round_no in range(ROUNDS):
         for name in ("orders", "floor"):
             bench0, platform0 = time.process_time(), cpu_seconds(processes)
+            parts0 = cpu_by_component([*processes, *postgres])
             if name == "orders":
                 orders_round(api, orders, round_no, per_round)
             else:
                 floor_round(api, floor, per_round)
             cpu[name][0] += time.process_time() - bench0
             cpu[name][1] += cpu_seconds(processes) - platform0
+            if name == "orders":
+                for part, seconds in cpu_by_component([*processes, *postgres]).items():
+                    by_component[part] = by_component.get(part, 0.0) + seconds - parts0.get(part, 0.0)
     post = summary(orders, len(orders.latencies_ms), *cpu["orders"])
+    placed = max(len(orders.latencies_ms), 1)
+    post["cpu_ms_per_op_by_component"] = {
+        part: round(seconds * 1000 / placed, 2)
+        for part, seconds in sorted(by_component.items(), key=lambda kv: -kv[1])
+    }
     ping = summary(floor, len(floor.latencies_ms), *cpu["floor"])
     ledger = ledger_check(endpoints["database_url"], orders.executions + warmup.executions)
     goal_met = post["per_s"] >= 50 and (post["p99_ms"] or 1e9) < 500
@@ -241,6 +295,8 @@ def main() -> int:
             f"{name:16} {row['operations']:>5} {row['per_s']:>7} {row['p50_ms']:>8} {row['p99_ms']:>8} "
             f"{row['max_ms']:>8} {row['cpu_ms_per_op_bench']:>16} {row['cpu_ms_per_op_platform']:>9}"
         )
+    parts = post["cpu_ms_per_op_by_component"].items()
+    print("CPU ms per order: " + ", ".join(f"{part} {ms}" for part, ms in parts))
     if post["refused"]:
         print(f"refused: {post['refused']}")
     print(

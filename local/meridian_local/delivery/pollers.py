@@ -48,9 +48,12 @@ class Pacing:
     """When a source (a shard, a queue) is read next. A read that returns nothing doubles its pause,
     from ``least_s`` up to ``most_s``; a read that returns records sets it back to ``least_s``, so a
     busy source is read every ``least_s`` and its records come in batches (the template's event
-    source mappings wait up to a second to fill theirs). Each source is paced on its own, as Lambda
-    reads each shard and queue: a busy shard is not read less often because another is idle, and an
-    idle one is not read every round because another is busy."""
+    source mappings wait up to a second to fill theirs). A read that fills its batch is followed at
+    once, as Lambda invokes a mapping's function as soon as a batch is full: a source that takes
+    more than a batch per ``least_s`` does not fall behind (a backlog also makes every read of an
+    SQS queue on moto slower, which lists the queue's messages). Each source is paced on its own,
+    as Lambda reads each shard and queue: a busy shard is not read less often because another is
+    idle, and an idle one is not read every round because another is busy."""
 
     pause_s: float = 0.0
     next_at: float = 0.0
@@ -58,7 +61,10 @@ class Pacing:
     def due(self, now: float) -> bool:
         return now >= self.next_at
 
-    def read(self, records: int, now: float, least_s: float, most_s: float) -> None:
+    def read(self, records: int, now: float, least_s: float, most_s: float, full: bool = False) -> None:
+        if full:
+            self.pause_s, self.next_at = least_s, now
+            return
         self.pause_s = least_s if records else min(max(self.pause_s * 2, least_s), most_s)
         self.next_at = now + self.pause_s
 
@@ -108,7 +114,7 @@ class SqsPoller:
         if not self.pacing.due(now):
             return 0
         delivered = self.poll_once()
-        self.pacing.read(delivered, now, least_s, most_s)
+        self.pacing.read(delivered, now, least_s, most_s, full=delivered >= self.batch_size)
         return delivered
 
     def poll_once(self) -> int:
@@ -209,8 +215,10 @@ class KinesisPoller:
         delivered = 0
         for shard in self.shards:
             if shard.pacing.due(now):
+                limit = shard.limit or self.batch_size
                 records = self._poll_shard(shard)
-                shard.pacing.read(records, now, least_s, most_s)
+                full = records >= limit and shard.retry_from is None  # a failed batch waits for its retry
+                shard.pacing.read(records, now, least_s, most_s, full=full)
                 delivered += records
         return delivered
 

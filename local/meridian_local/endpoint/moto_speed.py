@@ -19,6 +19,16 @@ moto answers.
   it substitutes each request's values) is a plain copy of the tree here: the parser's nodes hold
   a type name, their children (nodes or strings) and their parent, and ``copy.deepcopy`` spends
   most of its time on its generic machinery; anything else is still deep-copied by ``copy``.
+* DynamoDB: the update validator walks each parsed update expression once per check (ten
+  walks), and each walk asks its check for its table of node classes and processors twice per node
+  (a new dict each time) and matches the node against each class with ``isinstance`` (abstract
+  base classes: slow). Here a walk asks once, and finds a node class's processor once per walk;
+  the walk, the order of the processors and what they do are moto's.
+* DynamoDB: three of those checks (one clause of each kind at most, no overlapping paths, no key
+  attribute updated) depend on the expression, its attribute names and the table's key alone:
+  once an expression has passed them with the same names against the same key, they are not run
+  again (one that fails still fails every time: it is never remembered). The checks that read the
+  request's values and the item run on every request.
 * DynamoDB: a ``Query`` of a table (not of an index) lists and sorts every item of the table, then
   keeps those of the partition it names, so each costs more as the table grows (the order API reads
   the last trade of a symbol from a table that gains an item per trade). Here it lists that
@@ -29,6 +39,20 @@ moto answers.
   to find the last: both cost more with every record the stream ever took. Here the last key is
   read from the end of the dict, and the records after a sequence number are looked up by number
   (moto numbers a shard's records 1, 2, 3...), falling back to moto's walk if a number is missing.
+* DynamoDB: a transaction's request is validated first, which parses each item's condition (to
+  see which attribute names it uses), then the transaction parses the same condition with the
+  same names and values again to evaluate it (a single write too: validated, then evaluated). The
+  parse of a condition is kept per thread for the names and values objects it was made with (held,
+  so their ids stay theirs) and given back for the same three; the parsed condition is only read
+  when evaluated. A new request's names and values are new objects: nothing is shared between
+  requests (but for conditions without any, whose parse depends on the string alone).
+* SQS: every message's visibility and delay are checked on each ``ReceiveMessage`` (and each
+  message's retention, above) against the time as moto's clock gives it, which builds two
+  ``datetime`` objects per reading; here the reading without a date argument is ``time.time()``
+  (the same clock: ``datetime.now`` reads it), with the date argument moto's.
+* Server: werkzeug formats a log line for every request (decoding its path, formatting the date)
+  before the ``werkzeug`` logger drops it; here, when that logger's level is set and leaves out
+  ``INFO``, the line is not made.
 * Dispatch: each request lists its handler class's methods (``inspect.getmembers``, which walks
   the class and sorts) to find its action; the list is kept per class.
 * Dispatch: the server finds each request's service by listing moto's package folders on disk
@@ -42,7 +66,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import threading
+import time
 from typing import Any
 
 _installed = False
@@ -54,14 +80,13 @@ def install() -> None:
         return
     import jsonpath_ng.ext  # noqa: PLC0415 - moto's dependency, loaded with it
     from moto import backends  # noqa: PLC0415
-    from moto.core.utils import unix_time  # noqa: PLC0415
     from moto.sqs.models import SQSBackend  # noqa: PLC0415
 
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=1024)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
 
     def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
         retention_period = int(self.get_queue(queue_name).message_retention_period)
-        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+        return bool(retention_period + message.sent_timestamp / 1000 > time.time())
 
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
     _send_without_counting(SQSBackend)
@@ -71,7 +96,12 @@ def install() -> None:
     _parse_expressions_once()
     _query_one_partition()
     _copy_expression_trees_plainly()
+    _walk_expressions_quickly()
+    _check_expression_shapes_once()
     _read_shards_by_number()
+    _parse_conditions_once_per_request()
+    _read_the_clock_plainly()
+    _log_requests_only_when_logged()
     from moto.core import responses  # noqa: PLC0415
 
     module: Any = responses
@@ -221,6 +251,177 @@ def _copy_expression_trees_plainly() -> None:
     from moto.dynamodb.parsing import validators  # noqa: PLC0415
 
     validators.deepcopy = copy_expression  # type: ignore[attr-defined,assignment]
+
+
+def _walk_expressions_quickly() -> None:
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node  # type: ignore[attr-defined]  # noqa: PLC0415
+
+    base = DepthFirstTraverser
+    original = base.traverse
+    nodes: dict[type, bool] = {}  # class -> whether its instances are parser nodes
+
+    def traverse(self: Any, node: Any) -> Any:
+        kind = type(self)
+        if (
+            kind.traverse_node_recursively is not base.traverse_node_recursively
+            or kind.process is not base.process
+            or kind.nodes_to_be_processed is not base.nodes_to_be_processed
+        ):
+            return original(self, node)
+        table = self._processing_map()
+        found: dict[type, Any] = {}  # node class -> its processor (None: not processed)
+        hook = (
+            None
+            if kind.pre_processing_of_child is base.pre_processing_of_child
+            else self.pre_processing_of_child
+        )
+
+        def walk(node: Any, child_id: int) -> Any:
+            cls = type(node)
+            is_node = nodes.get(cls)
+            if is_node is None:
+                is_node = nodes[cls] = isinstance(node, Node)
+            if not is_node:
+                return node
+            parent = node.parent
+            if node.children is not None:
+                for i, child in enumerate(node.children):
+                    if hook is not None:
+                        hook(node, i)
+                    walk(child, i)
+            if cls in found:
+                processor = found[cls]
+            else:
+                processor = found[cls] = next((p for k, p in table.items() if issubclass(cls, k)), None)
+            if processor is not None:
+                node = processor(node)
+                node.parent = parent
+                if parent:
+                    parent.children[child_id] = node
+            return node
+
+        return walk(node, -1)
+
+    traverse.__wrapped__ = original  # type: ignore[attr-defined]  # moto's own, for the tests
+    base.traverse = traverse
+
+
+_SHAPE_CHECKS = 3  # the update validator's first processors: clause counts, overlapping paths, keys
+
+
+def _check_expression_shapes_once() -> None:
+    from moto.dynamodb.parsing import validators  # noqa: PLC0415
+
+    checks = (
+        validators.ActionCountValidator,
+        validators.OverlappingPathsValidator,
+        validators.UpdateHashRangeKeyValidator,
+    )
+    update = validators.UpdateExpressionValidator
+    init, validate = update.__init__, update.validate
+    passed: dict[tuple[Any, ...], Any] = {}  # -> the parsed expression it was (held: its id stays its own)
+
+    def init_keeping_the_expression(self: Any, expression: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, expression, *args, **kwargs)
+        self._meridian_parsed = expression
+
+    def checked_validate(self: Any) -> Any:
+        parsed = self.__dict__.get("_meridian_parsed")
+        processors = self.processors
+        if parsed is None or tuple(type(p) for p in processors[:_SHAPE_CHECKS]) != checks:
+            return validate(self)
+        names = self.expression_attribute_names
+        key = (
+            id(parsed),
+            tuple(sorted(names.items())) if names else None,
+            tuple(self.table.table_key_attrs),
+        )
+        if passed.get(key) is parsed:
+            self.processors = processors[_SHAPE_CHECKS:]
+            try:
+                return validate(self)
+            finally:
+                self.processors = processors
+        node = self.node_to_validate
+        for processor in processors[:_SHAPE_CHECKS]:
+            node = processor.traverse(node)
+        if len(passed) >= 1024:
+            passed.clear()
+        passed[key] = parsed
+        self.node_to_validate = node
+        self.processors = processors[_SHAPE_CHECKS:]
+        try:
+            return validate(self)
+        finally:
+            self.processors = processors
+
+    checked_validate.__wrapped__ = validate  # type: ignore[attr-defined]  # moto's own, for the tests
+    update.__init__ = init_keeping_the_expression  # type: ignore[method-assign]
+    update.validate = checked_validate  # type: ignore[method-assign]
+
+
+_parsed_conditions = threading.local()  # this thread's recent condition parses
+_CONDITIONS_KEPT = 64
+
+
+def _parse_conditions_once_per_request() -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser  # noqa: PLC0415
+
+    parse = ConditionExpressionParser.parse
+
+    def parse_once(self: Any) -> Any:
+        # No names (or values) at all, None or {}, is one case: a parse that succeeded without
+        # them looked none up, so it is the same parse with either.
+        names = self.expression_attribute_names or None
+        values = self.expression_attribute_values or None
+        key = (self.condition_expression, id(names), id(values))
+        kept: dict[tuple[Any, ...], tuple[Any, Any, Any, list[str], list[str]]] | None
+        kept = getattr(_parsed_conditions, "kept", None)
+        if kept is None:
+            kept = _parsed_conditions.kept = {}
+        found = kept.get(key)
+        if found is not None and found[0] is names and found[1] is values:
+            self.expr_attr_names_found, self.expr_attr_values_found = list(found[3]), list(found[4])
+            return found[2]
+        parsed = parse(self)
+        if len(kept) >= _CONDITIONS_KEPT:
+            del kept[next(iter(kept))]
+        found_names, found_values = list(self.expr_attr_names_found), list(self.expr_attr_values_found)
+        kept[key] = (names, values, parsed, found_names, found_values)
+        return parsed
+
+    parse_once.__wrapped__ = parse  # type: ignore[attr-defined]  # moto's own, for the tests
+    ConditionExpressionParser.parse = parse_once  # type: ignore[method-assign]
+
+
+def _read_the_clock_plainly() -> None:
+    from moto.core import utils  # noqa: PLC0415
+    from moto.sqs import models  # noqa: PLC0415
+
+    dated_s, dated_ms = utils.unix_time, utils.unix_time_millis
+
+    def unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else dated_s(dt)
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return time.time() * 1000.0 if dt is None else dated_ms(dt)
+
+    sqs: Any = models
+    sqs.unix_time, sqs.unix_time_millis = unix_time, unix_time_millis
+
+
+def _log_requests_only_when_logged() -> None:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler  # noqa: PLC0415
+
+    log_request = MotoRequestHandler.log_request
+    werkzeug = logging.getLogger("werkzeug")
+
+    def log_request_when_logged(self: Any, code: int | str = "-", size: int | str = "-") -> None:
+        if werkzeug.level != logging.NOTSET and not werkzeug.isEnabledFor(logging.INFO):
+            return
+        log_request(self, code, size)
+
+    MotoRequestHandler.log_request = log_request_when_logged  # type: ignore[method-assign]
 
 
 def _remember_backends() -> None:

@@ -12,7 +12,10 @@
   and the local platform measure. This is moto's own method with the rollback kept per item: the
   items the transaction touches are copied before it writes them and put back if it is cancelled.
   Everything else (the checks, the error per item, ``ALL_OLD`` on a failed condition, the
-  cancellation) is moto's.
+  cancellation) is moto's, but for one repetition: moto evaluates each item's condition, then
+  writes the item with the same condition, which parses and evaluates it again against the same
+  item (nothing can change it in between: the transaction holds the lock). Here the write is made
+  without the condition it has just passed.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
                 self.put_item(
                     table_name,
                     op["Item"],
-                    condition_expression=condition_expression,
+                    condition_expression=None,  # passed above
                     expression_attribute_names=names,
                     expression_attribute_values=values,
                 )
@@ -119,7 +122,7 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
                 self.delete_item(
                     table_name,
                     key,
-                    condition_expression=condition_expression,
+                    condition_expression=None,  # passed above
                     expression_attribute_names=names,
                     expression_attribute_values=values,
                 )
@@ -128,7 +131,7 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
                     table_name,
                     key,
                     update_expression=op["UpdateExpression"],
-                    condition_expression=condition_expression,
+                    condition_expression=None,  # passed above
                     expression_attribute_names=names,
                     expression_attribute_values=values,
                 )

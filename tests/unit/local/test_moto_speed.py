@@ -3,6 +3,7 @@ still get each request's own names and values, and a bad expression is refused e
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -228,3 +229,194 @@ def _streams(kinesis: Any) -> dict[str, Any]:
     from moto.kinesis.models import kinesis_backends  # noqa: PLC0415
 
     return kinesis_backends["123456789012"]["us-east-1"].streams
+
+
+# (update expression, names, values): each applied twice, in this order, to item "a" (qty 0)
+UPDATES: tuple[tuple[str, dict[str, str] | None, dict[str, Any]], ...] = (
+    ("SET #q = #q + :n, note = :note", {"#q": "qty"}, {":n": {"N": "2"}, ":note": {"S": "x"}}),
+    ("SET l = :empty, m = :map", None, {":empty": {"L": []}, ":map": {"M": {"b": {"L": [{"N": "1"}]}}}}),
+    ("SET l = list_append(l, :more) REMOVE note", None, {":more": {"L": [{"S": "y"}]}}),
+    ("SET m.b[0] = if_not_exists(m.b[0], :zero) + :n", None, {":zero": {"N": "0"}, ":n": {"N": "5"}}),
+    ("SET m.c.d = :n", None, {":n": {"N": "1"}}),  # no m.c: an invalid document path
+    ("ADD counter :one, tags :set", None, {":one": {"N": "1"}, ":set": {"SS": ["p", "q"]}}),
+    ("DELETE tags :gone", None, {":gone": {"SS": ["p"]}}),
+    ("ADD tags :set DELETE tags :gone", None, {":set": {"SS": ["r"]}, ":gone": {"SS": ["q"]}}),  # path twice
+    ("SET #k = :v", {"#k": "pk"}, {":v": {"S": "b"}}),  # the key: refused
+    ("SET #k = :v", {"#k": "other"}, {":v": {"S": "b"}}),  # the same string, other names: applied
+    ("SET a = :v, a = :v", None, {":v": {"N": "1"}}),  # two actions on one path
+    ("SET m.b = :v, m.b[0] = :v", None, {":v": {"N": "1"}}),  # overlapping paths
+    ("SET a = :v SET b = :v", None, {":v": {"N": "1"}}),  # two SET clauses
+    ("REMOVE #r0, #r1", {"#r0": "other", "#r1": "counter"}, {}),
+    ("SET qty = qty + :s", None, {":s": {"S": "x"}}),  # a number plus a string
+)  # fmt: skip
+
+
+def _apply_updates(client: Any) -> list[Any]:
+    outcomes: list[Any] = []
+    for expression, names, values in UPDATES:
+        for _ in range(2):
+            request: dict[str, Any] = {
+                "TableName": "t",
+                "Key": {"pk": {"S": "a"}},
+                "UpdateExpression": expression,
+            }
+            if names:
+                request["ExpressionAttributeNames"] = names
+            if values:
+                request["ExpressionAttributeValues"] = values
+            try:
+                client.update_item(**request)
+                outcomes.append("ok")
+            except ClientError as exc:
+                outcomes.append((exc.response["Error"]["Code"], exc.response["Error"]["Message"]))
+    outcomes.append(client.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"])
+    return outcomes
+
+
+def test_updates_are_validated_and_applied_as_moto_does(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]  # noqa: PLC0415
+    from moto.dynamodb.parsing.validators import UpdateExpressionValidator  # noqa: PLC0415
+
+    quick = _apply_updates(table)
+    assert quick.count("ok") == 15  # and the rest refused, each time it was sent
+    table.put_item(TableName="t", Item={"pk": {"S": "a"}, "qty": {"N": "0"}})
+    monkeypatch.setattr(DepthFirstTraverser, "traverse", DepthFirstTraverser.traverse.__wrapped__)
+    monkeypatch.setattr(
+        UpdateExpressionValidator,
+        "validate",
+        UpdateExpressionValidator.validate.__wrapped__,  # type: ignore[attr-defined]
+    )
+    assert _apply_updates(table) == quick
+
+
+def test_an_expression_passes_the_checks_of_its_shape_once_per_names(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.parsing import validators  # noqa: PLC0415
+
+    counted: list[str] = []
+    verify = validators.ActionCountValidator.verify_action_counts
+
+    def counting(self: Any, node: Any) -> Any:
+        counted.append(type(node).__name__)
+        return verify(self, node)
+
+    monkeypatch.setattr(validators.ActionCountValidator, "verify_action_counts", counting)
+
+    def update(names: dict[str, str]) -> None:
+        table.update_item(
+            TableName="t",
+            Key={"pk": {"S": "b"}},
+            UpdateExpression="SET #x = :v, #y = :v",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":v": {"N": "1"}},
+        )
+
+    update({"#x": "left", "#y": "right"})
+    checked = len(counted)
+    assert checked > 0
+    update({"#x": "left", "#y": "right"})
+    assert len(counted) == checked  # passed before with these names: not checked again
+    with pytest.raises(ClientError, match="Two document paths overlap"):
+        update({"#x": "same", "#y": "same"})  # other names are checked, and refused
+    assert len(counted) > checked
+
+
+def test_a_condition_is_parsed_once_per_request_and_decides_with_its_own_values(
+    table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser  # noqa: PLC0415
+
+    parses: list[str] = []
+    paths = ConditionExpressionParser._parse_paths
+
+    def counting(self: Any, nodes: Any) -> Any:
+        parses.append(self.condition_expression)
+        return paths(self, nodes)
+
+    monkeypatch.setattr(ConditionExpressionParser, "_parse_paths", counting)
+
+    def put(qty: int, at_most: int) -> None:
+        table.put_item(
+            TableName="t",
+            Item={"pk": {"S": "a"}, "qty": {"N": str(qty)}},
+            ConditionExpression="#q <= :most",
+            ExpressionAttributeNames={"#q": "qty"},
+            ExpressionAttributeValues={":most": {"N": str(at_most)}},
+        )
+
+    put(5, 0)  # qty 0 <= 0
+    assert parses == ["#q <= :most"]  # validated and evaluated with one parse
+    with pytest.raises(ClientError) as refused:
+        put(6, 4)  # qty 5 is not <= 4: the same strings, this request's value
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    put(7, 5)
+    assert len(parses) == 3
+    table.transact_write_items(
+        TransactItems=[
+            {"Update": {"TableName": "t", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET qty = :n",
+                        "ConditionExpression": "qty = :was",
+                        "ExpressionAttributeValues": {":n": {"N": "8"}, ":was": {"N": "7"}}}},
+            {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "b"}},
+                                "ConditionExpression": "qty < :one",
+                                "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "c"}},
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+        ]
+    )  # fmt: skip
+    assert parses[3:] == ["qty = :was", "qty < :one", "attribute_not_exists(pk)"]
+    assert table.get_item(TableName="t", Key={"pk": {"S": "a"}})["Item"]["qty"] == {"N": "8"}
+
+
+def test_sqs_reads_the_same_clock_and_hides_a_received_message_for_its_timeout() -> None:
+    import time  # noqa: PLC0415
+
+    from moto.core import utils  # noqa: PLC0415
+    from moto.sqs import models  # noqa: PLC0415
+
+    moto_speed.install()
+    sqs_models: Any = models
+    assert abs(sqs_models.unix_time_millis() - utils.unix_time_millis()) < 50
+    assert abs(sqs_models.unix_time() - utils.unix_time()) < 0.05
+    assert sqs_models.unix_time_millis(utils.utcfromtimestamp(1)) == 1000.0  # a date: moto's own
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
+        assert "Messages" not in sqs.receive_message(QueueUrl=url)  # delayed
+        time.sleep(1.1)
+        first = sqs.receive_message(QueueUrl=url, VisibilityTimeout=1)["Messages"]
+        assert [m["Body"] for m in first] == ["later"]
+        assert "Messages" not in sqs.receive_message(QueueUrl=url)  # in flight
+        time.sleep(1.1)
+        assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["later"]
+
+
+class _Request:
+    """What werkzeug's request logging reads of a request handler."""
+
+    path, command, request_version, requestline = "/", "POST", "HTTP/1.1", "POST / HTTP/1.1"
+    _control_char_table = str.maketrans({c: f"\\x{c:02x}" for c in range(32)})
+
+    def __init__(self) -> None:
+        self.logged: list[str] = []
+
+    def log(self, kind: str, message: str, *args: Any) -> None:
+        self.logged.append(message % args)
+
+
+@pytest.mark.parametrize(("level", "logged"), [(logging.WARNING, 0), (logging.INFO, 1), (logging.NOTSET, 1)])
+def test_a_request_line_is_made_only_when_the_werkzeug_logger_keeps_it(level: int, logged: int) -> None:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler  # noqa: PLC0415
+
+    moto_speed.install()
+    werkzeug = logging.getLogger("werkzeug")
+    before = werkzeug.level
+    werkzeug.setLevel(level)
+    request = _Request()
+    try:
+        MotoRequestHandler.log_request(request, 200, 18)  # type: ignore[arg-type]
+    finally:
+        werkzeug.setLevel(before)
+    assert len(request.logged) == logged
+    assert all(line == '"POST / HTTP/1.1" 200 18' for line in request.logged)

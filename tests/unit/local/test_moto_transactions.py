@@ -78,3 +78,49 @@ def test_a_transaction_writes_every_item(dynamodb: Any) -> None:
         ]
     )  # fmt: skip
     assert (_n(dynamodb, "a"), _n(dynamodb, "b")) == ("2", "5")
+
+
+def test_each_condition_is_evaluated_once_and_still_decides(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.comparisons import ConditionExpressionParser  # noqa: PLC0415
+
+    parsed: list[str] = []
+    parse = ConditionExpressionParser.parse
+
+    def counting(self: Any) -> Any:
+        parsed.append(self.condition_expression)
+        return parse(self)
+
+    monkeypatch.setattr(ConditionExpressionParser, "parse", counting)
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Update": {"TableName": "t", "Key": {"k": {"S": "a"}}, "UpdateExpression": "ADD n :one",
+                        "ConditionExpression": "n < :two",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":two": {"N": "2"}}}},
+            {"Put": {"TableName": "t", "Item": {"k": {"S": "b"}, "n": {"N": "5"}},
+                     "ConditionExpression": "attribute_not_exists(k)"}},
+            {"Delete": {"TableName": "t", "Key": {"k": {"S": "c"}}, "ConditionExpression": "n = :three",
+                        "ExpressionAttributeValues": {":three": {"N": "3"}}}},
+        ]
+    )  # fmt: skip
+    conditions = ["n < :two", "attribute_not_exists(k)", "n = :three"]
+    # moto's request validation parses each once, then the transaction evaluates each once (moto's
+    # own wrote each item with its condition, which parsed and evaluated it a second time)
+    assert [c for c in parsed if c] == conditions + conditions
+    assert (_n(dynamodb, "a"), _n(dynamodb, "b"), _n(dynamodb, "c")) == ("2", "5", None)
+    # the same update again: n is 2 now, not below 2, so the transaction is cancelled
+    with pytest.raises(ClientError) as cancelled:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "t", "Item": {"k": {"S": "d"}, "n": {"N": "4"}}}},
+                {"Update": {"TableName": "t", "Key": {"k": {"S": "a"}}, "UpdateExpression": "ADD n :one",
+                            "ConditionExpression": "n < :two",
+                            "ExpressionAttributeValues": {":one": {"N": "1"}, ":two": {"N": "2"}}}},
+            ]
+        )  # fmt: skip
+    assert [r["Code"] for r in cancelled.value.response["CancellationReasons"]] == [
+        "None",
+        "ConditionalCheckFailed",
+    ]
+    assert (_n(dynamodb, "a"), _n(dynamodb, "d")) == ("2", None)

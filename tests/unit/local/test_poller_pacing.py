@@ -96,3 +96,66 @@ def test_pacing_doubles_to_the_most_and_returns_to_the_least_on_records() -> Non
     assert not pacing.due(10.2)
     pacing.read(3, 10.0, 0.05, 0.3)
     assert (pacing.pause_s, pacing.due(10.0), pacing.due(10.05)) == (0.05, False, True)
+
+
+def test_a_full_batch_is_followed_at_once() -> None:
+    pacing = Pacing()
+    pacing.read(10, 5.0, 0.05, 1.0, full=True)
+    assert pacing.due(5.0)
+    pacing.read(4, 5.0, 0.05, 1.0)
+    assert (pacing.due(5.0), pacing.due(5.05)) == (False, True)
+
+
+def test_a_queue_with_a_backlog_is_read_until_it_returns_less_than_a_batch() -> None:
+    class BackloggedSqs:
+        def __init__(self, waiting: int) -> None:
+            self.waiting, self.receives = waiting, 0
+
+        def get_queue_attributes(self, **args: Any) -> dict[str, Any]:
+            return {"Attributes": {"QueueArn": "arn:queue"}}
+
+        def receive_message(self, **args: Any) -> dict[str, Any]:
+            self.receives += 1
+            count = min(self.waiting, args["MaxNumberOfMessages"])
+            self.waiting -= count
+            first = self.waiting
+            return {
+                "Messages": [
+                    {
+                        "MessageId": str(first + n),
+                        "ReceiptHandle": str(first + n),
+                        "Body": "{}",
+                        "Attributes": {},
+                    }
+                    for n in range(count)
+                ]
+            }
+
+        def delete_message_batch(self, **args: Any) -> dict[str, Any]:
+            return {}
+
+    sqs = BackloggedSqs(35)
+    poller = SqsPoller(sqs, "url", lambda event, context: None, batch_size=10)
+    # at one instant: 10, 10, 10 (each full: read again at once), then 5 (not full: wait)
+    assert [poller.poll_due(7.0, 0.05, 1.0) for _ in range(5)] == [10, 10, 10, 5, 0]
+    assert sqs.receives == 4
+
+
+def test_a_full_shard_batch_that_failed_waits_for_its_retry() -> None:
+    kinesis = FakeKinesis()
+    for _ in range(3):
+        kinesis.put("shard-0")
+    failing = {"fail": True}
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if failing["fail"]:
+            return {
+                "batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]
+            }
+        return {"batchItemFailures": []}
+
+    poller = KinesisPoller(kinesis, "s", handler, batch_size=3, max_retries=5)
+    assert poller.poll_due(1.0, 0.05, 1.0) == 3  # a full batch, but it failed
+    assert kinesis.reads.count("shard-0") == 1
+    poller.poll_due(1.0, 0.05, 1.0)
+    assert kinesis.reads.count("shard-0") == 1  # not read again at once: it waits the least pause
