@@ -19,7 +19,8 @@ NATIVE := $(VENV)/.native-core
 setup: $(STAMP) $(NATIVE)
 
 $(NATIVE): $(STAMP) hotpath/setup_native.py hotpath/meridian_hotpath/engine/native.pyx \
-           hotpath/meridian_hotpath/engine/native_support.h hotpath/meridian_hotpath/journal_sync.pyx
+           hotpath/meridian_hotpath/engine/native_support.h hotpath/meridian_hotpath/journal_sync.pyx \
+           hotpath/meridian_hotpath/journal_sync.pxd hotpath/meridian_hotpath/replica_receiver.pyx
 	$(PY) hotpath/setup_native.py --quiet build_ext --inplace
 	touch $@
 
@@ -119,5 +120,5 @@ lock:
 	$(BIN)/pip freeze --exclude-editable > requirements/lock.txt
 
 clean:
-	rm -rf .aws-sam build bench/results hotpath/build hotpath/meridian_hotpath/engine/native.c hotpath/meridian_hotpath/journal_sync.c hotpath/meridian_hotpath/engine/*.so hotpath/meridian_hotpath/*.so $(VENV)/.native-core .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.*
+	rm -rf .aws-sam build bench/results hotpath/build hotpath/meridian_hotpath/engine/native.c hotpath/meridian_hotpath/journal_sync.c hotpath/meridian_hotpath/replica_receiver.c hotpath/meridian_hotpath/engine/*.so hotpath/meridian_hotpath/*.so $(VENV)/.native-core .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.*
 

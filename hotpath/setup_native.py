@@ -1,7 +1,8 @@
 """Build the native parts of the matching node in place: ``make setup`` runs it.
 
 * ``meridian_hotpath/engine/native.pyx``: the matching core;
-* ``meridian_hotpath/journal_sync.pyx``: the journal's syncer thread.
+* ``meridian_hotpath/journal_sync.pyx``: the journal's syncer thread;
+* ``meridian_hotpath/replica_receiver.pyx``: a standby's receive thread (it cimports the syncer).
 
 Cython translates each to C and gcc compiles it with -O3 beside its sources, where the node, the
 tools and the tests import it. The generated C files stay beside the sources too, so a host without
@@ -22,6 +23,7 @@ FLAGS = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function", "-Wno-unreachabl
 MODULES = {
     "meridian_hotpath.engine.native": PACKAGE / "engine" / "native.pyx",
     "meridian_hotpath.journal_sync": PACKAGE / "journal_sync.pyx",
+    "meridian_hotpath.replica_receiver": PACKAGE / "replica_receiver.pyx",
 }
 
 
@@ -45,6 +47,7 @@ def extensions() -> list[Extension]:
                 for name, source in MODULES.items()
             ],
             compiler_directives={"language_level": 3},
+            include_path=[str(HERE)],
             quiet=True,
         )
     )

@@ -221,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the standby always, the primary while its standby is live: no disk is part of an answer "
         "there, and each fdatasync costs the machine CPU and wake-ups (its follower's too)",
     )
+    shard.add_argument(
+        "--standby-receiver",
+        choices=("native", "loop"),
+        default="native",
+        help="as a standby, read the replication link on a native thread that writes and acknowledges "
+        "each batch without the event loop (default), or on the event loop (the reference path)",
+    )
     serve_cmd.add_argument(
         "--expected-orders-per-day",
         type=_positive,
@@ -305,6 +312,7 @@ def _shard(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ShardCo
         margin_ms=args.lease_ttl_ms // 4,
         replica_timeout=args.replica_timeout_ms / 1000,
         replica_sync_gap=args.replica_sync_gap_ms / 1000,
+        native_receiver=args.standby_receiver == "native",
     )
 
 

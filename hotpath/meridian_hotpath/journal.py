@@ -493,6 +493,24 @@ class JournalWriter:
         self.next_seq = last_seq + 1
         syncer.written(last_seq)
 
+    def fast_lane(self) -> tuple[int, int, int, int]:
+        """What a writer on another thread (a standby's native receiver) needs to append after this
+        one: the segment's fd, its size, the next seq and the bytes written but not known durable."""
+        syncer = self.syncer
+        assert syncer is not None, "start_syncer first"
+        durable = int(syncer.durable_seq)
+        while self._unsynced and self._unsynced[0][0] <= durable:
+            self._durable_bytes = self._unsynced.popleft()[1]
+        return self._fd, self._size, self.next_seq, self._written_bytes - self._durable_bytes
+
+    def wrote_elsewhere(self, length: int, last_seq: int) -> None:
+        """Another thread appended ``length`` bytes of records ending at ``last_seq`` to the current
+        segment (and told the syncer): the same bookkeeping as ``write_records``."""
+        self._size += length
+        self._written_bytes += length
+        self._unsynced.append((last_seq, self._written_bytes))
+        self.next_seq = last_seq + 1
+
     def _wait_unsynced(self, syncer: JournalSyncer, adding: int) -> None:
         """Hold the writer until ``adding`` more bytes fit in the unsynced window (backpressure
         from a disk that is far behind; it never triggers at the node's ordinary rates)."""

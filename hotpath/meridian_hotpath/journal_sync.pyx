@@ -28,62 +28,19 @@ from posix.unistd cimport close, fsync, write
 import os
 
 
-cdef extern from "<unistd.h>" nogil:
-    int fdatasync(int fd)
-
-
-cdef extern from "<pthread.h>" nogil:
-    ctypedef unsigned long pthread_t
-    ctypedef struct pthread_mutex_t:
-        pass
-    ctypedef struct pthread_cond_t:
-        pass
-    int pthread_create(pthread_t *thread, void *attr, void *(*start)(void *) noexcept nogil, void *arg)
-    int pthread_join(pthread_t thread, void **result)
-    int pthread_mutex_init(pthread_mutex_t *mutex, void *attr)
-    int pthread_mutex_destroy(pthread_mutex_t *mutex)
-    int pthread_mutex_lock(pthread_mutex_t *mutex)
-    int pthread_mutex_unlock(pthread_mutex_t *mutex)
-    int pthread_cond_init(pthread_cond_t *cond, void *attr)
-    int pthread_cond_destroy(pthread_cond_t *cond)
-    int pthread_cond_wait(pthread_cond_t *cond, pthread_mutex_t *mutex)
-    int pthread_cond_signal(pthread_cond_t *cond)
-
-
-cdef enum:
-    MAX_RETIRED = 64
-    MAX_NOTIFY = 4
-    N_BUCKETS = 24  # fdatasync times: bucket k holds [2^k, 2^(k+1)) microseconds, the last everything above
-
-
-cdef struct State:
-    pthread_mutex_t lock
-    pthread_cond_t wake
-    int fd  # the segment being written
-    int dir_fd  # the journal directory
-    int dir_pending  # a segment was created: fsync the directory before counting it durable
-    int retired[MAX_RETIRED]  # segments rotated away from: fsync, then close
-    int n_retired
-    int notify[MAX_NOTIFY]
-    int n_notify
-    uint64_t written  # last seq the writer handed to the page cache
-    uint64_t durable  # last seq made durable
-    int error  # errno of a failed sync (0: none)
-    int stopping
-    int running
-    uint64_t syncs
-    uint64_t sync_ns_total
-    uint64_t sync_ns_last
-    uint64_t sync_ns_max
-    uint64_t buckets[N_BUCKETS]
-    uint64_t *durable_out  # where the durable seq is also stored (a shared page), or NULL
-    uint64_t min_gap_ns  # at least this long from one fdatasync's start to the next (0: none)
-
-
 cdef uint64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <uint64_t> ts.tv_sec * 1000000000 + <uint64_t> ts.tv_nsec
+
+
+cdef void syncer_written(State *s, uint64_t seq) noexcept nogil:
+    """Records up to ``seq`` are in the page cache: wake the syncer (from any thread)."""
+    pthread_mutex_lock(&s.lock)
+    if seq > s.written:
+        s.written = seq
+        pthread_cond_signal(&s.wake)
+    pthread_mutex_unlock(&s.lock)
 
 
 cdef void signal_all(State *s) noexcept nogil:
@@ -167,11 +124,6 @@ cdef void *run(void *arg) noexcept nogil:
 cdef class JournalSyncer:
     """Makes the journal durable behind the writer; see the module docstring."""
 
-    cdef State s
-    cdef pthread_t thread
-    cdef bint started
-    cdef object _keep  # objects whose memory the state points into (the shared durable page)
-
     def __cinit__(self):
         memset(&self.s, 0, sizeof(State))
         pthread_mutex_init(&self.s.lock, NULL)
@@ -220,11 +172,7 @@ cdef class JournalSyncer:
     def written(self, uint64_t seq):
         """The writer handed every record up to ``seq`` to the page cache: make it durable."""
         with nogil:
-            pthread_mutex_lock(&self.s.lock)
-            if seq > self.s.written:
-                self.s.written = seq
-                pthread_cond_signal(&self.s.wake)
-            pthread_mutex_unlock(&self.s.lock)
+            syncer_written(&self.s, seq)
 
     def pace(self, double seconds):
         """At least ``seconds`` from the start of one fdatasync to the start of the next (0: sync

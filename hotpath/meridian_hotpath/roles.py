@@ -19,15 +19,16 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meridian_hotpath.commit import AckMode, FencedError
 from meridian_hotpath.lease import HeldLease, Lease, LeaseError
+from meridian_hotpath.native_link import NativeStandbyLink, connect_native
 from meridian_hotpath.recovery import journal_dir, snapshot_dir
 from meridian_hotpath.replication import EpochLog, ReplicationServer, truncate_journal_after
-from meridian_hotpath.shard import DivergedError, ShardConfig, StandbyLink, follow
+from meridian_hotpath.shard import DivergedError, ShardConfig, StandbyLink, connect_on_loop, follow
 from meridian_hotpath.snapshot import SnapshotStore
 
 if TYPE_CHECKING:
@@ -214,8 +215,18 @@ class ShardRole:
         # which can hold up the write of the next batch, is then no part of any answer.
         self._pace_disk(self.config.replica_sync_gap)
 
-        def make_link() -> StandbyLink:
-            return StandbyLink(node.engine, node.journal, self.epochs, self._checked, self._diverged)
+        def connect(address: tuple[str, int]) -> Awaitable[StandbyLink]:
+            if self.config.native_receiver:
+                return connect_native(
+                    address,
+                    lambda: NativeStandbyLink(
+                        node.engine, node.journal, self.epochs, self._checked, self._diverged
+                    ),
+                )
+            return connect_on_loop(
+                address,
+                lambda: StandbyLink(node.engine, node.journal, self.epochs, self._checked, self._diverged),
+            )
 
         def linked(link: StandbyLink | None) -> None:
             self.link = link
@@ -224,18 +235,20 @@ class ShardRole:
 
         node.committer.on_durable.append(lambda: self.link.acknowledge() if self.link is not None else None)
         loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._follow(make_link, linked), name="standby-link"))
+        self._tasks.append(loop.create_task(self._follow(connect, linked), name="standby-link"))
         self._tasks.append(loop.create_task(self._watch_lease(), name="lease-watch"))
 
     async def _follow(
-        self, make_link: Callable[[], StandbyLink], linked: Callable[[StandbyLink | None], None]
+        self,
+        connect: Callable[[tuple[str, int]], Awaitable[StandbyLink]],
+        linked: Callable[[StandbyLink | None], None],
     ) -> None:
         while not self._stop_following.is_set():
             address = self.primary_address
             if address is None:
                 await asyncio.sleep(self.config.poll_s)
                 continue
-            await follow(address, make_link, self._stop_following, linked)
+            await follow(address, connect, self._stop_following, linked)
 
     def _checked(self, seq: int, checksum: int) -> None:
         self.running.node.follower.verify(seq, checksum)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from meridian_hotpath.engine import MatchingEngine
@@ -63,6 +63,10 @@ class ShardConfig:
     # (the standby's write is); both hosts would have to fail within the gap to lose an acknowledged
     # order. A primary without a live standby answers from its own disk and syncs continuously.
     replica_sync_gap: float = REPLICA_SYNC_GAP_S
+    # as a standby, read the link on a native thread that writes and acknowledges each ordinary
+    # batch without the event loop (``native_link``); False: on the loop (``StandbyLink``, the
+    # reference)
+    native_receiver: bool = True
 
     @property
     def renew_every(self) -> float:
@@ -123,23 +127,32 @@ class StandbyLink(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            for kind, payload in self.reader.feed(data):
-                if kind == RECORDS:
-                    self._records(payload)
-                elif kind == CHECK:
-                    self._on_check(*CHECK_BODY.unpack_from(payload))
-                elif kind == DIVERGED:
-                    self._on_diverged(SEQ_BODY.unpack_from(payload)[0])
-                    self.close()
-                    return
-                elif kind == REFUSE:
-                    log.error("the primary refuses this standby: %s", payload.decode(errors="replace"))
-                    self.close()
-                    return
+            self.handle(self.reader.feed(data))
         except ReplicationError as exc:
-            log.error("replication link: %s; reconnecting", exc)
-            self.send(REFUSE, str(exc).encode())
-            self.close()
+            self.broken(exc)
+
+    def handle(self, frames: list[tuple[int, bytes]]) -> bool:
+        """Act on frames from the primary; False once the link is done with (it is then closed).
+        Raises ReplicationError on records this standby cannot take."""
+        for kind, payload in frames:
+            if kind == RECORDS:
+                self._records(payload)
+            elif kind == CHECK:
+                self._on_check(*CHECK_BODY.unpack_from(payload))
+            elif kind == DIVERGED:
+                self._on_diverged(SEQ_BODY.unpack_from(payload)[0])
+                self.close()
+                return False
+            elif kind == REFUSE:
+                log.error("the primary refuses this standby: %s", payload.decode(errors="replace"))
+                self.close()
+                return False
+        return True
+
+    def broken(self, exc: ReplicationError) -> None:
+        log.error("replication link: %s; reconnecting", exc)
+        self.send(REFUSE, str(exc).encode())
+        self.close()
 
     def _records(self, payload: bytes) -> None:
         epoch, first, last = RECORDS_BODY.unpack_from(payload)
@@ -158,15 +171,25 @@ class StandbyLink(asyncio.Protocol):
         # Written, the batch is held: the primary's answers wait for this, not for the engine here
         # (which applies it before anything else runs on this loop, a takeover included).
         self.acknowledge(last)
+        self.apply(records, first, last)
+
+    def apply(self, records: bytes, first: int, last: int) -> None:
+        """Apply written records to the engine (the journal holds them)."""
         end, applied, defect, _, _ = self.engine.replay(records)
         if defect is not None or end != len(records) or self.engine.seq != last:
             raise ReplicationError(f"records {first}-{last} do not apply: {defect}")
         self.received += applied
 
 
+async def connect_on_loop(address: tuple[str, int], make_link: Callable[[], StandbyLink]) -> StandbyLink:
+    """A link read by the event loop (the reference receive path)."""
+    _, link = await asyncio.get_running_loop().create_connection(make_link, *address)
+    return link
+
+
 async def follow(
     address: tuple[str, int],
-    make_link: Callable[[], StandbyLink],
+    connect: Callable[[tuple[str, int]], Awaitable[StandbyLink]],
     stop: asyncio.Event,
     on_link: Callable[[StandbyLink | None], None],
 ) -> None:
@@ -174,7 +197,7 @@ async def follow(
     reconnects, to wherever the lease then says the primary is)."""
     loop = asyncio.get_running_loop()
     try:
-        _, link = await loop.create_connection(make_link, *address)
+        link = await connect(address)
     except OSError:
         await asyncio.sleep(RECONNECT_DELAY)
         return
