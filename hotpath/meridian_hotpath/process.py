@@ -102,6 +102,22 @@ class NodeProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
+    def pause(self, timeout: float = 10.0) -> None:
+        """SIGSTOP the matching process and wait until every one of its threads has stopped. The
+        signal returns at once, but the group stop starts only when one of the threads runs to take
+        it: until then the others (the standby's native receiver) go on, e.g. acknowledging."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        tasks = Path(f"/proc/{self.process.pid}/task")
+        deadline = time.monotonic() + timeout
+        while not all(_stopped(task) for task in tasks.iterdir()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node {self.process.pid} did not stop within {timeout} s")
+            time.sleep(0.001)
+
+    def resume(self) -> None:
+        """SIGCONT: a paused node goes on."""
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM: graceful shutdown; return the exit code."""
         self.process.send_signal(signal.SIGTERM)
@@ -129,6 +145,15 @@ class NodeProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)  # a follower still delivering
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def _stopped(task: Path) -> bool:
+    """Whether a thread (``/proc/<pid>/task/<tid>``) is stopped; one that exited counts as stopped."""
+    try:
+        stat = (task / "stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rindex(")") + 2] in "tT"
 
 
 def _read_line(stream: IO[str], timeout: float) -> str:

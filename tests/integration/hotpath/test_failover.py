@@ -12,9 +12,7 @@ new primary.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
-import signal
 import socket
 import threading
 import time
@@ -249,13 +247,13 @@ def test_a_stalled_standby_is_let_go_and_one_out_of_sync_never_takes_over(
     standby = start(tmp_path / "s", "s", moto_endpoint, "B")
     try:
         wait_for(lambda: lease_of(moto_endpoint, "B")["in_sync"], "the standby in sync")
-        os.kill(standby.process.pid, signal.SIGSTOP)
+        standby.pause()
         streamer = Streamer(primary.port, "alone", rng)
         wait_for(lambda: len(streamer.acked) > 500, "orders answered without the standby")
         assert lease_of(moto_endpoint, "B")["in_sync"] is False
         primary.kill()
         streamer.thread.join(10)
-        os.kill(standby.process.pid, signal.SIGCONT)
+        standby.resume()
         time.sleep(TTL_MS / 1000 * 3)  # long past the lease: an in-sync standby would have taken over
         assert not accepts(standby.port), "a standby out of sync took over"
         assert lease_of(moto_endpoint, "B")["holder"] == "p"
@@ -265,7 +263,7 @@ def test_a_stalled_standby_is_let_go_and_one_out_of_sync_never_takes_over(
         wait_for(lambda: lease_of(moto_endpoint, "B")["in_sync"], "the standby in sync again")
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(standby.process.pid, signal.SIGCONT)
+            standby.resume()
         standby.stop()
         primary.stop()
 
@@ -282,12 +280,12 @@ def test_a_paused_primary_gets_no_answer_out_once_its_standby_took_over(
     try:
         wait_for(lambda: lease_of(moto_endpoint, "C")["in_sync"], "the standby in sync")
         sock = socket.create_connection(("127.0.0.1", primary.port), timeout=10)
-        os.kill(primary.process.pid, signal.SIGSTOP)
+        primary.pause()
         late = [NewOrder(n, f"late-{n}", "L", "AAPL", 1, 1, 1, 0, 1, 19_000) for n in range(1, 41)]
         sock.sendall(b"".join(encode(order) for order in late))  # into the paused primary's socket
         wait_for(lambda: accepts(standby.port), "the standby taking over")
         assert lease_of(moto_endpoint, "C")["holder"] == "s"
-        os.kill(primary.process.pid, signal.SIGCONT)
+        primary.resume()
         answered = []
         buffer = b""
         sock.settimeout(10)
@@ -310,7 +308,7 @@ def test_a_paused_primary_gets_no_answer_out_once_its_standby_took_over(
         )
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(primary.process.pid, signal.SIGCONT)
+            primary.resume()
         primary.stop()
         standby.stop()
 
@@ -327,9 +325,9 @@ def test_a_primary_that_lost_its_lease_with_nobody_to_take_it_leads_again_on_its
         epoch = lease_of(moto_endpoint, "D")["epoch"]
         streamer = Streamer(node.port, "solo", random.Random(7))
         time.sleep(0.3)
-        os.kill(node.process.pid, signal.SIGSTOP)
+        node.pause()
         time.sleep(TTL_MS / 1000 * 2)
-        os.kill(node.process.pid, signal.SIGCONT)
+        node.resume()
         streamer.thread.join(10)
         assert not streamer.thread.is_alive(), "the paused primary went on answering"
         wait_for(lambda: lease_of(moto_endpoint, "D")["epoch"] > epoch, "the lease taken back")

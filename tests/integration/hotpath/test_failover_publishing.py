@@ -13,8 +13,6 @@ per id, with the same content every time it was sent.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import time
 from collections import defaultdict
@@ -104,13 +102,13 @@ def test_trades_the_standby_never_held_are_never_published(tmp_path: Path, moto_
         answers = HotpathClient("127.0.0.1", primary.port).pipeline(crossing_orders("before", 20))
         assert sum(isinstance(m, Fill) for a in answers for m in a.messages) == 20  # the standby holds them
         wait_for(lambda: len(published(kinesis)) >= 20, "the first trades published")
-        os.kill(standby.process.pid, signal.SIGSTOP)
+        standby.pause()
         unheld = socket.create_connection(("127.0.0.1", primary.port), timeout=10)
         unheld.sendall(b"".join(encode(o) for o in crossing_orders("unheld", 50)))  # synced, unanswered
         wait_for(lambda: trades_made(primary.metrics_port) >= 70, "the primary matched them")
         time.sleep(1.0)  # time enough for its follower to publish them, were it allowed to
         published_while_unheld = len(published(kinesis))
-        os.kill(standby.process.pid, signal.SIGCONT)  # it reads what waited and acknowledges
+        standby.resume()  # it reads what waited and acknowledges
         wait_for(lambda: len(published(kinesis)) >= 70, "the trades published once the standby holds them")
         primary.kill()
         unheld.close()
