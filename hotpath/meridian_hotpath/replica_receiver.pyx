@@ -18,8 +18,8 @@ loop unwritten, and the thread waits (``resume``) until the loop has handled a R
 the journal is only ever written by one of them at a time. The loop then does exactly what the
 reference link (``shard.StandbyLink``) does with it.
 
-Queue items for the loop: ``(kind, payload, written)``; kind 0 means the link ended (the payload
-says why, empty for an orderly close).
+Queue items for the loop: ``(kind, payload, written)``; kind 0 means the link ended: closed or
+reset (an empty payload), or broken (the payload says why: a frame out of bounds, a failed write).
 """
 
 from libc.errno cimport EINTR, errno
@@ -262,9 +262,7 @@ cdef void *receive(void *arg) noexcept nogil:
         if got < 0 and errno == EINTR:
             continue
         if got <= 0:
-            if got < 0:
-                strncpy(r.ended, strerror(errno), 150)
-            break
+            break  # closed or reset: the link ended (the loop reconnects, as it does on the loop)
         have += <size_t> got
         offset = 0
         acked = 0

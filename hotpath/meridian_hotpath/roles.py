@@ -363,6 +363,12 @@ class ShardRole:
             }
         elif self.link is not None:
             values |= {"meridian_replication_received": float(self.link.received)}
+            receiver = getattr(self.link, "receiver", None)
+            if receiver is not None:  # the native path: batches its thread took, frames the loop took
+                values |= {
+                    "meridian_replication_native_batches": float(receiver.fast_frames),
+                    "meridian_replication_loop_frames": float(receiver.handed_frames),
+                }
         return values
 
     async def close(self) -> None:

@@ -120,6 +120,9 @@ def test_a_slow_link_delays_answers_but_the_standby_holds_every_acknowledged_ord
         # every 5 ms at most
         assert gauge(standby, "meridian_journal_sync_gap_seconds") == REPLICA_SYNC_GAP_S
         assert gauge(primary, "meridian_journal_sync_gap_seconds") == REPLICA_SYNC_GAP_S
+        # the standby's native thread wrote and acknowledged the batches; the loop took the first
+        assert gauge(standby, "meridian_replication_native_batches") > 0
+        assert gauge(standby, "meridian_replication_loop_frames") >= 1
         fail_over(primary, standby, streamer)
         assert assert_all_present_once(standby.port, streamer.acked) == len(streamer.acked)
         assert gauge(standby, "meridian_journal_sync_gap_seconds") == 0.0  # alone: its disk answers
@@ -144,6 +147,9 @@ def test_a_cut_link_leaves_the_primary_trading_alone_and_a_healed_one_catches_th
         wait_for(lambda: len(streamer.acked) > alone + 300, "orders answered after the link healed")
         assert connected(primary) == 1.0
         assert gauge(primary, "meridian_journal_sync_gap_seconds") == REPLICA_SYNC_GAP_S
+        # the standby's native thread wrote and acknowledged the batches; the loop took the first
+        assert gauge(standby, "meridian_replication_native_batches") > 0
+        assert gauge(standby, "meridian_replication_loop_frames") >= 1
         fail_over(primary, standby, streamer)
         # Every acknowledged order, those answered while the standby was cut off included.
         assert assert_all_present_once(standby.port, streamer.acked) == len(streamer.acked)
