@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -134,32 +132,12 @@ class ReplicatedPair:
 
 @contextlib.contextmanager
 def lease_endpoint() -> Iterator[str]:
-    """The local moto endpoint as its own process (``meridian_local.endpoint.moto_server``), for the
-    lease table: in this process its threads would take the benchmark client's GIL (and its CPU
-    figures) at every lease read. Yields its URL; stopped by its pid."""
-    from meridian_local.endpoint.moto_server import READY_PREFIX  # noqa: PLC0415 - replicated runs only
+    """The local moto endpoint as its own process, for the lease table: in this process its threads
+    would take the benchmark client's GIL (and its CPU figures) at every lease read."""
+    from meridian_local.endpoint.moto_process import moto_process  # noqa: PLC0415 - replicated runs only
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "meridian_local.endpoint.moto_server", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith(READY_PREFIX):
-            raise RuntimeError(f"the lease endpoint did not start: {line!r}")
-        yield line.split()[-1]
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    with moto_process() as endpoint:
+        yield endpoint
 
 
 @contextlib.contextmanager

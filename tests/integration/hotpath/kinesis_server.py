@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from meridian.kpl import user_records
+from meridian_local.endpoint.moto_process import moto_process
 
 AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -19,12 +19,11 @@ AWS_ENV = {
 
 
 def moto_server() -> Iterator[str]:
-    """Run moto server on a free loopback port for the duration; yields its endpoint URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    """The local AWS endpoint, a process of its own on a free loopback port, for the duration; yields
+    its URL. In this process, moto's threads would share the GIL with the test's clients, and a
+    node's lease renewal waiting on them could fence a healthy primary under load."""
+    with moto_process() as endpoint:
+        yield endpoint
 
 
 def kinesis_client(endpoint: str) -> Any:
