@@ -18,15 +18,12 @@ import socket
 from collections import deque
 from collections.abc import Callable
 
-from meridian_hotpath.engine import MatchingEngine
-from meridian_hotpath.journal import JournalWriter
 from meridian_hotpath.replica_receiver import ReplicaReceiver
 from meridian_hotpath.replication import (
     HELLO,
     HELLO_BODY,
     RECORDS,
     RECORDS_BODY,
-    EpochLog,
     ReplicationError,
     link_frame,
 )
@@ -40,26 +37,17 @@ ENDED = 0  # the receiver's item kind for a link that ended
 class NativeStandbyLink(StandbyLink):
     """A standby's link read by a native thread (see the module docstring)."""
 
-    def __init__(
-        self,
-        engine: MatchingEngine,
-        journal: JournalWriter,
-        epochs: EpochLog,
-        on_check: Callable[[int, int], None],
-        on_diverged: Callable[[int], None],
-    ) -> None:
-        super().__init__(engine, journal, epochs, on_check, on_diverged)
-        self.sock: socket.socket | None = None
-        self.receiver: ReplicaReceiver | None = None
-        self._wake = -1
-        self._items: deque[tuple[int, bytes, bool]] = deque()
-        self._closed = False
+    sock: socket.socket | None = None
+    receiver: ReplicaReceiver | None = None
+    _wake = -1  # the eventfd the thread writes when it queues something
+    _closed = False
 
     def begin(self, sock: socket.socket) -> None:
         """Say HELLO on the connected (blocking) ``sock`` and start the receiver thread on it."""
         syncer = self.journal.syncer
         assert syncer is not None, "the standby's journal has its syncer"
         self.sock = sock
+        self._items: deque[tuple[int, bytes, bool]] = deque()
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.receiver = ReplicaReceiver(sock.fileno(), syncer, self._wake, self.journal.unsynced_window)
         asyncio.get_running_loop().add_reader(self._wake, self._drain)

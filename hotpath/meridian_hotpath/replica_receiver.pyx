@@ -331,6 +331,16 @@ cdef void *receive(void *arg) noexcept nogil:
     return NULL
 
 
+cdef void halt(Receiver *r, pthread_t thread) noexcept nogil:
+    """Stop the thread: wake it if it waits for the loop, end its read (shut the socket down), join."""
+    pthread_mutex_lock(&r.lock)
+    r.stopping = 1
+    pthread_cond_signal(&r.resumed)
+    pthread_mutex_unlock(&r.lock)
+    shutdown(r.sock, SHUT_RDWR)
+    pthread_join(thread, NULL)
+
+
 cdef class ReplicaReceiver:
     """A standby's native receive thread on one link; see the module docstring."""
 
@@ -430,12 +440,7 @@ cdef class ReplicaReceiver:
         if not self.started:
             return
         with nogil:
-            pthread_mutex_lock(&self.r.lock)
-            self.r.stopping = 1
-            pthread_cond_signal(&self.r.resumed)
-            pthread_mutex_unlock(&self.r.lock)
-            shutdown(self.r.sock, SHUT_RDWR)
-            pthread_join(self.thread, NULL)
+            halt(&self.r, self.thread)
         self.started = False
 
     @property
@@ -456,12 +461,7 @@ cdef class ReplicaReceiver:
         cdef Item *item
         cdef Item *following
         if self.started:
-            pthread_mutex_lock(&self.r.lock)
-            self.r.stopping = 1
-            pthread_cond_signal(&self.r.resumed)
-            pthread_mutex_unlock(&self.r.lock)
-            shutdown(self.r.sock, SHUT_RDWR)
-            pthread_join(self.thread, NULL)
+            halt(&self.r, self.thread)
         item = self.r.head
         while item != NULL:
             following = item.next

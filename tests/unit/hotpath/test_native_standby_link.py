@@ -140,6 +140,27 @@ async def settle(link: StandbyLink, node: Standby, seq: int) -> None:
         await asyncio.sleep(0.001)
 
 
+def until_the_link_ends(
+    tmp_path: Path, native: bool, script: Callable[[StandbyLink, Standby, Primary], Awaitable[None]]
+) -> Standby:
+    """Run ``script`` against a fresh standby's link, then wait for the standby to end the link."""
+    node = standby(tmp_path, segment_bytes=1 << 20, window=1 << 20, sync_gap=0.0)
+    primary = Primary()
+
+    async def scenario() -> None:
+        link = await linked(node, native, primary)
+        try:
+            await script(link, node, primary)
+            await asyncio.wait_for(link.lost.wait(), 10)
+        finally:
+            link.close()
+            primary.close()
+
+    asyncio.run(scenario())
+    node.journal.close()
+    return node
+
+
 def run_script(tmp_path: Path, native: bool) -> tuple[Standby, list[int], list[tuple[int, int]]]:
     """Epoch 1 from seq 1, many batches over small segments and a tight unsynced window, a CHECK,
     then epoch 2 (a new primary) and its batches."""
@@ -209,46 +230,26 @@ def test_the_native_link_leaves_what_the_loop_link_leaves(tmp_path: Path) -> Non
 def test_records_the_standby_cannot_take_are_refused_and_nothing_is_written(
     tmp_path: Path, native: bool, bad: Callable[[], bytes], reason: str
 ) -> None:
-    node = standby(tmp_path, segment_bytes=1 << 20, window=1 << 20, sync_gap=0.0)
-    primary = Primary()
+    async def script(link: StandbyLink, node: Standby, primary: Primary) -> None:
+        primary.send(records_frame(1, 3, 1))
+        await asyncio.to_thread(primary.acked_through, 3)
+        await settle(link, node, 3)
+        primary.send(bad())
+        kind, payload = await asyncio.to_thread(primary.next_frame)
+        assert kind == REFUSE
+        assert reason in payload.decode()
 
-    async def scenario() -> None:
-        link = await linked(node, native, primary)
-        try:
-            primary.send(records_frame(1, 3, 1))
-            await asyncio.to_thread(primary.acked_through, 3)
-            await settle(link, node, 3)
-            primary.send(bad())
-            kind, payload = await asyncio.to_thread(primary.next_frame)
-            assert kind == REFUSE
-            assert reason in payload.decode()
-            await asyncio.wait_for(link.lost.wait(), 10)
-        finally:
-            link.close()
-            primary.close()
-
-    asyncio.run(scenario())
-    node.journal.close()
+    node = until_the_link_ends(tmp_path, native, script)
     assert node.engine.seq == 3
     assert node.journal.next_seq == 4
 
 
 @pytest.mark.parametrize("native", [False, True], ids=["loop", "native"])
 def test_diverged_tells_the_node_and_ends_the_link(tmp_path: Path, native: bool) -> None:
-    node = standby(tmp_path, segment_bytes=1 << 20, window=1 << 20, sync_gap=0.0)
-    primary = Primary()
+    async def script(link: StandbyLink, node: Standby, primary: Primary) -> None:
+        primary.send(link_frame(DIVERGED, SEQ_BODY.pack(0)))
 
-    async def scenario() -> None:
-        link = await linked(node, native, primary)
-        try:
-            primary.send(link_frame(DIVERGED, SEQ_BODY.pack(0)))
-            await asyncio.wait_for(link.lost.wait(), 10)
-        finally:
-            link.close()
-            primary.close()
-
-    asyncio.run(scenario())
-    node.journal.close()
+    node = until_the_link_ends(tmp_path, native, script)
     assert node.diverged == [0]
 
 
