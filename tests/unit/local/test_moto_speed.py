@@ -307,7 +307,7 @@ def test_an_expression_passes_the_checks_of_its_shape_once_per_names(
         table.update_item(
             TableName="t",
             Key={"pk": {"S": "b"}},
-            UpdateExpression="SET #x = :v, #y = :v",
+            UpdateExpression="SET #x = :v + :v, #y = :v",  # not plain (an addition): moto's validator
             ExpressionAttributeNames=names,
             ExpressionAttributeValues={":v": {"N": "1"}},
         )
@@ -420,3 +420,38 @@ def test_a_request_line_is_made_only_when_the_werkzeug_logger_keeps_it(level: in
         werkzeug.setLevel(before)
     assert len(request.logged) == logged
     assert all(line == '"POST / HTTP/1.1" 200 18' for line in request.logged)
+
+
+def test_a_connection_stays_open_for_the_next_request_unless_the_client_closes_it() -> None:
+    import http.client  # noqa: PLC0415
+
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    moto_speed.install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        port = server.get_host_and_port()[1]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        sqs = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=local/20240101/us-east-1/sqs/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        }
+        answers = []
+        for name in ("q1", "q2", "q3"):  # a body each: read whole, so the next request line is found
+            body = f"Action=CreateQueue&QueueName={name}&Version=2012-11-05"
+            connection.request("POST", "/", body=body, headers=sqs)
+            response = connection.getresponse()
+            answers.append(
+                (response.status, response.getheader("Connection"), name in response.read().decode())
+            )
+        assert answers == [(200, None, True)] * 3
+        assert connection.sock is not None  # one connection served all three
+        connection.request("POST", "/", body="Action=ListQueues", headers={**sqs, "Connection": "close"})
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Connection")) == (200, "close")
+        assert "q3" in response.read().decode()
+        connection.close()
+    finally:
+        server.stop()
