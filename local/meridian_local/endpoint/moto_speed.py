@@ -43,7 +43,10 @@ moto answers.
   keeps those of the partition it names, so each costs more as the table grows (the order API reads
   the last trade of a symbol from a table that gains an item per trade). Here it lists that
   partition's items alone; the filtering and sorting that follow are moto's, so answers are
-  unchanged.
+  unchanged. A query with a ``Limit`` (the last trades, newest first) is given only the items
+  moto's walk would reach before it stops (the partition sorted once by the keys' values, and
+  walked with moto's own key comparison), so moto no longer sorts a partition that grows with
+  every trade by comparing ``DynamoType`` objects.
 * Kinesis: a shard keeps every record in a dict by sequence number, and each ``GetRecords`` walks it
   from the first record to find those after its iterator, each ``PutRecord(s)`` lists all its keys
   to find the last: both cost more with every record the stream ever took. Here the last key is
@@ -119,7 +122,7 @@ def install() -> None:
     _parse_expressions_once()
     if "simple_updates" not in skipped:
         _update_plain_expressions_directly()
-    _query_one_partition()
+    _query_one_partition(prefixed="query_prefix" not in skipped)
     _copy_expression_trees_plainly()
     _walk_expressions_quickly()
     _check_expression_shapes_once()
@@ -163,10 +166,47 @@ def _parse_expressions_once() -> None:
     ConditionExpressionParser._lex_condition_expression = lex_once  # type: ignore[method-assign]
 
 
-_partition = threading.local()  # the hash key of the table query running on this thread
+_partition = threading.local()  # the hash key of the table query running on this thread, and its items
+_QUERY_ARGUMENTS = frozenset(("hash_key_conditions", "range_key_conditions"))
 
 
-def _query_one_partition() -> None:
+def query_prefix(
+    table: Any, hash_key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> list[Any] | None:
+    """The items of a limited table query's partition that moto's walk visits, in its order: up to
+    the first one after the last result it keeps (None: every item, or not a query this reads).
+
+    moto sorts the partition by range key (``DynamoType.__lt__``: the keys' ``cast_value``), walks it
+    in the query's direction, keeps those its key condition matches and stops at the first item
+    after ``Limit`` of them. Sorted here by the same values (in C, not by ``DynamoType`` per
+    comparison), a longer walk than moto's is harmless: moto walks what it is given the same way."""
+    if len(args) < 5 or not kwargs.keys() <= _QUERY_ARGUMENTS or not table.range_key_attr:
+        return None
+    range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward = args[:5]
+    conditions = kwargs.get("range_key_conditions")
+    if conditions and (len(conditions) != 1 or conditions[0][0] != table.range_key_attr):
+        return None
+    if type(limit) is not int or limit < 1 or exclusive_start_key is not None:
+        return None
+    partition = table.items.get(hash_key)
+    if partition is None or len(partition) <= limit + 1:
+        return None
+    try:
+        ordered = sorted(partition.values(), key=lambda item: item.range_key.cast_value)
+        if scan_index_forward is False:
+            ordered.reverse()
+        kept = 0
+        for n, item in enumerate(ordered):
+            if kept == limit:
+                return ordered[: n + 1]
+            if range_comparison is None or item.range_key.compare(range_comparison, range_objs):
+                kept += 1
+    except Exception:  # what moto's own walk refuses, it refuses itself
+        return None
+    return None
+
+
+def _query_one_partition(prefixed: bool = True) -> None:
     from moto.dynamodb.models.table import Table  # noqa: PLC0415
 
     query, all_items = Table.query, Table.all_items
@@ -174,20 +214,25 @@ def _query_one_partition() -> None:
     def query_partition(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
         _partition.key = None if index_name else hash_key
+        _partition.items = None if index_name or not prefixed else query_prefix(self, hash_key, args, kwargs)
         try:
             return query(self, hash_key, *args, **kwargs)
         finally:
-            _partition.key = None
+            _partition.key = _partition.items = None
 
     def items_of_partition(self: Any) -> list[Any]:
         hash_key = getattr(_partition, "key", None)
         if hash_key is None:
             return all_items(self)
+        prefix = _partition.items
+        if prefix is not None:
+            return list(prefix)
         partition = self.items.get(hash_key)
         if partition is None:
             return []
         return list(partition.values()) if self.range_key_attr else [partition]
 
+    query_partition.__wrapped__ = query  # type: ignore[attr-defined]  # moto's own, for the tests
     Table.query = query_partition  # type: ignore[method-assign]
     Table.all_items = items_of_partition  # type: ignore[method-assign]
 

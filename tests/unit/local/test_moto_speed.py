@@ -129,7 +129,7 @@ def test_a_table_query_reads_its_partition_alone_and_answers_as_moto(monkeypatch
             Limit=2,
         )["Items"]
         assert [item["sk"]["S"] for item in newest] == ["TRADE#3", "TRADE#2"]
-        assert listed == [4]  # AAPL's four items, not the table's eight
+        assert listed == [3]  # of AAPL's four items, those moto's walk reaches; not the table's eight
         none = client.query(
             TableName="md",
             KeyConditionExpression="pk = :pk",
@@ -144,6 +144,97 @@ def test_a_table_query_reads_its_partition_alone_and_answers_as_moto(monkeypatch
         )["Items"]
         assert len(trades) == 6  # an index query still reads every item of the table
         assert listed[-1] == 8
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)", "ScanIndexForward": False, "Limit": 1},
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)", "ScanIndexForward": False, "Limit": 5},
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)", "Limit": 3},
+    {"KeyConditionExpression": "pk = :pk AND sk > :t", "ScanIndexForward": False, "Limit": 4},
+    {"KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b", "Limit": 2},
+    {"KeyConditionExpression": "pk = :pk", "ScanIndexForward": False, "Limit": 2},
+    {"KeyConditionExpression": "pk = :pk", "Limit": 39},
+    {"KeyConditionExpression": "pk = :pk", "Limit": 40},
+    {"KeyConditionExpression": "pk = :pk", "Limit": 500},
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :none)", "Limit": 2},
+    {
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)",
+        "FilterExpression": "qty > :q",
+        "ScanIndexForward": False,
+        "Limit": 3,
+    },
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)", "Limit": 3, "Select": "COUNT"},
+]
+
+
+def _query_all(client: Any) -> list[Any]:
+    answers = []
+    values = {
+        ":pk": {"S": "SYMBOL#AAPL"},
+        ":t": {"S": "TRADE#"},
+        ":a": {"S": "TRADE#010"},
+        ":b": {"S": "TRADE#020"},
+        ":none": {"S": "ZZZ"},
+        ":q": {"N": "15"},
+    }
+    for query in QUERIES:
+        used = {k: v for k, v in values.items() if k in str(query)}
+        request = {"TableName": "md", "ExpressionAttributeValues": used, **query}
+        pages = []
+        while True:  # every page: the next one starts after the last key, by moto's own walk
+            answer = client.query(**request)
+            pages.append(
+                (answer.get("Items"), answer["Count"], answer["ScannedCount"], answer.get("LastEvaluatedKey"))
+            )
+            if "LastEvaluatedKey" not in answer or len(pages) > 50:
+                break
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        answers.append(pages)
+    return answers
+
+
+def test_a_limited_query_walks_the_items_moto_would_and_answers_as_moto(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.dynamodb.models.table import Table  # noqa: PLC0415
+
+    moto_speed.install()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="md",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for n in (*range(30, 0, -2), *range(1, 30, 2)):  # out of order
+            item = {"pk": {"S": "SYMBOL#AAPL"}, "sk": {"S": f"TRADE#{n:03d}"}, "qty": {"N": str(n)}}
+            client.put_item(TableName="md", Item=item)
+        for sk in ("BOOK", "A", "ZZ#1", "ZZ#2", "TRADF", "TRADE", "TRADE$", "TRADE#", "zz", "0"):
+            client.put_item(TableName="md", Item={"pk": {"S": "SYMBOL#AAPL"}, "sk": {"S": sk}})
+        client.put_item(TableName="md", Item={"pk": {"S": "SYMBOL#MSFT"}, "sk": {"S": "TRADE#001"}})
+        walked: list[int] = []
+        listing = Table.all_items
+
+        def counting(self: Any) -> list[Any]:
+            items = listing(self)
+            walked.append(len(items))
+            return items
+
+        monkeypatch.setattr(Table, "all_items", counting)
+        quick = _query_all(client)
+        assert walked[0] == 7  # five other keys sort after the newest trade; it, and the item after it
+        assert [item["sk"]["S"] for item in quick[0][0][0]] == ["TRADE#030"]
+        before = len(walked)
+        monkeypatch.setattr(Table, "query", Table.query.__wrapped__)  # type: ignore[attr-defined]
+        assert _query_all(client) == quick
+        assert set(walked[before:]) == {41}  # moto's own: every item of the table, every time
 
 
 EXPRESSIONS = (
