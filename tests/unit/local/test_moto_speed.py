@@ -129,7 +129,7 @@ def test_a_table_query_reads_its_partition_alone_and_answers_as_moto(monkeypatch
             Limit=2,
         )["Items"]
         assert [item["sk"]["S"] for item in newest] == ["TRADE#3", "TRADE#2"]
-        assert listed == [4]  # AAPL's four items, not the table's eight
+        assert listed == [3]  # of AAPL's four items, those moto's walk reaches; not the table's eight
         none = client.query(
             TableName="md",
             KeyConditionExpression="pk = :pk",
@@ -144,6 +144,97 @@ def test_a_table_query_reads_its_partition_alone_and_answers_as_moto(monkeypatch
         )["Items"]
         assert len(trades) == 6  # an index query still reads every item of the table
         assert listed[-1] == 8
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)", "ScanIndexForward": False, "Limit": 1},
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)", "ScanIndexForward": False, "Limit": 5},
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)", "Limit": 3},
+    {"KeyConditionExpression": "pk = :pk AND sk > :t", "ScanIndexForward": False, "Limit": 4},
+    {"KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b", "Limit": 2},
+    {"KeyConditionExpression": "pk = :pk", "ScanIndexForward": False, "Limit": 2},
+    {"KeyConditionExpression": "pk = :pk", "Limit": 39},
+    {"KeyConditionExpression": "pk = :pk", "Limit": 40},
+    {"KeyConditionExpression": "pk = :pk", "Limit": 500},
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :none)", "Limit": 2},
+    {
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)",
+        "FilterExpression": "qty > :q",
+        "ScanIndexForward": False,
+        "Limit": 3,
+    },
+    {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)", "Limit": 3, "Select": "COUNT"},
+]
+
+
+def _query_all(client: Any) -> list[Any]:
+    answers = []
+    values = {
+        ":pk": {"S": "SYMBOL#AAPL"},
+        ":t": {"S": "TRADE#"},
+        ":a": {"S": "TRADE#010"},
+        ":b": {"S": "TRADE#020"},
+        ":none": {"S": "ZZZ"},
+        ":q": {"N": "15"},
+    }
+    for query in QUERIES:
+        used = {k: v for k, v in values.items() if k in str(query)}
+        request = {"TableName": "md", "ExpressionAttributeValues": used, **query}
+        pages = []
+        while True:  # every page: the next one starts after the last key, by moto's own walk
+            answer = client.query(**request)
+            pages.append(
+                (answer.get("Items"), answer["Count"], answer["ScannedCount"], answer.get("LastEvaluatedKey"))
+            )
+            if "LastEvaluatedKey" not in answer or len(pages) > 50:
+                break
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        answers.append(pages)
+    return answers
+
+
+def test_a_limited_query_walks_the_items_moto_would_and_answers_as_moto(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.dynamodb.models.table import Table  # noqa: PLC0415
+
+    moto_speed.install()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="md",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for n in (*range(30, 0, -2), *range(1, 30, 2)):  # out of order
+            item = {"pk": {"S": "SYMBOL#AAPL"}, "sk": {"S": f"TRADE#{n:03d}"}, "qty": {"N": str(n)}}
+            client.put_item(TableName="md", Item=item)
+        for sk in ("BOOK", "A", "ZZ#1", "ZZ#2", "TRADF", "TRADE", "TRADE$", "TRADE#", "zz", "0"):
+            client.put_item(TableName="md", Item={"pk": {"S": "SYMBOL#AAPL"}, "sk": {"S": sk}})
+        client.put_item(TableName="md", Item={"pk": {"S": "SYMBOL#MSFT"}, "sk": {"S": "TRADE#001"}})
+        walked: list[int] = []
+        listing = Table.all_items
+
+        def counting(self: Any) -> list[Any]:
+            items = listing(self)
+            walked.append(len(items))
+            return items
+
+        monkeypatch.setattr(Table, "all_items", counting)
+        quick = _query_all(client)
+        assert walked[0] == 7  # five other keys sort after the newest trade; it, and the item after it
+        assert [item["sk"]["S"] for item in quick[0][0][0]] == ["TRADE#030"]
+        before = len(walked)
+        monkeypatch.setattr(Table, "query", Table.query.__wrapped__)  # type: ignore[attr-defined]
+        assert _query_all(client) == quick
+        assert set(walked[before:]) == {41}  # moto's own: every item of the table, every time
 
 
 EXPRESSIONS = (
@@ -307,7 +398,7 @@ def test_an_expression_passes_the_checks_of_its_shape_once_per_names(
         table.update_item(
             TableName="t",
             Key={"pk": {"S": "b"}},
-            UpdateExpression="SET #x = :v, #y = :v",
+            UpdateExpression="SET #x = :v + :v, #y = :v",  # not plain (an addition): moto's validator
             ExpressionAttributeNames=names,
             ExpressionAttributeValues={":v": {"N": "1"}},
         )
@@ -420,3 +511,38 @@ def test_a_request_line_is_made_only_when_the_werkzeug_logger_keeps_it(level: in
         werkzeug.setLevel(before)
     assert len(request.logged) == logged
     assert all(line == '"POST / HTTP/1.1" 200 18' for line in request.logged)
+
+
+def test_a_connection_stays_open_for_the_next_request_unless_the_client_closes_it() -> None:
+    import http.client  # noqa: PLC0415
+
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    moto_speed.install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        port = server.get_host_and_port()[1]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        sqs = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=local/20240101/us-east-1/sqs/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        }
+        answers = []
+        for name in ("q1", "q2", "q3"):  # a body each: read whole, so the next request line is found
+            body = f"Action=CreateQueue&QueueName={name}&Version=2012-11-05"
+            connection.request("POST", "/", body=body, headers=sqs)
+            response = connection.getresponse()
+            answers.append(
+                (response.status, response.getheader("Connection"), name in response.read().decode())
+            )
+        assert answers == [(200, None, True)] * 3
+        assert connection.sock is not None  # one connection served all three
+        connection.request("POST", "/", body="Action=ListQueues", headers={**sqs, "Connection": "close"})
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Connection")) == (200, "close")
+        assert "q3" in response.read().decode()
+        connection.close()
+    finally:
+        server.stop()
