@@ -487,37 +487,37 @@ class JournalWriter:
         written = 0
         while written < len(view):
             written += os.write(self._fd, view[written:])
-        self._size += len(data)
-        self._written_bytes += len(data)
+        self.count_written(len(data), last_seq)
+        syncer.written(last_seq)
+
+    def count_written(self, length: int, last_seq: int) -> None:
+        """``length`` bytes of records ending at ``last_seq`` were appended to the current segment:
+        by ``write_records``, or by another thread (a standby's native receiver, which also told
+        the syncer)."""
+        self._size += length
+        self._written_bytes += length
         self._unsynced.append((last_seq, self._written_bytes))
         self.next_seq = last_seq + 1
-        syncer.written(last_seq)
 
     def fast_lane(self) -> tuple[int, int, int, int]:
         """What a writer on another thread (a standby's native receiver) needs to append after this
         one: the segment's fd, its size, the next seq and the bytes written but not known durable."""
         syncer = self.syncer
         assert syncer is not None, "start_syncer first"
+        self._forget_durable(syncer)
+        return self._fd, self._size, self.next_seq, self._written_bytes - self._durable_bytes
+
+    def _forget_durable(self, syncer: JournalSyncer) -> None:
+        """Drop the writes the syncer has made durable from the unsynced window."""
         durable = int(syncer.durable_seq)
         while self._unsynced and self._unsynced[0][0] <= durable:
             self._durable_bytes = self._unsynced.popleft()[1]
-        return self._fd, self._size, self.next_seq, self._written_bytes - self._durable_bytes
-
-    def wrote_elsewhere(self, length: int, last_seq: int) -> None:
-        """Another thread appended ``length`` bytes of records ending at ``last_seq`` to the current
-        segment (and told the syncer): the same bookkeeping as ``write_records``."""
-        self._size += length
-        self._written_bytes += length
-        self._unsynced.append((last_seq, self._written_bytes))
-        self.next_seq = last_seq + 1
 
     def _wait_unsynced(self, syncer: JournalSyncer, adding: int) -> None:
         """Hold the writer until ``adding`` more bytes fit in the unsynced window (backpressure
         from a disk that is far behind; it never triggers at the node's ordinary rates)."""
         while True:
-            durable = int(syncer.durable_seq)
-            while self._unsynced and self._unsynced[0][0] <= durable:
-                self._durable_bytes = self._unsynced.popleft()[1]
+            self._forget_durable(syncer)
             if (
                 not self._unsynced
                 or self._written_bytes + adding - self._durable_bytes <= self.unsynced_window

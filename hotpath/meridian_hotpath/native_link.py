@@ -90,7 +90,7 @@ class NativeStandbyLink(StandbyLink):
         records = payload[RECORDS_BODY.size :]
         if first != self.engine.seq + 1:
             raise ReplicationError(f"written records from seq {first}: the engine is at {self.engine.seq}")
-        self.journal.wrote_elsewhere(len(records), last)
+        self.journal.count_written(len(records), last)
         self.apply(records, first, last)
 
     def close(self) -> None:

@@ -215,18 +215,12 @@ class ShardRole:
         # which can hold up the write of the next batch, is then no part of any answer.
         self._pace_disk(self.config.replica_sync_gap)
 
+        parts = (node.engine, node.journal, self.epochs, self._checked, self._diverged)
+
         def connect(address: tuple[str, int]) -> Awaitable[StandbyLink]:
             if self.config.native_receiver:
-                return connect_native(
-                    address,
-                    lambda: NativeStandbyLink(
-                        node.engine, node.journal, self.epochs, self._checked, self._diverged
-                    ),
-                )
-            return connect_on_loop(
-                address,
-                lambda: StandbyLink(node.engine, node.journal, self.epochs, self._checked, self._diverged),
-            )
+                return connect_native(address, lambda: NativeStandbyLink(*parts))
+            return connect_on_loop(address, lambda: StandbyLink(*parts))
 
         def linked(link: StandbyLink | None) -> None:
             self.link = link
@@ -363,7 +357,7 @@ class ShardRole:
             }
         elif self.link is not None:
             values |= {"meridian_replication_received": float(self.link.received)}
-            receiver = getattr(self.link, "receiver", None)
+            receiver = self.link.receiver if isinstance(self.link, NativeStandbyLink) else None
             if receiver is not None:  # the native path: batches its thread took, frames the loop took
                 values |= {
                     "meridian_replication_native_batches": float(receiver.fast_frames),
