@@ -63,3 +63,4 @@ cdef class JournalSyncer:
 
 
 cdef void syncer_written(State *s, uint64_t seq) noexcept nogil
+cdef void wake_fd(int fd) noexcept nogil

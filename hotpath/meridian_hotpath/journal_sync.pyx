@@ -43,13 +43,18 @@ cdef void syncer_written(State *s, uint64_t seq) noexcept nogil:
     pthread_mutex_unlock(&s.lock)
 
 
-cdef void signal_all(State *s) noexcept nogil:
+cdef void wake_fd(int fd) noexcept nogil:
+    """Write 8 bytes to ``fd``: an eventfd adds one; a pipe already holding a byte has woken its
+    reader (EAGAIN: fine)."""
     cdef uint64_t one = 1
+    while write(fd, &one, 8) < 0 and errno == EINTR:
+        pass
+
+
+cdef void signal_all(State *s) noexcept nogil:
     cdef int i
     for i in range(s.n_notify):
-        # An eventfd adds one; a pipe already holding a byte has woken its reader (EAGAIN: fine).
-        while write(s.notify[i], &one, 8) < 0 and errno == EINTR:
-            pass
+        wake_fd(s.notify[i])
 
 
 cdef void *run(void *arg) noexcept nogil:

@@ -46,6 +46,7 @@ from meridian_hotpath.journal_sync cimport (
     pthread_mutex_unlock,
     pthread_t,
     syncer_written,
+    wake_fd,
 )
 
 
@@ -110,12 +111,6 @@ cdef struct Receiver:
     char ended[160]
 
 
-cdef void notify(Receiver *r) noexcept nogil:
-    cdef uint64_t one = 1
-    while write(r.notify_fd, &one, 8) < 0 and errno == EINTR:
-        pass
-
-
 cdef bint push(Receiver *r, int kind, const char *data, size_t length, int written) noexcept nogil:
     """Queue an item for the loop; True when the loop must be woken (the queue was empty)."""
     cdef Item *item = <Item *> malloc(sizeof(Item))
@@ -173,7 +168,7 @@ cdef uint64_t write_fast(Receiver *r, const char *p, size_t n) noexcept nogil:
     """Write a RECORDS frame's records if it is the ordinary case (module docstring): the last seq
     written, or 0 when the frame is for the loop."""
     cdef uint16_t epoch
-    cdef uint64_t first, last, seq, durable
+    cdef uint64_t first, last, seq, record_seq, durable
     cdef uint32_t word
     cdef const char *records
     cdef size_t length, offset, done
@@ -193,8 +188,8 @@ cdef uint64_t write_fast(Receiver *r, const char *p, size_t n) noexcept nogil:
         if length - offset < RECORD_OVERHEAD:
             return 0
         memcpy(&word, records + offset, 4)
-        memcpy(&durable, records + offset + 4, 8)  # the record's seq
-        if (word >> 16) > r.known_epoch or durable != seq:
+        memcpy(&record_seq, records + offset + 4, 8)
+        if (word >> 16) > r.known_epoch or record_seq != seq:
             return 0
         offset += (word & 0xFFFF) + RECORD_OVERHEAD
         seq += 1
@@ -292,11 +287,11 @@ cdef void *receive(void *arg) noexcept nogil:
                 send_ack(r, acked)
                 acked = 0
             if wake:
-                notify(r)
+                wake_fd(r.notify_fd)
                 wake = False
             r.handed_frames += 1
             if push(r, kind, buffer + offset + LINK_HEADER, length - 1, 0):
-                notify(r)
+                wake_fd(r.notify_fd)
             offset = frame_end
             if kind == RECORDS:
                 if not wait_for_loop(r):
@@ -308,7 +303,7 @@ cdef void *receive(void *arg) noexcept nogil:
         if acked != 0:
             send_ack(r, acked)
         if wake:
-            notify(r)
+            wake_fd(r.notify_fd)
         if done:
             break
         memmove(buffer, buffer + offset, have - offset)
@@ -324,7 +319,7 @@ cdef void *receive(void *arg) noexcept nogil:
                 capacity = 4 + <size_t> length
     free(buffer)
     if push(r, ENDED, r.ended, strlen(r.ended), 0):
-        notify(r)
+        wake_fd(r.notify_fd)
     pthread_mutex_lock(&r.lock)
     r.running = 0
     pthread_mutex_unlock(&r.lock)
