@@ -8,7 +8,9 @@ hold moto's work)::
     with moto_process() as endpoint_url:
         ...
 
-The process is stopped by its pid, also when the block fails.
+The process is stopped by its pid, also when the block fails (``processes.ChildProcess.stop``).
+Unlike ``ChildProcess.start``, nothing of its output after the ready line is read: its log goes
+nowhere, so no thread here takes the GIL to forward it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from collections.abc import Iterator
 
 from meridian_local.endpoint.moto_server import READY_PREFIX
+from meridian_local.processes import ChildProcess
 
 
 @contextlib.contextmanager
@@ -37,11 +40,6 @@ def moto_process() -> Iterator[str]:
             raise RuntimeError(f"the AWS endpoint did not start: {line!r}")
         yield line.split()[-1]
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        ChildProcess("aws-endpoint", process).stop(grace=10)  # SIGTERM, then SIGKILL, by its pid
         if process.stdout is not None:
             process.stdout.close()
