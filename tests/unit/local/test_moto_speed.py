@@ -81,32 +81,35 @@ def test_a_bad_expression_is_refused_every_time(table: Any) -> None:
             )
 
 
+def _create_market_data_table(client: Any, kinds_index: bool = False) -> None:
+    """Table ``md`` keyed by ``pk`` and ``sk`` (strings), with a ``kinds`` index on ``kind`` if asked."""
+    attributes = [{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk")]
+    indexes: dict[str, Any] = {}
+    if kinds_index:
+        attributes.append({"AttributeName": "kind", "AttributeType": "S"})
+        indexes["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": "kinds",
+                "KeySchema": [{"AttributeName": "kind", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ]
+    client.create_table(
+        TableName="md",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=attributes,
+        BillingMode="PAY_PER_REQUEST",
+        **indexes,
+    )
+
+
 def test_a_table_query_reads_its_partition_alone_and_answers_as_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.dynamodb.models.table import Table  # noqa: PLC0415
 
     moto_speed.install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="md",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-                {"AttributeName": "kind", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "kinds",
-                    "KeySchema": [{"AttributeName": "kind", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_market_data_table(client, kinds_index=True)
         for symbol in ("AAPL", "MSFT"):
             for n in (3, 1, 2):
                 item = {"pk": {"S": f"SYMBOL#{symbol}"}, "sk": {"S": f"TRADE#{n}"}, "kind": {"S": "trade"}}
@@ -201,18 +204,7 @@ def test_a_limited_query_walks_the_items_moto_would_and_answers_as_moto(
     moto_speed.install()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="md",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_market_data_table(client)
         for n in (*range(30, 0, -2), *range(1, 30, 2)):  # out of order
             item = {"pk": {"S": "SYMBOL#AAPL"}, "sk": {"S": f"TRADE#{n:03d}"}, "qty": {"N": str(n)}}
             client.put_item(TableName="md", Item=item)
